@@ -1,0 +1,71 @@
+"""Typed exceptions and warnings raised by torchlinreg.
+
+Every error carries a one-line message that says what was wrong, where (file, row,
+column when known) and what to do, so the CLI can print it verbatim.
+"""
+
+from __future__ import annotations
+
+
+class TorchLinRegError(Exception):
+    """Base class of every error torchlinreg raises on purpose."""
+
+
+class DataError(TorchLinRegError, ValueError):
+    """Input data is malformed: wrong shape, non-numeric, missing or non-finite values.
+
+    ``path``, ``row`` (1-based, as a text editor counts lines) and ``column`` are set
+    when the error comes from a file and the place is known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        full = f"{', '.join(where)}: {message}" if where else message
+        super().__init__(full)
+        self.path = path
+        self.row = row
+        self.column = column
+
+
+class ModelFileError(TorchLinRegError):
+    """A model or checkpoint file is missing, corrupt, not ours, or of an unknown version."""
+
+
+class DivergenceError(TorchLinRegError, ArithmeticError):
+    """An iterative fit produced a non-finite or exploding loss."""
+
+    def __init__(self, message: str, *, epoch: int | None = None) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+
+
+class NotFittedError(TorchLinRegError, ValueError, AttributeError):
+    """The estimator is used before ``fit``.
+
+    Subclasses ``ValueError`` and ``AttributeError`` like scikit-learn's NotFittedError.
+    """
+
+
+class RankWarning(UserWarning):
+    """The design matrix is rank-deficient; the named columns are aliased."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative solver stopped at ``max_iter`` before meeting ``tol``."""
+
+
+class DegenerateWarning(UserWarning):
+    """A statistic is undefined (e.g. no residual degrees of freedom) and is NaN."""

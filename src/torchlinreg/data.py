@@ -1,0 +1,358 @@
+"""Any in-memory source -> validated float tensors; files go through :mod:`.tables`.
+
+Accepted: numpy arrays, torch tensors (kept on their device), pandas and polars DataFrames
+and Series, pyarrow Tables, RecordBatches and Arrays, nested lists, anything with
+``__array__``. pandas and polars are never imported here: an input is recognised by the
+module its type comes from.
+
+Errors are :class:`~torchlinreg.errors.DataError` (a ``ValueError``) with one-line messages;
+where scikit-learn's estimator checks look for particular words ("0 sample(s)", "NaN",
+"infinity", "Complex data not supported", "sparse") the messages contain them.
+
+Example:
+    >>> m = as_matrix([[1, 2], [3, 4]])
+    >>> m.values.dtype, m.kind
+    (torch.float64, 'list')
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import DataError
+from .tables import Block, TableSource, open_table
+
+
+class NonNumericDataError(DataError, TypeError):
+    """An object array holds a value that is neither a number nor a numeric string.
+
+    Also a ``TypeError``, as numpy raises for the same input (scikit-learn checks this).
+    """
+
+
+@dataclass
+class Matrix:
+    """Validated 2-D values plus what is needed to give results back in the input's kind."""
+
+    values: Tensor
+    columns: list[str] | None
+    kind: str
+    device: torch.device
+    was_1d: bool = False
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.values.shape)
+
+    def wrap(self, out: Tensor):
+        """``out`` as the input's kind: a tensor on the input's device for torch input, else
+        a numpy array; 1-D again when the input was 1-D and ``out`` has one column."""
+        if self.was_1d and out.ndim == 2 and out.shape[1] == 1:
+            out = out[:, 0]
+        if self.kind == "torch":
+            return out.to(self.device)
+        return out.detach().cpu().numpy()
+
+
+def _module(x) -> str:
+    return type(x).__module__.split(".")[0]
+
+
+def _float_dtype_np(arr: np.ndarray, dtype: torch.dtype | None) -> np.dtype:
+    if dtype is not None:
+        return torch.empty((), dtype=dtype).numpy().dtype
+    if arr.dtype in (np.float32, np.float64):
+        return arr.dtype
+    return np.dtype(np.float32) if arr.dtype == np.float16 else np.dtype(np.float64)
+
+
+def _numeric_numpy(arr: np.ndarray, name: str, columns: list[str] | None) -> np.ndarray:
+    """Check the dtype of a numpy array and turn object/string arrays into float64."""
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise DataError(
+            f"Complex data not supported: {name} has dtype {arr.dtype}; pass real numbers"
+        )
+    if kind in "biuf":
+        return arr
+    if kind in "OUS":
+        try:
+            return arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            _raise_bad_element(arr, name, columns, exc)
+    raise DataError(f"{name} has non-numeric dtype {arr.dtype}; convert it to numbers first")
+
+
+def _raise_bad_element(arr: np.ndarray, name: str, columns, exc: Exception):
+    flat = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr.reshape(-1, 1)
+    for (i, j), v in np.ndenumerate(flat):
+        v = v.item() if isinstance(v, np.generic) else v
+        if isinstance(v, complex):
+            raise DataError(f"Complex data not supported: {name} holds {v!r}; pass real numbers")
+        try:
+            float(v)
+        except (TypeError, ValueError):
+            where = f"at row {i + 1}, {_col(columns, j)}"
+            if isinstance(exc, TypeError):
+                raise NonNumericDataError(
+                    f"{name} holds a {type(v).__name__} {where}; float() argument must be a "
+                    "string or a real number: convert the data to numbers first"
+                ) from None
+            raise DataError(
+                f"{name} holds non-numeric value {v!r} {where}; convert it to a number or drop it"
+            ) from None
+    raise DataError(f"{name} cannot be converted to numbers ({exc})") from None
+
+
+def _col(columns: list[str] | None, j: int) -> str:
+    return f"column {columns[j]!r}" if columns else f"column {j + 1}"
+
+
+def _from_pandas(X, name: str) -> tuple[np.ndarray, list[str] | None]:
+    frame_cols = [(X.name, X.dtype)] if X.ndim == 1 else list(X.dtypes.items())
+    import pandas as pd  # only reached for pandas input
+
+    for col, dt in frame_cols:
+        if isinstance(dt, pd.CategoricalDtype) or not (
+            pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt)
+        ):
+            raise DataError(f"{name} column {col!r} has non-numeric dtype {dt}; convert or drop it")
+        if pd.api.types.is_complex_dtype(dt):
+            raise DataError(f"Complex data not supported: {name} column {col!r} is {dt}")
+    names = [c for c, _ in frame_cols]
+    columns = (
+        [str(c) for c in names] if X.ndim == 2 and all(isinstance(c, str) for c in names) else None
+    )
+    na = np.nan
+    return X.to_numpy(dtype=np.float64, na_value=na), columns
+
+
+def _from_polars(X, name: str) -> tuple[np.ndarray, list[str] | None]:
+    import polars as pl  # only reached for polars input
+
+    series = [X] if isinstance(X, pl.Series) else X.get_columns()
+    cols = []
+    for s in series:
+        if not (s.dtype.is_numeric() or s.dtype == pl.Boolean):
+            raise DataError(
+                f"{name} column {s.name!r} has non-numeric dtype {s.dtype}; convert or drop it"
+            )
+        cols.append(s.cast(pl.Float64).fill_null(float("nan")).to_numpy())
+    arr = np.column_stack(cols) if cols else np.empty((0, 0))
+    if isinstance(X, pl.Series):
+        return arr[:, 0], None
+    return arr, list(X.columns)
+
+
+def _from_pyarrow(X, name: str) -> tuple[np.ndarray, list[str] | None]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    is_table = isinstance(X, (pa.Table, pa.RecordBatch))
+    arrays = X.columns if is_table else [X]
+    names = X.schema.names if is_table else [name]
+    cols = []
+    for col_name, a in zip(names, arrays, strict=True):
+        t = pa.types
+        if not (
+            t.is_integer(a.type)
+            or t.is_floating(a.type)
+            or t.is_boolean(a.type)
+            or t.is_decimal(a.type)
+        ):
+            raise DataError(
+                f"{name} column {col_name!r} has non-numeric type {a.type}; convert or drop it"
+            )
+        cols.append(pc.cast(a, pa.float64()).to_numpy(zero_copy_only=False))
+    if not is_table:
+        return cols[0], None
+    arr = np.column_stack(cols) if cols else np.empty((X.num_rows, 0))
+    return arr, list(names)
+
+
+def _to_numpy(X, name: str) -> tuple[np.ndarray, list[str] | None, str]:
+    mod = _module(X)
+    if mod == "pandas":
+        return (*_from_pandas(X, name), "pandas")
+    if mod == "polars":
+        return (*_from_polars(X, name), "polars")
+    if mod == "pyarrow":
+        return (*_from_pyarrow(X, name), "pyarrow")
+    if mod == "scipy" or (hasattr(X, "tocsr") and hasattr(X, "nnz")):
+        raise DataError(
+            f"{name} is a sparse matrix; sparse input is not supported, pass X.toarray()"
+        )
+    kind = "list" if isinstance(X, (list, tuple)) else "numpy"
+    try:
+        arr = np.asarray(X)
+    except ValueError as exc:  # ragged nested lists
+        raise DataError(
+            f"{name} is not a rectangular array ({exc}); every row needs the same length"
+        ) from None
+    return arr, None, kind
+
+
+def _to_tensor(X, name: str, dtype, device) -> tuple[Tensor, list[str] | None, str, torch.device]:
+    if X is None:
+        raise DataError(f"{name} is None; pass an array of numbers")
+    if isinstance(X, Tensor):
+        if X.is_complex():
+            raise DataError(
+                f"Complex data not supported: {name} has dtype {X.dtype}; pass real numbers"
+            )
+        target = dtype or (X.dtype if X.dtype in (torch.float32, torch.float64) else None)
+        if target is None:
+            target = torch.float32 if X.is_floating_point() else torch.float64
+        return X.detach().to(device=device or X.device, dtype=target), None, "torch", X.device
+    arr, columns, kind = _to_numpy(X, name)
+    arr = _numeric_numpy(arr, name, columns)
+    arr = np.asarray(arr, dtype=_float_dtype_np(arr, dtype))
+    if not arr.dtype.isnative or any(s < 0 for s in arr.strides):
+        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+    with warnings.catch_warnings():
+        # Read-only arrays (memory maps) are only ever read here.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        t = torch.from_numpy(arr)
+    if device is not None:
+        t = t.to(device)
+    return t, columns, kind, torch.device("cpu")
+
+
+def _check_finite(values: Tensor, name: str, columns: list[str] | None) -> None:
+    if values.numel() == 0 or bool(torch.isfinite(values).all()):
+        return
+    bad = (~torch.isfinite(values)).nonzero()[0]
+    i, j = int(bad[0]), int(bad[1])
+    v = float(values[i, j])
+    if v != v:
+        what, todo = "NaN", "drop or impute missing values first"
+    else:
+        what, todo = "infinity", "remove or clip infinite values first"
+    err = DataError(
+        f"{name} contains {what} at row {i + 1}, {_col(columns, j)} (counting from 1); {todo}"
+    )
+    err.row, err.column = i + 1, columns[j] if columns else None
+    raise err
+
+
+def _check_size(values: Tensor, name: str, min_rows: int = 1) -> None:
+    n, d = values.shape
+    if n < min_rows:
+        raise DataError(
+            f"Found array with 0 sample(s) (shape={(n, d)}) while a minimum of {min_rows} is "
+            f"required; {name} has no rows"
+        )
+    if d == 0:
+        raise DataError(
+            f"Found array with 0 feature(s) (shape={(n, d)}) while a minimum of 1 is required; "
+            f"{name} needs at least one column"
+        )
+
+
+def as_matrix(X, *, name: str = "X", dtype: torch.dtype | None = None, device=None) -> Matrix:
+    """Validate a 2-D data source and return it as a float tensor in a :class:`Matrix`.
+
+    float32/float64 are kept, other numbers become float64 (or ``dtype``). Torch input stays
+    on its device unless ``device`` is given. Raises :class:`DataError` for wrong shape, empty
+    data, non-numeric, complex, NaN or infinite values.
+
+    Example:
+        >>> as_matrix(np.ones((3, 2), dtype=np.float32)).values.dtype
+        torch.float32
+    """
+    values, columns, kind, orig_device = _to_tensor(X, name, dtype, device)
+    if values.ndim != 2:
+        if values.ndim == 1:
+            raise DataError(
+                f"{name} must be 2-D (n_samples, n_features), got a 1-D array of shape "
+                f"{tuple(values.shape)}; Reshape your data with X.reshape(-1, 1) for a single "
+                "feature or X.reshape(1, -1) for a single sample"
+            )
+        raise DataError(
+            f"{name} must be 2-D (n_samples, n_features), got shape {tuple(values.shape)}"
+        )
+    _check_size(values, name)
+    _check_finite(values, name, columns)
+    return Matrix(values, columns, kind, orig_device, was_1d=False)
+
+
+def as_targets(y, n_rows: int, *, name: str = "y", dtype=None, device=None) -> Matrix:
+    """Validate targets: 1-D ``(n,)`` becomes ``(n, 1)`` with ``was_1d=True``; 2-D is kept.
+
+    Example:
+        >>> as_targets([1.0, 2.0], 2).values.shape, as_targets([1.0, 2.0], 2).was_1d
+        ((2, 1), True)
+    """
+    if y is None:
+        raise DataError(
+            f"{name} is None: this estimator requires y to be passed, but the target y is None"
+        )
+    values, columns, kind, orig_device = _to_tensor(y, name, dtype, device)
+    was_1d = values.ndim == 1
+    if was_1d:
+        values = values.reshape(-1, 1)
+    if values.ndim != 2:
+        raise DataError(
+            f"{name} must be 1-D (n,) or 2-D (n, n_targets), got shape {tuple(values.shape)}"
+        )
+    if values.shape[0] != n_rows:
+        raise DataError(
+            f"{name} has {values.shape[0]} rows but X has {n_rows}; "
+            "pass one target row per row of X"
+        )
+    _check_size(values, name)
+    _check_finite(values, name, columns)
+    return Matrix(values, columns, kind, orig_device, was_1d=was_1d)
+
+
+def as_weights(w, n_rows: int, *, dtype=None, device=None) -> Tensor | None:
+    """Validate sample weights: 1-D, one per row, finite, >= 0 and not all zero.
+
+    ``None`` stays ``None``; a scalar gives every row that weight.
+
+    Example:
+        >>> as_weights([1, 2, 0], 3)
+        tensor([1., 2., 0.], dtype=torch.float64)
+    """
+    if w is None:
+        return None
+    if isinstance(w, (int, float)) and not isinstance(w, bool):
+        w = np.full(n_rows, float(w))
+    values, _, _, _ = _to_tensor(w, "sample_weight", dtype, device)
+    if values.ndim != 1:
+        raise DataError(f"sample_weight must be 1-D (n_samples,), got shape {tuple(values.shape)}")
+    if values.shape[0] != n_rows:
+        raise DataError(
+            f"sample_weight has {values.shape[0]} values but X has {n_rows} rows; pass one per row"
+        )
+    if n_rows and not bool(torch.isfinite(values).all()):
+        i = int((~torch.isfinite(values)).nonzero()[0, 0])
+        raise DataError(
+            f"sample_weight contains NaN or infinity at row {i + 1}; weights must be finite"
+        )
+    if n_rows and bool((values < 0).any()):
+        i = int((values < 0).nonzero()[0, 0])
+        raise DataError(
+            f"sample_weight has negative value {float(values[i])!r} at row {i + 1}; "
+            "weights must be >= 0"
+        )
+    if n_rows and not bool((values > 0).any()):
+        raise DataError("sample_weight is zero for every row; at least one weight must be positive")
+    return values
+
+
+__all__ = [
+    "Block",
+    "Matrix",
+    "NonNumericDataError",
+    "TableSource",
+    "as_matrix",
+    "as_targets",
+    "as_weights",
+    "open_table",
+]

@@ -1,0 +1,320 @@
+"""Safe files: atomic writes, model files (safetensors + JSON metadata), prediction tables.
+
+# NOTE [atomic writes]
+# A file is written to a temporary name in the target's own folder (same file system, so the
+# rename is atomic), flushed and fsync'ed, then ``os.replace``d over the target; the folder is
+# fsync'ed so the rename itself survives a power cut. On any failure, KeyboardInterrupt
+# included, the temporary file is removed and an existing target is left as it was. A process
+# killed outright (SIGKILL) can leave a ``.<name>.*.tmp`` file behind, never a partial target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import struct
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import TextIO
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import DataError, ModelFileError
+
+FORMAT = "torchlinreg-model"
+FORMAT_VERSION = "1"
+_META_KEY = "torchlinreg"
+_MAX_HEADER = 100_000_000
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, write_fn: Callable[[str], None]) -> None:
+    """Write ``path`` atomically: ``write_fn(tmp_path)`` writes a temp file that replaces it.
+
+    See NOTE [atomic writes]. Raises :class:`OSError` with a one-line message naming the
+    path when the folder is missing or not writable; errors from ``write_fn`` propagate.
+
+    Example:
+        >>> atomic_write("out.txt", lambda tmp: open(tmp, "w").write("hi"))  # doctest: +SKIP
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise type(exc)(
+            exc.errno,
+            f"cannot write {path}: {exc.strerror}; check that the folder exists and is writable",
+        ) from None
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        _keep_mode(path, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def _keep_mode(path: str, tmp: str) -> None:
+    # mkstemp creates 0600; give the new file the old file's mode, or the usual umask default.
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`).
+
+    Example:
+        >>> atomic_write_bytes("model.bin", b"\\x00\\x01")  # doctest: +SKIP
+    """
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    atomic_write(path, write)
+
+
+def save_tensors(path, tensors: dict[str, Tensor], metadata: dict) -> None:
+    """Save tensors and JSON-able ``metadata`` as one ``.safetensors`` file, atomically.
+
+    The metadata is stored as a JSON string under the header key ``"torchlinreg"``, next to
+    ``"format": "torchlinreg-model"``, ``"format_version": "1"`` and ``"sha256"``, a digest
+    of the tensors that lets :func:`load_tensors` notice damaged data.
+
+    Example:
+        >>> tensors = {"weight": torch.ones(1, 3)}
+        >>> save_tensors("m.safetensors", tensors, {"solver": "qr"})  # doctest: +SKIP
+    """
+    from safetensors.torch import save
+
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    header = {
+        _META_KEY: json.dumps(metadata, allow_nan=True, sort_keys=True),
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "sha256": _digest(cpu),
+    }
+    atomic_write_bytes(path, save(cpu, metadata=header))
+
+
+def _digest(tensors: dict[str, Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name]
+        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _fail(path: str, what: str, todo: str) -> ModelFileError:
+    return ModelFileError(f"{path}: {what}; {todo}")
+
+
+def _read_header(path: str, data: bytes) -> dict:
+    """Check the safetensors layout ourselves, so every corruption gets a clear message."""
+    bad = "pass a model file written by torchlinreg (.safetensors)"
+    if len(data) < 8:
+        raise _fail(path, "not a safetensors file (too short)", bad)
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > min(len(data) - 8, _MAX_HEADER) or n < 2:
+        raise _fail(path, "not a safetensors file, or truncated (bad header length)", bad)
+    try:
+        header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _fail(path, "not a safetensors file, or corrupt (header is not JSON)", bad) from None
+    if not isinstance(header, dict):
+        raise _fail(path, "corrupt safetensors header (not a JSON object)", bad)
+    body = len(data) - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= body
+        ):
+            raise _fail(
+                path,
+                f"truncated or corrupt: tensor {name!r} lies outside the file",
+                "re-save or restore the model file",
+            )
+    return header
+
+
+def _check_metadata(path: str, header: dict, expected_format: str) -> dict:
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict) or _META_KEY not in meta or "format" not in meta:
+        raise _fail(
+            path, "a safetensors file without torchlinreg metadata", "pass a torchlinreg model file"
+        )
+    if meta.get("format") != expected_format:
+        raise _fail(
+            path,
+            f"format is {meta.get('format')!r}, expected {expected_format!r}",
+            "pass the right kind of file",
+        )
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise _fail(
+            path,
+            f"format_version {version!r} is not supported "
+            f"(this torchlinreg reads {FORMAT_VERSION!r})",
+            "upgrade torchlinreg to read files from newer versions",
+        )
+    try:
+        info = json.loads(meta[_META_KEY])
+    except (json.JSONDecodeError, TypeError):
+        raise _fail(
+            path, "the torchlinreg metadata is not valid JSON", "re-save the model"
+        ) from None
+    if not isinstance(info, dict):
+        raise _fail(path, "the torchlinreg metadata is not a JSON object", "re-save the model")
+    return info
+
+
+def load_tensors(path, *, expected_format: str = FORMAT) -> tuple[dict[str, Tensor], dict]:
+    """Load ``(tensors on CPU, metadata dict)`` written by :func:`save_tensors`.
+
+    Raises :class:`ModelFileError` (one line: path, what, what to do) for a missing file, a
+    file that is not safetensors, truncated or corrupt, not ours, or of an unknown version.
+    Never executes code from the file.
+
+    Example:
+        >>> tensors, meta = load_tensors("m.safetensors")  # doctest: +SKIP
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise _fail(path, "file not found", "check the path") from None
+    except IsADirectoryError:
+        raise _fail(path, "is a folder, not a model file", "pass the .safetensors file") from None
+    except OSError as exc:
+        raise _fail(
+            path, f"cannot read the file ({exc.strerror})", "check its permissions"
+        ) from None
+    header = _read_header(path, data)
+    info = _check_metadata(path, header, expected_format)
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        tensors = load(data)
+    except (SafetensorError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _fail(
+            path, f"corrupt safetensors file ({first})", "re-save or restore the model file"
+        ) from None
+    digest = header["__metadata__"].get("sha256")
+    if digest is not None and digest != _digest(tensors):
+        raise _fail(path, "damaged: tensor data does not match its checksum", "restore the file")
+    return tensors, info
+
+
+def format_float(x: float) -> str:
+    """Shortest text that reads back as exactly the same float64 (Python's repr)."""
+    return repr(float(x))
+
+
+def _columns_as_arrays(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    arrays = {str(k): np.asarray(v) for k, v in columns.items()}
+    lengths = {len(a) for a in arrays.values()}
+    if len(lengths) > 1:
+        raise DataError(
+            f"columns have different lengths {sorted(lengths)}; pass equal-length columns"
+        )
+    for k, a in arrays.items():
+        if a.ndim != 1:
+            raise DataError(f"column {k!r} must be 1-D, got shape {a.shape}")
+    return arrays
+
+
+def write_csv(stream: TextIO, columns: dict[str, np.ndarray]) -> None:
+    """Write columns as CSV text to an open text stream (e.g. ``sys.stdout``).
+
+    Floats are written with ``repr``, so they read back bit for bit.
+    """
+    import csv
+
+    arrays = _columns_as_arrays(columns)
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(list(arrays))
+    cells = [
+        [format_float(v) for v in a.tolist()]
+        if a.dtype.kind == "f"
+        else [str(v) for v in a.tolist()]
+        for a in arrays.values()
+    ]
+    writer.writerows(zip(*cells, strict=True))
+
+
+def write_table(path, columns: dict[str, np.ndarray]) -> None:
+    """Write columns to ``path`` atomically: Parquet for ``.parquet``/``.pq``, else CSV.
+
+    ``path="-"`` writes CSV to standard output.
+
+    Example:
+        >>> write_table("pred.csv", {"apples": np.array([56.1, 81.2])})  # doctest: +SKIP
+    """
+    if path == "-":
+        write_csv(sys.stdout, columns)
+        return
+    path = os.fspath(path)
+    arrays = _columns_as_arrays(columns)
+    if path.lower().endswith((".parquet", ".pq")):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({k: pa.array(v) for k, v in arrays.items()})
+        atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+        return
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            write_csv(f, arrays)
+
+    atomic_write(path, write)
+
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "atomic_write",
+    "atomic_write_bytes",
+    "format_float",
+    "load_tensors",
+    "save_tensors",
+    "write_csv",
+    "write_table",
+]

@@ -1,0 +1,367 @@
+"""Table files (CSV, Parquet, .npy; one file, a folder, or a glob) read in row blocks.
+
+Nothing here holds more than one block of rows: CSV goes through pyarrow's streaming reader,
+Parquet through ``iter_batches``, ``.npy`` through a memory map. Every malformed input becomes
+a :class:`~torchlinreg.errors.DataError` naming the file, row and column.
+
+Example:
+    >>> src = open_table("crops.csv")                                  # doctest: +SKIP
+    >>> for block in src.read_columns(["temp", "rain"], ["apples"]):   # doctest: +SKIP
+    ...     state.absorb(block.X, block.Y)
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from torch import Tensor
+
+from . import csvfile
+from .errors import DataError
+
+DATA_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".npy")
+_GLOB_CHARS = "*?["
+
+
+@dataclass
+class Block:
+    """One block of rows as float64 tensors.
+
+    ``first_row`` is the row number of the block's first row as a text editor shows it for
+    CSV (header = line 1, so the first data row is 2) and the 1-based record number for
+    Parquet and .npy; ``path`` is the file the block came from.
+    """
+
+    X: Tensor
+    Y: Tensor | None
+    w: Tensor | None
+    first_row: int
+    path: str = ""
+
+    @property
+    def n_rows(self) -> int:
+        return self.X.shape[0]
+
+
+class _CsvFile:
+    def __init__(self, path: str, delimiter: str | None, block_rows: int) -> None:
+        self.path = path
+        names, self.delimiter, self.gz, avg = csvfile.sniff_header(path, delimiter)
+        self.column_names = names
+        # pyarrow blocks are sized in bytes: aim for about block_rows rows per block.
+        self.block_bytes = int(min(max(block_rows * avg * 1.25, 1 << 16), 1 << 28))
+
+    def batches(
+        self, columns: Sequence[str], block_rows: int
+    ) -> Iterator[tuple[pa.RecordBatch, int]]:
+        row = 2
+        n_total = 0
+        for batch in csvfile.stream_batches(
+            self.path, self.column_names, self.delimiter, self.gz, columns, self.block_bytes
+        ):
+            for off in range(0, batch.num_rows, block_rows):
+                part = batch.slice(off, block_rows)
+                yield part, row
+                row += part.num_rows
+            n_total += batch.num_rows
+        if n_total == 0:
+            raise DataError("the file has a header but no data rows; add data rows", path=self.path)
+
+
+class _ParquetFile:
+    def __init__(self, path: str) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = path
+        try:
+            self._file = pq.ParquetFile(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(
+                f"not a readable Parquet file ({_first_line(exc)}); check that it is complete",
+                path=path,
+            ) from None
+        schema = self._file.schema_arrow
+        self.column_names = list(schema.names)
+        self._types = {f.name: f.type for f in schema}
+        _check_unique(path, self.column_names)
+
+    def batches(
+        self, columns: Sequence[str], block_rows: int
+    ) -> Iterator[tuple[pa.RecordBatch, int]]:
+        for c in columns:
+            _check_numeric_type(self.path, c, self._types[c])
+        if self._file.metadata.num_rows == 0:
+            raise DataError("the file has no data rows", path=self.path)
+        row = 1
+        try:
+            for batch in self._file.iter_batches(batch_size=block_rows, columns=list(columns)):
+                cast = [pc.cast(batch.column(c), pa.float64()) for c in columns]
+                yield pa.RecordBatch.from_arrays(cast, names=list(columns)), row
+                row += batch.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(
+                f"cannot read rows from {row} on ({_first_line(exc)}); the file may be corrupt",
+                path=self.path,
+            ) from None
+
+
+class _NpyFile:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self._array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise DataError(
+                f"not a readable .npy file ({_first_line(exc)}); save it with numpy.save",
+                path=path,
+            ) from None
+        a = self._array
+        if a.ndim not in (1, 2) or a.dtype.kind not in "biuf":
+            raise DataError(
+                f"a .npy file must hold a 1-D or 2-D numeric array, got shape {a.shape} and "
+                f"dtype {a.dtype}; save a numeric matrix",
+                path=path,
+            )
+        self._array = a.reshape(-1, 1) if a.ndim == 1 else a
+        self.column_names = [f"x{j}" for j in range(self._array.shape[1])]
+
+    def batches(
+        self, columns: Sequence[str], block_rows: int
+    ) -> Iterator[tuple[pa.RecordBatch, int]]:
+        idx = [self.column_names.index(c) for c in columns]
+        n = self._array.shape[0]
+        if n == 0:
+            raise DataError("the array has no rows", path=self.path)
+        for start in range(0, n, block_rows):
+            part = np.asarray(self._array[start : start + block_rows], dtype=np.float64)
+            arrays = [pa.array(part[:, j]) for j in idx]
+            yield pa.RecordBatch.from_arrays(arrays, names=list(columns)), start + 1
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_unique(path: str, names: list[str]) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"duplicate column name {name!r}; rename one of them", path=path)
+        seen.add(name)
+
+
+def _check_numeric_type(path: str, column: str, typ: pa.DataType) -> None:
+    t = pa.types
+    if t.is_integer(typ) or t.is_floating(typ) or t.is_boolean(typ) or t.is_decimal(typ):
+        return
+    raise DataError(
+        f"non-numeric column of type {typ}; use numeric columns only or convert it first",
+        path=path,
+        column=column,
+    )
+
+
+def _open_one(path: str, delimiter: str | None, block_rows: int):
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(8)
+    except IsADirectoryError:
+        raise DataError("is a folder, not a file", path=path) from None
+    except OSError as exc:
+        raise DataError(
+            f"cannot open the file ({exc.strerror}); check its permissions", path=path
+        ) from None
+    if not magic:
+        raise DataError(
+            "the file is empty; a CSV file needs a header line and data rows", path=path
+        )
+    if magic[:4] == b"PAR1":
+        return _ParquetFile(path)
+    if magic[:6] == b"\x93NUMPY":
+        return _NpyFile(path)
+    if magic[:4] == b"PK\x03\x04":
+        raise DataError(
+            "this is a zip archive (an Excel .xlsx file?), not CSV or Parquet; export it as CSV",
+            path=path,
+        )
+    if path.lower().endswith((".parquet", ".pq")):
+        raise DataError("the file ends in .parquet but is not a Parquet file; check it", path=path)
+    return _CsvFile(path, delimiter, block_rows)
+
+
+def _expand(path: str) -> list[str]:
+    if any(ch in path for ch in _GLOB_CHARS) and not os.path.exists(path):
+        paths = sorted(p for p in glob.glob(path) if os.path.isfile(p))
+        if not paths:
+            raise DataError("no files match this pattern; check the path", path=path)
+        return paths
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if n.lower().endswith(DATA_SUFFIXES))
+        paths = [os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n))]
+        if not paths:
+            raise DataError(
+                "the folder holds no data files (.csv, .csv.gz, .tsv, .parquet, .npy)", path=path
+            )
+        return paths
+    if not os.path.exists(path):
+        raise DataError(f"file not found{_nearby_hint(path)}; check the path", path=path)
+    return [path]
+
+
+def _nearby_hint(path: str) -> str:
+    folder = os.path.dirname(path) or "."
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(os.path.basename(path), entries, n=3)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
+class TableSource:
+    """A table on disk (one file or several with the same columns), read in row blocks."""
+
+    def __init__(self, path, *, columns=None, delimiter=None, block_rows=65536) -> None:
+        if block_rows < 1:
+            raise ValueError(f"block_rows must be >= 1, got {block_rows}")
+        self.path = os.fspath(path)
+        self.paths = _expand(self.path)
+        self.block_rows = block_rows
+        self._delimiter = delimiter
+        first = _open_one(self.paths[0], delimiter, block_rows)
+        self.column_names: list[str] = list(first.column_names)
+        self._first = first
+        self._check_same_columns()
+        self.columns = None if columns is None else self._resolve(columns)
+
+    def _check_same_columns(self) -> None:
+        for p in self.paths[1:]:
+            names = _open_one(p, self._delimiter, self.block_rows).column_names
+            if list(names) != self.column_names:
+                raise DataError(
+                    f"columns {names} differ from {self.column_names} in {self.paths[0]}; "
+                    "all files must have the same columns in the same order",
+                    path=p,
+                )
+
+    def _resolve(self, columns: Sequence[str]) -> list[str]:
+        if isinstance(columns, str):
+            columns = [columns]
+        for c in columns:
+            if c not in self.column_names:
+                close = difflib.get_close_matches(str(c), self.column_names, n=3)
+                hint = f"did you mean {', '.join(repr(m) for m in close)}? " if close else ""
+                raise DataError(
+                    f"unknown column {c!r}; {hint}available columns: "
+                    f"{', '.join(self.column_names)}",
+                    path=self.path,
+                )
+        return list(columns)
+
+    def _files(self):
+        yield self._first
+        for p in self.paths[1:]:
+            yield _open_one(p, self._delimiter, self.block_rows)
+
+    def blocks(
+        self, columns: Sequence[str] | None = None, block_rows: int | None = None
+    ) -> Iterator[tuple[pa.RecordBatch, int, str]]:
+        """Yield ``(record batch of float64 columns, first row number, file path)``."""
+        cols = self.columns if columns is None else self._resolve(columns)
+        if cols is None:
+            cols = self.column_names
+        rows = block_rows or self.block_rows
+        for f in self._files():
+            for batch, first_row in f.batches(cols, rows):
+                yield batch, first_row, f.path
+
+    def read_columns(
+        self,
+        feature_cols: Sequence[str],
+        target_cols: Sequence[str] | None = None,
+        weight_col: str | None = None,
+        block_rows: int | None = None,
+    ) -> Iterator[Block]:
+        """Yield validated :class:`Block` s of features, targets and weights (float64, CPU)."""
+        features = self._resolve(feature_cols)
+        targets = self._resolve(target_cols) if target_cols else []
+        weights = self._resolve([weight_col]) if weight_col is not None else []
+        used = list(dict.fromkeys([*features, *targets, *weights]))
+        for batch, first_row, path in self.blocks(used, block_rows):
+            X = _matrix(batch, features, first_row, path)
+            Y = _matrix(batch, targets, first_row, path) if targets else None
+            w = None
+            if weights:
+                w = _matrix(batch, weights, first_row, path)[:, 0]
+                _check_weights(w, weight_col, first_row, path)
+            yield Block(X, Y, w, first_row, path)
+
+    def read_all(self, feature_cols, target_cols=None, weight_col=None) -> Block:
+        """All rows at once as one :class:`Block` (for data that fits in memory)."""
+        parts = list(self.read_columns(feature_cols, target_cols, weight_col))
+        first = parts[0]
+        cat = lambda xs: None if xs[0] is None else torch.cat(xs)  # noqa: E731
+        return Block(
+            cat([b.X for b in parts]),
+            cat([b.Y for b in parts]),
+            cat([b.w for b in parts]),
+            first.first_row,
+            first.path,
+        )
+
+
+def _matrix(batch: pa.RecordBatch, names: list[str], first_row: int, path: str) -> Tensor:
+    out = np.empty((batch.num_rows, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        col = batch.column(name)
+        if col.null_count:
+            i = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise csvfile.missing_value(path, first_row + i, name)
+        out[:, j] = col.to_numpy(zero_copy_only=False)
+    if not np.isfinite(out).all():
+        i, j = np.argwhere(~np.isfinite(out))[0]
+        raise csvfile.non_finite(path, first_row + int(i), names[j], float(out[i, j]))
+    return torch.from_numpy(out)
+
+
+def _check_weights(w: Tensor, name: str, first_row: int, path: str) -> None:
+    neg = torch.nonzero(w < 0)
+    if len(neg):
+        i = int(neg[0, 0])
+        raise DataError(
+            f"negative weight {w[i].item()!r}; sample weights must be >= 0",
+            path=path,
+            row=first_row + i,
+            column=name,
+        )
+
+
+def open_table(
+    path,
+    *,
+    columns: Sequence[str] | None = None,
+    delimiter: str | None = None,
+    block_rows: int = 65536,
+) -> TableSource:
+    """Open a CSV, CSV.gz, Parquet or .npy file, a folder of them, or a glob, for block reads.
+
+    The header is read and checked now (missing file, empty file, duplicate or unknown
+    columns raise :class:`DataError`); rows are read lazily by :meth:`TableSource.read_columns`.
+
+    Example:
+        >>> src = open_table("data/*.parquet")                            # doctest: +SKIP
+        >>> block = src.read_all(["temp", "rain"], ["apples"])            # doctest: +SKIP
+    """
+    return TableSource(path, columns=columns, delimiter=delimiter, block_rows=block_rows)
+
+
+__all__ = ["DATA_SUFFIXES", "Block", "TableSource", "open_table"]

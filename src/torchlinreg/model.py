@@ -26,7 +26,8 @@ class LinearModel:
 
     def __post_init__(self) -> None:
         if self.weight.ndim != 2:
-            raise ValueError(f"weight must be (n_targets, n_features), got {tuple(self.weight.shape)}")
+            shape = tuple(self.weight.shape)
+            raise ValueError(f"weight must be (n_targets, n_features), got {shape}")
         if self.bias.shape != (self.weight.shape[0],):
             raise ValueError(
                 f"bias must have shape ({self.weight.shape[0]},), got {tuple(self.bias.shape)}"

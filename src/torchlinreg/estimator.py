@@ -1,0 +1,373 @@
+"""scikit-learn-style estimators over torchlinreg's two engines.
+
+``solver`` picks the engine: ``"qr"`` and ``"gram"`` go to the exact engine (a mergeable
+least-squares state), ``"gd"``, ``"sgd"``, ``"adam"`` and ``"lbfgs"`` to the iterative
+training loop. Inputs may be numpy arrays, torch tensors on any device, pandas or polars
+DataFrames, or pyarrow Tables; predictions come back as the input's type and device.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._params import ParamsMixin
+from .data import Matrix, as_matrix, as_targets, as_weights
+from .errors import DataError, NotFittedError
+from .exact import LeastSquaresState
+from .iterative import fit_iterative
+from .metrics import r2_score
+from .model import LinearModel
+
+EXACT_SOLVERS = ("qr", "gram")
+ITERATIVE_SOLVERS = ("gd", "sgd", "adam", "lbfgs")
+
+
+def _nonneg_number(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0
+
+
+def _pos_int_or_none(v: Any) -> bool:
+    return v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0)
+
+
+def _pos_number_or_none(v: Any) -> bool:
+    return v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0)
+
+
+def _resolve_dtype(dtype: Any) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    return {"float32": torch.float32, "float64": torch.float64}[str(np.dtype(dtype))]
+
+
+class LinearRegression(ParamsMixin):
+    """Ordinary least squares (and ridge) fitted exactly or iteratively.
+
+    Args:
+        solver: ``"qr"`` (default: exact, accurate TSQR), ``"gram"`` (exact, fastest: centred
+            normal equations), or an iterative solver ``"gd"``, ``"sgd"``, ``"adam"``,
+            ``"lbfgs"``.
+        fit_intercept: fit a bias per target (never penalised). Default True.
+        alpha: ridge penalty ``alpha * ||coef||^2``. Default 0.
+        standardize: iterative solvers train on standardized features and targets and report
+            coefficients in original units. Exact solvers do not need it. Default True.
+        lr, max_iter, batch_size, tol, n_iter_no_change: iterative settings; None picks the
+            solver's default. ``max_iter`` counts epochs.
+        random_state: seed for shuffling and random initialisation.
+        device: where to compute (``"cpu"``, ``"cuda"``); None uses the input's device.
+        dtype: compute dtype; None means float64 for exact solvers whatever the input, and
+            the input's float dtype for iterative ones.
+        rcond: relative tolerance for declaring columns aliased (exact solvers).
+
+    Example:
+        >>> import numpy as np
+        >>> X = np.array([[0.0], [1.0], [2.0]]); y = np.array([1.0, 3.0, 5.0])
+        >>> LinearRegression().fit(X, y).coef_
+        array([2.])
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        "solver": EXACT_SOLVERS + ITERATIVE_SOLVERS,
+        "fit_intercept": (True, False),
+        "alpha": (_nonneg_number, "a non-negative real number"),
+        "standardize": (True, False),
+        "lr": (_pos_number_or_none, "a positive real number or None"),
+        "max_iter": (_pos_int_or_none, "a positive integer or None"),
+        "batch_size": (_pos_int_or_none, "a positive integer or None"),
+        "tol": (lambda v: v is None or _nonneg_number(v), "a non-negative real number or None"),
+        "n_iter_no_change": (_pos_int_or_none, "a positive integer"),
+        "rcond": (_pos_number_or_none, "a positive real number or None"),
+    }
+
+    def __init__(
+        self,
+        *,
+        solver: str = "qr",
+        fit_intercept: bool = True,
+        alpha: float = 0.0,
+        standardize: bool = True,
+        lr: float | None = None,
+        max_iter: int | None = 200,
+        batch_size: int | None = None,
+        tol: float | None = 1e-4,
+        n_iter_no_change: int = 5,
+        random_state: int | None = None,
+        device: str | torch.device | None = None,
+        dtype: Any = None,
+        rcond: float | None = None,
+    ) -> None:
+        self.solver = solver
+        self.fit_intercept = fit_intercept
+        self.alpha = alpha
+        self.standardize = standardize
+        self.lr = lr
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
+        self.rcond = rcond
+
+    # ---------------------------------------------------------------- input handling
+    def _compute_device(self, Xm: Matrix) -> torch.device:
+        return torch.device(self.device) if self.device is not None else Xm.device
+
+    def _compute_dtype(self, Xm: Matrix) -> torch.dtype:
+        dtype = _resolve_dtype(self.dtype)
+        if dtype is not None:
+            return dtype
+        if self.solver in EXACT_SOLVERS:
+            return torch.float64
+        return (
+            Xm.values.dtype if Xm.values.dtype in (torch.float32, torch.float64) else torch.float64
+        )
+
+    def _prepare(self, X, y, sample_weight, *, reset: bool):
+        if y is None:
+            raise DataError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        Xm = as_matrix(X, name="X")
+        if not reset:
+            self._check_features(Xm)
+        device = self._compute_device(Xm)
+        dtype = self._compute_dtype(Xm)
+        Ym = as_targets(y, Xm.values.shape[0], name="y")
+        w = as_weights(sample_weight, Xm.values.shape[0])
+        Xt = Xm.values.to(device=device, dtype=dtype)
+        Yt = Ym.values.to(device=device, dtype=dtype)
+        wt = None if w is None else w.to(device=device, dtype=dtype)
+        return Xm, Ym, Xt, Yt, wt
+
+    def _check_features(self, Xm: Matrix) -> None:
+        check_is_fitted(self)
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None and Xm.columns is not None and list(Xm.columns) != list(names):
+            raise DataError(
+                "The feature names should match those that were passed during fit: expected "
+                f"{list(names)}, got {list(Xm.columns)}; select and order the columns as in fit."
+            )
+        d = Xm.values.shape[1]
+        if d != self.n_features_in_:
+            raise DataError(
+                f"X has {d} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+
+    def _set_input_info(self, Xm: Matrix, Ym: Matrix) -> None:
+        self.n_features_in_ = Xm.values.shape[1]
+        if Xm.columns is not None and all(isinstance(c, str) for c in Xm.columns):
+            self.feature_names_in_ = np.asarray(Xm.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self._y_was_1d = Ym.was_1d
+        self._target_names = list(Ym.columns) if Ym.columns is not None else None
+        self._output_kind = (Xm.kind, Xm.device)
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, X, y, sample_weight=None, *, callbacks: Sequence[Any] = ()):
+        """Fit on all rows at once and return ``self``.
+
+        ``callbacks`` are handed to the iterative engine (progress bars, checkpoints).
+        """
+        self._validate_params()
+        Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)
+        if self.solver in EXACT_SOLVERS:
+            self.state_ = LeastSquaresState(
+                Xt.shape[1],
+                Yt.shape[1],
+                fit_intercept=self.fit_intercept,
+                method=self.solver,
+                dtype=Xt.dtype,
+                device=Xt.device,
+            ).absorb(Xt, Yt, wt)
+            self._solve_state(Xm)
+            self.n_iter_ = 1
+            self.loss_history_ = []
+        else:
+            self._fit_iterative(Xt, Yt, wt, callbacks)
+        self._set_input_info(Xm, Ym)
+        self._publish()
+        return self
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """Absorb one more block of rows; for exact solvers the result equals one ``fit``.
+
+        Example:
+            >>> import numpy as np
+            >>> X = np.arange(8.0).reshape(4, 2); y = X @ [1.0, 2.0] + 3
+            >>> m = LinearRegression().partial_fit(X[:2], y[:2]).partial_fit(X[2:], y[2:])
+            >>> np.round(m.intercept_, 6)  # doctest: +SKIP
+        """
+        self._validate_params()
+        if self.solver not in EXACT_SOLVERS:
+            raise ValueError(
+                f"partial_fit needs an exact solver (one of {EXACT_SOLVERS}); solver="
+                f"{self.solver!r} trains by epochs: call fit, or use solver='qr'."
+            )
+        first = not hasattr(self, "state_")
+        Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first)
+        if first:
+            self.state_ = LeastSquaresState(
+                Xt.shape[1],
+                Yt.shape[1],
+                fit_intercept=self.fit_intercept,
+                method=self.solver,
+                dtype=Xt.dtype,
+                device=Xt.device,
+            )
+            self._set_input_info(Xm, Ym)
+        elif Yt.shape[1] != self.state_.n_targets:
+            raise DataError(
+                f"y has {Yt.shape[1]} targets, but earlier blocks had {self.state_.n_targets}."
+            )
+        self.state_.absorb(Xt.to(self.state_.device), Yt.to(self.state_.device), wt)
+        self._solve_state(Xm)
+        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
+        self.loss_history_ = []
+        self._publish()
+        return self
+
+    def _solve_state(self, Xm: Matrix) -> None:
+        names = list(Xm.columns) if Xm.columns is not None else None
+        self.solution_ = self.state_.solve(
+            alpha=float(self.alpha), rcond=self.rcond, feature_names=names
+        )
+        self.rank_ = self.solution_.rank
+        self.model_ = LinearModel(self.solution_.coef, self.solution_.intercept)
+
+    def _fit_iterative(self, Xt: Tensor, Yt: Tensor, wt: Tensor | None, callbacks) -> None:
+        result = fit_iterative(
+            Xt,
+            Yt,
+            sample_weight=wt,
+            solver=self.solver,
+            fit_intercept=self.fit_intercept,
+            alpha=float(self.alpha),
+            standardize=self.standardize,
+            lr=self.lr,
+            max_iter=self.max_iter if self.max_iter is not None else 200,
+            batch_size=self.batch_size,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            random_state=self.random_state,
+            callbacks=callbacks,
+            device=Xt.device,
+            dtype=Xt.dtype,
+        )
+        self.model_ = LinearModel(result.coef, result.intercept)
+        self.n_iter_ = result.n_iter
+        self.loss_history_ = list(result.loss_history)
+        self.rank_ = None
+        for stale in ("state_", "solution_"):
+            if hasattr(self, stale):
+                delattr(self, stale)
+
+    def _publish(self) -> None:
+        """Expose coef_/intercept_ as the input's type: numpy, or tensors on its device."""
+        kind, device = self._output_kind
+        coef, intercept = self.model_.weight, self.model_.bias
+        if kind == "torch":
+            coef, intercept = coef.to(device), intercept.to(device)
+            if self._y_was_1d:
+                coef, intercept = coef[0], intercept[0]
+        else:
+            coef, intercept = coef.cpu().numpy(), intercept.cpu().numpy()
+            if self._y_was_1d:
+                coef, intercept = coef[0], float(intercept[0])
+        self.coef_, self.intercept_ = coef, intercept
+
+    # ---------------------------------------------------------------- using the model
+    def predict(self, X):
+        """Predictions, shape ``(n,)`` for a 1-D fitted target else ``(n, k)``, as X's type."""
+        check_is_fitted(self)
+        Xm = as_matrix(X, name="X")
+        self._check_features(Xm)
+        device = self._compute_device(Xm)
+        Xt = Xm.values.to(device=device)
+        out = self.model_.predict(Xt)
+        if self._y_was_1d:
+            out = out[:, 0]
+        # float32 in, float32 out (as scikit-learn); everything else comes back float64.
+        out = out.to(torch.float32 if Xm.values.dtype == torch.float32 else torch.float64)
+        return Xm.wrap(out)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """R2 of the predictions, averaged uniformly over targets."""
+        pred = self.predict(X)
+        Xm = as_matrix(X, name="X")
+        Ym = as_targets(y, Xm.values.shape[0], name="y")
+        pt = torch.as_tensor(np.asarray(pred)) if not isinstance(pred, Tensor) else pred
+        w = as_weights(sample_weight, Xm.values.shape[0])
+        return r2_score(Ym.values, pt.reshape(Ym.values.shape[0], -1), w)
+
+    @property
+    def linear_model_(self) -> LinearModel:
+        """The fitted :class:`LinearModel` with feature and target names."""
+        check_is_fitted(self)
+        names = getattr(self, "feature_names_in_", None)
+        return LinearModel(
+            self.model_.weight,
+            self.model_.bias,
+            None if names is None else list(names),
+            self._target_names,
+        )
+
+
+class Ridge(LinearRegression):
+    """:class:`LinearRegression` with ``alpha=1.0`` by default: ridge regression.
+
+    Example:
+        >>> import numpy as np
+        >>> Ridge(alpha=0.5).fit(np.eye(3), np.arange(3.0)).coef_.shape
+        (3,)
+    """
+
+    def __init__(
+        self,
+        *,
+        solver: str = "qr",
+        fit_intercept: bool = True,
+        alpha: float = 1.0,
+        standardize: bool = True,
+        lr: float | None = None,
+        max_iter: int | None = 200,
+        batch_size: int | None = None,
+        tol: float | None = 1e-4,
+        n_iter_no_change: int = 5,
+        random_state: int | None = None,
+        device: str | torch.device | None = None,
+        dtype: Any = None,
+        rcond: float | None = None,
+    ) -> None:
+        super().__init__(
+            solver=solver,
+            fit_intercept=fit_intercept,
+            alpha=alpha,
+            standardize=standardize,
+            lr=lr,
+            max_iter=max_iter,
+            batch_size=batch_size,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            random_state=random_state,
+            device=device,
+            dtype=dtype,
+            rcond=rcond,
+        )
+
+
+def check_is_fitted(estimator: LinearRegression) -> None:
+    if not hasattr(estimator, "model_"):
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+            "appropriate arguments before using this estimator."
+        )

@@ -1,0 +1,97 @@
+"""PNG plots a person would rather look at than read: loss curves, fit and residuals.
+
+matplotlib is imported lazily with the Agg backend, so importing torchlinreg never needs a
+display, and every file is written atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_write
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    finally:
+        _pyplot().close(fig)
+    return path
+
+
+def loss_curve(
+    history: Sequence[float],
+    path: str | Path,
+    *,
+    title: str = "Training loss",
+    marks: Sequence[tuple[int, float, str]] = (),
+) -> Path:
+    """Save the loss per epoch (log scale) as a PNG; ``marks`` are (epoch, loss, label) dots.
+
+    Example:
+        >>> loss_curve([4.0, 2.0, 1.0], "loss.png")  # doctest: +SKIP
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(np.arange(len(history)), np.asarray(history, dtype=float), lw=1.6, label="loss")
+    for epoch, value, label in marks:
+        ax.plot([epoch], [value], "o", ms=5, color="tab:red")
+        ax.annotate(label, (epoch, value), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch (updates applied)")
+    ax.set_ylabel("mean squared error")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def predicted_vs_actual(
+    y_true: np.ndarray, y_pred: np.ndarray, target_names: Sequence[str], path: str | Path
+) -> Path:
+    """One scatter per target of prediction against truth, with the identity line."""
+    plt = _pyplot()
+    y_true, y_pred = np.atleast_2d(y_true.T).T, np.atleast_2d(y_pred.T).T
+    k = y_true.shape[1]
+    fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.0), squeeze=False)
+    for j, ax in enumerate(axes[0]):
+        ax.scatter(y_true[:, j], y_pred[:, j], s=8, alpha=0.6)
+        lo = float(min(y_true[:, j].min(), y_pred[:, j].min()))
+        hi = float(max(y_true[:, j].max(), y_pred[:, j].max()))
+        ax.plot([lo, hi], [lo, hi], color="k", lw=1)
+        ax.set_xlabel(f"actual {target_names[j]}")
+        ax.set_ylabel(f"predicted {target_names[j]}")
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def residuals(
+    y_true: np.ndarray, y_pred: np.ndarray, target_names: Sequence[str], path: str | Path
+) -> Path:
+    """One scatter per target of residual (actual - predicted) against prediction."""
+    plt = _pyplot()
+    y_true, y_pred = np.atleast_2d(y_true.T).T, np.atleast_2d(y_pred.T).T
+    k = y_true.shape[1]
+    fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.0), squeeze=False)
+    for j, ax in enumerate(axes[0]):
+        ax.scatter(y_pred[:, j], y_true[:, j] - y_pred[:, j], s=8, alpha=0.6)
+        ax.axhline(0.0, color="k", lw=1)
+        ax.set_xlabel(f"predicted {target_names[j]}")
+        ax.set_ylabel("residual")
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,179 @@
+"""Callbacks of the iterative engine: a small protocol and the built-in ones.
+
+A callback sees a :class:`TrainState` three times: ``on_train_begin`` (the loss before any
+update is known), ``on_epoch_end`` after every epoch (``state.loss`` is the training loss
+after that epoch's updates; returning ``True`` stops training) and ``on_train_end``.
+The loop never prints: a progress bar, a logger or a checkpoint writer is a callback the
+caller hands in.
+
+Callbacks keep no state that a resumed run would need: whatever they decide is a function
+of ``state.loss_history``, which is part of every checkpoint, so a run resumed from a
+checkpoint stops at the same epoch as an uninterrupted one.
+
+Example:
+    >>> class Print(Callback):
+    ...     def on_epoch_end(self, state):
+    ...         print(state.epoch, round(state.loss, 3))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor
+
+from .errors import DivergenceError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .iterative import Trainer
+
+
+@dataclass
+class TrainState:
+    """What the loop shows its callbacks.
+
+    ``epoch`` counts the epochs done (0 in ``on_train_begin``); ``loss_history[i]`` is the
+    training loss after ``i`` epochs, so ``loss_history[-1] == loss``. ``max_iter`` is the
+    epoch budget (a progress bar's total).
+    """
+
+    epoch: int
+    loss: float
+    loss_history: list[float]
+    max_iter: int
+    params: dict[str, Tensor] = field(default_factory=dict)
+    optimizer: torch.optim.Optimizer | None = None
+    trainer: Trainer | None = None
+    stop_reason: str | None = None
+
+
+class Callback:
+    """Base class: override any of the three hooks; the defaults do nothing."""
+
+    def on_train_begin(self, state: TrainState) -> None:
+        """Called once, after the initial loss, before the first (or resumed) epoch."""
+
+    def on_epoch_end(self, state: TrainState) -> bool | None:
+        """Called after every epoch; return ``True`` to stop training."""
+        return None
+
+    def on_train_end(self, state: TrainState) -> None:
+        """Called once when training stops, for any reason but an exception."""
+
+
+class EarlyStopping(Callback):
+    """Stop when the loss has not improved by ``tol`` for ``n_iter_no_change`` epochs in a row.
+
+    scikit-learn's rule, with a relative tolerance: an epoch "improves" when its loss is
+    below ``best - tol * |best|``, where ``best`` is the lowest loss so far. Sets
+    ``state.stop_reason`` when it stops.
+    """
+
+    def __init__(self, tol: float = 1e-4, n_iter_no_change: int = 5) -> None:
+        if not tol >= 0:
+            raise ValueError(f"EarlyStopping tol must be >= 0, got {tol}")
+        if n_iter_no_change < 1:
+            raise ValueError(f"EarlyStopping n_iter_no_change must be >= 1, got {n_iter_no_change}")
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+
+    def __repr__(self) -> str:
+        return f"EarlyStopping(tol={self.tol}, n_iter_no_change={self.n_iter_no_change})"
+
+    def on_train_begin(self, state: TrainState) -> None:
+        # Replaying the history makes a resumed run count exactly as an uninterrupted one.
+        self._best = state.loss_history[0]
+        self._count = 0
+        for loss in state.loss_history[1:]:
+            self._observe(loss)
+
+    def _observe(self, loss: float) -> None:
+        if loss < self._best - self.tol * abs(self._best):
+            self._count = 0
+        else:
+            self._count += 1
+        self._best = min(self._best, loss)
+
+    def on_epoch_end(self, state: TrainState) -> bool | None:
+        self._observe(state.loss)
+        if self._count >= self.n_iter_no_change:
+            state.stop_reason = (
+                f"loss improved by less than tol={self.tol} (relative) "
+                f"for {self.n_iter_no_change} epochs"
+            )
+            return True
+        return None
+
+
+class DivergenceGuard(Callback):
+    """Raise :class:`DivergenceError` on a non-finite loss or one ``factor`` x the initial."""
+
+    def __init__(self, factor: float = 1e6) -> None:
+        self.factor = factor
+
+    def __repr__(self) -> str:
+        return f"DivergenceGuard(factor={self.factor})"
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self._check(state, state.loss_history[0])
+
+    def on_epoch_end(self, state: TrainState) -> bool | None:
+        self._check(state, state.loss_history[0])
+        return None
+
+    def _check(self, state: TrainState, initial: float) -> None:
+        loss = state.loss
+        exploded = initial > 0 and loss > self.factor * initial
+        if math.isfinite(loss) and not exploded:
+            return
+        what = f"grew {loss / initial:.3g}x" if exploded else "is not finite"
+        raise DivergenceError(
+            f"training diverged at epoch {state.epoch}: the loss {what} ({loss:.6g}, initial "
+            f"{initial:.6g}); use a smaller lr or standardize=True",
+            epoch=state.epoch,
+        )
+
+
+class Checkpoint(Callback):
+    """Every ``every`` epochs and at the end, hand the trainer's full state to ``save``.
+
+    ``save`` receives ``trainer.state_dict()``: tensors and plain values only, which
+    ``io.py`` writes atomically. Resuming from it gives the same final model, bit for bit,
+    as the uninterrupted run.
+    """
+
+    def __init__(self, save: Callable[[dict[str, Any]], None], every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"Checkpoint every must be >= 1, got {every}")
+        self.save = save
+        self.every = every
+
+    def on_epoch_end(self, state: TrainState) -> bool | None:
+        if state.epoch % self.every == 0 and state.trainer is not None:
+            self.save(state.trainer.state_dict())
+        return None
+
+    def on_train_end(self, state: TrainState) -> None:
+        # Always: the final state records why training stopped, so resuming it is a no-op.
+        if state.trainer is not None:
+            self.save(state.trainer.state_dict())
+
+
+class LambdaCallback(Callback):
+    """A callback from a plain function ``fn(state)`` called after every epoch.
+
+    Example:
+        >>> losses = []
+        >>> cb = LambdaCallback(lambda s: losses.append(s.loss))
+    """
+
+    def __init__(self, on_epoch_end: Callable[[TrainState], bool | None]) -> None:
+        self._fn = on_epoch_end
+
+    def on_epoch_end(self, state: TrainState) -> bool | None:
+        return self._fn(state)

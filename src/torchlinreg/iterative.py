@@ -1,0 +1,428 @@
+"""The iterative engine: one training loop for gd, sgd, adam and lbfgs.
+
+The model is a tiny ``nn.Module`` (:class:`LinearModule`: ``x @ weight.t() + bias``), the
+data comes from a batch source (:mod:`torchlinreg.batches`), callbacks watch and stop the
+loop (:mod:`torchlinreg.callbacks`). Because the model is a module whose forward is the
+whole prediction, the same :class:`Trainer` can drive a ``DistributedDataParallel`` wrap.
+
+NOTE [the training objective]
+The exact engine minimises ``sum_i w_i ||y_i - W x_i - b||^2 + alpha ||W||_F^2``. The loop
+minimises that divided by ``sum(w) * k`` (``k`` targets): without weights and penalty this
+is the walk-through's mean over all elements, ``sum(diff * diff) / diff.numel()``, and the
+minimiser is the same. In standardized space the penalty becomes
+``alpha * sum(W'^2 / x_scale^2)`` (see :meth:`Scaler.penalty_scale`). Because the loss
+averages over targets, each target's gradient is ``1/k`` of its own; the default learning
+rates of gd and sgd are multiplied by ``k`` to compensate.
+
+NOTE [gd is the walk-through]
+With ``solver="gd"`` and a full batch, each epoch computes the loss, records it, calls
+``backward()`` and updates ``w -= w.grad * lr``: the walk-through's loop, operation for
+operation, so ``fit_iterative(..., solver="gd", standardize=False, lr=1e-5, init="randn")``
+reproduces ``tutorial.run_seeded`` bit for bit. The loss computed at the start of an epoch
+is the loss after the previous update, so one forward per epoch gives the history.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .batches import BatchSource, FullBatch, ShuffledBatches
+from .callbacks import Callback, DivergenceGuard, EarlyStopping, TrainState
+from .errors import ConvergenceWarning, DataError
+from .scaling import Scaler
+from .solvers import SOLVERS, SolverSpec, resolve_solver
+
+__all__ = ["SOLVERS", "IterativeResult", "LinearModule", "Trainer", "fit_iterative"]
+
+STATE_FORMAT = "torchlinreg.iterative.v1"
+
+
+class LinearModule(nn.Module):
+    """``x @ weight.t() + bias``; without an intercept the bias is a zero buffer, not learnt."""
+
+    def __init__(self, weight: Tensor, bias: Tensor, *, fit_intercept: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        if fit_intercept:
+            self.bias = nn.Parameter(bias)
+        else:
+            self.register_buffer("bias", torch.zeros_like(bias))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x @ self.weight.t() + self.bias
+
+
+@dataclass
+class IterativeResult:
+    """A finished iterative fit, in original units.
+
+    ``loss_history[i]`` is the training loss after ``i`` epochs, in the space trained in
+    (standardized unless ``standardize=False``), see NOTE [the training objective].
+    """
+
+    coef: Tensor  # (k, d)
+    intercept: Tensor  # (k,)
+    n_iter: int
+    loss_history: list[float]
+    converged: bool
+    scaler: Scaler | None = None
+    stop_reason: str | None = None
+
+
+def _objective(pred: Tensor, Y: Tensor, w: Tensor | None) -> Tensor:
+    diff = pred - Y
+    if w is None:
+        return torch.sum(diff * diff) / diff.numel()
+    return torch.sum(w[:, None] * (diff * diff)) / diff.numel()
+
+
+class Trainer:
+    """Runs epochs of one solver over a batch source, with callbacks and resumable state.
+
+    ``penalty`` is ``(coefficient, per-feature scale)``: the loss adds
+    ``coefficient * sum(weight**2 * scale)``. ``generator`` shuffles the batches; its state
+    is part of :meth:`state_dict`, so a resumed run draws the same batches.
+
+    Example:
+        >>> X, Y = torch.randn(100, 3), torch.randn(100, 1)
+        >>> module = LinearModule(torch.zeros(1, 3), torch.zeros(1))
+        >>> spec = resolve_solver("gd", n_targets=1, n_rows=100)
+        >>> trainer = Trainer(module, FullBatch(X, Y), spec, max_iter=10)
+        >>> len(trainer.fit().loss_history)
+        11
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        source: BatchSource,
+        spec: SolverSpec,
+        *,
+        max_iter: int = 200,
+        penalty: tuple[float, Tensor] | None = None,
+        callbacks: Sequence[Callback] = (),
+        generator: torch.Generator | None = None,
+        scaler: Scaler | None = None,
+    ) -> None:
+        self.module = module
+        self.source = source
+        self.spec = spec
+        self.max_iter = max_iter
+        self.penalty = penalty
+        self.callbacks = list(callbacks)
+        self.generator = generator if generator is not None else torch.Generator()
+        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.optimizer = spec.make_optimizer(self.params)
+        self.epoch = 0
+        self.loss_history: list[float] = []
+        self.stop_reason: str | None = None
+        self.converged = False
+        self.scaler = scaler
+
+    @property
+    def _linear(self) -> nn.Module:
+        # A DistributedDataParallel wrap keeps the real module in .module.
+        return getattr(self.module, "module", self.module)
+
+    def _loss(self, X: Tensor, Y: Tensor, w: Tensor | None) -> Tensor:
+        loss = _objective(self.module(X), Y, w)
+        if self.penalty is not None:
+            coef, scale = self.penalty
+            loss = loss + coef * torch.sum(self._linear.weight.square() * scale)
+        return loss
+
+    def full_loss(self) -> float:
+        """The training loss over every row, at the current parameters."""
+        total = None
+        with torch.no_grad():
+            for X, Y, w in self.source.eval_batches():
+                part = self._loss(X, Y, w) * (X.shape[0] / self.source.n_rows)
+                total = part if total is None else total + part
+        return total.item()
+
+    def _state(self) -> TrainState:
+        return TrainState(
+            epoch=self.epoch,
+            loss=self.loss_history[-1],
+            loss_history=self.loss_history,
+            max_iter=self.max_iter,
+            params=dict(self._linear.named_parameters()),
+            optimizer=self.optimizer,
+            trainer=self,
+            stop_reason=self.stop_reason,
+        )
+
+    def _end_epoch(self, loss: float) -> bool:
+        self.loss_history.append(loss)
+        state = self._state()
+        for cb in self.callbacks:
+            if cb.on_epoch_end(state) and self.stop_reason is None:
+                # Recorded at once, so that a checkpoint written by a later callback in
+                # this same epoch already knows the run is over.
+                self.stop_reason = state.stop_reason or f"stopped by {type(cb).__name__}"
+                self.converged = isinstance(cb, EarlyStopping)
+        return self.stop_reason is not None
+
+    def fit(self) -> Trainer:
+        """Train until ``max_iter`` epochs or a callback stops; returns ``self``."""
+        if self.stop_reason is not None:
+            return self  # resumed from a run that had already stopped
+        if self.spec.fused_full_batch and self.source.full_batch:
+            self._fit_fused()
+        else:
+            self._fit_batches()
+        state = self._state()
+        for cb in self.callbacks:
+            cb.on_train_end(state)
+        return self
+
+    def _begin(self, loss: float) -> None:
+        if not self.loss_history:
+            self.loss_history.append(loss)
+        state = self._state()
+        for cb in self.callbacks:
+            cb.on_train_begin(state)
+
+    def _fit_fused(self) -> None:
+        # See NOTE [gd is the walk-through]: each forward's loss is the previous epoch's.
+        X, Y, w = next(self.source.epoch(self.generator))
+        loss = self._loss(X, Y, w)
+        self._begin(loss.item())
+        params, step = self.params, self.spec.step
+        lr = self.spec.lr
+        while self.epoch < self.max_iter:
+            loss.backward()
+            step(params, lr)
+            self.epoch += 1
+            loss = self._loss(X, Y, w)
+            if self._end_epoch(loss.item()):
+                break
+
+    def _fit_batches(self) -> None:
+        self._begin(self.full_loss())
+        opt, params = self.optimizer, self.params
+        while self.epoch < self.max_iter:
+            for group in opt.param_groups:
+                group["lr"] = self.spec.lr_at(self.epoch)
+            for X, Y, w in self.source.epoch(self.generator):
+                if self.spec.needs_closure:
+                    opt.step(lambda X=X, Y=Y, w=w: self._closure(X, Y, w))
+                    continue
+                self._loss(X, Y, w).backward()
+                opt.step()
+                for p in params:
+                    p.grad = None
+            self.epoch += 1
+            if self._end_epoch(self.full_loss()):
+                break
+
+    def _closure(self, X: Tensor, Y: Tensor, w: Tensor | None) -> Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self._loss(X, Y, w)
+        loss.backward()
+        return loss
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs: tensors, ints, floats, strings, lists and dicts."""
+        lin = self._linear
+        return {
+            "format": STATE_FORMAT,
+            "solver": self.spec.name,
+            "epoch": self.epoch,
+            "loss_history": list(self.loss_history),
+            "stop_reason": self.stop_reason,
+            "converged": self.converged,
+            "weight": lin.weight.detach().clone(),
+            "bias": lin.bias.detach().clone(),
+            # A snapshot: Adam updates its moment tensors in place after this returns.
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "generator": self.generator.get_state(),
+            **({} if self.scaler is None else {"scaler": self.scaler.state_dict()}),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output; the next :meth:`fit` continues from it."""
+        if state.get("format") != STATE_FORMAT or state.get("solver") != self.spec.name:
+            raise ValueError(
+                f"cannot resume a {state.get('solver')!r} run ({state.get('format')}) with "
+                f"solver {self.spec.name!r}; resume with the solver that wrote the checkpoint"
+            )
+        lin = self._linear
+        with torch.no_grad():
+            lin.weight.copy_(state["weight"])
+            lin.bias.copy_(state["bias"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.epoch = int(state["epoch"])
+        self.loss_history = [float(v) for v in state["loss_history"]]
+        self.stop_reason = state.get("stop_reason")
+        self.converged = bool(state.get("converged", False))
+
+
+def fit_iterative(
+    X: Tensor,
+    Y: Tensor,
+    *,
+    sample_weight: Tensor | None = None,
+    solver: str = "adam",
+    fit_intercept: bool = True,
+    alpha: float = 0.0,
+    standardize: bool = True,
+    lr: float | None = None,
+    max_iter: int = 200,
+    batch_size: int | None = None,
+    tol: float | None = 1e-4,
+    n_iter_no_change: int = 5,
+    random_state: int | None = None,
+    init: str = "zeros",
+    callbacks: Sequence[Callback] = (),
+    resume_from: dict | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> IterativeResult:
+    """Fit ``Y ~ X @ coef.T + intercept`` by gradient methods; see NOTE [the training objective].
+
+    Args:
+        X: ``(n, d)`` features. Y: ``(n, k)`` or ``(n,)`` targets.
+        sample_weight: ``(n,)`` non-negative row weights (default: all 1).
+        solver: ``"gd"``, ``"sgd"``, ``"adam"`` (default) or ``"lbfgs"``; defaults per
+            solver are in :mod:`torchlinreg.solvers`.
+        alpha: ridge penalty on ``coef`` (not the intercept), as the exact engine's.
+        standardize: train on standardized X and Y (weighted), report original units.
+        lr, batch_size: override the solver's defaults.
+        max_iter: epochs at most. tol, n_iter_no_change: early stopping
+            (:class:`EarlyStopping`); ``tol=None`` runs all ``max_iter`` epochs.
+        random_state: seeds the initial weights (``init="randn"``) and the shuffling.
+        init: ``"zeros"`` (default) or ``"randn"`` (the walk-through's ``randn(k, d)``,
+            ``randn(k)`` from a generator seeded ``random_state``).
+        callbacks: extra :class:`Callback` objects, called after the built-in ones.
+        resume_from: a ``Trainer.state_dict()`` to continue from.
+        device, dtype: where and in what to compute; ``dtype=None`` is float64 for float64
+            input and float32 otherwise.
+
+    Example:
+        >>> X = torch.randn(200, 3, dtype=torch.float64)
+        >>> Y = X @ torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64) + 4
+        >>> res = fit_iterative(X, Y, solver="lbfgs")
+        >>> torch.allclose(res.intercept, torch.tensor([4.0], dtype=torch.float64))
+        True
+    """
+    X, Y, weight, dtype = _prepare(X, Y, sample_weight, device, dtype)
+    n, d = X.shape
+    k = Y.shape[1]
+    if init not in ("zeros", "randn"):
+        raise ValueError(f"The 'init' parameter must be 'zeros' or 'randn'. Got {init!r} instead.")
+    if not alpha >= 0:
+        raise ValueError(f"Invalid alpha: {alpha}; it must be >= 0")
+    if max_iter < 0:
+        raise ValueError(f"Invalid max_iter: {max_iter}; it must be >= 0")
+    spec = resolve_solver(solver, n_targets=k, n_rows=n, lr=lr, batch_size=batch_size)
+
+    if resume_from is not None and "scaler" in resume_from:
+        scaler = Scaler.from_state_dict(resume_from["scaler"])
+    elif standardize:
+        scaler = Scaler.fit(X, Y, weight, center=fit_intercept)
+    else:
+        scaler = None
+    Xs = X if scaler is None else scaler.transform_x(X)
+    Ys = Y if scaler is None else scaler.transform_y(Y)
+    # Weights normalised to mean 1: the batch losses are then plain means.
+    wn = None if weight is None else weight * (n / weight.sum())
+
+    seed = _seed(random_state)
+    W0, b0 = _initial(init, k, d, seed, dtype)
+    module = LinearModule(W0.to(X.device), b0.to(X.device), fit_intercept=fit_intercept)
+    source = (
+        FullBatch(Xs, Ys, wn)
+        if spec.batch_size is None
+        else ShuffledBatches(Xs, Ys, wn, batch_size=spec.batch_size)
+    )
+    penalty = None
+    if alpha > 0:
+        total = float(n if weight is None else weight.sum())
+        scale = scaler.penalty_scale() if scaler is not None else torch.ones_like(W0[0])
+        penalty = (alpha / (total * k), scale.to(X.device))
+    builtins: list[Callback] = [DivergenceGuard()]
+    if tol is not None:
+        builtins.append(EarlyStopping(tol, n_iter_no_change))
+    generator = torch.Generator(device=X.device).manual_seed(seed)
+    trainer = Trainer(
+        module,
+        source,
+        spec,
+        max_iter=max_iter,
+        penalty=penalty,
+        callbacks=[*builtins, *callbacks],
+        generator=generator,
+        scaler=scaler,
+    )
+    if resume_from is not None:
+        trainer.load_state_dict(resume_from)
+    trainer.fit()
+    return _result(trainer, scaler, tol, max_iter)
+
+
+def _prepare(X, Y, sample_weight, device, dtype):
+    X = torch.as_tensor(X, device=device)
+    Y = torch.as_tensor(Y, device=X.device)
+    if dtype is None:
+        dtype = torch.float64 if X.dtype == torch.float64 else torch.float32
+    X, Y = X.to(dtype), Y.to(dtype)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+        raise DataError(
+            f"X must be (n, d) and Y (n, k) or (n,) with the same n; got X {tuple(X.shape)}, "
+            f"Y {tuple(Y.shape)}"
+        )
+    if X.shape[0] == 0:
+        raise DataError("no rows to fit; pass at least one row")
+    weight = None
+    if sample_weight is not None:
+        weight = torch.as_tensor(sample_weight, device=X.device).to(dtype).reshape(-1)
+        if weight.shape[0] != X.shape[0]:
+            raise DataError(f"sample_weight has {weight.shape[0]} values for {X.shape[0]} rows")
+        if bool((weight < 0).any()) or not bool(weight.sum() > 0):
+            raise DataError("sample_weight must be non-negative with a positive sum")
+    return X, Y, weight, dtype
+
+
+def _seed(random_state: int | None) -> int:
+    if random_state is not None:
+        return int(random_state)
+    # Drawn from torch's global generator, so torch.manual_seed makes unseeded fits repeat.
+    return int(torch.randint(0, 2**62, (), dtype=torch.int64))
+
+
+def _initial(init: str, k: int, d: int, seed: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    if init == "zeros":
+        return torch.zeros(k, d, dtype=dtype), torch.zeros(k, dtype=dtype)
+    # The walk-through's draw order: torch.manual_seed(S); randn(k, d); randn(k). A CPU
+    # generator gives the same numbers on every device.
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(k, d, generator=g, dtype=dtype)
+    return W, torch.randn(k, generator=g, dtype=dtype)
+
+
+def _result(trainer: Trainer, scaler: Scaler | None, tol, max_iter: int) -> IterativeResult:
+    lin = trainer._linear
+    W, b = lin.weight.detach().clone(), lin.bias.detach().clone()
+    if scaler is not None:
+        W, b = scaler.to_original(W, b)
+    converged = trainer.converged
+    if tol is not None and trainer.stop_reason is None and max_iter > 0:
+        warnings.warn(
+            f"the {trainer.spec.name} solver reached max_iter={max_iter} epochs before the loss "
+            f"stopped improving by tol={tol}; increase max_iter or check the learning rate",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return IterativeResult(
+        W, b, trainer.epoch, list(trainer.loss_history), converged, scaler, trainer.stop_reason
+    )

@@ -1,0 +1,309 @@
+"""The iterative engine against independent oracles: the walk-through, lstsq, scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import Ridge
+
+from torchlinreg import tutorial
+from torchlinreg.batches import ShuffledBatches
+from torchlinreg.callbacks import Callback, Checkpoint, EarlyStopping, LambdaCallback, TrainState
+from torchlinreg.datasets import make_regression
+from torchlinreg.errors import ConvergenceWarning, DivergenceError
+from torchlinreg.iterative import SOLVERS, fit_iterative
+
+# --- oracles -------------------------------------------------------------------------------
+
+
+def lstsq_fit(X, Y, w=None, intercept=True):
+    """Weighted least squares by numpy lstsq on sqrt(w)-scaled rows; returns coef (k,d), b (k,)."""
+    X, Y = np.asarray(X, float), np.asarray(Y, float).reshape(len(X), -1)
+    A = np.c_[X, np.ones(len(X))] if intercept else X
+    s = np.ones(len(X)) if w is None else np.sqrt(np.asarray(w, float))
+    sol = np.linalg.lstsq(A * s[:, None], Y * s[:, None], rcond=None)[0]
+    if intercept:
+        return sol[:-1].T, sol[-1]
+    return sol.T, np.zeros(Y.shape[1])
+
+
+def r2(X, Y, coef, intercept):
+    X, Y = np.asarray(X, float), np.asarray(Y, float).reshape(len(X), -1)
+    resid = Y - X @ np.asarray(coef, float).T - np.asarray(intercept, float)
+    return 1 - (resid**2).sum(0) / ((Y - Y.mean(0)) ** 2).sum(0)
+
+
+def problem(scales: bool, n_targets: int = 1, seed: int = 0):
+    X, Y, _, _ = make_regression(4000, 10, n_targets, noise=1.0, scales=scales, seed=seed)
+    return torch.from_numpy(X), torch.from_numpy(Y.reshape(len(X), -1))
+
+
+# --- the walk-through ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("seed", "epochs"), [(0, 100), (1, 500), (42, 7), (7, 0)])
+def test_gd_reproduces_walkthrough_bit_for_bit(seed, epochs):
+    x, y = tutorial.crop_tensors()
+    ref = tutorial.run_seeded(seed, epochs)
+    res = fit_iterative(
+        x, y, solver="gd", standardize=False, lr=1e-5, init="randn",
+        random_state=seed, max_iter=epochs, tol=None,
+    )  # fmt: skip
+    assert res.loss_history == ref.loss_history
+    assert torch.equal(res.coef, ref.w)
+    assert torch.equal(res.intercept, ref.b)
+    assert res.n_iter == epochs
+
+
+def test_gd_on_raw_crop_data_with_large_lr_raises_divergence_naming_the_epoch():
+    x, y = tutorial.crop_tensors()
+    with pytest.raises(DivergenceError, match=r"epoch \d+.*smaller lr or standardize=True") as ei:
+        fit_iterative(x, y, solver="gd", standardize=False, lr=1.0, max_iter=100, tol=None)
+    assert ei.value.epoch is not None and 1 <= ei.value.epoch <= 100
+    assert f"epoch {ei.value.epoch}" in str(ei.value)
+
+
+# --- accuracy with defaults --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize(("scales", "r2_tol"), [(False, 1e-4), (True, 1e-3)])
+def test_each_solver_with_defaults_reaches_exact_r2(solver, scales, r2_tol):
+    X, Y = problem(scales, seed=3)
+    coef, b = lstsq_fit(X, Y)
+    res = fit_iterative(X, Y, solver=solver, random_state=0)
+    assert res.n_iter <= 200
+    assert np.all(r2(X, Y, coef, b) - r2(X, Y, res.coef, res.intercept) < r2_tol)
+    np.testing.assert_allclose(res.coef, coef, rtol=0, atol=2e-2 * np.abs(coef).max())
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_several_targets_each_reach_their_exact_fit(solver):
+    X, Y = problem(False, n_targets=3, seed=4)
+    coef, b = lstsq_fit(X, Y)
+    res = fit_iterative(X, Y, solver=solver, random_state=1)
+    assert res.coef.shape == (3, 10) and res.intercept.shape == (3,)
+    assert np.all(r2(X, Y, coef, b) - r2(X, Y, res.coef, res.intercept) < 1e-4)
+
+
+@pytest.mark.parametrize("solver", ["gd", "lbfgs"])
+def test_float32_input_trains_in_float32(solver):
+    X, Y = problem(False, seed=5)
+    res = fit_iterative(X.float(), Y.float(), solver=solver)
+    assert res.coef.dtype == torch.float32
+    coef, _ = lstsq_fit(X, Y)
+    np.testing.assert_allclose(res.coef, coef, atol=1e-4)
+
+
+def test_constant_column_does_not_divide_by_zero():
+    X, Y = problem(False, seed=6)
+    X = torch.cat([X, torch.full((len(X), 1), 3.0, dtype=X.dtype)], 1)
+    res = fit_iterative(X, Y, solver="lbfgs", tol=None, max_iter=50)
+    assert torch.isfinite(res.coef).all() and torch.isfinite(res.intercept).all()
+    coef, b = lstsq_fit(X[:, :-1], Y)
+    np.testing.assert_allclose(res.coef[:, :-1], coef, atol=1e-6)
+    np.testing.assert_allclose(res.coef[:, -1] * 3.0 + res.intercept, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_no_intercept_matches_lstsq_through_the_origin(standardize):
+    X, Y = problem(False, seed=7)
+    coef, _ = lstsq_fit(X, Y, intercept=False)
+    res = fit_iterative(X, Y, solver="lbfgs", fit_intercept=False, standardize=standardize)
+    np.testing.assert_allclose(res.coef, coef, atol=1e-7)
+    assert torch.equal(res.intercept, torch.zeros(1, dtype=X.dtype))
+
+
+# --- objective: weights and penalty -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("solver", ["gd", "lbfgs"])
+def test_sample_weight_two_equals_duplicated_row(solver):
+    X, Y = problem(True, seed=8)
+    X, Y = X[:300], Y[:300]
+    w = torch.ones(300, dtype=X.dtype)
+    w[:50] = 2.0
+    kw = {"solver": solver, "tol": None, "max_iter": 300 if solver == "gd" else 60}
+    weighted = fit_iterative(X, Y, sample_weight=w, **kw)
+    duplicated = fit_iterative(torch.cat([X, X[:50]]), torch.cat([Y, Y[:50]]), **kw)
+    # 1) weight 2 equals the row repeated twice; 2) both equal weighted lstsq.
+    torch.testing.assert_close(weighted.coef, duplicated.coef, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(weighted.intercept, duplicated.intercept, rtol=1e-9, atol=1e-9)
+    coef, b = lstsq_fit(X, Y, w.numpy())
+    np.testing.assert_allclose(weighted.coef, coef, rtol=1e-8)
+    np.testing.assert_allclose(weighted.intercept, b, rtol=1e-8)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_alpha_matches_sklearn_ridge(standardize, weighted):
+    # Raw training needs well-conditioned columns; standardized training copes with scales.
+    X, Y = problem(standardize, n_targets=2, seed=9)
+    X, Y = X[:500], Y[:500]
+    w = torch.rand(500, generator=torch.Generator().manual_seed(0), dtype=X.dtype) + 0.5
+    sw = w if weighted else None
+    ref = Ridge(alpha=300.0, solver="cholesky").fit(X.numpy(), Y.numpy(), sample_weight=sw)
+    res = fit_iterative(
+        X, Y, sample_weight=sw, solver="lbfgs", alpha=300.0, standardize=standardize,
+        tol=None, max_iter=100,
+    )  # fmt: skip
+    np.testing.assert_allclose(res.coef, ref.coef_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(res.intercept, ref.intercept_, rtol=1e-6, atol=1e-6)
+
+
+def test_gd_with_alpha_matches_sklearn_ridge():
+    X, Y = problem(False, seed=10)
+    ref = Ridge(alpha=1000.0).fit(X.numpy(), Y.numpy())
+    res = fit_iterative(X, Y, solver="gd", alpha=1000.0, tol=None, max_iter=200)
+    np.testing.assert_allclose(res.coef, ref.coef_.reshape(1, -1), rtol=1e-9)
+    np.testing.assert_allclose(res.intercept, np.ravel(ref.intercept_), rtol=1e-9)
+
+
+# --- stopping, warnings, callbacks -------------------------------------------------------------
+
+
+def test_early_stopping_stops_before_max_iter_and_reports_converged():
+    X, Y = problem(False, seed=11)
+    res = fit_iterative(X, Y, solver="gd", max_iter=200)
+    assert res.converged and res.n_iter < 50
+    assert len(res.loss_history) == res.n_iter + 1
+
+
+def test_early_stopping_rule_counts_epochs_without_relative_improvement():
+    stopper = EarlyStopping(tol=0.1, n_iter_no_change=2)
+    history = [10.0]
+    stopper.on_train_begin(TrainState(0, 10.0, history, 99))
+    decisions = []
+    for loss in [8.0, 7.5, 7.4, 6.0, 5.9, 5.9]:
+        history.append(loss)
+        decisions.append(
+            bool(stopper.on_epoch_end(TrainState(len(history) - 1, loss, history, 99)))
+        )
+    # 8.0 improves (< 9.0); 7.5 and 7.4 do not improve on 8.0 by 10%: stop at the second.
+    assert decisions[:3] == [False, False, True]
+    assert decisions[3:] == [False, False, True]
+
+
+def test_max_iter_too_small_warns_quoting_max_iter_and_tol():
+    X, Y = problem(False, seed=12)
+    with pytest.warns(ConvergenceWarning, match=r"max_iter=3 .*tol=0.0001"):
+        res = fit_iterative(X, Y, solver="adam", max_iter=3)
+    assert not res.converged and res.n_iter == 3
+
+
+def test_tol_none_runs_every_epoch_without_warning():
+    X, Y = problem(False, seed=12)
+    res = fit_iterative(X[:100], Y[:100], solver="gd", max_iter=30, tol=None)
+    assert res.n_iter == 30 and not res.converged
+
+
+def test_callbacks_see_every_epoch_and_can_stop():
+    X, Y = problem(False, seed=13)
+    seen = []
+
+    class Recorder(Callback):
+        def on_train_begin(self, state):
+            seen.append(("begin", state.epoch, state.loss))
+
+        def on_epoch_end(self, state):
+            seen.append(("epoch", state.epoch, state.loss))
+            return state.epoch == 4
+
+        def on_train_end(self, state):
+            seen.append(("end", state.epoch, state.loss))
+
+    res = fit_iterative(X, Y, solver="sgd", tol=None, callbacks=[Recorder()], random_state=0)
+    assert [s[:2] for s in seen] == [("begin", 0), *[("epoch", e) for e in range(1, 5)], ("end", 4)]
+    assert [s[2] for s in seen[:-1]] == res.loss_history
+    assert res.n_iter == 4 and not res.converged
+
+
+# --- determinism and checkpoints ---------------------------------------------------------------
+
+
+def test_same_seed_same_result_different_seed_different_shuffle():
+    X, Y = problem(False, seed=14)
+    kw = {"solver": "sgd", "max_iter": 3, "tol": None}
+    a = fit_iterative(X, Y, random_state=5, **kw)
+    b = fit_iterative(X, Y, random_state=5, **kw)
+    c = fit_iterative(X, Y, random_state=6, **kw)
+    assert torch.equal(a.coef, b.coef) and a.loss_history == b.loss_history
+    assert not torch.equal(a.coef, c.coef)
+
+
+def test_shuffled_batches_cover_every_row_once_per_epoch_in_a_new_order():
+    X = torch.arange(10.0)[:, None]
+    src = ShuffledBatches(X, X, batch_size=3)
+    g = torch.Generator().manual_seed(0)
+    orders = [torch.cat([xb[:, 0] for xb, _, _ in src.epoch(g)]) for _ in range(2)]
+    for order in orders:
+        assert sorted(order.tolist()) == list(range(10))
+    assert not torch.equal(orders[0], orders[1])
+
+
+def _is_plain(value) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str | int) and _is_plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_is_plain(v) for v in value)
+    return value is None or isinstance(value, torch.Tensor | int | float | str | bool)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "gd"])
+def test_resume_from_checkpoint_equals_uninterrupted_run_bit_for_bit(solver):
+    X, Y = problem(False, n_targets=2, seed=15)
+    w = torch.rand(len(X), generator=torch.Generator().manual_seed(1), dtype=X.dtype)
+    # gd stops early (tol), so resuming also crosses an early stop; sgd and adam run 12 epochs.
+    tol = 1e-3 if solver == "gd" else None
+    kw = {"solver": solver, "sample_weight": w, "random_state": 3, "max_iter": 12, "tol": tol}
+    saved = {}
+    full = fit_iterative(
+        X, Y, callbacks=[Checkpoint(lambda s: saved.setdefault(s["epoch"], s))], **kw
+    )
+    assert set(range(1, full.n_iter + 1)) <= set(saved)
+    assert _is_plain(saved[3])
+    resumed = fit_iterative(X, Y, resume_from=saved[3], **kw)
+    assert torch.equal(resumed.coef, full.coef) and torch.equal(resumed.intercept, full.intercept)
+    assert resumed.loss_history == full.loss_history and resumed.n_iter == full.n_iter
+    # Resuming the final checkpoint changes nothing.
+    again = fit_iterative(X, Y, resume_from=saved[full.n_iter], **kw)
+    assert torch.equal(again.coef, full.coef) and again.n_iter == full.n_iter
+
+
+def test_resume_with_another_solver_is_refused():
+    X, Y = problem(False, seed=16)
+    states = []
+    fit_iterative(X, Y, solver="sgd", max_iter=2, tol=None, callbacks=[Checkpoint(states.append)])
+    with pytest.raises(ValueError, match="resume with the solver"):
+        fit_iterative(X, Y, solver="adam", resume_from=states[-1])
+
+
+def test_lambda_callback_receives_losses():
+    X, Y = problem(False, seed=17)
+    losses = []
+    res = fit_iterative(
+        X,
+        Y,
+        solver="gd",
+        tol=None,
+        max_iter=5,
+        callbacks=[LambdaCallback(lambda s: losses.append(s.loss))],
+    )
+    assert losses == res.loss_history[1:]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"solver": "newton"}, "'solver' parameter must be one of"),
+        ({"lr": -1.0}, "Invalid learning rate"),
+        ({"init": "ones"}, "'init' parameter"),
+        ({"alpha": -1.0}, "Invalid alpha"),
+        ({"batch_size": 0}, "Invalid batch_size"),
+    ],
+)
+def test_bad_parameters_are_refused_with_the_value(kwargs, message):
+    X, Y = problem(False, seed=18)
+    with pytest.raises(ValueError, match=message):
+        fit_iterative(X[:10], Y[:10], **{"solver": "sgd", **kwargs})

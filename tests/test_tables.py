@@ -98,7 +98,7 @@ def test_error_rows_are_right_far_into_a_large_file(tmp_path):
         ("a,b\n1,NaN\n", r"row 2, column 'b': missing value"),
         ("a,b,a\n1,2,3\n", r"row 1: duplicate column name 'a' in the header \(columns 1 and 3\)"),
         ("a,b\n1,1_000\n", r"row 2, column 'b': non-numeric value '1_000'"),
-        (b"a,b\n1,\xe9\n", r"not UTF-8"),
+        (b"a,b\n1,\xe9\n", r"row 2, column 'b': the value is not UTF-8 text"),
         (b"caf\xe9,b\n1,2\n", r"not UTF-8 text \(byte 0xe9"),
         (b"\x00\x01\x02binary", "binary file, not CSV"),
     ],

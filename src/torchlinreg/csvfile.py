@@ -45,24 +45,17 @@ def _read_head(path: str, gz: bool) -> bytes:
         ) from None
 
 
-def _decode_head(path: str, head: bytes) -> str:
-    if b"\x00" in head:
-        raise DataError(
-            "this is a binary file, not CSV text; pass a CSV or Parquet file", path=path
-        )
-    # An incomplete multi-byte character at the sniff boundary is not an encoding error.
+def _decode_header(path: str, line: bytes) -> str:
+    # Only the header is decoded here: data cells are checked by pyarrow (used columns only),
+    # so text in columns nobody asked for never stops a read.
     try:
-        text = head.decode("utf-8")
+        return line.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
-        if len(head) == _SNIFF_BYTES and exc.start >= len(head) - 3:
-            text = head[: exc.start].decode("utf-8")
-        else:
-            raise DataError(
-                f"the file is not UTF-8 text (byte 0x{head[exc.start]:02x} at offset "
-                f"{exc.start}); re-save it as UTF-8 CSV",
-                path=path,
-            ) from None
-    return text.removeprefix("\ufeff")
+        raise DataError(
+            f"the file is not UTF-8 text (byte 0x{line[exc.start]:02x} at offset "
+            f"{exc.start}); re-save it as UTF-8 CSV",
+            path=path,
+        ) from None
 
 
 def sniff_header(path: str, delimiter: str | None) -> tuple[list[str], str, bool, int]:
@@ -71,20 +64,22 @@ def sniff_header(path: str, delimiter: str | None) -> tuple[list[str], str, bool
         magic = f.read(4)
     gz = is_gzip(magic)
     head = _read_head(path, gz)
-    text = _decode_head(path, head)
-    if not text.strip():
+    if b"\x00" in head:
+        raise DataError(
+            "this is a binary file, not CSV text; pass a CSV or Parquet file", path=path
+        )
+    lines = head.splitlines()
+    if not head.strip():
         raise DataError(
             "the file is empty; a CSV file needs a header line and data rows", path=path
         )
-    lines = text.splitlines()
-    header_line = lines[0]
+    header_line = _decode_header(path, lines[0])
     if delimiter is None:
         counts = [header_line.count(d) for d in DELIMITERS]
         delimiter = DELIMITERS[counts.index(max(counts))] if max(counts) > 0 else ","
     names = [c.strip() for c in next(csv.reader([header_line], delimiter=delimiter))]
     _check_header(path, names)
-    data_lines = lines[1:]
-    if len(lines) < 2 or (len(head) < _SNIFF_BYTES and not any(s for s in data_lines)):
+    if len(head) < _SNIFF_BYTES and not any(line.strip() for line in lines[1:]):
         raise DataError("the file has a header but no data rows; add data rows", path=path, row=2)
     avg = max(1, len(head) // max(1, len(lines)))
     return names, delimiter, gz, avg
@@ -148,7 +143,8 @@ def stream_batches(
 
 def _open_text(path: str, gz: bool):
     raw = gzip.open(path, "rb") if gz else open(path, "rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    # surrogateescape: a bad byte is reported at its own row and column, not at read time
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
 def parse_float(text: str) -> float | None:
@@ -180,10 +176,12 @@ def locate_error(
     try:
         with _open_text(path, gz) as f:
             reader = csv.reader(f, delimiter=delimiter)
-            for lineno, row in enumerate(reader, start=1):
-                if lineno < first_line:
+            for record, row in enumerate(reader, start=1):
+                if record < first_line:
                     continue
-                err = _check_row(path, names, wanted, lineno, row)
+                # line_num: the file line where this record ends (records are one line each
+                # unless a quoted value holds a newline)
+                err = _check_row(path, names, wanted, reader.line_num, row)
                 if err is not None:
                     return err
     except UnicodeDecodeError as uexc:
@@ -211,6 +209,13 @@ def _check_row(
             row=lineno,
         )
     for j in wanted:
+        if any("\udc80" <= ch <= "\udcff" for ch in row[j]):
+            return DataError(
+                "the value is not UTF-8 text; re-save the file as UTF-8",
+                path=path,
+                row=lineno,
+                column=names[j],
+            )
         try:
             value = parse_float(row[j])
         except ValueError:

@@ -107,7 +107,7 @@ def save_tensors(path, tensors: dict[str, Tensor], metadata: dict) -> None:
 
     The metadata is stored as a JSON string under the header key ``"torchlinreg"``, next to
     ``"format": "torchlinreg-model"``, ``"format_version": "1"`` and ``"sha256"``, a digest
-    of the tensors that lets :func:`load_tensors` notice damaged data.
+    of the metadata and tensors that lets :func:`load_tensors` notice damaged files.
 
     Example:
         >>> tensors = {"weight": torch.ones(1, 3)}
@@ -120,13 +120,15 @@ def save_tensors(path, tensors: dict[str, Tensor], metadata: dict) -> None:
         _META_KEY: json.dumps(metadata, allow_nan=True, sort_keys=True),
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "sha256": _digest(cpu),
     }
+    header["sha256"] = _digest(cpu, header)
     atomic_write_bytes(path, save(cpu, metadata=header))
 
 
-def _digest(tensors: dict[str, Tensor]) -> str:
+def _digest(tensors: dict[str, Tensor], meta: dict[str, str]) -> str:
+    """SHA-256 over the metadata strings and every tensor's name, dtype, shape and bytes."""
     h = hashlib.sha256()
+    h.update(json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True).encode())
     for name in sorted(tensors):
         t = tensors[name]
         h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
@@ -236,8 +238,8 @@ def load_tensors(path, *, expected_format: str = FORMAT) -> tuple[dict[str, Tens
         raise _fail(
             path, f"corrupt safetensors file ({first})", "re-save or restore the model file"
         ) from None
-    digest = header["__metadata__"].get("sha256")
-    if digest is not None and digest != _digest(tensors):
+    meta = header["__metadata__"]
+    if meta.get("sha256") is not None and meta["sha256"] != _digest(tensors, meta):
         raise _fail(path, "damaged: tensor data does not match its checksum", "restore the file")
     return tensors, info
 

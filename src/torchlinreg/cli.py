@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import click
 
 from . import __version__
 from .cli_demo import demo
+from .cli_train import train
+from .cli_use import evaluate, predict, summary
 from .errors import DataError, ModelFileError, TorchLinRegError
 
 EXIT_USAGE = 2
@@ -28,7 +31,8 @@ def cli(debug: bool) -> None:
     """Linear regression on PyTorch: exact and iterative fits on your own files."""
 
 
-cli.add_command(demo)
+for command in (demo, train, predict, evaluate, summary):
+    cli.add_command(command)
 
 
 def _fail(message: str, code: int) -> int:
@@ -36,10 +40,21 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"torchlinreg: warning: {message}", err=True)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (used by tests and ``main``)."""
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args or os.environ.get("TORCHLINREG_DEBUG") == "1"
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.showwarning = _one_line_warning
+        return _run(args, debug)
+
+
+def _run(args: list[str], debug: bool) -> int:
     try:
         result = cli.main(args=args, prog_name="torchlinreg", standalone_mode=False)
         return result if isinstance(result, int) else 0

@@ -141,6 +141,30 @@ def stream_batches(
         source.close()
 
 
+def infer_numeric(
+    path: str, names: list[str], delimiter: str, gz: bool, block_bytes: int
+) -> list[str]:
+    """Columns that pyarrow infers as numbers in the first block; all-empty ones count too."""
+    read_opts = pacsv.ReadOptions(
+        column_names=names, skip_rows=1, block_size=block_bytes, use_threads=False
+    )
+    parse_opts = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
+    conv_opts = pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True)
+    source = pa.input_stream(path, compression="gzip" if gz else None)
+    try:
+        reader = pacsv.open_csv(
+            source, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
+        )
+        schema = reader.schema
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, OSError):
+        # Unreadable first block: let the real read report the exact row and column.
+        return list(names)
+    finally:
+        source.close()
+    numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_null)
+    return [f.name for f in schema if any(check(f.type) for check in numeric)]
+
+
 def _open_text(path: str, gz: bool):
     raw = gzip.open(path, "rb") if gz else open(path, "rb")  # noqa: SIM115
     # surrogateescape: a bad byte is reported at its own row and column, not at read time

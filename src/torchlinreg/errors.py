@@ -6,6 +6,8 @@ column when known) and what to do, so the CLI can print it verbatim.
 
 from __future__ import annotations
 
+import sys
+
 
 class TorchLinRegError(Exception):
     """Base class of every error torchlinreg raises on purpose."""
@@ -57,6 +59,26 @@ class NotFittedError(TorchLinRegError, ValueError, AttributeError):
 
     Subclasses ``ValueError`` and ``AttributeError`` like scikit-learn's NotFittedError.
     """
+
+
+_SKLEARN_NOT_FITTED: dict[type, type] = {}
+
+
+def not_fitted_error(message: str) -> NotFittedError:
+    """A NotFittedError that is also scikit-learn's when scikit-learn is in use.
+
+    scikit-learn's pipelines and checks catch ``sklearn.exceptions.NotFittedError`` by
+    class; torchlinreg does not import scikit-learn, so the joint class is made only when
+    scikit-learn is already loaded.
+    """
+    sk = sys.modules.get("sklearn.exceptions")
+    if sk is None:
+        return NotFittedError(message)
+    cls = _SKLEARN_NOT_FITTED.get(sk.NotFittedError)
+    if cls is None:
+        cls = type("NotFittedError", (NotFittedError, sk.NotFittedError), {})
+        _SKLEARN_NOT_FITTED[sk.NotFittedError] = cls
+    return cls(message)
 
 
 class RankWarning(UserWarning):

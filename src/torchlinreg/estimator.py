@@ -9,7 +9,7 @@ DataFrames, or pyarrow Tables; predictions come back as the input's type and dev
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ._params import ParamsMixin
 from .data import Matrix, as_matrix, as_targets, as_weights
-from .errors import DataError, NotFittedError
+from .errors import DataError, not_fitted_error
 from .exact import LeastSquaresState
 from .iterative import fit_iterative
 from .metrics import r2_score
@@ -148,7 +148,6 @@ class LinearRegression(ParamsMixin):
         return Xm, Ym, Xt, Yt, wt
 
     def _check_features(self, Xm: Matrix) -> None:
-        check_is_fitted(self)
         names = getattr(self, "feature_names_in_", None)
         if names is not None and Xm.columns is not None and list(Xm.columns) != list(names):
             raise DataError(
@@ -173,30 +172,38 @@ class LinearRegression(ParamsMixin):
         self._output_kind = (Xm.kind, Xm.device)
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, X, y, sample_weight=None, *, callbacks: Sequence[Any] = ()):
+    def fit(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        *,
+        callbacks: Sequence[Any] = (),
+        resume_from: dict | None = None,
+    ):
         """Fit on all rows at once and return ``self``.
 
-        ``callbacks`` are handed to the iterative engine (progress bars, checkpoints).
+        ``callbacks`` are handed to the iterative engine (progress bars, checkpoints), and
+        ``resume_from`` (a trainer state from a checkpoint) continues an interrupted
+        iterative fit; exact solvers need neither.
         """
         self._validate_params()
-        Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)
+        self._forget()
         if self.solver in EXACT_SOLVERS:
-            self.state_ = LeastSquaresState(
-                Xt.shape[1],
-                Yt.shape[1],
-                fit_intercept=self.fit_intercept,
-                method=self.solver,
-                dtype=Xt.dtype,
-                device=Xt.device,
-            ).absorb(Xt, Yt, wt)
-            self._solve_state(Xm)
-            self.n_iter_ = 1
-            self.loss_history_ = []
+            self._absorb(X, y, sample_weight)
+            self._solve_state()
         else:
-            self._fit_iterative(Xt, Yt, wt, callbacks)
-        self._set_input_info(Xm, Ym)
+            Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)
+            self._fit_iterative(Xt, Yt, wt, callbacks, resume_from)
+            self._set_input_info(Xm, Ym)
         self._publish()
         return self
+
+    def _forget(self) -> None:
+        """Drop what an earlier fit learned, so a refit starts clean."""
+        for key in ("state_", "solution_", "model_", "feature_names_in_"):
+            if hasattr(self, key):
+                delattr(self, key)
 
     def partial_fit(self, X, y, sample_weight=None):
         """Absorb one more block of rows; for exact solvers the result equals one ``fit``.
@@ -213,6 +220,74 @@ class LinearRegression(ParamsMixin):
                 f"partial_fit needs an exact solver (one of {EXACT_SOLVERS}); solver="
                 f"{self.solver!r} trains by epochs: call fit, or use solver='qr'."
             )
+        n_iter = getattr(self, "n_iter_", 0)
+        self._absorb(X, y, sample_weight)
+        self._solve_state()
+        self.n_iter_ = n_iter + 1
+        self._publish()
+        return self
+
+    def fit_blocks(
+        self,
+        blocks: Iterable[Any],
+        *,
+        feature_names: Sequence[str] | None = None,
+        target_names: Sequence[str] | None = None,
+        callbacks: Sequence[Any] = (),
+    ):
+        """Fit on an iterable of row blocks and return ``self``.
+
+        Each block is ``(X, y)``, ``(X, y, sample_weight)`` or an object with ``X``, ``Y``
+        and ``w`` attributes (as :mod:`torchlinreg.tables` yields). Exact solvers absorb the
+        blocks one at a time into their state, so memory stays at one block plus a
+        ``(d + k)^2`` summary whatever the number of rows; the result equals one ``fit`` on
+        all rows. Iterative solvers gather the blocks in memory first.
+
+        Example:
+            >>> import numpy as np
+            >>> rng = np.random.default_rng(0)
+            >>> blocks = [(rng.normal(size=(50, 2)), rng.normal(size=50)) for _ in range(4)]
+            >>> LinearRegression().fit_blocks(blocks).n_features_in_
+            2
+        """
+        self._validate_params()
+        parts = (_unpack_block(b) for b in blocks)
+        if self.solver not in EXACT_SOLVERS:
+            gathered = list(parts)
+            if not gathered:
+                raise DataError("no blocks to fit; the data source yielded no rows")
+            X, y, w = (_concat([p[i] for p in gathered]) for i in range(3))
+            return self._fit_named(X, y, w, feature_names, target_names, callbacks)
+        self._forget()
+        for X, y, w in parts:
+            self._absorb(X, y, w)
+        if not hasattr(self, "state_"):
+            raise DataError("no blocks to fit; the data source yielded no rows")
+        self._name_columns(feature_names, target_names)
+        self._solve_state()
+        self._publish()
+        return self
+
+    def _fit_named(self, X, y, w, feature_names, target_names, callbacks):
+        self.fit(X, y, w, callbacks=callbacks)
+        self._name_columns(feature_names, target_names)
+        return self
+
+    def _name_columns(self, feature_names, target_names) -> None:
+        if feature_names is not None:
+            if len(feature_names) != self.n_features_in_:
+                raise DataError(
+                    f"{len(feature_names)} feature names for {self.n_features_in_} features"
+                )
+            self.feature_names_in_ = np.asarray(list(feature_names), dtype=object)
+        if target_names is not None:
+            k = self.state_.n_targets if hasattr(self, "state_") else self.model_.n_targets
+            if len(target_names) != k:
+                raise DataError(f"{len(target_names)} target names for {k} targets")
+            self._target_names = list(target_names)
+
+    def _absorb(self, X, y, sample_weight) -> None:
+        """Absorb one block into the exact state, creating it from the first block."""
         first = not hasattr(self, "state_")
         Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first)
         if first:
@@ -229,22 +304,22 @@ class LinearRegression(ParamsMixin):
             raise DataError(
                 f"y has {Yt.shape[1]} targets, but earlier blocks had {self.state_.n_targets}."
             )
-        self.state_.absorb(Xt.to(self.state_.device), Yt.to(self.state_.device), wt)
-        self._solve_state(Xm)
-        self.n_iter_ = getattr(self, "n_iter_", 0) + 1
-        self.loss_history_ = []
-        self._publish()
-        return self
+        self.state_.absorb(Xt, Yt, wt)
 
-    def _solve_state(self, Xm: Matrix) -> None:
-        names = list(Xm.columns) if Xm.columns is not None else None
+    def _solve_state(self) -> None:
+        names = getattr(self, "feature_names_in_", None)
+        names = None if names is None else list(names)
         self.solution_ = self.state_.solve(
             alpha=float(self.alpha), rcond=self.rcond, feature_names=names
         )
         self.rank_ = self.solution_.rank
         self.model_ = LinearModel(self.solution_.coef, self.solution_.intercept)
+        self.n_iter_ = 1
+        self.loss_history_ = []
 
-    def _fit_iterative(self, Xt: Tensor, Yt: Tensor, wt: Tensor | None, callbacks) -> None:
+    def _fit_iterative(
+        self, Xt: Tensor, Yt: Tensor, wt: Tensor | None, callbacks, resume_from=None
+    ) -> None:
         result = fit_iterative(
             Xt,
             Yt,
@@ -260,6 +335,7 @@ class LinearRegression(ParamsMixin):
             n_iter_no_change=self.n_iter_no_change,
             random_state=self.random_state,
             callbacks=callbacks,
+            resume_from=resume_from,
             device=Xt.device,
             dtype=Xt.dtype,
         )
@@ -267,9 +343,6 @@ class LinearRegression(ParamsMixin):
         self.n_iter_ = result.n_iter
         self.loss_history_ = list(result.loss_history)
         self.rank_ = None
-        for stale in ("state_", "solution_"):
-            if hasattr(self, stale):
-                delattr(self, stale)
 
     def _publish(self) -> None:
         """Expose coef_/intercept_ as the input's type: numpy, or tensors on its device."""
@@ -308,6 +381,27 @@ class LinearRegression(ParamsMixin):
         pt = torch.as_tensor(np.asarray(pred)) if not isinstance(pred, Tensor) else pred
         w = as_weights(sample_weight, Xm.values.shape[0])
         return r2_score(Ym.values, pt.reshape(Ym.values.shape[0], -1), w)
+
+    def state_metrics(self) -> dict[str, Tensor]:
+        """MSE, RMSE and R2 per target on the rows absorbed, from the exact state alone.
+
+        No second pass over the data: for any coefficients the residual sum of squares is
+        ``||R [-coef; I]||^2`` with ``R`` the state's factor. Without an intercept the R2 is
+        the uncentred one (``r2_uncentered``), as statsmodels reports it.
+        """
+        check_is_fitted(self)
+        summary = self.state_.centred_summary()
+        r, d = summary.r, self.state_.n_features
+        coef = self.model_.weight.to(device=r.device, dtype=r.dtype)
+        sse = ((r[:, :d] @ coef.T - r[:, d:]) ** 2).sum(dim=0)
+        tss = (r[:, d:] ** 2).sum(dim=0)
+        mse = sse / summary.sum_weights
+        r2 = torch.where(tss > 0, 1.0 - sse / torch.where(tss > 0, tss, 1.0), 0.0)
+        key = "r2" if self.fit_intercept else "r2_uncentered"
+        return {"mse": mse, "rmse": mse.sqrt(), key: r2}
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
 
     @property
     def linear_model_(self) -> LinearModel:
@@ -365,9 +459,28 @@ class Ridge(LinearRegression):
         )
 
 
+def _unpack_block(block: Any) -> tuple[Any, Any, Any]:
+    if hasattr(block, "X"):
+        return block.X, getattr(block, "Y", None), getattr(block, "w", None)
+    if isinstance(block, (tuple, list)) and len(block) in (2, 3):
+        return block[0], block[1], block[2] if len(block) == 3 else None
+    raise DataError(
+        f"a block must be (X, y), (X, y, sample_weight) or have X/Y/w attributes; got "
+        f"{type(block).__name__}"
+    )
+
+
+def _concat(parts: list[Any]) -> Any:
+    if parts[0] is None:
+        return None
+    if isinstance(parts[0], Tensor):
+        return torch.cat([torch.as_tensor(p) for p in parts])
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
 def check_is_fitted(estimator: LinearRegression) -> None:
     if not hasattr(estimator, "model_"):
-        raise NotFittedError(
+        raise not_fitted_error(
             f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
             "appropriate arguments before using this estimator."
         )

@@ -102,7 +102,9 @@ def atomic_write_bytes(path, data: bytes) -> None:
     atomic_write(path, write)
 
 
-def save_tensors(path, tensors: dict[str, Tensor], metadata: dict) -> None:
+def save_tensors(
+    path, tensors: dict[str, Tensor], metadata: dict, *, file_format: str = FORMAT
+) -> None:
     """Save tensors and JSON-able ``metadata`` as one ``.safetensors`` file, atomically.
 
     The metadata is stored as a JSON string under the header key ``"torchlinreg"``, next to
@@ -118,7 +120,7 @@ def save_tensors(path, tensors: dict[str, Tensor], metadata: dict) -> None:
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     header = {
         _META_KEY: json.dumps(metadata, allow_nan=True, sort_keys=True),
-        "format": FORMAT,
+        "format": file_format,
         "format_version": FORMAT_VERSION,
     }
     header["sha256"] = _digest(cpu, header)

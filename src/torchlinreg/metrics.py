@@ -45,3 +45,56 @@ def regression_metrics(
 def r2_score(y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> float:
     """R2 averaged uniformly over targets (scikit-learn's default for several outputs)."""
     return float(regression_metrics(y_true, y_pred, sample_weight)["r2"].mean())
+
+
+class StreamingMetrics:
+    """MSE, RMSE, MAE and R2 per target accumulated over row blocks in one pass.
+
+    The target means and sums of squares are merged block by block with the pairwise
+    formula (Chan, Golub & LeVeque), so R2 keeps its digits on targets with large offsets.
+
+    Example:
+        >>> acc = StreamingMetrics()
+        >>> acc.update(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]))
+        >>> acc.update(torch.tensor([3.0]), torch.tensor([4.0]))
+        >>> round(float(acc.result()["r2"][0]), 4)
+        0.375
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._sse: Tensor | None = None
+        self._sae: Tensor | None = None
+        self._mean: Tensor | None = None
+        self._m2: Tensor | None = None
+
+    def update(self, y_true: Tensor, y_pred: Tensor) -> None:
+        yt = _as_2d(y_true).to(torch.float64)
+        err = yt - _as_2d(y_pred).to(device=yt.device, dtype=torch.float64)
+        nb = yt.shape[0]
+        if nb == 0:
+            return
+        mean_b = yt.mean(dim=0)
+        m2_b = ((yt - mean_b) ** 2).sum(dim=0)
+        sse_b, sae_b = (err * err).sum(dim=0), err.abs().sum(dim=0)
+        if self._mean is None:
+            self._sse, self._sae, self._mean, self._m2 = sse_b, sae_b, mean_b, m2_b
+        else:
+            n = self.n + nb
+            delta = mean_b - self._mean
+            self._mean = self._mean + delta * (nb / n)
+            self._m2 = self._m2 + m2_b + delta * delta * (self.n * nb / n)
+            self._sse, self._sae = self._sse + sse_b, self._sae + sae_b
+        self.n += nb
+
+    def result(self) -> dict[str, Tensor]:
+        if self.n == 0:
+            raise ValueError("no rows were evaluated")
+        mse, mae = self._sse / self.n, self._sae / self.n
+        m2 = self._m2
+        r2 = torch.where(
+            m2 > 0,
+            1.0 - self._sse / torch.where(m2 > 0, m2, 1.0),
+            torch.where(self._sse == 0, 1.0, 0.0).to(mse.dtype),
+        )
+        return {"mse": mse, "rmse": mse.sqrt(), "mae": mae, "r2": r2}

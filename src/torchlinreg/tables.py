@@ -75,6 +75,12 @@ class _CsvFile:
         if n_total == 0:
             raise DataError("the file has a header but no data rows; add data rows", path=self.path)
 
+    def numeric_columns(self) -> list[str]:
+        """Columns whose values in the first block parse as numbers (pyarrow's inference)."""
+        return csvfile.infer_numeric(
+            self.path, self.column_names, self.delimiter, self.gz, self.block_bytes
+        )
+
 
 class _ParquetFile:
     def __init__(self, path: str) -> None:
@@ -92,6 +98,9 @@ class _ParquetFile:
         self.column_names = list(schema.names)
         self._types = {f.name: f.type for f in schema}
         _check_unique(path, self.column_names)
+
+    def numeric_columns(self) -> list[str]:
+        return [c for c in self.column_names if _is_numeric(self._types[c])]
 
     def batches(
         self, columns: Sequence[str], block_rows: int
@@ -133,6 +142,9 @@ class _NpyFile:
         self._array = a.reshape(-1, 1) if a.ndim == 1 else a
         self.column_names = [f"x{j}" for j in range(self._array.shape[1])]
 
+    def numeric_columns(self) -> list[str]:
+        return list(self.column_names)
+
     def batches(
         self, columns: Sequence[str], block_rows: int
     ) -> Iterator[tuple[pa.RecordBatch, int]]:
@@ -144,6 +156,10 @@ class _NpyFile:
             part = np.asarray(self._array[start : start + block_rows], dtype=np.float64)
             arrays = [pa.array(part[:, j]) for j in idx]
             yield pa.RecordBatch.from_arrays(arrays, names=list(columns)), start + 1
+
+
+def _is_numeric(typ: pa.DataType) -> bool:
+    return pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -266,6 +282,10 @@ class TableSource:
                     path=self.path,
                 )
         return list(columns)
+
+    def numeric_columns(self) -> list[str]:
+        """The columns that hold numbers (judged on the first file's first block)."""
+        return self._first.numeric_columns()
 
     def _files(self):
         yield self._first

@@ -1,0 +1,108 @@
+"""What the CLI shows: JSON, rich tables, and a progress bar for long training."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from .callbacks import Callback, TrainState
+
+
+def _clean(obj: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    click.echo(json.dumps(_clean(obj), indent=2))
+
+
+def console() -> Console:
+    return Console(highlight=False)
+
+
+_ORDER = ("mse", "rmse", "mae", "r2", "r2_uncentered")
+
+
+def metrics_table(title: str, metrics: dict[str, dict[str, float]]) -> Table:
+    names = list(next(iter(metrics.values())).keys()) if metrics else []
+    names.sort(key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER))
+    table = Table(title=title, title_justify="left")
+    table.add_column("target")
+    for name in names:
+        table.add_column(name, justify="right")
+    for target, values in metrics.items():
+        table.add_row(target, *(f"{values[n]:.6g}" for n in names))
+    return table
+
+
+class _SpeedColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.speed
+        return Text("" if speed is None else f"{speed:,.1f} epochs/s")
+
+
+class ProgressBar(Callback):
+    """A rich progress bar over epochs: current loss, speed, time left.
+
+    Shown only on a terminal; otherwise it does nothing.
+    """
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = sys.stdout.isatty() if enabled is None else enabled
+        self._progress: Progress | None = None
+        self._task = None
+
+    def on_train_begin(self, state: TrainState) -> None:
+        if not self.enabled:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("epochs  loss {task.fields[loss]}"),
+            _SpeedColumn(),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(
+            "train", total=state.max_iter, completed=state.epoch, loss=f"{state.loss:.6g}"
+        )
+
+    def on_epoch_end(self, state: TrainState) -> bool | None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=state.epoch, loss=f"{state.loss:.6g}")
+        return None
+
+    def on_train_end(self, state: TrainState) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -1,0 +1,157 @@
+"""`torchlinreg predict`, `evaluate` and `summary`: use a saved model."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import numpy as np
+import torch
+
+from .cli_output import console, metrics_table, print_json
+from .cli_train import check_writable
+from .errors import DataError, ModelFileError
+from .io import write_csv, write_table
+from .metrics import StreamingMetrics
+from .modelfile import load
+from .tables import open_table
+
+
+def _names(model) -> tuple[list[str], list[str]]:
+    features = getattr(model, "feature_names_in_", None)
+    if features is None:
+        raise ModelFileError(
+            "the model has no feature names, so columns cannot be matched by name; train it "
+            "with `torchlinreg train` or fit it on a DataFrame"
+        )
+    targets = model._target_names or [f"target_{j}" for j in range(model.model_.n_targets)]
+    return [str(f) for f in features], list(targets)
+
+
+def _missing_features(source, features: list[str], model_path: str) -> None:
+    missing = [f for f in features if f not in source.column_names]
+    if missing:
+        raise DataError(
+            f"the model {model_path} needs feature column(s) {missing}, which the data lacks; "
+            f"it has {source.column_names}",
+            path=source.path,
+        )
+
+
+@click.command("predict")
+@click.argument("model_path", metavar="MODEL")
+@click.argument("data")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write predictions to OUT.csv or OUT.parquet [default: CSV to stdout].",
+)
+@click.option("--delimiter", default=None, help="CSV delimiter [default: detected].")
+def predict(model_path: str, data: str, output: str | None, delimiter: str | None) -> None:
+    """Predict every row of DATA with MODEL: one column per target, rows in order."""
+    if output:
+        check_writable(output, "output")
+    model = load(model_path)
+    features, targets = _names(model)
+    source = open_table(data, delimiter=delimiter)
+    _missing_features(source, features, model_path)
+    parts = [model.model_.predict(block.X) for block in source.read_columns(features)]
+    pred = torch.cat(parts).cpu().numpy()
+    columns = {name: np.ascontiguousarray(pred[:, j]) for j, name in enumerate(targets)}
+    if output:
+        write_table(output, columns)
+    else:
+        write_csv(sys.stdout, columns)
+
+
+@click.command("evaluate")
+@click.argument("model_path", metavar="MODEL")
+@click.argument("data")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--delimiter", default=None, help="CSV delimiter [default: detected].")
+def evaluate(model_path: str, data: str, as_json: bool, delimiter: str | None) -> None:
+    """Score MODEL on DATA, which must hold the target columns: MSE, RMSE, MAE, R2."""
+    model = load(model_path)
+    features, targets = _names(model)
+    source = open_table(data, delimiter=delimiter)
+    _missing_features(source, features, model_path)
+    missing = [t for t in targets if t not in source.column_names]
+    if missing:
+        raise DataError(
+            f"target column(s) {missing} are not in the data; evaluate needs the true values",
+            path=source.path,
+        )
+    acc = StreamingMetrics()
+    for block in source.read_columns(features, targets):
+        acc.update(block.Y, model.model_.predict(block.X))
+    values = acc.result()
+    per_target = {
+        name: {key: float(v[j]) for key, v in values.items()} for j, name in enumerate(targets)
+    }
+    if as_json:
+        print_json({"targets": per_target, "rows": acc.n})
+        return
+    out = console()
+    out.print(f"evaluated {model_path} on {acc.n:,} rows of {data}")
+    out.print(metrics_table("Metrics", per_target))
+
+
+def _coef_table(model, features: list[str], targets: list[str]):
+    from rich.table import Table
+
+    table = Table(title="Coefficients", title_justify="left")
+    table.add_column("")
+    for t in targets:
+        table.add_column(t, justify="right")
+    w, b = model.model_.weight.cpu(), model.model_.bias.cpu()
+    table.add_row("intercept", *(f"{float(v):.10g}" for v in b))
+    for i, f in enumerate(features):
+        table.add_row(f, *(f"{float(w[j, i]):.10g}" for j in range(len(targets))))
+    return table
+
+
+def summary_record(model) -> dict[str, Any]:
+    features, targets = _names(model)
+    w, b = model.model_.weight.cpu(), model.model_.bias.cpu()
+    return {
+        "estimator": type(model).__name__,
+        "solver": model.solver,
+        "params": {
+            k: str(v) if isinstance(v, torch.device | torch.dtype) else v
+            for k, v in model.get_params().items()
+        },
+        "features": features,
+        "targets": targets,
+        "coefficients": {
+            t: {"intercept": float(b[j]), **{f: float(w[j, i]) for i, f in enumerate(features)}}
+            for j, t in enumerate(targets)
+        },
+        "rank": model.rank_,
+        "training": getattr(model, "training_", {}),
+    }
+
+
+@click.command("summary")
+@click.argument("model_path", metavar="MODEL")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def summary(model_path: str, as_json: bool) -> None:
+    """Show what MODEL is: features, targets, coefficients, solver, training data and fit."""
+    model = load(model_path)
+    record = summary_record(model)
+    if as_json:
+        print_json(record)
+        return
+    out = console()
+    train = record["training"]
+    out.print(f"[bold]{record['estimator']}[/bold] ({record['solver']} solver), {model_path}")
+    if train:
+        out.print(
+            f"trained on {train.get('rows', '?'):,} rows of {train.get('data', '?')} in "
+            f"{train.get('seconds', float('nan')):.3f} s"
+        )
+    out.print(_coef_table(model, record["features"], record["targets"]))
+    if train.get("metrics"):
+        out.print(metrics_table("Fit at training time", train["metrics"]))

@@ -298,3 +298,13 @@ def test_cuda_tensors_stay_on_the_gpu_and_errors_are_located_there():
     assert as_matrix(X_NP, device="cuda").values.device.type == "cuda"
     w = as_weights(torch.ones(100, device="cuda"), 100)
     assert w.device.type == "cuda"
+
+
+@pytest.mark.parametrize("module", ["data", "tables", "csvfile", "io"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"torchlinreg.{module}")
+    result = doctest.testmod(mod, extraglobs={"np": np, "torch": torch}, verbose=False)
+    assert result.failed == 0

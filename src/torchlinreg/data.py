@@ -283,7 +283,8 @@ def as_targets(y, n_rows: int, *, name: str = "y", dtype=None, device=None) -> M
     """Validate targets: 1-D ``(n,)`` becomes ``(n, 1)`` with ``was_1d=True``; 2-D is kept.
 
     Example:
-        >>> as_targets([1.0, 2.0], 2).values.shape, as_targets([1.0, 2.0], 2).was_1d
+        >>> y = as_targets([1.0, 2.0], 2)
+        >>> tuple(y.values.shape), y.was_1d
         ((2, 1), True)
     """
     if y is None:

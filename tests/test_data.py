@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -62,6 +65,7 @@ def test_float32_is_kept_and_integers_become_float64():
     assert as_matrix(torch.arange(6).reshape(3, 2)).values.dtype == torch.float64
     assert as_matrix(X_NP, dtype=torch.float32).values.dtype == torch.float32
     assert as_matrix(torch.ones(2, 2, dtype=torch.float16)).values.dtype == torch.float32
+    assert as_matrix([[1, 2]], dtype=torch.bfloat16).values.dtype == torch.bfloat16
 
 
 def test_float64_numpy_and_torch_input_are_not_copied():
@@ -270,3 +274,37 @@ class _Lstsq(RegressorMixin, BaseEstimator):
 )
 def test_scikit_learn_input_checks_pass(check):
     check("_Lstsq", _Lstsq())
+
+
+def test_pandas_and_polars_are_not_imported_by_the_package():
+    code = (
+        "import sys, torchlinreg.data, torchlinreg.io; "
+        "assert 'pandas' not in sys.modules and 'polars' not in sys.modules"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_stay_on_the_gpu_and_errors_are_located_there():
+    X = torch.randn(100, 3, device="cuda", dtype=torch.float64)
+    m = as_matrix(X)
+    assert m.values.device.type == "cuda" and m.values.data_ptr() == X.data_ptr()
+    assert m.wrap(torch.ones(100, 1, device="cuda")).device.type == "cuda"
+    X[41, 2] = float("nan")
+    with pytest.raises(DataError, match="NaN at row 42, column 3"):
+        as_matrix(X)
+    assert as_matrix(X_NP, device="cuda").values.device.type == "cuda"
+    w = as_weights(torch.ones(100, device="cuda"), 100)
+    assert w.device.type == "cuda"
+
+
+@pytest.mark.parametrize("module", ["data", "tables", "csvfile", "io"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"torchlinreg.{module}")
+    result = doctest.testmod(mod, extraglobs={"np": np, "torch": torch}, verbose=False)
+    assert result.failed == 0

@@ -63,9 +63,7 @@ def _module(x) -> str:
     return type(x).__module__.split(".")[0]
 
 
-def _float_dtype_np(arr: np.ndarray, dtype: torch.dtype | None) -> np.dtype:
-    if dtype is not None:
-        return torch.empty((), dtype=dtype).numpy().dtype
+def _float_dtype_np(arr: np.ndarray) -> np.dtype:
     if arr.dtype in (np.float32, np.float64):
         return arr.dtype
     return np.dtype(np.float32) if arr.dtype == np.float16 else np.dtype(np.float64)
@@ -211,15 +209,15 @@ def _to_tensor(X, name: str, dtype, device) -> tuple[Tensor, list[str] | None, s
         return X.detach().to(device=device or X.device, dtype=target), None, "torch", X.device
     arr, columns, kind = _to_numpy(X, name)
     arr = _numeric_numpy(arr, name, columns)
-    arr = np.asarray(arr, dtype=_float_dtype_np(arr, dtype))
+    arr = np.asarray(arr, dtype=_float_dtype_np(arr))
     if not arr.dtype.isnative or any(s < 0 for s in arr.strides):
         arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
     with warnings.catch_warnings():
         # Read-only arrays (memory maps) are only ever read here.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         t = torch.from_numpy(arr)
-    if device is not None:
-        t = t.to(device)
+    # one step to the requested device and dtype (bfloat16 has no numpy twin, so not earlier)
+    t = t.to(device=device, dtype=dtype)
     return t, columns, kind, torch.device("cpu")
 
 
@@ -285,7 +283,8 @@ def as_targets(y, n_rows: int, *, name: str = "y", dtype=None, device=None) -> M
     """Validate targets: 1-D ``(n,)`` becomes ``(n, 1)`` with ``was_1d=True``; 2-D is kept.
 
     Example:
-        >>> as_targets([1.0, 2.0], 2).values.shape, as_targets([1.0, 2.0], 2).was_1d
+        >>> y = as_targets([1.0, 2.0], 2)
+        >>> tuple(y.values.shape), y.was_1d
         ((2, 1), True)
     """
     if y is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import struct
@@ -246,12 +247,9 @@ def load_tensors(path, *, expected_format: str = FORMAT) -> tuple[dict[str, Tens
     return tensors, info
 
 
-def format_float(x: float) -> str:
-    """Shortest text that reads back as exactly the same float64 (Python's repr)."""
-    return repr(float(x))
+def _as_table(columns: dict[str, np.ndarray]):
+    import pyarrow as pa
 
-
-def _columns_as_arrays(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     arrays = {str(k): np.asarray(v) for k, v in columns.items()}
     lengths = {len(a) for a in arrays.values()}
     if len(lengths) > 1:
@@ -261,32 +259,41 @@ def _columns_as_arrays(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for k, a in arrays.items():
         if a.ndim != 1:
             raise DataError(f"column {k!r} must be 1-D, got shape {a.shape}")
-    return arrays
+    return pa.table({k: pa.array(a) for k, a in arrays.items()})
+
+
+def _write_csv_text(stream, table, chunk_rows: int = 65536) -> None:
+    import csv
+
+    import pyarrow.csv as pacsv
+
+    # The header goes through the csv module (quotes only where needed); the rows through
+    # Arrow, which writes each float64 as its shortest round-trip text, like repr, so values
+    # read back bit for bit (the tests check it against float()).
+    csv.writer(stream, lineterminator="\n").writerow(table.column_names)
+    options = pacsv.WriteOptions(include_header=False)
+    for batch in table.to_batches(max_chunksize=chunk_rows):
+        buf = io.BytesIO()
+        pacsv.write_csv(batch, buf, write_options=options)
+        stream.write(buf.getvalue().decode("utf-8"))
 
 
 def write_csv(stream: TextIO, columns: dict[str, np.ndarray]) -> None:
-    """Write columns as CSV text to an open text stream (e.g. ``sys.stdout``).
+    """Write columns as CSV text to an open text stream (e.g. ``sys.stdout``), in chunks.
 
-    Floats are written with ``repr``, so they read back bit for bit.
+    Example:
+        >>> write_csv(sys.stdout, {"y": np.array([1.5, 0.1])})
+        y
+        1.5
+        0.1
     """
-    import csv
-
-    arrays = _columns_as_arrays(columns)
-    writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(list(arrays))
-    cells = [
-        [format_float(v) for v in a.tolist()]
-        if a.dtype.kind == "f"
-        else [str(v) for v in a.tolist()]
-        for a in arrays.values()
-    ]
-    writer.writerows(zip(*cells, strict=True))
+    _write_csv_text(stream, _as_table(columns))
 
 
 def write_table(path, columns: dict[str, np.ndarray]) -> None:
     """Write columns to ``path`` atomically: Parquet for ``.parquet``/``.pq``, else CSV.
 
-    ``path="-"`` writes CSV to standard output.
+    ``path="-"`` writes CSV to standard output. CSV floats read back bit for bit.
 
     Example:
         >>> write_table("pred.csv", {"apples": np.array([56.1, 81.2])})  # doctest: +SKIP
@@ -295,18 +302,16 @@ def write_table(path, columns: dict[str, np.ndarray]) -> None:
         write_csv(sys.stdout, columns)
         return
     path = os.fspath(path)
-    arrays = _columns_as_arrays(columns)
+    table = _as_table(columns)
     if path.lower().endswith((".parquet", ".pq")):
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.table({k: pa.array(v) for k, v in arrays.items()})
         atomic_write(path, lambda tmp: pq.write_table(table, tmp))
         return
 
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
-            write_csv(f, arrays)
+            _write_csv_text(f, table)
 
     atomic_write(path, write)
 
@@ -316,7 +321,6 @@ __all__ = [
     "FORMAT_VERSION",
     "atomic_write",
     "atomic_write_bytes",
-    "format_float",
     "load_tensors",
     "save_tensors",
     "write_csv",

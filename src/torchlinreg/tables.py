@@ -56,23 +56,30 @@ class _CsvFile:
         self.path = path
         names, self.delimiter, self.gz, avg = csvfile.sniff_header(path, delimiter)
         self.column_names = names
-        # pyarrow blocks are sized in bytes: aim for about block_rows rows per block.
-        self.block_bytes = int(min(max(block_rows * avg * 1.25, 1 << 16), 1 << 28))
+        # pyarrow blocks are sized in bytes and its reader reads a few ahead: small text
+        # blocks, merged below into blocks of block_rows rows, keep memory near one block.
+        self.block_bytes = int(min(max(block_rows * avg, 1 << 16), 1 << 20))
 
     def batches(
         self, columns: Sequence[str], block_rows: int
     ) -> Iterator[tuple[pa.RecordBatch, int]]:
-        row = 2
-        n_total = 0
+        row = 2  # NOTE [CSV row numbers] in csvfile.py
+        pending: list[pa.RecordBatch] = []
+        n_pending = 0
         for batch in csvfile.stream_batches(
             self.path, self.column_names, self.delimiter, self.gz, columns, self.block_bytes
         ):
-            for off in range(0, batch.num_rows, block_rows):
-                part = batch.slice(off, block_rows)
-                yield part, row
-                row += part.num_rows
-            n_total += batch.num_rows
-        if n_total == 0:
+            pending.append(batch)
+            n_pending += batch.num_rows
+            while n_pending >= block_rows:
+                merged = _merge(pending)
+                yield merged.slice(0, block_rows), row
+                row += block_rows
+                rest = merged.slice(block_rows)
+                pending, n_pending = [rest], rest.num_rows
+        if n_pending:
+            yield _merge(pending), row
+        elif row == 2:
             raise DataError("the file has a header but no data rows; add data rows", path=self.path)
 
     def numeric_columns(self) -> list[str]:
@@ -80,6 +87,13 @@ class _CsvFile:
         return csvfile.infer_numeric(
             self.path, self.column_names, self.delimiter, self.gz, self.block_bytes
         )
+
+
+def _merge(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    batches = [b for b in batches if b.num_rows] or batches[:1]
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
 
 
 class _ParquetFile:

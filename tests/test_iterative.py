@@ -11,7 +11,7 @@ from torchlinreg import tutorial
 from torchlinreg.batches import ShuffledBatches
 from torchlinreg.callbacks import Callback, Checkpoint, EarlyStopping, LambdaCallback, TrainState
 from torchlinreg.datasets import make_regression
-from torchlinreg.errors import ConvergenceWarning, DivergenceError
+from torchlinreg.errors import ConvergenceWarning, DataError, DivergenceError
 from torchlinreg.iterative import SOLVERS, fit_iterative
 
 # --- oracles -------------------------------------------------------------------------------
@@ -307,3 +307,37 @@ def test_bad_parameters_are_refused_with_the_value(kwargs, message):
     X, Y = problem(False, seed=18)
     with pytest.raises(ValueError, match=message):
         fit_iterative(X[:10], Y[:10], **{"solver": "sgd", **kwargs})
+
+
+def test_non_finite_input_is_a_data_error():
+    X, Y = problem(False, seed=19)
+    X[5, 2] = float("nan")
+    with pytest.raises(DataError, match="X contains NaN"):
+        fit_iterative(X, Y, solver="gd")
+
+
+@pytest.mark.distributed
+def test_trainer_drives_a_ddp_wrapped_module_to_the_same_weights(tmp_path):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from torchlinreg.batches import ShuffledBatches
+    from torchlinreg.solvers import resolve_solver
+    from torchlinreg.trainer import LinearModule, Trainer
+
+    X, Y = problem(False, seed=20)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
+    try:
+        weights = []
+        for wrap in (False, True):
+            linear = LinearModule(torch.zeros(1, 10, dtype=X.dtype), torch.zeros(1, dtype=X.dtype))
+            module = DistributedDataParallel(linear) if wrap else linear
+            spec = resolve_solver("sgd", n_targets=1, n_rows=len(X))
+            source = ShuffledBatches(X, Y, batch_size=256)
+            gen = torch.Generator().manual_seed(0)
+            Trainer(module, source, spec, max_iter=3, generator=gen).fit()
+            weights.append(linear.weight.detach().clone())
+    finally:
+        dist.destroy_process_group()
+    # One rank averages gradients over itself: the same steps, up to summation order.
+    torch.testing.assert_close(weights[0], weights[1], rtol=1e-12, atol=1e-12)

@@ -19,7 +19,7 @@ from .callbacks import Callback, EarlyStopping, TrainState
 from .scaling import Scaler
 from .solvers import SolverSpec
 
-__all__ = ["STATE_FORMAT", "LinearModule", "Trainer"]
+__all__ = ["STATE_FORMAT", "LinearModule", "Trainer", "flatten_state", "unflatten_state"]
 
 STATE_FORMAT = "torchlinreg.iterative.v1"
 
@@ -219,7 +219,12 @@ class Trainer:
         return loss
 
     def state_dict(self) -> dict:
-        """Everything a resumed run needs: tensors, ints, floats, strings, lists and dicts."""
+        """Everything a resumed run needs, as a snapshot.
+
+        Only tensors, ints, floats, bools, strings, ``None``, lists and dicts with string
+        keys: :func:`flatten_state` splits it into named tensors (for safetensors) and a
+        JSON-ready rest, and no pickle is ever needed.
+        """
         lin = self._linear
         return {
             "format": STATE_FORMAT,
@@ -230,8 +235,7 @@ class Trainer:
             "converged": self.converged,
             "weight": lin.weight.detach().clone(),
             "bias": lin.bias.detach().clone(),
-            # A snapshot: Adam updates its moment tensors in place after this returns.
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "optimizer": _plain_optimizer_state(self.optimizer.state_dict()),
             "generator": self.generator.get_state(),
             **({} if self.scaler is None else {"scaler": self.scaler.state_dict()}),
         }
@@ -252,9 +256,72 @@ class Trainer:
         with torch.no_grad():
             lin.weight.copy_(state["weight"])
             lin.bias.copy_(state["bias"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        opt_state = state["optimizer"]
+        self.optimizer.load_state_dict(
+            {
+                "state": {int(k): v for k, v in opt_state["state"].items()},
+                "param_groups": opt_state["param_groups"],
+            }
+        )
         self.generator.set_state(state["generator"])
         self.epoch = int(state["epoch"])
         self.loss_history = [float(v) for v in state["loss_history"]]
         self.stop_reason = state.get("stop_reason")
         self.converged = bool(state.get("converged", False))
+
+
+def _plain_optimizer_state(state: dict) -> dict:
+    # torch keys optimizer state by parameter index (int); JSON keys must be strings.
+    # deepcopy makes a snapshot: Adam updates its moment tensors in place later.
+    state = copy.deepcopy(state)
+    return {
+        "state": {str(k): v for k, v in state["state"].items()},
+        "param_groups": [
+            {k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
+            for group in state["param_groups"]
+        ],
+    }
+
+
+_TENSOR = "__tensor__"
+
+
+def flatten_state(state: dict) -> tuple[dict[str, Tensor], dict]:
+    """Split a :meth:`Trainer.state_dict` into ``{dotted.path: tensor}`` and a JSON-ready rest.
+
+    Each tensor in the rest is replaced by ``{"__tensor__": "dotted.path"}``;
+    :func:`unflatten_state` puts them back.
+
+    Example:
+        >>> tensors, meta = flatten_state({"w": torch.ones(2), "opt": {"lr": 0.1}})
+        >>> list(tensors), meta
+        (['w'], {'w': {'__tensor__': 'w'}, 'opt': {'lr': 0.1}})
+    """
+    tensors: dict[str, Tensor] = {}
+
+    def walk(value, path: str):
+        if isinstance(value, Tensor):
+            tensors[path] = value.detach().contiguous()
+            return {_TENSOR: path}
+        if isinstance(value, dict):
+            return {str(k): walk(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(v, f"{path}.{i}") for i, v in enumerate(value)]
+        return value
+
+    return tensors, walk(state, "")
+
+
+def unflatten_state(tensors: dict[str, Tensor], meta: dict) -> dict:
+    """The inverse of :func:`flatten_state`."""
+
+    def walk(value):
+        if isinstance(value, dict):
+            if set(value) == {_TENSOR}:
+                return tensors[value[_TENSOR]]
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(meta)

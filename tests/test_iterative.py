@@ -253,6 +253,7 @@ def _is_plain(value) -> bool:
 @pytest.mark.parametrize("solver", ["sgd", "adam", "gd"])
 def test_resume_from_checkpoint_equals_uninterrupted_run_bit_for_bit(solver):
     X, Y = problem(False, n_targets=2, seed=15)
+    X, Y = X[:1000], Y[:1000]
     w = torch.rand(len(X), generator=torch.Generator().manual_seed(1), dtype=X.dtype)
     # gd stops early (tol), so resuming also crosses an early stop; sgd and adam run 12 epochs.
     tol = 1e-3 if solver == "gd" else None
@@ -352,6 +353,7 @@ def test_checkpoint_survives_safetensors_and_json_and_resumes_bit_for_bit(solver
     from torchlinreg.trainer import flatten_state, unflatten_state
 
     X, Y = problem(False, seed=21)
+    X, Y = X[:1000], Y[:1000]
     kw = {"solver": solver, "random_state": 2, "max_iter": 8, "tol": None}
     saved = []
     full = fit_iterative(X, Y, callbacks=[Checkpoint(saved.append, every=4)], **kw)

@@ -308,3 +308,11 @@ def test_docstring_examples_run(module):
     mod = importlib.import_module(f"torchlinreg.{module}")
     result = doctest.testmod(mod, extraglobs={"np": np, "torch": torch}, verbose=False)
     assert result.failed == 0
+
+
+def test_huge_finite_values_whose_sum_overflows_are_accepted():
+    # the fast finiteness check sums the values; an overflowing sum must not be a false alarm
+    big = np.full((4, 2), np.finfo(np.float64).max)
+    np.testing.assert_array_equal(as_matrix(big).values.numpy(), big)
+    with pytest.raises(DataError, match="infinity at row 3, column 2"):
+        as_matrix(np.where(np.arange(8).reshape(4, 2) == 5, np.inf, big))

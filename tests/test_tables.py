@@ -239,3 +239,10 @@ def test_blank_lines_are_not_data(tmp_path):
     path = _write(tmp_path, "e.csv", "a,b,w\n\n1,2,1\n\n3,4,-1\n")
     with pytest.raises(DataError, match=r"row 5, column 'w': negative weight"):
         open_table(path).read_all(["a"], ["b"], weight_col="w")
+
+
+def test_an_explicit_delimiter_is_used_and_checked(tmp_path):
+    path = _write(tmp_path, "d.txt", "a;b,c\n1;2,5\n")
+    assert open_table(path, delimiter=";").column_names == ["a", "b,c"]
+    with pytest.raises(DataError, match="delimiter must be one character"):
+        open_table(path, delimiter=";;")

@@ -259,6 +259,10 @@ class TableSource:
     def __init__(self, path, *, columns=None, delimiter=None, block_rows=65536) -> None:
         if block_rows < 1:
             raise ValueError(f"block_rows must be >= 1, got {block_rows}")
+        if delimiter is not None and (len(delimiter) != 1 or delimiter in '\r\n"'):
+            raise DataError(
+                f"delimiter must be one character other than a quote or newline, got {delimiter!r}"
+            )
         self.path = os.fspath(path)
         self.paths = _expand(self.path)
         self.block_rows = block_rows

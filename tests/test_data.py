@@ -190,6 +190,20 @@ def test_bad_shapes_and_types_raise_data_error(X, pattern):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "empty",
+    [
+        pd.DataFrame(index=range(12)),
+        pl.DataFrame({"a": range(12)}).drop("a"),
+        pa.table({"a": range(12)}).drop_columns(["a"]),
+    ],
+    ids=["pandas", "polars", "pyarrow"],
+)
+def test_frames_without_columns_report_zero_features(empty):
+    with pytest.raises(DataError, match=r"0 feature\(s\) \(shape=\(12, 0\)\)"):
+        as_matrix(empty)
+
+
 def test_one_sample_is_fine():
     assert as_matrix(np.ones((1, 10))).values.shape == (1, 10)
 

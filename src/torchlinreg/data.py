@@ -126,8 +126,7 @@ def _from_pandas(X, name: str) -> tuple[np.ndarray, list[str] | None]:
     columns = (
         [str(c) for c in names] if X.ndim == 2 and all(isinstance(c, str) for c in names) else None
     )
-    na = np.nan
-    return X.to_numpy(dtype=np.float64, na_value=na), columns
+    return X.to_numpy(dtype=np.float64, na_value=np.nan), columns
 
 
 def _from_polars(X, name: str) -> tuple[np.ndarray, list[str] | None]:
@@ -141,7 +140,7 @@ def _from_polars(X, name: str) -> tuple[np.ndarray, list[str] | None]:
                 f"{name} column {s.name!r} has non-numeric dtype {s.dtype}; convert or drop it"
             )
         cols.append(s.cast(pl.Float64).fill_null(float("nan")).to_numpy())
-    arr = np.column_stack(cols) if cols else np.empty((0, 0))
+    arr = np.column_stack(cols) if cols else np.empty((X.height, 0))
     if isinstance(X, pl.Series):
         return arr[:, 0], None
     return arr, list(X.columns)

@@ -27,7 +27,8 @@ from torch import Tensor
 from . import csvfile
 from .errors import DataError
 
-DATA_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".npy")
+# Files a folder is read from (a README.txt next to the data is not data).
+DATA_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet", ".pq", ".npy")
 _GLOB_CHARS = "*?["
 
 

@@ -246,3 +246,13 @@ def test_an_explicit_delimiter_is_used_and_checked(tmp_path):
     assert open_table(path, delimiter=";").column_names == ["a", "b,c"]
     with pytest.raises(DataError, match="delimiter must be one character"):
         open_table(path, delimiter=";;")
+
+
+def test_truncated_gzip_is_refused(tmp_path):
+    body = _csv_text(RNG.normal(size=(20000, 3))).encode()
+    packed = gzip.compress(body)
+    path = _write(tmp_path, "d.csv.gz", packed[: len(packed) // 2])
+    with pytest.raises(
+        DataError, match=r"d\.csv\.gz: cannot read the file .*check that it is complete"
+    ):
+        list(open_table(path).read_columns(NAMES))

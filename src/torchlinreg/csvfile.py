@@ -137,12 +137,12 @@ def stream_batches(
             for batch in reader:
                 yield batch
                 rows_done += batch.num_rows
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as exc:
-            raise locate_error(path, names, delimiter, gz, columns, rows_done, exc) from None
         except OSError as exc:  # truncated gzip, I/O error
             raise DataError(
                 f"cannot read the file ({exc}); check that it is complete", path=path
             ) from None
+        except (pa.ArrowException, ValueError) as exc:  # parse/conversion/encoding errors
+            raise locate_error(path, names, delimiter, gz, columns, rows_done, exc) from None
     finally:
         source.close()
 

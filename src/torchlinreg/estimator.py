@@ -60,6 +60,8 @@ class LinearRegression(ParamsMixin):
         lr, max_iter, batch_size, tol, n_iter_no_change: iterative settings; None picks the
             solver's default. ``max_iter`` counts epochs.
         random_state: seed for shuffling and random initialisation.
+        init: iterative starting point: ``"zeros"`` or ``"randn"`` (the walk-through's
+            ``torch.manual_seed(random_state); randn(k, d); randn(k)``).
         device: where to compute (``"cpu"``, ``"cuda"``); None uses the input's device.
         dtype: compute dtype; None means float64 for exact solvers whatever the input, and
             the input's float dtype for iterative ones.
@@ -83,6 +85,7 @@ class LinearRegression(ParamsMixin):
         "tol": (lambda v: v is None or _nonneg_number(v), "a non-negative real number or None"),
         "n_iter_no_change": (_pos_int_or_none, "a positive integer"),
         "rcond": (_pos_number_or_none, "a positive real number or None"),
+        "init": ("zeros", "randn"),
     }
 
     def __init__(
@@ -98,6 +101,7 @@ class LinearRegression(ParamsMixin):
         tol: float | None = 1e-4,
         n_iter_no_change: int = 5,
         random_state: int | None = None,
+        init: str = "zeros",
         device: str | torch.device | None = None,
         dtype: Any = None,
         rcond: float | None = None,
@@ -112,6 +116,7 @@ class LinearRegression(ParamsMixin):
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
+        self.init = init
         self.device = device
         self.dtype = dtype
         self.rcond = rcond
@@ -334,6 +339,7 @@ class LinearRegression(ParamsMixin):
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             random_state=self.random_state,
+            init=self.init,
             callbacks=callbacks,
             resume_from=resume_from,
             device=Xt.device,
@@ -438,6 +444,7 @@ class Ridge(LinearRegression):
         tol: float | None = 1e-4,
         n_iter_no_change: int = 5,
         random_state: int | None = None,
+        init: str = "zeros",
         device: str | torch.device | None = None,
         dtype: Any = None,
         rcond: float | None = None,
@@ -453,6 +460,7 @@ class Ridge(LinearRegression):
             tol=tol,
             n_iter_no_change=n_iter_no_change,
             random_state=random_state,
+            init=init,
             device=device,
             dtype=dtype,
             rcond=rcond,

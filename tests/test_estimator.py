@@ -83,6 +83,22 @@ def test_partial_fit_in_blocks_equals_one_fit(solver):
     assert _rel(blocks.coef_, whole.coef_) < 1e-10
 
 
+def test_iterative_partial_fit_continues_one_epoch_per_call():
+    X, y, _, _ = make_regression(2000, 5, 1, noise=1.0, seed=13)
+    exact_r2 = tlr.LinearRegression().fit(X, y).score(X, y)
+    model = tlr.LinearRegression(solver="sgd", random_state=0)
+    scores = []
+    for _ in range(30):
+        for lo in range(0, 2000, 500):
+            model.partial_fit(X[lo : lo + 500], y[lo : lo + 500])
+        scores.append(model.score(X, y))
+    # 1) each call is one epoch on its block; 2) the optimizer state carries over, so the
+    # fit keeps improving towards the exact one.
+    assert model.n_iter_ == 120 and len(model.loss_history_) == 121
+    assert scores[-1] > scores[0]
+    assert abs(scores[-1] - exact_r2) < 1e-2
+
+
 @pytest.mark.parametrize("solver", ITERATIVE)
 def test_iterative_solvers_reach_exact_r2_on_standardized_data(solver):
     # 1) a standardized, well-conditioned problem of a few thousand rows;
@@ -105,7 +121,12 @@ def test_gd_without_standardization_is_the_walk_through():
     crops = tlr.datasets.load_crops()
     run = tlr.tutorial.run_seeded(seed=5, epochs=60)
     model = tlr.LinearRegression(
-        solver="gd", standardize=False, lr=1e-5, max_iter=60, tol=None, random_state=5,
+        solver="gd",
+        standardize=False,
+        lr=1e-5,
+        max_iter=60,
+        tol=None,
+        random_state=5,
         init="randn",
     )
     model.fit(crops.data, crops.target)
@@ -197,7 +218,9 @@ def test_predict_before_fit_and_wrong_width():
     with pytest.raises(tlr.NotFittedError):
         tlr.LinearRegression().predict(np.eye(3))
     model = tlr.LinearRegression().fit(np.random.default_rng(0).normal(size=(10, 3)), np.ones(10))
-    with pytest.raises(tlr.DataError, match="X has 2 features, but LinearRegression is expecting 3"):
+    with pytest.raises(
+        tlr.DataError, match="X has 2 features, but LinearRegression is expecting 3"
+    ):
         model.predict(np.ones((4, 2)))
 
 
@@ -229,6 +252,7 @@ def test_scikit_learn_check_estimator(estimator):
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", tlr.RankWarning)
         results = check_estimator(estimator, on_fail=None)
-    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
-              if r["status"] == "failed"]
+    failed = [
+        (r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"
+    ]
     assert not failed

@@ -58,6 +58,7 @@ class IterativeResult:
     converged: bool
     scaler: Scaler | None = None
     stop_reason: str | None = None
+    state: dict | None = None  # Trainer.state_dict(): continue with resume_from=state
 
 
 def fit_iterative(
@@ -222,5 +223,12 @@ def _result(trainer: Trainer, scaler: Scaler | None, tol, max_iter: int) -> Iter
             stacklevel=3,
         )
     return IterativeResult(
-        W, b, trainer.epoch, list(trainer.loss_history), converged, scaler, trainer.stop_reason
+        W,
+        b,
+        trainer.epoch,
+        list(trainer.loss_history),
+        converged,
+        scaler,
+        trainer.stop_reason,
+        trainer.state_dict(),
     )

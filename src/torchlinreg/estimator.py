@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ._params import ParamsMixin
 from .data import Matrix, as_matrix, as_targets, as_weights
+from .distributed import agree_on_errors, is_distributed, merge_across_ranks
 from .errors import DataError, not_fitted_error
 from .exact import LeastSquaresState
 from .iterative import fit_iterative
@@ -195,10 +196,12 @@ class LinearRegression(ParamsMixin):
         self._validate_params()
         self._forget()
         if self.solver in EXACT_SOLVERS:
-            self._absorb(X, y, sample_weight)
+            with agree_on_errors():
+                self._absorb(X, y, sample_weight)
             self._solve_state()
         else:
-            Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)
+            with agree_on_errors():
+                Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)
             self._fit_iterative(Xt, Yt, wt, callbacks, resume_from)
             self._set_input_info(Xm, Ym)
         self._publish()
@@ -206,7 +209,14 @@ class LinearRegression(ParamsMixin):
 
     def _forget(self) -> None:
         """Drop what an earlier fit learned, so a refit starts clean."""
-        for key in ("state_", "solution_", "model_", "feature_names_in_", "_trainer_state"):
+        for key in (
+            "state_",
+            "solution_",
+            "model_",
+            "feature_names_in_",
+            "_trainer_state",
+            "_local_state",
+        ):
             if hasattr(self, key):
                 delattr(self, key)
 
@@ -228,12 +238,14 @@ class LinearRegression(ParamsMixin):
         self._validate_params()
         if self.solver in EXACT_SOLVERS:
             n_iter = getattr(self, "n_iter_", 0)
-            self._absorb(X, y, sample_weight)
+            with agree_on_errors():
+                self._absorb(X, y, sample_weight)
             self._solve_state()
             self.n_iter_ = n_iter + 1
         else:
             first = not hasattr(self, "model_")
-            Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first)
+            with agree_on_errors():
+                Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first)
             state = getattr(self, "_trainer_state", None)
             if state is not None:
                 state = {**state, "stop_reason": None}
@@ -276,9 +288,10 @@ class LinearRegression(ParamsMixin):
             X, y, w = (_concat([p[i] for p in gathered]) for i in range(3))
             return self._fit_named(X, y, w, feature_names, target_names, callbacks)
         self._forget()
-        for X, y, w in parts:
-            self._absorb(X, y, w)
-        if not hasattr(self, "state_"):
+        with agree_on_errors():
+            for X, y, w in parts:
+                self._absorb(X, y, w)
+        if not hasattr(self, "state_") and not is_distributed():
             raise DataError("no blocks to fit; the data source yielded no rows")
         self._name_columns(feature_names, target_names)
         self._solve_state()
@@ -305,6 +318,9 @@ class LinearRegression(ParamsMixin):
 
     def _absorb(self, X, y, sample_weight) -> None:
         """Absorb one block into the exact state, creating it from the first block."""
+        if hasattr(self, "_local_state"):
+            # Distributed: state_ holds every rank's rows; this rank absorbs into its own.
+            self.state_ = self._local_state
         first = not hasattr(self, "state_")
         Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first)
         if first:
@@ -323,7 +339,40 @@ class LinearRegression(ParamsMixin):
             )
         self.state_.absorb(Xt, Yt, wt)
 
+    def _merge_ranks(self) -> None:
+        """Inside a process group, make ``state_`` the state of every rank's rows.
+
+        This rank's own state is kept (``_local_state``) for the next ``partial_fit``.
+        """
+        if not is_distributed():
+            return
+        local = getattr(self, "state_", None)
+        dtype = _resolve_dtype(self.dtype) or torch.float64
+        self.state_ = merge_across_ranks(
+            local,
+            fit_intercept=self.fit_intercept,
+            method=self.solver,
+            dtype=dtype if local is None else local.dtype,
+            device=self.device if local is None else local.device,
+        )
+        if local is None:
+            # This rank read no rows: take the shape from the others.
+            self._local_state = LeastSquaresState(
+                self.state_.n_features,
+                self.state_.n_targets,
+                fit_intercept=self.fit_intercept,
+                method=self.solver,
+                dtype=self.state_.dtype,
+                device=self.state_.device,
+            )
+            self.n_features_in_ = self.state_.n_features
+            self._y_was_1d, self._target_names = False, None
+            self._output_kind = ("numpy", torch.device("cpu"))
+        else:
+            self._local_state = local
+
     def _solve_state(self) -> None:
+        self._merge_ranks()
         names = getattr(self, "feature_names_in_", None)
         names = None if names is None else list(names)
         self.solution_ = self.state_.solve(

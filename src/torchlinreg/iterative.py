@@ -35,6 +35,15 @@ from torch import Tensor
 
 from .batches import FullBatch, ShuffledBatches
 from .callbacks import Callback, DivergenceGuard, EarlyStopping
+from .distributed import (
+    RankBatches,
+    RankInfo,
+    agree_on_errors,
+    allreduce_sum,
+    broadcast_int,
+    ddp_wrap,
+    is_distributed,
+)
 from .errors import ConvergenceWarning, DataError
 from .scaling import Scaler
 from .solvers import SOLVERS, resolve_solver
@@ -109,7 +118,10 @@ def fit_iterative(
         >>> torch.allclose(res.intercept, torch.tensor([4.0], dtype=torch.float64))
         True
     """
-    X, Y, weight, dtype = _prepare(X, Y, sample_weight, device, dtype)
+    with agree_on_errors():
+        X, Y, weight, dtype = _prepare(X, Y, sample_weight, device, dtype)
+    # NOTE [distributed training] below: every rank holds its own rows.
+    ranks = RankInfo.gather(X.shape[0], weight) if is_distributed() else None
     n, d = X.shape
     k = Y.shape[1]
     if init not in ("zeros", "randn"):
@@ -118,36 +130,45 @@ def fit_iterative(
         raise ValueError(f"Invalid alpha: {alpha}; it must be >= 0")
     if max_iter < 0:
         raise ValueError(f"Invalid max_iter: {max_iter}; it must be >= 0")
-    spec = resolve_solver(solver, n_targets=k, n_rows=n, lr=lr, batch_size=batch_size)
+    n_all = n if ranks is None else ranks.n_rows
+    spec = resolve_solver(solver, n_targets=k, n_rows=n_all, lr=lr, batch_size=batch_size)
 
     if resume_from is not None and "scaler" in resume_from:
         scaler = Scaler.from_state_dict(resume_from["scaler"])
     elif standardize:
-        scaler = Scaler.fit(X, Y, weight, center=fit_intercept)
+        reduce = None if ranks is None else allreduce_sum
+        scaler = Scaler.fit(X, Y, weight, center=fit_intercept, reduce=reduce)
     else:
         scaler = None
     Xs = X if scaler is None else scaler.transform_x(X)
     Ys = Y if scaler is None else scaler.transform_y(Y)
     # Weights normalised to mean 1: the batch losses are then plain means.
-    wn = None if weight is None else weight * (n / weight.sum())
+    total = float(n if weight is None else weight.sum()) if ranks is None else ranks.total_weight
+    if weight is None:
+        wn = None
+    else:
+        wn = weight * (n / weight.sum()) if ranks is None else weight * (n_all / total)
 
-    seed = _seed(random_state)
+    seed = _seed(random_state) if ranks is None else broadcast_int(_seed(random_state))
     W0, b0 = _initial(init, k, d, seed, dtype)
     module = LinearModule(W0.to(X.device), b0.to(X.device), fit_intercept=fit_intercept)
-    source = (
-        FullBatch(Xs, Ys, wn)
-        if spec.batch_size is None
-        else ShuffledBatches(Xs, Ys, wn, batch_size=spec.batch_size)
-    )
+    if ranks is not None:
+        module = ddp_wrap(module)
+        source = RankBatches(Xs, Ys, wn, ranks, batch_size=spec.batch_size)
+    elif spec.batch_size is None:
+        source = FullBatch(Xs, Ys, wn)
+    else:
+        source = ShuffledBatches(Xs, Ys, wn, batch_size=spec.batch_size)
     penalty = None
     if alpha > 0:
-        total = float(n if weight is None else weight.sum())
         scale = scaler.penalty_scale() if scaler is not None else torch.ones_like(W0[0])
         penalty = (alpha / (total * k), scale.to(X.device))
     builtins: list[Callback] = [DivergenceGuard()]
     if tol is not None:
         builtins.append(EarlyStopping(tol, n_iter_no_change))
-    generator = torch.Generator(device=X.device).manual_seed(seed)
+    # Each rank shuffles its own rows in its own order, reproducibly (seed + rank).
+    rank = 0 if ranks is None else ranks.rank
+    generator = torch.Generator(device=X.device).manual_seed(seed + rank)
     trainer = Trainer(
         module,
         source,
@@ -157,6 +178,7 @@ def fit_iterative(
         callbacks=[*builtins, *callbacks],
         generator=generator,
         scaler=scaler,
+        all_sum=None if ranks is None else allreduce_sum,
     )
     if resume_from is not None:
         trainer.load_state_dict(resume_from)

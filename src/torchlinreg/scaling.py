@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -45,12 +46,19 @@ class Scaler:
         sample_weight: Tensor | None = None,
         *,
         center: bool = True,
+        reduce: Callable[[Tensor], Tensor] | None = None,
     ) -> Scaler:
         """Weighted means and standard deviations of X and Y.
 
         Without ``center`` (a model with no intercept) nothing is shifted and the scales
-        are root mean squares, which keeps ``x' = 0`` meaning ``x = 0``.
+        are root mean squares, which keeps ``x' = 0`` meaning ``x = 0``. ``reduce`` sums a
+        tensor over the ranks of a distributed fit, so that every rank standardizes with
+        the statistics of all rows.
         """
+        if reduce is not None:
+            x_mean, x_scale = _moments_reduced(X, sample_weight, center, reduce)
+            y_mean, y_scale = _moments_reduced(Y, sample_weight, center, reduce)
+            return cls(x_mean, x_scale, y_mean, y_scale)
         x_mean, x_scale = _moments(X, sample_weight, center)
         y_mean, y_scale = _moments(Y, sample_weight, center)
         return cls(x_mean, x_scale, y_mean, y_scale)
@@ -123,6 +131,23 @@ def _moments(A: Tensor, weight: Tensor | None, center: bool) -> tuple[Tensor, Te
     var = w @ (A64 - mean).square()
     scale = var.sqrt()
     # A relative threshold: a column equal up to rounding is constant, not "tiny but real".
+    tiny = torch.finfo(A.dtype).eps * (mean.abs() + 1.0) * 10
+    scale = torch.where(scale > tiny, scale, torch.ones_like(scale))
+    return mean.to(A.dtype), scale.to(A.dtype)
+
+
+def _moments_reduced(
+    A: Tensor, weight: Tensor | None, center: bool, reduce: Callable[[Tensor], Tensor]
+) -> tuple[Tensor, Tensor]:
+    """:func:`_moments` over the rows of every rank: weighted sums are summed by ``reduce``."""
+    acc = torch.promote_types(A.dtype, torch.float64)
+    A64 = A.to(acc)
+    w = torch.ones(A.shape[0], dtype=acc, device=A.device) if weight is None else weight.to(acc)
+    first = reduce(torch.cat([w.sum()[None], w @ A64]))
+    total = first[0]
+    mean = first[1:] / total if center else torch.zeros_like(first[1:])
+    var = reduce(w @ (A64 - mean).square()) / total
+    scale = var.sqrt()
     tiny = torch.finfo(A.dtype).eps * (mean.abs() + 1.0) * 10
     scale = torch.where(scale > tiny, scale, torch.ones_like(scale))
     return mean.to(A.dtype), scale.to(A.dtype)

@@ -9,9 +9,10 @@ lets callbacks (:mod:`torchlinreg.callbacks`) watch and stop it.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from .batches import BatchSource
@@ -75,6 +76,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         generator: torch.Generator | None = None,
         scaler: Scaler | None = None,
+        all_sum: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         self.module = module
         self.source = source
@@ -91,6 +93,9 @@ class Trainer:
         self.converged = False
         self.scaler = scaler
         self._train_state: TrainState | None = None
+        # Distributed: the sum over ranks (torchlinreg.distributed.allreduce_sum); the
+        # loss seen by callbacks and line searches is then the global one on every rank.
+        self.all_sum = all_sum
 
     @property
     def _linear(self) -> nn.Module:
@@ -118,6 +123,8 @@ class Trainer:
                     ssr = torch.sum(diff.square_().mul_(w[:, None]))
                 part = ssr / (self.source.n_rows * Y.shape[1])
                 total = part if total is None else total + part
+            if self.all_sum is not None:
+                total = self.all_sum(total)
             if self.penalty is not None:
                 coef, scale = self.penalty
                 total = total + coef * torch.sum(self._linear.weight.square() * scale)
@@ -178,7 +185,7 @@ class Trainer:
         # See NOTE [gd is the walk-through]: each forward's loss is the previous epoch's.
         X, Y, w = next(self.source.epoch(self.generator))
         loss = self._loss(X, Y, w)
-        self._begin(loss.item())
+        self._begin(self._global(loss))
         params, step = self.params, self.spec.step
         lr = self.spec.lr
         while self.epoch < self.max_iter:
@@ -186,7 +193,7 @@ class Trainer:
             step(params, lr)
             self.epoch += 1
             loss = self._loss(X, Y, w)
-            if self._end_epoch(loss.item()):
+            if self._end_epoch(self._global(loss)):
                 break
 
     def _fit_batches(self) -> None:
@@ -216,7 +223,17 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self._loss(X, Y, w)
         loss.backward()
-        return loss
+        if self.all_sum is None:
+            return loss
+        return self._mean_over_ranks(loss)
+
+    def _mean_over_ranks(self, loss: Tensor) -> Tensor:
+        # Each rank's loss is scaled so that the ranks' mean is the global loss, as DDP
+        # averages the gradients (torchlinreg.distributed.RankBatches).
+        return self.all_sum(loss.detach()) / dist.get_world_size()
+
+    def _global(self, loss: Tensor) -> float:
+        return (loss if self.all_sum is None else self._mean_over_ranks(loss)).item()
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs, as a snapshot.

@@ -1,0 +1,428 @@
+"""torch.distributed for both engines: gather exact states, reduce statistics, wrap DDP.
+
+Inside an initialized process group of more than one process, each rank fits on its own
+rows and every rank ends with the model of all rows:
+
+- the exact engine all-gathers each rank's :class:`~torchlinreg.exact.LeastSquaresState`
+  summary and merges the states in rank order (:func:`merge_across_ranks`), so every rank
+  solves the same bits whatever the timing;
+- the iterative engine trains one :class:`~torch.nn.parallel.DistributedDataParallel`
+  model with global standardization, equal step counts per rank (:class:`RankBatches`) and
+  the global loss for the history and early stopping.
+
+Outside a process group (or with one process) every helper here is the identity, so the
+engines call them unconditionally.
+
+NOTE [deterministic sums]
+Sums across ranks (:func:`allreduce_sum`) are an all-gather followed by a sum in rank
+order, not ``all_reduce``: every rank then holds the same bits, whatever algorithm the
+backend picks, so decisions taken on them (early stopping, a line search, a rank
+tolerance) are the same on every rank and no rank runs a collective the others skip. They
+are only used on small tensors (a loss, column means), where the extra traffic is nothing.
+
+NOTE [errors on one rank]
+A rank that raises while the others wait in a collective would hang them. The local phases
+of a fit (reading and checking rows) run inside :func:`agree_on_errors`: at its end every
+rank joins one all-gather of an error record, and if any rank failed, all raise the first
+failing rank's error (its message, as a DataError when it was one). Nothing is pickled: the
+message travels as a tensor of UTF-8 bytes.
+
+Example (run under ``torchrun --nproc_per_node=2``)::
+
+    dist.init_process_group("gloo")
+    X_local, y_local = my_share_of_the_rows(dist.get_rank())
+    model = LinearRegression().fit(X_local, y_local)   # the model of all rows, on every rank
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .errors import DataError, TorchLinRegError
+from .exact import LeastSquaresState
+from .metrics import regression_metrics
+
+__all__ = [
+    "RankBatches",
+    "RankInfo",
+    "agree_on_errors",
+    "allgather",
+    "allreduce_sum",
+    "broadcast_int",
+    "comm_device",
+    "ddp_wrap",
+    "is_distributed",
+    "merge_across_ranks",
+    "rank_zero_only",
+    "regression_metrics_all_ranks",
+    "world",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_MAX_MESSAGE = 2000  # bytes of an error message sent to the other ranks
+_SHARED = "_torchlinreg_shared"  # set on an exception every rank knows about
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the current process group, ``(0, 1)`` without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_distributed() -> bool:
+    """True inside an initialized process group of more than one process."""
+    return world()[1] > 1
+
+
+def rank_zero_only(fn: F) -> F:
+    """Run ``fn`` on rank 0 only (other ranks get ``None``); for printing and saving.
+
+    Example:
+        >>> @rank_zero_only
+        ... def report(text):
+        ...     print(text)
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs) if world()[0] == 0 else None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def comm_device(preferred: torch.device | None = None) -> torch.device:
+    """Where collective tensors must live: CUDA for nccl, the CPU for gloo.
+
+    ``preferred`` (a tensor's device) is kept when the backend can use it, as in a mixed
+    ``cpu:gloo,cuda:nccl`` group.
+    """
+    backend = str(dist.get_backend())
+    if preferred is not None and preferred.type == "cuda" and "nccl" in backend:
+        return preferred
+    if "gloo" in backend:
+        return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def allgather(t: Tensor) -> list[Tensor]:
+    """Every rank's ``t`` (same shape and dtype on all ranks), in rank order, on ``t``'s device."""
+    if not is_distributed():
+        return [t]
+    dev = comm_device(t.device)
+    local = t.detach().to(dev).contiguous()
+    parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, local)
+    return [p.to(t.device) for p in parts]
+
+
+def allreduce_sum(t: Tensor) -> Tensor:
+    """The sum of ``t`` over ranks, the same bits on every rank (NOTE [deterministic sums])."""
+    if not is_distributed():
+        return t
+    return torch.stack(allgather(t)).sum(dim=0)
+
+
+def broadcast_int(value: int) -> int:
+    """Rank 0's ``value`` on every rank (a seed drawn on rank 0, say)."""
+    if not is_distributed():
+        return value
+    return int(allgather(torch.tensor([value], dtype=torch.int64))[0][0])
+
+
+# ---------------------------------------------------------------- errors on one rank
+
+
+def _encode_error(exc: BaseException | None) -> Tensor:
+    out = torch.zeros(2 + _MAX_MESSAGE, dtype=torch.int64)
+    if exc is None:
+        return out
+    code = 1 if isinstance(exc, DataError) else 2 if isinstance(exc, TorchLinRegError) else 3
+    text = str(exc) if code < 3 else f"{type(exc).__name__}: {exc}"
+    raw = text.encode("utf-8")[:_MAX_MESSAGE]
+    out[0], out[1] = code, len(raw)
+    out[2 : 2 + len(raw)] = torch.tensor(list(raw), dtype=torch.int64)
+    return out
+
+
+def _decode_error(record: Tensor, rank: int) -> Exception:
+    code, n = int(record[0]), int(record[1])
+    text = bytes(record[2 : 2 + n].tolist()).decode("utf-8", errors="replace")
+    if code == 1:
+        exc: Exception = DataError(text)
+    elif code == 2:
+        exc = TorchLinRegError(text)
+    else:
+        exc = RuntimeError(f"rank {rank} failed: {text}")
+    setattr(exc, _SHARED, True)
+    return exc
+
+
+@contextmanager
+def agree_on_errors() -> Iterator[None]:
+    """Make an error on any rank an error on every rank; see NOTE [errors on one rank].
+
+    Every rank must enter and leave the block (it ends in one collective). Outside a
+    process group it does nothing.
+    """
+    if not is_distributed():
+        yield
+        return
+    try:
+        yield
+    except Exception as exc:
+        _exchange_errors(exc)
+        setattr(exc, _SHARED, True)
+        raise
+    else:
+        _exchange_errors(None)
+
+
+def _exchange_errors(exc: Exception | None) -> None:
+    records = allgather(_encode_error(exc))
+    if exc is not None:
+        return
+    for rank, record in enumerate(records):
+        if int(record[0]):
+            raise _decode_error(record.cpu(), rank)
+
+
+def is_shared_error(exc: BaseException) -> bool:
+    """True when every rank raised this error too (so only rank 0 needs to report it)."""
+    return bool(getattr(exc, _SHARED, False))
+
+
+# ---------------------------------------------------------------- the exact engine
+
+_METHOD_CODES = {"qr": 0.0, "gram": 1.0}
+_META = 9  # present, n_features, n_targets, fit_intercept, method, n, sum_w, nonzero, shift
+
+
+def _meta(state: LeastSquaresState | None) -> Tensor:
+    if state is None:
+        return torch.zeros(_META, dtype=torch.float64)
+    return torch.tensor(
+        [
+            1.0,
+            state.n_features,
+            state.n_targets,
+            float(state.fit_intercept),
+            _METHOD_CODES[state.method],
+            state.n_samples,
+            state.sum_weights,
+            state.n_nonzero,
+            float(getattr(state, "_has_shift", False)),
+        ],
+        dtype=torch.float64,
+    )
+
+
+def _tensor_keys(sd: dict[str, Any]) -> list[str]:
+    return sorted(k for k, v in sd.items() if isinstance(v, Tensor))
+
+
+def merge_across_ranks(
+    state: LeastSquaresState | None,
+    *,
+    fit_intercept: bool = True,
+    method: str = "qr",
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> LeastSquaresState:
+    """The state of every rank's rows, the same bits on every rank.
+
+    Each rank passes its own state (``None`` when it read no rows; ``fit_intercept``,
+    ``method``, ``dtype`` and ``device`` then describe the state it would have had). The
+    summaries are all-gathered and merged with :meth:`LeastSquaresState.merge_all` in rank
+    order: for ``qr`` one QR of the stacked R factors, for ``gram`` the pairwise merge of
+    the centred co-moments. Outside a process group the state comes back unchanged.
+
+    Example (under torchrun)::
+
+        local = LeastSquaresState(3, 1).absorb(X_local, y_local)
+        state = merge_across_ranks(local)   # every rank: the state of all rows
+    """
+    if not is_distributed():
+        if state is None:
+            raise DataError("no rows to fit; the data source yielded no rows")
+        return state
+    metas = allgather(_meta(state))
+    present = [m for m in metas if m[0] > 0]
+    if not present:
+        raise DataError("no rows to fit on any rank; the data source yielded no rows")
+    shape = [tuple(float(x) for x in m[1:5]) for m in present]
+    if len(set(shape)) != 1:
+        raise DataError(
+            "the ranks fitted different problems (n_features, n_targets, fit_intercept, "
+            f"method) = {sorted(set(shape))}; give every rank the same columns and settings"
+        )
+    d, k, icpt, code = (int(x) for x in shape[0])
+    method = next(name for name, c in _METHOD_CODES.items() if c == code)
+    if state is None:
+        state = LeastSquaresState(
+            d, k, fit_intercept=bool(icpt), method=method, dtype=dtype, device=device
+        )
+    template = state.state_dict()
+    keys = _tensor_keys(template)
+    flat = torch.cat([template[key].reshape(-1).to(torch.float64) for key in keys])
+    gathered = allgather(flat)
+    states = []
+    for meta, values in zip(metas, gathered, strict=True):
+        if meta[0] == 0:
+            continue
+        sd = dict(template)
+        offset = 0
+        for key in keys:
+            ref = template[key]
+            part = values[offset : offset + ref.numel()].reshape(ref.shape)
+            sd[key] = part.to(device=state.device, dtype=state.dtype)
+            offset += ref.numel()
+        sd["n_samples"], sd["sum_weights"] = int(meta[5]), float(meta[6])
+        sd["n_nonzero"], sd["has_shift"] = int(meta[7]), bool(meta[8])
+        states.append(LeastSquaresState.from_state_dict(sd))
+    merged = LeastSquaresState.merge_all(states)
+    merged.block_rows = state.block_rows
+    return merged
+
+
+# ---------------------------------------------------------------- the iterative engine
+
+
+@dataclass
+class RankInfo:
+    """Row counts and weight totals of every rank, for global normalisations.
+
+    ``counts[r]`` rows on rank ``r``; ``total_weight`` is the sum of the weights over all
+    ranks (the row count when unweighted).
+    """
+
+    rank: int
+    world_size: int
+    counts: list[int]
+    total_weight: float
+
+    @property
+    def n_rows(self) -> int:
+        return sum(self.counts)
+
+    @classmethod
+    def gather(cls, n_local: int, weight: Tensor | None) -> RankInfo:
+        """Collect every rank's row count and weight sum (one small collective)."""
+        wsum = float(n_local) if weight is None else float(weight.double().sum())
+        rows = allgather(torch.tensor([float(n_local), wsum], dtype=torch.float64))
+        rank, size = world()
+        return cls(rank, size, [int(r[0]) for r in rows], sum(float(r[1]) for r in rows))
+
+
+def ddp_wrap(module: nn.Module) -> nn.Module:
+    """``module`` wrapped in DistributedDataParallel on its own device (identity outside a group).
+
+    DDP broadcasts rank 0's parameters at construction, so every rank starts from the same
+    weights; buffers (the zero bias of a model without intercept) are not re-broadcast.
+    """
+    if not is_distributed():
+        return module
+    param = next(module.parameters())
+    ids = [param.device.index] if param.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+
+
+class RankBatches:
+    """A batch source for DDP: every rank takes the same number of steps per epoch.
+
+    ``batch_size`` is the global batch, as in a 1-process fit: an epoch has
+    ``steps = ceil(all rows / batch_size)`` steps (1 for a full batch), so the same flags
+    give the same number of updates per epoch whatever the number of processes. Each epoch
+    the local rows are reshuffled (the generator is seeded ``seed + rank``) and split into
+    ``steps`` nearly equal batches. DDP averages the ranks' gradients; each batch's row
+    weights are scaled by ``world_size * local batch rows / global batch rows`` so that the
+    average is the gradient of the global batch's mean loss, whatever the shard sizes.
+    ``n_rows`` is the global row count, so :meth:`Trainer.full_loss` summed over ranks is
+    the global loss. ``weight`` is normalised to mean 1 over all ranks' rows.
+    """
+
+    def __init__(
+        self,
+        X: Tensor,
+        Y: Tensor,
+        weight: Tensor | None,
+        info: RankInfo,
+        *,
+        batch_size: int | None,
+    ) -> None:
+        self.X, self.Y, self.weight, self.info = X, Y, weight, info
+        self.n_rows = info.n_rows
+        self.full_batch = batch_size is None
+        self.steps = 1 if batch_size is None else max(1, math.ceil(self.n_rows / batch_size))
+        sizes = [_split_sizes(c, self.steps) for c in info.counts]
+        global_sizes = [sum(s[j] for s in sizes) for j in range(self.steps)]
+        mine = sizes[info.rank]
+        self._sizes = mine
+        self._scales = [info.world_size * mine[j] / global_sizes[j] for j in range(self.steps)]
+        self._plain = weight is None and all(s == 1.0 for s in self._scales)
+
+    def _weights(self, idx: Tensor | None, j: int, n: int) -> Tensor | None:
+        if self._plain:
+            return None
+        base = self.weight if idx is None or self.weight is None else self.weight[idx]
+        if base is None:
+            return torch.full((n,), self._scales[j], dtype=self.X.dtype, device=self.X.device)
+        return base * self._scales[j]
+
+    def epoch(self, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
+        if self.full_batch:
+            yield self.X, self.Y, self._weights(None, 0, self.X.shape[0])
+            return
+        n = self.X.shape[0]
+        perm = torch.randperm(n, generator=generator, device=self.X.device)
+        for j, idx in enumerate(perm.split(self._sizes)):
+            if idx.numel() == 0:
+                # A rank with fewer rows than steps still joins the step, with zero weight.
+                zero = torch.zeros(1, dtype=self.X.dtype, device=self.X.device)
+                yield self.X[:1], self.Y[:1], zero
+                continue
+            yield self.X[idx], self.Y[idx], self._weights(idx, j, idx.numel())
+
+    def eval_batches(self) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
+        yield self.X, self.Y, self.weight
+
+
+def _split_sizes(n: int, parts: int) -> list[int]:
+    base, extra = divmod(n, parts)
+    return [base + (1 if j < extra else 0) for j in range(parts)]
+
+
+def regression_metrics_all_ranks(
+    y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
+) -> dict[str, Tensor]:
+    """:func:`~torchlinreg.metrics.regression_metrics` over every rank's rows.
+
+    Two small collectives: the weighted sums that give the target means, then the squared
+    and absolute errors and the centred sums of squares.
+    """
+    if not is_distributed():
+        return regression_metrics(y_true, y_pred, sample_weight)
+    yt = (y_true.reshape(-1, 1) if y_true.ndim == 1 else y_true).to(torch.float64)
+    yp = (y_pred.reshape(-1, 1) if y_pred.ndim == 1 else y_pred).to(yt.device, torch.float64)
+    w = torch.ones(yt.shape[0], dtype=torch.float64, device=yt.device)
+    if sample_weight is not None:
+        w = sample_weight.to(device=yt.device, dtype=torch.float64).reshape(-1)
+    first = allreduce_sum(torch.cat([w.sum()[None], w @ yt]))
+    total, mean = first[0], first[1:] / first[0]
+    err = yt - yp
+    k = yt.shape[1]
+    sums = allreduce_sum(torch.cat([w @ (err * err), w @ err.abs(), w @ (yt - mean).square()]))
+    mse, mae, sst = sums[:k] / total, sums[k : 2 * k] / total, sums[2 * k :] / total
+    safe = torch.where(sst > 0, sst, torch.ones_like(sst))
+    r2 = torch.where(sst > 0, 1.0 - mse / safe, torch.where(mse == 0, 1.0, 0.0).to(mse.dtype))
+    return {"mse": mse, "rmse": mse.sqrt(), "mae": mae, "r2": r2}

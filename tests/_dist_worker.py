@@ -1,0 +1,93 @@
+"""Worker of tests/test_distributed.py: one rank of a 2-process gloo group.
+
+Each rank fits on its half of the rows of the same seeded problems and writes what it got
+to ``OUT/rank{r}.npz`` (numpy, no pickle); the test compares those with 1-process fits.
+Run as ``python tests/_dist_worker.py STORE_FILE RANK WORLD OUT``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from torchlinreg import DataError, LinearRegression
+from torchlinreg.datasets import make_regression
+
+
+def problem(n: int, d: int, k: int, seed: int):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 20, size=d) + rng.uniform(-50, 50, size=d)
+    W = rng.normal(size=(k, d))
+    Y = X @ W.T + rng.normal(size=(n, k)) + 7.0
+    w = rng.uniform(0.1, 3.0, size=n)
+    return X, Y, w
+
+
+def halves(rank: int, world: int, *arrays):
+    # Unequal shares on purpose (40% / 60% for 2 ranks): the merge must not care.
+    n = arrays[0].shape[0]
+    cut = [0, int(0.4 * n), n] if world == 2 else np.linspace(0, n, world + 1).astype(int)
+    sl = slice(cut[rank], cut[rank + 1])
+    return [None if a is None else a[sl] for a in arrays]
+
+
+def main() -> None:
+    store_file, rank, world, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    store = dist.FileStore(store_file, world)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=world)
+    res: dict[str, np.ndarray] = {}
+
+    X, Y, w = problem(3000, 6, 3, seed=1)
+    for solver in ("qr", "gram"):
+        for weighted in (False, True):
+            Xl, Yl, wl = halves(rank, world, X, Y, w if weighted else None)
+            m = LinearRegression(solver=solver).fit(Xl, Yl, wl)
+            key = f"{solver}_{'w' if weighted else 'u'}"
+            res[f"{key}_coef"], res[f"{key}_icpt"] = m.coef_, np.atleast_1d(m.intercept_)
+            res[f"{key}_n"] = np.array([m.state_.n_samples])
+
+    # fit_blocks: rank 1 holds three blocks, rank 0 none at all.
+    blocks = [] if rank == 0 else [(X[i : i + 1000], Y[i : i + 1000]) for i in (0, 1000, 2000)]
+    m = LinearRegression().fit_blocks(blocks)
+    res["blocks_coef"], res["blocks_icpt"] = m.coef_, m.intercept_
+
+    # partial_fit twice: each call merges the ranks' states again.
+    Xl, Yl, _ = halves(rank, world, X, Y, None)
+    m = LinearRegression()
+    half = Xl.shape[0] // 2
+    m.partial_fit(Xl[:half], Yl[:half]).partial_fit(Xl[half:], Yl[half:])
+    res["partial_coef"], res["partial_icpt"] = m.coef_, m.intercept_
+
+    Xi, yi = make_regression(4000, 8, noise=1.0, seed=3)[:2]
+    Xi, yi = np.asarray(Xi), np.asarray(yi)
+    Xl, yl = halves(rank, world, Xi, yi)
+    for solver in ("sgd", "adam", "gd", "lbfgs"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = LinearRegression(solver=solver, random_state=0, max_iter=100).fit(Xl, yl)
+        res[f"{solver}_coef"] = np.atleast_2d(m.coef_)
+        res[f"{solver}_icpt"] = np.atleast_1d(m.intercept_)
+        res[f"{solver}_loss"] = np.array(m.loss_history_)
+
+    # A bad value on rank 1 only: both ranks must raise, none may hang.
+    Xb = Xl.copy()
+    if rank == 1:
+        Xb[5, 2] = np.nan
+    for solver in ("qr", "adam"):
+        try:
+            LinearRegression(solver=solver).fit(torch.as_tensor(Xb), yl)
+            res[f"error_{solver}"] = np.frombuffer(b"no error", dtype=np.uint8)
+        except DataError as exc:
+            res[f"error_{solver}"] = np.frombuffer(str(exc).encode(), dtype=np.uint8)
+
+    np.savez(os.path.join(out, f"rank{rank}.npz"), **res)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

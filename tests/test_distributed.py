@@ -1,0 +1,143 @@
+"""torch.distributed: 2 gloo processes on the loopback interface give the 1-process model.
+
+The library cases run once in two worker processes (tests/_dist_worker.py, rendezvous
+through a FileStore: no port at all); the CLI cases run ``torch.distributed.run`` on
+127.0.0.1. Each test then compares what the ranks produced with an independent reference
+(numpy's lstsq) and with a plain 1-process fit.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from torchlinreg import LinearRegression
+from torchlinreg.datasets import make_regression
+
+pytestmark = pytest.mark.distributed
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from _dist_worker import problem  # noqa: E402
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    env["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict[str, np.ndarray]]:
+    out = tmp_path_factory.mktemp("ranks")
+    worker = str(Path(__file__).parent / "_dist_worker.py")
+    store = str(out / "store")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, worker, store, str(r), "2", str(out)],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for r in range(2)
+    ]
+    logs = [p.communicate(timeout=180)[0].decode() for p in procs]
+    for p, log in zip(procs, logs, strict=True):
+        assert p.returncode == 0, log
+    return [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
+
+
+def _lstsq(X, Y, w=None):
+    """Independent reference: weighted least squares with an intercept via numpy."""
+    A = np.column_stack([np.ones(len(X)), X])
+    s = np.ones(len(X)) if w is None else np.sqrt(w)
+    sol = np.linalg.lstsq(A * s[:, None], Y * s[:, None], rcond=None)[0]
+    return sol[1:].T, sol[0]
+
+
+def test_every_rank_gets_the_same_bits(ranks):
+    r0, r1 = ranks
+    assert r0.keys() == r1.keys()
+    for key in r0:
+        np.testing.assert_array_equal(r0[key], r1[key], err_msg=key)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("solver", ["qr", "gram"])
+def test_exact_fit_on_two_ranks_equals_one_process(ranks, solver, weighted):
+    X, Y, w = problem(3000, 6, 3, seed=1)
+    w = w if weighted else None
+    key = f"{solver}_{'w' if weighted else 'u'}"
+    one = LinearRegression(solver=solver).fit(X, Y, w)
+    # 1) the merged state holds every rank's rows
+    assert int(ranks[0][f"{key}_n"][0]) == 3000
+    # 2) the model equals the 1-process model to 1e-10
+    np.testing.assert_allclose(ranks[0][f"{key}_coef"], one.coef_, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ranks[0][f"{key}_icpt"], one.intercept_, rtol=1e-12, atol=1e-10)
+    # 3) and numpy's answer
+    coef, icpt = _lstsq(X, Y, w)
+    np.testing.assert_allclose(ranks[0][f"{key}_coef"], coef, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ranks[0][f"{key}_icpt"], icpt, rtol=1e-10)
+
+
+def test_fit_blocks_with_a_rank_that_has_no_rows(ranks):
+    X, Y, _ = problem(3000, 6, 3, seed=1)
+    coef, icpt = _lstsq(X, Y)
+    np.testing.assert_allclose(ranks[0]["blocks_coef"], coef, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ranks[0]["blocks_icpt"], icpt, rtol=1e-10)
+
+
+def test_partial_fit_merges_the_ranks_at_every_call(ranks):
+    X, Y, _ = problem(3000, 6, 3, seed=1)
+    coef, icpt = _lstsq(X, Y)
+    np.testing.assert_allclose(ranks[0]["partial_coef"], coef, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ranks[0]["partial_icpt"], icpt, rtol=1e-10)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam", "gd", "lbfgs"])
+def test_iterative_fit_on_two_ranks_converges_to_the_exact_r2(ranks, solver):
+    X, y = make_regression(4000, 8, noise=1.0, seed=3)[:2]
+    exact = LinearRegression().fit(X, y)
+    pred = X @ ranks[0][f"{solver}_coef"].T + ranks[0][f"{solver}_icpt"]
+    ss_res = ((y - pred[:, 0]) ** 2).sum()
+    r2 = 1.0 - ss_res / ((y - y.mean()) ** 2).sum()
+    assert exact.score(X, y) - r2 < 1e-3
+    # the history is the global loss: it ends where the exact optimum's loss is
+    history = ranks[0][f"{solver}_loss"]
+    assert history[-1] < history[0]
+
+
+def test_full_batch_gd_on_two_ranks_follows_the_one_process_history(ranks):
+    # gd on all rows is deterministic: the global loss history must match 1 process.
+    X, y = make_regression(4000, 8, noise=1.0, seed=3)[:2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = LinearRegression(solver="gd", random_state=0, max_iter=100).fit(X, y)
+    np.testing.assert_allclose(ranks[0]["gd_loss"], one.loss_history_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("solver", ["qr", "adam"])
+def test_bad_value_on_one_rank_fails_every_rank(ranks, solver):
+    for r in ranks:
+        message = bytes(r[f"error_{solver}"]).decode()
+        assert "NaN" in message, message
+
+
+def test_helpers_are_the_identity_outside_a_process_group():
+    from torchlinreg import distributed
+
+    t = torch.arange(3.0)
+    assert distributed.world() == (0, 1)
+    assert not distributed.is_distributed()
+    assert distributed.allreduce_sum(t) is t
+    with distributed.agree_on_errors():
+        pass

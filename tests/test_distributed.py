@@ -141,3 +141,131 @@ def test_helpers_are_the_identity_outside_a_process_group():
     assert distributed.allreduce_sum(t) is t
     with distributed.agree_on_errors():
         pass
+
+
+# ---------------------------------------------------------------- the CLI under torchrun
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        *args,
+    ]
+    return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=180)
+
+
+BAD_ROW = 3400  # in the last third of bad.csv: only rank 1 reads it
+
+
+@pytest.fixture(scope="module")
+def table_dir(tmp_path_factory) -> Path:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path_factory.mktemp("tables")
+    rng = np.random.default_rng(5)
+    n = 4000
+    X = rng.normal(size=(n, 4)) * [1, 10, 0.1, 5] + [100, 0, 3, -20]
+    Y = X @ np.array([[1, 2, 3, 4], [0.5, -1, 2, 0]]).T + rng.normal(size=(n, 2))
+    df = pd.DataFrame(X, columns=list("abcd")).assign(y=Y[:, 0], z=Y[:, 1])
+    df["w"] = rng.uniform(0.5, 2, n)
+    df.to_csv(out / "data.csv", index=False)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    pq.write_table(table, out / "data.parquet", row_group_size=600)
+    (out / "folder").mkdir()
+    for i, (lo, hi) in enumerate([(0, 900), (900, 1500), (1500, 2900), (2900, n)]):
+        if i % 2:
+            pq.write_table(table.slice(lo, hi - lo), out / "folder" / f"p{i}.parquet")
+        else:
+            df.iloc[lo:hi].to_csv(out / "folder" / f"p{i}.csv", index=False)
+    lines = (out / "data.csv").read_text().splitlines()
+    cells = lines[BAD_ROW - 1].split(",")
+    cells[1] = "oops"
+    lines[BAD_ROW - 1] = ",".join(cells)
+    (out / "bad.csv").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def _one_process(args: list[str], cwd: Path):
+    from torchlinreg import load
+    from torchlinreg.cli import run
+
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        assert run([*args, "-q"]) == 0
+    finally:
+        os.chdir(here)
+    return load(cwd / args[args.index("-o") + 1])
+
+
+def _same_model(path: Path, reference, tol: float = 1e-10) -> None:
+    from torchlinreg import load
+
+    got = load(path)
+    np.testing.assert_allclose(got.coef_, reference.coef_, rtol=0, atol=tol)
+    np.testing.assert_allclose(got.intercept_, reference.intercept_, rtol=tol, atol=tol)
+
+
+def test_torchrun_train_csv_equals_one_process_and_reports_once(table_dir):
+    args = ["train", "data.csv", "-t", "y", "-t", "z", "--weights", "w", "-o", "two.safetensors"]
+    done = _torchrun(["-m", "torchlinreg", *args], table_dir)
+    assert done.returncode == 0, done.stderr
+    # 1) rank 0 alone reports
+    assert done.stdout.count("model saved to") == 1, done.stdout
+    assert done.stdout.count("4,000 rows") == 1, done.stdout
+    # 2) the exact model of 2 processes is the 1-process model
+    one = _one_process([*args[:-1], "one.safetensors"], table_dir)
+    _same_model(table_dir / "two.safetensors", one)
+
+
+def test_torchrun_parquet_folder_iterative_and_a_bad_row(table_dir):
+    commands = [
+        ["train", "data.parquet", "-t", "y", "-t", "z", "--weights", "w", "--solver", "gram"],
+        ["train", "folder", "-t", "y", "-t", "z", "--features", "a,b,c,d"],
+        ["train", "data.csv", "-t", "y", "--features", "a,b,c,d", "--solver", "sgd", "--seed", "0"],
+        ["train", "bad.csv", "-t", "y", "--features", "a,b,c,d"],
+    ]
+    commands = [[*c, "-o", f"two{i}.safetensors"] for i, c in enumerate(commands)]
+    (table_dir / "commands.json").write_text(__import__("json").dumps(commands))
+    driver = str(Path(__file__).parent / "_dist_cli.py")
+    done = _torchrun([driver, str(table_dir), "commands.json"], table_dir)
+    codes = [__import__("json").loads((table_dir / f"codes{r}.json").read_text()) for r in (0, 1)]
+    # 1) the bad row fails both ranks with the usage/data exit code, nothing hangs
+    assert codes == [[0, 0, 0, 2], [0, 0, 0, 2]], done.stderr
+    # 2) one clean line, from rank 0, naming the file row that only rank 1 read
+    errors = [line for line in done.stderr.splitlines() if line.startswith("torchlinreg: error")]
+    assert errors == [
+        f"torchlinreg: error: bad.csv, row {BAD_ROW}, column 'b': non-numeric "
+        "value 'oops'; numeric columns need numbers, fix or drop the row"
+    ]
+    assert not (table_dir / "two3.safetensors").exists()
+    # 3) Parquet row groups and a folder of files: the 1-process exact model
+    for i in (0, 1):
+        one = _one_process([*commands[i][:-1], f"one{i}.safetensors"], table_dir)
+        _same_model(table_dir / f"two{i}.safetensors", one)
+    # 4) sgd on two ranks reaches the exact R2 within 1e-3
+    from torchlinreg import load
+
+    exact = load(table_dir / "one1.safetensors")
+    data = np.loadtxt(table_dir / "data.csv", delimiter=",", skiprows=1)
+    X, y = data[:, :4], data[:, 4]
+    sgd = load(table_dir / "two2.safetensors")
+    r2 = 1 - ((y - np.reshape(sgd.predict(X), -1)) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    r2_exact = 1 - ((y - exact.predict(X)[:, 0]) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    assert r2_exact - r2 < 1e-3

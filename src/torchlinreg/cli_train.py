@@ -12,11 +12,13 @@ import torch
 
 from .callbacks import Callback, TrainState
 from .checkpoint import load_checkpoint, save_checkpoint
+from .cli_distributed import distributed_command
 from .cli_output import ProgressBar, console, metrics_table, print_json
+from .distributed import count_all_ranks, rank_zero_only, regression_metrics_all_ranks
 from .errors import DataError
 from .estimator import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
-from .metrics import regression_metrics
 from .modelfile import save
+from .shards import shard_for_rank
 from .tables import TableSource, open_table
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.
@@ -153,8 +155,8 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
         bar.close()
     est._name_columns(features, targets)
     pred = est.model_.predict(block.X.to(est.model_.weight.device))
-    metrics = regression_metrics(block.Y, pred, block.w)
-    return block.n_rows, _metric_dict(targets, metrics)
+    metrics = regression_metrics_all_ranks(block.Y, pred, block.w)
+    return count_all_ranks(block.n_rows), _metric_dict(targets, metrics)
 
 
 def _plots(est, source, features, targets, plot_dir: str, weight_col) -> list[str]:
@@ -278,6 +280,7 @@ def _device(value: str) -> str:
     default=None,
     help="Iterative solvers: continue from this checkpoint.",
 )
+@distributed_command
 def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     """Fit a linear model to DATA (CSV, CSV.gz, Parquet, a folder or a glob) and save it."""
     started = time.perf_counter()
@@ -287,7 +290,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     check_writable(opts["output"], "model")
     if opts["checkpoint"]:
         check_writable(opts["checkpoint"], "checkpoint")
-    source = open_table(data, delimiter=opts["delimiter"])
+    source = shard_for_rank(open_table(data, delimiter=opts["delimiter"]))
     weight_col = opts["weight_col"]
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)
     est = LinearRegression(
@@ -319,7 +322,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         "final_loss": est.loss_history_[-1] if est.loss_history_ else None,
         "metrics": metrics,
     }
-    save(est, opts["output"], training=summary)
+    rank_zero_only(save)(est, opts["output"], training=summary)
     if opts["plot_dir"]:
         summary["plots"] = _plots(est, source, features, targets_l, opts["plot_dir"], weight_col)
     summary["model"] = opts["output"]

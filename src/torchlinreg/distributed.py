@@ -37,6 +37,7 @@ Example (run under ``torchrun --nproc_per_node=2``)::
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,8 +60,10 @@ __all__ = [
     "allreduce_sum",
     "broadcast_int",
     "comm_device",
+    "count_all_ranks",
     "ddp_wrap",
     "is_distributed",
+    "is_shared_error",
     "merge_across_ranks",
     "rank_zero_only",
     "regression_metrics_all_ranks",
@@ -131,6 +134,13 @@ def allreduce_sum(t: Tensor) -> Tensor:
     if not is_distributed():
         return t
     return torch.stack(allgather(t)).sum(dim=0)
+
+
+def count_all_ranks(n: int) -> int:
+    """The sum of an integer count (rows, say) over ranks."""
+    if not is_distributed():
+        return n
+    return int(allreduce_sum(torch.tensor([n], dtype=torch.int64))[0])
 
 
 def broadcast_int(value: int) -> int:
@@ -334,7 +344,14 @@ def ddp_wrap(module: nn.Module) -> nn.Module:
         return module
     param = next(module.parameters())
     ids = [param.device.index] if param.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    ddp = nn.parallel.DistributedDataParallel
+    # The buffer (a zero bias) is the same on every rank: no broadcast at every forward.
+    # torch >= 2.13 renamed the option and warns about the old name.
+    params = inspect.signature(ddp).parameters
+    quiet = {
+        "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers": False
+    }
+    return ddp(module, device_ids=ids, **quiet)
 
 
 class RankBatches:

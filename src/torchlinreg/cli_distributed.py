@@ -1,0 +1,105 @@
+"""`torchlinreg train` under torchrun: one process group per command, rank 0 speaks.
+
+``torchrun --nproc_per_node=N [--nnodes ...] -m torchlinreg train DATA ...`` sets
+``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in each
+process's environment. When ``WORLD_SIZE > 1`` (and no process group exists yet), the
+command joins one: gloo for ``--device cpu``, nccl on ``cuda:LOCAL_RANK`` for
+``--device cuda``. Each rank then reads its own share of DATA
+(:mod:`torchlinreg.shards`) and the engines merge the ranks
+(:mod:`torchlinreg.distributed`). Rank 0 alone prints, plots and writes the model; other
+ranks run with ``--quiet`` and report nothing, since every error is raised on all ranks
+(NOTE [errors on one rank]) and rank 0 prints it once.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+import torch
+import torch.distributed as dist
+
+from .distributed import is_shared_error, world
+from .errors import DataError, ModelFileError, TorchLinRegError
+
+__all__ = ["distributed_command", "init_from_env", "launched_world_size"]
+
+
+def launched_world_size() -> int:
+    """``WORLD_SIZE`` as a launcher (torchrun) set it; 1 when run plainly."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def init_from_env(device: str) -> str:
+    """Join the process group torchrun describes; return the device this rank computes on."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", init_method="env://")
+    return device
+
+
+def _exit_code(exc: BaseException) -> int:
+    # The codes cli.py gives (2 bad usage or data, 1 other failures).
+    if isinstance(exc, click.ClickException):
+        return exc.exit_code
+    return 2 if isinstance(exc, DataError | ModelFileError) else 1
+
+
+def distributed_command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a click command body inside a process group when launched by torchrun.
+
+    Put it under the click decorators. Plain runs call ``fn`` unchanged. A process group
+    the caller already joined is used as it is (and left open).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(**opts: Any) -> Any:
+        joined = dist.is_available() and dist.is_initialized()
+        if not joined and launched_world_size() <= 1:
+            return fn(**opts)
+        if opts.get("checkpoint") or opts.get("resume"):
+            raise click.UsageError(
+                "--checkpoint and --resume are not supported under torchrun yet; "
+                "train with one process to checkpoint"
+            )
+        if not joined:
+            opts["device"] = init_from_env(opts.get("device") or "cpu")
+        rank = world()[0]
+        if rank > 0:
+            opts.update(quiet=True, plot_dir=None)
+        try:
+            result = fn(**opts)
+        except (TorchLinRegError, click.ClickException, OSError) as exc:
+            code = _exit_code(exc)
+            if not joined and is_shared_error(exc):
+                # Every rank raised it in step, so the group is idle: rank 0 reports it
+                # while the others wait, so that none exits (and torchrun stops rank 0)
+                # before the report is out.
+                if rank == 0:
+                    click.echo(f"torchlinreg: error: {exc}", err=True)
+                dist.barrier()
+                dist.destroy_process_group()
+                raise click.exceptions.Exit(code) from None
+            # Not known to be shared: leave the group alone (a rank that failed alone
+            # would block in destroy_process_group while the others wait in a
+            # collective; torchrun ends them when this process exits).
+            if rank == 0:
+                raise
+            raise click.exceptions.Exit(code) from None
+        if not joined:
+            # Every rank past its last collective before the group goes (gloo's worker
+            # threads may otherwise still hold work at interpreter exit).
+            dist.barrier()
+            dist.destroy_process_group()
+        return result
+
+    return wrapper

@@ -17,6 +17,7 @@ import torch.distributed as dist
 
 from torchlinreg import DataError, LinearRegression
 from torchlinreg.datasets import make_regression
+from torchlinreg.distributed import count_all_ranks, regression_metrics_all_ranks
 
 
 def problem(n: int, d: int, k: int, seed: int):
@@ -28,7 +29,7 @@ def problem(n: int, d: int, k: int, seed: int):
     return X, Y, w
 
 
-def halves(rank: int, world: int, *arrays):
+def split(rank: int, world: int, *arrays):
     # Unequal shares on purpose (40% / 60% for 2 ranks): the merge must not care.
     n = arrays[0].shape[0]
     cut = [0, int(0.4 * n), n] if world == 2 else np.linspace(0, n, world + 1).astype(int)
@@ -45,7 +46,7 @@ def main() -> None:
     X, Y, w = problem(3000, 6, 3, seed=1)
     for solver in ("qr", "gram"):
         for weighted in (False, True):
-            Xl, Yl, wl = halves(rank, world, X, Y, w if weighted else None)
+            Xl, Yl, wl = split(rank, world, X, Y, w if weighted else None)
             m = LinearRegression(solver=solver).fit(Xl, Yl, wl)
             key = f"{solver}_{'w' if weighted else 'u'}"
             res[f"{key}_coef"], res[f"{key}_icpt"] = m.coef_, np.atleast_1d(m.intercept_)
@@ -57,7 +58,7 @@ def main() -> None:
     res["blocks_coef"], res["blocks_icpt"] = m.coef_, m.intercept_
 
     # partial_fit twice: each call merges the ranks' states again.
-    Xl, Yl, _ = halves(rank, world, X, Y, None)
+    Xl, Yl, _ = split(rank, world, X, Y, None)
     m = LinearRegression()
     half = Xl.shape[0] // 2
     m.partial_fit(Xl[:half], Yl[:half]).partial_fit(Xl[half:], Yl[half:])
@@ -65,7 +66,7 @@ def main() -> None:
 
     Xi, yi = make_regression(4000, 8, noise=1.0, seed=3)[:2]
     Xi, yi = np.asarray(Xi), np.asarray(yi)
-    Xl, yl = halves(rank, world, Xi, yi)
+    Xl, yl = split(rank, world, Xi, yi)
     for solver in ("sgd", "adam", "gd", "lbfgs"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -73,6 +74,14 @@ def main() -> None:
         res[f"{solver}_coef"] = np.atleast_2d(m.coef_)
         res[f"{solver}_icpt"] = np.atleast_1d(m.intercept_)
         res[f"{solver}_loss"] = np.array(m.loss_history_)
+
+    # Metrics over every rank's rows (what `train` reports for iterative solvers).
+    Xm, Ym, wm = split(rank, world, X, Y, w)
+    pred = torch.as_tensor(Ym) + torch.as_tensor(Xm[:, :3]) * 0.1
+    metrics = regression_metrics_all_ranks(torch.as_tensor(Ym), pred, torch.as_tensor(wm))
+    for name, values in metrics.items():
+        res[f"metric_{name}"] = values.numpy()
+    res["rows"] = np.array([count_all_ranks(Xm.shape[0])])
 
     # A bad value on rank 1 only: both ranks must raise, none may hang.
     Xb = Xl.copy()

@@ -125,6 +125,17 @@ def test_full_batch_gd_on_two_ranks_follows_the_one_process_history(ranks):
     np.testing.assert_allclose(ranks[0]["gd_loss"], one.loss_history_, rtol=1e-10)
 
 
+def test_metrics_and_row_counts_cover_every_rank(ranks):
+    from torchlinreg.metrics import regression_metrics
+
+    X, Y, w = problem(3000, 6, 3, seed=1)
+    pred = torch.as_tensor(Y) + torch.as_tensor(X[:, :3]) * 0.1
+    want = regression_metrics(torch.as_tensor(Y), pred, torch.as_tensor(w))
+    for name, values in want.items():
+        np.testing.assert_allclose(ranks[0][f"metric_{name}"], values.numpy(), rtol=1e-12)
+    assert int(ranks[1]["rows"][0]) == 3000
+
+
 @pytest.mark.parametrize("solver", ["qr", "adam"])
 def test_bad_value_on_one_rank_fails_every_rank(ranks, solver):
     for r in ranks:

@@ -1,4 +1,4 @@
-"""torch.distributed for both engines: gather exact states, reduce statistics, wrap DDP.
+"""torch.distributed for both engines: collectives, shared errors, exact states merged.
 
 Inside an initialized process group of more than one process, each rank fits on its own
 rows and every rank ends with the model of all rows:
@@ -7,8 +7,8 @@ rows and every rank ends with the model of all rows:
   summary and merges the states in rank order (:func:`merge_across_ranks`), so every rank
   solves the same bits whatever the timing;
 - the iterative engine trains one :class:`~torch.nn.parallel.DistributedDataParallel`
-  model with global standardization, equal step counts per rank (:class:`RankBatches`) and
-  the global loss for the history and early stopping.
+  model with global standardization, equal step counts per rank and the global loss for
+  the history and early stopping (:mod:`torchlinreg.ddp`, NOTE [distributed training]).
 
 Outside a process group (or with one process) every helper here is the identity, so the
 engines call them unconditionally.
@@ -37,31 +37,25 @@ Example (run under ``torchrun --nproc_per_node=2``)::
 from __future__ import annotations
 
 import functools
-import inspect
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import Tensor
 
 from .errors import DataError, TorchLinRegError
 from .exact import LeastSquaresState
 from .metrics import regression_metrics
 
 __all__ = [
-    "RankBatches",
-    "RankInfo",
     "agree_on_errors",
     "allgather",
     "allreduce_sum",
     "broadcast_int",
     "comm_device",
     "count_all_ranks",
-    "ddp_wrap",
     "is_distributed",
     "is_shared_error",
     "merge_across_ranks",
@@ -286,137 +280,37 @@ def merge_across_ranks(
     keys = _tensor_keys(template)
     flat = torch.cat([template[key].reshape(-1).to(torch.float64) for key in keys])
     gathered = allgather(flat)
-    states = []
-    for meta, values in zip(metas, gathered, strict=True):
-        if meta[0] == 0:
-            continue
-        sd = dict(template)
-        offset = 0
-        for key in keys:
-            ref = template[key]
-            part = values[offset : offset + ref.numel()].reshape(ref.shape)
-            sd[key] = part.to(device=state.device, dtype=state.dtype)
-            offset += ref.numel()
-        sd["n_samples"], sd["sum_weights"] = int(meta[5]), float(meta[6])
-        sd["n_nonzero"], sd["has_shift"] = int(meta[7]), bool(meta[8])
-        states.append(LeastSquaresState.from_state_dict(sd))
+    states = [
+        _rebuild(template, keys, meta, values, state)
+        for meta, values in zip(metas, gathered, strict=True)
+        if meta[0] > 0
+    ]
     merged = LeastSquaresState.merge_all(states)
     merged.block_rows = state.block_rows
     return merged
 
 
-# ---------------------------------------------------------------- the iterative engine
+def _rebuild(
+    template: dict[str, Any],
+    keys: list[str],
+    meta: Tensor,
+    values: Tensor,
+    like: LeastSquaresState,
+) -> LeastSquaresState:
+    """One rank's state from its gathered meta record and flat summary."""
+    sd = dict(template)
+    offset = 0
+    for key in keys:
+        ref = template[key]
+        part = values[offset : offset + ref.numel()].reshape(ref.shape)
+        sd[key] = part.to(device=like.device, dtype=like.dtype)
+        offset += ref.numel()
+    sd["n_samples"], sd["sum_weights"] = int(meta[5]), float(meta[6])
+    sd["n_nonzero"], sd["has_shift"] = int(meta[7]), bool(meta[8])
+    return LeastSquaresState.from_state_dict(sd)
 
 
-@dataclass
-class RankInfo:
-    """Row counts and weight totals of every rank, for global normalisations.
-
-    ``counts[r]`` rows on rank ``r``; ``total_weight`` is the sum of the weights over all
-    ranks (the row count when unweighted).
-    """
-
-    rank: int
-    world_size: int
-    counts: list[int]
-    total_weight: float
-
-    @property
-    def n_rows(self) -> int:
-        return sum(self.counts)
-
-    @classmethod
-    def gather(cls, n_local: int, weight: Tensor | None) -> RankInfo:
-        """Collect every rank's row count and weight sum (one small collective)."""
-        wsum = float(n_local) if weight is None else float(weight.double().sum())
-        rows = allgather(torch.tensor([float(n_local), wsum], dtype=torch.float64))
-        rank, size = world()
-        return cls(rank, size, [int(r[0]) for r in rows], sum(float(r[1]) for r in rows))
-
-
-def ddp_wrap(module: nn.Module) -> nn.Module:
-    """``module`` wrapped in DistributedDataParallel on its own device (identity outside a group).
-
-    DDP broadcasts rank 0's parameters at construction, so every rank starts from the same
-    weights; buffers (the zero bias of a model without intercept) are not re-broadcast.
-    """
-    if not is_distributed():
-        return module
-    param = next(module.parameters())
-    ids = [param.device.index] if param.device.type == "cuda" else None
-    ddp = nn.parallel.DistributedDataParallel
-    # The buffer (a zero bias) is the same on every rank: no broadcast at every forward.
-    # torch >= 2.13 renamed the option and warns about the old name.
-    params = inspect.signature(ddp).parameters
-    quiet = {
-        "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers": False
-    }
-    return ddp(module, device_ids=ids, **quiet)
-
-
-class RankBatches:
-    """A batch source for DDP: every rank takes the same number of steps per epoch.
-
-    ``batch_size`` is the global batch, as in a 1-process fit: an epoch has
-    ``steps = ceil(all rows / batch_size)`` steps (1 for a full batch), so the same flags
-    give the same number of updates per epoch whatever the number of processes. Each epoch
-    the local rows are reshuffled (the generator is seeded ``seed + rank``) and split into
-    ``steps`` nearly equal batches. DDP averages the ranks' gradients; each batch's row
-    weights are scaled by ``world_size * local batch rows / global batch rows`` so that the
-    average is the gradient of the global batch's mean loss, whatever the shard sizes.
-    ``n_rows`` is the global row count, so :meth:`Trainer.full_loss` summed over ranks is
-    the global loss. ``weight`` is normalised to mean 1 over all ranks' rows.
-    """
-
-    def __init__(
-        self,
-        X: Tensor,
-        Y: Tensor,
-        weight: Tensor | None,
-        info: RankInfo,
-        *,
-        batch_size: int | None,
-    ) -> None:
-        self.X, self.Y, self.weight, self.info = X, Y, weight, info
-        self.n_rows = info.n_rows
-        self.full_batch = batch_size is None
-        self.steps = 1 if batch_size is None else max(1, math.ceil(self.n_rows / batch_size))
-        sizes = [_split_sizes(c, self.steps) for c in info.counts]
-        global_sizes = [sum(s[j] for s in sizes) for j in range(self.steps)]
-        mine = sizes[info.rank]
-        self._sizes = mine
-        self._scales = [info.world_size * mine[j] / global_sizes[j] for j in range(self.steps)]
-        self._plain = weight is None and all(s == 1.0 for s in self._scales)
-
-    def _weights(self, idx: Tensor | None, j: int, n: int) -> Tensor | None:
-        if self._plain:
-            return None
-        base = self.weight if idx is None or self.weight is None else self.weight[idx]
-        if base is None:
-            return torch.full((n,), self._scales[j], dtype=self.X.dtype, device=self.X.device)
-        return base * self._scales[j]
-
-    def epoch(self, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
-        if self.full_batch:
-            yield self.X, self.Y, self._weights(None, 0, self.X.shape[0])
-            return
-        n = self.X.shape[0]
-        perm = torch.randperm(n, generator=generator, device=self.X.device)
-        for j, idx in enumerate(perm.split(self._sizes)):
-            if idx.numel() == 0:
-                # A rank with fewer rows than steps still joins the step, with zero weight.
-                zero = torch.zeros(1, dtype=self.X.dtype, device=self.X.device)
-                yield self.X[:1], self.Y[:1], zero
-                continue
-            yield self.X[idx], self.Y[idx], self._weights(idx, j, idx.numel())
-
-    def eval_batches(self) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
-        yield self.X, self.Y, self.weight
-
-
-def _split_sizes(n: int, parts: int) -> list[int]:
-    base, extra = divmod(n, parts)
-    return [base + (1 if j < extra else 0) for j in range(parts)]
+# ---------------------------------------------------------------- reports
 
 
 def regression_metrics_all_ranks(

@@ -35,15 +35,8 @@ from torch import Tensor
 
 from .batches import FullBatch, ShuffledBatches
 from .callbacks import Callback, DivergenceGuard, EarlyStopping
-from .distributed import (
-    RankBatches,
-    RankInfo,
-    agree_on_errors,
-    allreduce_sum,
-    broadcast_int,
-    ddp_wrap,
-    is_distributed,
-)
+from .ddp import RankBatches, RankInfo, ddp_wrap
+from .distributed import agree_on_errors, allreduce_sum, broadcast_int, is_distributed
 from .errors import ConvergenceWarning, DataError
 from .scaling import Scaler
 from .solvers import SOLVERS, resolve_solver
@@ -120,7 +113,7 @@ def fit_iterative(
     """
     with agree_on_errors():
         X, Y, weight, dtype = _prepare(X, Y, sample_weight, device, dtype)
-    # NOTE [distributed training] below: every rank holds its own rows.
+    # NOTE [distributed training] in ddp.py: every rank holds its own rows.
     ranks = RankInfo.gather(X.shape[0], weight) if is_distributed() else None
     n, d = X.shape
     k = Y.shape[1]

@@ -67,6 +67,43 @@ def choose_columns(
     return chosen, targets_l
 
 
+def check_enough_rows(n_rows: int, n_features: int, opts: dict[str, Any], path: str) -> None:
+    """Refuse a fit with fewer rows than coefficients: its answer would be arbitrary.
+
+    With a ridge penalty (``--alpha``) the fit is determined whatever the number of rows.
+    """
+    n_params = n_features + (0 if opts["no_intercept"] else 1)
+    if n_rows < n_params and opts["alpha"] == 0:
+        what = f"{n_features} feature(s)" + ("" if opts["no_intercept"] else " + intercept")
+        rows = "row(s) with a positive weight" if opts["weight_col"] else "data row(s)"
+        raise DataError(
+            f"{n_rows} {rows} for {n_params} coefficients ({what}); a least-squares fit "
+            "needs at least one row per coefficient: add rows, use fewer --features, or give "
+            "--alpha for a ridge fit",
+            path=path,
+        )
+
+
+class _RowCount:
+    """Counts the rows streamed to an exact solver, and checks them before it solves."""
+
+    def __init__(self, n_features: int, opts: dict[str, Any], path: str) -> None:
+        self.n_features, self.opts, self.path = n_features, opts, path
+        self.rows = 0
+        self.used = 0
+
+    def through(self, blocks):
+        for block in blocks:
+            used = block.n_rows if block.w is None else int((block.w > 0).sum())
+            self.rows += block.n_rows
+            self.used += used
+            # A block whose weights are all zero adds nothing to the state, and the
+            # estimator refuses one (it checks each block alone), so it is not passed on.
+            if used:
+                yield block
+        check_enough_rows(self.used, self.n_features, self.opts, self.path)
+
+
 class _Snapshots(Callback):
     """Keep the state after the last finished epoch; write it every ``every`` epochs.
 
@@ -123,6 +160,8 @@ def _metric_dict(names: list[str], metrics: dict[str, torch.Tensor]) -> dict[str
 
 def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
     block = source.read_all(features, targets, weight_col)
+    n_used = block.n_rows if block.w is None else int((block.w > 0).sum())
+    check_enough_rows(n_used, len(features), opts, source.path)
     config = {
         "solver": est.solver,
         "features": features,
@@ -244,6 +283,13 @@ def _device(value: str) -> str:
 )
 @click.option("--delimiter", default=None, help="CSV delimiter [default: detected].")
 @click.option(
+    "--block-rows",
+    type=click.IntRange(min=1),
+    default=65536,
+    show_default=True,
+    help="Rows read at a time; exact solvers hold one block in memory.",
+)
+@click.option(
     "-o",
     "--output",
     required=True,
@@ -287,7 +333,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     check_writable(opts["output"], "model")
     if opts["checkpoint"]:
         check_writable(opts["checkpoint"], "checkpoint")
-    source = open_table(data, delimiter=opts["delimiter"])
+    source = open_table(data, delimiter=opts["delimiter"], block_rows=opts["block_rows"])
     weight_col = opts["weight_col"]
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)
     est = LinearRegression(
@@ -301,9 +347,10 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         device=opts["device"],
     )
     if exact:
-        blocks = source.read_columns(features, targets_l, weight_col)
+        count = _RowCount(len(features), opts, data)
+        blocks = count.through(source.read_columns(features, targets_l, weight_col))
         est.fit_blocks(blocks, feature_names=features, target_names=targets_l)
-        rows = est.state_.n_samples
+        rows = count.rows
         metrics = _metric_dict(targets_l, est.state_metrics())
     else:
         rows, metrics = _fit_iterative(est, source, features, targets_l, weight_col, opts)

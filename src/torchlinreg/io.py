@@ -6,6 +6,8 @@
 # fsync'ed so the rename itself survives a power cut. On any failure, KeyboardInterrupt
 # included, the temporary file is removed and an existing target is left as it was. A process
 # killed outright (SIGKILL) can leave a ``.<name>.*.tmp`` file behind, never a partial target.
+# Writing through a symlink replaces the file it points at; a target that is not a regular
+# file (/dev/stdout, a named pipe) is written directly, as there is nothing to rename over.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import struct
 import sys
 import tempfile
@@ -56,13 +59,20 @@ def atomic_write(path, write_fn: Callable[[str], None]) -> None:
         >>> atomic_write("out.txt", lambda tmp: open(tmp, "w").write("hi"))  # doctest: +SKIP
     """
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    if _is_special(path):
+        # /dev/stdout, a pipe, a device: nothing to rename over (and, run as root, renaming
+        # would replace the device node itself), so write straight to it.
+        write_fn(path)
+        return
+    # Through a symlink, the file it points at is replaced, and the link stays a link.
+    shown, path = path, os.path.realpath(path)
+    folder = os.path.dirname(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise type(exc)(
             exc.errno,
-            f"cannot write {path}: {exc.strerror}; check that the folder exists and is writable",
+            f"cannot write {shown}: {exc.strerror}; check that the folder exists and is writable",
         ) from None
     os.close(fd)
     try:
@@ -76,6 +86,14 @@ def atomic_write(path, write_fn: Callable[[str], None]) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(folder)
+
+
+def _is_special(path: str) -> bool:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def _keep_mode(path: str, tmp: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,27 @@ PLOT_ROWS = 20_000
 
 
 def check_writable(path: str, what: str) -> None:
-    """Fail before any work when ``path`` cannot be written (a long run would be wasted)."""
+    """Fail before any work when ``path`` cannot be written (a long run would be wasted).
+
+    Creating (and removing) a file in the folder is the only test that also holds for root,
+    for whom permission bits say nothing, and for read-only or virtual file systems.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise DataError(f"{what} path {path!r} is a folder; give a file name")
     if not os.path.isdir(folder):
         raise DataError(f"cannot write {what} {path!r}: folder {folder!r} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise DataError(f"cannot write {what} {path!r}: folder {folder!r} is not writable")
+    if os.path.exists(path) and not os.path.isfile(path):
+        return  # /dev/stdout, a named pipe: written directly, see io.atomic_write
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".torchlinreg-probe.", dir=folder)
+    except OSError as exc:
+        raise DataError(
+            f"cannot write {what} {path!r}: {exc.strerror or exc} in folder {folder!r}; "
+            "choose a folder you can write to"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def choose_columns(
@@ -333,6 +347,15 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     check_writable(opts["output"], "model")
     if opts["checkpoint"]:
         check_writable(opts["checkpoint"], "checkpoint")
+    if opts["plot_dir"]:
+        try:
+            os.makedirs(opts["plot_dir"], exist_ok=True)
+        except OSError as exc:
+            raise DataError(
+                f"cannot make the plot folder {opts['plot_dir']!r}: {exc.strerror or exc}; "
+                "choose a folder you can write to"
+            ) from None
+        check_writable(os.path.join(opts["plot_dir"], "fit.png"), "plots")
     source = open_table(data, delimiter=opts["delimiter"], block_rows=opts["block_rows"])
     weight_col = opts["weight_col"]
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)

@@ -311,7 +311,9 @@ def _device(value: str) -> str:
     help="Model file to write (.safetensors).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Print no report (warnings and errors still go to stderr)."
+)
 @click.option(
     "--plot",
     "plot_dir",

@@ -57,6 +57,15 @@ def choose_columns(
         raise DataError(f"a target is listed twice in --target {list(targets)}; list it once")
     reserved = set(targets_l) | ({weight_col} if weight_col else set())
     if features is None:
+        for name, (row, text) in source.mixed_columns().items():
+            if name not in reserved:
+                raise DataError(
+                    f"the column holds numbers but also {text!r}, so it is not numeric; fix "
+                    "the value, or choose the features with --features",
+                    path=source.paths[0],
+                    row=row,
+                    column=name,
+                )
         chosen = [c for c in source.numeric_columns() if c not in reserved]
         if not chosen:
             raise DataError(

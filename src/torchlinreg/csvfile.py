@@ -86,6 +86,12 @@ def sniff_header(path: str, delimiter: str | None) -> tuple[list[str], str, bool
 
 
 def _check_header(path: str, names: list[str]) -> None:
+    if not any(names):
+        raise DataError(
+            "the first line is empty; it must be the header that names the columns",
+            path=path,
+            row=1,
+        )
     seen: dict[str, int] = {}
     for j, name in enumerate(names, start=1):
         if name in seen:
@@ -145,6 +151,18 @@ def infer_numeric(
     path: str, names: list[str], delimiter: str, gz: bool, block_bytes: int
 ) -> list[str]:
     """Columns that pyarrow infers as numbers in the first block; all-empty ones count too."""
+    return inspect_columns(path, names, delimiter, gz, block_bytes)[0]
+
+
+def inspect_columns(
+    path: str, names: list[str], delimiter: str, gz: bool, block_bytes: int
+) -> tuple[list[str], dict[str, tuple[int, str]]]:
+    """``(numeric columns, mixed columns)`` judged on the first block.
+
+    A column is *mixed* when most of its values are numbers but some are not (a typo, a
+    unit, a stray note): it maps to the line and text of its first non-number, so a caller
+    choosing columns by type can say so instead of silently dropping the column.
+    """
     read_opts = pacsv.ReadOptions(
         column_names=names, skip_rows=1, block_size=block_bytes, use_threads=False
     )
@@ -156,13 +174,40 @@ def infer_numeric(
             source, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
         )
         schema = reader.schema
+        try:
+            first = reader.read_next_batch()
+        except StopIteration:
+            first = None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, OSError):
         # Unreadable first block: let the real read report the exact row and column.
-        return list(names)
+        return list(names), {}
     finally:
         source.close()
     numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_null)
-    return [f.name for f in schema if any(check(f.type) for check in numeric)]
+    columns = [f.name for f in schema if any(check(f.type) for check in numeric)]
+    mixed = {}
+    for j, f in enumerate(schema):  # by position: a header may repeat a name
+        if first is not None and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
+            found = _first_non_number(first.column(j).to_pylist())
+            if found is not None:
+                mixed[f.name] = (found[0] + 2, found[1])  # NOTE [CSV row numbers]
+    return columns, mixed
+
+
+def _first_non_number(values: list[str | None]) -> tuple[int, str] | None:
+    """(index, text) of the first non-number when most values are numbers, else None."""
+    numbers, first_bad = 0, None
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        try:
+            parse_float(v)
+            numbers += 1
+        except ValueError:
+            if first_bad is None:
+                first_bad = (i, v)
+    non_null = sum(v is not None for v in values)
+    return first_bad if first_bad is not None and 2 * numbers > non_null else None
 
 
 def _open_text(path: str, gz: bool):

@@ -84,9 +84,18 @@ class _CsvFile:
 
     def numeric_columns(self) -> list[str]:
         """Columns whose values in the first block parse as numbers (pyarrow's inference)."""
-        return csvfile.infer_numeric(
-            self.path, self.column_names, self.delimiter, self.gz, self.block_bytes
-        )
+        return self._inspect()[0]
+
+    def mixed_columns(self) -> dict[str, tuple[int, str]]:
+        """Text columns whose values are mostly numbers: {name: (row, first non-number)}."""
+        return self._inspect()[1]
+
+    def _inspect(self):
+        if not hasattr(self, "_inspected"):
+            self._inspected = csvfile.inspect_columns(
+                self.path, self.column_names, self.delimiter, self.gz, self.block_bytes
+            )
+        return self._inspected
 
 
 def _merge(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
@@ -300,6 +309,15 @@ class TableSource:
     def numeric_columns(self) -> list[str]:
         """The columns that hold numbers (judged on the first file's first block)."""
         return self._first.numeric_columns()
+
+    def mixed_columns(self) -> dict[str, tuple[int, str]]:
+        """Text columns of mostly numbers (CSV, first block): ``{name: (row, text)}``.
+
+        Such a column most likely has a typo; one that is chosen by type should not be
+        dropped silently. Parquet and .npy columns have real types, so none are mixed.
+        """
+        mixed = getattr(self._first, "mixed_columns", None)
+        return mixed() if mixed is not None else {}
 
     def _files(self):
         yield self._first

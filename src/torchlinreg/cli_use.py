@@ -18,8 +18,11 @@ from .modelfile import load
 from .tables import open_table
 
 
-def _names(model) -> tuple[list[str], list[str]]:
+def _names(model, *, positional: bool = False) -> tuple[list[str], list[str]]:
+    """Feature and target names; ``positional`` names unnamed features x0, x1, ... (for show)."""
     features = getattr(model, "feature_names_in_", None)
+    if features is None and positional:
+        features = [f"x{i}" for i in range(model.n_features_in_)]
     if features is None:
         raise ModelFileError(
             "the model has no feature names, so columns cannot be matched by name; train it "
@@ -114,7 +117,8 @@ def _coef_table(model, features: list[str], targets: list[str]):
 
 
 def summary_record(model) -> dict[str, Any]:
-    features, targets = _names(model)
+    """What ``summary --json`` prints: names, coefficients, parameters and training record."""
+    features, targets = _names(model, positional=True)
     w, b = model.model_.weight.cpu(), model.model_.bias.cpu()
     return {
         "estimator": type(model).__name__,

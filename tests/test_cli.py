@@ -242,7 +242,7 @@ def test_plot_folder_gets_valid_pngs(tmp_path, capsys, solver, plots):
     data = write(frame(), tmp_path / "d.csv")
     folder = tmp_path / "plots" / "new"
     r = cli(capsys, "train", data, "-t", "apples", "-t", "oranges", "--solver", solver,
-            "--epochs", "300", "-o", tmp_path / "m", "--plot", folder, "--json")  # fmt: skip
+            "--epochs", "60", "-o", tmp_path / "m", "--plot", folder, "--json")  # fmt: skip
     assert r.code == 0, r.err
     names = ["fit.png", "residuals.png"] + (["loss.png"] if solver == "adam" else [])
     assert sorted(p.name for p in folder.iterdir()) == sorted(names)

@@ -296,6 +296,27 @@ TRAIN_CASES = [
         ["/proc/m.safetensors", "cannot write"],
     ),
     (
+        "model written over the data",
+        {},
+        ["good.csv", "-t", "y", "-o", "good.csv"],
+        2,
+        ["'good.csv' is the data file", "choose another name"],
+    ),
+    (
+        "model written over the checkpoint",
+        {"c.ckpt": b"not touched"},
+        ["good.csv", "-t", "y", "--solver", "sgd", "--checkpoint", "c.ckpt", "-o", "c.ckpt"],
+        2,
+        ["'c.ckpt' is the checkpoint", "choose another name"],
+    ),
+    (
+        "checkpoint written over the data",
+        {},
+        ["good.csv", "-t", "y", "--solver", "sgd", "--checkpoint", "./good.csv"],
+        2,
+        ["'./good.csv' is the data file"],
+    ),
+    (
         "plot folder under a regular file",
         {},
         ["good.csv", "-t", "y", "--plot", "good.csv/plots"],
@@ -336,7 +357,7 @@ TRAIN_CASES = [
     (
         "resume from a model file",
         {},
-        ["good.csv", "-t", "y", "--solver", "sgd", "--resume", "model.safetensors"],
+        ["good.csv", "-t", "y", "--solver", "sgd", "--resume", "model.safetensors", "-o", "n.st"],
         2,
         ["model.safetensors", "format is 'torchlinreg-model'", "'torchlinreg-checkpoint'"],
     ),
@@ -558,6 +579,16 @@ USE_CASES = [
         "predict output where nobody may write",
         ["predict", "model.safetensors", "good.csv", "-o", "/proc/p.csv"],
         ["/proc/p.csv", "cannot write"],
+    ),
+    (
+        "predictions written over the data",
+        ["predict", "model.safetensors", "good.csv", "-o", "good.csv"],
+        ["'good.csv' is the data file"],
+    ),
+    (
+        "predictions written over the model",
+        ["predict", "model.safetensors", "good.csv", "-o", "model.safetensors"],
+        ["'model.safetensors' is the model"],
     ),
     ("unknown command", ["trian", "x"], ["No such command 'trian'", "Did you mean 'train'"]),
 ]

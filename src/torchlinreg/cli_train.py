@@ -48,6 +48,19 @@ def check_writable(path: str, what: str) -> None:
     os.unlink(probe)
 
 
+def check_not_input(path: str | None, what: str, inputs: dict[str, list[str]]) -> None:
+    """Refuse to write ``path`` over a file this run reads: its data, model or checkpoint."""
+    if not path or not os.path.exists(path):
+        return
+    for role, paths in inputs.items():
+        for p in paths:
+            if p and os.path.exists(p) and os.path.samefile(path, p):
+                raise DataError(
+                    f"the {what} path {path!r} is the {role} this run reads; writing it would "
+                    f"destroy the {role}: choose another name"
+                )
+
+
 def choose_columns(
     source: TableSource, targets: tuple[str, ...], features: str | None, weight_col: str | None
 ) -> tuple[list[str], list[str]]:
@@ -368,6 +381,13 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
             ) from None
         check_writable(os.path.join(opts["plot_dir"], "fit.png"), "plots")
     source = open_table(data, delimiter=opts["delimiter"], block_rows=opts["block_rows"])
+    # A checkpoint may be resumed from and written to the same path; nothing else overlaps.
+    check_not_input(
+        opts["output"],
+        "model",
+        {"data file": source.paths, "checkpoint": [opts["checkpoint"], opts["resume"]]},
+    )
+    check_not_input(opts["checkpoint"], "checkpoint", {"data file": source.paths})
     weight_col = opts["weight_col"]
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)
     est = LinearRegression(

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .cli_output import console, metrics_table, print_json
-from .cli_train import check_writable
+from .cli_train import check_not_input, check_writable
 from .errors import DataError, ModelFileError
 from .io import write_csv, write_table
 from .metrics import StreamingMetrics
@@ -60,6 +60,7 @@ def predict(model_path: str, data: str, output: str | None, delimiter: str | Non
     model = load(model_path)
     features, targets = _names(model)
     source = open_table(data, delimiter=delimiter)
+    check_not_input(output, "output", {"data file": source.paths, "model": [model_path]})
     _missing_features(source, features, model_path)
     parts = [model.model_.predict(block.X) for block in source.read_columns(features)]
     pred = torch.cat(parts).cpu().numpy()

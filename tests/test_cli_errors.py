@@ -60,6 +60,13 @@ TRAIN_CASES = [
         2,
         ["t.csv", "row 4", "column 'b'", "'8 kg'", "--features"],
     ),
+    (
+        "decimal commas",
+        {"c.csv": b"a;b;y\n1,5;2;3\n4;5;7\n6;1;8\n9;9;1\n"},
+        ["c.csv", "-t", "y", "--features", "a,b"],
+        2,
+        ["c.csv", "row 2", "column 'a'", "'1,5' (a decimal comma?"],
+    ),
     ("header only", {"h.csv": b"a,b,y\n"}, ["h.csv", "-t", "y"], 2, ["h.csv", "no data rows"]),
     (
         "ragged rows",

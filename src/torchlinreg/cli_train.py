@@ -14,6 +14,7 @@ import torch
 from .callbacks import Callback, TrainState
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cli_output import ProgressBar, console, metrics_table, print_json
+from .csvfile import value_hint
 from .errors import DataError
 from .estimator import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
 from .metrics import regression_metrics
@@ -73,8 +74,8 @@ def choose_columns(
         for name, (row, text) in source.mixed_columns().items():
             if name not in reserved:
                 raise DataError(
-                    f"the column holds numbers but also {text!r}, so it is not numeric; fix "
-                    "the value, or choose the features with --features",
+                    f"the column holds numbers but also {text!r}{value_hint(text)}, so it is not "
+                    "numeric; fix the value, or choose the features with --features",
                     path=source.paths[0],
                     row=row,
                     column=name,

@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import math
+import re
 from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
@@ -289,7 +290,8 @@ def _check_row(
             value = parse_float(row[j])
         except ValueError:
             return DataError(
-                f"non-numeric value {row[j]!r}; numeric columns need numbers, fix or drop the row",
+                f"non-numeric value {row[j]!r}{value_hint(row[j])}; numeric columns need "
+                "numbers, fix or drop the row",
                 path=path,
                 row=lineno,
                 column=names[j],
@@ -299,6 +301,13 @@ def _check_row(
         if not math.isfinite(value):
             return non_finite(path, lineno, names[j], value)
     return None
+
+
+def value_hint(text: str) -> str:
+    """A hint for a common reason a number did not parse ('' when none applies)."""
+    if re.fullmatch(r"[+-]?\d+,\d+", text.strip()):
+        return " (a decimal comma? numbers need a decimal point: 1.5, not 1,5)"
+    return ""
 
 
 def missing_value(path: str, row: int, column: str) -> DataError:

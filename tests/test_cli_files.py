@@ -131,3 +131,33 @@ def test_predict_needs_a_model_with_feature_names(tmp_path, capsys):
     assert r.code == 0, r.err
     assert r.json["features"] == ["x0", "x1", "x2"] and r.json["targets"] == ["target_0"]
     assert r.json["coefficients"]["target_0"]["x2"] == est.coef_[2]
+
+
+@pytest.mark.slow
+def test_real_process_exit_codes_and_a_closed_pipe(tmp_path, capsys):
+    import subprocess
+
+    from cli_helpers import PYTHON, subprocess_env
+
+    df = frame(20_000)
+    data = write(df, tmp_path / "d.csv")
+    model = tmp_path / "m.safetensors"
+    assert cli(capsys, "train", data, "-t", "apples", "--features", "a,b,c", "-o", model).code == 0
+    tool = [PYTHON, "-m", "torchlinreg"]
+    env = subprocess_env()
+    pipe = subprocess.PIPE
+    # `torchlinreg predict ... | head -1`: the reader leaves, the tool stops quietly
+    reader = subprocess.Popen([*tool, "predict", model, data], env=env, stdout=pipe, stderr=pipe)
+    bad = subprocess.Popen(
+        [*tool, "train", tmp_path / "nope.csv", "-t", "y", "-o", tmp_path / "x"],
+        env=env, stdout=pipe, stderr=pipe, text=True,
+    )  # fmt: skip
+    assert reader.stdout.readline() == b"apples\n"
+    reader.stdout.close()
+    err = reader.stderr.read()
+    reader.stderr.close()
+    assert reader.wait(timeout=60) == 1
+    assert err == b""
+    out, err = bad.communicate(timeout=60)
+    assert (bad.returncode, out) == (2, "")
+    assert err.count("\n") == 1 and "nope.csv: file not found" in err

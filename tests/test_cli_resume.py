@@ -156,6 +156,13 @@ def test_resume_with_other_settings_is_a_clean_error(
     assert not out.exists()
 
 
+def test_resume_on_other_data_is_a_clean_error(tmp_path, capsys, finished_checkpoint):
+    _, ckpt, _ = finished_checkpoint
+    other = write(frame(150, seed=9), tmp_path / "other.csv")
+    r = cli(capsys, "train", other, *_options("sgd"), "--resume", ckpt, "-o", tmp_path / "m")
+    r.assert_one_error_line(2, str(ckpt), "rows=200", "150", "same settings")
+
+
 def test_resume_with_an_exact_solver_is_a_usage_error(tmp_path, capsys, finished_checkpoint):
     data, ckpt, _ = finished_checkpoint
     r = cli(capsys, "train", data, "-t", "apples", "--resume", ckpt, "-o", tmp_path / "m")

@@ -179,7 +179,9 @@ class _Snapshots(Callback):
 
 def _resume_state(path: str, config: dict[str, Any]) -> dict[str, Any]:
     state, saved = load_checkpoint(path)
-    for key in ("solver", "features", "targets", "weights", "fit_intercept", "alpha"):
+    # the row count catches a checkpoint resumed on other data (the scaling and the shuffled
+    # batches depend on the rows)
+    for key in ("solver", "features", "targets", "weights", "fit_intercept", "alpha", "rows"):
         if saved.get(key) != config.get(key):
             raise DataError(
                 f"{path}: the checkpoint was written with {key}={saved.get(key)!r}, this run has "
@@ -207,6 +209,7 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
         "fit_intercept": est.fit_intercept,
         "alpha": est.alpha,
         "seed": est.random_state,
+        "rows": block.n_rows,
     }
     resume = _resume_state(opts["resume"], config) if opts["resume"] else None
     snapshots = _Snapshots(opts["checkpoint"], opts["checkpoint_every"], config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -13,132 +12,22 @@ import torch
 
 from .callbacks import Callback, TrainState
 from .checkpoint import load_checkpoint, save_checkpoint
+from .cli_checks import (
+    RowCount,
+    check_enough_rows,
+    check_outputs,
+    check_train_paths,
+    choose_columns,
+)
 from .cli_output import ProgressBar, console, metrics_table, print_json
-from .csvfile import value_hint
 from .errors import DataError
 from .estimator import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
 from .metrics import regression_metrics
 from .modelfile import save
-from .tables import TableSource, open_table
+from .tables import open_table
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.
 PLOT_ROWS = 20_000
-
-
-def check_writable(path: str, what: str) -> None:
-    """Fail before any work when ``path`` cannot be written (a long run would be wasted).
-
-    Creating (and removing) a file in the folder is the only test that also holds for root,
-    for whom permission bits say nothing, and for read-only or virtual file systems.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise DataError(f"{what} path {path!r} is a folder; give a file name")
-    if not os.path.isdir(folder):
-        raise DataError(f"cannot write {what} {path!r}: folder {folder!r} does not exist")
-    if os.path.exists(path) and not os.path.isfile(path):
-        return  # /dev/stdout, a named pipe: written directly, see io.atomic_write
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".torchlinreg-probe.", dir=folder)
-    except OSError as exc:
-        raise DataError(
-            f"cannot write {what} {path!r}: {exc.strerror or exc} in folder {folder!r}; "
-            "choose a folder you can write to"
-        ) from None
-    os.close(fd)
-    os.unlink(probe)
-
-
-def check_not_input(path: str | None, what: str, inputs: dict[str, list[str]]) -> None:
-    """Refuse to write ``path`` over a file this run reads: its data, model or checkpoint."""
-    if not path or not os.path.exists(path):
-        return
-    for role, paths in inputs.items():
-        for p in paths:
-            if p and os.path.exists(p) and os.path.samefile(path, p):
-                raise DataError(
-                    f"the {what} path {path!r} is the {role} this run reads; writing it would "
-                    f"destroy the {role}: choose another name"
-                )
-
-
-def choose_columns(
-    source: TableSource, targets: tuple[str, ...], features: str | None, weight_col: str | None
-) -> tuple[list[str], list[str]]:
-    """Targets as given; features as given or every other numeric column."""
-    targets_l = list(dict.fromkeys(targets))
-    if len(targets_l) != len(targets):
-        raise DataError(f"a target is listed twice in --target {list(targets)}; list it once")
-    reserved = set(targets_l) | ({weight_col} if weight_col else set())
-    if features is None:
-        for name, (row, text) in source.mixed_columns().items():
-            if name not in reserved:
-                raise DataError(
-                    f"the column holds numbers but also {text!r}{value_hint(text)}, so it is not "
-                    "numeric; fix the value, or choose the features with --features",
-                    path=source.paths[0],
-                    row=row,
-                    column=name,
-                )
-        chosen = [c for c in source.numeric_columns() if c not in reserved]
-        if not chosen:
-            raise DataError(
-                "no numeric feature columns besides the targets; name them with --features",
-                path=source.path,
-            )
-    else:
-        chosen = [c.strip() for c in features.split(",") if c.strip()]
-        if not chosen:
-            raise DataError("--features is empty; give comma-separated column names")
-        dup = sorted({c for c in chosen if chosen.count(c) > 1})
-        if dup:
-            raise DataError(f"feature column(s) {dup} listed twice in --features; list once")
-        clash = [c for c in chosen if c in reserved]
-        if clash:
-            raise DataError(
-                f"column(s) {clash} are both features and targets/weights; a column can be only "
-                "one of them: remove it from --features"
-            )
-    # Unknown names raise here, with close matches, before any row is read.
-    source._resolve([*chosen, *targets_l, *([weight_col] if weight_col else [])])
-    return chosen, targets_l
-
-
-def check_enough_rows(n_rows: int, n_features: int, opts: dict[str, Any], path: str) -> None:
-    """Refuse a fit with fewer rows than coefficients: its answer would be arbitrary.
-
-    With a ridge penalty (``--alpha``) the fit is determined whatever the number of rows.
-    """
-    n_params = n_features + (0 if opts["no_intercept"] else 1)
-    if n_rows < n_params and opts["alpha"] == 0:
-        what = f"{n_features} feature(s)" + ("" if opts["no_intercept"] else " + intercept")
-        rows = "row(s) with a positive weight" if opts["weight_col"] else "data row(s)"
-        raise DataError(
-            f"{n_rows} {rows} for {n_params} coefficients ({what}); a least-squares fit "
-            "needs at least one row per coefficient: add rows, use fewer --features, or give "
-            "--alpha for a ridge fit",
-            path=path,
-        )
-
-
-class _RowCount:
-    """Counts the rows streamed to an exact solver, and checks them before it solves."""
-
-    def __init__(self, n_features: int, opts: dict[str, Any], path: str) -> None:
-        self.n_features, self.opts, self.path = n_features, opts, path
-        self.rows = 0
-        self.used = 0
-
-    def through(self, blocks):
-        for block in blocks:
-            used = block.n_rows if block.w is None else int((block.w > 0).sum())
-            self.rows += block.n_rows
-            self.used += used
-            # A block whose weights are all zero adds nothing to the state, and the
-            # estimator refuses one (it checks each block alone), so it is not passed on.
-            if used:
-                yield block
-        check_enough_rows(self.used, self.n_features, self.opts, self.path)
 
 
 class _Snapshots(Callback):
@@ -195,6 +84,13 @@ def _metric_dict(names: list[str], metrics: dict[str, torch.Tensor]) -> dict[str
         name: {key: float(values[j]) for key, values in metrics.items()}
         for j, name in enumerate(names)
     }
+
+
+def _fit_exact(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
+    count = RowCount(len(features), opts, source.path)
+    blocks = count.through(source.read_columns(features, targets, weight_col))
+    est.fit_blocks(blocks, feature_names=features, target_names=targets)
+    return count.rows, _metric_dict(targets, est.state_metrics())
 
 
 def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
@@ -372,26 +268,9 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     exact = opts["solver"] in EXACT_SOLVERS
     if exact and (opts["checkpoint"] or opts["resume"]):
         raise click.UsageError("--checkpoint and --resume are for iterative solvers")
-    check_writable(opts["output"], "model")
-    if opts["checkpoint"]:
-        check_writable(opts["checkpoint"], "checkpoint")
-    if opts["plot_dir"]:
-        try:
-            os.makedirs(opts["plot_dir"], exist_ok=True)
-        except OSError as exc:
-            raise DataError(
-                f"cannot make the plot folder {opts['plot_dir']!r}: {exc.strerror or exc}; "
-                "choose a folder you can write to"
-            ) from None
-        check_writable(os.path.join(opts["plot_dir"], "fit.png"), "plots")
+    check_outputs(opts)
     source = open_table(data, delimiter=opts["delimiter"], block_rows=opts["block_rows"])
-    # A checkpoint may be resumed from and written to the same path; nothing else overlaps.
-    check_not_input(
-        opts["output"],
-        "model",
-        {"data file": source.paths, "checkpoint": [opts["checkpoint"], opts["resume"]]},
-    )
-    check_not_input(opts["checkpoint"], "checkpoint", {"data file": source.paths})
+    check_train_paths(opts, source.paths)
     weight_col = opts["weight_col"]
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)
     est = LinearRegression(
@@ -405,11 +284,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         device=opts["device"],
     )
     if exact:
-        count = _RowCount(len(features), opts, data)
-        blocks = count.through(source.read_columns(features, targets_l, weight_col))
-        est.fit_blocks(blocks, feature_names=features, target_names=targets_l)
-        rows = count.rows
-        metrics = _metric_dict(targets_l, est.state_metrics())
+        rows, metrics = _fit_exact(est, source, features, targets_l, weight_col, opts)
     else:
         rows, metrics = _fit_iterative(est, source, features, targets_l, weight_col, opts)
     summary = {
@@ -428,18 +303,26 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     if opts["plot_dir"]:
         summary["plots"] = _plots(est, source, features, targets_l, opts["plot_dir"], weight_col)
     summary["model"] = opts["output"]
-    if opts["quiet"]:
-        return
-    if opts["as_json"]:
+    if opts["as_json"] and not opts["quiet"]:
         print_json(summary)
-        return
+    elif not opts["quiet"]:
+        _print_report(summary)
+
+
+def _print_report(summary: dict[str, Any]) -> None:
     out = console()
+    iterative = summary["epochs"] is not None
     out.print(
-        f"trained [bold]{opts['solver']}[/bold] on {rows:,} rows of {data} "
-        f"({len(features)} features -> {', '.join(targets_l)}) in {summary['seconds']:.3f} s"
-        + (f", {est.n_iter_} epochs, final loss {summary['final_loss']:.6g}" if not exact else "")
+        f"trained [bold]{summary['solver']}[/bold] on {summary['rows']:,} rows of "
+        f"{summary['data']} ({len(summary['features'])} features -> "
+        f"{', '.join(summary['targets'])}) in {summary['seconds']:.3f} s"
+        + (
+            f", {summary['epochs']} epochs, final loss {summary['final_loss']:.6g}"
+            if iterative
+            else ""
+        )
     )
-    out.print(metrics_table("Training fit", metrics))
-    out.print(f"model saved to {opts['output']}")
+    out.print(metrics_table("Training fit", summary["metrics"]))
+    out.print(f"model saved to {summary['model']}")
     for p in summary.get("plots", []):
         out.print(f"plot saved to {p}")

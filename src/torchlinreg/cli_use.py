@@ -9,8 +9,8 @@ import click
 import numpy as np
 import torch
 
+from .cli_checks import check_not_input, check_writable
 from .cli_output import console, metrics_table, print_json
-from .cli_train import check_not_input, check_writable
 from .errors import DataError, ModelFileError
 from .io import write_csv, write_table
 from .metrics import StreamingMetrics

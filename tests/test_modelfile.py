@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import torchlinreg
 from torchlinreg.checkpoint import save_checkpoint
@@ -78,3 +79,14 @@ def test_a_checkpoint_is_not_a_model(tmp_path):
     save_checkpoint(tmp_path / "c.ckpt", {"epoch": 3}, {"solver": "sgd"})
     with pytest.raises(torchlinreg.ModelFileError, match="torchlinreg-checkpoint"):
         torchlinreg.load(tmp_path / "c.ckpt")
+
+
+def test_a_model_trained_on_a_gpu_predicts_where_there_is_none(tmp_path):
+    X, Y = _data()
+    est = torchlinreg.LinearRegression().fit(X, Y)
+    est.set_params(device="cuda")  # as if trained with device="cuda"
+    back = torchlinreg.load(torchlinreg.save(est, tmp_path / "gpu.safetensors"))
+    expected_device = "cuda" if torch.cuda.is_available() else None
+    assert back.device == expected_device
+    np.testing.assert_allclose(np.asarray(back.predict(X)), est.linear_model_.predict(
+        torch.as_tensor(X.to_numpy())).numpy(), rtol=1e-12)  # fmt: skip

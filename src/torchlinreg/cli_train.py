@@ -128,7 +128,7 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
         bar.close()
     est._name_columns(features, targets)
     pred = est.model_.predict(block.X.to(est.model_.weight.device))
-    metrics = regression_metrics(block.Y, pred, block.w)
+    metrics = regression_metrics(block.Y, pred.cpu(), block.w)  # block.Y is on the CPU
     return block.n_rows, _metric_dict(targets, metrics)
 
 

@@ -287,3 +287,17 @@ def test_device_option_is_checked(tmp_path, capsys):
     if not torch.cuda.is_available():
         r = cli(capsys, "train", data, "-t", "apples", "--device", "cuda", "-o", tmp_path / "m")
         r.assert_one_error_line(2, "CUDA is not available")
+
+
+@pytest.mark.parametrize("name", ["tab", "\\t", "\t"])
+def test_delimiter_can_be_named(tmp_path, capsys, name):
+    df = frame(40)
+    data = tmp_path / "d.txt"
+    data.write_text(df.to_csv(index=False, sep="\t", float_format=lambda v: repr(float(v))))
+    model = tmp_path / "m.safetensors"
+    r = cli(capsys, "train", data, "-t", "apples", "--features", "a,b,c", "--delimiter", name,
+            "-o", model, "-q")  # fmt: skip
+    assert r.code == 0, r.err
+    A = np.column_stack([np.ones(40), df[FEATURES].to_numpy()])
+    coef = np.linalg.lstsq(A, df["apples"].to_numpy(), rcond=None)[0]
+    np.testing.assert_allclose(torchlinreg.load(model).coef_[0], coef[1:], rtol=1e-10)

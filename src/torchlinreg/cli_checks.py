@@ -6,13 +6,48 @@ long fit is wasted or a file is damaged.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
-from typing import Any
+from typing import Any, ClassVar
+
+import click
 
 from .csvfile import value_hint
 from .errors import DataError
 from .tables import TableSource
+
+
+class FiniteFloat(click.FloatRange):
+    """A :class:`click.FloatRange` that also refuses nan and inf (click lets both through)."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
+class Delimiter(click.ParamType):
+    """One character, or a name for one: tab, comma, semicolon, pipe, space."""
+
+    name = "delimiter"
+    _NAMES: ClassVar[dict[str, str]] = {
+        "tab": "\t",
+        "\\t": "\t",
+        "comma": ",",
+        "semicolon": ";",
+        "pipe": "|",
+        "space": " ",
+    }
+
+    def convert(self, value, param, ctx):
+        char = self._NAMES.get(value.lower(), value)
+        if len(char) != 1 or char in '\r\n"':
+            self.fail(
+                f"{value!r} is not one character; give one, e.g. ',' ';' '|' or tab", param, ctx
+            )
+        return char
 
 
 def check_writable(path: str, what: str) -> None:
@@ -59,6 +94,12 @@ def choose_columns(
     targets_l = list(dict.fromkeys(targets))
     if len(targets_l) != len(targets):
         raise DataError(f"a target is listed twice in --target {list(targets)}; list it once")
+    if weight_col in targets_l:
+        raise DataError(
+            f"column {weight_col!r} is both a target and the --weights column; use another column"
+        )
+    # Unknown targets first: with a wrong delimiter, that is the message that helps.
+    source._resolve([*targets_l, *([weight_col] if weight_col else [])])
     reserved = set(targets_l) | ({weight_col} if weight_col else set())
     if features is None:
         for name, (row, text) in source.mixed_columns().items():

@@ -13,6 +13,8 @@ import torch
 from .callbacks import Callback, TrainState
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cli_checks import (
+    Delimiter,
+    FiniteFloat,
     RowCount,
     check_enough_rows,
     check_outputs,
@@ -187,7 +189,7 @@ def _device(value: str) -> str:
     show_default=True,
 )
 @click.option(
-    "--alpha", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Ridge penalty."
+    "--alpha", type=FiniteFloat(min=0), default=0.0, show_default=True, help="Ridge penalty."
 )
 @click.option("--no-intercept", is_flag=True, help="Fit without an intercept.")
 @click.option("--weights", "weight_col", default=None, help="Column of sample weights.")
@@ -199,7 +201,7 @@ def _device(value: str) -> str:
 )
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=None,
     help="Iterative solvers: learning rate [default: per solver].",
 )
@@ -209,7 +211,12 @@ def _device(value: str) -> str:
     default=None,
     help="Iterative solvers: rows per mini-batch.",
 )
-@click.option("--seed", type=int, default=None, help="Seed for shuffling and initialisation.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=2**63 - 1),
+    default=None,
+    help="Seed for shuffling and initialisation.",
+)
 @click.option(
     "--device",
     default="cpu",
@@ -217,7 +224,9 @@ def _device(value: str) -> str:
     callback=lambda c, p, v: _device(v),
     help="cpu or cuda.",
 )
-@click.option("--delimiter", default=None, help="CSV delimiter [default: detected].")
+@click.option(
+    "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
+)
 @click.option(
     "--block-rows",
     type=click.IntRange(min=1),

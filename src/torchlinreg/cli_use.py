@@ -9,7 +9,7 @@ import click
 import numpy as np
 import torch
 
-from .cli_checks import check_not_input, check_writable
+from .cli_checks import Delimiter, check_not_input, check_writable
 from .cli_output import console, metrics_table, print_json
 from .errors import DataError, ModelFileError
 from .io import write_csv, write_table
@@ -52,7 +52,9 @@ def _missing_features(source, features: list[str], model_path: str) -> None:
     default=None,
     help="Write predictions to OUT.csv or OUT.parquet [default: CSV to stdout].",
 )
-@click.option("--delimiter", default=None, help="CSV delimiter [default: detected].")
+@click.option(
+    "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
+)
 def predict(model_path: str, data: str, output: str | None, delimiter: str | None) -> None:
     """Predict every row of DATA with MODEL: one column per target, rows in order."""
     if output:
@@ -75,7 +77,9 @@ def predict(model_path: str, data: str, output: str | None, delimiter: str | Non
 @click.argument("model_path", metavar="MODEL")
 @click.argument("data")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-@click.option("--delimiter", default=None, help="CSV delimiter [default: detected].")
+@click.option(
+    "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
+)
 def evaluate(model_path: str, data: str, as_json: bool, delimiter: str | None) -> None:
     """Score MODEL on DATA, which must hold the target columns: MSE, RMSE, MAE, R2."""
     model = load(model_path)

@@ -299,6 +299,10 @@ class TableSource:
             if c not in self.column_names:
                 close = difflib.get_close_matches(str(c), self.column_names, n=3)
                 hint = f"did you mean {', '.join(repr(m) for m in close)}? " if close else ""
+                if len(self.column_names) == 1 and any(
+                    d in self.column_names[0] for d in csvfile.DELIMITERS
+                ):
+                    hint += "the header is one column: is --delimiter right? "
                 raise DataError(
                     f"unknown column {c!r}; {hint}available columns: "
                     f"{', '.join(self.column_names)}",

@@ -161,3 +161,20 @@ def test_real_process_exit_codes_and_a_closed_pipe(tmp_path, capsys):
     out, err = bad.communicate(timeout=60)
     assert (bad.returncode, out) == (2, "")
     assert err.count("\n") == 1 and "nope.csv: file not found" in err
+
+
+@pytest.mark.parametrize("name", ["p.csv.gz", "p.tsv", "p.tsv.gz"])
+def test_predict_writes_gzip_and_tab_separated_by_name(tmp_path, capsys, trained, name):
+    import gzip
+
+    data, model, expected = trained
+    out = tmp_path / name
+    assert cli(capsys, "predict", model, data, "-o", out).code == 0
+    raw = out.read_bytes()
+    text = (gzip.decompress(raw) if name.endswith(".gz") else raw).decode()
+    lines = text.splitlines()
+    assert lines[0] == "apples" and len(lines) == 51
+    assert [float(v) for v in lines[1:]] == list(expected)
+    # and our own reader reads it back: gzip and delimiter detected
+    back = torchlinreg.open_table(out).read_all(["apples"]).X[:, 0].numpy()
+    np.testing.assert_array_equal(back, expected)

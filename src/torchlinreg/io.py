@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import json
@@ -280,7 +281,7 @@ def _as_table(columns: dict[str, np.ndarray]):
     return pa.table({k: pa.array(a) for k, a in arrays.items()})
 
 
-def _write_csv_text(stream, table, chunk_rows: int = 65536) -> None:
+def _write_csv_text(stream, table, chunk_rows: int = 65536, delimiter: str = ",") -> None:
     import csv
 
     import pyarrow.csv as pacsv
@@ -288,8 +289,8 @@ def _write_csv_text(stream, table, chunk_rows: int = 65536) -> None:
     # The header goes through the csv module (quotes only where needed); the rows through
     # Arrow, which writes each float64 as its shortest round-trip text, like repr, so values
     # read back bit for bit (the tests check it against float()).
-    csv.writer(stream, lineterminator="\n").writerow(table.column_names)
-    options = pacsv.WriteOptions(include_header=False)
+    csv.writer(stream, delimiter=delimiter, lineterminator="\n").writerow(table.column_names)
+    options = pacsv.WriteOptions(include_header=False, delimiter=delimiter)
     for batch in table.to_batches(max_chunksize=chunk_rows):
         buf = io.BytesIO()
         pacsv.write_csv(batch, buf, write_options=options)
@@ -311,7 +312,8 @@ def write_csv(stream: TextIO, columns: dict[str, np.ndarray]) -> None:
 def write_table(path, columns: dict[str, np.ndarray]) -> None:
     """Write columns to ``path`` atomically: Parquet for ``.parquet``/``.pq``, else CSV.
 
-    ``path="-"`` writes CSV to standard output. CSV floats read back bit for bit.
+    CSV is tab-separated for ``.tsv``, and gzip'd when the name ends in ``.gz``
+    (``pred.csv.gz``). ``path="-"`` writes CSV to standard output. CSV floats read back bit for bit.
 
     Example:
         >>> write_table("pred.csv", {"apples": np.array([56.1, 81.2])})  # doctest: +SKIP
@@ -327,9 +329,13 @@ def write_table(path, columns: dict[str, np.ndarray]) -> None:
         atomic_write(path, lambda tmp: pq.write_table(table, tmp))
         return
 
+    name = path.lower().removesuffix(".gz")
+    delimiter = "\t" if name.endswith((".tsv", ".tab")) else ","
+    opener = gzip.open if path.lower().endswith(".gz") else open
+
     def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            _write_csv_text(f, table)
+        with opener(tmp, "wt", encoding="utf-8", newline="") as f:
+            _write_csv_text(f, table, delimiter=delimiter)
 
     atomic_write(path, write)
 

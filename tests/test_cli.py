@@ -222,10 +222,12 @@ def test_quiet_prints_nothing_but_warnings(tmp_path, capsys):
 
 def test_text_report_names_rows_solver_and_model(tmp_path, capsys):
     data = write(frame(), tmp_path / "d.csv")
-    model = tmp_path / "m.safetensors"
+    deep = tmp_path / ("a_long_folder_name_" * 4)
+    deep.mkdir()
+    model = deep / "m.safetensors"  # longer than a line: still on one line
     r = cli(capsys, "train", data, "-t", "apples", "-o", model)
     assert r.code == 0, r.err
-    assert "trained qr on 120 rows" in r.out and str(model) in r.out
+    assert "trained qr on 120 rows" in r.out and f"model saved to {model}\n" in r.out
     assert "\x1b[" not in r.out  # no colours or progress bar when stdout is not a terminal
     r = cli(capsys, "evaluate", model, data)
     assert r.code == 0 and "120 rows" in r.out and "rmse" in r.out

@@ -40,7 +40,9 @@ def print_json(obj: Any) -> None:
 
 
 def console() -> Console:
-    return Console(highlight=False)
+    # soft_wrap: a report line is never broken (a path cut in two cannot be copied or
+    # grepped); tables still fit the width.
+    return Console(highlight=False, soft_wrap=True)
 
 
 _ORDER = ("mse", "rmse", "mae", "r2", "r2_uncentered")

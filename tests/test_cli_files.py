@@ -178,3 +178,16 @@ def test_predict_writes_gzip_and_tab_separated_by_name(tmp_path, capsys, trained
     # and our own reader reads it back: gzip and delimiter detected
     back = torchlinreg.open_table(out).read_all(["apples"]).X[:, 0].numpy()
     np.testing.assert_array_equal(back, expected)
+
+
+def test_a_numerical_failure_is_one_line(tmp_path, capsys, monkeypatch):
+    import torch
+
+    data = write(frame(30), tmp_path / "d.csv")
+
+    def fails(*args, **kwargs):
+        raise torch.linalg.LinAlgError("linalg.eigh: The algorithm failed to converge")
+
+    monkeypatch.setattr(torchlinreg.LinearRegression, "fit_blocks", fails)
+    r = cli(capsys, "train", data, "-t", "apples", "--solver", "gram", "-o", tmp_path / "m")
+    r.assert_one_error_line(1, "failed numerically", "eigh", "rescale the columns")

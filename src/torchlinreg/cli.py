@@ -12,6 +12,7 @@ import sys
 import warnings
 
 import click
+import torch
 
 from . import __version__
 from .cli_demo import demo
@@ -112,6 +113,14 @@ def _run(args: list[str], debug: bool) -> int:
             raise
         where = f"{e.filename}: " if e.filename else ""
         return _fail(f"{where}{_one_line(e.strerror or e)}", EXIT_FAILURE)
+    except torch.linalg.LinAlgError as e:
+        if debug:
+            raise
+        return _fail(
+            f"the solver failed numerically ({_one_line(e)}); the data may be degenerate or "
+            "badly scaled (values beyond ~1e150): rescale the columns, or try --solver qr",
+            EXIT_FAILURE,
+        )
     except MemoryError:
         if debug:
             raise

@@ -324,6 +324,20 @@ TRAIN_CASES = [
         ["'./good.csv' is the data file"],
     ),
     (
+        "no plot folder is made by a failed run",
+        {"t.csv": b"a,b,y\n1,2,3\n4,x,5\n6,7,8\n"},
+        ["t.csv", "-t", "y", "--features", "a,b", "--plot", "plots/new"],
+        2,
+        ["t.csv", "row 3"],
+    ),
+    (
+        "plot folder where nobody may write",
+        {},
+        ["good.csv", "-t", "y", "--plot", "/proc/plots"],
+        2,
+        ["cannot write plot folder", "/proc"],
+    ),
+    (
         "plot folder under a regular file",
         {},
         ["good.csv", "-t", "y", "--plot", "good.csv/plots"],

@@ -178,14 +178,19 @@ def check_outputs(opts: dict[str, Any]) -> None:
     if opts["checkpoint"]:
         check_writable(opts["checkpoint"], "checkpoint")
     if opts["plot_dir"]:
-        try:
-            os.makedirs(opts["plot_dir"], exist_ok=True)
-        except OSError as exc:
-            raise DataError(
-                f"cannot make the plot folder {opts['plot_dir']!r}: {exc.strerror or exc}; "
-                "choose a folder you can write to"
-            ) from None
-        check_writable(os.path.join(opts["plot_dir"], "fit.png"), "plots")
+        check_folder_creatable(opts["plot_dir"], "plot folder")
+
+
+def check_folder_creatable(folder: str, what: str) -> None:
+    """``folder`` exists or can be made; nothing is created yet (a failed run leaves none)."""
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise DataError(
+            f"cannot make the {what} {folder!r}: {path!r} is a file; choose another folder"
+        )
+    check_writable(os.path.join(path, "probe"), what)
 
 
 def check_train_paths(opts: dict[str, Any], data_paths: list[str]) -> None:

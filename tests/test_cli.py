@@ -303,3 +303,24 @@ def test_delimiter_can_be_named(tmp_path, capsys, name):
     A = np.column_stack([np.ones(40), df[FEATURES].to_numpy()])
     coef = np.linalg.lstsq(A, df["apples"].to_numpy(), rcond=None)[0]
     np.testing.assert_allclose(torchlinreg.load(model).coef_[0], coef[1:], rtol=1e-10)
+
+
+def test_small_blocks_give_the_same_model_predictions_and_metrics(tmp_path, capsys):
+    # Files are read in blocks: the exact state absorbs them one by one, predictions come
+    # back in row order, metrics add up across blocks.
+    df = frame(100)
+    data = write(df, tmp_path / "d.csv")
+    opts = ["-t", "apples", "-t", "oranges", "--features", "a,b,c"]
+    one, many = tmp_path / "one.safetensors", tmp_path / "many.safetensors"
+    assert cli(capsys, "train", data, *opts, "-o", one).code == 0
+    assert cli(capsys, "train", data, *opts, "--block-rows", "7", "-o", many).code == 0
+    a, b = torchlinreg.load(one), torchlinreg.load(many)
+    np.testing.assert_allclose(b.coef_, a.coef_, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(b.intercept_, a.intercept_, rtol=1e-12)
+    whole = cli(capsys, "predict", many, data).out
+    assert cli(capsys, "predict", many, data, "--block-rows", "9").out == whole
+    e1 = cli(capsys, "evaluate", many, data, "--json").json
+    e2 = cli(capsys, "evaluate", many, data, "--json", "--block-rows", "11").json
+    for t in TARGETS:
+        for key in ("mse", "rmse", "mae", "r2"):
+            assert e2["targets"][t][key] == pytest.approx(e1["targets"][t][key], rel=1e-12)

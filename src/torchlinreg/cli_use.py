@@ -42,6 +42,15 @@ def _missing_features(source, features: list[str], model_path: str) -> None:
         )
 
 
+BLOCK_ROWS = click.option(
+    "--block-rows",
+    type=click.IntRange(min=1),
+    default=65536,
+    show_default=True,
+    help="Rows read at a time.",
+)
+
+
 @click.command("predict")
 @click.argument("model_path", metavar="MODEL")
 @click.argument("data")
@@ -55,13 +64,16 @@ def _missing_features(source, features: list[str], model_path: str) -> None:
 @click.option(
     "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
 )
-def predict(model_path: str, data: str, output: str | None, delimiter: str | None) -> None:
+@BLOCK_ROWS
+def predict(
+    model_path: str, data: str, output: str | None, delimiter: str | None, block_rows: int
+) -> None:
     """Predict every row of DATA with MODEL: one column per target, rows in order."""
     if output:
         check_writable(output, "output")
     model = load(model_path)
     features, targets = _names(model)
-    source = open_table(data, delimiter=delimiter)
+    source = open_table(data, delimiter=delimiter, block_rows=block_rows)
     check_not_input(output, "output", {"data file": source.paths, "model": [model_path]})
     _missing_features(source, features, model_path)
     parts = [model.model_.predict(block.X) for block in source.read_columns(features)]
@@ -80,11 +92,14 @@ def predict(model_path: str, data: str, output: str | None, delimiter: str | Non
 @click.option(
     "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
 )
-def evaluate(model_path: str, data: str, as_json: bool, delimiter: str | None) -> None:
+@BLOCK_ROWS
+def evaluate(
+    model_path: str, data: str, as_json: bool, delimiter: str | None, block_rows: int
+) -> None:
     """Score MODEL on DATA, which must hold the target columns: MSE, RMSE, MAE, R2."""
     model = load(model_path)
     features, targets = _names(model)
-    source = open_table(data, delimiter=delimiter)
+    source = open_table(data, delimiter=delimiter, block_rows=block_rows)
     _missing_features(source, features, model_path)
     missing = [t for t in targets if t not in source.column_names]
     if missing:

@@ -71,7 +71,7 @@ class LeastSquaresState:
         rcond = torch.finfo(R.dtype).eps * max(self.n_samples, p) if rcond is None else rcond
         keep, aliased = list(range(c)), []
         for j in range(self.d):
-            trial = keep + [c + j]
+            trial = [*keep, c + j]
             r = torch.linalg.qr(
                 (rxx / torch.linalg.vector_norm(rxx, dim=0).clamp_min(1e-300))[:, trial], mode="r"
             ).R

@@ -31,12 +31,11 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from .errors import DataError, DegenerateWarning, RankWarning
+from .errors import DataError, DegenerateWarning
+from .fitstats import results_from_fit
 from .prediction import PredictionResults
-from .refine import needs_refinement, refine_solution
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
-_SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -115,84 +114,23 @@ class OLSResults:
     ) -> OLSResults:
         """Results of an exact fit, refined where :func:`needs_refinement` says digits are at risk.
 
-        ``refine=None`` decides by the condition estimate; True/False force it.
+        ``X`` ``(n, d)``, ``Y`` ``(n,)`` or ``(n, k)`` and ``sample_weight`` are the rows the
+        ``state`` absorbed; ``solution`` is its ExactSolution. ``refine=None`` decides by the
+        condition estimate; True/False force it. A RankWarning names aliased columns.
         """
-        squeeze = Y.ndim == 1
-        X, Y = X.to(torch.float64), Y.to(torch.float64).reshape(X.shape[0], -1)
-        w = None if sample_weight is None else sample_weight.to(torch.float64).reshape(-1)
-        c, d = int(fit_intercept), X.shape[1]
-        p = c + d
-        R = state.r_factor().to(torch.float64)  # type: ignore[attr-defined]
-        aliased = tuple(int(a) for a in solution.aliased)  # type: ignore[attr-defined]
-        keep = [j for j in range(p) if j - c not in aliased]
-        if refine is None:
-            refine = needs_refinement(R, p)
-        if refine:
-            fit = refine_solution(
-                X, Y, w, fit_intercept, R, solution.coef, solution.intercept, aliased=aliased
-            )  # type: ignore[attr-defined]
-            full = fit.params + fit.params_lo
-            sums = {k: _np(getattr(fit, k)) for k in _SUMS}
-        else:
-            coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
-            icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
-            full = torch.cat([icpt, coef]) if fit_intercept else coef
-            rss = solution.rss  # type: ignore[attr-defined]
-            sums = _sums_from_r(R, p, fit_intercept, rss, bool(aliased))
-            if not fit_intercept:  # R has no ones column to centre with: one pass over Y
-                sw = float(Y.shape[0]) if w is None else w.sum()
-                wy = Y if w is None else w[:, None] * Y
-                dev = Y - wy.sum(0) / sw
-                sums["centered_tss"] = _np(((dev if w is None else w[:, None] * dev) * dev).sum(0))
-        params = _np(full).copy()
-        params[[j for j in range(p) if j not in keep]] = np.nan
-        rk = R[:p, :p][:, keep]
-        rk = torch.linalg.qr(rk, mode="r").R if len(keep) < p else rk
-        names = (
-            list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]
+        kwargs = results_from_fit(
+            X,
+            Y,
+            sample_weight,
+            fit_intercept,
+            state,
+            solution,
+            feature_names=feature_names,
+            target_names=target_names,
+            refine=refine,
+            warn=warn,
         )
-        if warn and aliased:
-            warnings.warn(
-                f"design is rank-deficient (rank {len(keep)} of {p}); aliased columns "
-                f"{[names[a] for a in aliased]} get NaN; pass rcond= to change the cut-off",
-                RankWarning,
-                stacklevel=2,
-            )
-        cols = [j - c for j in keep if j >= c]
-
-        def design(Xn: Tensor | None) -> Tensor:
-            Xn = X if Xn is None else Xn.to(device=X.device, dtype=torch.float64).reshape(-1, d)
-            ones = [torch.ones_like(Xn[:, :1])] if (c and 0 in keep) else []
-            return torch.cat([*ones, Xn[:, cols]], 1)
-
-        def rows() -> tuple[Tensor, Tensor]:
-            A = design(None)
-            resid = Y - A @ full[keep]
-            s = torch.ones_like(Y[:, 0]) if w is None else w.sqrt()
-            return s[:, None] * A, s[:, None] * resid
-
-        eye = torch.eye(p, dtype=torch.float64, device=R.device)
-        return cls(
-            params=params,
-            basis_params=full[keep],
-            basis_r=rk,
-            basis_map=eye[:, keep],
-            design=design,
-            rows=rows,
-            sums=sums,
-            nobs=int(X.shape[0]),
-            k_constant=c,
-            weights=None if w is None else _np(w),
-            aliased_params=[a + c for a in aliased],
-            param_names=(["const"] if c else []) + names,
-            target_names=list(target_names)
-            if target_names
-            else [f"y{t + 1}" for t in range(Y.shape[1])],
-            squeeze=squeeze,
-            cov_type=cov_type,
-            condition_number=_condition_number(R[:p, :p]),
-            use_t=use_t,
-        )
+        return cls(**kwargs, cov_type=cov_type, use_t=use_t)
 
     # ---- helpers ------------------------------------------------------------------------
     def _out(self, a: np.ndarray) -> np.ndarray:
@@ -456,29 +394,6 @@ class OLSResults:
         return results_dict(self)
 
 
-def _condition_number(rxx: Tensor) -> float:
-    sv = torch.linalg.svdvals(rxx)
-    return float(sv[0] / sv[-1]) if float(sv[-1]) > 0 else math.inf
-
-
-def _sums_from_r(R: Tensor, p: int, fit_intercept: bool, rss: Tensor, aliased: bool) -> dict:
-    """Sums of squares read off the R factor of ``[1 | X | Y]`` (no pass over the rows)."""
-    ycols = R[:, p:]
-    uncentered = (ycols**2).sum(0)
-    c = int(fit_intercept)
-    centered = (ycols[c:] ** 2).sum(0) if fit_intercept else None
-    rss = rss.to(torch.float64).reshape(-1)
-    ess = (ycols[c:p] ** 2).sum(0)
-    if aliased:
-        ess = (centered if fit_intercept else uncentered) - rss
-    return {
-        "rss": _np(rss),
-        "ess": _np(ess),
-        "centered_tss": None if centered is None else _np(centered),
-        "uncentered_tss": _np(uncentered),
-    }
-
-
 def ols(
     X,
     y,
@@ -498,7 +413,8 @@ def ols(
 
     Example:
         >>> import torch
-        >>> res = ols(torch.tensor([[0.0], [1.0], [2.0], [3.0]]), torch.tensor([1.0, 3.1, 4.9, 7.0]))
+        >>> X = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+        >>> res = ols(X, torch.tensor([1.0, 3.1, 4.9, 7.0]))
         >>> round(float(res.rsquared), 4)
         0.9991
     """

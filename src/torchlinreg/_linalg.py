@@ -1,0 +1,243 @@
+"""Small dense kernels behind the exact engine: factor, rank decision, solvers.
+
+Everything here works on the small ``(d + k) x (d + k)`` summary of a least-squares state,
+never on the data. Tensors stay on their device; the only host syncs are the few scalar
+decisions of :func:`aliased_columns`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .errors import RankWarning
+
+# NOTE [rank tolerance]
+# A column is aliased when the part of it orthogonal to the earlier kept columns is at most
+# ``tol`` times its own norm (LINPACK dqrdc2 / R's lm, with limited pivoting), measured on the
+# centred and column-scaled factor, so the decision does not depend on units or offsets.
+# Householder QR computes each column's orthogonal part with a relative error of about
+# ``d * eps`` (backward stable per column), so anything below ``100 * d * eps`` cannot be told
+# from an exact linear dependence: that is the QR default (2.2e-13 for float64 at d = 10).
+# R's 1e-7 is far too coarse for well-scaled QR: NIST Filip's last centred, scaled column
+# keeps 6e-8 of its norm and its certified solution is well defined in float64.
+# The Gram route squares the condition number: a Cholesky factor of the normal equations
+# carries a relative error of about sqrt(d * eps) in each orthogonal part, hence the square
+# root of the QR tolerance there (4.7e-7 at d = 10), which makes Filip rank-deficient for gram,
+# as it truly is at that precision.
+
+
+@dataclass(frozen=True)
+class ExactSolution:
+    """Coefficients and diagnostics of one solve of a :class:`LeastSquaresState`.
+
+    ``rank`` counts the kept features (the intercept is not included: ``n_params`` is).
+    ``rss`` is the weighted residual sum of squares per target. ``singular_values`` are those
+    of the centred (when ``fit_intercept``), column-scaled feature factor, and ``cond`` is
+    their ratio, a unit-free condition number. ``tol`` is the rank tolerance used.
+    """
+
+    coef: Tensor
+    intercept: Tensor
+    rank: int
+    aliased: tuple[int, ...]
+    rss: Tensor
+    singular_values: Tensor
+    cond: float
+    tol: float
+    alpha: float
+    fit_intercept: bool
+
+    @property
+    def n_params(self) -> int:
+        """Estimated parameters per target: kept features plus the intercept."""
+        return self.rank + int(self.fit_intercept)
+
+
+class CentredSummary(NamedTuple):
+    """What every solve needs: total weight, column means and the factor of centred data.
+
+    ``r`` is upper-triangular ``(d + k, d + k)`` with ``r.T @ r`` equal to the weighted
+    co-moment matrix of ``[X | Y]`` about ``means`` (about zero without an intercept, and then
+    ``means`` is zero).
+    """
+
+    sum_weights: Tensor
+    means: Tensor
+    r: Tensor
+
+
+def default_rcond(n_features: int, dtype: torch.dtype, method: str = "qr") -> float:
+    """The default relative rank tolerance, see NOTE [rank tolerance] in this module.
+
+    Example:
+        >>> default_rcond(10, torch.float64) < 1e-12
+        True
+    """
+    tol = 100.0 * max(n_features, 1) * torch.finfo(dtype).eps
+    return math.sqrt(tol) if method == "gram" else tol
+
+
+def psd_upper_factor(M: Tensor) -> Tensor:
+    """Upper-triangular ``R`` with ``R.T @ R == M`` for a symmetric positive semidefinite ``M``.
+
+    Cholesky on the equilibrated matrix (unit diagonal, so the result does not depend on the
+    columns' units); when that fails (semidefinite, or indefinite by rounding) it falls back to
+    an eigendecomposition with the negative rounding noise clipped, re-triangularised by QR.
+    """
+    m = M.shape[0]
+    if m == 0:
+        return M.clone()
+    diag = M.diagonal().clamp_min(0).sqrt()
+    scale = torch.where(diag > 0, diag, torch.ones_like(diag))
+    Ms = M / scale[:, None] / scale[None, :]
+    Ms = (Ms + Ms.T) / 2
+    R, info = torch.linalg.cholesky_ex(Ms, upper=True)
+    if int(info) != 0:
+        evals, evecs = torch.linalg.eigh(Ms)
+        half = evals.clamp_min(0).sqrt()[:, None] * evecs.T
+        R = torch.linalg.qr(half, mode="r").R
+    return R * scale[None, :]
+
+
+def aliased_columns(rxx: Tensor, forced: list[int], tol: float) -> list[int]:
+    """Indices of columns of the upper-triangular ``rxx`` that are collinear with earlier ones.
+
+    ``forced`` are columns already known to be aliased (zero, or constant when there is an
+    intercept). The rest are scanned left to right: a column is aliased when its part
+    orthogonal to the earlier kept columns is at most ``tol`` times its norm; it is then
+    dropped and the scan goes on with the remaining columns re-triangularised against the
+    kept ones only (limited pivoting, as LINPACK dqrdc2). Full rank costs one vector check.
+    """
+    d = rxx.shape[1]
+    scaled = _unit_columns(rxx)
+    aliased = list(forced)
+    idx = [j for j in range(d) if j not in set(forced)]
+    t = torch.linalg.qr(scaled[:, idx], mode="r").R if forced and idx else scaled
+    while idx:
+        small = (t.diagonal().abs() <= tol).tolist()
+        if not any(small):
+            break
+        p = small.index(True)
+        aliased.append(idx[p])
+        # Rows p.. of the remaining columns are their parts orthogonal to the kept ones.
+        rest, rest_idx = t[p:, p + 1 :], idx[p + 1 :]
+        # A column already negligible against the kept set stays so as the set grows: drop
+        # all such at once (n < d leaves many, and one QR per column would cost O(d^4)).
+        gone = (torch.linalg.vector_norm(rest, dim=0) <= tol).tolist()
+        aliased.extend(j for j, g in zip(rest_idx, gone, strict=True) if g)
+        keep = [i for i, g in enumerate(gone) if not g]
+        idx = [rest_idx[i] for i in keep]
+        if idx:
+            t = torch.linalg.qr(rest[:, keep], mode="r").R
+    return sorted(aliased)
+
+
+def ridge_coefficients(rxx: Tensor, rxy: Tensor, alpha: float) -> Tensor:
+    """``B`` (d, k) minimising ``||Y - X B||^2 + alpha ||B||^2`` from the factor of ``[X | Y]``.
+
+    Appends ``sqrt(alpha) * I`` rows under the feature columns and re-factors, which never
+    forms ``X'X + alpha I`` and so keeps the QR accuracy.
+    """
+    d, k = rxy.shape
+    penalty = torch.zeros(d, d + k, dtype=rxx.dtype, device=rxx.device)
+    penalty[:, :d] = math.sqrt(alpha) * torch.eye(d, dtype=rxx.dtype, device=rxx.device)
+    stacked = torch.cat([torch.cat([rxx, rxy], dim=1), penalty], dim=0)
+    r = torch.linalg.qr(stacked, mode="r").R
+    return torch.linalg.solve_triangular(r[:d, :d], r[:d, d:], upper=True)
+
+
+def min_norm_coefficients(rxx: Tensor, rxy: Tensor, rank: int) -> Tensor:
+    """Minimum-norm ``B`` (d, k) from the SVD of ``rxx`` truncated to ``rank``.
+
+    Equal to ``numpy.linalg.lstsq`` on the (centred) data with that rank.
+    """
+    U, S, Vh = torch.linalg.svd(rxx)
+    r = max(0, min(rank, int(S.shape[0])))
+    return Vh[:r].T @ ((U[:, :r].T @ rxy) / S[:r, None])
+
+
+def residual_sums(rc: Tensor, coef_t: Tensor) -> Tensor:
+    """Per-target ``||Y - X B||^2`` from the factor ``rc`` of ``[X | Y]`` and ``B`` (d, k)."""
+    d = coef_t.shape[0]
+    resid = rc[:, d:] - rc[:, :d] @ coef_t
+    return (resid * resid).sum(dim=0)
+
+
+def solve_centred(
+    summ: CentredSummary,
+    d: int,
+    fit_intercept: bool,
+    alpha: float,
+    tol: float,
+    feature_names: Sequence[str] | None = None,
+) -> ExactSolution:
+    """OLS or ridge from a centred summary: rank decision, coefficients, intercept, rss.
+
+    Full-rank OLS is one triangular solve and its rss the squared Y-block of the factor;
+    rank-deficient OLS warns and takes the truncated-SVD minimum-norm solution.
+    """
+    r = summ.r
+    rxx, rxy = r[:d, :d], r[:d, d:]
+    aliased = aliased_columns(rxx, _forced_aliases(summ, d, fit_intercept, tol), tol)
+    rank = d - len(aliased)
+    if alpha > 0:
+        coef_t = ridge_coefficients(rxx, rxy, alpha)
+        rss = residual_sums(r, coef_t)
+    elif not aliased:
+        coef_t = torch.linalg.solve_triangular(rxx, rxy, upper=True)
+        rss = (r[d:, d:] * r[d:, d:]).sum(dim=0)
+    else:
+        warnings.warn(_rank_message(aliased, d, feature_names), RankWarning, stacklevel=3)
+        coef_t = min_norm_coefficients(rxx, rxy, rank)
+        rss = residual_sums(r, coef_t)
+    if fit_intercept:
+        intercept = summ.means[d:] - summ.means[:d] @ coef_t
+    else:
+        intercept = r.new_zeros(r.shape[1] - d)
+    sv = torch.linalg.svdvals(_unit_columns(rxx))
+    return ExactSolution(
+        coef=coef_t.T.contiguous(),
+        intercept=intercept,
+        rank=rank,
+        aliased=tuple(aliased),
+        rss=rss,
+        singular_values=sv,
+        cond=float(sv[0] / sv[-1]) if d else 1.0,
+        tol=tol,
+        alpha=alpha,
+        fit_intercept=fit_intercept,
+    )
+
+
+def _forced_aliases(summ: CentredSummary, d: int, fit_intercept: bool, tol: float) -> list[int]:
+    """Zero columns, and with an intercept columns constant up to ``tol``: aliased outright.
+
+    A constant column's centred norm is pure rounding, so its centred, scaled factor says
+    nothing; it is judged against its uncentred norm, as the column next to the ones column.
+    """
+    norms = torch.linalg.vector_norm(summ.r[:, :d], dim=0)
+    if not fit_intercept:
+        return torch.nonzero(norms == 0).flatten().tolist()
+    raw = torch.sqrt(norms * norms + summ.sum_weights * summ.means[:d] ** 2)
+    return torch.nonzero(norms <= tol * raw).flatten().tolist()
+
+
+def _unit_columns(a: Tensor) -> Tensor:
+    norms = torch.linalg.vector_norm(a, dim=0)
+    return a / torch.where(norms > 0, norms, torch.ones_like(norms))[None, :]
+
+
+def _rank_message(aliased: list[int], d: int, names: Sequence[str] | None) -> str:
+    cols = [repr(names[j]) if names is not None else str(j) for j in aliased]
+    return (
+        f"rank-deficient design: {len(aliased)} of {d} features are collinear with earlier "
+        f"columns or the intercept and are aliased: {', '.join(cols)}; their coefficients "
+        "take the minimum-norm solution. Drop these columns or use ridge (alpha > 0)."
+    )

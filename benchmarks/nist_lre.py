@@ -18,7 +18,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import conftest  # noqa: F401  (uses the exact-engine stand-in until `exact` is merged)
 from nist import NAMES, POLYNOMIAL, load, lre
 from torchlinreg.inference import ols
 from torchlinreg.polyfit import polyfit

@@ -108,11 +108,13 @@ def dd_sum(a: DD, dim: int = 0) -> DD:
         z = hi.new_zeros(hi.shape[1:])
         return z, z.clone()
     while hi.shape[0] > 1:
-        if hi.shape[0] % 2:
-            pad = hi.new_zeros((1, *hi.shape[1:]))
-            hi, lo = torch.cat([hi, pad]), torch.cat([lo, pad])
+        odd = hi.shape[0] % 2
         half = hi.shape[0] // 2
-        hi, lo = dd_add((hi[:half], lo[:half]), (hi[half:], lo[half:]))
+        new_hi, new_lo = dd_add((hi[:half], lo[:half]), (hi[half : 2 * half], lo[half : 2 * half]))
+        if odd:  # fold the leftover row into the first instead of padding (no full copy)
+            first = dd_add((new_hi[:1], new_lo[:1]), (hi[-1:], lo[-1:]))
+            new_hi[:1], new_lo[:1] = first
+        hi, lo = new_hi, new_lo
     return hi[0], lo[0]
 
 

@@ -30,6 +30,7 @@ from .errors import RankWarning
 from .refine import needs_refinement, refine_solution
 
 _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
+SMALL_WORK = 1 << 16  # rows x params x targets below which an in-memory fit always refines
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -47,7 +48,7 @@ def results_from_fit(
     feature_names: Sequence[str] | None = None,
     target_names: Sequence[str] | None = None,
     refine: bool | None = None,
-    warn: bool = True,
+    warn: bool = False,
 ) -> dict:
     """Keyword arguments of ``OLSResults`` for an exact fit (see ``OLSResults.from_fit``)."""
     squeeze = Y.ndim == 1
@@ -59,7 +60,10 @@ def results_from_fit(
     aliased = tuple(int(a) for a in solution.aliased)  # type: ignore[attr-defined]
     keep = [j for j in range(p) if j - c not in aliased]
     if refine is None:
-        refine = needs_refinement(R, p)
+        # small problems: refinement costs microseconds, so always take the last digits;
+        # aliased columns: refine the kept ones to the dropped-column (R lm-style) solution
+        small = X.shape[0] * max(p, 1) * Y.shape[1] <= SMALL_WORK
+        refine = small or bool(aliased) or needs_refinement(state, p)
     if refine:
         fit = refine_solution(
             X, Y, w, fit_intercept, R, solution.coef, solution.intercept, aliased=aliased

@@ -109,14 +109,15 @@ class OLSResults:
         feature_names: Sequence[str] | None = None,
         target_names: Sequence[str] | None = None,
         refine: bool | None = None,
-        warn: bool = True,
+        warn: bool = False,
         use_t: bool | None = None,
     ) -> OLSResults:
         """Results of an exact fit, refined where :func:`needs_refinement` says digits are at risk.
 
         ``X`` ``(n, d)``, ``Y`` ``(n,)`` or ``(n, k)`` and ``sample_weight`` are the rows the
         ``state`` absorbed; ``solution`` is its ExactSolution. ``refine=None`` decides by the
-        condition estimate; True/False force it. A RankWarning names aliased columns.
+        condition estimate (small problems always refine); True/False force it. The exact
+        engine already warns about aliased columns; ``warn=True`` repeats it here.
         """
         kwargs = results_from_fit(
             X,

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import math
-import warnings
 from math import comb
 
 import numpy as np
@@ -28,7 +27,7 @@ import torch
 from torch import Tensor
 
 from .ddouble import DD, dd_add, dd_from, dd_mul, dd_mul_d, dd_sub, two_sum
-from .errors import DataError, RankWarning
+from .errors import DataError
 from .inference import OLSResults
 from .refine import _gradient, _weighted, refine_core, sums_of_squares
 
@@ -136,8 +135,11 @@ def polyfit(
     c, s = _center_scale(x)
     t = _t_of(x, c, s)
     A = _powers(t[0], degree)
-    state, sol = fit_exact(A, Y, sample_weight=w, fit_intercept=True, rcond=rcond)
     p = degree + 1
+    names = ["const"] + [f"x**{j}" if j > 1 else "x" for j in range(1, p)]
+    state, sol = fit_exact(
+        A, Y, sample_weight=w, fit_intercept=True, rcond=rcond, feature_names=names[1:]
+    )
     keep = [0] + [j + 1 for j in range(degree) if j not in set(sol.aliased)]
     R = state.r_factor().to(torch.float64)[:p, :p]
     Rk = torch.linalg.qr(R[:, keep], mode="r").R if len(keep) < p else R
@@ -159,16 +161,8 @@ def polyfit(
     b = full(xk)
     B = _to_monomials(b, c, s)
     params = _np(B[0] + B[1])
-    names = ["const"] + [f"x**{j}" if j > 1 else "x" for j in range(1, p)]
-    aliased = [j for j in range(p) if j not in keep]
+    aliased = [j for j in range(p) if j not in keep]  # the engine has warned about them
     params[aliased] = np.nan
-    if aliased:
-        warnings.warn(
-            f"polynomial design is rank-deficient (rank {len(keep)} of {p}); aliased "
-            f"powers {[names[j] for j in aliased]} get NaN; lower the degree or set rcond=",
-            RankWarning,
-            stacklevel=2,
-        )
     M = _map_matrix(degree, c, s).to(x.device)
     bk = (b[0] + b[1])[keep]
 

@@ -75,7 +75,8 @@ def needs_refinement(
     with ``kappa`` the condition number of the column-scaled design read off R, applied
     to each coefficient: a coefficient whose scaled size ``|a_j| |x_j|`` is small next to
     ``|D x|`` gets the error relative to itself, down to ``floor * |D x|`` (so exact
-    zeros do not force a second pass over the rows).
+    zeros do not force a second pass over the rows). A ``method="gram"`` state squares
+    ``kappa``.
 
     Example:
         >>> R = torch.eye(3, dtype=torch.float64)
@@ -92,6 +93,8 @@ def needs_refinement(
     if not float(sv[-1]) > 0.0:
         return True
     kappa = float(sv[0] / sv[-1])
+    if getattr(state_or_r, "method", "qr") == "gram":  # R from the Gram matrix: kappa squared
+        kappa = kappa * kappa
     if R.shape[1] <= p:
         return _EPS * kappa / floor > tol
     x = torch.linalg.solve_triangular(rxx, R[:p, p:], upper=True) * scale[:, None]

@@ -38,6 +38,14 @@ from .prediction import PredictionResults
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 
 
+def as_tensor(a) -> Tensor:
+    """A tensor from a tensor, numpy array, list or pandas object (copied if read-only)."""
+    if isinstance(a, Tensor):
+        return a
+    arr = np.asarray(a)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
 def _np(t: Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
@@ -367,7 +375,7 @@ class OLSResults:
             A = self._design(None)
             weights = self._weights if weights is None else weights
         else:
-            A = self._design(torch.as_tensor(np.asarray(exog, dtype=np.float64)))
+            A = self._design(as_tensor(exog).to(torch.float64))
         mean = _np(A @ self._b)
         cov = self._cov if self.cov_type != "nonrobust" else None
         if cov is None:
@@ -421,14 +429,18 @@ def ols(
     """
     from .exact import fit_exact
 
-    X = torch.as_tensor(np.asarray(X) if not isinstance(X, Tensor) else X)
-    y = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y)
+    X, y = as_tensor(X), as_tensor(y)
     X = X.to(torch.float64)
     X = X[:, None] if X.ndim == 1 else X
     y = y.to(device=X.device, dtype=torch.float64)
-    w = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight)).to(X)
+    w = None if sample_weight is None else as_tensor(sample_weight).to(X)
     state, solution = fit_exact(
-        X, y.reshape(X.shape[0], -1), sample_weight=w, fit_intercept=fit_intercept, rcond=rcond
+        X,
+        y.reshape(X.shape[0], -1),
+        sample_weight=w,
+        fit_intercept=fit_intercept,
+        rcond=rcond,
+        feature_names=feature_names,
     )
     return OLSResults.from_fit(
         X,

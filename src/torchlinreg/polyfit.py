@@ -28,7 +28,7 @@ from torch import Tensor
 
 from .ddouble import DD, dd_add, dd_from, dd_mul, dd_mul_d, dd_sub, two_sum
 from .errors import DataError
-from .inference import OLSResults
+from .inference import OLSResults, as_tensor
 from .refine import _gradient, _weighted, refine_core, sums_of_squares
 
 
@@ -122,8 +122,8 @@ def polyfit(
     """
     from .exact import fit_exact
 
-    x = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x).to(torch.float64)
-    Y = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y)
+    x = as_tensor(x).to(torch.float64)
+    Y = as_tensor(y)
     Y = Y.to(device=x.device, dtype=torch.float64)
     squeeze = Y.ndim == 1
     x, Y = x.reshape(-1), Y.reshape(x.shape[0] if x.ndim else 1, -1)
@@ -131,7 +131,7 @@ def polyfit(
         raise ValueError(f"degree must be a non-negative integer; got {degree!r}")
     if not bool(torch.isfinite(x).all()) or not bool(torch.isfinite(Y).all()):
         raise DataError("x and y must be finite; drop or impute the non-finite values first")
-    w = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight)).to(x)
+    w = None if sample_weight is None else as_tensor(sample_weight).to(x)
     c, s = _center_scale(x)
     t = _t_of(x, c, s)
     A = _powers(t[0], degree)

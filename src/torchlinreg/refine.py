@@ -255,6 +255,9 @@ def refine_solution(
     x, r, steps, converged = refine_core(
         residual, gradient, R, dd_from(params[keep].clone()), max_steps=max_steps
     )
+    if bool((x[1] != 0).any()):  # report sums for the float64 parameters users get
+        x = dd_from(x[0] + x[1])
+        r = residual(x)
     hi, lo = params.clone(), torch.zeros_like(params)
     hi[keep], lo[keep] = x[0], x[1]
     sums = sums_of_squares(Y, r, w, fit_intercept)

@@ -255,3 +255,39 @@ def test_summary_frame_without_pandas_is_a_dict(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_pandas)
     frame = pred.summary_frame()
     assert isinstance(frame, dict) and frame["mean"].shape == (7,)
+
+
+@pytest.mark.slow
+def test_float32_input_does_not_fall_into_the_float32_trap():
+    # 1e6 x 5 float32 with column means >> spread: float32 accumulation (scikit-learn's
+    # LinearRegression on float32, float32 normal equations) loses the slopes; we
+    # accumulate in float64 and keep them.
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    n = 1_000_000
+    X = (rng.standard_normal((n, 5)) + rng.uniform(1e3, 1e4, 5)).astype(np.float32)
+    y = X.astype(np.float64) @ [1.5, -2.0, 0.5, 3.0, -1.0] + 7 + rng.standard_normal(n)
+    y = y.astype(np.float32)
+    X64, y64 = X.astype(np.float64), y.astype(np.float64)  # the same numbers, exactly
+    ref = np.linalg.lstsq(X64 - X64.mean(0), y64 - y64.mean(), rcond=None)[0]
+
+    def err(coef):
+        return float(np.max(np.abs(np.asarray(coef, dtype=np.float64) - ref) / np.abs(ref)))
+
+    sk = err(LinearRegression().fit(X, y).coef_)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    A = torch.cat([torch.ones(n, 1), Xt], 1)
+    normal32 = err(torch.linalg.solve(A.T @ A, A.T @ yt)[1:].numpy())
+    _, sol = fit_exact(Xt, yt)
+    ours = err(sol.coef[0].numpy())
+    print(
+        f"\nfloat32 trap, max rel. error of slopes: scikit-learn {sk:.1e}, "
+        f"float32 normal equations {normal32:.1e}, torchlinreg {ours:.1e}"
+    )
+    assert normal32 > 1e-3  # the trap is real on this data
+    assert ours < 1e-9 and sol.coef.dtype == torch.float64
+    # the results object on float32 input equals statsmodels on the float64 values
+    res = ols(X[:20000], y[:20000])
+    ref_sm = sm.OLS(y64[:20000], sm.add_constant(X64[:20000])).fit()
+    _close(res.params, ref_sm.params, rtol=1e-8)

@@ -16,7 +16,7 @@ Example:
     >>> y = 1 + 2 * X[:, 0] + torch.tensor([0.1, -0.1] * 5, dtype=torch.float64)
     >>> res = ols(X, y)
     >>> [round(float(v), 6) for v in res.params]
-    [1.009091, 1.99697]
+    [1.027273, 1.993939]
 """
 
 from __future__ import annotations

@@ -65,9 +65,11 @@ def _r_factor(state_or_r: object) -> Tensor:
 
 
 def needs_refinement(
-    state_or_r: object, n_params: int, *, tol: float = 1e-13, floor: float = 1e-2
+    state_or_r: object, n_params: int, *, tol: float = 3e-13, floor: float = 1e-2
 ) -> bool:
     """Whether a QR solution from this R factor may have a relative error above ``tol``.
+
+    The default ``tol`` is 12.5 correct digits per coefficient.
 
     ``state_or_r`` is a LeastSquaresState or the R factor of ``[1 | X | Y]`` (or of the
     design alone); ``n_params`` counts the design columns (intercept included). The
@@ -79,9 +81,12 @@ def needs_refinement(
     ``kappa``.
 
     Example:
-        >>> R = torch.eye(3, dtype=torch.float64)
-        >>> needs_refinement(R, 2)
+        >>> x = torch.linspace(-1, 1, 100, dtype=torch.float64)[:, None]
+        >>> one = torch.ones_like(x)
+        >>> needs_refinement(torch.linalg.qr(torch.cat([one, x, 2 + 3 * x], 1)).R, 2)
         False
+        >>> needs_refinement(torch.linalg.qr(torch.cat([one, 1e6 + x, 2 + 3 * x], 1)).R, 2)
+        True
     """
     R = _r_factor(state_or_r)
     p = n_params

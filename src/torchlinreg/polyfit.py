@@ -154,10 +154,13 @@ def polyfit(
     def residual(xk: DD) -> DD:
         return dd_sub(dd_from(Y), _horner(full(xk), t))
 
-    def gradient(r: DD) -> Tensor:
-        return _gradient(A[:, [j - 1 for j in keep[1:]]], _weighted(r, w), True)
+    Ak = A[:, [j - 1 for j in keep[1:]]]
 
-    xk, r, _, _ = refine_core(residual, gradient, Rk, dd_from(b0[keep]), max_steps=max_steps)
+    def rhs(xk: DD) -> Tensor:
+        return _gradient(Ak, _weighted(residual(xk), w), True)
+
+    xk, _, _ = refine_core(rhs, Rk, dd_from(b0[keep]), max_steps=max_steps)
+    r = residual(xk)
     b = full(xk)
     B = _to_monomials(b, c, s)
     params = _np(B[0] + B[1])

@@ -64,6 +64,10 @@ def results_from_fit(
         # aliased columns: refine the kept ones to the dropped-column (R lm-style) solution
         small = X.shape[0] * max(p, 1) * Y.shape[1] <= SMALL_WORK
         refine = small or bool(aliased) or needs_refinement(state, p)
+    if refine and getattr(state, "method", "qr") == "gram":
+        # the Gram factor squares kappa: in memory, one Householder QR of the rows gives an
+        # R that refinement and the covariance can trust
+        R = _householder_r(X, w, fit_intercept)
     if refine:
         fit = refine_solution(
             X, Y, w, fit_intercept, R, solution.coef, solution.intercept, aliased=aliased
@@ -126,6 +130,16 @@ def results_from_fit(
         squeeze=squeeze,
         condition_number=_condition_number(R[:p, :p]),
     )
+
+
+def _householder_r(X: Tensor, w: Tensor | None, fit_intercept: bool) -> Tensor:
+    A = torch.cat([torch.ones_like(X[:, :1]), X], 1) if fit_intercept else X
+    if w is not None:
+        A = A * w.sqrt()[:, None]
+    R = torch.linalg.qr(A, mode="r").R
+    if R.shape[0] < A.shape[1]:  # fewer rows than columns: pad to square
+        R = torch.cat([R, R.new_zeros(A.shape[1] - R.shape[0], A.shape[1])])
+    return R
 
 
 def _condition_number(rxx: Tensor) -> float:

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,8 +20,8 @@ import numpy as np
 if TYPE_CHECKING:
     from .inference import OLSResults
 
-_WIDTH = 78
-_LARGE_CONDITION = 1e10  # of the raw design; statsmodels flags 1000, too eager for real units
+_WIDTH = 80
+_LARGE_CONDITION = 1e8  # of the raw design; statsmodels flags 1000, too eager for real units
 
 
 def _fmt(v: float, width: int = 10) -> str:
@@ -80,13 +81,14 @@ def summary_text(res: OLSResults, alpha: float = 0.05) -> str:
         lines += _header(res, pick, name)
         lines.append("=" * _WIDTH)
         head = ["coef", "std err", "t", "P>|t|", lo_name, hi_name]
-        lines.append(f"{'':<14}" + "".join(h.rjust(10) for h in head))
+        lines.append(f"{'':<14}" + "".join(" " + h.rjust(10) for h in head))
         lines.append("-" * _WIDTH)
         params, bse, tv, pv = (pick(a) for a in (res.params, res.bse, res.tvalues, res.pvalues))
         low, high = pick(ci[:, 0]), pick(ci[:, 1])
         for j, pname in enumerate(res.param_names):
-            cells = (params[j], bse[j], tv[j], pv[j], low[j], high[j])
-            lines.append(f"{pname[:14]:<14}" + "".join(_fmt(float(v)) for v in cells))
+            cells = [_fmt(float(v)) for v in (params[j], bse[j], tv[j], pv[j], low[j], high[j])]
+            cells[3] = "nan".rjust(10) if np.isnan(pv[j]) else f"{pv[j]:.3f}".rjust(10)
+            lines.append(f"{pname[:14]:<14}" + "".join(" " + cell for cell in cells))
         lines.append("=" * _WIDTH)
         lines += _notes(res)
         blocks.append("\n".join(lines))
@@ -105,10 +107,10 @@ def _notes(res: OLSResults) -> list[str]:
     elif res.condition_number > _LARGE_CONDITION:
         notes.append(
             f"[2] The condition number is large ({res.condition_number:.2g}): strong "
-            "multicollinearity or badly scaled columns; estimates were refined to full "
-            "precision, but they are sensitive to the data."
+            "multicollinearity or badly scaled columns; the fit is computed to full "
+            "precision, but the estimates are sensitive to small changes in the data."
         )
-    return notes
+    return [line for note in notes for line in textwrap.wrap(note, _WIDTH)]
 
 
 def _plain(a):

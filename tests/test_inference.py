@@ -291,3 +291,11 @@ def test_float32_input_does_not_fall_into_the_float32_trap():
     res = ols(X[:20000], y[:20000])
     ref_sm = sm.OLS(y64[:20000], sm.add_constant(X64[:20000])).fit()
     _close(res.params, ref_sm.params, rtol=1e-8)
+
+
+def test_ridge_solutions_have_no_ols_statistics():
+    X, y, _, _ = _data(n=30)
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    state, sol = fit_exact(Xt, yt, alpha=1.0)
+    with pytest.raises(ValueError, match="alpha=0"):
+        OLSResults.from_fit(Xt, yt, None, True, state, sol)

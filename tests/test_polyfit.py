@@ -83,3 +83,12 @@ def test_too_few_distinct_points_is_rank_deficient_and_reported():
 def test_non_finite_input_is_a_data_error():
     with pytest.raises(DataError, match="finite"):
         polyfit([0.0, 1.0, np.nan], [1.0, 2.0, 3.0], 1)
+
+
+def test_robust_covariance_maps_to_monomials():
+    x, y, _ = _data(seed=6)
+    res = polyfit(x, y, 2, cov_type="HC3")
+    ref = sm.OLS(y, _vander(x - 105.0, 2)).fit(cov_type="HC3")
+    T = np.array([[1.0, -105.0, 105.0**2], [0.0, 1.0, -210.0], [0.0, 0.0, 1.0]])
+    assert np.allclose(res.bse, np.sqrt(np.diag(T @ ref.cov_params() @ T.T)), rtol=1e-8)
+    assert np.allclose(res.fvalue, ref.fvalue, rtol=1e-8)

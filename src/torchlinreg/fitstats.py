@@ -51,6 +51,11 @@ def results_from_fit(
     warn: bool = False,
 ) -> dict:
     """Keyword arguments of ``OLSResults`` for an exact fit (see ``OLSResults.from_fit``)."""
+    if float(getattr(solution, "alpha", 0.0)) != 0.0:
+        raise ValueError(
+            "OLS statistics need an unpenalised fit (alpha=0); ridge estimates are biased "
+            "and their t/F statistics are not defined here"
+        )
     squeeze = Y.ndim == 1
     X, Y = X.to(torch.float64), Y.to(torch.float64).reshape(X.shape[0], -1)
     w = None if sample_weight is None else sample_weight.to(torch.float64).reshape(-1)

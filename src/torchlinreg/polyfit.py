@@ -67,9 +67,9 @@ def _horner(b: DD, t: DD) -> DD:
     return acc
 
 
-def _monomial_map(degree: int, c: float, s: float) -> list[list[tuple[float, DD]]]:
+def _monomial_map(degree: int, c: float, s: float, device=None) -> list[list[tuple[float, DD]]]:
     """For each monomial m, the terms ``(C(j,m) / s**j, (-c)**(j-m) as dd)`` over j >= m."""
-    one = torch.ones((), dtype=torch.float64)
+    one = torch.ones((), dtype=torch.float64, device=device)
     pw: list[DD] = [dd_from(one)]
     for _ in range(degree):
         pw.append(dd_mul_d(pw[-1], one * -c))
@@ -81,7 +81,7 @@ def _monomial_map(degree: int, c: float, s: float) -> list[list[tuple[float, DD]
 def _to_monomials(b: DD, c: float, s: float) -> DD:
     degree = b[0].shape[0] - 1
     out_hi, out_lo = [], []
-    for m, terms in enumerate(_monomial_map(degree, c, s)):
+    for m, terms in enumerate(_monomial_map(degree, c, s, b[0].device)):
         acc = dd_from(torch.zeros_like(b[0][0]))
         for off, (factor, power) in enumerate(terms):
             j = m + off

@@ -299,3 +299,17 @@ def test_ridge_solutions_have_no_ols_statistics():
     state, sol = fit_exact(Xt, yt, alpha=1.0)
     with pytest.raises(ValueError, match="alpha=0"):
         OLSResults.from_fit(Xt, yt, None, True, state, sol)
+
+
+def test_well_conditioned_large_fit_pays_no_refinement_pass(monkeypatch):
+    import torchlinreg.fitstats as fitstats
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("refinement ran on a well-conditioned fit")
+
+    X, y, _, _ = make_regression(100_000, 10, seed=9, scales=False)
+    ref = sm.OLS(y, sm.add_constant(X)).fit()
+    monkeypatch.setattr(fitstats, "refine_solution", forbidden)
+    res = ols(X, y)  # sums and covariance read off the R factor alone
+    for name in ("params", "bse", "rsquared", "fvalue", "llf", "ssr", "ess"):
+        _close(getattr(res, name), getattr(ref, name), what=name)

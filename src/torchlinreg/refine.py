@@ -30,7 +30,18 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .ddouble import DD, dd_add, dd_div_d, dd_from, dd_mul, dd_mul_d, dd_sub, dd_sum, two_prod
+from .ddouble import (
+    DD,
+    dd_add,
+    dd_add_fast,
+    dd_div_d,
+    dd_from,
+    dd_mul,
+    dd_mul_d,
+    dd_sub,
+    dd_sum,
+    two_prod,
+)
 
 _EPS = torch.finfo(torch.float64).eps
 _CHUNK_ELEMENTS = 1 << 21  # bounds the (rows x columns) temporaries of the gradient pass
@@ -144,11 +155,11 @@ def _residual(Xk: Tensor, Y: Tensor, x: DD, ic: int) -> DD:
     """``Y - [1 | Xk] x`` in double-double, ``(n, k)``; exact data, dd parameters."""
     r = dd_from(Y)
     if ic:
-        r = dd_sub(r, (x[0][:1], x[1][:1]))
+        r = dd_add_fast(r, (-x[0][:1], -x[1][:1]))
     for j in range(Xk.shape[1]):
         col = Xk[:, j : j + 1]
-        ph, pl = two_prod(col, x[0][j + ic : j + ic + 1])
-        r = dd_sub(r, (ph, pl + col * x[1][j + ic : j + ic + 1]))
+        ph, pl = two_prod(col, -x[0][j + ic : j + ic + 1])
+        r = dd_add_fast(r, (ph, pl - col * x[1][j + ic : j + ic + 1]))
     return r
 
 

@@ -56,6 +56,8 @@ def _compare(res, ref, X_new, intercept):
         _close(getattr(res, name), getattr(ref, name), what=name)
     _close(res.conf_int(), ref.conf_int(), what="conf_int")
     _close(res.cov_params(), ref.cov_params(), what="cov_params")
+    _close(res.fittedvalues, ref.fittedvalues, what="fittedvalues")
+    assert np.allclose(res.resid, ref.resid, rtol=1e-8, atol=1e-10 * np.abs(ref.resid).max())
     new = sm.add_constant(X_new, has_constant="add") if intercept else X_new
     theirs = ref.get_prediction(new).summary_frame(alpha=0.1)
     ours = res.get_prediction(X_new).summary_frame(alpha=0.1)

@@ -123,6 +123,7 @@ def results_from_fit(
         basis_map=eye[:, keep],
         design=design,
         rows=rows,
+        endog=Y,
         sums=sums,
         nobs=int(X.shape[0]),
         k_constant=c,

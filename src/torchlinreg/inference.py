@@ -78,6 +78,7 @@ class OLSResults:
         cov_type: str = "nonrobust",
         condition_number: float = math.nan,
         use_t: bool | None = None,
+        endog: Tensor | None = None,
     ) -> None:
         if cov_type not in COV_TYPES:
             raise ValueError(f"cov_type must be one of {COV_TYPES}; got {cov_type!r}")
@@ -87,6 +88,7 @@ class OLSResults:
         self._m = basis_map
         self._design = design
         self._rows = rows
+        self._endog = endog
         self._sums = sums
         self.nobs = nobs
         self.k_constant = k_constant
@@ -363,6 +365,18 @@ class OLSResults:
         return -2 * self.llf + np.log(self.nobs) * self.rank
 
     # ---- prediction, reporting ----------------------------------------------------------
+    @cached_property
+    def fittedvalues(self) -> np.ndarray:
+        """Fitted values of the rows the model was fitted on (unweighted scale)."""
+        return self._out(_np(self._design(None) @ self._b))
+
+    @cached_property
+    def resid(self) -> np.ndarray:
+        """Residuals y - fitted of the fitted rows (unweighted scale)."""
+        if self._endog is None:
+            raise DataError("resid needs the fitted rows; refit in memory")
+        return self._out(_np(self._endog) - _np(self._design(None) @ self._b))
+
     def get_prediction(
         self, exog: Tensor | np.ndarray | None = None, weights: np.ndarray | None = None
     ) -> PredictionResults:

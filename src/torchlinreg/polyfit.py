@@ -187,6 +187,7 @@ def polyfit(
         basis_map=M[:, keep],
         design=design,
         rows=rows,
+        endog=Y,
         sums={k: _np(v) for k, v in sums_of_squares(Y, r, w, True).items()},
         nobs=int(x.shape[0]),
         k_constant=1,

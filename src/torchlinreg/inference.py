@@ -31,9 +31,10 @@ import torch
 from scipy import stats
 from torch import Tensor
 
+from .covariance import hc_covariance, wald_f
 from .errors import DataError, DegenerateWarning
 from .fitstats import results_from_fit
-from .prediction import PredictionResults
+from .prediction import PredictionResults, prediction
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 
@@ -146,9 +147,6 @@ class OLSResults:
     # ---- helpers ------------------------------------------------------------------------
     def _out(self, a: np.ndarray) -> np.ndarray:
         return a[..., 0] if self._squeeze else a
-
-    def _per_target(self, v: np.ndarray | float) -> np.ndarray:
-        return np.broadcast_to(np.asarray(v, dtype=np.float64), (self._params.shape[1],))
 
     @cached_property
     def _cov_unscaled_basis(self) -> Tensor:
@@ -266,21 +264,15 @@ class OLSResults:
         if self.cov_type == "nonrobust":
             base = self._embed(self._cov_unscaled_basis)
             return base[:, :, None] * self._scale[None, None, :]
-        return self._embed(self._robust_cov_basis())
+        return self._embed(self._robust_cov_basis)
 
+    @cached_property
     def _robust_cov_basis(self) -> Tensor:
         if self._rows is None:
             raise DataError(f"cov_type={self.cov_type!r} needs the rows; refit in memory")
         A, e = self._rows()
         C = self._cov_unscaled_basis
-        if self.cov_type in ("HC2", "HC3"):
-            h = ((A @ C) * A).sum(1, keepdim=True)
-            e = e / (1 - h).sqrt() if self.cov_type == "HC2" else e / (1 - h)
-        meat = torch.einsum("na,nk,nb->abk", A, e**2, A)
-        cov = torch.einsum("ia,abk,bj->ijk", C, meat, C)
-        if self.cov_type == "HC1":
-            cov = cov * (self.nobs / self.df_resid)
-        return cov
+        return hc_covariance(A, e, C, self.cov_type, self.nobs, self.df_resid)
 
     def cov_params(self) -> np.ndarray:
         """Covariance of the parameters (``cov_type``): ``(p, p)`` or ``(p, p, k)``."""
@@ -326,12 +318,7 @@ class OLSResults:
                 f = self._sums["ess"] / dfm / self._scale
         else:  # Wald test that all non-constant parameters are zero (statsmodels' rule)
             idx = [j for j in range(self._params.shape[0]) if j >= self.k_constant]
-            idx = [j for j in idx if j not in self.aliased]
-            f = np.empty(self._params.shape[1])
-            for t in range(f.size):
-                b = self._params[idx, t]
-                v = self._cov[np.ix_(idx, idx, [t])][..., 0]
-                f[t] = b @ np.linalg.solve(v, b) / len(idx) if idx else np.nan
+            f = wald_f(self._params, self._cov, [j for j in idx if j not in self.aliased])
         if dfm <= 0 or dfr <= 0:
             return np.full_like(f, np.nan), np.full_like(f, np.nan)
         return f, stats.f.sf(f, dfm, dfr)
@@ -386,22 +373,20 @@ class OLSResults:
         rows. ``weights`` are WLS weights of the new observations (default 1).
         """
         if exog is None:
-            A = self._design(None)
-            weights = self._weights if weights is None else weights
+            A, weights = self._design(None), self._weights if weights is None else weights
         else:
             A = self._design(as_tensor(exog).to(torch.float64))
-        mean = _np(A @ self._b)
-        cov = self._cov if self.cov_type != "nonrobust" else None
-        if cov is None:
-            var_mean = _np(((A @ self._cov_unscaled_basis) * A).sum(1))[:, None] * self._scale
-        else:
-            basis_cov = self._robust_cov_basis()
-            var_mean = _np(torch.einsum("na,abk,nb->nk", A, basis_cov, A))
-        var_resid = self._scale[None, :] / (
-            1.0 if weights is None else np.asarray(weights)[:, None]
-        )
-        return PredictionResults(
-            self._out(mean), self._out(var_mean), self._out(var_resid), self._dist
+        robust = None if self.cov_type == "nonrobust" else self._robust_cov_basis
+        cov = self._cov_unscaled_basis if robust is None else robust
+        return prediction(
+            A,
+            self._b,
+            cov,
+            robust is not None,
+            self._scale,
+            weights,
+            self._dist,
+            squeeze=self._squeeze,
         )
 
     def summary(self, alpha: float = 0.05) -> str:

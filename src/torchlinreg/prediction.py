@@ -12,6 +12,42 @@ Example:
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torch import Tensor
+
+
+def prediction(
+    A: Tensor,
+    b: Tensor,
+    cov: Tensor,
+    robust: bool,
+    scale: np.ndarray,
+    weights: np.ndarray | None,
+    dist,
+    *,
+    squeeze: bool = False,
+) -> PredictionResults:
+    """Predictions for basis rows ``A`` ``(m, q)`` with parameters ``b`` ``(q, k)``.
+
+    ``cov`` is ``(A'A)^-1`` ``(q, q)`` (scaled by ``scale`` per target) or, when ``robust``,
+    a per-target covariance ``(q, q, k)``; the observation variance adds ``scale / weights``.
+    """
+
+    def out(a: np.ndarray) -> np.ndarray:
+        return a[..., 0] if squeeze else a
+
+    def to_np(t: Tensor) -> np.ndarray:
+        return t.detach().to("cpu", torch.float64).numpy()
+
+    mean = to_np(A @ b)
+    if robust:
+        var_mean = to_np(torch.einsum("na,abk,nb->nk", A, cov, A))
+    else:
+        var_mean = to_np(((A @ cov) * A).sum(1))[:, None] * scale[None, :]
+    w = 1.0 if weights is None else np.asarray(weights, dtype=np.float64)[:, None]
+    var_resid = scale[None, :] / w
+    return PredictionResults(out(mean), out(var_mean), out(var_resid), dist)
+
 
 COLUMNS = ("mean", "mean_se", "mean_ci_lower", "mean_ci_upper", "obs_ci_lower", "obs_ci_upper")
 

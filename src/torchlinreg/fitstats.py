@@ -33,6 +33,14 @@ _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
 SMALL_WORK = 1 << 16  # rows x params x targets below which an in-memory fit always refines
 
 
+def as_tensor(a) -> Tensor:
+    """A tensor from a tensor, numpy array, list or pandas object (copied if read-only)."""
+    if isinstance(a, Tensor):
+        return a
+    arr = np.asarray(a)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
 def _np(t: Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
@@ -56,6 +64,8 @@ def results_from_fit(
             "OLS statistics need an unpenalised fit (alpha=0); ridge estimates are biased "
             "and their t/F statistics are not defined here"
         )
+    X, Y = as_tensor(X), as_tensor(Y)
+    sample_weight = None if sample_weight is None else as_tensor(sample_weight)
     squeeze = Y.ndim == 1
     X, Y = X.to(torch.float64), Y.to(torch.float64).reshape(X.shape[0], -1)
     w = None if sample_weight is None else sample_weight.to(torch.float64).reshape(-1)

@@ -33,18 +33,10 @@ from torch import Tensor
 
 from .covariance import hc_covariance, wald_f
 from .errors import DataError, DegenerateWarning
-from .fitstats import results_from_fit
+from .fitstats import as_tensor, results_from_fit
 from .prediction import PredictionResults, prediction
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
-
-
-def as_tensor(a) -> Tensor:
-    """A tensor from a tensor, numpy array, list or pandas object (copied if read-only)."""
-    if isinstance(a, Tensor):
-        return a
-    arr = np.asarray(a)
-    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
 
 
 def _np(t: Tensor) -> np.ndarray:

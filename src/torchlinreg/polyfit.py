@@ -28,7 +28,8 @@ from torch import Tensor
 
 from .ddouble import DD, dd_add, dd_from, dd_mul, dd_mul_d, dd_sub, two_sum
 from .errors import DataError
-from .inference import OLSResults, as_tensor
+from .fitstats import as_tensor
+from .inference import OLSResults
 from .refine import _gradient, _weighted, refine_core, sums_of_squares
 
 

@@ -324,3 +324,13 @@ def test_cuda_state_matches_cpu(method):
     assert gpu.coef.is_cuda and state.r_factor().is_cuda
     assert _rel(gpu.coef.cpu(), cpu.coef) < 1e-10
     assert _rel(state.to("cpu").solve().coef, cpu.coef) < 1e-10
+
+
+def test_read_only_arrays_are_absorbed_without_copy_warnings(tmp_path):
+    X, Y, _ = _problem(n=300, k=2, seed=17)
+    np.save(tmp_path / "X.npy", X)
+    X_map = np.load(tmp_path / "X.npy", mmap_mode="r")  # read-only memory map
+    Y_ro = Y.copy()
+    Y_ro.flags.writeable = False
+    _, sol = fit_exact(X_map, Y_ro)  # filterwarnings=error: torch's warning would fail here
+    assert _rel(sol.coef, LinearRegression().fit(X, Y).coef_) < 1e-8

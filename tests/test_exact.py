@@ -10,6 +10,7 @@ import pytest
 import torch
 from sklearn.linear_model import LinearRegression, Ridge
 
+from torchlinreg import _linalg
 from torchlinreg.datasets import make_regression
 from torchlinreg.errors import DataError, ModelFileError, RankWarning
 from torchlinreg.exact import LeastSquaresState, default_rcond, fit_exact
@@ -334,3 +335,21 @@ def test_read_only_arrays_are_absorbed_without_copy_warnings(tmp_path):
     Y_ro.flags.writeable = False
     _, sol = fit_exact(X_map, Y_ro)  # filterwarnings=error: torch's warning would fail here
     assert _rel(sol.coef, LinearRegression().fit(X, Y).coef_) < 1e-8
+
+
+@pytest.mark.parametrize(
+    "M",
+    [
+        [[1.0, 1.0], [1.0, 1.0]],  # singular: Cholesky fails, the eigen fallback must not
+        [[4.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1e-30]],  # rank 2 and a tiny scale
+        [[2.0, -1.0], [-1.0, 3.0]],  # positive definite: plain Cholesky
+    ],
+)
+def test_psd_factor_reproduces_semidefinite_matrices(M):
+    M = torch.tensor(M, dtype=torch.float64)
+    R = _linalg.psd_upper_factor(M)
+    assert torch.equal(R, R.triu())
+    scale = M.diagonal().sqrt()
+    # Equilibrated comparison: each entry relative to sqrt(M_ii M_jj), as Cholesky guarantees.
+    err = (R.T @ R - M).abs() / torch.outer(scale, scale)
+    assert float(err.max()) < 1e-14

@@ -40,7 +40,7 @@ _STATE_VERSION = 1
 # Rows per block on CPU, measured on 2 cores (AVX-512, MKL) at d = 100, k = 3 with
 # benchmarks/bench_exact_blocks.py: see the report there. On accelerators larger blocks amortise
 # the kernel launches (not measured here: no GPU on the project machine).
-DEFAULT_BLOCK_ROWS = {"cpu": 8192, "other": 65536}
+DEFAULT_BLOCK_ROWS = {"cpu": 4096, "other": 65536}
 
 
 def _as_tensor(a: Any) -> Tensor:
@@ -65,7 +65,7 @@ class LeastSquaresState:
         dtype: computation dtype, float64 by default whatever the input dtype.
         device: where the summary lives and where blocks are computed.
         block_rows: rows per internal block (memory is ``O(block_rows * (d + k))``); default
-            8192 on CPU, 65536 elsewhere.
+            4096 on CPU, 65536 elsewhere.
 
     Example:
         >>> X = torch.randn(100, 3); y = X @ torch.tensor([1.0, 2.0, 3.0]) + 4
@@ -303,7 +303,10 @@ class LeastSquaresState:
     # ---------------------------------------------------------------- factors and solving
 
     def centred_summary(self) -> CentredSummary:
-        """Total weight, column means of ``[X | Y]`` and the R factor of the centred data."""
+        """Total weight, column means of ``[X | Y]`` and the R factor of the centred data.
+
+        The tensors may be views of the state: read them, do not modify them in place.
+        """
         p = self.n_features + self.n_targets
         if self.method == "qr":
             if not self.fit_intercept:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.torch as safetensors_torch
 import torch
 from sklearn.linear_model import LinearRegression, Ridge
 
@@ -259,6 +261,8 @@ def test_state_dict_round_trip(method, fit_intercept):
     state.absorb(X[:150], Y[:150], w[:150])
     record = state.state_dict()
     assert all(isinstance(v, (torch.Tensor, int, float, str, bool)) for v in record.values())
+    # safetensors stores only contiguous tensors
+    assert all(v.is_contiguous() for v in record.values() if isinstance(v, torch.Tensor))
     again = LeastSquaresState.from_state_dict(record)
     assert torch.equal(again.r_factor(), state.r_factor())
     assert (again.n_samples, again.sum_weights) == (state.n_samples, state.sum_weights)
@@ -353,3 +357,17 @@ def test_psd_factor_reproduces_semidefinite_matrices(M):
     # Equilibrated comparison: each entry relative to sqrt(M_ii M_jj), as Cholesky guarantees.
     err = (R.T @ R - M).abs() / torch.outer(scale, scale)
     assert float(err.max()) < 1e-14
+
+
+def test_state_dict_survives_a_safetensors_file(tmp_path):
+    X, Y, w = _problem(n=100, k=2, weighted=True, seed=18)
+    state = LeastSquaresState(6, 2).absorb(X, Y, w)
+    record = state.state_dict()
+    tensors = {k: v for k, v in record.items() if isinstance(v, torch.Tensor)}
+    plain = {k: v for k, v in record.items() if not isinstance(v, torch.Tensor)}
+    path = tmp_path / "state.safetensors"
+    safetensors_torch.save_file(tensors, path, metadata={"state": json.dumps(plain)})
+    with safetensors_torch.safe_open(path, framework="pt") as f:
+        plain_back = json.loads(f.metadata()["state"])
+    again = LeastSquaresState.from_state_dict({**plain_back, **safetensors_torch.load_file(path)})
+    assert torch.equal(again.r_factor(), state.r_factor())

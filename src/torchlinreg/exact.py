@@ -395,7 +395,7 @@ class LeastSquaresState:
             "n_nonzero": self.n_nonzero,
         }
         for name, key in _TENSOR_KEYS[self._kind()]:
-            out[key] = getattr(self, name).detach().clone()
+            out[key] = getattr(self, name).detach().clone(memory_format=torch.contiguous_format)
         if self.method == "qr":
             out["has_shift"] = self._has_shift
         return out

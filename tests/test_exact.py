@@ -371,3 +371,28 @@ def test_state_dict_survives_a_safetensors_file(tmp_path):
         plain_back = json.loads(f.metadata()["state"])
     again = LeastSquaresState.from_state_dict({**plain_back, **safetensors_torch.load_file(path)})
     assert torch.equal(again.r_factor(), state.r_factor())
+
+
+def _sequential_aliases(X, tol):
+    """Oracle: scan columns, alias one whose scaled lstsq residual on the kept ones is <= tol."""
+    Xs = X / np.linalg.norm(X, axis=0)
+    kept, aliased = [], []
+    for j in range(X.shape[1]):
+        coef = np.linalg.lstsq(Xs[:, kept], Xs[:, j], rcond=None)[0] if kept else []
+        resid = Xs[:, j] - (Xs[:, kept] @ coef if kept else 0.0)
+        (aliased if np.linalg.norm(resid) <= tol else kept).append(j)
+    return aliased
+
+
+def test_aliased_columns_match_a_sequential_lstsq_scan():
+    rng = np.random.default_rng(19)
+    for _ in range(60):
+        n, d = int(rng.integers(3, 25)), int(rng.integers(1, 12))
+        X = rng.standard_normal((n, d)) * rng.choice([1.0, 1e6], size=d)
+        for j in range(1, d):
+            if rng.random() < 0.3:  # plant a combination of up to two earlier columns
+                src = rng.choice(j, size=min(j, 2), replace=False)
+                X[:, j] = X[:, src] @ rng.standard_normal(len(src))
+        R = torch.linalg.qr(torch.from_numpy(X), mode="r").R
+        R = torch.cat([R, R.new_zeros(d - R.shape[0], d)])  # n < d: pad to square
+        assert _linalg.aliased_columns(R, [], 1e-10) == _sequential_aliases(X, 1e-10)

@@ -395,4 +395,19 @@ def test_aliased_columns_match_a_sequential_lstsq_scan():
                 X[:, j] = X[:, src] @ rng.standard_normal(len(src))
         R = torch.linalg.qr(torch.from_numpy(X), mode="r").R
         R = torch.cat([R, R.new_zeros(d - R.shape[0], d)])  # n < d: pad to square
-        assert _linalg.aliased_columns(R, [], 1e-10) == _sequential_aliases(X, 1e-10)
+        norms = torch.linalg.vector_norm(R, dim=0)
+        assert _linalg.aliased_columns(R, norms, 1e-10) == _sequential_aliases(X, 1e-10)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_affine_copies_are_aliased_after_many_blocks(method):
+    # Offset copies carry the rounding of their offset (eps * 5, not eps * 1e-3): the raw-norm
+    # scale of NOTE [rank tolerance] must still catch them, across hundreds of merged blocks.
+    X, Y, _ = _problem(n=8000, d=4, k=1, seed=20)
+    Xa = np.column_stack([X, 5.0 + 1e-3 * X[:, 0], 3.7 * X[:, 2] - X[:, 1]])
+    state = LeastSquaresState(6, 1, method=method, block_rows=64).absorb(Xa, Y)
+    with pytest.warns(RankWarning, match="aliased: 4, 5"):
+        sol = state.solve()
+    ref = LinearRegression().fit(X, Y)
+    assert sol.rank == 4
+    assert _rel(sol.rss, _weighted_rss(X, Y, None, ref.coef_, ref.intercept_)) < 1e-6

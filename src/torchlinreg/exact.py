@@ -372,9 +372,10 @@ class LeastSquaresState:
             )
         if self.fit_intercept and not float(summ.sum_weights) > 0:
             raise DataError("all sample weights are zero: nothing to fit an intercept to")
-        tol = default_rcond(self.n_features, self.dtype, self.method) if rcond is None else rcond
+        if rcond is None:
+            rcond = default_rcond(self.n_features, self.dtype, self.method, self.n_samples)
         return _linalg.solve_centred(
-            summ, self.n_features, self.fit_intercept, alpha, float(tol), feature_names
+            summ, self.n_features, self.fit_intercept, alpha, float(rcond), feature_names
         )
 
     # ---------------------------------------------------------------- persistence

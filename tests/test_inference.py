@@ -315,3 +315,17 @@ def test_well_conditioned_large_fit_pays_no_refinement_pass(monkeypatch):
     res = ols(X, y)  # sums and covariance read off the R factor alone
     for name in ("params", "bse", "rsquared", "fvalue", "llf", "ssr", "ess"):
         _close(getattr(res, name), getattr(ref, name), what=name)
+
+
+def test_results_from_a_state_absorbed_in_blocks():
+    # the estimator's streaming/partial_fit states feed the same results object
+    from torchlinreg.exact import LeastSquaresState
+
+    X, y, w, X_new = _data(n=90, seed=11)
+    Xt, yt, wt = torch.tensor(X), torch.tensor(y), torch.tensor(w)
+    state = LeastSquaresState(3, 1)
+    for a, b in ((0, 40), (40, 75), (75, 90)):
+        state.absorb(Xt[a:b], yt[a:b, None], wt[a:b])
+    for refine in (False, True):
+        res = OLSResults.from_fit(Xt, yt, wt, True, state, state.solve(), refine=refine)
+        _compare(res, _statsmodels(X, y, w, True, "nonrobust"), X_new, True)

@@ -19,6 +19,7 @@ the pairwise formula of Chan, Golub & LeVeque.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,9 +37,20 @@ default_rcond = _linalg.default_rcond
 _METHODS = ("qr", "gram")
 _STATE_FORMAT = "torchlinreg.exact.LeastSquaresState"
 _STATE_VERSION = 1
-# Rows per block, measured on 2 cores (AVX-512, MKL) at d = 100, k = 3: 4096-16384 are within a
-# few percent for both methods; larger blocks fall out of cache. benchmarks/bench_exact_blocks.py
-DEFAULT_BLOCK_ROWS = 8192
+# Rows per block on CPU, measured on 2 cores (AVX-512, MKL) at d = 100, k = 3 with
+# benchmarks/bench_exact_blocks.py: see the report there. On accelerators larger blocks amortise
+# the kernel launches (not measured here: no GPU on the project machine).
+DEFAULT_BLOCK_ROWS = {"cpu": 4096, "other": 65536}
+
+
+def _as_tensor(a: Any) -> Tensor:
+    """A tensor view of ``a`` without copying; read-only arrays (memory maps) are fine."""
+    if isinstance(a, Tensor):
+        return a
+    with warnings.catch_warnings():
+        # torch warns that writing to a read-only array is undefined; we only ever read it.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(a)
 
 
 class LeastSquaresState:
@@ -52,7 +64,8 @@ class LeastSquaresState:
             ``"gram"`` (faster, squares it; fine for well-conditioned data).
         dtype: computation dtype, float64 by default whatever the input dtype.
         device: where the summary lives and where blocks are computed.
-        block_rows: rows per internal block (memory is ``O(block_rows * (d + k))``).
+        block_rows: rows per internal block (memory is ``O(block_rows * (d + k))``); default
+            4096 on CPU, 65536 elsewhere.
 
     Example:
         >>> X = torch.randn(100, 3); y = X @ torch.tensor([1.0, 2.0, 3.0]) + 4
@@ -70,7 +83,7 @@ class LeastSquaresState:
         method: str = "qr",
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
-        block_rows: int = DEFAULT_BLOCK_ROWS,
+        block_rows: int | None = None,
     ) -> None:
         if method not in _METHODS:
             raise ValueError(
@@ -83,6 +96,9 @@ class LeastSquaresState:
             raise ValueError(
                 f"need n_features >= 0 and n_targets >= 1, got {n_features} and {n_targets}"
             )
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        if block_rows is None:
+            block_rows = DEFAULT_BLOCK_ROWS["cpu" if self.device.type == "cpu" else "other"]
         if block_rows < 1:
             raise ValueError(f"block_rows must be positive, got {block_rows}")
         self.n_features = int(n_features)
@@ -90,7 +106,6 @@ class LeastSquaresState:
         self.fit_intercept = bool(fit_intercept)
         self.method = method
         self.dtype = dtype
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.block_rows = int(block_rows)
         self.n_samples = 0
         self._reset()
@@ -162,7 +177,7 @@ class LeastSquaresState:
         return self
 
     def _check_block(self, X: Any, Y: Any, sample_weight: Any) -> tuple[Tensor, Tensor, Any]:
-        X, Y = torch.as_tensor(X), torch.as_tensor(Y)
+        X, Y = _as_tensor(X), _as_tensor(Y)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise DataError(
                 f"X must have shape (n, {self.n_features}), got {tuple(X.shape)}; "
@@ -176,7 +191,7 @@ class LeastSquaresState:
             )
         if sample_weight is None:
             return X, Y, None
-        w = torch.as_tensor(sample_weight)
+        w = _as_tensor(sample_weight)
         if w.shape != (X.shape[0],):
             raise DataError(f"sample_weight must have shape ({X.shape[0]},), got {tuple(w.shape)}")
         if X.shape[0] and bool((w < 0).any()):
@@ -288,7 +303,10 @@ class LeastSquaresState:
     # ---------------------------------------------------------------- factors and solving
 
     def centred_summary(self) -> CentredSummary:
-        """Total weight, column means of ``[X | Y]`` and the R factor of the centred data."""
+        """Total weight, column means of ``[X | Y]`` and the R factor of the centred data.
+
+        The tensors may be views of the state: read them, do not modify them in place.
+        """
         p = self.n_features + self.n_targets
         if self.method == "qr":
             if not self.fit_intercept:
@@ -354,9 +372,10 @@ class LeastSquaresState:
             )
         if self.fit_intercept and not float(summ.sum_weights) > 0:
             raise DataError("all sample weights are zero: nothing to fit an intercept to")
-        tol = default_rcond(self.n_features, self.dtype, self.method) if rcond is None else rcond
+        if rcond is None:
+            rcond = default_rcond(self.n_features, self.dtype, self.method, self.n_samples)
         return _linalg.solve_centred(
-            summ, self.n_features, self.fit_intercept, alpha, float(tol), feature_names
+            summ, self.n_features, self.fit_intercept, alpha, float(rcond), feature_names
         )
 
     # ---------------------------------------------------------------- persistence
@@ -377,7 +396,7 @@ class LeastSquaresState:
             "n_nonzero": self.n_nonzero,
         }
         for name, key in _TENSOR_KEYS[self._kind()]:
-            out[key] = getattr(self, name).detach().clone()
+            out[key] = getattr(self, name).detach().clone(memory_format=torch.contiguous_format)
         if self.method == "qr":
             out["has_shift"] = self._has_shift
         return out
@@ -458,7 +477,7 @@ def fit_exact(
         >>> round(float(sol.intercept[0]), 6)
         -1.0
     """
-    X, Y = torch.as_tensor(X), torch.as_tensor(Y)
+    X, Y = _as_tensor(X), _as_tensor(Y)
     if X.ndim != 2:
         raise DataError(f"X must be 2-D (n_samples, n_features), got shape {tuple(X.shape)}")
     k = 1 if Y.ndim == 1 else Y.shape[1] if Y.ndim == 2 else -1

@@ -155,3 +155,19 @@ def test_gram_state_results_are_refined_to_the_same_levels(name):
     scores = _scores(OLSResults.from_fit(X, y, None, s.intercept, state, sol), s)
     assert scores["coef"] >= 12.5, scores
     assert min(scores["sd"], scores["resid_sd"], scores["r2"]) >= 12.0, scores
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_linear_regression_estimator_meets_nist_levels(name):
+    import torchlinreg as tlr
+
+    s = load(name)
+    model = tlr.LinearRegression(fit_intercept=s.intercept).fit(s.design(), s.y)
+    params = np.concatenate([[model.intercept_], model.coef_]) if s.intercept else model.coef_
+    coef_level, stat_level = _levels(name)
+    # 1) Filip must not be declared rank-deficient; 2) coef_ carries the refined digits;
+    # 3) results_ is the same statistics object as ols() gives.
+    assert model.rank_ == s.design().shape[1]
+    assert lre(params, s.params).min() >= coef_level
+    scores = _scores(model.results_, s)
+    assert min(scores["sd"], scores["resid_sd"], scores["r2"]) >= stat_level, scores

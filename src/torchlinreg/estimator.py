@@ -20,6 +20,7 @@ from ._params import ParamsMixin
 from .data import Matrix, as_matrix, as_targets, as_weights
 from .errors import DataError, not_fitted_error
 from .exact import LeastSquaresState
+from .inference import OLSResults
 from .iterative import fit_iterative
 from .metrics import r2_score
 from .model import LinearModel
@@ -195,8 +196,20 @@ class LinearRegression(ParamsMixin):
         self._validate_params()
         self._forget()
         if self.solver in EXACT_SOLVERS:
-            self._absorb(X, y, sample_weight)
+            Xt, Yt, wt = self._absorb(X, y, sample_weight)
             self._solve_state()
+            if self.alpha == 0:
+                self._results = OLSResults.from_fit(
+                    Xt,
+                    Yt[:, 0] if self._y_was_1d else Yt,
+                    wt,
+                    self.fit_intercept,
+                    self.state_,
+                    self.solution_,
+                    feature_names=self._feature_list(),
+                    target_names=self._target_names,
+                )
+                self._adopt_refined(self._results)
         else:
             Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)
             self._fit_iterative(Xt, Yt, wt, callbacks, resume_from)
@@ -206,9 +219,67 @@ class LinearRegression(ParamsMixin):
 
     def _forget(self) -> None:
         """Drop what an earlier fit learned, so a refit starts clean."""
-        for key in ("state_", "solution_", "model_", "feature_names_in_", "_trainer_state"):
+        for key in (
+            "state_",
+            "solution_",
+            "model_",
+            "feature_names_in_",
+            "_trainer_state",
+            "_results",
+            "_weighted",
+        ):
             if hasattr(self, key):
                 delattr(self, key)
+
+    def _feature_list(self) -> list[str] | None:
+        names = getattr(self, "feature_names_in_", None)
+        return None if names is None else [str(n) for n in names]
+
+    def _adopt_refined(self, results: OLSResults) -> None:
+        """Take the refined parameters (NOTE: only where no column is aliased: the
+        coefficients of a rank-deficient fit stay the minimum-norm solution)."""
+        if self.solution_.aliased:
+            return
+        params = torch.as_tensor(results.params, dtype=torch.float64).reshape(
+            -1, self.state_.n_targets
+        )
+        params = params.to(self.state_.device)
+        c = int(self.fit_intercept)
+        intercept = params[0] if c else torch.zeros_like(params[0])
+        self.model_ = LinearModel(params[c:].T.contiguous(), intercept.contiguous())
+
+    def __getstate__(self) -> dict:
+        # The results object holds closures over the training rows: a pickled estimator
+        # leaves it behind and rebuilds it from the state when asked (non-robust only).
+        state = self.__dict__.copy()
+        state.pop("_results", None)
+        return state
+
+    @property
+    def results_(self) -> OLSResults:
+        """statsmodels-style statistics of an exact, unpenalised fit (see :mod:`.inference`).
+
+        In-memory fits carry refined parameters and can give robust (HC) covariances;
+        streamed, partial and loaded fits are built from the least-squares state alone.
+        """
+        check_is_fitted(self)
+        cached = getattr(self, "_results", None)
+        if cached is not None:
+            return cached
+        if not hasattr(self, "state_") or self.alpha != 0:
+            raise AttributeError(
+                "results_ is available for exact solvers without a penalty (alpha=0); use "
+                "solver='qr' or 'gram' and alpha=0, or torchlinreg.ols(X, y)"
+            )
+        self._results = OLSResults.from_state(
+            self.state_,
+            self.solution_,
+            weighted=getattr(self, "_weighted", False),
+            y_was_1d=self._y_was_1d,
+            feature_names=self._feature_list(),
+            target_names=self._target_names,
+        )
+        return self._results
 
     def partial_fit(self, X, y, sample_weight=None):
         """Learn from one more block of rows and return ``self``.
@@ -303,7 +374,7 @@ class LinearRegression(ParamsMixin):
                 raise DataError(f"{len(target_names)} target names for {k} targets")
             self._target_names = list(target_names)
 
-    def _absorb(self, X, y, sample_weight) -> None:
+    def _absorb(self, X, y, sample_weight) -> tuple[Tensor, Tensor, Tensor | None]:
         """Absorb one block into the exact state, creating it from the first block."""
         first = not hasattr(self, "state_")
         Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first)
@@ -322,6 +393,9 @@ class LinearRegression(ParamsMixin):
                 f"y has {Yt.shape[1]} targets, but earlier blocks had {self.state_.n_targets}."
             )
         self.state_.absorb(Xt, Yt, wt)
+        self._weighted = getattr(self, "_weighted", False) or wt is not None
+        self._results = None
+        return Xt, Yt, wt
 
     def _solve_state(self) -> None:
         names = getattr(self, "feature_names_in_", None)

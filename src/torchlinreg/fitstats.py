@@ -179,3 +179,76 @@ def _sums_from_r(R: Tensor, p: int, fit_intercept: bool, rss: Tensor, aliased: b
         "centered_tss": None if centered is None else _np(centered),
         "uncentered_tss": _np(uncentered),
     }
+
+
+def results_from_state(
+    state: object,
+    solution: object,
+    *,
+    weighted: bool,
+    y_was_1d: bool,
+    feature_names: Sequence[str] | None = None,
+    target_names: Sequence[str] | None = None,
+) -> dict:
+    """``OLSResults`` inputs from the least-squares state alone, for streamed or loaded fits.
+
+    Everything non-robust is read off the R factor: parameters, covariance, t and F tests,
+    R2, intervals for new rows. What needs the rows again (HC covariances, residuals,
+    in-sample predictions) raises a DataError that says so. Without an intercept the
+    centred total sum of squares is unknown (the uncentred R2 is the one reported), and
+    weighted fits have no log-likelihood (it needs ``sum(log w)`` over the rows).
+    """
+    if float(getattr(solution, "alpha", 0.0)) != 0.0:
+        raise ValueError("OLS statistics need an unpenalised fit (alpha=0)")
+    c = int(state.fit_intercept)  # type: ignore[attr-defined]
+    d = int(state.n_features)  # type: ignore[attr-defined]
+    p = c + d
+    R = state.r_factor().to(torch.float64)  # type: ignore[attr-defined]
+    aliased = tuple(int(a) for a in solution.aliased)  # type: ignore[attr-defined]
+    keep = [j for j in range(p) if j - c not in aliased]
+    coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
+    icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
+    full = torch.cat([icpt, coef]) if c else coef
+    sums = _sums_from_r(R, p, bool(c), solution.rss, bool(aliased))  # type: ignore[attr-defined]
+    if not c:
+        sums["centered_tss"] = np.full(full.shape[1], np.nan)
+    params = _np(full).copy()
+    params[[j for j in range(p) if j not in keep]] = np.nan
+    rk = R[:p, :p][:, keep]
+    rk = torch.linalg.qr(rk, mode="r").R if len(keep) < p else rk
+    names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]
+    cols = [j - c for j in keep if j >= c]
+
+    def design(Xn: Tensor | None) -> Tensor:
+        if Xn is None:
+            from .errors import DataError
+
+            raise DataError(
+                "this needs the training rows, which a streamed or loaded fit does not keep; "
+                "pass new rows (get_prediction(X)) or refit in memory"
+            )
+        Xn = Xn.to(device=R.device, dtype=torch.float64).reshape(-1, d)
+        ones = [torch.ones_like(Xn[:, :1])] if (c and 0 in keep) else []
+        return torch.cat([*ones, Xn[:, cols]], 1)
+
+    eye = torch.eye(p, dtype=torch.float64, device=R.device)
+    return dict(
+        params=params,
+        basis_params=full[keep],
+        basis_r=rk,
+        basis_map=eye[:, keep],
+        design=design,
+        rows=None,
+        endog=None,
+        sums=sums,
+        nobs=int(state.n_samples),  # type: ignore[attr-defined]
+        k_constant=c,
+        weights=np.array([np.nan]) if weighted else None,
+        aliased_params=[a + c for a in aliased],
+        param_names=(["const"] if c else []) + names,
+        target_names=list(target_names)
+        if target_names
+        else [f"y{t + 1}" for t in range(full.shape[1])],
+        squeeze=y_was_1d,
+        condition_number=_condition_number(R[:p, :p]),
+    )

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from .covariance import hc_covariance, wald_f
 from .errors import DataError, DegenerateWarning
-from .fitstats import as_tensor, results_from_fit
+from .fitstats import as_tensor, results_from_fit, results_from_state
 from .prediction import PredictionResults, prediction
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
@@ -133,6 +133,34 @@ class OLSResults:
             target_names=target_names,
             refine=refine,
             warn=warn,
+        )
+        return cls(**kwargs, cov_type=cov_type, use_t=use_t)
+
+    @classmethod
+    def from_state(
+        cls,
+        state: object,
+        solution: object,
+        *,
+        weighted: bool = False,
+        y_was_1d: bool = False,
+        cov_type: str = "nonrobust",
+        feature_names: Sequence[str] | None = None,
+        target_names: Sequence[str] | None = None,
+        use_t: bool | None = None,
+    ) -> OLSResults:
+        """Non-robust results from a least-squares state alone (streamed or loaded fits).
+
+        No refinement (it needs the rows again); HC covariances and residuals raise a
+        DataError that says so.
+        """
+        kwargs = results_from_state(
+            state,
+            solution,
+            weighted=weighted,
+            y_was_1d=y_was_1d,
+            feature_names=feature_names,
+            target_names=target_names,
         )
         return cls(**kwargs, cov_type=cov_type, use_t=use_t)
 

@@ -414,3 +414,11 @@ def test_affine_copies_are_aliased_after_many_blocks(method):
     ref = LinearRegression().fit(X, Y)
     assert sol.rank == 4
     assert _rel(sol.rss, _weighted_rss(X, Y, None, ref.coef_, ref.intercept_)) < 1e-6
+
+
+def test_inputs_that_require_grad_build_no_autograd_graph():
+    X = torch.randn(50, 3, dtype=torch.float64, requires_grad=True)
+    y = X.detach() @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    state, sol = fit_exact(X, y)
+    assert not sol.coef.requires_grad
+    assert not state.r_factor().requires_grad

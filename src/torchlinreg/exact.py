@@ -131,6 +131,7 @@ class LeastSquaresState:
 
     # ---------------------------------------------------------------- absorbing rows
 
+    @torch.no_grad()
     def absorb(self, X: Any, Y: Any, sample_weight: Any = None) -> LeastSquaresState:
         """Add the rows of ``X`` (n, d) and ``Y`` (n, k) (or (n,) when k = 1) to the state.
 
@@ -195,6 +196,7 @@ class LeastSquaresState:
         """
         return self._merge([other])
 
+    @torch.no_grad()
     def _merge(self, others: Sequence[LeastSquaresState]) -> LeastSquaresState:
         for other in others:
             self._check_compatible(other)
@@ -252,6 +254,7 @@ class LeastSquaresState:
         """
         return self._summary.full_r()
 
+    @torch.no_grad()
     def solve(
         self,
         *,

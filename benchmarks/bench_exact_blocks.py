@@ -5,9 +5,11 @@ Quote ratios from one run: absolute times on shared 2-core machines vary by +-25
 more when other processes compete for the cores (OpenMP barriers then stall small blocks).
 
 Measured 2026-11 on the project machine (2 cores, AVX-512, MKL), 1M x 100, 3 targets, float64,
-one thread, CPU time (the machine was shared, so wall times were meaningless), best of 3:
-  floor X.T @ X 1.00x | gram 1.36-1.46x | qr 2.0-2.1x | torch lstsq gelsd 9.3x |
-  scikit-learn LinearRegression 15.3x.
+one thread, CPU time (the machine was shared, so wall times were meaningless), best of 3,
+ranges over three runs:
+  floor X.T @ X 1.00x | gram 1.21-1.46x | qr 1.87-2.1x | torch lstsq gelsd 5.1-9.3x |
+  scikit-learn LinearRegression 14.6-15.3x.
+Sample weights add ~7%; float32 input (converted per block) costs no more than float64.
 block_rows 2048-8192 are within noise of each other for both methods (4096 chosen); 16384 and
 up fall out of cache (qr +10-25%, gram +15-60%).
 """

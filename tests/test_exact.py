@@ -264,18 +264,21 @@ def test_state_dict_round_trip(method, fit_intercept):
     # safetensors stores only contiguous tensors
     assert all(v.is_contiguous() for v in record.values() if isinstance(v, torch.Tensor))
     again = LeastSquaresState.from_state_dict(record)
+    twin = state.copy()
     assert torch.equal(again.r_factor(), state.r_factor())
+    assert torch.equal(twin.r_factor(), state.r_factor())
     assert (again.n_samples, again.sum_weights) == (state.n_samples, state.sum_weights)
     state.absorb(X[150:], Y[150:], w[150:])
     again.absorb(X[150:], Y[150:], w[150:])
     assert torch.equal(again.solve().coef, state.solve().coef)
+    assert twin.n_samples == 150  # the copy did not follow the original
 
 
 def test_from_state_dict_rejects_foreign_records():
     record = LeastSquaresState(2, 1).state_dict()
     with pytest.raises(ModelFileError, match="not a LeastSquaresState"):
         LeastSquaresState.from_state_dict({**record, "format": "other"})
-    with pytest.raises(ModelFileError, match="shape"):
+    with pytest.raises(ModelFileError, match=r"r is \(2, 2\), not \(4, 4\)"):
         LeastSquaresState.from_state_dict({**record, "r": torch.zeros(2, 2)})
 
 
@@ -411,3 +414,11 @@ def test_affine_copies_are_aliased_after_many_blocks(method):
     ref = LinearRegression().fit(X, Y)
     assert sol.rank == 4
     assert _rel(sol.rss, _weighted_rss(X, Y, None, ref.coef_, ref.intercept_)) < 1e-6
+
+
+def test_inputs_that_require_grad_build_no_autograd_graph():
+    X = torch.randn(50, 3, dtype=torch.float64, requires_grad=True)
+    y = X.detach() @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    state, sol = fit_exact(X, y)
+    assert not sol.coef.requires_grad
+    assert not state.r_factor().requires_grad

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import _blocks, _linalg
+from . import _linalg, _summary
 from ._linalg import CentredSummary, ExactSolution
 from .errors import DataError, ModelFileError
 
@@ -38,8 +38,8 @@ _METHODS = ("qr", "gram")
 _STATE_FORMAT = "torchlinreg.exact.LeastSquaresState"
 _STATE_VERSION = 1
 # Rows per block on CPU, measured on 2 cores (AVX-512, MKL) at d = 100, k = 3 with
-# benchmarks/bench_exact_blocks.py: see the report there. On accelerators larger blocks amortise
-# the kernel launches (not measured here: no GPU on the project machine).
+# benchmarks/bench_exact_blocks.py (numbers in its docstring). On accelerators larger blocks
+# amortise the kernel launches (not measured: no GPU on the project machine).
 DEFAULT_BLOCK_ROWS = {"cpu": 4096, "other": 65536}
 
 
@@ -108,36 +108,19 @@ class LeastSquaresState:
         self.dtype = dtype
         self.block_rows = int(block_rows)
         self.n_samples = 0
-        self._reset()
-
-    def _reset(self) -> None:
-        p = self.n_features + self.n_targets
-        z = {"dtype": self.dtype, "device": self.device}
-        self._sum_w = torch.zeros((), **z)
-        self._n_nonzero = torch.zeros((), dtype=torch.int64, device=self.device)
-        if self.method == "qr":
-            self._r = torch.zeros(self._m, self._m, **z)
-            self._shift = torch.zeros(p, **z)
-            self._has_shift = False
-        elif self.fit_intercept:
-            self._mean = torch.zeros(p, **z)
-            self._comoment = torch.zeros(p, p, **z)
-        else:
-            self._gram = torch.zeros(p, p, **z)
-
-    @property
-    def _m(self) -> int:
-        return int(self.fit_intercept) + self.n_features + self.n_targets
+        self._summary = _summary.new_summary(
+            method, self.n_features + self.n_targets, self.fit_intercept, dtype, self.device
+        )
 
     @property
     def sum_weights(self) -> float:
         """Sum of the sample weights absorbed (``n_samples`` when unweighted)."""
-        return float(self._sum_w)
+        return float(self._summary.sum_w)
 
     @property
     def n_nonzero(self) -> int:
         """Rows absorbed with a positive weight."""
-        return int(self._n_nonzero)
+        return int(self._summary.n_nonzero)
 
     def __repr__(self) -> str:
         return (
@@ -148,6 +131,7 @@ class LeastSquaresState:
 
     # ---------------------------------------------------------------- absorbing rows
 
+    @torch.no_grad()
     def absorb(self, X: Any, Y: Any, sample_weight: Any = None) -> LeastSquaresState:
         """Add the rows of ``X`` (n, d) and ``Y`` (n, k) (or (n,) when k = 1) to the state.
 
@@ -164,15 +148,7 @@ class LeastSquaresState:
         n = X.shape[0]
         if n == 0:
             return self
-        totals = _blocks.Totals(self._sum_w, self._n_nonzero)
-        rows = self.block_rows
-        if self.method == "qr":
-            shift = self._set_shift(X, Y) if self.fit_intercept else None
-            self._r = _blocks.absorb_qr(self._r, shift, X, Y, w, totals, rows)
-        elif self.fit_intercept:
-            _blocks.absorb_centred(self._mean, self._comoment, X, Y, w, totals, rows)
-        else:
-            _blocks.absorb_gram(self._gram, X, Y, w, totals, rows)
+        self._summary.absorb(X, Y, w, self.block_rows)
         self.n_samples += n
         return self
 
@@ -198,14 +174,6 @@ class LeastSquaresState:
             raise DataError("sample_weight has negative values; weights must be >= 0")
         return X, Y, w
 
-    def _set_shift(self, X: Tensor, Y: Tensor) -> Tensor:
-        if not self._has_shift:
-            head = slice(0, self.block_rows)
-            self._shift[: self.n_features] = self._as_mine(X[head]).mean(dim=0)
-            self._shift[self.n_features :] = self._as_mine(Y[head]).mean(dim=0)
-            self._has_shift = True
-        return self._shift
-
     # ---------------------------------------------------------------- merging states
 
     def _check_compatible(self, other: LeastSquaresState) -> None:
@@ -217,14 +185,6 @@ class LeastSquaresState:
                 f"fit_intercept, method) = {mine} vs {theirs}"
             )
 
-    def _aligned_r(self, other: LeastSquaresState) -> Tensor:
-        """``other``'s R in this state's dtype/device and shift (see NOTE [centring])."""
-        r = other._r.to(device=self.device, dtype=self.dtype).clone()
-        if self.fit_intercept and other._has_shift:
-            delta = self._shift - other._shift.to(device=self.device, dtype=self.dtype)
-            r[0, 1:] -= delta * r[0, 0]
-        return r
-
     def merge(self, other: LeastSquaresState) -> LeastSquaresState:
         """Add ``other``'s rows to this state (in place); ``other`` is unchanged. Returns self.
 
@@ -234,36 +194,37 @@ class LeastSquaresState:
             >>> a.merge(b).n_samples
             12
         """
-        self._check_compatible(other)
-        if other.n_samples == 0:
-            return self
-        if self.n_samples == 0:
-            self._copy_summary(other)
-            return self
-        if self.method == "qr":
-            both = torch.cat([self._r, self._aligned_r(other)])
-            self._r = torch.linalg.qr(both, mode="r").R
-        elif self.fit_intercept:
-            self._comoment += self._as_mine(other._comoment)
-            other_w, other_mean = self._as_mine(other._sum_w), self._as_mine(other._mean)
-            _blocks.chan_update(self._mean, self._comoment, self._sum_w, other_w, other_mean)
-        else:
-            self._gram += self._as_mine(other._gram)
-        self._sum_w += self._as_mine(other._sum_w)
-        self._n_nonzero += other._n_nonzero.to(self.device)
-        self.n_samples += other.n_samples
+        return self._merge([other])
+
+    @torch.no_grad()
+    def _merge(self, others: Sequence[LeastSquaresState]) -> LeastSquaresState:
+        for other in others:
+            self._check_compatible(other)
+        parts = [o._summary.converted(self.device, self.dtype) for o in others if o.n_samples]
+        if parts and self.n_samples == 0:
+            self._summary = parts.pop(0)
+        if parts:
+            self._summary.merge(parts)
+        self.n_samples += sum(o.n_samples for o in others)
         return self
 
-    def _as_mine(self, t: Tensor) -> Tensor:
-        return t.to(device=self.device, dtype=self.dtype)
+    def copy(self) -> LeastSquaresState:
+        """An independent copy of this state (same settings, same summary)."""
+        out = self._empty_like()
+        out._summary = self._summary.converted(self.device, self.dtype)
+        out.n_samples = self.n_samples
+        return out
 
-    def _copy_summary(self, other: LeastSquaresState) -> None:
-        for name in ("_sum_w", "_r", "_shift", "_mean", "_comoment", "_gram"):
-            if hasattr(other, name):
-                setattr(self, name, self._as_mine(getattr(other, name)).clone())
-        self._n_nonzero = other._n_nonzero.to(self.device).clone()
-        self._has_shift = getattr(other, "_has_shift", False)
-        self.n_samples = other.n_samples
+    def _empty_like(self) -> LeastSquaresState:
+        return type(self)(
+            self.n_features,
+            self.n_targets,
+            fit_intercept=self.fit_intercept,
+            method=self.method,
+            dtype=self.dtype,
+            device=self.device,
+            block_rows=self.block_rows,
+        )
 
     @classmethod
     def merge_all(cls, states: Sequence[LeastSquaresState]) -> LeastSquaresState:
@@ -274,31 +235,7 @@ class LeastSquaresState:
         """
         if not states:
             raise ValueError("merge_all needs at least one state")
-        first = states[0]
-        out = cls(
-            first.n_features,
-            first.n_targets,
-            fit_intercept=first.fit_intercept,
-            method=first.method,
-            dtype=first.dtype,
-            device=first.device,
-            block_rows=first.block_rows,
-        )
-        full = [s for s in states if s.n_samples > 0]
-        for s in states:
-            out._check_compatible(s)
-        if out.method != "qr" or len(full) < 2:
-            for s in full:
-                out.merge(s)
-            return out
-        out._copy_summary(full[0])
-        rs = [out._r] + [out._aligned_r(s) for s in full[1:]]
-        out._r = torch.linalg.qr(torch.cat(rs), mode="r").R
-        for s in full[1:]:
-            out._sum_w += out._as_mine(s._sum_w)
-            out._n_nonzero += s._n_nonzero.to(out.device)
-            out.n_samples += s.n_samples
-        return out
+        return states[0]._empty_like()._merge(states)
 
     # ---------------------------------------------------------------- factors and solving
 
@@ -307,18 +244,7 @@ class LeastSquaresState:
 
         The tensors may be views of the state: read them, do not modify them in place.
         """
-        p = self.n_features + self.n_targets
-        if self.method == "qr":
-            if not self.fit_intercept:
-                return CentredSummary(self._sum_w, self._shift.new_zeros(p), self._r)
-            r00 = self._r[0, 0]
-            safe = torch.where(r00 != 0, r00, 1.0)
-            means = self._shift + self._r[0, 1:] / safe
-            return CentredSummary(self._sum_w, means, self._r[1:, 1:])
-        if not self.fit_intercept:
-            zeros = self._gram.new_zeros(p)
-            return CentredSummary(self._sum_w, zeros, _linalg.psd_upper_factor(self._gram))
-        return CentredSummary(self._sum_w, self._mean, _linalg.psd_upper_factor(self._comoment))
+        return self._summary.centred()
 
     def r_factor(self) -> Tensor:
         """Upper-triangular ``R`` (m, m) with ``R.T @ R == A.T @ A`` for the weighted ``A``.
@@ -326,19 +252,9 @@ class LeastSquaresState:
         ``A = [sqrt(w) | sqrt(w) * X | sqrt(w) * Y]`` (no first column without an intercept),
         columns ordered intercept, features, targets.
         """
-        if not self.fit_intercept:
-            return self.centred_summary().r.clone()
-        if self.method == "qr":
-            r = self._r.clone()
-            r[0, 1:] += self._shift * r[0, 0]
-            return r
-        r = torch.zeros(self._m, self._m, dtype=self.dtype, device=self.device)
-        root = self._sum_w.sqrt()
-        r[0, 0] = root
-        r[0, 1:] = root * self._mean
-        r[1:, 1:] = _linalg.psd_upper_factor(self._comoment)
-        return r
+        return self._summary.full_r()
 
+    @torch.no_grad()
     def solve(
         self,
         *,
@@ -395,14 +311,11 @@ class LeastSquaresState:
             "sum_weights": self.sum_weights,
             "n_nonzero": self.n_nonzero,
         }
-        for name, key in _TENSOR_KEYS[self._kind()]:
-            out[key] = getattr(self, name).detach().clone(memory_format=torch.contiguous_format)
-        if self.method == "qr":
-            out["has_shift"] = self._has_shift
+        for name, value in self._summary.tensors().items():
+            out[name] = value.detach().clone(memory_format=torch.contiguous_format)
+        if isinstance(self._summary, _summary.QRSummary):
+            out["has_shift"] = self._summary.has_shift
         return out
-
-    def _kind(self) -> str:
-        return self.method if self.method == "qr" or not self.fit_intercept else "centred"
 
     @classmethod
     def from_state_dict(cls, d: dict[str, Any]) -> LeastSquaresState:
@@ -424,16 +337,17 @@ class LeastSquaresState:
                 device=first.device,
                 block_rows=int(d["block_rows"]),
             )
-            for name, key in _TENSOR_KEYS[state._kind()]:
-                ref = getattr(state, name)
-                value = torch.as_tensor(d[key])
+            summary = state._summary
+            for name, ref in summary.tensors().items():
+                value = torch.as_tensor(d[name])
                 if value.shape != ref.shape:
-                    raise ValueError(f"{key} has shape {tuple(value.shape)} not {tuple(ref.shape)}")
-                setattr(state, name, value.to(device=state.device, dtype=dtype).clone())
+                    raise ValueError(f"{name} is {tuple(value.shape)}, not {tuple(ref.shape)}")
+                setattr(summary, name, value.to(device=state.device, dtype=dtype).clone())
             state.n_samples = int(d["n_samples"])
-            state._sum_w.fill_(float(d["sum_weights"]))
-            state._n_nonzero.fill_(int(d["n_nonzero"]))
-            state._has_shift = bool(d.get("has_shift", False))
+            summary.sum_w.fill_(float(d["sum_weights"]))
+            summary.n_nonzero.fill_(int(d["n_nonzero"]))
+            if isinstance(summary, _summary.QRSummary):
+                summary.has_shift = bool(d["has_shift"])
         except (KeyError, ValueError, TypeError, AttributeError, StopIteration) as exc:
             raise ModelFileError(f"malformed LeastSquaresState record: {exc}") from exc
         return state
@@ -441,17 +355,8 @@ class LeastSquaresState:
     def to(self, device: torch.device | str) -> LeastSquaresState:
         """Move the summary to ``device`` (in place, like ``nn.Module.to``). Returns self."""
         self.device = torch.device(device)
-        for name in ("_sum_w", "_n_nonzero", "_r", "_shift", "_mean", "_comoment", "_gram"):
-            if hasattr(self, name):
-                setattr(self, name, getattr(self, name).to(self.device))
+        self._summary = self._summary.converted(self.device, self.dtype)
         return self
-
-
-_TENSOR_KEYS = {
-    "qr": (("_r", "r"), ("_shift", "shift")),
-    "centred": (("_mean", "mean"), ("_comoment", "comoment")),
-    "gram": (("_gram", "gram"),),
-}
 
 
 def fit_exact(

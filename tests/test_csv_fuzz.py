@@ -32,7 +32,7 @@ def _oracle(data: bytes, delimiter: str) -> tuple[list[str], np.ndarray]:
     text = data.decode("utf-8").removeprefix("\ufeff")
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     header = [h.strip() for h in rows[0]]
-    body = [r if r else [""] * len(header) for r in rows[1:]]
+    body = [r for r in rows[1:] if r]  # blank lines are not data
     values = []
     for r in body:
         if len(r) != len(header):
@@ -136,6 +136,8 @@ def tables(draw):
     delimiter = draw(st.sampled_from([",", ";", "\t", "|"]))
     eol = draw(st.sampled_from(["\n", "\r\n"]))
     lines = [delimiter.join(names)] + [delimiter.join(r) for r in rows]
+    for _ in range(draw(st.integers(0, 2))):  # blank lines, sometimes even before the header
+        lines.insert(draw(st.integers(0, len(lines))), "")
     text = eol.join(lines) + (eol if draw(st.booleans()) else "")
     return text.encode(), delimiter
 

@@ -190,6 +190,20 @@ def test_bad_shapes_and_types_raise_data_error(X, pattern):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "empty",
+    [
+        pd.DataFrame(index=range(12)),
+        pl.DataFrame({"a": range(12)}).drop("a"),
+        pa.table({"a": range(12)}).drop_columns(["a"]),
+    ],
+    ids=["pandas", "polars", "pyarrow"],
+)
+def test_frames_without_columns_report_zero_features(empty):
+    with pytest.raises(DataError, match=r"0 feature\(s\) \(shape=\(12, 0\)\)"):
+        as_matrix(empty)
+
+
 def test_one_sample_is_fine():
     assert as_matrix(np.ones((1, 10))).values.shape == (1, 10)
 
@@ -308,3 +322,11 @@ def test_docstring_examples_run(module):
     mod = importlib.import_module(f"torchlinreg.{module}")
     result = doctest.testmod(mod, extraglobs={"np": np, "torch": torch}, verbose=False)
     assert result.failed == 0
+
+
+def test_huge_finite_values_whose_sum_overflows_are_accepted():
+    # the fast finiteness check sums the values; an overflowing sum must not be a false alarm
+    big = np.full((4, 2), np.finfo(np.float64).max)
+    np.testing.assert_array_equal(as_matrix(big).values.numpy(), big)
+    with pytest.raises(DataError, match="infinity at row 3, column 2"):
+        as_matrix(np.where(np.arange(8).reshape(4, 2) == 5, np.inf, big))

@@ -58,6 +58,14 @@ def test_round_trip_keeps_tensors_dtypes_and_metadata(tmp_path):
     assert all(t.device.type == "cpu" for t in tensors.values())
 
 
+def test_views_and_shared_memory_tensors_are_saved(tmp_path):
+    base = torch.arange(6, dtype=torch.float64).reshape(2, 3)
+    tensors = {"w": base, "wt": base.T, "row": base[1]}
+    save_tensors(tmp_path / "v.safetensors", tensors, {})
+    loaded, _ = load_tensors(tmp_path / "v.safetensors")
+    assert all(torch.equal(loaded[k], tensors[k]) for k in tensors)
+
+
 def test_header_carries_format_and_version(model_bytes):
     (n,) = struct.unpack("<Q", model_bytes[:8])
     header = json.loads(model_bytes[8 : 8 + n])["__metadata__"]
@@ -217,6 +225,11 @@ def test_atomic_write_replaces_and_keeps_the_files_mode(tmp_path):
     assert target.read_bytes() == b"new"
     assert os.stat(target).st_mode & 0o777 == 0o640
     assert _files(tmp_path) == ["out.bin"]
+    # a new file gets the mode open() would give it, not mkstemp's 0600
+    umask = os.umask(0o022)
+    os.umask(umask)
+    atomic_write_bytes(tmp_path / "new.bin", b"x")
+    assert os.stat(tmp_path / "new.bin").st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_unwritable_targets_raise_a_one_line_os_error(tmp_path):

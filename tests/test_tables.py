@@ -93,7 +93,9 @@ def test_error_rows_are_right_far_into_a_large_file(tmp_path):
         ("a,b\n1,2\n3,x\n", r"row 3, column 'b': non-numeric value 'x'"),
         ("a,b\n1,\n3,4\n", r"row 2, column 'b': missing value; drop or fill"),
         ("a,b\n1,2\nNA,4\n", r"row 3, column 'a': missing value"),
-        ("a,b\n1,2\n\n3,4\n", r"row 3, column 'a': missing value"),
+        ("a,b\n1,2\n\n\n3,x\n", r"row 5, column 'b': non-numeric value 'x'"),
+        ("a,b\n1,2\n\n,4\n", r"row 4, column 'a': missing value"),
+        ("a,b\n\n1,2\n\n3,inf\n", r"row 5, column 'b': value is infinity"),
         ("a,b\n1,inf\n", r"row 2, column 'b': value is infinity"),
         ("a,b\n1,-Infinity\n", r"row 2, column 'b': value is infinity"),
         ("a,b\n1,NaN\n", r"row 2, column 'b': missing value"),
@@ -228,3 +230,29 @@ def test_weight_column_is_read_and_checked(tmp_path):
     path = _write(tmp_path, "e.csv", "a,b,w\n1,2,0.5\n3,4,-2\n")
     with pytest.raises(DataError, match=r"row 3, column 'w': negative weight -2.0"):
         open_table(path).read_all(["a"], ["b"], weight_col="w")
+
+
+def test_blank_lines_are_not_data(tmp_path):
+    # as in pandas and the csv module: blank lines, trailing ones included, are skipped
+    path = _write(tmp_path, "d.csv", "a,b\n1,2\n\n3,4\n\n\n")
+    np.testing.assert_array_equal(open_table(path).read_all(["a"], ["b"]).X.numpy(), [[1.0], [3.0]])
+    path = _write(tmp_path, "e.csv", "a,b,w\n\n1,2,1\n\n3,4,-1\n")
+    with pytest.raises(DataError, match=r"row 5, column 'w': negative weight"):
+        open_table(path).read_all(["a"], ["b"], weight_col="w")
+
+
+def test_an_explicit_delimiter_is_used_and_checked(tmp_path):
+    path = _write(tmp_path, "d.txt", "a;b,c\n1;2,5\n")
+    assert open_table(path, delimiter=";").column_names == ["a", "b,c"]
+    with pytest.raises(DataError, match="delimiter must be one character"):
+        open_table(path, delimiter=";;")
+
+
+def test_truncated_gzip_is_refused(tmp_path):
+    body = _csv_text(RNG.normal(size=(20000, 3))).encode()
+    packed = gzip.compress(body)
+    path = _write(tmp_path, "d.csv.gz", packed[: len(packed) // 2])
+    with pytest.raises(
+        DataError, match=r"d\.csv\.gz: cannot read the file .*check that it is complete"
+    ):
+        list(open_table(path).read_columns(NAMES))

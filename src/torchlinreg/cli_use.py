@@ -158,6 +158,13 @@ def summary_record(model) -> dict[str, Any]:
     }
 
 
+def _statistics(model):
+    """OLS statistics for exact, unpenalised models (from the state kept in the file)."""
+    if not hasattr(model, "state_") or model.alpha != 0:
+        return None
+    return model.results_
+
+
 @click.command("summary")
 @click.argument("model_path", metavar="MODEL")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -165,6 +172,9 @@ def summary(model_path: str, as_json: bool) -> None:
     """Show what MODEL is: features, targets, coefficients, solver, training data and fit."""
     model = load(model_path)
     record = summary_record(model)
+    stats = _statistics(model)
+    if stats is not None:
+        record["statistics"] = stats.to_dict()
     if as_json:
         print_json(record)
         return
@@ -179,3 +189,5 @@ def summary(model_path: str, as_json: bool) -> None:
     out.print(_coef_table(model, record["features"], record["targets"]))
     if train.get("metrics"):
         out.print(metrics_table("Fit at training time", train["metrics"]))
+    if stats is not None:
+        out.print(stats.summary(), markup=False, highlight=False)

@@ -2,10 +2,12 @@
 error messages that point at the exact line and column.
 
 # NOTE [CSV row numbers]
-# Rows are counted as a text editor counts lines: the header is line 1, the first data row
-# line 2. pyarrow is told not to skip blank lines (a blank line is a row of missing values),
-# so row ``i`` of the stream (0-based) is line ``i + 2``. Values with embedded newlines
-# would break this count; numeric files do not have them.
+# Rows are counted as a text editor counts lines: the header is line 1. Blank lines are not
+# data (pyarrow and the csv module both skip them), so a block's ``first_row`` is
+# ``data rows before it + 2``: the editor's line number when the file has no blank lines or
+# multi-line quoted values. Error messages are always exact: the row of a bad value is found
+# by re-reading the file with the csv module up to that data row (:func:`line_of`), which
+# costs one pass over the file, and only when there is an error.
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ def sniff_header(path: str, delimiter: str | None) -> tuple[list[str], str, bool
             "the file is empty; a CSV file needs a header line and data rows", path=path
         )
     header_line = _decode_header(path, lines[0])
+    if not header_line.strip():
+        raise DataError(
+            "line 1 is blank; put the header (column names) on line 1", path=path, row=1
+        )
     if delimiter is None:
         counts = [header_line.count(d) for d in DELIMITERS]
         delimiter = DELIMITERS[counts.index(max(counts))] if max(counts) > 0 else ","
@@ -120,7 +126,7 @@ def stream_batches(
     read_opts = pacsv.ReadOptions(
         column_names=names, skip_rows=1, block_size=block_bytes, use_threads=False
     )
-    parse_opts = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
+    parse_opts = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True)
     conv_opts = pacsv.ConvertOptions(
         column_types={c: pa.float64() for c in columns},
         include_columns=list(columns),
@@ -138,12 +144,12 @@ def stream_batches(
             for batch in reader:
                 yield batch
                 rows_done += batch.num_rows
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as exc:
-            raise locate_error(path, names, delimiter, gz, columns, rows_done, exc) from None
         except OSError as exc:  # truncated gzip, I/O error
             raise DataError(
                 f"cannot read the file ({exc}); check that it is complete", path=path
             ) from None
+        except (pa.ArrowException, ValueError) as exc:  # parse/conversion/encoding errors
+            raise locate_error(path, names, delimiter, gz, columns, rows_done, exc) from None
     finally:
         source.close()
 
@@ -231,6 +237,29 @@ def parse_float(text: str) -> float | None:
     return float(s)
 
 
+def _data_records(path: str, delimiter: str, gz: bool) -> Iterator[tuple[int, int, list[str]]]:
+    """Yield (0-based data row index, file line where it ends, fields), blank lines skipped."""
+    with _open_text(path, gz) as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        next(reader, None)  # the header
+        index = 0
+        for row in reader:
+            if row:
+                yield index, reader.line_num, row
+                index += 1
+
+
+def line_of(path: str, delimiter: str, gz: bool, data_index: int) -> int | None:
+    """The file line of data row ``data_index`` (0-based), counting blank lines as pyarrow does."""
+    try:
+        for index, line, _ in _data_records(path, delimiter, gz):
+            if index == data_index:
+                return line
+    except (csv.Error, OSError, EOFError, UnicodeDecodeError):
+        return None
+    return None
+
+
 def locate_error(
     path: str,
     names: list[str],
@@ -242,35 +271,24 @@ def locate_error(
 ) -> DataError:
     """Find the first bad line after ``rows_done`` data rows by re-reading with csv."""
     wanted = [names.index(c) for c in columns]
-    first_line = rows_done + 2
     try:
-        with _open_text(path, gz) as f:
-            reader = csv.reader(f, delimiter=delimiter)
-            for record, row in enumerate(reader, start=1):
-                if record < first_line:
-                    continue
-                # line_num: the file line where this record ends (records are one line each
-                # unless a quoted value holds a newline)
-                err = _check_row(path, names, wanted, reader.line_num, row)
-                if err is not None:
-                    return err
-    except UnicodeDecodeError as uexc:
-        return DataError(
-            f"the file is not UTF-8 text ({uexc.reason}); re-save it as UTF-8 CSV", path=path
-        )
-    except (csv.Error, OSError, EOFError) as cexc:
+        for index, line, row in _data_records(path, delimiter, gz):
+            if index < rows_done:
+                continue
+            err = _check_row(path, names, wanted, line, row)
+            if err is not None:
+                return err
+    except (csv.Error, OSError, EOFError, UnicodeDecodeError) as cexc:
         return DataError(f"malformed CSV ({cexc}); fix the file", path=path)
     detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return DataError(
-        f"malformed CSV after data line {first_line - 1} ({detail}); fix the file", path=path
+        f"malformed CSV after data row {rows_done} ({detail}); fix the file", path=path
     )
 
 
 def _check_row(
     path: str, names: list[str], wanted: list[int], lineno: int, row: list[str]
 ) -> DataError | None:
-    if not row:  # a blank line: pyarrow reads it as a row of missing values
-        row = [""] * len(names)
     if len(row) != len(names):
         return DataError(
             f"expected {len(names)} fields, found {len(row)}; every row needs one value per "

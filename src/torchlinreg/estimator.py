@@ -20,6 +20,7 @@ from ._params import ParamsMixin
 from .data import Matrix, as_matrix, as_targets, as_weights
 from .errors import DataError, not_fitted_error
 from .exact import LeastSquaresState
+from .inference import OLSResults
 from .iterative import fit_iterative
 from .metrics import r2_score
 from .model import LinearModel
@@ -60,6 +61,8 @@ class LinearRegression(ParamsMixin):
         lr, max_iter, batch_size, tol, n_iter_no_change: iterative settings; None picks the
             solver's default. ``max_iter`` counts epochs.
         random_state: seed for shuffling and random initialisation.
+        init: iterative starting point: ``"zeros"`` or ``"randn"`` (the walk-through's
+            ``torch.manual_seed(random_state); randn(k, d); randn(k)``).
         device: where to compute (``"cpu"``, ``"cuda"``); None uses the input's device.
         dtype: compute dtype; None means float64 for exact solvers whatever the input, and
             the input's float dtype for iterative ones.
@@ -83,6 +86,7 @@ class LinearRegression(ParamsMixin):
         "tol": (lambda v: v is None or _nonneg_number(v), "a non-negative real number or None"),
         "n_iter_no_change": (_pos_int_or_none, "a positive integer"),
         "rcond": (_pos_number_or_none, "a positive real number or None"),
+        "init": ("zeros", "randn"),
     }
 
     def __init__(
@@ -98,6 +102,7 @@ class LinearRegression(ParamsMixin):
         tol: float | None = 1e-4,
         n_iter_no_change: int = 5,
         random_state: int | None = None,
+        init: str = "zeros",
         device: str | torch.device | None = None,
         dtype: Any = None,
         rcond: float | None = None,
@@ -112,6 +117,7 @@ class LinearRegression(ParamsMixin):
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
+        self.init = init
         self.device = device
         self.dtype = dtype
         self.rcond = rcond
@@ -190,8 +196,20 @@ class LinearRegression(ParamsMixin):
         self._validate_params()
         self._forget()
         if self.solver in EXACT_SOLVERS:
-            self._absorb(X, y, sample_weight)
+            Xt, Yt, wt = self._absorb(X, y, sample_weight)
             self._solve_state()
+            if self.alpha == 0:
+                self._results = OLSResults.from_fit(
+                    Xt,
+                    Yt[:, 0] if self._y_was_1d else Yt,
+                    wt,
+                    self.fit_intercept,
+                    self.state_,
+                    self.solution_,
+                    feature_names=self._feature_list(),
+                    target_names=self._target_names,
+                )
+                self._adopt_refined(self._results)
         else:
             Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)
             self._fit_iterative(Xt, Yt, wt, callbacks, resume_from)
@@ -201,29 +219,99 @@ class LinearRegression(ParamsMixin):
 
     def _forget(self) -> None:
         """Drop what an earlier fit learned, so a refit starts clean."""
-        for key in ("state_", "solution_", "model_", "feature_names_in_"):
+        for key in (
+            "state_",
+            "solution_",
+            "model_",
+            "feature_names_in_",
+            "_trainer_state",
+            "_results",
+            "_weighted",
+        ):
             if hasattr(self, key):
                 delattr(self, key)
 
+    def _feature_list(self) -> list[str] | None:
+        names = getattr(self, "feature_names_in_", None)
+        return None if names is None else [str(n) for n in names]
+
+    def _adopt_refined(self, results: OLSResults) -> None:
+        """Take the refined parameters (NOTE: only where no column is aliased: the
+        coefficients of a rank-deficient fit stay the minimum-norm solution)."""
+        if self.solution_.aliased:
+            return
+        params = torch.as_tensor(results.params, dtype=torch.float64).reshape(
+            -1, self.state_.n_targets
+        )
+        params = params.to(self.state_.device)
+        c = int(self.fit_intercept)
+        intercept = params[0] if c else torch.zeros_like(params[0])
+        self.model_ = LinearModel(params[c:].T.contiguous(), intercept.contiguous())
+
+    def __getstate__(self) -> dict:
+        # The results object holds closures over the training rows: a pickled estimator
+        # leaves it behind and rebuilds it from the state when asked (non-robust only).
+        state = self.__dict__.copy()
+        state.pop("_results", None)
+        return state
+
+    @property
+    def results_(self) -> OLSResults:
+        """statsmodels-style statistics of an exact, unpenalised fit (see :mod:`.inference`).
+
+        In-memory fits carry refined parameters and can give robust (HC) covariances;
+        streamed, partial and loaded fits are built from the least-squares state alone.
+        """
+        check_is_fitted(self)
+        cached = getattr(self, "_results", None)
+        if cached is not None:
+            return cached
+        if not hasattr(self, "state_") or self.alpha != 0:
+            raise AttributeError(
+                "results_ is available for exact solvers without a penalty (alpha=0); use "
+                "solver='qr' or 'gram' and alpha=0, or torchlinreg.ols(X, y)"
+            )
+        self._results = OLSResults.from_state(
+            self.state_,
+            self.solution_,
+            weighted=getattr(self, "_weighted", False),
+            y_was_1d=self._y_was_1d,
+            feature_names=self._feature_list(),
+            target_names=self._target_names,
+        )
+        return self._results
+
     def partial_fit(self, X, y, sample_weight=None):
-        """Absorb one more block of rows; for exact solvers the result equals one ``fit``.
+        """Learn from one more block of rows and return ``self``.
+
+        Exact solvers merge the block into their least-squares state, so fitting block by
+        block equals one ``fit`` on all rows. Iterative solvers run one epoch over the block,
+        continuing from where the last call stopped (weights, optimizer state and the
+        standardization learned from the first block), as scikit-learn's SGDRegressor does.
 
         Example:
             >>> import numpy as np
-            >>> X = np.arange(8.0).reshape(4, 2); y = X @ [1.0, 2.0] + 3
+            >>> X = np.arange(8.0).reshape(4, 2); y = X[:, 0] * 2 + 1
             >>> m = LinearRegression().partial_fit(X[:2], y[:2]).partial_fit(X[2:], y[2:])
-            >>> np.round(m.intercept_, 6)  # doctest: +SKIP
+            >>> round(float(m.intercept_), 6)
+            1.0
         """
         self._validate_params()
-        if self.solver not in EXACT_SOLVERS:
-            raise ValueError(
-                f"partial_fit needs an exact solver (one of {EXACT_SOLVERS}); solver="
-                f"{self.solver!r} trains by epochs: call fit, or use solver='qr'."
-            )
-        n_iter = getattr(self, "n_iter_", 0)
-        self._absorb(X, y, sample_weight)
-        self._solve_state()
-        self.n_iter_ = n_iter + 1
+        if self.solver in EXACT_SOLVERS:
+            n_iter = getattr(self, "n_iter_", 0)
+            self._absorb(X, y, sample_weight)
+            self._solve_state()
+            self.n_iter_ = n_iter + 1
+        else:
+            first = not hasattr(self, "model_")
+            Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first)
+            state = getattr(self, "_trainer_state", None)
+            if state is not None:
+                state = {**state, "stop_reason": None}
+            epochs = 1 if state is None else int(state["epoch"]) + 1
+            self._fit_iterative(Xt, Yt, wt, (), state, max_iter=epochs, tol=None)
+            if first:
+                self._set_input_info(Xm, Ym)
         self._publish()
         return self
 
@@ -286,7 +374,7 @@ class LinearRegression(ParamsMixin):
                 raise DataError(f"{len(target_names)} target names for {k} targets")
             self._target_names = list(target_names)
 
-    def _absorb(self, X, y, sample_weight) -> None:
+    def _absorb(self, X, y, sample_weight) -> tuple[Tensor, Tensor, Tensor | None]:
         """Absorb one block into the exact state, creating it from the first block."""
         first = not hasattr(self, "state_")
         Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first)
@@ -305,6 +393,9 @@ class LinearRegression(ParamsMixin):
                 f"y has {Yt.shape[1]} targets, but earlier blocks had {self.state_.n_targets}."
             )
         self.state_.absorb(Xt, Yt, wt)
+        self._weighted = getattr(self, "_weighted", False) or wt is not None
+        self._results = None
+        return Xt, Yt, wt
 
     def _solve_state(self) -> None:
         names = getattr(self, "feature_names_in_", None)
@@ -318,7 +409,15 @@ class LinearRegression(ParamsMixin):
         self.loss_history_ = []
 
     def _fit_iterative(
-        self, Xt: Tensor, Yt: Tensor, wt: Tensor | None, callbacks, resume_from=None
+        self,
+        Xt: Tensor,
+        Yt: Tensor,
+        wt: Tensor | None,
+        callbacks,
+        resume_from=None,
+        *,
+        max_iter: int | None = None,
+        tol: Any = "default",
     ) -> None:
         result = fit_iterative(
             Xt,
@@ -329,11 +428,12 @@ class LinearRegression(ParamsMixin):
             alpha=float(self.alpha),
             standardize=self.standardize,
             lr=self.lr,
-            max_iter=self.max_iter if self.max_iter is not None else 200,
+            max_iter=max_iter or (self.max_iter if self.max_iter is not None else 200),
             batch_size=self.batch_size,
-            tol=self.tol,
+            tol=self.tol if tol == "default" else tol,
             n_iter_no_change=self.n_iter_no_change,
             random_state=self.random_state,
+            init=self.init,
             callbacks=callbacks,
             resume_from=resume_from,
             device=Xt.device,
@@ -342,6 +442,7 @@ class LinearRegression(ParamsMixin):
         self.model_ = LinearModel(result.coef, result.intercept)
         self.n_iter_ = result.n_iter
         self.loss_history_ = list(result.loss_history)
+        self._trainer_state = result.state
         self.rank_ = None
 
     def _publish(self) -> None:
@@ -438,6 +539,7 @@ class Ridge(LinearRegression):
         tol: float | None = 1e-4,
         n_iter_no_change: int = 5,
         random_state: int | None = None,
+        init: str = "zeros",
         device: str | torch.device | None = None,
         dtype: Any = None,
         rcond: float | None = None,
@@ -453,6 +555,7 @@ class Ridge(LinearRegression):
             tol=tol,
             n_iter_no_change=n_iter_no_change,
             random_state=random_state,
+            init=init,
             device=device,
             dtype=dtype,
             rcond=rcond,

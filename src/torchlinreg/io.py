@@ -102,10 +102,22 @@ def _keep_mode(path: str, tmp: str) -> None:
     try:
         mode = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
+        mode = 0o666 & ~_umask()
     os.chmod(tmp, mode)
+
+
+def _umask() -> int:
+    # Linux shows the umask in /proc; elsewhere set-and-restore (briefly process-wide).
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -137,7 +149,11 @@ def save_tensors(
     """
     from safetensors.torch import save
 
-    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    # clone: safetensors refuses tensors that share memory (a bias that is a view of W)
+    cpu = {
+        k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format)
+        for k, v in tensors.items()
+    }
     header = {
         _META_KEY: json.dumps(metadata, allow_nan=True, sort_keys=True),
         "format": file_format,

@@ -9,7 +9,9 @@ NOTE [the training objective]
 The exact engine minimises ``sum_i w_i ||y_i - W x_i - b||^2 + alpha ||W||_F^2``. The loop
 minimises that divided by ``sum(w) * k`` (``k`` targets): without weights and penalty this
 is the walk-through's mean over all elements, ``sum(diff * diff) / diff.numel()``, and the
-minimiser is the same. In standardized space the penalty becomes
+minimiser is the same. In standardized space each target is also divided by its scale,
+which divides that target's objective by ``y_scale_j^2``; targets do not interact, so the
+minimiser is still the same, and the penalty becomes
 ``alpha * sum(W'^2 / x_scale^2)`` (see :meth:`Scaler.penalty_scale`). Because the loss
 averages over targets, each target's gradient is ``1/k`` of its own; the default learning
 rates of gd and sgd are multiplied by ``k`` to compensate.
@@ -24,38 +26,21 @@ is the loss after the previous update, so one forward per epoch gives the histor
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .batches import BatchSource, FullBatch, ShuffledBatches
-from .callbacks import Callback, DivergenceGuard, EarlyStopping, TrainState
+from .batches import FullBatch, ShuffledBatches
+from .callbacks import Callback, DivergenceGuard, EarlyStopping
 from .errors import ConvergenceWarning, DataError
 from .scaling import Scaler
-from .solvers import SOLVERS, SolverSpec, resolve_solver
+from .solvers import SOLVERS, resolve_solver
+from .trainer import LinearModule, Trainer
 
 __all__ = ["SOLVERS", "IterativeResult", "LinearModule", "Trainer", "fit_iterative"]
-
-STATE_FORMAT = "torchlinreg.iterative.v1"
-
-
-class LinearModule(nn.Module):
-    """``x @ weight.t() + bias``; without an intercept the bias is a zero buffer, not learnt."""
-
-    def __init__(self, weight: Tensor, bias: Tensor, *, fit_intercept: bool = True) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(weight)
-        if fit_intercept:
-            self.bias = nn.Parameter(bias)
-        else:
-            self.register_buffer("bias", torch.zeros_like(bias))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x @ self.weight.t() + self.bias
 
 
 @dataclass
@@ -73,196 +58,7 @@ class IterativeResult:
     converged: bool
     scaler: Scaler | None = None
     stop_reason: str | None = None
-
-
-def _objective(pred: Tensor, Y: Tensor, w: Tensor | None) -> Tensor:
-    diff = pred - Y
-    if w is None:
-        return torch.sum(diff * diff) / diff.numel()
-    return torch.sum(w[:, None] * (diff * diff)) / diff.numel()
-
-
-class Trainer:
-    """Runs epochs of one solver over a batch source, with callbacks and resumable state.
-
-    ``penalty`` is ``(coefficient, per-feature scale)``: the loss adds
-    ``coefficient * sum(weight**2 * scale)``. ``generator`` shuffles the batches; its state
-    is part of :meth:`state_dict`, so a resumed run draws the same batches.
-
-    Example:
-        >>> X, Y = torch.randn(100, 3), torch.randn(100, 1)
-        >>> module = LinearModule(torch.zeros(1, 3), torch.zeros(1))
-        >>> spec = resolve_solver("gd", n_targets=1, n_rows=100)
-        >>> trainer = Trainer(module, FullBatch(X, Y), spec, max_iter=10)
-        >>> len(trainer.fit().loss_history)
-        11
-    """
-
-    def __init__(
-        self,
-        module: nn.Module,
-        source: BatchSource,
-        spec: SolverSpec,
-        *,
-        max_iter: int = 200,
-        penalty: tuple[float, Tensor] | None = None,
-        callbacks: Sequence[Callback] = (),
-        generator: torch.Generator | None = None,
-        scaler: Scaler | None = None,
-    ) -> None:
-        self.module = module
-        self.source = source
-        self.spec = spec
-        self.max_iter = max_iter
-        self.penalty = penalty
-        self.callbacks = list(callbacks)
-        self.generator = generator if generator is not None else torch.Generator()
-        self.params = [p for p in module.parameters() if p.requires_grad]
-        self.optimizer = spec.make_optimizer(self.params)
-        self.epoch = 0
-        self.loss_history: list[float] = []
-        self.stop_reason: str | None = None
-        self.converged = False
-        self.scaler = scaler
-
-    @property
-    def _linear(self) -> nn.Module:
-        # A DistributedDataParallel wrap keeps the real module in .module.
-        return getattr(self.module, "module", self.module)
-
-    def _loss(self, X: Tensor, Y: Tensor, w: Tensor | None) -> Tensor:
-        loss = _objective(self.module(X), Y, w)
-        if self.penalty is not None:
-            coef, scale = self.penalty
-            loss = loss + coef * torch.sum(self._linear.weight.square() * scale)
-        return loss
-
-    def full_loss(self) -> float:
-        """The training loss over every row, at the current parameters."""
-        total = None
-        with torch.no_grad():
-            for X, Y, w in self.source.eval_batches():
-                part = self._loss(X, Y, w) * (X.shape[0] / self.source.n_rows)
-                total = part if total is None else total + part
-        return total.item()
-
-    def _state(self) -> TrainState:
-        return TrainState(
-            epoch=self.epoch,
-            loss=self.loss_history[-1],
-            loss_history=self.loss_history,
-            max_iter=self.max_iter,
-            params=dict(self._linear.named_parameters()),
-            optimizer=self.optimizer,
-            trainer=self,
-            stop_reason=self.stop_reason,
-        )
-
-    def _end_epoch(self, loss: float) -> bool:
-        self.loss_history.append(loss)
-        state = self._state()
-        for cb in self.callbacks:
-            if cb.on_epoch_end(state) and self.stop_reason is None:
-                # Recorded at once, so that a checkpoint written by a later callback in
-                # this same epoch already knows the run is over.
-                self.stop_reason = state.stop_reason or f"stopped by {type(cb).__name__}"
-                self.converged = isinstance(cb, EarlyStopping)
-        return self.stop_reason is not None
-
-    def fit(self) -> Trainer:
-        """Train until ``max_iter`` epochs or a callback stops; returns ``self``."""
-        if self.stop_reason is not None:
-            return self  # resumed from a run that had already stopped
-        if self.spec.fused_full_batch and self.source.full_batch:
-            self._fit_fused()
-        else:
-            self._fit_batches()
-        state = self._state()
-        for cb in self.callbacks:
-            cb.on_train_end(state)
-        return self
-
-    def _begin(self, loss: float) -> None:
-        if not self.loss_history:
-            self.loss_history.append(loss)
-        state = self._state()
-        for cb in self.callbacks:
-            cb.on_train_begin(state)
-
-    def _fit_fused(self) -> None:
-        # See NOTE [gd is the walk-through]: each forward's loss is the previous epoch's.
-        X, Y, w = next(self.source.epoch(self.generator))
-        loss = self._loss(X, Y, w)
-        self._begin(loss.item())
-        params, step = self.params, self.spec.step
-        lr = self.spec.lr
-        while self.epoch < self.max_iter:
-            loss.backward()
-            step(params, lr)
-            self.epoch += 1
-            loss = self._loss(X, Y, w)
-            if self._end_epoch(loss.item()):
-                break
-
-    def _fit_batches(self) -> None:
-        self._begin(self.full_loss())
-        opt, params = self.optimizer, self.params
-        while self.epoch < self.max_iter:
-            for group in opt.param_groups:
-                group["lr"] = self.spec.lr_at(self.epoch)
-            for X, Y, w in self.source.epoch(self.generator):
-                if self.spec.needs_closure:
-                    opt.step(lambda X=X, Y=Y, w=w: self._closure(X, Y, w))
-                    continue
-                self._loss(X, Y, w).backward()
-                opt.step()
-                for p in params:
-                    p.grad = None
-            self.epoch += 1
-            if self._end_epoch(self.full_loss()):
-                break
-
-    def _closure(self, X: Tensor, Y: Tensor, w: Tensor | None) -> Tensor:
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = self._loss(X, Y, w)
-        loss.backward()
-        return loss
-
-    def state_dict(self) -> dict:
-        """Everything a resumed run needs: tensors, ints, floats, strings, lists and dicts."""
-        lin = self._linear
-        return {
-            "format": STATE_FORMAT,
-            "solver": self.spec.name,
-            "epoch": self.epoch,
-            "loss_history": list(self.loss_history),
-            "stop_reason": self.stop_reason,
-            "converged": self.converged,
-            "weight": lin.weight.detach().clone(),
-            "bias": lin.bias.detach().clone(),
-            # A snapshot: Adam updates its moment tensors in place after this returns.
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "generator": self.generator.get_state(),
-            **({} if self.scaler is None else {"scaler": self.scaler.state_dict()}),
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`'s output; the next :meth:`fit` continues from it."""
-        if state.get("format") != STATE_FORMAT or state.get("solver") != self.spec.name:
-            raise ValueError(
-                f"cannot resume a {state.get('solver')!r} run ({state.get('format')}) with "
-                f"solver {self.spec.name!r}; resume with the solver that wrote the checkpoint"
-            )
-        lin = self._linear
-        with torch.no_grad():
-            lin.weight.copy_(state["weight"])
-            lin.bias.copy_(state["bias"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.epoch = int(state["epoch"])
-        self.loss_history = [float(v) for v in state["loss_history"]]
-        self.stop_reason = state.get("stop_reason")
-        self.converged = bool(state.get("converged", False))
+    state: dict | None = None  # Trainer.state_dict(): continue with resume_from=state
 
 
 def fit_iterative(
@@ -383,6 +179,9 @@ def _prepare(X, Y, sample_weight, device, dtype):
         )
     if X.shape[0] == 0:
         raise DataError("no rows to fit; pass at least one row")
+    for name, A in (("X", X), ("Y", Y)):
+        if not bool(torch.isfinite(A).all()):
+            raise DataError(f"{name} contains NaN or infinite values; drop or impute them first")
     weight = None
     if sample_weight is not None:
         weight = torch.as_tensor(sample_weight, device=X.device).to(dtype).reshape(-1)
@@ -424,5 +223,12 @@ def _result(trainer: Trainer, scaler: Scaler | None, tol, max_iter: int) -> Iter
             stacklevel=3,
         )
     return IterativeResult(
-        W, b, trainer.epoch, list(trainer.loss_history), converged, scaler, trainer.stop_reason
+        W,
+        b,
+        trainer.epoch,
+        list(trainer.loss_history),
+        converged,
+        scaler,
+        trainer.stop_reason,
+        trainer.state_dict(),
     )

@@ -10,6 +10,7 @@ Loading never executes code: safetensors holds only tensors and strings.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ def save(estimator: LinearRegression, path: str | Path, *, training: dict | None
         "n_targets": int(estimator.model_.n_targets),
         "n_iter": int(estimator.n_iter_),
         "rank": estimator.rank_,
+        "weighted": bool(getattr(estimator, "_weighted", False)),
         "training": training or {},
     }
     if estimator.loss_history_:
@@ -144,6 +146,13 @@ def load(path: str | Path) -> LinearRegression:
             {k[len(_STATE_PREFIX) :]: v for k, v in tensors.items() if k.startswith(_STATE_PREFIX)}
         )
         estimator.state_ = LeastSquaresState.from_state_dict(record)
+        with warnings.catch_warnings():
+            # the fit already warned about aliased columns; loading repeats no warnings
+            warnings.simplefilter("ignore")
+            estimator.solution_ = estimator.state_.solve(
+                alpha=float(estimator.alpha), rcond=estimator.rcond, feature_names=features
+            )
+        estimator._weighted = bool(meta.get("weighted", False))
         _require(
             estimator.state_.n_features == d and estimator.state_.n_targets == k,
             path,

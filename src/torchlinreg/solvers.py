@@ -74,6 +74,7 @@ class SolverSpec:
     make_optimizer: Callable[[list[Tensor]], torch.optim.Optimizer]
     fused_full_batch: bool = False  # gd: the walk-through's one-forward-per-epoch loop
     needs_closure: bool = False  # lbfgs
+    plain: bool = False  # gd, sgd: the loop may call step() below instead of the optimizer
 
     def lr_at(self, epoch: int) -> float:
         if self.decay_epochs is None:
@@ -111,7 +112,13 @@ def resolve_solver(
     if name == "gd":
         rate = lr if lr is not None else 0.5 * k
         return SolverSpec(
-            name, rate, None, None, lambda ps: PlainGD(ps, rate), fused_full_batch=True
+            name,
+            rate,
+            None,
+            None,
+            lambda ps: PlainGD(ps, rate),
+            fused_full_batch=True,
+            plain=True,
         )
     if name == "lbfgs":
         rate = lr if lr is not None else 1.0
@@ -137,7 +144,7 @@ def resolve_solver(
     if name == "sgd":
         bs = batch_size if batch_size is not None else 256
         rate = lr if lr is not None else 0.04 * k
-        return SolverSpec(name, rate, bs, 5.0, lambda ps: PlainGD(ps, rate))
+        return SolverSpec(name, rate, bs, 5.0, lambda ps: PlainGD(ps, rate), plain=True)
     bs = batch_size if batch_size is not None else 128
     rate = lr if lr is not None else 0.004
     return SolverSpec(name, rate, bs, 5.0, lambda ps: torch.optim.Adam(ps, lr=rate))

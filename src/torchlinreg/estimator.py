@@ -21,6 +21,7 @@ from .data import Matrix, as_matrix, as_targets, as_weights
 from .distributed import agree_on_errors, is_distributed, merge_across_ranks
 from .errors import DataError, not_fitted_error
 from .exact import LeastSquaresState
+from .inference import OLSResults
 from .iterative import fit_iterative
 from .metrics import r2_score
 from .model import LinearModel
@@ -197,8 +198,23 @@ class LinearRegression(ParamsMixin):
         self._forget()
         if self.solver in EXACT_SOLVERS:
             with agree_on_errors():
-                self._absorb(X, y, sample_weight)
+                Xt, Yt, wt = self._absorb(X, y, sample_weight)
+            self._merge_ranks()
             self._solve_state()
+            # Refinement and robust covariances need all rows: a distributed fit has only
+            # this rank's, so it keeps the state's results, as a streamed fit does.
+            if self.alpha == 0 and not is_distributed():
+                self._results = OLSResults.from_fit(
+                    Xt,
+                    Yt[:, 0] if self._y_was_1d else Yt,
+                    wt,
+                    self.fit_intercept,
+                    self.state_,
+                    self.solution_,
+                    feature_names=self._feature_list(),
+                    target_names=self._target_names,
+                )
+                self._adopt_refined(self._results)
         else:
             with agree_on_errors():
                 Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)
@@ -216,9 +232,61 @@ class LinearRegression(ParamsMixin):
             "feature_names_in_",
             "_trainer_state",
             "_local_state",
+            "_results",
+            "_weighted",
         ):
             if hasattr(self, key):
                 delattr(self, key)
+
+    def _feature_list(self) -> list[str] | None:
+        names = getattr(self, "feature_names_in_", None)
+        return None if names is None else [str(n) for n in names]
+
+    def _adopt_refined(self, results: OLSResults) -> None:
+        """Take the refined parameters (NOTE: only where no column is aliased: the
+        coefficients of a rank-deficient fit stay the minimum-norm solution)."""
+        if self.solution_.aliased:
+            return
+        params = torch.as_tensor(results.params, dtype=torch.float64).reshape(
+            -1, self.state_.n_targets
+        )
+        params = params.to(self.state_.device)
+        c = int(self.fit_intercept)
+        intercept = params[0] if c else torch.zeros_like(params[0])
+        self.model_ = LinearModel(params[c:].T.contiguous(), intercept.contiguous())
+
+    def __getstate__(self) -> dict:
+        # The results object holds closures over the training rows: a pickled estimator
+        # leaves it behind and rebuilds it from the state when asked (non-robust only).
+        state = self.__dict__.copy()
+        state.pop("_results", None)
+        return state
+
+    @property
+    def results_(self) -> OLSResults:
+        """statsmodels-style statistics of an exact, unpenalised fit (see :mod:`.inference`).
+
+        In-memory fits carry refined parameters and can give robust (HC) covariances;
+        streamed, partial and loaded fits are built from the least-squares state alone.
+        """
+        check_is_fitted(self)
+        cached = getattr(self, "_results", None)
+        if cached is not None:
+            return cached
+        if not hasattr(self, "state_") or self.alpha != 0:
+            raise AttributeError(
+                "results_ is available for exact solvers without a penalty (alpha=0); use "
+                "solver='qr' or 'gram' and alpha=0, or torchlinreg.ols(X, y)"
+            )
+        self._results = OLSResults.from_state(
+            self.state_,
+            self.solution_,
+            weighted=getattr(self, "_weighted", False),
+            y_was_1d=self._y_was_1d,
+            feature_names=self._feature_list(),
+            target_names=self._target_names,
+        )
+        return self._results
 
     def partial_fit(self, X, y, sample_weight=None):
         """Learn from one more block of rows and return ``self``.
@@ -240,6 +308,7 @@ class LinearRegression(ParamsMixin):
             n_iter = getattr(self, "n_iter_", 0)
             with agree_on_errors():
                 self._absorb(X, y, sample_weight)
+            self._merge_ranks()
             self._solve_state()
             self.n_iter_ = n_iter + 1
         else:
@@ -282,9 +351,10 @@ class LinearRegression(ParamsMixin):
         self._validate_params()
         parts = (_unpack_block(b) for b in blocks)
         if self.solver not in EXACT_SOLVERS:
-            gathered = list(parts)
-            if not gathered:
-                raise DataError("no blocks to fit; the data source yielded no rows")
+            with agree_on_errors():
+                gathered = list(parts)
+                if not gathered:
+                    raise DataError("no blocks to fit; the data source yielded no rows")
             X, y, w = (_concat([p[i] for p in gathered]) for i in range(3))
             return self._fit_named(X, y, w, feature_names, target_names, callbacks)
         self._forget()
@@ -293,6 +363,7 @@ class LinearRegression(ParamsMixin):
                 self._absorb(X, y, w)
         if not hasattr(self, "state_") and not is_distributed():
             raise DataError("no blocks to fit; the data source yielded no rows")
+        self._merge_ranks()
         self._name_columns(feature_names, target_names)
         self._solve_state()
         self._publish()
@@ -316,7 +387,7 @@ class LinearRegression(ParamsMixin):
                 raise DataError(f"{len(target_names)} target names for {k} targets")
             self._target_names = list(target_names)
 
-    def _absorb(self, X, y, sample_weight) -> None:
+    def _absorb(self, X, y, sample_weight) -> tuple[Tensor, Tensor, Tensor | None]:
         """Absorb one block into the exact state, creating it from the first block."""
         if hasattr(self, "_local_state"):
             # Distributed: state_ holds every rank's rows; this rank absorbs into its own.
@@ -338,6 +409,9 @@ class LinearRegression(ParamsMixin):
                 f"y has {Yt.shape[1]} targets, but earlier blocks had {self.state_.n_targets}."
             )
         self.state_.absorb(Xt, Yt, wt)
+        self._weighted = getattr(self, "_weighted", False) or wt is not None
+        self._results = None
+        return Xt, Yt, wt
 
     def _merge_ranks(self) -> None:
         """Inside a process group, make ``state_`` the state of every rank's rows.
@@ -372,7 +446,6 @@ class LinearRegression(ParamsMixin):
             self._local_state = local
 
     def _solve_state(self) -> None:
-        self._merge_ranks()
         names = getattr(self, "feature_names_in_", None)
         names = None if names is None else list(names)
         self.solution_ = self.state_.solve(

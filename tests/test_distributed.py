@@ -198,6 +198,7 @@ def table_dir(tmp_path_factory) -> Path:
     df.to_csv(out / "data.csv", index=False)
     table = pa.Table.from_pandas(df, preserve_index=False)
     pq.write_table(table, out / "data.parquet", row_group_size=600)
+    pq.write_table(table.slice(0, 500), out / "one_group.parquet")  # rank 1 reads nothing
     (out / "folder").mkdir()
     for i, (lo, hi) in enumerate([(0, 900), (900, 1500), (1500, 2900), (2900, n)]):
         if i % 2:
@@ -250,6 +251,8 @@ def test_torchrun_parquet_folder_iterative_and_a_bad_row(table_dir):
         ["train", "data.parquet", "-t", "y", "-t", "z", "--weights", "w", "--solver", "gram"],
         ["train", "folder", "-t", "y", "-t", "z", "--features", "a,b,c,d"],
         ["train", "data.csv", "-t", "y", "--features", "a,b,c,d", "--solver", "sgd", "--seed", "0"],
+        ["train", "one_group.parquet", "-t", "y", "-t", "z", "--features", "a,b,c,d"],
+        ["train", "data.csv", "-t", "y", "--solver", "adam", "--checkpoint", "c.ckpt"],
         ["train", "bad.csv", "-t", "y", "--features", "a,b,c,d"],
     ]
     commands = [[*c, "-o", f"two{i}.safetensors"] for i, c in enumerate(commands)]
@@ -257,17 +260,19 @@ def test_torchrun_parquet_folder_iterative_and_a_bad_row(table_dir):
     driver = str(Path(__file__).parent / "_dist_cli.py")
     done = _torchrun([driver, str(table_dir), "commands.json"], table_dir)
     codes = [__import__("json").loads((table_dir / f"codes{r}.json").read_text()) for r in (0, 1)]
-    # 1) the bad row fails both ranks with the usage/data exit code, nothing hangs
-    assert codes == [[0, 0, 0, 2], [0, 0, 0, 2]], done.stderr
+    # 1) checkpoints are refused, the bad row fails both ranks with the usage/data exit
+    # code, and nothing hangs
+    assert codes == [[0, 0, 0, 0, 2, 2], [0, 0, 0, 0, 2, 2]], done.stderr
+    assert done.stderr.count("not supported under torchrun") == 1
     # 2) one clean line, from rank 0, naming the file row that only rank 1 read
     errors = [line for line in done.stderr.splitlines() if line.startswith("torchlinreg: error")]
-    assert errors == [
+    assert errors[1:] == [
         f"torchlinreg: error: bad.csv, row {BAD_ROW}, column 'b': non-numeric "
         "value 'oops'; numeric columns need numbers, fix or drop the row"
     ]
-    assert not (table_dir / "two3.safetensors").exists()
-    # 3) Parquet row groups and a folder of files: the 1-process exact model
-    for i in (0, 1):
+    assert not (table_dir / "two5.safetensors").exists()
+    # 3) Parquet row groups, a folder of files, a rank with no rows: the 1-process model
+    for i in (0, 1, 3):
         one = _one_process([*commands[i][:-1], f"one{i}.safetensors"], table_dir)
         _same_model(table_dir / f"two{i}.safetensors", one)
     # 4) sgd on two ranks reaches the exact R2 within 1e-3

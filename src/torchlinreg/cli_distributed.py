@@ -67,17 +67,17 @@ def distributed_command(fn: Callable[..., Any]) -> Callable[..., Any]:
         joined = dist.is_available() and dist.is_initialized()
         if not joined and launched_world_size() <= 1:
             return fn(**opts)
-        if opts.get("checkpoint") or opts.get("resume"):
-            raise click.UsageError(
-                "--checkpoint and --resume are not supported under torchrun yet; "
-                "train with one process to checkpoint"
-            )
         if not joined:
             opts["device"] = init_from_env(opts.get("device") or "cpu")
         rank = world()[0]
         if rank > 0:
             opts.update(quiet=True, plot_dir=None)
         try:
+            if opts.get("checkpoint") or opts.get("resume"):
+                raise click.UsageError(
+                    "--checkpoint and --resume are not supported under torchrun yet; "
+                    "train with one process to checkpoint"
+                )
             result = fn(**opts)
         except (TorchLinRegError, click.ClickException, OSError) as exc:
             code = _exit_code(exc)

@@ -156,7 +156,9 @@ def test_real_process_exit_codes_and_a_closed_pipe(tmp_path, capsys):
     reader.stdout.close()
     err = reader.stderr.read()
     reader.stderr.close()
-    assert reader.wait(timeout=60) == 1
+    # 1 when the closed pipe is met mid-write; 0 in the rare schedule where the kernel took
+    # the last bytes before the reader left. Either way: no message, no traceback.
+    assert reader.wait(timeout=60) in (0, 1)
     assert err == b""
     out, err = bad.communicate(timeout=60)
     assert (bad.returncode, out) == (2, "")

@@ -165,10 +165,7 @@ class RowCount:
             used = block.n_rows if block.w is None else int((block.w > 0).sum())
             self.rows += block.n_rows
             self.used += used
-            # A block whose weights are all zero adds nothing to the state, and the
-            # estimator refuses one (it checks each block alone), so it is not passed on.
-            if used:
-                yield block
+            yield block
         check_enough_rows(self.used, self.n_features, self.opts, self.path)
 
 

@@ -9,6 +9,12 @@ command joins one: gloo for ``--device cpu``, nccl on ``cuda:LOCAL_RANK`` for
 (:mod:`torchlinreg.distributed`). Rank 0 alone prints, plots and writes the model; other
 ranks run with ``--quiet`` and report nothing, since every error is raised on all ranks
 (NOTE [errors on one rank]) and rank 0 prints it once.
+
+Limitations: only ``train`` is distributed (other commands would run once per process);
+every node must see DATA and the output folder at the same path; ``--checkpoint`` and
+``--resume`` are refused; plots are drawn from rank 0's share of the rows; an exact fit
+by several processes keeps the state's results (no refinement against the rows, no
+robust covariances), as a streamed fit does.
 """
 
 from __future__ import annotations

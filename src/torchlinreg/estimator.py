@@ -448,8 +448,7 @@ class LinearRegression(ParamsMixin):
     def _solve_state(self) -> None:
         if not self.state_.sum_weights > 0:
             raise DataError(
-                "sample_weight is zero for every row absorbed; at least one weight must be "
-                "positive"
+                "sample_weight is zero for every row absorbed; at least one weight must be positive"
             )
         names = getattr(self, "feature_names_in_", None)
         names = None if names is None else list(names)

@@ -1,0 +1,170 @@
+"""Streaming an exact fit from a Parquet file larger than it is wise to load: memory and time.
+
+Generates an ``n x d`` float64 Parquet file (plus one target column) in a temp folder,
+writing it one row group at a time so the generator never holds the whole file, then runs
+each measurement in a fresh subprocess and reads that process's own peak RSS (``wait4``):
+
+1. ``torchlinreg train FILE -t y`` (the CLI, default QR solver, and ``--solver gram``);
+2. the reference for speed: pyarrow reading the same file block by block plus the Gram of
+   each block (numpy ``A.T @ A``), the floor a streaming exact fit cannot beat by much;
+3. the reference for the answer: the whole file in memory (pyarrow -> one float64 matrix),
+   solved by ``numpy.linalg.lstsq`` on ``[1 | X]``, and torchlinreg's in-memory ``fit``.
+
+Usage::
+
+    python benchmarks/stream_memory.py                   # 5M x 30, about 1.2 GB
+    python benchmarks/stream_memory.py --rows 500000     # a quick run
+
+Prints one line per measurement and the coefficient differences to the in-memory answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_READ_GRAM = r"""
+import sys, time, json
+import numpy as np, pyarrow.parquet as pq
+t0 = time.perf_counter()
+f = pq.ParquetFile(sys.argv[1])
+cols = f.schema_arrow.names
+gram = None
+for batch in f.iter_batches(batch_size=65536):
+    a = np.column_stack([batch.column(c).to_numpy() for c in cols])
+    g = a.T @ a
+    gram = g if gram is None else gram + g
+print(json.dumps({"seconds": time.perf_counter() - t0}))
+"""
+
+_IN_MEMORY = r"""
+import sys, time, json
+import numpy as np, pyarrow.parquet as pq
+t0 = time.perf_counter()
+table = pq.read_table(sys.argv[1])
+cols = [c for c in table.column_names if c != "y"]
+n = table.num_rows
+A = np.empty((n, len(cols) + 1))
+A[:, 0] = 1.0
+for j, c in enumerate(cols):
+    A[:, j + 1] = table.column(c).to_numpy()
+y = table.column("y").to_numpy()
+del table
+sol = np.linalg.lstsq(A, y, rcond=None)[0]
+t1 = time.perf_counter()
+from torchlinreg.estimator import LinearRegression
+m = LinearRegression().fit(A[:, 1:], y)
+print(json.dumps({"seconds_lstsq": t1 - t0, "seconds_fit": time.perf_counter() - t1,
+                  "lstsq": sol.tolist(),
+                  "fit": [float(m.intercept_), *m.coef_.tolist()]}))
+"""
+
+
+def generate(path: str, rows: int, d: int, row_group: int, seed: int = 0) -> None:
+    """Write ``x0..x{d-1}, y`` with ``y = X w + b + noise``, one row group at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    scales = rng.uniform(0.5, 20.0, d)
+    means = rng.uniform(-50.0, 50.0, d)
+    w = rng.normal(size=d)
+    names = [f"x{j}" for j in range(d)] + ["y"]
+    schema = pa.schema([(n, pa.float64()) for n in names])
+    with pq.ParquetWriter(path, schema, compression="none") as writer:
+        for lo in range(0, rows, row_group):
+            m = min(row_group, rows - lo)
+            X = rng.standard_normal((m, d)) * scales + means
+            y = X @ w + 3.0 + rng.standard_normal(m)
+            arrays = [pa.array(X[:, j]) for j in range(d)] + [pa.array(y)]
+            writer.write_table(pa.Table.from_arrays(arrays, names=names), row_group_size=m)
+
+
+def run_measured(cmd: list[str]) -> tuple[dict, float, float]:
+    """Run ``cmd``; return its JSON output, wall seconds and peak RSS (MB) of that process."""
+    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src")}
+    t0 = time.perf_counter()
+    proc = _Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd} failed: {err.decode()[-2000:]}")
+    return json.loads(out.decode()), wall, proc.peak_mb
+
+
+class _Popen(subprocess.Popen):
+    """A Popen that reaps its child with ``wait4`` and keeps the child's peak RSS."""
+
+    peak_mb = float("nan")
+
+    def _try_wait(self, wait_flags):
+        pid, status, usage = os.wait4(self.pid, wait_flags)
+        if pid:
+            self.peak_mb = usage.ru_maxrss / 1024.0  # Linux: kilobytes
+        return pid, status
+
+
+def loadavg() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=5_000_000)
+    p.add_argument("--features", type=int, default=30)
+    p.add_argument("--row-group", type=int, default=131_072)
+    p.add_argument("--dir", default=None, help="folder for the file [default: a temp folder]")
+    args = p.parse_args()
+    py = sys.executable
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        path = os.path.join(tmp, "big.parquet")
+        t0 = time.perf_counter()
+        generate(path, args.rows, args.features, args.row_group)
+        size = os.path.getsize(path) / 1e6
+        print(f"generated {args.rows:,} x {args.features} (+1 target) float64: {size:.0f} MB "
+              f"in {time.perf_counter() - t0:.1f} s; load average {loadavg()}")
+        results = {}
+        for solver in ("qr", "gram"):
+            model = os.path.join(tmp, f"{solver}.safetensors")
+            cmd = [py, "-m", "torchlinreg", "train", path, "-t", "y", "--solver", solver,
+                   "-o", model, "--json"]
+            out, wall, peak = run_measured(cmd)
+            results[solver] = out
+            print(f"torchlinreg train --solver {solver}: fit {out['seconds']:.2f} s, "
+                  f"process {wall:.2f} s, peak RSS {peak:.0f} MB")
+        _, wall_imp, peak_imp = run_measured(
+            [py, "-c", "import torchlinreg.cli, pyarrow.parquet; print('{}')"])
+        print(f"imports alone (torch, pyarrow, torchlinreg): {wall_imp:.2f} s, "
+              f"peak RSS {peak_imp:.0f} MB")
+        ref, wall_ref, peak_ref = run_measured([py, "-c", _READ_GRAM, path])
+        print(f"pyarrow read + numpy Gram (reference): {ref['seconds']:.2f} s, "
+              f"process {wall_ref:.2f} s, peak RSS {peak_ref:.0f} MB")
+        for solver in ("qr", "gram"):
+            print(f"  ratio train --solver {solver} / reference: "
+                  f"{results[solver]['seconds'] / ref['seconds']:.2f}")
+        mem, wall_mem, peak_mem = run_measured([py, "-c", _IN_MEMORY, path])
+        print(f"in memory: numpy lstsq {mem['seconds_lstsq']:.2f} s, torchlinreg fit "
+              f"{mem['seconds_fit']:.2f} s, peak RSS {peak_mem:.0f} MB")
+        lstsq = np.asarray(mem["lstsq"])
+        for solver in ("qr", "gram"):
+            from safetensors.numpy import load_file
+
+            t = load_file(os.path.join(tmp, f"{solver}.safetensors"))
+            got = np.concatenate([t["bias"].reshape(-1), t["weight"].reshape(-1)])
+            for name, want in (("numpy lstsq", lstsq), ("in-memory fit", np.asarray(mem["fit"]))):
+                rel = np.abs(got - want).max() / np.abs(want).max()
+                print(f"  {solver} streamed vs {name}: max relative difference {rel:.1e}")
+        print(f"load average at the end {loadavg()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -34,16 +34,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _READ_GRAM = r"""
 import sys, time, json
-import numpy as np, pyarrow.parquet as pq
-t0 = time.perf_counter()
-f = pq.ParquetFile(sys.argv[1])
-cols = f.schema_arrow.names
-gram = None
-for batch in f.iter_batches(batch_size=65536):
-    a = np.column_stack([batch.column(c).to_numpy() for c in cols])
-    g = a.T @ a
-    gram = g if gram is None else gram + g
-print(json.dumps({"seconds": time.perf_counter() - t0}))
+import numpy as np, pyarrow.parquet as pq, torch
+# The best of numpy (OpenBLAS) and torch (MKL) for the Gram; pre_buffer=False, as the
+# default keeps every column chunk read until the end (memory grows with the file).
+best = {}
+for lib in ("numpy", "torch"):
+    t0 = time.perf_counter()
+    f = pq.ParquetFile(sys.argv[1], pre_buffer=False)
+    cols = f.schema_arrow.names
+    gram = None
+    for batch in f.iter_batches(batch_size=65536):
+        a = np.column_stack([batch.column(c).to_numpy() for c in cols])
+        if lib == "torch":
+            a = torch.from_numpy(a)
+        g = a.T @ a
+        gram = g if gram is None else gram + g
+    best[lib] = time.perf_counter() - t0
+print(json.dumps({"seconds": min(best.values()), **best}))
 """
 
 _IN_MEMORY = r"""
@@ -80,7 +87,8 @@ def generate(path: str, rows: int, d: int, row_group: int, seed: int = 0) -> Non
     w = rng.normal(size=d)
     names = [f"x{j}" for j in range(d)] + ["y"]
     schema = pa.schema([(n, pa.float64()) for n in names])
-    with pq.ParquetWriter(path, schema, compression="none") as writer:
+    # Random floats do not compress and a dictionary only adds pages: plain, uncompressed.
+    with pq.ParquetWriter(path, schema, compression="none", use_dictionary=False) as writer:
         for lo in range(0, rows, row_group):
             m = min(row_group, rows - lo)
             X = rng.standard_normal((m, d)) * scales + means
@@ -130,30 +138,55 @@ def main() -> None:
         t0 = time.perf_counter()
         generate(path, args.rows, args.features, args.row_group)
         size = os.path.getsize(path) / 1e6
-        print(f"generated {args.rows:,} x {args.features} (+1 target) float64: {size:.0f} MB "
-              f"in {time.perf_counter() - t0:.1f} s; load average {loadavg()}")
+        print(
+            f"generated {args.rows:,} x {args.features} (+1 target) float64: {size:.0f} MB "
+            f"in {time.perf_counter() - t0:.1f} s; load average {loadavg()}"
+        )
         results = {}
         for solver in ("qr", "gram"):
             model = os.path.join(tmp, f"{solver}.safetensors")
-            cmd = [py, "-m", "torchlinreg", "train", path, "-t", "y", "--solver", solver,
-                   "-o", model, "--json"]
+            cmd = [
+                py,
+                "-m",
+                "torchlinreg",
+                "train",
+                path,
+                "-t",
+                "y",
+                "--solver",
+                solver,
+                "-o",
+                model,
+                "--json",
+            ]
             out, wall, peak = run_measured(cmd)
             results[solver] = out
-            print(f"torchlinreg train --solver {solver}: fit {out['seconds']:.2f} s, "
-                  f"process {wall:.2f} s, peak RSS {peak:.0f} MB")
+            print(
+                f"torchlinreg train --solver {solver}: fit {out['seconds']:.2f} s, "
+                f"process {wall:.2f} s, peak RSS {peak:.0f} MB"
+            )
         _, wall_imp, peak_imp = run_measured(
-            [py, "-c", "import torchlinreg.cli, pyarrow.parquet; print('{}')"])
-        print(f"imports alone (torch, pyarrow, torchlinreg): {wall_imp:.2f} s, "
-              f"peak RSS {peak_imp:.0f} MB")
+            [py, "-c", "import torchlinreg.cli, pyarrow.parquet; print('{}')"]
+        )
+        print(
+            f"imports alone (torch, pyarrow, torchlinreg): {wall_imp:.2f} s, "
+            f"peak RSS {peak_imp:.0f} MB"
+        )
         ref, wall_ref, peak_ref = run_measured([py, "-c", _READ_GRAM, path])
-        print(f"pyarrow read + numpy Gram (reference): {ref['seconds']:.2f} s, "
-              f"process {wall_ref:.2f} s, peak RSS {peak_ref:.0f} MB")
+        print(
+            f"pyarrow read + numpy Gram (reference): {ref['seconds']:.2f} s, "
+            f"process {wall_ref:.2f} s, peak RSS {peak_ref:.0f} MB"
+        )
         for solver in ("qr", "gram"):
-            print(f"  ratio train --solver {solver} / reference: "
-                  f"{results[solver]['seconds'] / ref['seconds']:.2f}")
-        mem, wall_mem, peak_mem = run_measured([py, "-c", _IN_MEMORY, path])
-        print(f"in memory: numpy lstsq {mem['seconds_lstsq']:.2f} s, torchlinreg fit "
-              f"{mem['seconds_fit']:.2f} s, peak RSS {peak_mem:.0f} MB")
+            print(
+                f"  ratio train --solver {solver} / reference: "
+                f"{results[solver]['seconds'] / ref['seconds']:.2f}"
+            )
+        mem, _, peak_mem = run_measured([py, "-c", _IN_MEMORY, path])
+        print(
+            f"in memory: numpy lstsq {mem['seconds_lstsq']:.2f} s, torchlinreg fit "
+            f"{mem['seconds_fit']:.2f} s, peak RSS {peak_mem:.0f} MB"
+        )
         lstsq = np.asarray(mem["lstsq"])
         for solver in ("qr", "gram"):
             from safetensors.numpy import load_file

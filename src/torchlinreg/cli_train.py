@@ -17,10 +17,13 @@ from .errors import DataError
 from .estimator import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
 from .metrics import regression_metrics
 from .modelfile import save
+from .streaming import TableBlocks
 from .tables import TableSource, open_table
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.
 PLOT_ROWS = 20_000
+# Iterative fits stream from files larger than this (--stream/--no-stream decide otherwise).
+STREAM_AUTO_BYTES = 1 << 30
 
 
 def check_writable(path: str, what: str) -> None:
@@ -121,8 +124,18 @@ def _metric_dict(names: list[str], metrics: dict[str, torch.Tensor]) -> dict[str
     }
 
 
+def _stream_wanted(source: TableSource, opts: dict[str, Any]) -> bool:
+    if opts["stream"] is not None:
+        return opts["stream"]
+    return sum(os.path.getsize(p) for p in source.paths) > STREAM_AUTO_BYTES
+
+
 def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
-    block = source.read_all(features, targets, weight_col)
+    streamed = _stream_wanted(source, opts)
+    if streamed:
+        blocks = TableBlocks(source, features, targets, weight_col)
+    else:
+        block = source.read_all(features, targets, weight_col)
     config = {
         "solver": est.solver,
         "features": features,
@@ -136,7 +149,15 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
     snapshots = _Snapshots(opts["checkpoint"], opts["checkpoint_every"], config)
     bar = ProgressBar(enabled=None if not opts["quiet"] else False)
     try:
-        est.fit(block.X, block.Y, block.w, callbacks=[snapshots, bar], resume_from=resume)
+        if streamed:
+            est.fit_blocks(
+                blocks,
+                callbacks=[snapshots, bar],
+                resume_from=resume,
+                buffer_rows=opts["buffer_rows"],
+            )
+        else:
+            est.fit(block.X, block.Y, block.w, callbacks=[snapshots, bar], resume_from=resume)
     except KeyboardInterrupt:
         bar.close()
         if opts["checkpoint"]:
@@ -152,6 +173,8 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
     finally:
         bar.close()
     est._name_columns(features, targets)
+    if streamed:
+        return blocks.n_rows, _metric_dict(targets, est.state_metrics())
     pred = est.model_.predict(block.X.to(est.model_.weight.device))
     metrics = regression_metrics(block.Y, pred, block.w)
     return block.n_rows, _metric_dict(targets, metrics)
@@ -197,8 +220,7 @@ def _device(value: str) -> str:
     "--target",
     "targets",
     multiple=True,
-    required=True,
-    help="Target column (repeat for several targets).",
+    help="Target column (repeat for several targets); required unless --update.",
 )
 @click.option(
     "--features",
@@ -246,9 +268,29 @@ def _device(value: str) -> str:
 @click.option(
     "-o",
     "--output",
-    required=True,
     type=click.Path(dir_okay=False),
-    help="Model file to write (.safetensors).",
+    default=None,
+    help="Model file to write (.safetensors); required unless --update.",
+)
+@click.option(
+    "--update",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Exact models: add DATA's rows to this saved model and re-solve (written to -o, "
+    "else over it).",
+)
+@click.option(
+    "--stream/--no-stream",
+    default=None,
+    help="Iterative solvers: read DATA in blocks each epoch through a shuffle buffer instead "
+    "of loading it [default: when the files total more than 1 GiB].",
+)
+@click.option(
+    "--buffer-rows",
+    type=click.IntRange(min=1),
+    default=262_144,
+    show_default=True,
+    help="Streamed iterative fits: rows in the shuffle buffer.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing.")
@@ -281,6 +323,12 @@ def _device(value: str) -> str:
 def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     """Fit a linear model to DATA (CSV, CSV.gz, Parquet, a folder or a glob) and save it."""
     started = time.perf_counter()
+    if opts["update"]:
+        return _update(data, targets, opts)
+    if not targets:
+        raise click.UsageError("Missing option '-t' / '--target'.")
+    if not opts["output"]:
+        raise click.UsageError("Missing option '-o' / '--output'.")
     exact = opts["solver"] in EXACT_SOLVERS
     if exact and (opts["checkpoint"] or opts["resume"]):
         raise click.UsageError("--checkpoint and --resume are for iterative solvers")
@@ -338,3 +386,23 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     out.print(f"model saved to {opts['output']}")
     for p in summary.get("plots", []):
         out.print(f"plot saved to {p}")
+
+
+def _update(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> None:
+    """``train --update MODEL DATA``: see :mod:`torchlinreg.cli_update`."""
+    from .cli_update import update_model
+
+    check_writable(opts["output"] or opts["update"], "model")
+    summary = update_model(data, targets, opts)
+    if opts["quiet"]:
+        return
+    if opts["as_json"]:
+        print_json(summary)
+        return
+    out = console()
+    out.print(
+        f"updated {opts['update']} with {summary['new_rows']:,} rows of {data} "
+        f"({summary['rows']:,} rows in all) in {summary['seconds']:.3f} s"
+    )
+    out.print(metrics_table("Training fit (all rows)", summary["metrics"]))
+    out.print(f"model saved to {summary['model']}")

@@ -227,7 +227,7 @@ class LinearRegression(ParamsMixin):
 
         Example:
             >>> import numpy as np
-            >>> X = np.arange(8.0).reshape(4, 2); y = X[:, 0] * 2 + 1
+            >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = X[:, 0] * 2 + 1
             >>> m = LinearRegression().partial_fit(X[:2], y[:2]).partial_fit(X[2:], y[2:])
             >>> round(float(m.intercept_), 6)
             1.0
@@ -353,7 +353,7 @@ class LinearRegression(ParamsMixin):
 
         Example:
             >>> import numpy as np
-            >>> X = np.arange(8.0).reshape(4, 2); y = X[:, 0] * 2 + 1
+            >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = X[:, 0] * 2 + 1
             >>> m = LinearRegression().fit(X[:2], y[:2])
             >>> round(float(m.partial_fit_blocks([(X[2:], y[2:])]).intercept_), 6)
             1.0

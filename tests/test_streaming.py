@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pyarrow as pa
@@ -391,3 +392,59 @@ def test_train_stream_flag_fits_sgd_from_the_file_in_blocks(sgd_file, tmp_path, 
     assert abs(model.score(X, y, w) - exact_r2) < 1e-3
     assert report["rows"] == 20_000
     assert report["metrics"]["y"]["r2"] == pytest.approx(model.score(X, y, w), rel=1e-9)
+
+
+def test_streamed_sgd_resumed_from_a_checkpoint_equals_an_uninterrupted_run(sgd_file, tmp_path):
+    path = sgd_file[0]
+    args = ["train", str(path), "-t", "y", "--solver", "sgd", "--seed", "4", "--stream"]
+    args += ["--buffer-rows", "4000", "--batch-size", "512", "-q"]
+    ck = tmp_path / "ck.safetensors"
+    with warnings.catch_warnings():
+        # Too few epochs to converge: the ConvergenceWarning is expected and printed.
+        warnings.simplefilter("default")
+        assert run([*args, "--epochs", "4", "-o", str(tmp_path / "full.safetensors")]) == 0
+        assert (
+            run(
+                [
+                    *args,
+                    "--epochs",
+                    "2",
+                    "--checkpoint",
+                    str(ck),
+                    "-o",
+                    str(tmp_path / "half.safetensors"),
+                ]
+            )
+            == 0
+        )
+        assert (
+            run(
+                [
+                    *args,
+                    "--epochs",
+                    "4",
+                    "--resume",
+                    str(ck),
+                    "-o",
+                    str(tmp_path / "resumed.safetensors"),
+                ]
+            )
+            == 0
+        )
+    full, resumed = _coefs(tmp_path / "full.safetensors"), _coefs(tmp_path / "resumed.safetensors")
+    assert np.array_equal(full, resumed)
+    assert not np.array_equal(full, _coefs(tmp_path / "half.safetensors"))
+
+
+@pytest.mark.slow
+def test_streamed_sgd_memory_is_flat_in_the_file_size(tmp_path):
+    small, large = tmp_path / "small.parquet", tmp_path / "large.parquet"
+    _write_parquet(small, 250_000, 10, seed=1)
+    _write_parquet(large, 1_000_000, 10, seed=2)
+    opts = ["-t", "y", "--solver", "sgd", "--stream", "--epochs", "1", "--batch-size", "4096"]
+    peaks = [
+        _peak_rss_mb(["train", p, *opts, "-o", tmp_path / f"{p.stem}.safetensors"])
+        for p in (small, large)
+    ]
+    # The buffer (262,144 rows, 23 MB here) is the same for both; the rows are not kept.
+    assert peaks[1] - peaks[0] < 25, peaks

@@ -6,7 +6,8 @@ each measurement in a fresh subprocess and reads that process's own peak RSS (``
 
 1. ``torchlinreg train FILE -t y`` (the CLI, default QR solver, and ``--solver gram``);
 2. the reference for speed: pyarrow reading the same file block by block plus the Gram of
-   each block (numpy ``A.T @ A``), the floor a streaming exact fit cannot beat by much;
+   each block (``A.T @ A``, the faster of numpy and torch), the floor a streaming exact fit
+   cannot beat by much;
 3. the reference for the answer: the whole file in memory (pyarrow -> one float64 matrix),
    solved by ``numpy.linalg.lstsq`` on ``[1 | X]``, and torchlinreg's in-memory ``fit``.
 
@@ -14,6 +15,11 @@ Usage::
 
     python benchmarks/stream_memory.py                   # 5M x 30, about 1.2 GB
     python benchmarks/stream_memory.py --rows 500000     # a quick run
+    python benchmarks/stream_memory.py --threads 1       # on a busy machine, see below
+
+On a 2-core machine shared with other work, torch's two OpenMP threads wait for each other
+at every small operation (a descheduled thread costs a time slice), which can triple the time
+of a blocked fit; ``--threads 1`` measures every process single-threaded instead.
 
 Prints one line per measurement and the coefficient differences to the in-memory answer.
 """
@@ -31,6 +37,8 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Set by --threads for every measured process (torch, numpy and pyarrow alike).
+THREADS: dict[str, str] = {}
 
 _READ_GRAM = r"""
 import sys, time, json
@@ -99,7 +107,7 @@ def generate(path: str, rows: int, d: int, row_group: int, seed: int = 0) -> Non
 
 def run_measured(cmd: list[str]) -> tuple[dict, float, float]:
     """Run ``cmd``; return its JSON output, wall seconds and peak RSS (MB) of that process."""
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src")}
+    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "src"), **THREADS}
     t0 = time.perf_counter()
     proc = _Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out, err = proc.communicate()
@@ -140,9 +148,18 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=5_000_000)
     p.add_argument("--features", type=int, default=30)
     p.add_argument("--row-group", type=int, default=131_072)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="OMP/MKL/OpenBLAS threads of the measured processes [default: the libraries']",
+    )
     p.add_argument("--repeat", type=int, default=3, help="runs per measurement (fastest kept)")
     p.add_argument("--dir", default=None, help="folder for the file [default: a temp folder]")
     args = p.parse_args()
+    if args.threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            THREADS[var] = str(args.threads)
     py = sys.executable
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         path = os.path.join(tmp, "big.parquet")
@@ -185,7 +202,8 @@ def main() -> None:
         )
         ref, wall_ref, peak_ref = best_of(args.repeat, [py, "-c", _READ_GRAM, path])
         print(
-            f"pyarrow read + numpy Gram (reference): {ref['seconds']:.2f} s, "
+            f"pyarrow read + Gram (reference): numpy {ref['numpy']:.2f} s, "
+            f"torch {ref['torch']:.2f} s, "
             f"process {wall_ref:.2f} s, peak RSS {peak_ref:.0f} MB"
         )
         for solver in ("qr", "gram"):
@@ -207,7 +225,7 @@ def main() -> None:
             for name, want in (("numpy lstsq", lstsq), ("in-memory fit", np.asarray(mem["fit"]))):
                 rel = np.abs(got - want).max() / np.abs(want).max()
                 print(f"  {solver} streamed vs {name}: max relative difference {rel:.1e}")
-        print(f"load average at the end {loadavg()}")
+        print(f"threads: {args.threads or 'default'}; load average at the end {loadavg()}")
 
 
 if __name__ == "__main__":

@@ -127,6 +127,10 @@ def _metric_dict(names: list[str], metrics: dict[str, torch.Tensor]) -> dict[str
 def _stream_wanted(source: TableSource, opts: dict[str, Any]) -> bool:
     if opts["stream"] is not None:
         return opts["stream"]
+    # gd and lbfgs take every row in each step: they load the data unless told to stream
+    # (and then refuse, naming the solvers that can).
+    if opts["solver"] in ("gd", "lbfgs"):
+        return False
     return sum(os.path.getsize(p) for p in source.paths) > STREAM_AUTO_BYTES
 
 
@@ -282,8 +286,8 @@ def _device(value: str) -> str:
 @click.option(
     "--stream/--no-stream",
     default=None,
-    help="Iterative solvers: read DATA in blocks each epoch through a shuffle buffer instead "
-    "of loading it [default: when the files total more than 1 GiB].",
+    help="Iterative solvers sgd and adam: read DATA in blocks each epoch through a shuffle "
+    "buffer instead of loading it [default: when the files total more than 1 GiB].",
 )
 @click.option(
     "--buffer-rows",

@@ -16,6 +16,25 @@ epoch, so they need a source they can read again. Here:
 - :func:`fit_iterative_stream` runs one streaming pass for the standardization statistics
   (weighted means and variances, from a Gram state), then the training loop.
 
+Sources, for exact and iterative solvers alike (an iterable is read once, a factory as often
+as the solver needs)::
+
+    # a file, a folder or a glob of CSV/Parquet files (TableBlocks re-opens them per epoch)
+    blocks = TableBlocks(open_table("data/*.parquet"), ["temp", "rain"], ["apples"])
+    LinearRegression(solver="sgd").fit_blocks(blocks)
+
+    # your own loader: any generator of (X, y[, w]) blocks (numpy, torch, pandas, ...)
+    LinearRegression().fit_blocks((X, y) for X, y in my_loader())
+
+    # a database cursor, fetchmany by fetchmany
+    def from_cursor(cursor, size=65536):
+        while rows := cursor.fetchmany(size):
+            a = np.asarray(rows, dtype=np.float64)
+            yield a[:, :-1], a[:, -1]
+    LinearRegression().fit_blocks(from_cursor(db.execute("select a, b, y from t")))
+    LinearRegression(solver="adam").fit_blocks(
+        lambda: from_cursor(db.execute("select a, b, y from t")))   # re-run per epoch
+
 NOTE [streamed shuffling]
 A shuffle buffer mixes rows only within ``buffer_rows`` consecutive rows of the read order,
 so data sorted by a column trains worse than shuffled data. Permuting the block order

@@ -268,6 +268,10 @@ def test_update_with_other_columns_is_a_clean_error(tmp_path, capsys):
     assert "--target" in capsys.readouterr().err
     assert run(["train", str(tmp_path / "b.csv"), "--update", str(model), "--solver", "gram"]) == 2
     assert "--solver 'qr'" in capsys.readouterr().err
+    missing = tmp_path / "none.safetensors"
+    assert run(["train", str(tmp_path / "b.csv"), "--update", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "none.safetensors" in err and err.count("\n") == 1
 
 
 # ---------------------------------------------------------------- streamed iterative fits
@@ -448,3 +452,32 @@ def test_streamed_sgd_memory_is_flat_in_the_file_size(tmp_path):
     ]
     # The buffer (262,144 rows, 23 MB here) is the same for both; the rows are not kept.
     assert peaks[1] - peaks[0] < 25, peaks
+
+
+def test_prefetch_keeps_order_raises_reader_errors_and_stops_early():
+    from torchlinreg.streaming import prefetch
+
+    assert list(prefetch(iter(range(100)), depth=3)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise DataError("bad row 7")
+
+    got = []
+    with pytest.raises(DataError, match="bad row 7"):
+        for x in prefetch(failing()):
+            got.append(x)
+    assert got == [1]
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    it = prefetch(endless(), depth=2)
+    assert [next(it) for _ in range(5)] == list(range(5))
+    it.close()  # the reader thread stops: at most depth + 2 blocks were read ahead
+    assert len(produced) <= 5 + 4

@@ -17,7 +17,7 @@ from .errors import DataError
 from .estimator import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
 from .metrics import regression_metrics
 from .modelfile import save
-from .streaming import TableBlocks
+from .streaming import TableBlocks, prefetch
 from .tables import TableSource, open_table
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.
@@ -353,7 +353,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         device=opts["device"],
     )
     if exact:
-        blocks = source.read_columns(features, targets_l, weight_col)
+        blocks = prefetch(source.read_columns(features, targets_l, weight_col))
         est.fit_blocks(blocks, feature_names=features, target_names=targets_l)
         rows = est.state_.n_samples
         metrics = _metric_dict(targets_l, est.state_metrics())

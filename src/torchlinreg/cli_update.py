@@ -84,7 +84,8 @@ def update_model(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> d
     columns = _model_columns(est, path)
     _check_agrees(est, columns, targets, opts, path)
     features, model_targets, weight_col = columns
-    source = open_table(data, delimiter=opts["delimiter"])
+    rows = {"block_rows": opts["block_rows"]} if opts.get("block_rows") else {}
+    source = open_table(data, delimiter=opts["delimiter"], **rows)
     needed = [*features, *model_targets, *([weight_col] if weight_col else [])]
     missing = [c for c in needed if c not in source.column_names]
     if missing:

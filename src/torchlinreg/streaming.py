@@ -82,6 +82,7 @@ __all__ = [
     "StreamResult",
     "TableBlocks",
     "fit_iterative_stream",
+    "prefetch",
     "stream_metrics",
 ]
 
@@ -483,3 +484,56 @@ def stream_metrics(
     r2 = torch.where(tss > 0, 1.0 - sse / torch.where(tss > 0, tss, 1.0), 0.0)
     key = "r2" if moments.fit_intercept else "r2_uncentered"
     return {"mse": mse, "rmse": mse.sqrt(), key: r2}
+
+
+_DONE = object()
+
+
+def prefetch(blocks: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+    """Iterate ``blocks`` in a background thread, up to ``depth`` blocks ahead.
+
+    Reading and decoding a file (pyarrow releases the GIL) then overlaps with the work on the
+    previous block; memory grows by ``depth`` blocks. An exception in the reader is raised
+    here, at the block where it happened; stopping early stops the reader.
+
+    Example:
+        >>> list(prefetch(iter(range(5))))
+        [0, 1, 2, 3, 4]
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for block in blocks:
+                if not put((block, None)):
+                    return
+            put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((_DONE, exc))
+
+    thread = threading.Thread(target=reader, name="torchlinreg-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            block, exc = q.get()
+            if exc is not None:
+                raise exc
+            if block is _DONE:
+                return
+            yield block
+    finally:
+        stop.set()
+        thread.join()

@@ -129,16 +129,6 @@ class _Popen(subprocess.Popen):
         return pid, status
 
 
-def best_of(repeat: int, cmd: list[str], key: str = "seconds") -> tuple[dict, float, float]:
-    """Run ``cmd`` ``repeat`` times: the output of the fastest run, its wall, the largest peak.
-
-    The machine is shared: the fastest of a few runs is the least disturbed one.
-    """
-    runs = [run_measured(cmd) for _ in range(repeat)]
-    out, wall, _ = min(runs, key=lambda r: r[0][key])
-    return out, wall, max(r[2] for r in runs)
-
-
 def loadavg() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -154,7 +144,7 @@ def main() -> None:
         default=None,
         help="OMP/MKL/OpenBLAS threads of the measured processes [default: the libraries']",
     )
-    p.add_argument("--repeat", type=int, default=3, help="runs per measurement (fastest kept)")
+    p.add_argument("--repeat", type=int, default=3, help="rounds of measurements")
     p.add_argument("--dir", default=None, help="folder for the file [default: a temp folder]")
     args = p.parse_args()
     if args.threads:
@@ -170,29 +160,32 @@ def main() -> None:
             f"generated {args.rows:,} x {args.features} (+1 target) float64: {size:.0f} MB "
             f"in {time.perf_counter() - t0:.1f} s; load average {loadavg()}"
         )
-        results = {}
+        train = [py, "-m", "torchlinreg", "train", path, "-t", "y", "--json", "-o"]
+        cmds = {
+            solver: [*train, os.path.join(tmp, f"{solver}.safetensors"), "--solver", solver]
+            for solver in ("qr", "gram")
+        }
+        cmds["reference"] = [py, "-c", _READ_GRAM, path]
+        # Rounds of (qr, gram, reference), so that a change in the machine's load between
+        # rounds hits all three; the ratios are taken within each round.
+        runs: dict[str, list] = {name: [] for name in cmds}
+        for _ in range(args.repeat):
+            for name, cmd in cmds.items():
+                runs[name].append(run_measured(cmd))
+        best = {name: min(r, key=lambda x: x[0]["seconds"]) for name, r in runs.items()}
         for solver in ("qr", "gram"):
-            model = os.path.join(tmp, f"{solver}.safetensors")
-            cmd = [
-                py,
-                "-m",
-                "torchlinreg",
-                "train",
-                path,
-                "-t",
-                "y",
-                "--solver",
-                solver,
-                "-o",
-                model,
-                "--json",
-            ]
-            out, wall, peak = best_of(args.repeat, cmd)
-            results[solver] = out
+            out, wall, _ = best[solver]
+            peak = max(r[2] for r in runs[solver])
             print(
                 f"torchlinreg train --solver {solver}: fit {out['seconds']:.2f} s, "
                 f"process {wall:.2f} s, peak RSS {peak:.0f} MB"
             )
+        ref, wall_ref, _ = best["reference"]
+        peak_ref = max(r[2] for r in runs["reference"])
+        print(
+            f"pyarrow read + Gram (reference): numpy {ref['numpy']:.2f} s, "
+            f"torch {ref['torch']:.2f} s, process {wall_ref:.2f} s, peak RSS {peak_ref:.0f} MB"
+        )
         _, wall_imp, peak_imp = run_measured(
             [py, "-c", "import torchlinreg.cli, pyarrow.parquet; print('{}')"]
         )
@@ -200,16 +193,15 @@ def main() -> None:
             f"imports alone (torch, pyarrow, torchlinreg): {wall_imp:.2f} s, "
             f"peak RSS {peak_imp:.0f} MB"
         )
-        ref, wall_ref, peak_ref = best_of(args.repeat, [py, "-c", _READ_GRAM, path])
-        print(
-            f"pyarrow read + Gram (reference): numpy {ref['numpy']:.2f} s, "
-            f"torch {ref['torch']:.2f} s, "
-            f"process {wall_ref:.2f} s, peak RSS {peak_ref:.0f} MB"
-        )
         for solver in ("qr", "gram"):
+            paired = sorted(
+                a[0]["seconds"] / b[0]["seconds"]
+                for a, b in zip(runs[solver], runs["reference"], strict=True)
+            )
             print(
-                f"  ratio train --solver {solver} / reference: "
-                f"{results[solver]['seconds'] / ref['seconds']:.2f}"
+                f"  ratio train --solver {solver} / reference: fastest "
+                f"{best[solver][0]['seconds'] / ref['seconds']:.2f}, per round "
+                + ", ".join(f"{r:.2f}" for r in paired)
             )
         mem, _, peak_mem = run_measured([py, "-c", _IN_MEMORY, path])
         print(

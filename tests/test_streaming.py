@@ -19,11 +19,12 @@ import pytest
 import torch
 
 import torchlinreg as tlr
+from torchlinreg.blocksources import TableBlocks, prefetch
 from torchlinreg.cli import run
 from torchlinreg.datasets import make_regression
 from torchlinreg.errors import DataError
 from torchlinreg.modelfile import describe, load, save
-from torchlinreg.streaming import ShuffleBufferBatches, TableBlocks, stream_metrics
+from torchlinreg.streaming import ShuffleBufferBatches, stream_metrics
 from torchlinreg.tables import open_table
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
@@ -455,7 +456,6 @@ def test_streamed_sgd_memory_is_flat_in_the_file_size(tmp_path):
 
 
 def test_prefetch_keeps_order_raises_reader_errors_and_stops_early():
-    from torchlinreg.streaming import prefetch
 
     assert list(prefetch(iter(range(100)), depth=3)) == list(range(100))
 

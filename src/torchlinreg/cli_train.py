@@ -10,6 +10,7 @@ from typing import Any
 import click
 import torch
 
+from .blocksources import TableBlocks, prefetch
 from .callbacks import Callback, TrainState
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cli_output import ProgressBar, console, metrics_table, print_json
@@ -17,7 +18,6 @@ from .errors import DataError
 from .estimator import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
 from .metrics import regression_metrics
 from .modelfile import save
-from .streaming import TableBlocks, prefetch
 from .tables import TableSource, open_table
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.

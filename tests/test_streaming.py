@@ -94,10 +94,14 @@ def _peak_rss_mb(args) -> float:
 
 
 @pytest.mark.slow
-def test_streamed_exact_fit_memory_is_flat_in_the_file_size(tmp_path):
-    small, large = tmp_path / "small.parquet", tmp_path / "large.parquet"
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_streamed_exact_fit_memory_is_flat_in_the_file_size(tmp_path, fmt):
+    small, large = tmp_path / f"small.{fmt}", tmp_path / f"large.{fmt}"
     _write_parquet(small, 250_000, 10, seed=1)
     _write_parquet(large, 1_000_000, 10, seed=2)  # 88 MB of values, 4x the small one
+    if fmt == "csv":
+        for path in (small, large):
+            pacsv.write_csv(pq.read_table(path), path)
     peaks = [
         _peak_rss_mb(["train", path, "-t", "y", "-o", tmp_path / f"{path.stem}.safetensors"])
         for path in (small, large)
@@ -105,7 +109,7 @@ def test_streamed_exact_fit_memory_is_flat_in_the_file_size(tmp_path):
     # 1) Holding the rows (or pyarrow keeping what it read) would add 66 MB or more;
     # 2) the answer is the in-memory one.
     assert peaks[1] - peaks[0] < 25, peaks
-    t = pq.read_table(large)
+    t = pq.read_table(large) if fmt == "parquet" else pacsv.read_csv(large)
     X = np.column_stack([t.column(f"x{j}").to_numpy() for j in range(10)])
     b, W = _lstsq(X, t.column("y").to_numpy())
     assert _rel(_coefs(tmp_path / "large.safetensors"), np.concatenate([[b], W])) < 1e-9
@@ -363,6 +367,19 @@ def test_stream_metrics_score_any_coefficients_exactly():
     want_r2 = r2_score(y, pred, sample_weight=w, multioutput="raw_values")
     assert _rel(got["mse"].numpy(), want_mse) < 1e-10
     assert _rel(got["r2"].numpy(), want_r2) < 1e-10
+
+
+def test_streamed_sgd_skips_blocks_whose_weights_are_all_zero():
+    X, y, _, _ = make_regression(6000, 3, 1, noise=1.0, seed=6)
+    w = np.ones(6000)
+    w[2000:3000] = 0.0  # one whole block adds nothing (and alone would be refused)
+    blocks = [
+        (X[lo : lo + 1000], y[lo : lo + 1000], w[lo : lo + 1000]) for lo in range(0, 6000, 1000)
+    ]
+    model = tlr.LinearRegression(solver="sgd", random_state=0, max_iter=40)
+    model.fit_blocks(lambda: iter(blocks), buffer_rows=2000)
+    exact_r2 = tlr.LinearRegression().fit(X, y, w).score(X, y, w)
+    assert abs(model.score(X, y, w) - exact_r2) < 1e-3
 
 
 def test_streamed_fit_refuses_full_batch_solvers():

@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -119,8 +120,17 @@ class _Layout:
     dtype: torch.dtype
 
 
+def _all_zero(w: Any) -> bool:
+    values = w if isinstance(w, Tensor) else np.asarray(w)
+    return len(values) > 0 and bool((values == 0).all())
+
+
 def _tensors(block: Any, layout: _Layout | None, device, dtype):
+    """A block as validated tensors, or None for a block whose weights are all zero (it adds
+    nothing, and ``as_weights`` refuses such a block on its own)."""
     X, y, w = _unpack(block)
+    if w is not None and _all_zero(w):
+        return None
     Xm = as_matrix(X, name="X")
     n, d = Xm.values.shape
     Ym = as_targets(y, n, name="y")
@@ -147,7 +157,10 @@ def scan_moments(
     """One pass: a float64 Gram state of all rows (weighted means and co-moments)."""
     state, layout = None, None
     for block in _call(factory, None):
-        Xm, Ym, X, Y, w = _tensors(block, layout, None, None)
+        parts = _tensors(block, layout, None, None)
+        if parts is None:
+            continue
+        Xm, Ym, X, Y, w = parts
         if layout is None:
             dev = torch.device(device) if device is not None else Xm.values.device
             dt = dtype or (X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float64)
@@ -179,8 +192,8 @@ class ShuffleBufferBatches:
     permutes them with the generator and yields batches of ``batch_size`` rows; rows that do
     not fill a last batch are carried into the next buffer, so only an epoch's final batch may
     be smaller. ``prepare`` maps a raw block to the training tensors ``(X, Y, w)`` (on the
-    device, standardized). Memory: about twice the buffer (its blocks and their
-    concatenation while it is shuffled).
+    device, standardized), or to None to skip it. Memory: about twice the buffer (its blocks
+    and their concatenation while it is shuffled).
 
     Example:
         >>> parts = [(torch.randn(100, 2), torch.randn(100, 1), None) for _ in range(3)]
@@ -195,7 +208,7 @@ class ShuffleBufferBatches:
     def __init__(
         self,
         factory: BlockFactory,
-        prepare: Callable[[Any], Batch],
+        prepare: Callable[[Any], Batch | None],
         *,
         n_rows: int,
         batch_size: int,
@@ -215,7 +228,7 @@ class ShuffleBufferBatches:
         rows = 0
         for block in _call(self.factory, generator):
             part = self.prepare(block)
-            if part[0].shape[0] == 0:
+            if part is None or part[0].shape[0] == 0:
                 continue
             pending.append(part)
             rows += part[0].shape[0]
@@ -238,7 +251,9 @@ class ShuffleBufferBatches:
 
     def eval_batches(self) -> Iterator[Batch]:
         for block in _call(self.factory, None):
-            yield self.prepare(block)
+            part = self.prepare(block)
+            if part is not None:
+                yield part
 
 
 def _cat(parts: list[Batch]) -> Batch:
@@ -312,8 +327,11 @@ def fit_iterative_stream(
         scaler = scaler_from_state(moments, dt) if standardize else None
     weight_scale = n / moments.sum_weights
 
-    def prepare(block: Any) -> Batch:
-        _, _, X, Y, w = _tensors(block, layout, dev, dt)
+    def prepare(block: Any) -> Batch | None:
+        parts = _tensors(block, layout, dev, dt)
+        if parts is None:
+            return None
+        _, _, X, Y, w = parts
         if scaler is not None:
             X, Y = scaler.transform_x(X), scaler.transform_y(Y)
         return X, Y, None if w is None else w * weight_scale

@@ -75,6 +75,19 @@ class TableBlocks:
             yield block
         self.n_rows = n
 
+    def count_rows(self) -> int:
+        """Rows in the table: from the Parquet footers, else by one pass in file order."""
+        if self.n_rows is None:
+            units = self.units()
+            if any(group is None for _, group, _ in units):
+                for _ in self._in_order():
+                    pass
+            else:
+                import pyarrow.parquet as pq
+
+                self.n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in self.source.paths)
+        return self.n_rows
+
     def units(self) -> list[tuple[str, int | None, int]]:
         """``(path, row group or None for the whole file, first row)`` in file order."""
         if self._units is None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.torch as safetensors_torch
 import torch
 from sklearn.linear_model import LinearRegression, Ridge
 
+from torchlinreg import _linalg
 from torchlinreg.datasets import make_regression
 from torchlinreg.errors import DataError, ModelFileError, RankWarning
 from torchlinreg.exact import LeastSquaresState, default_rcond, fit_exact
@@ -258,19 +261,24 @@ def test_state_dict_round_trip(method, fit_intercept):
     state.absorb(X[:150], Y[:150], w[:150])
     record = state.state_dict()
     assert all(isinstance(v, (torch.Tensor, int, float, str, bool)) for v in record.values())
+    # safetensors stores only contiguous tensors
+    assert all(v.is_contiguous() for v in record.values() if isinstance(v, torch.Tensor))
     again = LeastSquaresState.from_state_dict(record)
+    twin = state.copy()
     assert torch.equal(again.r_factor(), state.r_factor())
+    assert torch.equal(twin.r_factor(), state.r_factor())
     assert (again.n_samples, again.sum_weights) == (state.n_samples, state.sum_weights)
     state.absorb(X[150:], Y[150:], w[150:])
     again.absorb(X[150:], Y[150:], w[150:])
     assert torch.equal(again.solve().coef, state.solve().coef)
+    assert twin.n_samples == 150  # the copy did not follow the original
 
 
 def test_from_state_dict_rejects_foreign_records():
     record = LeastSquaresState(2, 1).state_dict()
     with pytest.raises(ModelFileError, match="not a LeastSquaresState"):
         LeastSquaresState.from_state_dict({**record, "format": "other"})
-    with pytest.raises(ModelFileError, match="shape"):
+    with pytest.raises(ModelFileError, match=r"r is \(2, 2\), not \(4, 4\)"):
         LeastSquaresState.from_state_dict({**record, "r": torch.zeros(2, 2)})
 
 
@@ -324,3 +332,93 @@ def test_cuda_state_matches_cpu(method):
     assert gpu.coef.is_cuda and state.r_factor().is_cuda
     assert _rel(gpu.coef.cpu(), cpu.coef) < 1e-10
     assert _rel(state.to("cpu").solve().coef, cpu.coef) < 1e-10
+
+
+def test_read_only_arrays_are_absorbed_without_copy_warnings(tmp_path):
+    X, Y, _ = _problem(n=300, k=2, seed=17)
+    np.save(tmp_path / "X.npy", X)
+    X_map = np.load(tmp_path / "X.npy", mmap_mode="r")  # read-only memory map
+    Y_ro = Y.copy()
+    Y_ro.flags.writeable = False
+    _, sol = fit_exact(X_map, Y_ro)  # filterwarnings=error: torch's warning would fail here
+    assert _rel(sol.coef, LinearRegression().fit(X, Y).coef_) < 1e-8
+
+
+@pytest.mark.parametrize(
+    "M",
+    [
+        [[1.0, 1.0], [1.0, 1.0]],  # singular: Cholesky fails, the eigen fallback must not
+        [[4.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1e-30]],  # rank 2 and a tiny scale
+        [[2.0, -1.0], [-1.0, 3.0]],  # positive definite: plain Cholesky
+    ],
+)
+def test_psd_factor_reproduces_semidefinite_matrices(M):
+    M = torch.tensor(M, dtype=torch.float64)
+    R = _linalg.psd_upper_factor(M)
+    assert torch.equal(R, R.triu())
+    scale = M.diagonal().sqrt()
+    # Equilibrated comparison: each entry relative to sqrt(M_ii M_jj), as Cholesky guarantees.
+    err = (R.T @ R - M).abs() / torch.outer(scale, scale)
+    assert float(err.max()) < 1e-14
+
+
+def test_state_dict_survives_a_safetensors_file(tmp_path):
+    X, Y, w = _problem(n=100, k=2, weighted=True, seed=18)
+    state = LeastSquaresState(6, 2).absorb(X, Y, w)
+    record = state.state_dict()
+    tensors = {k: v for k, v in record.items() if isinstance(v, torch.Tensor)}
+    plain = {k: v for k, v in record.items() if not isinstance(v, torch.Tensor)}
+    path = tmp_path / "state.safetensors"
+    safetensors_torch.save_file(tensors, path, metadata={"state": json.dumps(plain)})
+    with safetensors_torch.safe_open(path, framework="pt") as f:
+        plain_back = json.loads(f.metadata()["state"])
+    again = LeastSquaresState.from_state_dict({**plain_back, **safetensors_torch.load_file(path)})
+    assert torch.equal(again.r_factor(), state.r_factor())
+
+
+def _sequential_aliases(X, tol):
+    """Oracle: scan columns, alias one whose scaled lstsq residual on the kept ones is <= tol."""
+    Xs = X / np.linalg.norm(X, axis=0)
+    kept, aliased = [], []
+    for j in range(X.shape[1]):
+        coef = np.linalg.lstsq(Xs[:, kept], Xs[:, j], rcond=None)[0] if kept else []
+        resid = Xs[:, j] - (Xs[:, kept] @ coef if kept else 0.0)
+        (aliased if np.linalg.norm(resid) <= tol else kept).append(j)
+    return aliased
+
+
+def test_aliased_columns_match_a_sequential_lstsq_scan():
+    rng = np.random.default_rng(19)
+    for _ in range(60):
+        n, d = int(rng.integers(3, 25)), int(rng.integers(1, 12))
+        X = rng.standard_normal((n, d)) * rng.choice([1.0, 1e6], size=d)
+        for j in range(1, d):
+            if rng.random() < 0.3:  # plant a combination of up to two earlier columns
+                src = rng.choice(j, size=min(j, 2), replace=False)
+                X[:, j] = X[:, src] @ rng.standard_normal(len(src))
+        R = torch.linalg.qr(torch.from_numpy(X), mode="r").R
+        R = torch.cat([R, R.new_zeros(d - R.shape[0], d)])  # n < d: pad to square
+        norms = torch.linalg.vector_norm(R, dim=0)
+        assert _linalg.aliased_columns(R, norms, 1e-10) == _sequential_aliases(X, 1e-10)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_affine_copies_are_aliased_after_many_blocks(method):
+    # Offset copies carry the rounding of their offset (eps * 5, not eps * 1e-3): the raw-norm
+    # scale of NOTE [rank tolerance] must still catch them, across hundreds of merged blocks.
+    X, Y, _ = _problem(n=8000, d=4, k=1, seed=20)
+    Xa = np.column_stack([X, 5.0 + 1e-3 * X[:, 0], 3.7 * X[:, 2] - X[:, 1]])
+    state = LeastSquaresState(6, 1, method=method, block_rows=64).absorb(Xa, Y)
+    with pytest.warns(RankWarning, match="aliased: 4, 5"):
+        sol = state.solve()
+    ref = LinearRegression().fit(X, Y)
+    assert sol.rank == 4
+    assert _rel(sol.rss, _weighted_rss(X, Y, None, ref.coef_, ref.intercept_)) < 1e-6
+
+
+def test_inputs_that_require_grad_build_no_autograd_graph():
+    X = torch.randn(50, 3, dtype=torch.float64, requires_grad=True)
+    y = X.detach() @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    state, sol = fit_exact(X, y)
+    assert not sol.coef.requires_grad
+    assert not state.r_factor().requires_grad

@@ -10,6 +10,7 @@ Example:
 __version__ = "0.1.0"
 
 from . import datasets, tutorial
+from .callbacks import Callback, Checkpoint, DivergenceGuard, EarlyStopping, TrainState
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -21,28 +22,42 @@ from .errors import (
     TorchLinRegError,
 )
 from .estimator import LinearRegression, Ridge
-from .exact import LeastSquaresState
+from .exact import LeastSquaresState, fit_exact
+from .inference import OLSResults, ols
+from .iterative import IterativeResult, fit_iterative
 from .model import LinearModel
 from .modelfile import load, save
+from .polyfit import polyfit
 from .tables import open_table
 
 __all__ = [
+    "Callback",
+    "Checkpoint",
     "ConvergenceWarning",
     "DataError",
     "DegenerateWarning",
     "DivergenceError",
+    "DivergenceGuard",
+    "EarlyStopping",
+    "IterativeResult",
     "LeastSquaresState",
     "LinearModel",
     "LinearRegression",
     "ModelFileError",
     "NotFittedError",
+    "OLSResults",
     "RankWarning",
     "Ridge",
     "TorchLinRegError",
+    "TrainState",
     "__version__",
     "datasets",
+    "fit_exact",
+    "fit_iterative",
     "load",
+    "ols",
     "open_table",
+    "polyfit",
     "save",
     "tutorial",
 ]

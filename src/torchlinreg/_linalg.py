@@ -19,18 +19,21 @@ from torch import Tensor
 from .errors import RankWarning
 
 # NOTE [rank tolerance]
-# A column is aliased when the part of it orthogonal to the earlier kept columns is at most
-# ``tol`` times its own norm (LINPACK dqrdc2 / R's lm, with limited pivoting), measured on the
-# centred and column-scaled factor, so the decision does not depend on units or offsets.
-# Householder QR computes each column's orthogonal part with a relative error of about
-# ``d * eps`` (backward stable per column), so anything below ``100 * d * eps`` cannot be told
-# from an exact linear dependence: that is the QR default (2.2e-13 for float64 at d = 10).
-# R's 1e-7 is far too coarse for well-scaled QR: NIST Filip's last centred, scaled column
-# keeps 6e-8 of its norm and its certified solution is well defined in float64.
-# The Gram route squares the condition number: a Cholesky factor of the normal equations
-# carries a relative error of about sqrt(d * eps) in each orthogonal part, hence the square
-# root of the QR tolerance there (4.7e-7 at d = 10), which makes Filip rank-deficient for gram,
-# as it truly is at that precision.
+# A column is aliased when the part of it orthogonal to the earlier kept columns (and the
+# intercept) is at most ``tol`` times its own raw, uncentred norm: LINPACK dqrdc2 / R's lm with
+# limited pivoting. Dividing by the norm makes the decision independent of units. The raw norm,
+# not the centred one, is the scale of the data's own rounding (a column 5 + 1e-3 * x is stored
+# to eps * 5, not to eps * 1e-3), so a column that is an offset copy of another is still caught.
+# Householder QR computes each orthogonal part with a relative error of about d * eps, and TSQR
+# over thousands of blocks was measured at ~20 eps: below 100 * max(d, 10) * eps a column cannot
+# be told from an exact dependence. That is the QR default (2.2e-13 for float64 at d = 10).
+# R's 1e-7 is far too coarse for QR: NIST Filip's last column keeps 5e-8 of its norm, yet its
+# certified solution is well defined in float64 (cond 3.8e9 after centring and scaling).
+# The Gram route squares the condition number: its factor carries a relative error of about
+# sqrt(eps_M), where the co-moments' own error eps_M grows with d (Cholesky) and, measured here,
+# with sqrt(n) (accumulation over rows). Hence sqrt(100 * max(d, 10, sqrt(n)) * eps) for gram
+# (4.7e-7 for Filip, 4.7e-6 at n = 1e6), which calls Filip rank-deficient: at that precision
+# it is.
 
 
 @dataclass(frozen=True)
@@ -73,15 +76,19 @@ class CentredSummary(NamedTuple):
     r: Tensor
 
 
-def default_rcond(n_features: int, dtype: torch.dtype, method: str = "qr") -> float:
+def default_rcond(
+    n_features: int, dtype: torch.dtype, method: str = "qr", n_samples: int = 0
+) -> float:
     """The default relative rank tolerance, see NOTE [rank tolerance] in this module.
 
     Example:
         >>> default_rcond(10, torch.float64) < 1e-12
         True
     """
-    tol = 100.0 * max(n_features, 1) * torch.finfo(dtype).eps
-    return math.sqrt(tol) if method == "gram" else tol
+    eps = torch.finfo(dtype).eps
+    if method == "gram":
+        return math.sqrt(100.0 * max(n_features, 10, math.sqrt(n_samples)) * eps)
+    return 100.0 * max(n_features, 10) * eps
 
 
 def psd_upper_factor(M: Tensor) -> Tensor:
@@ -106,20 +113,18 @@ def psd_upper_factor(M: Tensor) -> Tensor:
     return R * scale[None, :]
 
 
-def aliased_columns(rxx: Tensor, forced: list[int], tol: float) -> list[int]:
+def aliased_columns(rxx: Tensor, norms: Tensor, tol: float) -> list[int]:
     """Indices of columns of the upper-triangular ``rxx`` that are collinear with earlier ones.
 
-    ``forced`` are columns already known to be aliased (zero, or constant when there is an
-    intercept). The rest are scanned left to right: a column is aliased when its part
-    orthogonal to the earlier kept columns is at most ``tol`` times its norm; it is then
-    dropped and the scan goes on with the remaining columns re-triangularised against the
-    kept ones only (limited pivoting, as LINPACK dqrdc2). Full rank costs one vector check.
+    Columns are scanned left to right: column j is aliased when its part orthogonal to the
+    earlier kept columns is at most ``tol * norms[j]`` (a zero norm means a zero column); it
+    is then dropped and the scan goes on with the remaining columns re-triangularised against
+    the kept ones only (limited pivoting, as LINPACK dqrdc2). Full rank costs one vector check.
     """
     d = rxx.shape[1]
-    scaled = _unit_columns(rxx)
-    aliased = list(forced)
-    idx = [j for j in range(d) if j not in set(forced)]
-    t = torch.linalg.qr(scaled[:, idx], mode="r").R if forced and idx else scaled
+    t = rxx / torch.where(norms > 0, norms, torch.ones_like(norms))[None, :]
+    aliased: list[int] = []
+    idx = list(range(d))
     while idx:
         small = (t.diagonal().abs() <= tol).tolist()
         if not any(small):
@@ -185,7 +190,7 @@ def solve_centred(
     """
     r = summ.r
     rxx, rxy = r[:d, :d], r[:d, d:]
-    aliased = aliased_columns(rxx, _forced_aliases(summ, d, fit_intercept, tol), tol)
+    aliased = aliased_columns(rxx, _raw_norms(summ, d, fit_intercept), tol)
     rank = d - len(aliased)
     if alpha > 0:
         coef_t = ridge_coefficients(rxx, rxy, alpha)
@@ -216,17 +221,12 @@ def solve_centred(
     )
 
 
-def _forced_aliases(summ: CentredSummary, d: int, fit_intercept: bool, tol: float) -> list[int]:
-    """Zero columns, and with an intercept columns constant up to ``tol``: aliased outright.
-
-    A constant column's centred norm is pure rounding, so its centred, scaled factor says
-    nothing; it is judged against its uncentred norm, as the column next to the ones column.
-    """
+def _raw_norms(summ: CentredSummary, d: int, fit_intercept: bool) -> Tensor:
+    """Uncentred weighted norms of the feature columns, ``sqrt(||x_c||^2 + W * mean^2)``."""
     norms = torch.linalg.vector_norm(summ.r[:, :d], dim=0)
     if not fit_intercept:
-        return torch.nonzero(norms == 0).flatten().tolist()
-    raw = torch.sqrt(norms * norms + summ.sum_weights * summ.means[:d] ** 2)
-    return torch.nonzero(norms <= tol * raw).flatten().tolist()
+        return norms
+    return torch.sqrt(norms * norms + summ.sum_weights * summ.means[:d] ** 2)
 
 
 def _unit_columns(a: Tensor) -> Tensor:

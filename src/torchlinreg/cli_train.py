@@ -13,6 +13,15 @@ import torch
 from .blocksources import TableBlocks, prefetch
 from .callbacks import Callback, TrainState
 from .checkpoint import load_checkpoint, save_checkpoint
+from .cli_checks import (
+    Delimiter,
+    FiniteFloat,
+    RowCount,
+    check_enough_rows,
+    check_outputs,
+    check_train_paths,
+    choose_columns,
+)
 from .cli_output import ProgressBar, console, metrics_table, print_json
 from .errors import DataError
 from .estimator import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
@@ -24,50 +33,6 @@ from .tables import TableSource, open_table
 PLOT_ROWS = 20_000
 # Iterative fits stream from files larger than this (--stream/--no-stream decide otherwise).
 STREAM_AUTO_BYTES = 1 << 30
-
-
-def check_writable(path: str, what: str) -> None:
-    """Fail before any work when ``path`` cannot be written (a long run would be wasted)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise DataError(f"{what} path {path!r} is a folder; give a file name")
-    if not os.path.isdir(folder):
-        raise DataError(f"cannot write {what} {path!r}: folder {folder!r} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise DataError(f"cannot write {what} {path!r}: folder {folder!r} is not writable")
-
-
-def choose_columns(
-    source: TableSource, targets: tuple[str, ...], features: str | None, weight_col: str | None
-) -> tuple[list[str], list[str]]:
-    """Targets as given; features as given or every other numeric column."""
-    targets_l = list(dict.fromkeys(targets))
-    if len(targets_l) != len(targets):
-        raise DataError(f"a target is listed twice in --target {list(targets)}; list it once")
-    reserved = set(targets_l) | ({weight_col} if weight_col else set())
-    if features is None:
-        chosen = [c for c in source.numeric_columns() if c not in reserved]
-        if not chosen:
-            raise DataError(
-                "no numeric feature columns besides the targets; name them with --features",
-                path=source.path,
-            )
-    else:
-        chosen = [c.strip() for c in features.split(",") if c.strip()]
-        if not chosen:
-            raise DataError("--features is empty; give comma-separated column names")
-        dup = sorted({c for c in chosen if chosen.count(c) > 1})
-        if dup:
-            raise DataError(f"feature column(s) {dup} listed twice in --features; list once")
-        clash = [c for c in chosen if c in reserved]
-        if clash:
-            raise DataError(
-                f"column(s) {clash} are both features and targets/weights; a column can be only "
-                "one of them: remove it from --features"
-            )
-    # Unknown names raise here, with close matches, before any row is read.
-    source._resolve([*chosen, *targets_l, *([weight_col] if weight_col else [])])
-    return chosen, targets_l
 
 
 class _Snapshots(Callback):
@@ -108,7 +73,9 @@ class _Snapshots(Callback):
 
 def _resume_state(path: str, config: dict[str, Any]) -> dict[str, Any]:
     state, saved = load_checkpoint(path)
-    for key in ("solver", "features", "targets", "weights", "fit_intercept", "alpha"):
+    # the row count catches a checkpoint resumed on other data (the scaling and the shuffled
+    # batches depend on the rows)
+    for key in ("solver", "features", "targets", "weights", "fit_intercept", "alpha", "rows"):
         if saved.get(key) != config.get(key):
             raise DataError(
                 f"{path}: the checkpoint was written with {key}={saved.get(key)!r}, this run has "
@@ -124,6 +91,14 @@ def _metric_dict(names: list[str], metrics: dict[str, torch.Tensor]) -> dict[str
     }
 
 
+def _fit_exact(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
+    count = RowCount(len(features), opts, source.path)
+    # prefetch: the next block is read while this one is absorbed (streaming.prefetch)
+    blocks = count.through(prefetch(source.read_columns(features, targets, weight_col)))
+    est.fit_blocks(blocks, feature_names=features, target_names=targets)
+    return count.rows, _metric_dict(targets, est.state_metrics())
+
+
 def _stream_wanted(source: TableSource, opts: dict[str, Any]) -> bool:
     if opts["stream"] is not None:
         return opts["stream"]
@@ -134,13 +109,8 @@ def _stream_wanted(source: TableSource, opts: dict[str, Any]) -> bool:
     return sum(os.path.getsize(p) for p in source.paths) > STREAM_AUTO_BYTES
 
 
-def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
-    streamed = _stream_wanted(source, opts)
-    if streamed:
-        blocks = TableBlocks(source, features, targets, weight_col)
-    else:
-        block = source.read_all(features, targets, weight_col)
-    config = {
+def _config(est, features, targets, weight_col, rows: int | None) -> dict[str, Any]:
+    return {
         "solver": est.solver,
         "features": features,
         "targets": targets,
@@ -148,20 +118,17 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
         "fit_intercept": est.fit_intercept,
         "alpha": est.alpha,
         "seed": est.random_state,
+        "rows": rows,
     }
+
+
+def _run_with_snapshots(fit, config: dict[str, Any], opts: dict[str, Any], extra=()) -> None:
+    """``fit(callbacks, resume_from)`` with checkpoints, a progress bar and Ctrl-C handling."""
     resume = _resume_state(opts["resume"], config) if opts["resume"] else None
     snapshots = _Snapshots(opts["checkpoint"], opts["checkpoint_every"], config)
     bar = ProgressBar(enabled=None if not opts["quiet"] else False)
     try:
-        if streamed:
-            est.fit_blocks(
-                blocks,
-                callbacks=[snapshots, bar],
-                resume_from=resume,
-                buffer_rows=opts["buffer_rows"],
-            )
-        else:
-            est.fit(block.X, block.Y, block.w, callbacks=[snapshots, bar], resume_from=resume)
+        fit([*extra, snapshots, bar], resume)
     except KeyboardInterrupt:
         bar.close()
         if opts["checkpoint"]:
@@ -176,12 +143,51 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
         raise click.exceptions.Exit(130) from None
     finally:
         bar.close()
+
+
+def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
+    if _stream_wanted(source, opts):
+        return _fit_streamed(est, source, features, targets, weight_col, opts)
+    block = source.read_all(features, targets, weight_col)
+    n_used = block.n_rows if block.w is None else int((block.w > 0).sum())
+    check_enough_rows(n_used, len(features), opts, source.path)
+    config = _config(est, features, targets, weight_col, block.n_rows)
+
+    def fit(callbacks, resume):
+        est.fit(block.X, block.Y, block.w, callbacks=callbacks, resume_from=resume)
+
+    _run_with_snapshots(fit, config, opts)
     est._name_columns(features, targets)
-    if streamed:
-        return blocks.n_rows, _metric_dict(targets, est.state_metrics())
     pred = est.model_.predict(block.X.to(est.model_.weight.device))
-    metrics = regression_metrics(block.Y, pred, block.w)
+    metrics = regression_metrics(block.Y, pred.cpu(), block.w)  # block.Y is on the CPU
     return block.n_rows, _metric_dict(targets, metrics)
+
+
+class _RowsInto(Callback):
+    """Puts the row count of a streamed fit, known after its first pass, into ``config``."""
+
+    def __init__(self, config: dict[str, Any], blocks: TableBlocks) -> None:
+        self.config, self.blocks = config, blocks
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self.config["rows"] = self.blocks.n_rows
+
+
+def _fit_streamed(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
+    """An iterative fit that reads the file each epoch (streaming.fit_iterative_stream)."""
+    blocks = TableBlocks(source, features, targets, weight_col)
+    # A checkpoint records the row count; a resumed run checks it first (free for Parquet).
+    rows = blocks.count_rows() if opts["resume"] else None
+    config = _config(est, features, targets, weight_col, rows)
+
+    def fit(callbacks, resume):
+        est.fit_blocks(
+            blocks, callbacks=callbacks, resume_from=resume, buffer_rows=opts["buffer_rows"]
+        )
+
+    _run_with_snapshots(fit, config, opts, extra=[_RowsInto(config, blocks)])
+    est._name_columns(features, targets)
+    return blocks.n_rows, _metric_dict(targets, est.state_metrics())
 
 
 def _plots(est, source, features, targets, plot_dir: str, weight_col) -> list[str]:
@@ -238,7 +244,7 @@ def _device(value: str) -> str:
     show_default=True,
 )
 @click.option(
-    "--alpha", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Ridge penalty."
+    "--alpha", type=FiniteFloat(min=0), default=0.0, show_default=True, help="Ridge penalty."
 )
 @click.option("--no-intercept", is_flag=True, help="Fit without an intercept.")
 @click.option("--weights", "weight_col", default=None, help="Column of sample weights.")
@@ -250,7 +256,7 @@ def _device(value: str) -> str:
 )
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=None,
     help="Iterative solvers: learning rate [default: per solver].",
 )
@@ -260,7 +266,12 @@ def _device(value: str) -> str:
     default=None,
     help="Iterative solvers: rows per mini-batch.",
 )
-@click.option("--seed", type=int, default=None, help="Seed for shuffling and initialisation.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=2**63 - 1),
+    default=None,
+    help="Seed for shuffling and initialisation.",
+)
 @click.option(
     "--device",
     default="cpu",
@@ -268,7 +279,16 @@ def _device(value: str) -> str:
     callback=lambda c, p, v: _device(v),
     help="cpu or cuda.",
 )
-@click.option("--delimiter", default=None, help="CSV delimiter [default: detected].")
+@click.option(
+    "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
+)
+@click.option(
+    "--block-rows",
+    type=click.IntRange(min=1),
+    default=65536,
+    show_default=True,
+    help="Rows read at a time; exact solvers hold one block in memory.",
+)
 @click.option(
     "-o",
     "--output",
@@ -297,7 +317,9 @@ def _device(value: str) -> str:
     help="Streamed iterative fits: rows in the shuffle buffer.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Print no report (warnings and errors still go to stderr)."
+)
 @click.option(
     "--plot",
     "plot_dir",
@@ -336,10 +358,9 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     exact = opts["solver"] in EXACT_SOLVERS
     if exact and (opts["checkpoint"] or opts["resume"]):
         raise click.UsageError("--checkpoint and --resume are for iterative solvers")
-    check_writable(opts["output"], "model")
-    if opts["checkpoint"]:
-        check_writable(opts["checkpoint"], "checkpoint")
-    source = open_table(data, delimiter=opts["delimiter"])
+    check_outputs(opts)
+    source = open_table(data, delimiter=opts["delimiter"], block_rows=opts["block_rows"])
+    check_train_paths(opts, source.paths)
     weight_col = opts["weight_col"]
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)
     est = LinearRegression(
@@ -353,10 +374,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         device=opts["device"],
     )
     if exact:
-        blocks = prefetch(source.read_columns(features, targets_l, weight_col))
-        est.fit_blocks(blocks, feature_names=features, target_names=targets_l)
-        rows = est.state_.n_samples
-        metrics = _metric_dict(targets_l, est.state_metrics())
+        rows, metrics = _fit_exact(est, source, features, targets_l, weight_col, opts)
     else:
         rows, metrics = _fit_iterative(est, source, features, targets_l, weight_col, opts)
     summary = {
@@ -375,27 +393,38 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     if opts["plot_dir"]:
         summary["plots"] = _plots(est, source, features, targets_l, opts["plot_dir"], weight_col)
     summary["model"] = opts["output"]
-    if opts["quiet"]:
-        return
-    if opts["as_json"]:
+    if opts["as_json"] and not opts["quiet"]:
         print_json(summary)
-        return
+    elif not opts["quiet"]:
+        _print_report(summary)
+
+
+def _print_report(summary: dict[str, Any]) -> None:
     out = console()
+    iterative = summary["epochs"] is not None
     out.print(
-        f"trained [bold]{opts['solver']}[/bold] on {rows:,} rows of {data} "
-        f"({len(features)} features -> {', '.join(targets_l)}) in {summary['seconds']:.3f} s"
-        + (f", {est.n_iter_} epochs, final loss {summary['final_loss']:.6g}" if not exact else "")
+        f"trained [bold]{summary['solver']}[/bold] on {summary['rows']:,} rows of "
+        f"{summary['data']} ({len(summary['features'])} features -> "
+        f"{', '.join(summary['targets'])}) in {summary['seconds']:.3f} s"
+        + (
+            f", {summary['epochs']} epochs, final loss {summary['final_loss']:.6g}"
+            if iterative
+            else ""
+        )
     )
-    out.print(metrics_table("Training fit", metrics))
-    out.print(f"model saved to {opts['output']}")
+    out.print(metrics_table("Training fit", summary["metrics"]))
+    out.print(f"model saved to {summary['model']}")
     for p in summary.get("plots", []):
         out.print(f"plot saved to {p}")
 
 
 def _update(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> None:
     """``train --update MODEL DATA``: see :mod:`torchlinreg.cli_update`."""
+    from .cli_checks import check_writable
     from .cli_update import update_model
 
+    if opts["checkpoint"] or opts["resume"] or opts["plot_dir"]:
+        raise click.UsageError("--update takes no --checkpoint, --resume or --plot")
     check_writable(opts["output"] or opts["update"], "model")
     summary = update_model(data, targets, opts)
     if opts["quiet"]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from .cli_checks import check_not_input
 from .errors import DataError
 from .modelfile import load, save
 from .tables import open_table
@@ -86,6 +87,8 @@ def update_model(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> d
     features, model_targets, weight_col = columns
     rows = {"block_rows": opts["block_rows"]} if opts.get("block_rows") else {}
     source = open_table(data, delimiter=opts["delimiter"], **rows)
+    out = opts["output"] or path
+    check_not_input(out, "model", {"data file": source.paths})
     needed = [*features, *model_targets, *([weight_col] if weight_col else [])]
     missing = [c for c in needed if c not in source.column_names]
     if missing:
@@ -100,7 +103,9 @@ def update_model(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> d
         nonlocal new_rows
         for block in source.read_columns(features, model_targets, weight_col):
             new_rows += block.n_rows
-            yield block
+            # all-zero weights add nothing, and the estimator refuses such a block alone
+            if block.w is None or bool((block.w > 0).any()):
+                yield block
 
     est.partial_fit_blocks(counted())
     metrics = est.state_metrics()
@@ -115,6 +120,5 @@ def update_model(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> d
         },
         "updates": [*old.get("updates", []), {"data": data, "rows": new_rows, "seconds": seconds}],
     }
-    out = opts["output"] or path
     save(est, out, training=summary)
     return {**summary, "model": out, "new_rows": new_rows, "seconds": seconds}

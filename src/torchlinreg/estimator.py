@@ -20,6 +20,7 @@ from ._params import ParamsMixin
 from .data import Matrix, as_matrix, as_targets, as_weights
 from .errors import DataError, not_fitted_error
 from .exact import LeastSquaresState
+from .inference import OLSResults
 from .iterative import fit_iterative
 from .metrics import r2_score
 from .model import LinearModel
@@ -135,7 +136,7 @@ class LinearRegression(ParamsMixin):
             Xm.values.dtype if Xm.values.dtype in (torch.float32, torch.float64) else torch.float64
         )
 
-    def _prepare(self, X, y, sample_weight, *, reset: bool):
+    def _prepare(self, X, y, sample_weight, *, reset: bool, block: bool = False):
         if y is None:
             raise DataError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
@@ -146,7 +147,7 @@ class LinearRegression(ParamsMixin):
         device = self._compute_device(Xm)
         dtype = self._compute_dtype(Xm)
         Ym = as_targets(y, Xm.values.shape[0], name="y")
-        w = as_weights(sample_weight, Xm.values.shape[0])
+        w = as_weights(sample_weight, Xm.values.shape[0], allow_all_zero=block)
         Xt = Xm.values.to(device=device, dtype=dtype)
         Yt = Ym.values.to(device=device, dtype=dtype)
         wt = None if w is None else w.to(device=device, dtype=dtype)
@@ -195,8 +196,20 @@ class LinearRegression(ParamsMixin):
         self._validate_params()
         self._forget()
         if self.solver in EXACT_SOLVERS:
-            self._absorb(X, y, sample_weight)
+            Xt, Yt, wt = self._absorb(X, y, sample_weight)
             self._solve_state()
+            if self.alpha == 0:
+                self._results = OLSResults.from_fit(
+                    Xt,
+                    Yt[:, 0] if self._y_was_1d else Yt,
+                    wt,
+                    self.fit_intercept,
+                    self.state_,
+                    self.solution_,
+                    feature_names=self._feature_list(),
+                    target_names=self._target_names,
+                )
+                self._adopt_refined(self._results)
         else:
             Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)
             self._fit_iterative(Xt, Yt, wt, callbacks, resume_from)
@@ -213,9 +226,61 @@ class LinearRegression(ParamsMixin):
             "feature_names_in_",
             "_trainer_state",
             "_moments",
+            "_results",
+            "_weighted",
         ):
             if hasattr(self, key):
                 delattr(self, key)
+
+    def _feature_list(self) -> list[str] | None:
+        names = getattr(self, "feature_names_in_", None)
+        return None if names is None else [str(n) for n in names]
+
+    def _adopt_refined(self, results: OLSResults) -> None:
+        """Take the refined parameters (NOTE: only where no column is aliased: the
+        coefficients of a rank-deficient fit stay the minimum-norm solution)."""
+        if self.solution_.aliased:
+            return
+        params = torch.as_tensor(results.params, dtype=torch.float64).reshape(
+            -1, self.state_.n_targets
+        )
+        params = params.to(self.state_.device)
+        c = int(self.fit_intercept)
+        intercept = params[0] if c else torch.zeros_like(params[0])
+        self.model_ = LinearModel(params[c:].T.contiguous(), intercept.contiguous())
+
+    def __getstate__(self) -> dict:
+        # The results object holds closures over the training rows: a pickled estimator
+        # leaves it behind and rebuilds it from the state when asked (non-robust only).
+        state = self.__dict__.copy()
+        state.pop("_results", None)
+        return state
+
+    @property
+    def results_(self) -> OLSResults:
+        """statsmodels-style statistics of an exact, unpenalised fit (see :mod:`.inference`).
+
+        In-memory fits carry refined parameters and can give robust (HC) covariances;
+        streamed, partial and loaded fits are built from the least-squares state alone.
+        """
+        check_is_fitted(self)
+        cached = getattr(self, "_results", None)
+        if cached is not None:
+            return cached
+        if not hasattr(self, "state_") or self.alpha != 0:
+            raise AttributeError(
+                "results_ is available for exact solvers without a penalty (alpha=0); use "
+                "solver='qr' or 'gram' and alpha=0, or torchlinreg.ols(X, y)"
+            )
+        self._results = OLSResults.from_state(
+            self.state_,
+            self.solution_,
+            weighted=getattr(self, "_weighted", False),
+            y_was_1d=self._y_was_1d,
+            feature_names=self._feature_list(),
+            target_names=self._target_names,
+        )
+        return self._results
 
     def partial_fit(self, X, y, sample_weight=None):
         """Learn from one more block of rows and return ``self``.
@@ -391,10 +456,10 @@ class LinearRegression(ParamsMixin):
                 raise DataError(f"{len(target_names)} target names for {k} targets")
             self._target_names = list(target_names)
 
-    def _absorb(self, X, y, sample_weight) -> None:
+    def _absorb(self, X, y, sample_weight) -> tuple[Tensor, Tensor, Tensor | None]:
         """Absorb one block into the exact state, creating it from the first block."""
         first = not hasattr(self, "state_")
-        Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first)
+        Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first, block=True)
         if first:
             self.state_ = LeastSquaresState(
                 Xt.shape[1],
@@ -410,8 +475,15 @@ class LinearRegression(ParamsMixin):
                 f"y has {Yt.shape[1]} targets, but earlier blocks had {self.state_.n_targets}."
             )
         self.state_.absorb(Xt, Yt, wt)
+        self._weighted = getattr(self, "_weighted", False) or wt is not None
+        self._results = None
+        return Xt, Yt, wt
 
     def _solve_state(self) -> None:
+        if not self.state_.sum_weights > 0:
+            raise DataError(
+                "sample_weight is zero for every row absorbed; at least one weight must be positive"
+            )
         names = getattr(self, "feature_names_in_", None)
         names = None if names is None else list(names)
         self.solution_ = self.state_.solve(

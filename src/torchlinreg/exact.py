@@ -19,13 +19,14 @@ the pairwise formula of Chan, Golub & LeVeque.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from . import _blocks, _linalg
+from . import _linalg, _summary
 from ._linalg import CentredSummary, ExactSolution
 from .errors import DataError, ModelFileError
 
@@ -36,9 +37,20 @@ default_rcond = _linalg.default_rcond
 _METHODS = ("qr", "gram")
 _STATE_FORMAT = "torchlinreg.exact.LeastSquaresState"
 _STATE_VERSION = 1
-# Rows per block, measured on 2 cores (AVX-512, MKL) at d = 100, k = 3: 4096-16384 are within a
-# few percent for both methods; larger blocks fall out of cache. benchmarks/bench_exact_blocks.py
-DEFAULT_BLOCK_ROWS = 8192
+# Rows per block on CPU, measured on 2 cores (AVX-512, MKL) at d = 100, k = 3 with
+# benchmarks/bench_exact_blocks.py (numbers in its docstring). On accelerators larger blocks
+# amortise the kernel launches (not measured: no GPU on the project machine).
+DEFAULT_BLOCK_ROWS = {"cpu": 4096, "other": 65536}
+
+
+def _as_tensor(a: Any) -> Tensor:
+    """A tensor view of ``a`` without copying; read-only arrays (memory maps) are fine."""
+    if isinstance(a, Tensor):
+        return a
+    with warnings.catch_warnings():
+        # torch warns that writing to a read-only array is undefined; we only ever read it.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(a)
 
 
 class LeastSquaresState:
@@ -52,7 +64,8 @@ class LeastSquaresState:
             ``"gram"`` (faster, squares it; fine for well-conditioned data).
         dtype: computation dtype, float64 by default whatever the input dtype.
         device: where the summary lives and where blocks are computed.
-        block_rows: rows per internal block (memory is ``O(block_rows * (d + k))``).
+        block_rows: rows per internal block (memory is ``O(block_rows * (d + k))``); default
+            4096 on CPU, 65536 elsewhere.
 
     Example:
         >>> X = torch.randn(100, 3); y = X @ torch.tensor([1.0, 2.0, 3.0]) + 4
@@ -70,7 +83,7 @@ class LeastSquaresState:
         method: str = "qr",
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
-        block_rows: int = DEFAULT_BLOCK_ROWS,
+        block_rows: int | None = None,
     ) -> None:
         if method not in _METHODS:
             raise ValueError(
@@ -83,6 +96,9 @@ class LeastSquaresState:
             raise ValueError(
                 f"need n_features >= 0 and n_targets >= 1, got {n_features} and {n_targets}"
             )
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        if block_rows is None:
+            block_rows = DEFAULT_BLOCK_ROWS["cpu" if self.device.type == "cpu" else "other"]
         if block_rows < 1:
             raise ValueError(f"block_rows must be positive, got {block_rows}")
         self.n_features = int(n_features)
@@ -90,39 +106,21 @@ class LeastSquaresState:
         self.fit_intercept = bool(fit_intercept)
         self.method = method
         self.dtype = dtype
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.block_rows = int(block_rows)
         self.n_samples = 0
-        self._reset()
-
-    def _reset(self) -> None:
-        p = self.n_features + self.n_targets
-        z = {"dtype": self.dtype, "device": self.device}
-        self._sum_w = torch.zeros((), **z)
-        self._n_nonzero = torch.zeros((), dtype=torch.int64, device=self.device)
-        if self.method == "qr":
-            self._r = torch.zeros(self._m, self._m, **z)
-            self._shift = torch.zeros(p, **z)
-            self._has_shift = False
-        elif self.fit_intercept:
-            self._mean = torch.zeros(p, **z)
-            self._comoment = torch.zeros(p, p, **z)
-        else:
-            self._gram = torch.zeros(p, p, **z)
-
-    @property
-    def _m(self) -> int:
-        return int(self.fit_intercept) + self.n_features + self.n_targets
+        self._summary = _summary.new_summary(
+            method, self.n_features + self.n_targets, self.fit_intercept, dtype, self.device
+        )
 
     @property
     def sum_weights(self) -> float:
         """Sum of the sample weights absorbed (``n_samples`` when unweighted)."""
-        return float(self._sum_w)
+        return float(self._summary.sum_w)
 
     @property
     def n_nonzero(self) -> int:
         """Rows absorbed with a positive weight."""
-        return int(self._n_nonzero)
+        return int(self._summary.n_nonzero)
 
     def __repr__(self) -> str:
         return (
@@ -133,6 +131,7 @@ class LeastSquaresState:
 
     # ---------------------------------------------------------------- absorbing rows
 
+    @torch.no_grad()
     def absorb(self, X: Any, Y: Any, sample_weight: Any = None) -> LeastSquaresState:
         """Add the rows of ``X`` (n, d) and ``Y`` (n, k) (or (n,) when k = 1) to the state.
 
@@ -149,20 +148,12 @@ class LeastSquaresState:
         n = X.shape[0]
         if n == 0:
             return self
-        totals = _blocks.Totals(self._sum_w, self._n_nonzero)
-        rows = self.block_rows
-        if self.method == "qr":
-            shift = self._set_shift(X, Y) if self.fit_intercept else None
-            self._r = _blocks.absorb_qr(self._r, shift, X, Y, w, totals, rows)
-        elif self.fit_intercept:
-            _blocks.absorb_centred(self._mean, self._comoment, X, Y, w, totals, rows)
-        else:
-            _blocks.absorb_gram(self._gram, X, Y, w, totals, rows)
+        self._summary.absorb(X, Y, w, self.block_rows)
         self.n_samples += n
         return self
 
     def _check_block(self, X: Any, Y: Any, sample_weight: Any) -> tuple[Tensor, Tensor, Any]:
-        X, Y = torch.as_tensor(X), torch.as_tensor(Y)
+        X, Y = _as_tensor(X), _as_tensor(Y)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise DataError(
                 f"X must have shape (n, {self.n_features}), got {tuple(X.shape)}; "
@@ -176,20 +167,12 @@ class LeastSquaresState:
             )
         if sample_weight is None:
             return X, Y, None
-        w = torch.as_tensor(sample_weight)
+        w = _as_tensor(sample_weight)
         if w.shape != (X.shape[0],):
             raise DataError(f"sample_weight must have shape ({X.shape[0]},), got {tuple(w.shape)}")
         if X.shape[0] and bool((w < 0).any()):
             raise DataError("sample_weight has negative values; weights must be >= 0")
         return X, Y, w
-
-    def _set_shift(self, X: Tensor, Y: Tensor) -> Tensor:
-        if not self._has_shift:
-            head = slice(0, self.block_rows)
-            self._shift[: self.n_features] = self._as_mine(X[head]).mean(dim=0)
-            self._shift[self.n_features :] = self._as_mine(Y[head]).mean(dim=0)
-            self._has_shift = True
-        return self._shift
 
     # ---------------------------------------------------------------- merging states
 
@@ -202,14 +185,6 @@ class LeastSquaresState:
                 f"fit_intercept, method) = {mine} vs {theirs}"
             )
 
-    def _aligned_r(self, other: LeastSquaresState) -> Tensor:
-        """``other``'s R in this state's dtype/device and shift (see NOTE [centring])."""
-        r = other._r.to(device=self.device, dtype=self.dtype).clone()
-        if self.fit_intercept and other._has_shift:
-            delta = self._shift - other._shift.to(device=self.device, dtype=self.dtype)
-            r[0, 1:] -= delta * r[0, 0]
-        return r
-
     def merge(self, other: LeastSquaresState) -> LeastSquaresState:
         """Add ``other``'s rows to this state (in place); ``other`` is unchanged. Returns self.
 
@@ -219,36 +194,37 @@ class LeastSquaresState:
             >>> a.merge(b).n_samples
             12
         """
-        self._check_compatible(other)
-        if other.n_samples == 0:
-            return self
-        if self.n_samples == 0:
-            self._copy_summary(other)
-            return self
-        if self.method == "qr":
-            both = torch.cat([self._r, self._aligned_r(other)])
-            self._r = torch.linalg.qr(both, mode="r").R
-        elif self.fit_intercept:
-            self._comoment += self._as_mine(other._comoment)
-            other_w, other_mean = self._as_mine(other._sum_w), self._as_mine(other._mean)
-            _blocks.chan_update(self._mean, self._comoment, self._sum_w, other_w, other_mean)
-        else:
-            self._gram += self._as_mine(other._gram)
-        self._sum_w += self._as_mine(other._sum_w)
-        self._n_nonzero += other._n_nonzero.to(self.device)
-        self.n_samples += other.n_samples
+        return self._merge([other])
+
+    @torch.no_grad()
+    def _merge(self, others: Sequence[LeastSquaresState]) -> LeastSquaresState:
+        for other in others:
+            self._check_compatible(other)
+        parts = [o._summary.converted(self.device, self.dtype) for o in others if o.n_samples]
+        if parts and self.n_samples == 0:
+            self._summary = parts.pop(0)
+        if parts:
+            self._summary.merge(parts)
+        self.n_samples += sum(o.n_samples for o in others)
         return self
 
-    def _as_mine(self, t: Tensor) -> Tensor:
-        return t.to(device=self.device, dtype=self.dtype)
+    def copy(self) -> LeastSquaresState:
+        """An independent copy of this state (same settings, same summary)."""
+        out = self._empty_like()
+        out._summary = self._summary.converted(self.device, self.dtype)
+        out.n_samples = self.n_samples
+        return out
 
-    def _copy_summary(self, other: LeastSquaresState) -> None:
-        for name in ("_sum_w", "_r", "_shift", "_mean", "_comoment", "_gram"):
-            if hasattr(other, name):
-                setattr(self, name, self._as_mine(getattr(other, name)).clone())
-        self._n_nonzero = other._n_nonzero.to(self.device).clone()
-        self._has_shift = getattr(other, "_has_shift", False)
-        self.n_samples = other.n_samples
+    def _empty_like(self) -> LeastSquaresState:
+        return type(self)(
+            self.n_features,
+            self.n_targets,
+            fit_intercept=self.fit_intercept,
+            method=self.method,
+            dtype=self.dtype,
+            device=self.device,
+            block_rows=self.block_rows,
+        )
 
     @classmethod
     def merge_all(cls, states: Sequence[LeastSquaresState]) -> LeastSquaresState:
@@ -259,48 +235,16 @@ class LeastSquaresState:
         """
         if not states:
             raise ValueError("merge_all needs at least one state")
-        first = states[0]
-        out = cls(
-            first.n_features,
-            first.n_targets,
-            fit_intercept=first.fit_intercept,
-            method=first.method,
-            dtype=first.dtype,
-            device=first.device,
-            block_rows=first.block_rows,
-        )
-        full = [s for s in states if s.n_samples > 0]
-        for s in states:
-            out._check_compatible(s)
-        if out.method != "qr" or len(full) < 2:
-            for s in full:
-                out.merge(s)
-            return out
-        out._copy_summary(full[0])
-        rs = [out._r] + [out._aligned_r(s) for s in full[1:]]
-        out._r = torch.linalg.qr(torch.cat(rs), mode="r").R
-        for s in full[1:]:
-            out._sum_w += out._as_mine(s._sum_w)
-            out._n_nonzero += s._n_nonzero.to(out.device)
-            out.n_samples += s.n_samples
-        return out
+        return states[0]._empty_like()._merge(states)
 
     # ---------------------------------------------------------------- factors and solving
 
     def centred_summary(self) -> CentredSummary:
-        """Total weight, column means of ``[X | Y]`` and the R factor of the centred data."""
-        p = self.n_features + self.n_targets
-        if self.method == "qr":
-            if not self.fit_intercept:
-                return CentredSummary(self._sum_w, self._shift.new_zeros(p), self._r)
-            r00 = self._r[0, 0]
-            safe = torch.where(r00 != 0, r00, 1.0)
-            means = self._shift + self._r[0, 1:] / safe
-            return CentredSummary(self._sum_w, means, self._r[1:, 1:])
-        if not self.fit_intercept:
-            zeros = self._gram.new_zeros(p)
-            return CentredSummary(self._sum_w, zeros, _linalg.psd_upper_factor(self._gram))
-        return CentredSummary(self._sum_w, self._mean, _linalg.psd_upper_factor(self._comoment))
+        """Total weight, column means of ``[X | Y]`` and the R factor of the centred data.
+
+        The tensors may be views of the state: read them, do not modify them in place.
+        """
+        return self._summary.centred()
 
     def r_factor(self) -> Tensor:
         """Upper-triangular ``R`` (m, m) with ``R.T @ R == A.T @ A`` for the weighted ``A``.
@@ -308,19 +252,9 @@ class LeastSquaresState:
         ``A = [sqrt(w) | sqrt(w) * X | sqrt(w) * Y]`` (no first column without an intercept),
         columns ordered intercept, features, targets.
         """
-        if not self.fit_intercept:
-            return self.centred_summary().r.clone()
-        if self.method == "qr":
-            r = self._r.clone()
-            r[0, 1:] += self._shift * r[0, 0]
-            return r
-        r = torch.zeros(self._m, self._m, dtype=self.dtype, device=self.device)
-        root = self._sum_w.sqrt()
-        r[0, 0] = root
-        r[0, 1:] = root * self._mean
-        r[1:, 1:] = _linalg.psd_upper_factor(self._comoment)
-        return r
+        return self._summary.full_r()
 
+    @torch.no_grad()
     def solve(
         self,
         *,
@@ -354,9 +288,10 @@ class LeastSquaresState:
             )
         if self.fit_intercept and not float(summ.sum_weights) > 0:
             raise DataError("all sample weights are zero: nothing to fit an intercept to")
-        tol = default_rcond(self.n_features, self.dtype, self.method) if rcond is None else rcond
+        if rcond is None:
+            rcond = default_rcond(self.n_features, self.dtype, self.method, self.n_samples)
         return _linalg.solve_centred(
-            summ, self.n_features, self.fit_intercept, alpha, float(tol), feature_names
+            summ, self.n_features, self.fit_intercept, alpha, float(rcond), feature_names
         )
 
     # ---------------------------------------------------------------- persistence
@@ -376,14 +311,11 @@ class LeastSquaresState:
             "sum_weights": self.sum_weights,
             "n_nonzero": self.n_nonzero,
         }
-        for name, key in _TENSOR_KEYS[self._kind()]:
-            out[key] = getattr(self, name).detach().clone()
-        if self.method == "qr":
-            out["has_shift"] = self._has_shift
+        for name, value in self._summary.tensors().items():
+            out[name] = value.detach().clone(memory_format=torch.contiguous_format)
+        if isinstance(self._summary, _summary.QRSummary):
+            out["has_shift"] = self._summary.has_shift
         return out
-
-    def _kind(self) -> str:
-        return self.method if self.method == "qr" or not self.fit_intercept else "centred"
 
     @classmethod
     def from_state_dict(cls, d: dict[str, Any]) -> LeastSquaresState:
@@ -405,16 +337,17 @@ class LeastSquaresState:
                 device=first.device,
                 block_rows=int(d["block_rows"]),
             )
-            for name, key in _TENSOR_KEYS[state._kind()]:
-                ref = getattr(state, name)
-                value = torch.as_tensor(d[key])
+            summary = state._summary
+            for name, ref in summary.tensors().items():
+                value = torch.as_tensor(d[name])
                 if value.shape != ref.shape:
-                    raise ValueError(f"{key} has shape {tuple(value.shape)} not {tuple(ref.shape)}")
-                setattr(state, name, value.to(device=state.device, dtype=dtype).clone())
+                    raise ValueError(f"{name} is {tuple(value.shape)}, not {tuple(ref.shape)}")
+                setattr(summary, name, value.to(device=state.device, dtype=dtype).clone())
             state.n_samples = int(d["n_samples"])
-            state._sum_w.fill_(float(d["sum_weights"]))
-            state._n_nonzero.fill_(int(d["n_nonzero"]))
-            state._has_shift = bool(d.get("has_shift", False))
+            summary.sum_w.fill_(float(d["sum_weights"]))
+            summary.n_nonzero.fill_(int(d["n_nonzero"]))
+            if isinstance(summary, _summary.QRSummary):
+                summary.has_shift = bool(d["has_shift"])
         except (KeyError, ValueError, TypeError, AttributeError, StopIteration) as exc:
             raise ModelFileError(f"malformed LeastSquaresState record: {exc}") from exc
         return state
@@ -422,17 +355,8 @@ class LeastSquaresState:
     def to(self, device: torch.device | str) -> LeastSquaresState:
         """Move the summary to ``device`` (in place, like ``nn.Module.to``). Returns self."""
         self.device = torch.device(device)
-        for name in ("_sum_w", "_n_nonzero", "_r", "_shift", "_mean", "_comoment", "_gram"):
-            if hasattr(self, name):
-                setattr(self, name, getattr(self, name).to(self.device))
+        self._summary = self._summary.converted(self.device, self.dtype)
         return self
-
-
-_TENSOR_KEYS = {
-    "qr": (("_r", "r"), ("_shift", "shift")),
-    "centred": (("_mean", "mean"), ("_comoment", "comoment")),
-    "gram": (("_gram", "gram"),),
-}
 
 
 def fit_exact(
@@ -458,7 +382,7 @@ def fit_exact(
         >>> round(float(sol.intercept[0]), 6)
         -1.0
     """
-    X, Y = torch.as_tensor(X), torch.as_tensor(Y)
+    X, Y = _as_tensor(X), _as_tensor(Y)
     if X.ndim != 2:
         raise DataError(f"X must be 2-D (n_samples, n_features), got shape {tuple(X.shape)}")
     k = 1 if Y.ndim == 1 else Y.shape[1] if Y.ndim == 2 else -1

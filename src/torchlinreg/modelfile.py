@@ -10,6 +10,7 @@ Loading never executes code: safetensors holds only tensors and strings.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ def save(estimator: LinearRegression, path: str | Path, *, training: dict | None
         "n_targets": int(estimator.model_.n_targets),
         "n_iter": int(estimator.n_iter_),
         "rank": estimator.rank_,
+        "weighted": bool(getattr(estimator, "_weighted", False)),
         "training": training or {},
     }
     if estimator.loss_history_:
@@ -77,6 +79,16 @@ def save(estimator: LinearRegression, path: str | Path, *, training: dict | None
         meta["state"] = plain
     save_tensors(path, tensors, meta)
     return Path(path)
+
+
+def _portable(params: dict[str, Any]) -> dict[str, Any]:
+    """A model trained on a GPU still loads and predicts on a machine without one: the
+    saved device is only where it computed, so an unavailable CUDA device becomes None
+    (compute where the input is)."""
+    device = params.get("device")
+    if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
+        return {**params, "device": None}
+    return params
 
 
 def _names(values) -> list[str] | None:
@@ -101,7 +113,7 @@ def load(path: str | Path) -> LinearRegression:
     tensors, meta = load_tensors(path)
     try:
         cls = _ESTIMATORS[meta["estimator"]]
-        estimator = cls().set_params(**meta["params"])
+        estimator = cls().set_params(**_portable(meta["params"]))
         weight, bias = tensors["weight"], tensors["bias"]
         k, d = int(meta["n_targets"]), int(meta["n_features"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -134,6 +146,13 @@ def load(path: str | Path) -> LinearRegression:
             {k[len(_STATE_PREFIX) :]: v for k, v in tensors.items() if k.startswith(_STATE_PREFIX)}
         )
         estimator.state_ = LeastSquaresState.from_state_dict(record)
+        with warnings.catch_warnings():
+            # the fit already warned about aliased columns; loading repeats no warnings
+            warnings.simplefilter("ignore")
+            estimator.solution_ = estimator.state_.solve(
+                alpha=float(estimator.alpha), rcond=estimator.rcond, feature_names=features
+            )
+        estimator._weighted = bool(meta.get("weighted", False))
         _require(
             estimator.state_.n_features == d and estimator.state_.n_targets == k,
             path,

@@ -1,0 +1,251 @@
+"""The three summaries a least-squares state can keep, and the row-block kernels that feed them.
+
+Each summary absorbs rows in blocks of ``rows``, converting each block to its dtype and device
+on the fly (extra memory: one block, never a copy of X), merges with summaries of its own kind,
+and hands the solver a :class:`CentredSummary`. See NOTE [centring] in ``exact.py`` for why
+the QR rows are shifted and the Gram is centred.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._linalg import CentredSummary, psd_upper_factor
+
+
+class Summary:
+    """Running totals every kind keeps: total weight and rows with a positive weight.
+
+    They stay on the device (no host sync per block). ``names`` lists the tensors that,
+    with the totals, describe the summary completely.
+    """
+
+    names: tuple[str, ...] = ()
+
+    def __init__(self, p: int, intercept: bool, dtype: torch.dtype, device: torch.device):
+        self.p, self.intercept = p, intercept
+        self.sum_w = torch.zeros((), dtype=dtype, device=device)
+        self.n_nonzero = torch.zeros((), dtype=torch.int64, device=device)
+
+    def converted(self, device: torch.device, dtype: torch.dtype) -> Summary:
+        """A deep copy on ``device`` with floating tensors in ``dtype``."""
+        new = copy.copy(self)
+        for key, value in vars(self).items():
+            if isinstance(value, Tensor):
+                to = dtype if value.is_floating_point() else value.dtype
+                setattr(new, key, value.to(device=device, dtype=to).clone())
+        return new
+
+    def tensors(self) -> dict[str, Tensor]:
+        return {name: getattr(self, name) for name in self.names}
+
+    def absorb(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
+        raise NotImplementedError
+
+    def merge(self, others: Sequence[Any]) -> None:
+        """Add other non-empty summaries of this kind, already on this device and dtype."""
+        raise NotImplementedError
+
+    def centred(self) -> CentredSummary:
+        raise NotImplementedError
+
+    def full_r(self) -> Tensor:
+        """The upper-triangular factor of the weighted ``[1 | X | Y]`` (uncentred)."""
+        raise NotImplementedError
+
+    def _weights(self, w: Any, lo: int, hi: int) -> tuple[Tensor | None, Tensor | None]:
+        """Count rows ``lo:hi``; return their weights and square roots (None when unweighted)."""
+        if w is None:
+            self.sum_w += hi - lo
+            self.n_nonzero += hi - lo
+            return None, None
+        wb = w[lo:hi].to(device=self.sum_w.device, dtype=self.sum_w.dtype)
+        self.sum_w += wb.sum()
+        self.n_nonzero += (wb > 0).sum()
+        return wb, wb.sqrt()
+
+    def _add_totals(self, other: Summary) -> None:
+        self.sum_w += other.sum_w
+        self.n_nonzero += other.n_nonzero
+
+
+class QRSummary(Summary):
+    """TSQR: the R factor of ``[1 | X - shift | Y - shift]`` (rows scaled by sqrt(w))."""
+
+    names = ("r", "shift")
+
+    def __init__(self, p: int, intercept: bool, dtype: torch.dtype, device: torch.device):
+        super().__init__(p, intercept, dtype, device)
+        m = p + int(intercept)
+        self.r = torch.zeros(m, m, dtype=dtype, device=device)
+        self.shift = torch.zeros(p, dtype=dtype, device=device)
+        self.has_shift = False
+
+    def absorb(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
+        """``r = qr([r; block]).R`` per block."""
+        n, d = X.shape
+        c, m = int(self.intercept), self.r.shape[0]
+        rows = min(rows, n)
+        if self.intercept and not self.has_shift:
+            self.shift[:d] = X[:rows].to(self.shift).mean(dim=0)
+            self.shift[d:] = Y[:rows].to(self.shift).mean(dim=0)
+            self.has_shift = True
+        # Column-major work buffer, the layout LAPACK's geqrf wants (saves a transpose copy).
+        work = torch.empty(m, m + rows, dtype=self.r.dtype, device=self.r.device)
+        for lo in range(0, n, rows):
+            hi = min(lo + rows, n)
+            _, sb = self._weights(w, lo, hi)
+            buf = work[:, : m + hi - lo].T
+            buf[:m] = self.r
+            block = buf[m:]
+            block[:, c : c + d].copy_(X[lo:hi])
+            block[:, c + d :].copy_(Y[lo:hi])
+            data = block[:, c:]
+            if self.intercept:
+                data.sub_(self.shift)
+                block[:, 0] = 1.0 if sb is None else sb
+            if sb is not None:
+                data.mul_(sb[:, None])
+            self.r = torch.linalg.qr(buf, mode="r").R
+
+    def merge(self, others: Sequence[QRSummary]) -> None:
+        """Stack all R factors (others moved to this shift first) and factor once."""
+        rs = [self.r]
+        for other in others:
+            r = other.r.clone()
+            if self.intercept:
+                # Only the first row depends on the shift: R[0, j] -= delta_j * R[0, 0].
+                r[0, 1:] -= (self.shift - other.shift) * r[0, 0]
+            rs.append(r)
+            self._add_totals(other)
+        self.r = torch.linalg.qr(torch.cat(rs), mode="r").R
+
+    def centred(self) -> CentredSummary:
+        if not self.intercept:
+            return CentredSummary(self.sum_w, self.shift.new_zeros(self.p), self.r)
+        r00 = self.r[0, 0]
+        means = self.shift + self.r[0, 1:] / torch.where(r00 != 0, r00, 1.0)
+        return CentredSummary(self.sum_w, means, self.r[1:, 1:])
+
+    def full_r(self) -> Tensor:
+        r = self.r.clone()
+        if self.intercept:
+            r[0, 1:] += self.shift * r[0, 0]
+        return r
+
+
+class CentredGramSummary(Summary):
+    """Weighted means and centred co-moments of ``[X | Y]`` (Gram route with an intercept)."""
+
+    names = ("mean", "comoment")
+
+    def __init__(self, p: int, intercept: bool, dtype: torch.dtype, device: torch.device):
+        super().__init__(p, intercept, dtype, device)
+        self.mean = torch.zeros(p, dtype=dtype, device=device)
+        self.comoment = torch.zeros(p, p, dtype=dtype, device=device)
+
+    def absorb(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
+        """Centre each block on its own weighted mean, ``addmm_`` it, fold in with Chan."""
+        n, d = X.shape
+        rows = min(rows, n)
+        work = torch.empty(rows, self.p, dtype=self.mean.dtype, device=self.mean.device)
+        for lo in range(0, n, rows):
+            hi = min(lo + rows, n)
+            prior = self.sum_w.clone()
+            wb, sb = self._weights(w, lo, hi)
+            z = _fill(work[: hi - lo], X[lo:hi], Y[lo:hi], d)
+            if wb is None:
+                block_w = torch.full((), float(hi - lo), dtype=z.dtype, device=z.device)
+                block_mean = z.mean(dim=0)
+            else:
+                block_w = wb.sum()
+                block_mean = (wb @ z) / torch.where(block_w > 0, block_w, 1.0)
+            z.sub_(block_mean)
+            if sb is not None:
+                z.mul_(sb[:, None])
+            self.comoment.addmm_(z.T, z)
+            self._chan_update(prior, block_w, block_mean)
+
+    def merge(self, others: Sequence[CentredGramSummary]) -> None:
+        for other in others:
+            prior = self.sum_w.clone()
+            self.comoment += other.comoment
+            self._add_totals(other)
+            self._chan_update(prior, other.sum_w, other.mean)
+
+    def _chan_update(self, prior_w: Tensor, part_w: Tensor, part_mean: Tensor) -> None:
+        """Fold a part's weight and mean into ``mean``; its own co-moment is already added.
+
+        Chan, Golub & LeVeque: ``M = Ma + Mb + d d' Wa Wb / (Wa + Wb)``, ``d = mean_b - mean_a``.
+        """
+        total = prior_w + part_w
+        frac = part_w / torch.where(total > 0, total, 1.0)
+        delta = part_mean - self.mean
+        self.mean.add_(delta * frac)
+        self.comoment.add_(torch.outer(delta, delta) * (prior_w * frac))
+
+    def centred(self) -> CentredSummary:
+        return CentredSummary(self.sum_w, self.mean, psd_upper_factor(self.comoment))
+
+    def full_r(self) -> Tensor:
+        r = torch.zeros(self.p + 1, self.p + 1, dtype=self.mean.dtype, device=self.mean.device)
+        root = self.sum_w.sqrt()
+        r[0, 0] = root
+        r[0, 1:] = root * self.mean
+        r[1:, 1:] = psd_upper_factor(self.comoment)
+        return r
+
+
+class RawGramSummary(Summary):
+    """Raw weighted Gram of ``[X | Y]`` (Gram route without an intercept: nothing to centre)."""
+
+    names = ("gram",)
+
+    def __init__(self, p: int, intercept: bool, dtype: torch.dtype, device: torch.device):
+        super().__init__(p, intercept, dtype, device)
+        self.gram = torch.zeros(p, p, dtype=dtype, device=device)
+
+    def absorb(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
+        n, d = X.shape
+        rows = min(rows, n)
+        work = torch.empty(rows, self.p, dtype=self.gram.dtype, device=self.gram.device)
+        for lo in range(0, n, rows):
+            hi = min(lo + rows, n)
+            _, sb = self._weights(w, lo, hi)
+            z = _fill(work[: hi - lo], X[lo:hi], Y[lo:hi], d)
+            if sb is not None:
+                z.mul_(sb[:, None])
+            self.gram.addmm_(z.T, z)
+
+    def merge(self, others: Sequence[RawGramSummary]) -> None:
+        for other in others:
+            self.gram += other.gram
+            self._add_totals(other)
+
+    def centred(self) -> CentredSummary:
+        return CentredSummary(self.sum_w, self.gram.new_zeros(self.p), psd_upper_factor(self.gram))
+
+    def full_r(self) -> Tensor:
+        return psd_upper_factor(self.gram)
+
+
+def new_summary(
+    method: str, p: int, intercept: bool, dtype: torch.dtype, device: torch.device
+) -> Summary:
+    """The empty summary of ``method`` ("qr" or "gram") for ``p = d + k`` columns."""
+    if method == "qr":
+        return QRSummary(p, intercept, dtype, device)
+    kind = CentredGramSummary if intercept else RawGramSummary
+    return kind(p, intercept, dtype, device)
+
+
+def _fill(z: Tensor, xb: Tensor, yb: Tensor, d: int) -> Tensor:
+    # One joint product of [X | Y] later: X.T @ Y alone is slow in torch (PERFORMANCE.md, trap 3).
+    z[:, :d].copy_(xb)
+    z[:, d:].copy_(yb)
+    return z

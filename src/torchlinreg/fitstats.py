@@ -1,0 +1,262 @@
+"""Turn an exact fit (rows, LeastSquaresState, ExactSolution) into OLSResults' inputs.
+
+The only place that decides on refinement for in-memory fits: where the R factor says
+digits are at risk, the solution is refined against the rows with double-double
+residuals, and the sums of squares come from those residuals; otherwise they are read
+off the R factor without touching the rows again.
+
+Example:
+    >>> import torch
+    >>> from torchlinreg.exact import fit_exact
+    >>> X = torch.arange(6.0, dtype=torch.float64)[:, None]
+    >>> y = 3 + X[:, 0] + torch.tensor([0.1, -0.1, 0.0, 0.1, -0.1, 0.0], dtype=torch.float64)
+    >>> state, sol = fit_exact(X, y[:, None])
+    >>> kw = results_from_fit(X, y, None, True, state, sol)
+    >>> kw["nobs"], kw["k_constant"]
+    (6, 1)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import DataError, RankWarning
+from .refine import needs_refinement, refine_solution
+
+_SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
+SMALL_WORK = 1 << 16  # rows x params x targets below which an in-memory fit always refines
+
+
+def as_tensor(a) -> Tensor:
+    """A tensor from a tensor, numpy array, list or pandas object (copied if read-only)."""
+    if isinstance(a, Tensor):
+        return a
+    arr = np.asarray(a)
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy()
+
+
+def results_from_fit(
+    X: Tensor,
+    Y: Tensor,
+    sample_weight: Tensor | None,
+    fit_intercept: bool,
+    state: object,
+    solution: object,
+    *,
+    feature_names: Sequence[str] | None = None,
+    target_names: Sequence[str] | None = None,
+    refine: bool | None = None,
+    warn: bool = False,
+) -> dict:
+    """Keyword arguments of ``OLSResults`` for an exact fit (see ``OLSResults.from_fit``)."""
+    if float(getattr(solution, "alpha", 0.0)) != 0.0:
+        raise ValueError(
+            "OLS statistics need an unpenalised fit (alpha=0); ridge estimates are biased "
+            "and their t/F statistics are not defined here"
+        )
+    X, Y = as_tensor(X), as_tensor(Y)
+    sample_weight = None if sample_weight is None else as_tensor(sample_weight)
+    squeeze = Y.ndim == 1
+    X, Y = X.to(torch.float64), Y.to(torch.float64).reshape(X.shape[0], -1)
+    w = None if sample_weight is None else sample_weight.to(torch.float64).reshape(-1)
+    c, d = int(fit_intercept), X.shape[1]
+    p = c + d
+    R = state.r_factor().to(torch.float64)  # type: ignore[attr-defined]
+    aliased = tuple(int(a) for a in solution.aliased)  # type: ignore[attr-defined]
+    keep = [j for j in range(p) if j - c not in aliased]
+    if refine is None:
+        # small problems: refinement costs microseconds, so always take the last digits;
+        # aliased columns: refine the kept ones to the dropped-column (R lm-style) solution
+        small = X.shape[0] * max(p, 1) * Y.shape[1] <= SMALL_WORK
+        refine = small or bool(aliased) or needs_refinement(state, p)
+    if refine and getattr(state, "method", "qr") == "gram":
+        # the Gram factor squares kappa: in memory, one Householder QR of the rows gives an
+        # R that refinement and the covariance can trust
+        R = _householder_r(X, w, fit_intercept)
+    if refine:
+        fit = refine_solution(
+            X, Y, w, fit_intercept, R, solution.coef, solution.intercept, aliased=aliased
+        )  # type: ignore[attr-defined]
+        full = fit.params + fit.params_lo
+        sums = {k: _np(getattr(fit, k)) for k in _SUMS}
+    else:
+        coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
+        icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
+        full = torch.cat([icpt, coef]) if fit_intercept else coef
+        rss = solution.rss  # type: ignore[attr-defined]
+        sums = _sums_from_r(R, p, fit_intercept, rss, bool(aliased))
+        if not fit_intercept:  # R has no ones column to centre with: one pass over Y
+            sw = float(Y.shape[0]) if w is None else w.sum()
+            wy = Y if w is None else w[:, None] * Y
+            dev = Y - wy.sum(0) / sw
+            sums["centered_tss"] = _np(((dev if w is None else w[:, None] * dev) * dev).sum(0))
+    names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]
+    if warn and aliased:
+        warnings.warn(
+            f"design is rank-deficient (rank {len(keep)} of {p}); aliased columns "
+            f"{[names[a] for a in aliased]} get NaN; pass rcond= to change the cut-off",
+            RankWarning,
+            stacklevel=2,
+        )
+    design = _design_fn(X, c, d, keep, X.device)
+
+    def rows() -> tuple[Tensor, Tensor]:
+        A = design(None)
+        resid = Y - A @ full[keep]
+        s = torch.ones_like(Y[:, 0]) if w is None else w.sqrt()
+        return s[:, None] * A, s[:, None] * resid
+
+    return _kwargs(
+        R=R,
+        full=full,
+        keep=keep,
+        aliased=aliased,
+        c=c,
+        names=names,
+        design=design,
+        rows=rows,
+        endog=Y,
+        sums=sums,
+        nobs=int(X.shape[0]),
+        weights=None if w is None else _np(w),
+        target_names=target_names,
+        squeeze=squeeze,
+    )
+
+
+def _design_fn(X: Tensor | None, c: int, d: int, keep: list[int], device: torch.device):
+    """The design matrix of the kept parameters for new rows (or the training rows)."""
+    cols = [j - c for j in keep if j >= c]
+
+    def design(Xn: Tensor | None) -> Tensor:
+        if Xn is None:
+            if X is None:
+                raise DataError(
+                    "this needs the training rows, which a streamed or loaded fit does not "
+                    "keep; pass new rows (get_prediction(X)) or refit in memory"
+                )
+            Xn = X
+        else:
+            Xn = Xn.to(device=device, dtype=torch.float64).reshape(-1, d)
+        ones = [torch.ones_like(Xn[:, :1])] if (c and 0 in keep) else []
+        return torch.cat([*ones, Xn[:, cols]], 1)
+
+    return design
+
+
+def _kwargs(*, R, full, keep, aliased, c, names, target_names, squeeze, **rest) -> dict:
+    """The OLSResults keyword arguments both constructors share."""
+    p = c + len(names)
+    params = _np(full).copy()
+    params[[j for j in range(p) if j not in keep]] = np.nan
+    rk = R[:p, :p][:, keep]
+    rk = torch.linalg.qr(rk, mode="r").R if len(keep) < p else rk
+    eye = torch.eye(p, dtype=torch.float64, device=R.device)
+    return dict(
+        params=params,
+        basis_params=full[keep],
+        basis_r=rk,
+        basis_map=eye[:, keep],
+        k_constant=c,
+        aliased_params=[a + c for a in aliased],
+        param_names=(["const"] if c else []) + list(names),
+        target_names=list(target_names)
+        if target_names
+        else [f"y{t + 1}" for t in range(full.shape[1])],
+        squeeze=squeeze,
+        condition_number=_condition_number(R[:p, :p]),
+        **rest,
+    )
+
+
+def _householder_r(X: Tensor, w: Tensor | None, fit_intercept: bool) -> Tensor:
+    A = torch.cat([torch.ones_like(X[:, :1]), X], 1) if fit_intercept else X
+    if w is not None:
+        A = A * w.sqrt()[:, None]
+    R = torch.linalg.qr(A, mode="r").R
+    if R.shape[0] < A.shape[1]:  # fewer rows than columns: pad to square
+        R = torch.cat([R, R.new_zeros(A.shape[1] - R.shape[0], A.shape[1])])
+    return R
+
+
+def _condition_number(rxx: Tensor) -> float:
+    sv = torch.linalg.svdvals(rxx)
+    return float(sv[0] / sv[-1]) if float(sv[-1]) > 0 else math.inf
+
+
+def _sums_from_r(R: Tensor, p: int, fit_intercept: bool, rss: Tensor, aliased: bool) -> dict:
+    """Sums of squares read off the R factor of ``[1 | X | Y]`` (no pass over the rows)."""
+    ycols = R[:, p:]
+    uncentered = (ycols**2).sum(0)
+    c = int(fit_intercept)
+    centered = (ycols[c:] ** 2).sum(0) if fit_intercept else None
+    rss = rss.to(torch.float64).reshape(-1)
+    ess = (ycols[c:p] ** 2).sum(0)
+    if aliased:
+        ess = (centered if fit_intercept else uncentered) - rss
+    return {
+        "rss": _np(rss),
+        "ess": _np(ess),
+        "centered_tss": None if centered is None else _np(centered),
+        "uncentered_tss": _np(uncentered),
+    }
+
+
+def results_from_state(
+    state: object,
+    solution: object,
+    *,
+    weighted: bool,
+    y_was_1d: bool,
+    feature_names: Sequence[str] | None = None,
+    target_names: Sequence[str] | None = None,
+) -> dict:
+    """``OLSResults`` inputs from the least-squares state alone, for streamed or loaded fits.
+
+    Everything non-robust is read off the R factor: parameters, covariance, t and F tests,
+    R2, intervals for new rows. What needs the rows again (HC covariances, residuals,
+    in-sample predictions) raises a DataError that says so. Without an intercept the
+    centred total sum of squares is unknown (the uncentred R2 is the one reported), and
+    weighted fits have no log-likelihood (it needs ``sum(log w)`` over the rows).
+    """
+    if float(getattr(solution, "alpha", 0.0)) != 0.0:
+        raise ValueError("OLS statistics need an unpenalised fit (alpha=0)")
+    c = int(state.fit_intercept)  # type: ignore[attr-defined]
+    d = int(state.n_features)  # type: ignore[attr-defined]
+    p = c + d
+    R = state.r_factor().to(torch.float64)  # type: ignore[attr-defined]
+    aliased = tuple(int(a) for a in solution.aliased)  # type: ignore[attr-defined]
+    keep = [j for j in range(p) if j - c not in aliased]
+    coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
+    icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
+    full = torch.cat([icpt, coef]) if c else coef
+    sums = _sums_from_r(R, p, bool(c), solution.rss, bool(aliased))  # type: ignore[attr-defined]
+    if not c:
+        sums["centered_tss"] = np.full(full.shape[1], np.nan)
+    names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]
+    return _kwargs(
+        R=R,
+        full=full,
+        keep=keep,
+        aliased=aliased,
+        c=c,
+        names=names,
+        design=_design_fn(None, c, d, keep, R.device),
+        rows=None,
+        endog=None,
+        sums=sums,
+        nobs=int(state.n_samples),  # type: ignore[attr-defined]
+        weights=np.array([np.nan]) if weighted else None,
+        target_names=target_names,
+        squeeze=y_was_1d,
+    )

@@ -1,0 +1,474 @@
+"""OLS / WLS statistics over an exact fit, named and shaped as in statsmodels.
+
+:func:`ols` fits and returns an :class:`OLSResults`; the estimator builds the same object
+from its own fit with :meth:`OLSResults.from_fit`. Statistics are lazy: ``(X'WX)^-1`` comes
+from the R factor (``R^-1 R^-T``), sums of squares from double-double residuals when the
+fit was refined (or from R when it did not need to be), and HC covariances and leverage
+from a second pass over the rows kept in memory.
+
+Shapes: ``params`` is ``(p,)`` for one 1-D target and ``(p, k)`` for ``k`` targets; every
+statistic gains the same last axis, and each target equals a separate fit. Weights are
+WLS weights (inverse variances), as in statsmodels' ``WLS``.
+
+Example:
+    >>> import torch
+    >>> X = torch.arange(10.0, dtype=torch.float64)[:, None]
+    >>> y = 1 + 2 * X[:, 0] + torch.tensor([0.1, -0.1] * 5, dtype=torch.float64)
+    >>> res = ols(X, y)
+    >>> [round(float(v), 6) for v in res.params]
+    [1.027273, 1.993939]
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from functools import cached_property
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import Tensor
+
+from .covariance import hc_covariance, wald_f
+from .errors import DataError, DegenerateWarning
+from .fitstats import as_tensor, results_from_fit, results_from_state
+from .prediction import PredictionResults, prediction
+
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy()
+
+
+class OLSResults:
+    """Results of a least-squares fit (statsmodels ``RegressionResults`` names).
+
+    Build it with :func:`ols`, :meth:`from_fit` or :func:`torchlinreg.polyfit.polyfit`.
+    Internally the model is ``y = A b`` in a basis ``A`` (kept columns only) with
+    ``params = M b``; for plain OLS ``A = [1 | X]`` and ``M`` selects the kept columns.
+    """
+
+    def __init__(
+        self,
+        *,
+        params: np.ndarray,
+        basis_params: Tensor,
+        basis_r: Tensor,
+        basis_map: Tensor,
+        design: Callable[[Tensor | None], Tensor],
+        rows: Callable[[], tuple[Tensor, Tensor]] | None,
+        sums: dict[str, np.ndarray],
+        nobs: int,
+        k_constant: int,
+        weights: np.ndarray | None,
+        aliased_params: Sequence[int],
+        param_names: Sequence[str],
+        target_names: Sequence[str],
+        squeeze: bool,
+        cov_type: str = "nonrobust",
+        condition_number: float = math.nan,
+        use_t: bool | None = None,
+        endog: Tensor | None = None,
+    ) -> None:
+        if cov_type not in COV_TYPES:
+            raise ValueError(f"cov_type must be one of {COV_TYPES}; got {cov_type!r}")
+        self._params = params
+        self._b = basis_params
+        self._r = basis_r
+        self._m = basis_map
+        self._design = design
+        self._rows = rows
+        self._endog = endog
+        self._sums = sums
+        self.nobs = nobs
+        self.k_constant = k_constant
+        self._weights = weights
+        with np.errstate(divide="ignore"):
+            self._sum_log_w = 0.0 if weights is None else float(np.log(weights).sum())
+        self.aliased = tuple(aliased_params)
+        self.param_names = list(param_names)
+        self.target_names = list(target_names)
+        self._squeeze = squeeze
+        self.cov_type = cov_type
+        # statsmodels: t and F for the classical covariance, normal for robust ones
+        self.use_t = cov_type == "nonrobust" if use_t is None else use_t
+        self.condition_number = condition_number
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_fit(
+        cls,
+        X: Tensor,
+        Y: Tensor,
+        sample_weight: Tensor | None,
+        fit_intercept: bool,
+        state: object,
+        solution: object,
+        *,
+        cov_type: str = "nonrobust",
+        feature_names: Sequence[str] | None = None,
+        target_names: Sequence[str] | None = None,
+        refine: bool | None = None,
+        warn: bool = False,
+        use_t: bool | None = None,
+    ) -> OLSResults:
+        """Results of an exact fit, refined where :func:`needs_refinement` says digits are at risk.
+
+        ``X`` ``(n, d)``, ``Y`` ``(n,)`` or ``(n, k)`` and ``sample_weight`` are the rows the
+        ``state`` absorbed; ``solution`` is its ExactSolution. ``refine=None`` decides by the
+        condition estimate (small problems always refine); True/False force it. The exact
+        engine already warns about aliased columns; ``warn=True`` repeats it here.
+        """
+        kwargs = results_from_fit(
+            X,
+            Y,
+            sample_weight,
+            fit_intercept,
+            state,
+            solution,
+            feature_names=feature_names,
+            target_names=target_names,
+            refine=refine,
+            warn=warn,
+        )
+        return cls(**kwargs, cov_type=cov_type, use_t=use_t)
+
+    @classmethod
+    def from_state(
+        cls,
+        state: object,
+        solution: object,
+        *,
+        weighted: bool = False,
+        y_was_1d: bool = False,
+        cov_type: str = "nonrobust",
+        feature_names: Sequence[str] | None = None,
+        target_names: Sequence[str] | None = None,
+        use_t: bool | None = None,
+    ) -> OLSResults:
+        """Non-robust results from a least-squares state alone (streamed or loaded fits).
+
+        No refinement (it needs the rows again); HC covariances and residuals raise a
+        DataError that says so.
+        """
+        kwargs = results_from_state(
+            state,
+            solution,
+            weighted=weighted,
+            y_was_1d=y_was_1d,
+            feature_names=feature_names,
+            target_names=target_names,
+        )
+        return cls(**kwargs, cov_type=cov_type, use_t=use_t)
+
+    # ---- helpers ------------------------------------------------------------------------
+    def _out(self, a: np.ndarray) -> np.ndarray:
+        return a[..., 0] if self._squeeze else a
+
+    @cached_property
+    def _cov_unscaled_basis(self) -> Tensor:
+        eye = torch.eye(self._r.shape[0], dtype=self._r.dtype, device=self._r.device)
+        rinv = torch.linalg.solve_triangular(self._r, eye, upper=True)
+        return rinv @ rinv.T
+
+    def _embed(self, cov_basis: Tensor) -> np.ndarray:
+        """Map a basis covariance ``(q, q[, k])`` to the parameters, NaN for aliased ones."""
+        m = self._m
+        if cov_basis.ndim == 2:
+            out = _np(m @ cov_basis @ m.T)
+        else:
+            out = _np(torch.einsum("ia,abk,jb->ijk", m, cov_basis, m))
+        out[list(self.aliased)] = np.nan
+        out[:, list(self.aliased)] = np.nan
+        return out
+
+    # ---- sums of squares and degrees of freedom -----------------------------------------
+    @property
+    def params(self) -> np.ndarray:
+        """Estimated parameters, intercept first; NaN for aliased columns."""
+        return self._out(self._params)
+
+    @property
+    def rank(self) -> int:
+        """Numerical rank of the design (intercept included)."""
+        return int(self._r.shape[0])
+
+    @property
+    def df_model(self) -> float:
+        """Model degrees of freedom: rank minus the constant."""
+        return float(self.rank - self.k_constant)
+
+    @property
+    def df_resid(self) -> float:
+        """Residual degrees of freedom: nobs minus rank."""
+        return float(self.nobs - self.rank)
+
+    @property
+    def ssr(self) -> np.ndarray:
+        """Sum of squared (weighted) residuals."""
+        return self._out(self._sums["rss"])
+
+    @property
+    def centered_tss(self) -> np.ndarray:
+        """Total sum of squares about the (weighted) mean."""
+        return self._out(self._sums["centered_tss"])
+
+    @property
+    def uncentered_tss(self) -> np.ndarray:
+        """Total sum of squares about zero."""
+        return self._out(self._sums["uncentered_tss"])
+
+    @property
+    def ess(self) -> np.ndarray:
+        """Explained (regression) sum of squares, computed directly, not as tss - ssr."""
+        return self._out(self._sums["ess"])
+
+    @cached_property
+    def _tss(self) -> np.ndarray:
+        return self._sums["centered_tss" if self.k_constant else "uncentered_tss"]
+
+    @cached_property
+    def rsquared(self) -> np.ndarray:
+        """R-squared = ess / tss (uncentered tss without an intercept)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self._out(self._sums["ess"] / self._tss)
+
+    @cached_property
+    def rsquared_adj(self) -> np.ndarray:
+        """Adjusted R-squared: 1 - (nobs - k_constant) / df_resid * (1 - rsquared)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = (self.nobs - self.k_constant) / self.df_resid if self.df_resid else np.nan
+            return 1 - f * (1 - self.rsquared)
+
+    @cached_property
+    def _scale(self) -> np.ndarray:
+        rss = self._sums["rss"]
+        if self.df_resid <= 0:
+            warnings.warn(
+                f"no residual degrees of freedom (nobs={self.nobs}, rank={self.rank}); "
+                "variance-based statistics are NaN; add observations or drop columns",
+                DegenerateWarning,
+                stacklevel=3,
+            )
+            return np.full_like(rss, np.nan)
+        return rss / self.df_resid
+
+    @property
+    def scale(self) -> np.ndarray:
+        """Residual variance estimate ssr / df_resid (0 for an exact fit, NaN without df)."""
+        return self._out(self._scale)
+
+    @property
+    def mse_resid(self) -> np.ndarray:
+        """Mean squared error of the residuals: ssr / df_resid."""
+        return self.scale
+
+    @cached_property
+    def mse_model(self) -> np.ndarray:
+        """Mean squared error of the model: ess / df_model."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self._out(self._sums["ess"] / self.df_model)
+
+    @cached_property
+    def mse_total(self) -> np.ndarray:
+        """Total mean squared error: tss / (nobs - k_constant)."""
+        return self._out(self._tss / (self.nobs - self.k_constant))
+
+    # ---- covariance and tests -----------------------------------------------------------
+    @cached_property
+    def _cov(self) -> np.ndarray:
+        """Parameter covariance, ``(p, p, k)``."""
+        if self.cov_type == "nonrobust":
+            base = self._embed(self._cov_unscaled_basis)
+            return base[:, :, None] * self._scale[None, None, :]
+        return self._embed(self._robust_cov_basis)
+
+    @cached_property
+    def _robust_cov_basis(self) -> Tensor:
+        if self._rows is None:
+            raise DataError(f"cov_type={self.cov_type!r} needs the rows; refit in memory")
+        A, e = self._rows()
+        C = self._cov_unscaled_basis
+        return hc_covariance(A, e, C, self.cov_type, self.nobs, self.df_resid)
+
+    def cov_params(self) -> np.ndarray:
+        """Covariance of the parameters (``cov_type``): ``(p, p)`` or ``(p, p, k)``."""
+        return self._out(self._cov)
+
+    @cached_property
+    def normalized_cov_params(self) -> np.ndarray:
+        """(X'WX)^-1 from the R factor, NaN rows/columns for aliased parameters."""
+        return self._embed(self._cov_unscaled_basis)
+
+    @cached_property
+    def bse(self) -> np.ndarray:
+        """Standard errors: sqrt(diag(cov_params))."""
+        return self._out(np.sqrt(np.diagonal(self._cov, axis1=0, axis2=1).T))
+
+    @cached_property
+    def tvalues(self) -> np.ndarray:
+        """t statistics: params / bse."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.params / self.bse
+
+    @cached_property
+    def pvalues(self) -> np.ndarray:
+        """Two-sided p-values of the t statistics with df_resid degrees of freedom."""
+        return 2 * self._dist.sf(np.abs(self.tvalues))
+
+    @property
+    def _dist(self):
+        if not self.use_t:
+            return stats.norm()
+        return stats.t(self.df_resid) if self.df_resid > 0 else stats.t(np.nan)
+
+    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
+        """Confidence intervals ``(p, 2)`` (or ``(p, 2, k)``): params -+ t_{1-alpha/2} bse."""
+        q = self._dist.ppf(1 - alpha / 2)
+        return np.stack([self.params - q * self.bse, self.params + q * self.bse], axis=1)
+
+    @cached_property
+    def _f(self) -> tuple[np.ndarray, np.ndarray]:
+        dfm, dfr = self.df_model, self.df_resid
+        if self.cov_type == "nonrobust":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f = self._sums["ess"] / dfm / self._scale
+        else:  # Wald test that all non-constant parameters are zero (statsmodels' rule)
+            idx = [j for j in range(self._params.shape[0]) if j >= self.k_constant]
+            f = wald_f(self._params, self._cov, [j for j in idx if j not in self.aliased])
+        if dfm <= 0 or dfr <= 0:
+            return np.full_like(f, np.nan), np.full_like(f, np.nan)
+        return f, stats.f.sf(f, dfm, dfr)
+
+    @property
+    def fvalue(self) -> np.ndarray:
+        """F statistic of the model against the constant-only (or empty) model."""
+        return self._out(self._f[0])
+
+    @property
+    def f_pvalue(self) -> np.ndarray:
+        """p-value of the F statistic."""
+        return self._out(self._f[1])
+
+    @cached_property
+    def llf(self) -> np.ndarray:
+        """Gaussian log-likelihood (WLS: plus 0.5 * sum(log w))."""
+        n2 = self.nobs / 2.0
+        with np.errstate(divide="ignore"):
+            llf = -np.log(self._sums["rss"]) * n2 - (1 + np.log(np.pi / n2)) * n2
+        return self._out(llf + 0.5 * self._sum_log_w)
+
+    @property
+    def aic(self) -> np.ndarray:
+        """Akaike information criterion: -2 llf + 2 rank."""
+        return -2 * self.llf + 2 * self.rank
+
+    @property
+    def bic(self) -> np.ndarray:
+        """Bayesian information criterion: -2 llf + log(nobs) rank."""
+        return -2 * self.llf + np.log(self.nobs) * self.rank
+
+    # ---- prediction, reporting ----------------------------------------------------------
+    @cached_property
+    def fittedvalues(self) -> np.ndarray:
+        """Fitted values of the rows the model was fitted on (unweighted scale)."""
+        return self._out(_np(self._design(None) @ self._b))
+
+    @cached_property
+    def resid(self) -> np.ndarray:
+        """Residuals y - fitted of the fitted rows (unweighted scale)."""
+        if self._endog is None:
+            raise DataError("resid needs the fitted rows; refit in memory")
+        return self._out(_np(self._endog) - _np(self._design(None) @ self._b))
+
+    def get_prediction(
+        self, exog: Tensor | np.ndarray | None = None, weights: np.ndarray | None = None
+    ) -> PredictionResults:
+        """Predicted means with their standard errors and the observation variance.
+
+        ``exog`` holds new rows of X (without the constant); ``None`` reuses the fitted
+        rows. ``weights`` are WLS weights of the new observations (default 1).
+        """
+        if exog is None:
+            A, weights = self._design(None), self._weights if weights is None else weights
+        else:
+            A = self._design(as_tensor(exog).to(torch.float64))
+        robust = None if self.cov_type == "nonrobust" else self._robust_cov_basis
+        cov = self._cov_unscaled_basis if robust is None else robust
+        return prediction(
+            A,
+            self._b,
+            cov,
+            robust is not None,
+            self._scale,
+            weights,
+            self._dist,
+            squeeze=self._squeeze,
+        )
+
+    def summary(self, alpha: float = 0.05) -> str:
+        """A text table in the spirit of statsmodels' summary (one block per target)."""
+        from .summary_table import summary_text
+
+        return summary_text(self, alpha)
+
+    def to_dict(self) -> dict:
+        """Plain-Python statistics for JSON (lists, floats; NaN/inf as None)."""
+        from .summary_table import results_dict
+
+        return results_dict(self)
+
+
+def ols(
+    X,
+    y,
+    *,
+    fit_intercept: bool = True,
+    sample_weight=None,
+    cov_type: str = "nonrobust",
+    rcond: float | None = None,
+    feature_names: Sequence[str] | None = None,
+    target_names: Sequence[str] | None = None,
+) -> OLSResults:
+    """Fit ordinary (or weighted) least squares exactly and return its statistics.
+
+    ``X`` is ``(n, d)`` without a constant column; ``y`` is ``(n,)`` or ``(n, k)``;
+    ``sample_weight`` are WLS weights (1/variance). Aliased columns (rank below
+    ``rcond``) are reported with a RankWarning and get NaN.
+
+    Example:
+        >>> import torch
+        >>> X = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+        >>> res = ols(X, torch.tensor([1.0, 3.1, 4.9, 7.0]))
+        >>> round(float(res.rsquared), 4)
+        0.9991
+    """
+    from .exact import fit_exact
+
+    X, y = as_tensor(X), as_tensor(y)
+    X = X.to(torch.float64)
+    X = X[:, None] if X.ndim == 1 else X
+    y = y.to(device=X.device, dtype=torch.float64)
+    w = None if sample_weight is None else as_tensor(sample_weight).to(X)
+    state, solution = fit_exact(
+        X,
+        y.reshape(X.shape[0], -1),
+        sample_weight=w,
+        fit_intercept=fit_intercept,
+        rcond=rcond,
+        feature_names=feature_names,
+    )
+    return OLSResults.from_fit(
+        X,
+        y,
+        w,
+        fit_intercept,
+        state,
+        solution,
+        cov_type=cov_type,
+        feature_names=feature_names,
+        target_names=target_names,
+    )

@@ -498,3 +498,26 @@ def test_prefetch_keeps_order_raises_reader_errors_and_stops_early():
     assert [next(it) for _ in range(5)] == list(range(5))
     it.close()  # the reader thread stops: at most depth + 2 blocks were read ahead
     assert len(produced) <= 5 + 4
+
+
+@pytest.mark.parametrize(("solver", "streams"), [("sgd", True), ("adam", True), ("lbfgs", False)])
+def test_train_streams_files_above_the_threshold_for_mini_batch_solvers(
+    sgd_file, tmp_path, monkeypatch, solver, streams
+):
+    import torchlinreg.cli_train as cli_train
+
+    made = []
+
+    class Spy(TableBlocks):
+        def __init__(self, *args, **kwargs):
+            made.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(cli_train, "TableBlocks", Spy)
+    monkeypatch.setattr(cli_train, "STREAM_AUTO_BYTES", 1000)  # the file is larger
+    out = tmp_path / "m.safetensors"
+    args = ["train", str(sgd_file[0]), "-t", "y", "--solver", solver, "--seed", "0"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a ConvergenceWarning is not the point here
+        assert run([*args, "--epochs", "2", "-o", str(out), "-q"]) == 0
+    assert bool(made) == streams

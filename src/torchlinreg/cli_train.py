@@ -10,6 +10,7 @@ from typing import Any
 import click
 import torch
 
+from .blocksources import TableBlocks, prefetch
 from .callbacks import Callback, TrainState
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cli_checks import (
@@ -34,10 +35,12 @@ from .errors import DataError
 from .estimator import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
 from .modelfile import save
 from .shards import shard_for_rank
-from .tables import open_table
+from .tables import TableSource, open_table
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.
 PLOT_ROWS = 20_000
+# Iterative fits stream from files larger than this (--stream/--no-stream decide otherwise).
+STREAM_AUTO_BYTES = 1 << 30
 
 
 class _Snapshots(Callback):
@@ -101,17 +104,29 @@ def _fit_exact(est, source, features, targets, weight_col, opts) -> tuple[int, d
         rows = fit_exact_on_ranks(est, source, features, targets, weight_col, opts)
         return rows, _metric_dict(targets, est.state_metrics())
     count = RowCount(len(features), opts, source.path)
-    blocks = count.through(source.read_columns(features, targets, weight_col))
+    # prefetch: the next block is read while this one is absorbed (streaming.prefetch)
+    blocks = count.through(prefetch(source.read_columns(features, targets, weight_col)))
     est.fit_blocks(blocks, feature_names=features, target_names=targets)
     return count.rows, _metric_dict(targets, est.state_metrics())
 
 
-def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
-    block = source.read_all(features, targets, weight_col)
-    n_used = block.n_rows if block.w is None else int((block.w > 0).sum())
-    with agree_on_errors():  # under torchrun: the rows of every rank, and every rank fails
-        check_enough_rows(count_all_ranks(n_used), len(features), opts, source.path)
-    config = {
+def _stream_wanted(source: TableSource, opts: dict[str, Any]) -> bool:
+    if is_distributed():
+        # Each rank holds only its share in memory; the shuffle buffer is one process's.
+        if opts["stream"]:
+            raise click.UsageError("--stream is for one process; under torchrun drop --stream")
+        return False
+    if opts["stream"] is not None:
+        return opts["stream"]
+    # gd and lbfgs take every row in each step: they load the data unless told to stream
+    # (and then refuse, naming the solvers that can).
+    if opts["solver"] in ("gd", "lbfgs"):
+        return False
+    return sum(os.path.getsize(p) for p in source.paths) > STREAM_AUTO_BYTES
+
+
+def _config(est, features, targets, weight_col, rows: int | None) -> dict[str, Any]:
+    return {
         "solver": est.solver,
         "features": features,
         "targets": targets,
@@ -119,13 +134,17 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
         "fit_intercept": est.fit_intercept,
         "alpha": est.alpha,
         "seed": est.random_state,
-        "rows": block.n_rows,
+        "rows": rows,
     }
+
+
+def _run_with_snapshots(fit, config: dict[str, Any], opts: dict[str, Any], extra=()) -> None:
+    """``fit(callbacks, resume_from)`` with checkpoints, a progress bar and Ctrl-C handling."""
     resume = _resume_state(opts["resume"], config) if opts["resume"] else None
     snapshots = _Snapshots(opts["checkpoint"], opts["checkpoint_every"], config)
     bar = ProgressBar(enabled=None if not opts["quiet"] else False)
     try:
-        est.fit(block.X, block.Y, block.w, callbacks=[snapshots, bar], resume_from=resume)
+        fit([*extra, snapshots, bar], resume)
     except KeyboardInterrupt:
         bar.close()
         if opts["checkpoint"]:
@@ -140,10 +159,52 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
         raise click.exceptions.Exit(130) from None
     finally:
         bar.close()
+
+
+def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
+    if _stream_wanted(source, opts):
+        return _fit_streamed(est, source, features, targets, weight_col, opts)
+    block = source.read_all(features, targets, weight_col)
+    n_used = block.n_rows if block.w is None else int((block.w > 0).sum())
+    with agree_on_errors():  # under torchrun: the rows of every rank, and every rank fails
+        check_enough_rows(count_all_ranks(n_used), len(features), opts, source.path)
+    config = _config(est, features, targets, weight_col, block.n_rows)
+
+    def fit(callbacks, resume):
+        est.fit(block.X, block.Y, block.w, callbacks=callbacks, resume_from=resume)
+
+    _run_with_snapshots(fit, config, opts)
     est._name_columns(features, targets)
     pred = est.model_.predict(block.X.to(est.model_.weight.device))
     metrics = regression_metrics_all_ranks(block.Y, pred.cpu(), block.w)  # block.Y: CPU
     return count_all_ranks(block.n_rows), _metric_dict(targets, metrics)
+
+
+class _RowsInto(Callback):
+    """Puts the row count of a streamed fit, known after its first pass, into ``config``."""
+
+    def __init__(self, config: dict[str, Any], blocks: TableBlocks) -> None:
+        self.config, self.blocks = config, blocks
+
+    def on_train_begin(self, state: TrainState) -> None:
+        self.config["rows"] = self.blocks.n_rows
+
+
+def _fit_streamed(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
+    """An iterative fit that reads the file each epoch (streaming.fit_iterative_stream)."""
+    blocks = TableBlocks(source, features, targets, weight_col)
+    # A checkpoint records the row count; a resumed run checks it first (free for Parquet).
+    rows = blocks.count_rows() if opts["resume"] else None
+    config = _config(est, features, targets, weight_col, rows)
+
+    def fit(callbacks, resume):
+        est.fit_blocks(
+            blocks, callbacks=callbacks, resume_from=resume, buffer_rows=opts["buffer_rows"]
+        )
+
+    _run_with_snapshots(fit, config, opts, extra=[_RowsInto(config, blocks)])
+    est._name_columns(features, targets)
+    return blocks.n_rows, _metric_dict(targets, est.state_metrics())
 
 
 def _plots(est, source, features, targets, plot_dir: str, weight_col) -> list[str]:
@@ -186,8 +247,7 @@ def _device(value: str) -> str:
     "--target",
     "targets",
     multiple=True,
-    required=True,
-    help="Target column (repeat for several targets).",
+    help="Target column (repeat for several targets); required unless --update.",
 )
 @click.option(
     "--features",
@@ -249,9 +309,29 @@ def _device(value: str) -> str:
 @click.option(
     "-o",
     "--output",
-    required=True,
     type=click.Path(dir_okay=False),
-    help="Model file to write (.safetensors).",
+    default=None,
+    help="Model file to write (.safetensors); required unless --update.",
+)
+@click.option(
+    "--update",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Exact models: add DATA's rows to this saved model and re-solve (written to -o, "
+    "else over it).",
+)
+@click.option(
+    "--stream/--no-stream",
+    default=None,
+    help="Iterative solvers sgd and adam: read DATA in blocks each epoch through a shuffle "
+    "buffer instead of loading it [default: when the files total more than 1 GiB].",
+)
+@click.option(
+    "--buffer-rows",
+    type=click.IntRange(min=1),
+    default=262_144,
+    show_default=True,
+    help="Streamed iterative fits: rows in the shuffle buffer.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
@@ -287,6 +367,12 @@ def _device(value: str) -> str:
 def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     """Fit a linear model to DATA (CSV, CSV.gz, Parquet, a folder or a glob) and save it."""
     started = time.perf_counter()
+    if opts["update"]:
+        return _update(data, targets, opts)
+    if not targets:
+        raise click.UsageError("Missing option '-t' / '--target'.")
+    if not opts["output"]:
+        raise click.UsageError("Missing option '-o' / '--output'.")
     exact = opts["solver"] in EXACT_SOLVERS
     if exact and (opts["checkpoint"] or opts["resume"]):
         raise click.UsageError("--checkpoint and --resume are for iterative solvers")
@@ -349,3 +435,26 @@ def _print_report(summary: dict[str, Any]) -> None:
     out.print(f"model saved to {summary['model']}")
     for p in summary.get("plots", []):
         out.print(f"plot saved to {p}")
+
+
+def _update(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> None:
+    """``train --update MODEL DATA``: see :mod:`torchlinreg.cli_update`."""
+    from .cli_checks import check_writable
+    from .cli_update import update_model
+
+    if opts["checkpoint"] or opts["resume"] or opts["plot_dir"]:
+        raise click.UsageError("--update takes no --checkpoint, --resume or --plot")
+    check_writable(opts["output"] or opts["update"], "model")
+    summary = update_model(data, targets, opts)
+    if opts["quiet"]:
+        return
+    if opts["as_json"]:
+        print_json(summary)
+        return
+    out = console()
+    out.print(
+        f"updated {opts['update']} with {summary['new_rows']:,} rows of {data} "
+        f"({summary['rows']:,} rows in all) in {summary['seconds']:.3f} s"
+    )
+    out.print(metrics_table("Training fit (all rows)", summary["metrics"]))
+    out.print(f"model saved to {summary['model']}")

@@ -9,7 +9,7 @@ DataFrames, or pyarrow Tables; predictions come back as the input's type and dev
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -232,6 +232,7 @@ class LinearRegression(ParamsMixin):
             "feature_names_in_",
             "_trainer_state",
             "_local_state",
+            "_moments",
             "_results",
             "_weighted",
         ):
@@ -298,7 +299,7 @@ class LinearRegression(ParamsMixin):
 
         Example:
             >>> import numpy as np
-            >>> X = np.arange(8.0).reshape(4, 2); y = X[:, 0] * 2 + 1
+            >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = X[:, 0] * 2 + 1
             >>> m = LinearRegression().partial_fit(X[:2], y[:2]).partial_fit(X[2:], y[2:])
             >>> round(float(m.intercept_), 6)
             1.0
@@ -327,19 +328,29 @@ class LinearRegression(ParamsMixin):
 
     def fit_blocks(
         self,
-        blocks: Iterable[Any],
+        blocks: Iterable[Any] | Callable[..., Iterable[Any]],
         *,
         feature_names: Sequence[str] | None = None,
         target_names: Sequence[str] | None = None,
         callbacks: Sequence[Any] = (),
+        resume_from: dict | None = None,
+        buffer_rows: int | None = None,
     ):
-        """Fit on an iterable of row blocks and return ``self``.
+        """Fit on row blocks and return ``self``; memory stays at about one block.
 
         Each block is ``(X, y)``, ``(X, y, sample_weight)`` or an object with ``X``, ``Y``
-        and ``w`` attributes (as :mod:`torchlinreg.tables` yields). Exact solvers absorb the
-        blocks one at a time into their state, so memory stays at one block plus a
-        ``(d + k)^2`` summary whatever the number of rows; the result equals one ``fit`` on
-        all rows. Iterative solvers gather the blocks in memory first.
+        and ``w`` attributes (as :mod:`torchlinreg.tables` yields), X and y of any kind
+        ``fit`` takes (numpy, torch, pandas, ...). ``blocks`` is an iterable (a list, a
+        generator, a database cursor wrapped in one) or a *factory*: a callable that returns
+        a new iterator of blocks on every call.
+
+        Exact solvers absorb the blocks one at a time into their state, so memory stays at
+        one block plus a ``(d + k)^2`` summary whatever the number of rows, and the result
+        equals one ``fit`` on all rows. Iterative solvers given a factory stream too: one
+        pass for the standardization, then each epoch reads the blocks again through a
+        shuffle buffer of ``buffer_rows`` rows (see :mod:`torchlinreg.streaming`);
+        ``resume_from`` continues from a checkpoint's trainer state. Given a plain
+        iterable, iterative solvers gather the blocks in memory first.
 
         Example:
             >>> import numpy as np
@@ -347,8 +358,18 @@ class LinearRegression(ParamsMixin):
             >>> blocks = [(rng.normal(size=(50, 2)), rng.normal(size=50)) for _ in range(4)]
             >>> LinearRegression().fit_blocks(blocks).n_features_in_
             2
+            >>> sgd = LinearRegression(solver="sgd", random_state=0, max_iter=5, tol=None)
+            >>> sgd.fit_blocks(lambda: iter(blocks)).n_iter_
+            5
         """
         self._validate_params()
+        if callable(blocks):
+            if self.solver not in EXACT_SOLVERS:
+                self._fit_stream(blocks, callbacks, resume_from, buffer_rows)
+                self._name_columns(feature_names, target_names)
+                self._publish()
+                return self
+            blocks = blocks()
         parts = (_unpack_block(b) for b in blocks)
         if self.solver not in EXACT_SOLVERS:
             with agree_on_errors():
@@ -366,6 +387,67 @@ class LinearRegression(ParamsMixin):
         self._merge_ranks()
         self._name_columns(feature_names, target_names)
         self._solve_state()
+        self._publish()
+        return self
+
+    def _fit_stream(self, factory, callbacks, resume_from, buffer_rows) -> None:
+        """An iterative fit over a block factory (:func:`streaming.fit_iterative_stream`)."""
+        from .streaming import DEFAULT_BUFFER_ROWS, fit_iterative_stream
+
+        self._forget()
+        res = fit_iterative_stream(
+            factory,
+            solver=self.solver,
+            fit_intercept=self.fit_intercept,
+            alpha=float(self.alpha),
+            standardize=self.standardize,
+            lr=self.lr,
+            max_iter=self.max_iter if self.max_iter is not None else 200,
+            batch_size=self.batch_size,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            random_state=self.random_state,
+            init=self.init,
+            callbacks=callbacks,
+            resume_from=resume_from,
+            device=self.device,
+            dtype=_resolve_dtype(self.dtype),
+            buffer_rows=buffer_rows or DEFAULT_BUFFER_ROWS,
+        )
+        self.model_ = LinearModel(res.coef, res.intercept)
+        self.n_iter_ = res.n_iter
+        self.loss_history_ = list(res.loss_history)
+        self._trainer_state = res.state
+        self._moments = res.moments
+        self.rank_ = None
+        self._set_input_info(res.first_X, res.first_Y)
+
+    def partial_fit_blocks(self, blocks: Iterable[Any]):
+        """:meth:`partial_fit` over an iterable of row blocks; returns ``self``.
+
+        Exact solvers merge every block into the fitted state and solve once at the end, so
+        a fitted (or loaded) model updated with new rows equals one fit on all rows.
+        Iterative solvers run one epoch per block, as ``partial_fit`` does.
+
+        Example:
+            >>> import numpy as np
+            >>> X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = X[:, 0] * 2 + 1
+            >>> m = LinearRegression().fit(X[:2], y[:2])
+            >>> round(float(m.partial_fit_blocks([(X[2:], y[2:])]).intercept_), 6)
+            1.0
+        """
+        self._validate_params()
+        if self.solver not in EXACT_SOLVERS:
+            for b in blocks:
+                self.partial_fit(*_unpack_block(b))
+            return self
+        n_iter = getattr(self, "n_iter_", 0)
+        for X, y, w in (_unpack_block(b) for b in blocks):
+            self._absorb(X, y, w)
+        if not hasattr(self, "state_"):
+            raise DataError("no blocks to fit; the data source yielded no rows")
+        self._solve_state()
+        self.n_iter_ = n_iter + 1
         self._publish()
         return self
 
@@ -540,9 +622,14 @@ class LinearRegression(ParamsMixin):
 
         No second pass over the data: for any coefficients the residual sum of squares is
         ``||R [-coef; I]||^2`` with ``R`` the state's factor. Without an intercept the R2 is
-        the uncentred one (``r2_uncentered``), as statsmodels reports it.
+        the uncentred one (``r2_uncentered``), as statsmodels reports it. After a streamed
+        iterative fit (``fit_blocks`` with a factory) the first pass's moments serve instead.
         """
         check_is_fitted(self)
+        if not hasattr(self, "state_") and hasattr(self, "_moments"):
+            from .streaming import stream_metrics
+
+            return stream_metrics(self._moments, self.model_.weight, self.model_.bias)
         summary = self.state_.centred_summary()
         r, d = summary.r, self.state_.n_features
         coef = self.model_.weight.to(device=r.device, dtype=r.dtype)

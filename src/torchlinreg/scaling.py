@@ -64,6 +64,24 @@ class Scaler:
         return cls(x_mean, x_scale, y_mean, y_scale)
 
     @classmethod
+    def from_moments(
+        cls, x_mean: Tensor, x_var: Tensor, y_mean: Tensor, y_var: Tensor, *, dtype=None
+    ) -> Scaler:
+        """From weighted means and (population) variances accumulated elsewhere, e.g. in one
+        streaming pass; a constant column gets scale 1, as in :meth:`fit`.
+
+        Example:
+            >>> s = Scaler.from_moments(torch.zeros(1), torch.ones(1) * 4, torch.ones(1),
+            ...                         torch.zeros(1))
+            >>> s.x_scale, s.y_scale
+            (tensor([2.]), tensor([1.]))
+        """
+        dtype = dtype or x_mean.dtype
+        x_mean, x_scale = _finish(x_mean, x_var, dtype)
+        y_mean, y_scale = _finish(y_mean, y_var, dtype)
+        return cls(x_mean, x_scale, y_mean, y_scale)
+
+    @classmethod
     def identity(cls, d: int, k: int, *, device=None, dtype=None) -> Scaler:
         """The scaler that changes nothing (``standardize=False``)."""
         zeros = torch.zeros
@@ -147,7 +165,11 @@ def _moments_reduced(
     total = first[0]
     mean = first[1:] / total if center else torch.zeros_like(first[1:])
     var = reduce(w @ (A64 - mean).square()) / total
-    scale = var.sqrt()
-    tiny = torch.finfo(A.dtype).eps * (mean.abs() + 1.0) * 10
+    return _finish(mean, var, A.dtype)
+
+
+def _finish(mean: Tensor, var: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    scale = var.clamp(min=0).sqrt()
+    tiny = torch.finfo(dtype).eps * (mean.abs() + 1.0) * 10
     scale = torch.where(scale > tiny, scale, torch.ones_like(scale))
-    return mean.to(A.dtype), scale.to(A.dtype)
+    return mean.to(dtype), scale.to(dtype)

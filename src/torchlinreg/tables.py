@@ -120,7 +120,9 @@ class _ParquetFile:
 
         self.path = path
         try:
-            self._file = pq.ParquetFile(path)
+            # pre_buffer=False: with it, iter_batches keeps every column chunk it has read until
+            # the reader is done, so memory grows with the file (pyarrow 26).
+            self._file = pq.ParquetFile(path, pre_buffer=False)
         except (pa.ArrowException, OSError) as exc:
             raise DataError(
                 f"not a readable Parquet file ({_first_line(exc)}); check that it is complete",

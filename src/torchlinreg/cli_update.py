@@ -1,0 +1,124 @@
+"""`torchlinreg train --update MODEL DATA`: add new rows to a saved exact model.
+
+An exact model file keeps its least-squares state (:mod:`torchlinreg.modelfile`), so the new
+rows are absorbed into it and the small system is solved again: the result equals one fit
+on the old and the new rows together, without the old rows. The columns, solver, penalty and
+intercept are the model's; the file is rewritten atomically (``-o`` or over MODEL), and its
+training summary keeps a list of the updates.
+
+Iterative models keep no such state (their weights depend on the order and number of epochs
+seen), so ``--update`` refuses them with the reason; retrain them on all rows instead.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from .cli_checks import check_not_input
+from .errors import DataError
+from .modelfile import load, save
+from .tables import open_table
+
+# Options that --update takes from the model; given on the command line they must agree.
+_FROM_MODEL = ("solver", "alpha", "no_intercept")
+
+
+def _explicit(name: str) -> bool:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def _model_columns(est, path: str) -> tuple[list[str], list[str], str | None]:
+    names = getattr(est, "feature_names_in_", None)
+    targets = est._target_names
+    if names is None or targets is None:
+        raise DataError(
+            f"{path}: the model records no column names; --update needs a model trained from "
+            "a file with torchlinreg train"
+        )
+    return [str(n) for n in names], list(targets), est.training_.get("weights")
+
+
+def _check_agrees(est, columns, targets: tuple[str, ...], opts: dict[str, Any], path: str):
+    features, model_targets, weight_col = columns
+    given = {
+        "--target": (list(targets) or None, model_targets),
+        "--features": (
+            None if opts["features"] is None else [c.strip() for c in opts["features"].split(",")],
+            features,
+        ),
+        "--weights": (opts["weight_col"], weight_col),
+    }
+    params = {
+        "solver": est.solver,
+        "alpha": float(est.alpha),
+        "no_intercept": not est.fit_intercept,
+    }
+    for name in _FROM_MODEL:
+        if _explicit(name):
+            given[f"--{name.replace('_', '-')}"] = (opts[name], params[name])
+    for flag, (value, recorded) in given.items():
+        if value is not None and value != recorded:
+            raise DataError(
+                f"{path}: the model was trained with {flag} {recorded!r}, not {value!r}; "
+                f"--update keeps the model's settings: leave {flag} out"
+            )
+
+
+def update_model(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> dict[str, Any]:
+    """Absorb DATA's rows into the model file ``opts['update']``; return the new summary."""
+    started = time.perf_counter()
+    path = opts["update"]
+    est = load(path)
+    if not hasattr(est, "state_"):
+        raise DataError(
+            f"{path}: the model was trained with the iterative solver {est.solver!r}, which "
+            "keeps no least-squares state to add rows to; --update needs a model from an exact "
+            "solver (qr, gram): retrain on all rows instead"
+        )
+    columns = _model_columns(est, path)
+    _check_agrees(est, columns, targets, opts, path)
+    features, model_targets, weight_col = columns
+    rows = {"block_rows": opts["block_rows"]} if opts.get("block_rows") else {}
+    source = open_table(data, delimiter=opts["delimiter"], **rows)
+    out = opts["output"] or path
+    check_not_input(out, "model", {"data file": source.paths})
+    needed = [*features, *model_targets, *([weight_col] if weight_col else [])]
+    missing = [c for c in needed if c not in source.column_names]
+    if missing:
+        raise DataError(
+            f"lacks column(s) {missing} that the model {path} was trained on; --update needs "
+            "the same feature, target and weight columns",
+            path=data,
+        )
+    new_rows = 0
+
+    def counted():
+        nonlocal new_rows
+        for block in source.read_columns(features, model_targets, weight_col):
+            new_rows += block.n_rows
+            # all-zero weights add nothing, and the estimator refuses such a block alone
+            if block.w is None or bool((block.w > 0).any()):
+                yield block
+
+    est.partial_fit_blocks(counted())
+    metrics = est.state_metrics()
+    seconds = round(time.perf_counter() - started, 4)
+    old = dict(est.training_)
+    summary = {
+        **old,
+        "rows": int(old.get("rows") or 0) + new_rows,
+        "metrics": {
+            name: {key: float(values[j]) for key, values in metrics.items()}
+            for j, name in enumerate(model_targets)
+        },
+        "updates": [*old.get("updates", []), {"data": data, "rows": new_rows, "seconds": seconds}],
+    }
+    save(est, out, training=summary)
+    return {**summary, "model": out, "new_rows": new_rows, "seconds": seconds}

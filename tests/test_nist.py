@@ -89,8 +89,10 @@ def test_refinement_policy_skips_easy_sets_and_takes_hard_ones():
         state, _ = fit_exact(X, Y, fit_intercept=s.intercept)
         return needs_refinement(state, X.shape[1] + int(s.intercept))
 
+    # 1) the easy sets would skip the second pass (small fits are refined anyway);
+    # 2) the ill-conditioned and large-residual ones are flagged by the estimate itself.
     assert not decide("Norris") and not decide("NoInt1")
-    assert all(decide(n) for n in ("Pontius", "Filip", "Longley", "Wampler4", "Wampler5"))
+    assert all(decide(n) for n in ("Filip", "Longley", "Wampler1", "Wampler4", "Wampler5"))
 
 
 def _peer_rows():

@@ -127,9 +127,18 @@ def test_policy_skips_well_conditioned_data_and_gram_squares_kappa():
     )
     state, _ = fit_exact(X, Y)
     assert not needs_refinement(state, 21)
-    Xo = X * 1e-3 + 1e3  # offsets >> spread: the raw design is ill-conditioned
-    state_o, _ = fit_exact(Xo, Y)
-    assert needs_refinement(state_o, 21)
+    # 1) offsets >> spread make the raw design ill-conditioned, but the state factors rows
+    # shifted by its offsets, so its solution keeps its digits: no second pass;
+    Xo = X * 1e-3 + 1e3
+    state_o, sol_o = fit_exact(Xo, Y)
+    assert not needs_refinement(state_o, 21)
+    fit = refine_solution(Xo, Y, None, True, state_o, sol_o.coef, sol_o.intercept)
+    assert float(((sol_o.coef - fit.coef) / fit.coef).abs().max()) < 1e-13
+    # 2) nearly collinear columns are ill-conditioned whatever the shift: refine.
+    Xc = X.clone()
+    Xc[:, 1] = Xc[:, 0] + 1e-5 * X[:, 1]
+    state_c, _ = fit_exact(Xc, Y)
+    assert needs_refinement(state_c, 21)
     s = load("Longley")
     qr_state, _ = fit_exact(torch.tensor(s.design()), torch.tensor(s.y)[:, None])
     assert needs_refinement(qr_state, 7)

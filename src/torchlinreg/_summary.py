@@ -138,6 +138,9 @@ class QRSummary(Summary):
             r[0, 1:] += self.shift * r[0, 0]
         return r
 
+    def working(self) -> tuple[Tensor, Tensor | None]:
+        return self.r, self.shift if self.intercept else None
+
 
 class CentredGramSummary(Summary):
     """Weighted means and centred co-moments of ``[X | Y]`` (Gram route with an intercept)."""
@@ -193,12 +196,15 @@ class CentredGramSummary(Summary):
         return CentredSummary(self.sum_w, self.mean, psd_upper_factor(self.comoment))
 
     def full_r(self) -> Tensor:
-        r = torch.zeros(self.p + 1, self.p + 1, dtype=self.mean.dtype, device=self.mean.device)
-        root = self.sum_w.sqrt()
-        r[0, 0] = root
-        r[0, 1:] = root * self.mean
-        r[1:, 1:] = psd_upper_factor(self.comoment)
+        r, _ = self.working()
+        r[0, 1:] = r[0, 0] * self.mean
         return r
+
+    def working(self) -> tuple[Tensor, Tensor | None]:
+        r = torch.zeros(self.p + 1, self.p + 1, dtype=self.mean.dtype, device=self.mean.device)
+        r[0, 0] = self.sum_w.sqrt()
+        r[1:, 1:] = psd_upper_factor(self.comoment)
+        return r, self.mean
 
 
 class RawGramSummary(Summary):
@@ -232,6 +238,9 @@ class RawGramSummary(Summary):
 
     def full_r(self) -> Tensor:
         return psd_upper_factor(self.gram)
+
+    def working(self) -> tuple[Tensor, Tensor | None]:
+        return self.full_r(), None
 
 
 def new_summary(

@@ -246,6 +246,15 @@ class LeastSquaresState:
         """
         return self._summary.centred()
 
+    def working_factor(self) -> tuple[Tensor, Tensor | None]:
+        """The factor the solver works from, and the column offsets it was taken about.
+
+        With an intercept: the R factor of ``[1 | X - s | Y - s]`` and ``s`` (the QR state's
+        fixed shift, or the Gram state's means); without: :meth:`r_factor` and None. Its
+        conditioning, not the raw design's, is what limits the solution's accuracy.
+        """
+        return self._summary.working()
+
     def r_factor(self) -> Tensor:
         """Upper-triangular ``R`` (m, m) with ``R.T @ R == A.T @ A`` for the weighted ``A``.
 

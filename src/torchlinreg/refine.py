@@ -76,11 +76,17 @@ def _r_factor(state_or_r: object) -> Tensor:
 
 
 def needs_refinement(
-    state_or_r: object, n_params: int, *, tol: float = 3e-13, floor: float = 1e-2
+    state_or_r: object, n_params: int, *, tol: float = 1e-12, floor: float = 1e-2
 ) -> bool:
     """Whether a QR solution from this R factor may have a relative error above ``tol``.
 
-    The default ``tol`` is 12.5 correct digits per coefficient.
+    The default ``tol`` asks for 12 correct digits per coefficient. (Small in-memory fits
+    are refined whatever this says, see ``fitstats.SMALL_WORK``: that is what gives the
+    NIST sets their last digits; this policy decides for large fits, where a second pass
+    over the rows costs real time.) For a state, the conditioning is that of the factor
+    the solver works from (shifted by the state's offsets, see
+    ``LeastSquaresState.working_factor``), not the raw design's, and the intercept's risk
+    includes the cancellation of mapping it back from the shift.
 
     ``state_or_r`` is a LeastSquaresState or the R factor of ``[1 | X | Y]`` (or of the
     design alone); ``n_params`` counts the design columns (intercept included). The
@@ -99,7 +105,8 @@ def needs_refinement(
         >>> needs_refinement(torch.linalg.qr(torch.cat([one, 1e6 + x, 2 + 3 * x], 1)).R, 2)
         True
     """
-    R = _r_factor(state_or_r)
+    working = getattr(state_or_r, "working_factor", None)
+    R, offsets = working() if callable(working) else (_r_factor(state_or_r), None)
     p = n_params
     rxx = R[:p, :p]
     scale = torch.linalg.vector_norm(rxx, dim=0)
@@ -117,8 +124,28 @@ def needs_refinement(
     xnorm = torch.linalg.vector_norm(x, dim=0).clamp_min(torch.finfo(R.dtype).tiny)
     rnorm = torch.linalg.vector_norm(R[p:, p:], dim=0)
     risk = kappa + kappa**2 * rnorm / (float(sv[0]) * xnorm)  # (k,) normwise, relative
-    smallest = torch.maximum(x.abs() / xnorm, torch.full_like(x, floor)).amin(0)
-    return bool((_EPS * risk / smallest > tol).any())
+    err = _EPS * risk * xnorm  # (k,) absolute error of each column-scaled coefficient
+    rel = err / torch.maximum(x.abs(), floor * xnorm)  # (p, k)
+    if offsets is not None and p > 1:
+        rel[0] = _intercept_risk(x, scale, err, offsets, p, floor)
+    return bool((rel > tol).any())
+
+
+def _intercept_risk(x: Tensor, scale: Tensor, err: Tensor, offsets: Tensor, p: int, floor):
+    """Relative error of the real intercept ``b0 = x0 + s_y - s_x . coef`` of a shifted fit.
+
+    The factor was taken about offsets ``s``: the intercept it solves for is the shifted
+    one, and mapping it back adds every slope's error times its offset.
+    """
+    coef = x[1:] / scale[1:, None]  # (d, k) slopes in original units
+    s_x, s_y = offsets[: p - 1], offsets[p - 1 :]
+    b0 = x[0] / scale[0] + s_y - s_x @ coef
+    abs_err = err / scale[0] + (s_x.abs() / scale[1:]) @ err[None].expand(p - 1, -1)
+    # The floor: the intercept's share of the column-scaled solution, as for the slopes,
+    # or of the terms it is computed from, whichever is larger.
+    size = (x[0] / scale[0]).abs() + s_y.abs() + s_x.abs() @ coef.abs()
+    size = torch.maximum(size, torch.linalg.vector_norm(x, dim=0) / scale[0])
+    return abs_err / torch.maximum(b0.abs(), floor * size)
 
 
 def _gradient_dd(A: Tensor | None, wr: DD, intercept: bool) -> DD:

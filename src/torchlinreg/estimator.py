@@ -16,18 +16,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._exact_fit import EXACT_SOLVERS, ExactFitMixin
+from ._inputs import InputMixin, check_is_fitted, concat, unpack_block
+from ._iterative_fit import ITERATIVE_SOLVERS, IterativeFitMixin
 from ._params import ParamsMixin
-from .data import Matrix, as_matrix, as_targets, as_weights
-from .distributed import agree_on_errors, is_distributed, merge_across_ranks
-from .errors import DataError, not_fitted_error
-from .exact import LeastSquaresState
+from .data import as_matrix, as_targets, as_weights
+from .distributed import agree_on_errors, is_distributed
+from .errors import DataError
 from .inference import OLSResults
-from .iterative import fit_iterative
 from .metrics import r2_score
 from .model import LinearModel
 
-EXACT_SOLVERS = ("qr", "gram")
-ITERATIVE_SOLVERS = ("gd", "sgd", "adam", "lbfgs")
+__all__ = ["EXACT_SOLVERS", "ITERATIVE_SOLVERS", "LinearRegression", "Ridge", "check_is_fitted"]
 
 
 def _nonneg_number(v: Any) -> bool:
@@ -42,13 +42,7 @@ def _pos_number_or_none(v: Any) -> bool:
     return v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0)
 
 
-def _resolve_dtype(dtype: Any) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    return {"float32": torch.float32, "float64": torch.float64}[str(np.dtype(dtype))]
-
-
-class LinearRegression(ParamsMixin):
+class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin):
     """Ordinary least squares (and ridge) fitted exactly or iteratively.
 
     Args:
@@ -123,62 +117,11 @@ class LinearRegression(ParamsMixin):
         self.dtype = dtype
         self.rcond = rcond
 
-    # ---------------------------------------------------------------- input handling
-    def _compute_device(self, Xm: Matrix) -> torch.device:
-        return torch.device(self.device) if self.device is not None else Xm.device
-
-    def _compute_dtype(self, Xm: Matrix) -> torch.dtype:
-        dtype = _resolve_dtype(self.dtype)
-        if dtype is not None:
-            return dtype
-        if self.solver in EXACT_SOLVERS:
-            return torch.float64
-        return (
-            Xm.values.dtype if Xm.values.dtype in (torch.float32, torch.float64) else torch.float64
-        )
-
-    def _prepare(self, X, y, sample_weight, *, reset: bool, block: bool = False):
-        if y is None:
-            raise DataError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None."
-            )
-        Xm = as_matrix(X, name="X")
-        if not reset:
-            self._check_features(Xm)
-        device = self._compute_device(Xm)
-        dtype = self._compute_dtype(Xm)
-        Ym = as_targets(y, Xm.values.shape[0], name="y")
-        w = as_weights(sample_weight, Xm.values.shape[0], allow_all_zero=block)
-        Xt = Xm.values.to(device=device, dtype=dtype)
-        Yt = Ym.values.to(device=device, dtype=dtype)
-        wt = None if w is None else w.to(device=device, dtype=dtype)
-        return Xm, Ym, Xt, Yt, wt
-
-    def _check_features(self, Xm: Matrix) -> None:
-        names = getattr(self, "feature_names_in_", None)
-        if names is not None and Xm.columns is not None and list(Xm.columns) != list(names):
-            raise DataError(
-                "The feature names should match those that were passed during fit: expected "
-                f"{list(names)}, got {list(Xm.columns)}; select and order the columns as in fit."
-            )
-        d = Xm.values.shape[1]
-        if d != self.n_features_in_:
-            raise DataError(
-                f"X has {d} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
-
-    def _set_input_info(self, Xm: Matrix, Ym: Matrix) -> None:
-        self.n_features_in_ = Xm.values.shape[1]
-        if Xm.columns is not None and all(isinstance(c, str) for c in Xm.columns):
-            self.feature_names_in_ = np.asarray(Xm.columns, dtype=object)
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        self._y_was_1d = Ym.was_1d
-        self._target_names = list(Ym.columns) if Ym.columns is not None else None
-        self._output_kind = (Xm.kind, Xm.device)
-
     # ---------------------------------------------------------------- fitting
+    @property
+    def _is_exact(self) -> bool:
+        return self.solver in EXACT_SOLVERS
+
     def fit(
         self,
         X,
@@ -238,56 +181,6 @@ class LinearRegression(ParamsMixin):
         ):
             if hasattr(self, key):
                 delattr(self, key)
-
-    def _feature_list(self) -> list[str] | None:
-        names = getattr(self, "feature_names_in_", None)
-        return None if names is None else [str(n) for n in names]
-
-    def _adopt_refined(self, results: OLSResults) -> None:
-        """Take the refined parameters (NOTE: only where no column is aliased: the
-        coefficients of a rank-deficient fit stay the minimum-norm solution)."""
-        if self.solution_.aliased:
-            return
-        params = torch.as_tensor(results.params, dtype=torch.float64).reshape(
-            -1, self.state_.n_targets
-        )
-        params = params.to(self.state_.device)
-        c = int(self.fit_intercept)
-        intercept = params[0] if c else torch.zeros_like(params[0])
-        self.model_ = LinearModel(params[c:].T.contiguous(), intercept.contiguous())
-
-    def __getstate__(self) -> dict:
-        # The results object holds closures over the training rows: a pickled estimator
-        # leaves it behind and rebuilds it from the state when asked (non-robust only).
-        state = self.__dict__.copy()
-        state.pop("_results", None)
-        return state
-
-    @property
-    def results_(self) -> OLSResults:
-        """statsmodels-style statistics of an exact, unpenalised fit (see :mod:`.inference`).
-
-        In-memory fits carry refined parameters and can give robust (HC) covariances;
-        streamed, partial and loaded fits are built from the least-squares state alone.
-        """
-        check_is_fitted(self)
-        cached = getattr(self, "_results", None)
-        if cached is not None:
-            return cached
-        if not hasattr(self, "state_") or self.alpha != 0:
-            raise AttributeError(
-                "results_ is available for exact solvers without a penalty (alpha=0); use "
-                "solver='qr' or 'gram' and alpha=0, or torchlinreg.ols(X, y)"
-            )
-        self._results = OLSResults.from_state(
-            self.state_,
-            self.solution_,
-            weighted=getattr(self, "_weighted", False),
-            y_was_1d=self._y_was_1d,
-            feature_names=self._feature_list(),
-            target_names=self._target_names,
-        )
-        return self._results
 
     def partial_fit(self, X, y, sample_weight=None):
         """Learn from one more block of rows and return ``self``.
@@ -370,13 +263,13 @@ class LinearRegression(ParamsMixin):
                 self._publish()
                 return self
             blocks = blocks()
-        parts = (_unpack_block(b) for b in blocks)
+        parts = (unpack_block(b) for b in blocks)
         if self.solver not in EXACT_SOLVERS:
             with agree_on_errors():
                 gathered = list(parts)
                 if not gathered:
                     raise DataError("no blocks to fit; the data source yielded no rows")
-            X, y, w = (_concat([p[i] for p in gathered]) for i in range(3))
+            X, y, w = (concat([p[i] for p in gathered]) for i in range(3))
             return self._fit_named(X, y, w, feature_names, target_names, callbacks)
         self._forget()
         with agree_on_errors():
@@ -389,38 +282,6 @@ class LinearRegression(ParamsMixin):
         self._solve_state()
         self._publish()
         return self
-
-    def _fit_stream(self, factory, callbacks, resume_from, buffer_rows) -> None:
-        """An iterative fit over a block factory (:func:`streaming.fit_iterative_stream`)."""
-        from .streaming import DEFAULT_BUFFER_ROWS, fit_iterative_stream
-
-        self._forget()
-        res = fit_iterative_stream(
-            factory,
-            solver=self.solver,
-            fit_intercept=self.fit_intercept,
-            alpha=float(self.alpha),
-            standardize=self.standardize,
-            lr=self.lr,
-            max_iter=self.max_iter if self.max_iter is not None else 200,
-            batch_size=self.batch_size,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            random_state=self.random_state,
-            init=self.init,
-            callbacks=callbacks,
-            resume_from=resume_from,
-            device=self.device,
-            dtype=_resolve_dtype(self.dtype),
-            buffer_rows=buffer_rows or DEFAULT_BUFFER_ROWS,
-        )
-        self.model_ = LinearModel(res.coef, res.intercept)
-        self.n_iter_ = res.n_iter
-        self.loss_history_ = list(res.loss_history)
-        self._trainer_state = res.state
-        self._moments = res.moments
-        self.rank_ = None
-        self._set_input_info(res.first_X, res.first_Y)
 
     def partial_fit_blocks(self, blocks: Iterable[Any]):
         """:meth:`partial_fit` over an iterable of row blocks; returns ``self``.
@@ -439,10 +300,10 @@ class LinearRegression(ParamsMixin):
         self._validate_params()
         if self.solver not in EXACT_SOLVERS:
             for b in blocks:
-                self.partial_fit(*_unpack_block(b))
+                self.partial_fit(*unpack_block(b))
             return self
         n_iter = getattr(self, "n_iter_", 0)
-        for X, y, w in (_unpack_block(b) for b in blocks):
+        for X, y, w in (unpack_block(b) for b in blocks):
             self._absorb(X, y, w)
         if not hasattr(self, "state_"):
             raise DataError("no blocks to fit; the data source yielded no rows")
@@ -455,143 +316,6 @@ class LinearRegression(ParamsMixin):
         self.fit(X, y, w, callbacks=callbacks)
         self._name_columns(feature_names, target_names)
         return self
-
-    def _name_columns(self, feature_names, target_names) -> None:
-        if feature_names is not None:
-            if len(feature_names) != self.n_features_in_:
-                raise DataError(
-                    f"{len(feature_names)} feature names for {self.n_features_in_} features"
-                )
-            self.feature_names_in_ = np.asarray(list(feature_names), dtype=object)
-        if target_names is not None:
-            k = self.state_.n_targets if hasattr(self, "state_") else self.model_.n_targets
-            if len(target_names) != k:
-                raise DataError(f"{len(target_names)} target names for {k} targets")
-            self._target_names = list(target_names)
-
-    def _absorb(self, X, y, sample_weight) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Absorb one block into the exact state, creating it from the first block."""
-        if hasattr(self, "_local_state"):
-            # Distributed: state_ holds every rank's rows; this rank absorbs into its own.
-            self.state_ = self._local_state
-        first = not hasattr(self, "state_")
-        Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first, block=True)
-        if first:
-            self.state_ = LeastSquaresState(
-                Xt.shape[1],
-                Yt.shape[1],
-                fit_intercept=self.fit_intercept,
-                method=self.solver,
-                dtype=Xt.dtype,
-                device=Xt.device,
-            )
-            self._set_input_info(Xm, Ym)
-        elif Yt.shape[1] != self.state_.n_targets:
-            raise DataError(
-                f"y has {Yt.shape[1]} targets, but earlier blocks had {self.state_.n_targets}."
-            )
-        self.state_.absorb(Xt, Yt, wt)
-        self._weighted = getattr(self, "_weighted", False) or wt is not None
-        self._results = None
-        return Xt, Yt, wt
-
-    def _merge_ranks(self) -> None:
-        """Inside a process group, make ``state_`` the state of every rank's rows.
-
-        This rank's own state is kept (``_local_state``) for the next ``partial_fit``.
-        """
-        if not is_distributed():
-            return
-        local = getattr(self, "state_", None)
-        dtype = _resolve_dtype(self.dtype) or torch.float64
-        self.state_ = merge_across_ranks(
-            local,
-            fit_intercept=self.fit_intercept,
-            method=self.solver,
-            dtype=dtype if local is None else local.dtype,
-            device=self.device if local is None else local.device,
-        )
-        if local is None:
-            # This rank read no rows: take the shape from the others.
-            self._local_state = LeastSquaresState(
-                self.state_.n_features,
-                self.state_.n_targets,
-                fit_intercept=self.fit_intercept,
-                method=self.solver,
-                dtype=self.state_.dtype,
-                device=self.state_.device,
-            )
-            self.n_features_in_ = self.state_.n_features
-            self._y_was_1d, self._target_names = False, None
-            self._output_kind = ("numpy", torch.device("cpu"))
-        else:
-            self._local_state = local
-
-    def _solve_state(self) -> None:
-        if not self.state_.sum_weights > 0:
-            raise DataError(
-                "sample_weight is zero for every row absorbed; at least one weight must be positive"
-            )
-        names = getattr(self, "feature_names_in_", None)
-        names = None if names is None else list(names)
-        self.solution_ = self.state_.solve(
-            alpha=float(self.alpha), rcond=self.rcond, feature_names=names
-        )
-        self.rank_ = self.solution_.rank
-        self.model_ = LinearModel(self.solution_.coef, self.solution_.intercept)
-        self.n_iter_ = 1
-        self.loss_history_ = []
-
-    def _fit_iterative(
-        self,
-        Xt: Tensor,
-        Yt: Tensor,
-        wt: Tensor | None,
-        callbacks,
-        resume_from=None,
-        *,
-        max_iter: int | None = None,
-        tol: Any = "default",
-    ) -> None:
-        result = fit_iterative(
-            Xt,
-            Yt,
-            sample_weight=wt,
-            solver=self.solver,
-            fit_intercept=self.fit_intercept,
-            alpha=float(self.alpha),
-            standardize=self.standardize,
-            lr=self.lr,
-            max_iter=max_iter or (self.max_iter if self.max_iter is not None else 200),
-            batch_size=self.batch_size,
-            tol=self.tol if tol == "default" else tol,
-            n_iter_no_change=self.n_iter_no_change,
-            random_state=self.random_state,
-            init=self.init,
-            callbacks=callbacks,
-            resume_from=resume_from,
-            device=Xt.device,
-            dtype=Xt.dtype,
-        )
-        self.model_ = LinearModel(result.coef, result.intercept)
-        self.n_iter_ = result.n_iter
-        self.loss_history_ = list(result.loss_history)
-        self._trainer_state = result.state
-        self.rank_ = None
-
-    def _publish(self) -> None:
-        """Expose coef_/intercept_ as the input's type: numpy, or tensors on its device."""
-        kind, device = self._output_kind
-        coef, intercept = self.model_.weight, self.model_.bias
-        if kind == "torch":
-            coef, intercept = coef.to(device), intercept.to(device)
-            if self._y_was_1d:
-                coef, intercept = coef[0], intercept[0]
-        else:
-            coef, intercept = coef.cpu().numpy(), intercept.cpu().numpy()
-            if self._y_was_1d:
-                coef, intercept = coef[0], float(intercept[0])
-        self.coef_, self.intercept_ = coef, intercept
 
     # ---------------------------------------------------------------- using the model
     def predict(self, X):
@@ -616,29 +340,6 @@ class LinearRegression(ParamsMixin):
         pt = torch.as_tensor(np.asarray(pred)) if not isinstance(pred, Tensor) else pred
         w = as_weights(sample_weight, Xm.values.shape[0])
         return r2_score(Ym.values, pt.reshape(Ym.values.shape[0], -1), w)
-
-    def state_metrics(self) -> dict[str, Tensor]:
-        """MSE, RMSE and R2 per target on the rows absorbed, from the exact state alone.
-
-        No second pass over the data: for any coefficients the residual sum of squares is
-        ``||R [-coef; I]||^2`` with ``R`` the state's factor. Without an intercept the R2 is
-        the uncentred one (``r2_uncentered``), as statsmodels reports it. After a streamed
-        iterative fit (``fit_blocks`` with a factory) the first pass's moments serve instead.
-        """
-        check_is_fitted(self)
-        if not hasattr(self, "state_") and hasattr(self, "_moments"):
-            from .streaming import stream_metrics
-
-            return stream_metrics(self._moments, self.model_.weight, self.model_.bias)
-        summary = self.state_.centred_summary()
-        r, d = summary.r, self.state_.n_features
-        coef = self.model_.weight.to(device=r.device, dtype=r.dtype)
-        sse = ((r[:, :d] @ coef.T - r[:, d:]) ** 2).sum(dim=0)
-        tss = (r[:, d:] ** 2).sum(dim=0)
-        mse = sse / summary.sum_weights
-        r2 = torch.where(tss > 0, 1.0 - sse / torch.where(tss > 0, tss, 1.0), 0.0)
-        key = "r2" if self.fit_intercept else "r2_uncentered"
-        return {"mse": mse, "rmse": mse.sqrt(), key: r2}
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
@@ -698,31 +399,4 @@ class Ridge(LinearRegression):
             device=device,
             dtype=dtype,
             rcond=rcond,
-        )
-
-
-def _unpack_block(block: Any) -> tuple[Any, Any, Any]:
-    if hasattr(block, "X"):
-        return block.X, getattr(block, "Y", None), getattr(block, "w", None)
-    if isinstance(block, (tuple, list)) and len(block) in (2, 3):
-        return block[0], block[1], block[2] if len(block) == 3 else None
-    raise DataError(
-        f"a block must be (X, y), (X, y, sample_weight) or have X/Y/w attributes; got "
-        f"{type(block).__name__}"
-    )
-
-
-def _concat(parts: list[Any]) -> Any:
-    if parts[0] is None:
-        return None
-    if isinstance(parts[0], Tensor):
-        return torch.cat([torch.as_tensor(p) for p in parts])
-    return np.concatenate([np.asarray(p) for p in parts])
-
-
-def check_is_fitted(estimator: LinearRegression) -> None:
-    if not hasattr(estimator, "model_"):
-        raise not_fitted_error(
-            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
-            "appropriate arguments before using this estimator."
         )

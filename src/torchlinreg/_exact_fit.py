@@ -1,0 +1,161 @@
+"""The exact-solver half of the estimators: absorb blocks, merge ranks, solve, statistics."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._inputs import check_is_fitted, resolve_dtype
+from .distributed import is_distributed, merge_across_ranks
+from .errors import DataError
+from .exact import LeastSquaresState
+from .inference import OLSResults
+from .model import LinearModel
+
+EXACT_SOLVERS = ("qr", "gram")
+
+
+class ExactFitMixin:
+    """State handling of :class:`~torchlinreg.LinearRegression` for ``solver="qr"|"gram"``."""
+
+    def _adopt_refined(self, results: OLSResults) -> None:
+        """Take the refined parameters (NOTE: only where no column is aliased: the
+        coefficients of a rank-deficient fit stay the minimum-norm solution)."""
+        if self.solution_.aliased:
+            return
+        params = torch.as_tensor(results.params, dtype=torch.float64).reshape(
+            -1, self.state_.n_targets
+        )
+        params = params.to(self.state_.device)
+        c = int(self.fit_intercept)
+        intercept = params[0] if c else torch.zeros_like(params[0])
+        self.model_ = LinearModel(params[c:].T.contiguous(), intercept.contiguous())
+
+    def __getstate__(self) -> dict:
+        # The results object holds closures over the training rows: a pickled estimator
+        # leaves it behind and rebuilds it from the state when asked (non-robust only).
+        state = self.__dict__.copy()
+        state.pop("_results", None)
+        return state
+
+    @property
+    def results_(self) -> OLSResults:
+        """statsmodels-style statistics of an exact, unpenalised fit (see :mod:`.inference`).
+
+        In-memory fits carry refined parameters and can give robust (HC) covariances;
+        streamed, partial and loaded fits are built from the least-squares state alone.
+        """
+        check_is_fitted(self)
+        cached = getattr(self, "_results", None)
+        if cached is not None:
+            return cached
+        if not hasattr(self, "state_") or self.alpha != 0:
+            raise AttributeError(
+                "results_ is available for exact solvers without a penalty (alpha=0); use "
+                "solver='qr' or 'gram' and alpha=0, or torchlinreg.ols(X, y)"
+            )
+        self._results = OLSResults.from_state(
+            self.state_,
+            self.solution_,
+            weighted=getattr(self, "_weighted", False),
+            y_was_1d=self._y_was_1d,
+            feature_names=self._feature_list(),
+            target_names=self._target_names,
+        )
+        return self._results
+
+    def _absorb(self, X, y, sample_weight) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Absorb one block into the exact state, creating it from the first block."""
+        if hasattr(self, "_local_state"):
+            # Distributed: state_ holds every rank's rows; this rank absorbs into its own.
+            self.state_ = self._local_state
+        first = not hasattr(self, "state_")
+        Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first, block=True)
+        if first:
+            self.state_ = LeastSquaresState(
+                Xt.shape[1],
+                Yt.shape[1],
+                fit_intercept=self.fit_intercept,
+                method=self.solver,
+                dtype=Xt.dtype,
+                device=Xt.device,
+            )
+            self._set_input_info(Xm, Ym)
+        elif Yt.shape[1] != self.state_.n_targets:
+            raise DataError(
+                f"y has {Yt.shape[1]} targets, but earlier blocks had {self.state_.n_targets}."
+            )
+        self.state_.absorb(Xt, Yt, wt)
+        self._weighted = getattr(self, "_weighted", False) or wt is not None
+        self._results = None
+        return Xt, Yt, wt
+
+    def _merge_ranks(self) -> None:
+        """Inside a process group, make ``state_`` the state of every rank's rows.
+
+        This rank's own state is kept (``_local_state``) for the next ``partial_fit``.
+        """
+        if not is_distributed():
+            return
+        local = getattr(self, "state_", None)
+        dtype = resolve_dtype(self.dtype) or torch.float64
+        self.state_ = merge_across_ranks(
+            local,
+            fit_intercept=self.fit_intercept,
+            method=self.solver,
+            dtype=dtype if local is None else local.dtype,
+            device=self.device if local is None else local.device,
+        )
+        if local is None:
+            # This rank read no rows: take the shape from the others.
+            self._local_state = LeastSquaresState(
+                self.state_.n_features,
+                self.state_.n_targets,
+                fit_intercept=self.fit_intercept,
+                method=self.solver,
+                dtype=self.state_.dtype,
+                device=self.state_.device,
+            )
+            self.n_features_in_ = self.state_.n_features
+            self._y_was_1d, self._target_names = False, None
+            self._output_kind = ("numpy", torch.device("cpu"))
+        else:
+            self._local_state = local
+
+    def _solve_state(self) -> None:
+        if not self.state_.sum_weights > 0:
+            raise DataError(
+                "sample_weight is zero for every row absorbed; at least one weight must be positive"
+            )
+        names = getattr(self, "feature_names_in_", None)
+        names = None if names is None else list(names)
+        self.solution_ = self.state_.solve(
+            alpha=float(self.alpha), rcond=self.rcond, feature_names=names
+        )
+        self.rank_ = self.solution_.rank
+        self.model_ = LinearModel(self.solution_.coef, self.solution_.intercept)
+        self.n_iter_ = 1
+        self.loss_history_ = []
+
+    def state_metrics(self) -> dict[str, Tensor]:
+        """MSE, RMSE and R2 per target on the rows absorbed, from the exact state alone.
+
+        No second pass over the data: for any coefficients the residual sum of squares is
+        ``||R [-coef; I]||^2`` with ``R`` the state's factor. Without an intercept the R2 is
+        the uncentred one (``r2_uncentered``), as statsmodels reports it. After a streamed
+        iterative fit (``fit_blocks`` with a factory) the first pass's moments serve instead.
+        """
+        check_is_fitted(self)
+        if not hasattr(self, "state_") and hasattr(self, "_moments"):
+            from .streaming import stream_metrics
+
+            return stream_metrics(self._moments, self.model_.weight, self.model_.bias)
+        summary = self.state_.centred_summary()
+        r, d = summary.r, self.state_.n_features
+        coef = self.model_.weight.to(device=r.device, dtype=r.dtype)
+        sse = ((r[:, :d] @ coef.T - r[:, d:]) ** 2).sum(dim=0)
+        tss = (r[:, d:] ** 2).sum(dim=0)
+        mse = sse / summary.sum_weights
+        r2 = torch.where(tss > 0, 1.0 - sse / torch.where(tss > 0, tss, 1.0), 0.0)
+        key = "r2" if self.fit_intercept else "r2_uncentered"
+        return {"mse": mse, "rmse": mse.sqrt(), key: r2}

@@ -1,0 +1,141 @@
+"""How the estimators take data in and give results back.
+
+Any source becomes validated tensors on the compute device and dtype; the features are
+checked against what the fit saw; coefficients and predictions go back as the input's
+kind (numpy, or tensors on the input's device).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data import Matrix, as_matrix, as_targets, as_weights
+from .errors import DataError, not_fitted_error
+
+
+def resolve_dtype(dtype: Any) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    return {"float32": torch.float32, "float64": torch.float64}[str(np.dtype(dtype))]
+
+
+def unpack_block(block: Any) -> tuple[Any, Any, Any]:
+    """``(X, y, w)`` of a block given as a tuple or an object with X/Y/w attributes."""
+    if hasattr(block, "X"):
+        return block.X, getattr(block, "Y", None), getattr(block, "w", None)
+    if isinstance(block, (tuple, list)) and len(block) in (2, 3):
+        return block[0], block[1], block[2] if len(block) == 3 else None
+    raise DataError(
+        f"a block must be (X, y), (X, y, sample_weight) or have X/Y/w attributes; got "
+        f"{type(block).__name__}"
+    )
+
+
+def concat(parts: list[Any]) -> Any:
+    """Row-concatenate blocks of one kind (tensors or array-likes); None stays None."""
+    if parts[0] is None:
+        return None
+    if isinstance(parts[0], Tensor):
+        return torch.cat([torch.as_tensor(p) for p in parts])
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
+def check_is_fitted(estimator: Any) -> None:
+    if not hasattr(estimator, "model_"):
+        raise not_fitted_error(
+            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+            "appropriate arguments before using this estimator."
+        )
+
+
+class InputMixin:
+    """Input conversion and checks, and output in the input's kind, for the estimators."""
+
+    def _compute_device(self, Xm: Matrix) -> torch.device:
+        return torch.device(self.device) if self.device is not None else Xm.device
+
+    def _compute_dtype(self, Xm: Matrix) -> torch.dtype:
+        dtype = resolve_dtype(self.dtype)
+        if dtype is not None:
+            return dtype
+        if self._is_exact:
+            return torch.float64
+        return (
+            Xm.values.dtype if Xm.values.dtype in (torch.float32, torch.float64) else torch.float64
+        )
+
+    def _prepare(self, X, y, sample_weight, *, reset: bool, block: bool = False):
+        if y is None:
+            raise DataError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        Xm = as_matrix(X, name="X")
+        if not reset:
+            self._check_features(Xm)
+        device = self._compute_device(Xm)
+        dtype = self._compute_dtype(Xm)
+        Ym = as_targets(y, Xm.values.shape[0], name="y")
+        w = as_weights(sample_weight, Xm.values.shape[0], allow_all_zero=block)
+        Xt = Xm.values.to(device=device, dtype=dtype)
+        Yt = Ym.values.to(device=device, dtype=dtype)
+        wt = None if w is None else w.to(device=device, dtype=dtype)
+        return Xm, Ym, Xt, Yt, wt
+
+    def _check_features(self, Xm: Matrix) -> None:
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None and Xm.columns is not None and list(Xm.columns) != list(names):
+            raise DataError(
+                "The feature names should match those that were passed during fit: expected "
+                f"{list(names)}, got {list(Xm.columns)}; select and order the columns as in fit."
+            )
+        d = Xm.values.shape[1]
+        if d != self.n_features_in_:
+            raise DataError(
+                f"X has {d} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+
+    def _set_input_info(self, Xm: Matrix, Ym: Matrix) -> None:
+        self.n_features_in_ = Xm.values.shape[1]
+        if Xm.columns is not None and all(isinstance(c, str) for c in Xm.columns):
+            self.feature_names_in_ = np.asarray(Xm.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self._y_was_1d = Ym.was_1d
+        self._target_names = list(Ym.columns) if Ym.columns is not None else None
+        self._output_kind = (Xm.kind, Xm.device)
+
+    def _feature_list(self) -> list[str] | None:
+        names = getattr(self, "feature_names_in_", None)
+        return None if names is None else [str(n) for n in names]
+
+    def _name_columns(self, feature_names, target_names) -> None:
+        if feature_names is not None:
+            if len(feature_names) != self.n_features_in_:
+                raise DataError(
+                    f"{len(feature_names)} feature names for {self.n_features_in_} features"
+                )
+            self.feature_names_in_ = np.asarray(list(feature_names), dtype=object)
+        if target_names is not None:
+            k = self.state_.n_targets if hasattr(self, "state_") else self.model_.n_targets
+            if len(target_names) != k:
+                raise DataError(f"{len(target_names)} target names for {k} targets")
+            self._target_names = list(target_names)
+
+    def _publish(self) -> None:
+        """Expose coef_/intercept_ as the input's type: numpy, or tensors on its device."""
+        kind, device = self._output_kind
+        coef, intercept = self.model_.weight, self.model_.bias
+        if kind == "torch":
+            coef, intercept = coef.to(device), intercept.to(device)
+            if self._y_was_1d:
+                coef, intercept = coef[0], intercept[0]
+        else:
+            coef, intercept = coef.cpu().numpy(), intercept.cpu().numpy()
+            if self._y_was_1d:
+                coef, intercept = coef[0], float(intercept[0])
+        self.coef_, self.intercept_ = coef, intercept

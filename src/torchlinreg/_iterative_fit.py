@@ -1,0 +1,79 @@
+"""The iterative-solver half of the estimators: in-memory and streamed training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from ._inputs import resolve_dtype
+from .iterative import fit_iterative
+from .model import LinearModel
+
+ITERATIVE_SOLVERS = ("gd", "sgd", "adam", "lbfgs")
+
+
+class IterativeFitMixin:
+    """Training of :class:`~torchlinreg.LinearRegression` for gd, sgd, adam and lbfgs."""
+
+    def _training_settings(self, callbacks, resume_from) -> dict[str, Any]:
+        """The engine's keyword arguments from the hyper-parameters (one place for both)."""
+        return {
+            "solver": self.solver,
+            "fit_intercept": self.fit_intercept,
+            "alpha": float(self.alpha),
+            "standardize": self.standardize,
+            "lr": self.lr,
+            "max_iter": self.max_iter if self.max_iter is not None else 200,
+            "batch_size": self.batch_size,
+            "tol": self.tol,
+            "n_iter_no_change": self.n_iter_no_change,
+            "random_state": self.random_state,
+            "init": self.init,
+            "callbacks": callbacks,
+            "resume_from": resume_from,
+        }
+
+    def _fit_iterative(
+        self,
+        Xt: Tensor,
+        Yt: Tensor,
+        wt: Tensor | None,
+        callbacks,
+        resume_from=None,
+        *,
+        max_iter: int | None = None,
+        tol: Any = "default",
+    ) -> None:
+        settings = self._training_settings(callbacks, resume_from)
+        if max_iter is not None:
+            settings["max_iter"] = max_iter
+        if tol != "default":
+            settings["tol"] = tol
+        result = fit_iterative(
+            Xt, Yt, sample_weight=wt, device=Xt.device, dtype=Xt.dtype, **settings
+        )
+        self._take_result(result)
+
+    def _fit_stream(self, factory, callbacks, resume_from, buffer_rows) -> None:
+        """An iterative fit over a block factory (:func:`streaming.fit_iterative_stream`)."""
+        from .streaming import DEFAULT_BUFFER_ROWS, fit_iterative_stream
+
+        self._forget()
+        result = fit_iterative_stream(
+            factory,
+            device=self.device,
+            dtype=resolve_dtype(self.dtype),
+            buffer_rows=buffer_rows or DEFAULT_BUFFER_ROWS,
+            **self._training_settings(callbacks, resume_from),
+        )
+        self._take_result(result)
+        self._moments = result.moments
+        self._set_input_info(result.first_X, result.first_Y)
+
+    def _take_result(self, result) -> None:
+        self.model_ = LinearModel(result.coef, result.intercept)
+        self.n_iter_ = result.n_iter
+        self.loss_history_ = list(result.loss_history)
+        self._trainer_state = result.state
+        self.rank_ = None

@@ -314,8 +314,18 @@ def test_cuda_tensors_stay_on_the_gpu_and_errors_are_located_there():
     assert w.device.type == "cuda"
 
 
-@pytest.mark.parametrize("module", ["data", "tables", "csvfile", "io"])
-def test_docstring_examples_run(module):
+def _modules() -> list[str]:
+    import pkgutil
+
+    import torchlinreg
+
+    names = (m.name for m in pkgutil.iter_modules(torchlinreg.__path__))
+    return sorted(n for n in names if n != "__main__")
+
+
+@pytest.mark.parametrize("module", _modules())
+def test_docstring_examples_run(module, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
     import doctest
     import importlib
 

@@ -408,6 +408,9 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         "final_loss": est.loss_history_[-1] if est.loss_history_ else None,
         "metrics": metrics,
     }
+    if opts["features"] is None:  # say which columns the default left out, and why
+        used = {*features, *targets_l, weight_col}
+        summary["skipped_columns"] = [c for c in source.column_names if c not in used]
     rank_zero_only(save)(est, opts["output"], training=summary)
     if opts["plot_dir"]:
         summary["plots"] = _plots(est, source, features, targets_l, opts["plot_dir"], weight_col)
@@ -430,6 +433,12 @@ def _print_report(summary: dict[str, Any]) -> None:
             if iterative
             else ""
         )
+    )
+    shown = ", ".join(summary["features"][:12]) + (" ..." if len(summary["features"]) > 12 else "")
+    skipped = summary.get("skipped_columns")
+    out.print(
+        f"features: {shown}"
+        + (f" (not numeric, left out: {', '.join(skipped)})" if skipped else "")
     )
     out.print(metrics_table("Training fit", summary["metrics"]))
     out.print(f"model saved to {summary['model']}")

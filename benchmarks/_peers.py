@@ -18,7 +18,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # ----------------------------------------------------------------------------- cases
@@ -50,6 +50,13 @@ def cases(quick: bool, sgd_batch: int) -> dict[str, Case]:
         sgd = Case("sgd", "One mini-batch epoch", 1_000_000, 20, 1, "sk_sgd", False, 0, sgd_batch)
         walk = Case("walk", "The walk-through (crops, 5 x 3)", 5, 3, 2, "wt_plain", epochs=500)
     return {c.name: c for c in (exact, sgd, walk)}
+
+
+def scaled_rows(case: Case, scale: float) -> Case:
+    """``case`` with ``scale`` times the rows (the walk-through's data is fixed)."""
+    if case.name == "walk" or scale == 1.0:
+        return case
+    return replace(case, n=max(100, round(case.n * scale)))
 
 
 def make_data(case: Case) -> tuple[Any, Any]:

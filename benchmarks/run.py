@@ -37,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _peers import PEERS, Case, cases, worker_main  # noqa: E402
+from _peers import PEERS, Case, cases, scaled_rows, worker_main  # noqa: E402
 
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 MARKER = "@@RESULT@@"
@@ -264,6 +264,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--json", metavar="OUT", help="write every measurement to this JSON file")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per peer")
     ap.add_argument("--budget", type=float, default=None, help="seconds of runs per peer")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply the rows (not walk)")
     ap.add_argument("--sgd-batch", type=int, default=256, help="rows per mini-batch (sgd case)")
     ap.add_argument(
         "--isolate",
@@ -294,7 +295,7 @@ def selected(only: str, case_map: dict[str, Case]) -> dict[str, list[str]]:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    case_map = cases(args.quick, args.sgd_batch)
+    case_map = {k: scaled_rows(c, args.scale) for k, c in cases(args.quick, args.sgd_batch).items()}
     plan = selected(args.only, case_map)
     repeat = args.repeat or (3 if args.quick else 5)
     budget = args.budget or (5.0 if args.quick else 20.0)

@@ -43,14 +43,13 @@ OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 MARKER = "@@RESULT@@"
 
 
-def _worker_env(threads: int, keep_openblas: bool) -> dict[str, str]:
+def _worker_env(threads: int, keep_openblas: bool, src: str) -> dict[str, str]:
     env = dict(os.environ)
     if not keep_openblas:
         for var in OPENBLAS_VARS:
             env.pop(var, None)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
-    src = str(HERE.parent / "src")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     return env
 
@@ -212,7 +211,8 @@ def print_targets(checks: list[dict], quick: bool) -> None:
 
 def print_environment(info: dict) -> None:
     print("# torchlinreg benchmark")
-    for key in ("date", "machine", "cpu", "cores", "load_before", "threads", "versions"):
+    keys = ("date", "machine", "cpu", "cores", "load_before", "threads", "versions")
+    for key in (*keys, "torchlinreg_src"):
         print(f"{key}: {info[key]}")
     print(info["openblas_note"])
 
@@ -264,6 +264,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--json", metavar="OUT", help="write every measurement to this JSON file")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per peer")
     ap.add_argument("--budget", type=float, default=None, help="seconds of runs per peer")
+    ap.add_argument(
+        "--src", default=None, help="torchlinreg source folder to time (default: ./src)"
+    )
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the rows (not walk)")
     ap.add_argument("--sgd-batch", type=int, default=256, help="rows per mini-batch (sgd case)")
     ap.add_argument(
@@ -301,7 +304,8 @@ def main(argv: list[str]) -> int:
     budget = args.budget or (5.0 if args.quick else 20.0)
     timeout = 120.0 if args.quick else 400.0
     isolate = args.isolate or ("case" if args.quick else "peer")
-    env = _worker_env(args.threads, args.keep_openblas_env)
+    src = str(Path(args.src).resolve()) if args.src else str(HERE.parent / "src")
+    env = _worker_env(args.threads, args.keep_openblas_env, src)
     removed = {v: os.environ[v] for v in OPENBLAS_VARS if v in os.environ}
     if args.keep_openblas_env:
         note = f"OpenBLAS variables kept in the peers' environment: {removed or 'none set'}"
@@ -320,6 +324,7 @@ def main(argv: list[str]) -> int:
         "load_before": "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
         "threads": f"{args.threads} per peer (torch.set_num_threads, OMP/MKL/OPENBLAS threads)",
         "versions": _versions(),
+        "torchlinreg_src": src,
         "openblas_note": note,
         "repeat": repeat,
         "quick": args.quick,

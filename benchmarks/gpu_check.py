@@ -2,7 +2,7 @@
 
 Run on a CUDA machine from the repository root (a few minutes at most, usually seconds)::
 
-    PYTHONPATH=src python benchmarks/gpu_check.py            # 400k x 50, 3 targets
+    PYTHONPATH=src python benchmarks/gpu_check.py            # 200k x 50, 3 targets
     PYTHONPATH=src python benchmarks/gpu_check.py --quick    # 5k x 8: a smoke test
 
 Each check fits the same float64 data (several targets, sample weights) on the CPU and on
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cpu = torch.device("cpu")
-    n = args.rows or (5_000 if args.quick else 400_000)
+    n = args.rows or (5_000 if args.quick else 200_000)
     d, k = (8, 3) if args.quick else (50, 3)
     X, Y, w = make_data(n, d, k)
     if device.type == "cpu":

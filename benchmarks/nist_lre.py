@@ -27,10 +27,18 @@ def _estimates(name: str) -> dict[str, np.ndarray]:
     import statsmodels.api as sm
     from sklearn.linear_model import LinearRegression
 
+    from torchlinreg import LinearRegression as TorchLinearRegression
+
     s = load(name)
     X = s.design()
     A = np.column_stack([np.ones(len(X)), X]) if s.intercept else X
-    out = {"torchlinreg (default)": ols(X, s.y, fit_intercept=s.intercept).params}
+    ours = TorchLinearRegression(fit_intercept=s.intercept).fit(X, s.y)
+    out = {
+        "torchlinreg LinearRegression (default)": (
+            np.r_[ours.intercept_, ours.coef_] if s.intercept else ours.coef_
+        ),
+        "torchlinreg.ols": ols(X, s.y, fit_intercept=s.intercept).params,
+    }
     if name in POLYNOMIAL:
         out["torchlinreg polyfit"] = polyfit(s.x[:, 0], s.y, s.degree).params
     out["numpy lstsq"] = np.linalg.lstsq(A, s.y, rcond=None)[0]

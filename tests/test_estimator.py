@@ -256,3 +256,25 @@ def test_scikit_learn_check_estimator(estimator):
         (r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"
     ]
     assert not failed
+
+
+def test_a_block_with_all_zero_weights_is_allowed_in_a_streamed_fit():
+    X, y, _, _ = make_regression(300, 3, 1, seed=30)
+    w = np.ones(300)
+    w[:100] = 0.0
+    whole = tlr.LinearRegression().fit(X[100:], y[100:])
+    streamed = tlr.LinearRegression().fit_blocks(
+        [(X[i : i + 100], y[i : i + 100], w[i : i + 100]) for i in range(0, 300, 100)]
+    )
+    assert _rel(streamed.coef_, whole.coef_) < 1e-10
+    with pytest.raises(tlr.DataError, match="zero for every row"):
+        tlr.LinearRegression().fit_blocks([(X[:100], y[:100], w[:100])])
+
+
+def test_iterative_fit_does_not_depend_on_memory_layout():
+    X, y, _, _ = make_regression(500, 4, 1, seed=31)
+    c_order = tlr.LinearRegression(solver="adam", random_state=0, max_iter=20, tol=None)
+    f_order = tlr.LinearRegression(solver="adam", random_state=0, max_iter=20, tol=None)
+    np.testing.assert_array_equal(
+        c_order.fit(np.ascontiguousarray(X), y).coef_, f_order.fit(np.asfortranarray(X), y).coef_
+    )

@@ -12,6 +12,7 @@ import sys
 import warnings
 
 import click
+import torch
 
 from . import __version__
 from .cli_demo import demo
@@ -40,46 +41,119 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    click.echo(f"torchlinreg: warning: {message}", err=True)
+    click.echo(f"torchlinreg: warning: {_one_line(message)}", err=True)
+
+
+def _cli_warnings() -> None:
+    """Show each warning once, as one line; the caller's filters (``-W error``, pytest's)
+    must not turn a warning into a crash of the tool."""
+    warnings.resetwarnings()
+    warnings.simplefilter("default")
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category)
+    warnings.showwarning = _one_line_warning
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (used by tests and ``main``)."""
+    """Run the CLI and return its exit code (used by tests and ``main``).
+
+    Example:
+        >>> run(["summary", "model.safetensors", "--json"])  # doctest: +SKIP
+        0
+    """
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args or os.environ.get("TORCHLINREG_DEBUG") == "1"
     with warnings.catch_warnings():
         if not debug:
-            warnings.showwarning = _one_line_warning
+            _cli_warnings()
         return _run(args, debug)
+
+
+def _usage_error(e: click.ClickException) -> int:
+    # click prints usage errors over several lines; one line, with where to look, is enough.
+    if type(e).__name__ == "NoArgsIsHelpError":  # bare `torchlinreg`: the help is the answer
+        click.echo(e.format_message(), err=True)
+        return EXIT_USAGE
+    ctx = getattr(e, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return _fail(f"{_one_line(e.format_message())}{where}", EXIT_USAGE)
 
 
 def _run(args: list[str], debug: bool) -> int:
     try:
-        result = cli.main(args=args, prog_name="torchlinreg", standalone_mode=False)
+        # Not cli.main: it prints a blank line on Ctrl-C and exits the process on a closed pipe.
+        with cli.make_context("torchlinreg", args) as ctx:
+            result = cli.invoke(ctx)
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
+    except BrokenPipeError:  # the reader went away (``... | head``): stop quietly
+        _silence_stdout()
+        return EXIT_FAILURE
     except click.ClickException as e:
-        e.show()
-        return EXIT_USAGE
+        return _usage_error(e)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("torchlinreg: interrupted", err=True)
         return EXIT_INTERRUPTED
     except (DataError, ModelFileError) as e:
         if debug:
             raise
-        return _fail(str(e), EXIT_USAGE)
+        return _fail(_one_line(e), EXIT_USAGE)
     except TorchLinRegError as e:
         if debug:
             raise
-        return _fail(str(e), EXIT_FAILURE)
+        return _fail(_one_line(e), EXIT_FAILURE)
     except OSError as e:
         if debug:
             raise
         where = f"{e.filename}: " if e.filename else ""
-        return _fail(f"{where}{e.strerror or e}", EXIT_FAILURE)
+        return _fail(f"{where}{_one_line(e.strerror or e)}", EXIT_FAILURE)
+    except torch.linalg.LinAlgError as e:
+        if debug:
+            raise
+        return _fail(
+            f"the solver failed numerically ({_one_line(e)}); the data may be degenerate or "
+            "badly scaled (values beyond ~1e150): rescale the columns, or try --solver qr",
+            EXIT_FAILURE,
+        )
+    except MemoryError:
+        if debug:
+            raise
+        return _fail(
+            "out of memory; use a smaller file, fewer columns or an exact solver "
+            "(which streams the rows)",
+            EXIT_FAILURE,
+        )
+    except Exception as e:
+        # A bug, not a user error: still one line, and the way to the full story.
+        if debug:
+            raise
+        return _fail(
+            f"unexpected {type(e).__name__}: {_one_line(e)}; this is a bug in torchlinreg, "
+            "rerun with --debug and report the traceback",
+            EXIT_FAILURE,
+        )
+
+
+def _silence_stdout() -> None:
+    # Python would report the closed pipe again when it flushes stdout at exit.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # in-process stdout without a descriptor
+        pass
 
 
 def main() -> None:
-    sys.exit(run())
+    code = run()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        code = code or EXIT_FAILURE
+    sys.exit(code)

@@ -40,7 +40,9 @@ def print_json(obj: Any) -> None:
 
 
 def console() -> Console:
-    return Console(highlight=False)
+    # soft_wrap: a report line is never broken (a path cut in two cannot be copied or
+    # grepped); tables still fit the width.
+    return Console(highlight=False, soft_wrap=True)
 
 
 _ORDER = ("mse", "rmse", "mae", "r2", "r2_uncentered")
@@ -67,11 +69,13 @@ class _SpeedColumn(ProgressColumn):
 class ProgressBar(Callback):
     """A rich progress bar over epochs: current loss, speed, time left.
 
-    Shown only on a terminal; otherwise it does nothing.
+    Shown only on a terminal (by default, when stdout is one); otherwise it does nothing.
+    ``console`` is where it draws (default: rich's console on stdout).
     """
 
-    def __init__(self, enabled: bool | None = None) -> None:
+    def __init__(self, enabled: bool | None = None, console: Console | None = None) -> None:
         self.enabled = sys.stdout.isatty() if enabled is None else enabled
+        self.console = console
         self._progress: Progress | None = None
         self._task = None
 
@@ -88,6 +92,7 @@ class ProgressBar(Callback):
             TextColumn("left"),
             TimeRemainingColumn(),
             transient=True,
+            console=self.console,
         )
         self._progress.start()
         self._task = self._progress.add_task(

@@ -12,59 +12,24 @@ import torch
 
 from .callbacks import Callback, TrainState
 from .checkpoint import load_checkpoint, save_checkpoint
+from .cli_checks import (
+    Delimiter,
+    FiniteFloat,
+    RowCount,
+    check_enough_rows,
+    check_outputs,
+    check_train_paths,
+    choose_columns,
+)
 from .cli_output import ProgressBar, console, metrics_table, print_json
 from .errors import DataError
 from .estimator import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
 from .metrics import regression_metrics
 from .modelfile import save
-from .tables import TableSource, open_table
+from .tables import open_table
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.
 PLOT_ROWS = 20_000
-
-
-def check_writable(path: str, what: str) -> None:
-    """Fail before any work when ``path`` cannot be written (a long run would be wasted)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise DataError(f"{what} path {path!r} is a folder; give a file name")
-    if not os.path.isdir(folder):
-        raise DataError(f"cannot write {what} {path!r}: folder {folder!r} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise DataError(f"cannot write {what} {path!r}: folder {folder!r} is not writable")
-
-
-def choose_columns(
-    source: TableSource, targets: tuple[str, ...], features: str | None, weight_col: str | None
-) -> tuple[list[str], list[str]]:
-    """Targets as given; features as given or every other numeric column."""
-    targets_l = list(dict.fromkeys(targets))
-    if len(targets_l) != len(targets):
-        raise DataError(f"a target is listed twice in --target {list(targets)}; list it once")
-    reserved = set(targets_l) | ({weight_col} if weight_col else set())
-    if features is None:
-        chosen = [c for c in source.numeric_columns() if c not in reserved]
-        if not chosen:
-            raise DataError(
-                "no numeric feature columns besides the targets; name them with --features",
-                path=source.path,
-            )
-    else:
-        chosen = [c.strip() for c in features.split(",") if c.strip()]
-        if not chosen:
-            raise DataError("--features is empty; give comma-separated column names")
-        dup = sorted({c for c in chosen if chosen.count(c) > 1})
-        if dup:
-            raise DataError(f"feature column(s) {dup} listed twice in --features; list once")
-        clash = [c for c in chosen if c in reserved]
-        if clash:
-            raise DataError(
-                f"column(s) {clash} are both features and targets/weights; a column can be only "
-                "one of them: remove it from --features"
-            )
-    # Unknown names raise here, with close matches, before any row is read.
-    source._resolve([*chosen, *targets_l, *([weight_col] if weight_col else [])])
-    return chosen, targets_l
 
 
 class _Snapshots(Callback):
@@ -105,7 +70,9 @@ class _Snapshots(Callback):
 
 def _resume_state(path: str, config: dict[str, Any]) -> dict[str, Any]:
     state, saved = load_checkpoint(path)
-    for key in ("solver", "features", "targets", "weights", "fit_intercept", "alpha"):
+    # the row count catches a checkpoint resumed on other data (the scaling and the shuffled
+    # batches depend on the rows)
+    for key in ("solver", "features", "targets", "weights", "fit_intercept", "alpha", "rows"):
         if saved.get(key) != config.get(key):
             raise DataError(
                 f"{path}: the checkpoint was written with {key}={saved.get(key)!r}, this run has "
@@ -121,8 +88,17 @@ def _metric_dict(names: list[str], metrics: dict[str, torch.Tensor]) -> dict[str
     }
 
 
+def _fit_exact(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
+    count = RowCount(len(features), opts, source.path)
+    blocks = count.through(source.read_columns(features, targets, weight_col))
+    est.fit_blocks(blocks, feature_names=features, target_names=targets)
+    return count.rows, _metric_dict(targets, est.state_metrics())
+
+
 def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
     block = source.read_all(features, targets, weight_col)
+    n_used = block.n_rows if block.w is None else int((block.w > 0).sum())
+    check_enough_rows(n_used, len(features), opts, source.path)
     config = {
         "solver": est.solver,
         "features": features,
@@ -131,6 +107,7 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
         "fit_intercept": est.fit_intercept,
         "alpha": est.alpha,
         "seed": est.random_state,
+        "rows": block.n_rows,
     }
     resume = _resume_state(opts["resume"], config) if opts["resume"] else None
     snapshots = _Snapshots(opts["checkpoint"], opts["checkpoint_every"], config)
@@ -153,7 +130,7 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
         bar.close()
     est._name_columns(features, targets)
     pred = est.model_.predict(block.X.to(est.model_.weight.device))
-    metrics = regression_metrics(block.Y, pred, block.w)
+    metrics = regression_metrics(block.Y, pred.cpu(), block.w)  # block.Y is on the CPU
     return block.n_rows, _metric_dict(targets, metrics)
 
 
@@ -212,7 +189,7 @@ def _device(value: str) -> str:
     show_default=True,
 )
 @click.option(
-    "--alpha", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Ridge penalty."
+    "--alpha", type=FiniteFloat(min=0), default=0.0, show_default=True, help="Ridge penalty."
 )
 @click.option("--no-intercept", is_flag=True, help="Fit without an intercept.")
 @click.option("--weights", "weight_col", default=None, help="Column of sample weights.")
@@ -224,7 +201,7 @@ def _device(value: str) -> str:
 )
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=None,
     help="Iterative solvers: learning rate [default: per solver].",
 )
@@ -234,7 +211,12 @@ def _device(value: str) -> str:
     default=None,
     help="Iterative solvers: rows per mini-batch.",
 )
-@click.option("--seed", type=int, default=None, help="Seed for shuffling and initialisation.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=2**63 - 1),
+    default=None,
+    help="Seed for shuffling and initialisation.",
+)
 @click.option(
     "--device",
     default="cpu",
@@ -242,7 +224,16 @@ def _device(value: str) -> str:
     callback=lambda c, p, v: _device(v),
     help="cpu or cuda.",
 )
-@click.option("--delimiter", default=None, help="CSV delimiter [default: detected].")
+@click.option(
+    "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
+)
+@click.option(
+    "--block-rows",
+    type=click.IntRange(min=1),
+    default=65536,
+    show_default=True,
+    help="Rows read at a time; exact solvers hold one block in memory.",
+)
 @click.option(
     "-o",
     "--output",
@@ -251,7 +242,9 @@ def _device(value: str) -> str:
     help="Model file to write (.safetensors).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Print no report (warnings and errors still go to stderr)."
+)
 @click.option(
     "--plot",
     "plot_dir",
@@ -284,10 +277,9 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     exact = opts["solver"] in EXACT_SOLVERS
     if exact and (opts["checkpoint"] or opts["resume"]):
         raise click.UsageError("--checkpoint and --resume are for iterative solvers")
-    check_writable(opts["output"], "model")
-    if opts["checkpoint"]:
-        check_writable(opts["checkpoint"], "checkpoint")
-    source = open_table(data, delimiter=opts["delimiter"])
+    check_outputs(opts)
+    source = open_table(data, delimiter=opts["delimiter"], block_rows=opts["block_rows"])
+    check_train_paths(opts, source.paths)
     weight_col = opts["weight_col"]
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)
     est = LinearRegression(
@@ -301,10 +293,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         device=opts["device"],
     )
     if exact:
-        blocks = source.read_columns(features, targets_l, weight_col)
-        est.fit_blocks(blocks, feature_names=features, target_names=targets_l)
-        rows = est.state_.n_samples
-        metrics = _metric_dict(targets_l, est.state_metrics())
+        rows, metrics = _fit_exact(est, source, features, targets_l, weight_col, opts)
     else:
         rows, metrics = _fit_iterative(est, source, features, targets_l, weight_col, opts)
     summary = {
@@ -323,18 +312,26 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     if opts["plot_dir"]:
         summary["plots"] = _plots(est, source, features, targets_l, opts["plot_dir"], weight_col)
     summary["model"] = opts["output"]
-    if opts["quiet"]:
-        return
-    if opts["as_json"]:
+    if opts["as_json"] and not opts["quiet"]:
         print_json(summary)
-        return
+    elif not opts["quiet"]:
+        _print_report(summary)
+
+
+def _print_report(summary: dict[str, Any]) -> None:
     out = console()
+    iterative = summary["epochs"] is not None
     out.print(
-        f"trained [bold]{opts['solver']}[/bold] on {rows:,} rows of {data} "
-        f"({len(features)} features -> {', '.join(targets_l)}) in {summary['seconds']:.3f} s"
-        + (f", {est.n_iter_} epochs, final loss {summary['final_loss']:.6g}" if not exact else "")
+        f"trained [bold]{summary['solver']}[/bold] on {summary['rows']:,} rows of "
+        f"{summary['data']} ({len(summary['features'])} features -> "
+        f"{', '.join(summary['targets'])}) in {summary['seconds']:.3f} s"
+        + (
+            f", {summary['epochs']} epochs, final loss {summary['final_loss']:.6g}"
+            if iterative
+            else ""
+        )
     )
-    out.print(metrics_table("Training fit", metrics))
-    out.print(f"model saved to {opts['output']}")
+    out.print(metrics_table("Training fit", summary["metrics"]))
+    out.print(f"model saved to {summary['model']}")
     for p in summary.get("plots", []):
         out.print(f"plot saved to {p}")

@@ -9,8 +9,8 @@ import click
 import numpy as np
 import torch
 
+from .cli_checks import Delimiter, check_not_input, check_writable
 from .cli_output import console, metrics_table, print_json
-from .cli_train import check_writable
 from .errors import DataError, ModelFileError
 from .io import write_csv, write_table
 from .metrics import StreamingMetrics
@@ -18,8 +18,11 @@ from .modelfile import load
 from .tables import open_table
 
 
-def _names(model) -> tuple[list[str], list[str]]:
+def _names(model, *, positional: bool = False) -> tuple[list[str], list[str]]:
+    """Feature and target names; ``positional`` names unnamed features x0, x1, ... (for show)."""
     features = getattr(model, "feature_names_in_", None)
+    if features is None and positional:
+        features = [f"x{i}" for i in range(model.n_features_in_)]
     if features is None:
         raise ModelFileError(
             "the model has no feature names, so columns cannot be matched by name; train it "
@@ -39,6 +42,15 @@ def _missing_features(source, features: list[str], model_path: str) -> None:
         )
 
 
+BLOCK_ROWS = click.option(
+    "--block-rows",
+    type=click.IntRange(min=1),
+    default=65536,
+    show_default=True,
+    help="Rows read at a time.",
+)
+
+
 @click.command("predict")
 @click.argument("model_path", metavar="MODEL")
 @click.argument("data")
@@ -49,14 +61,20 @@ def _missing_features(source, features: list[str], model_path: str) -> None:
     default=None,
     help="Write predictions to OUT.csv or OUT.parquet [default: CSV to stdout].",
 )
-@click.option("--delimiter", default=None, help="CSV delimiter [default: detected].")
-def predict(model_path: str, data: str, output: str | None, delimiter: str | None) -> None:
+@click.option(
+    "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
+)
+@BLOCK_ROWS
+def predict(
+    model_path: str, data: str, output: str | None, delimiter: str | None, block_rows: int
+) -> None:
     """Predict every row of DATA with MODEL: one column per target, rows in order."""
     if output:
         check_writable(output, "output")
     model = load(model_path)
     features, targets = _names(model)
-    source = open_table(data, delimiter=delimiter)
+    source = open_table(data, delimiter=delimiter, block_rows=block_rows)
+    check_not_input(output, "output", {"data file": source.paths, "model": [model_path]})
     _missing_features(source, features, model_path)
     parts = [model.model_.predict(block.X) for block in source.read_columns(features)]
     pred = torch.cat(parts).cpu().numpy()
@@ -71,12 +89,17 @@ def predict(model_path: str, data: str, output: str | None, delimiter: str | Non
 @click.argument("model_path", metavar="MODEL")
 @click.argument("data")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-@click.option("--delimiter", default=None, help="CSV delimiter [default: detected].")
-def evaluate(model_path: str, data: str, as_json: bool, delimiter: str | None) -> None:
+@click.option(
+    "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
+)
+@BLOCK_ROWS
+def evaluate(
+    model_path: str, data: str, as_json: bool, delimiter: str | None, block_rows: int
+) -> None:
     """Score MODEL on DATA, which must hold the target columns: MSE, RMSE, MAE, R2."""
     model = load(model_path)
     features, targets = _names(model)
-    source = open_table(data, delimiter=delimiter)
+    source = open_table(data, delimiter=delimiter, block_rows=block_rows)
     _missing_features(source, features, model_path)
     missing = [t for t in targets if t not in source.column_names]
     if missing:
@@ -114,7 +137,8 @@ def _coef_table(model, features: list[str], targets: list[str]):
 
 
 def summary_record(model) -> dict[str, Any]:
-    features, targets = _names(model)
+    """What ``summary --json`` prints: names, coefficients, parameters and training record."""
+    features, targets = _names(model, positional=True)
     w, b = model.model_.weight.cpu(), model.model_.bias.cpu()
     return {
         "estimator": type(model).__name__,

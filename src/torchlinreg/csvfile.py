@@ -16,6 +16,7 @@ import csv
 import gzip
 import io
 import math
+import re
 from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
@@ -151,10 +152,22 @@ def infer_numeric(
     path: str, names: list[str], delimiter: str, gz: bool, block_bytes: int
 ) -> list[str]:
     """Columns that pyarrow infers as numbers in the first block; all-empty ones count too."""
+    return inspect_columns(path, names, delimiter, gz, block_bytes)[0]
+
+
+def inspect_columns(
+    path: str, names: list[str], delimiter: str, gz: bool, block_bytes: int
+) -> tuple[list[str], dict[str, tuple[int, str]]]:
+    """``(numeric columns, mixed columns)`` judged on the first block.
+
+    A column is *mixed* when most of its values are numbers but some are not (a typo, a
+    unit, a stray note): it maps to the line and text of its first non-number, so a caller
+    choosing columns by type can say so instead of silently dropping the column.
+    """
     read_opts = pacsv.ReadOptions(
         column_names=names, skip_rows=1, block_size=block_bytes, use_threads=False
     )
-    parse_opts = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
+    parse_opts = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True)
     conv_opts = pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True)
     source = pa.input_stream(path, compression="gzip" if gz else None)
     try:
@@ -162,13 +175,41 @@ def infer_numeric(
             source, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
         )
         schema = reader.schema
+        try:
+            first = reader.read_next_batch()
+        except StopIteration:
+            first = None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, OSError):
         # Unreadable first block: let the real read report the exact row and column.
-        return list(names)
+        return list(names), {}
     finally:
         source.close()
     numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_null)
-    return [f.name for f in schema if any(check(f.type) for check in numeric)]
+    columns = [f.name for f in schema if any(check(f.type) for check in numeric)]
+    mixed = {}
+    for j, f in enumerate(schema):  # by position: a header may repeat a name
+        if first is not None and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
+            found = _first_non_number(first.column(j).to_pylist())
+            if found is not None:
+                line = line_of(path, delimiter, gz, found[0])  # NOTE [CSV row numbers]
+                mixed[f.name] = (found[0] + 2 if line is None else line, found[1])
+    return columns, mixed
+
+
+def _first_non_number(values: list[str | None]) -> tuple[int, str] | None:
+    """(index, text) of the first non-number when most values are numbers, else None."""
+    numbers, first_bad = 0, None
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        try:
+            parse_float(v)
+            numbers += 1
+        except ValueError:
+            if first_bad is None:
+                first_bad = (i, v)
+    non_null = sum(v is not None for v in values)
+    return first_bad if first_bad is not None and 2 * numbers > non_null else None
 
 
 def _open_text(path: str, gz: bool):
@@ -262,7 +303,8 @@ def _check_row(
             value = parse_float(row[j])
         except ValueError:
             return DataError(
-                f"non-numeric value {row[j]!r}; numeric columns need numbers, fix or drop the row",
+                f"non-numeric value {row[j]!r}{value_hint(row[j])}; numeric columns need "
+                "numbers, fix or drop the row",
                 path=path,
                 row=lineno,
                 column=names[j],
@@ -272,6 +314,13 @@ def _check_row(
         if not math.isfinite(value):
             return non_finite(path, lineno, names[j], value)
     return None
+
+
+def value_hint(text: str) -> str:
+    """A hint for a common reason a number did not parse ('' when none applies)."""
+    if re.fullmatch(r"[+-]?\d+,\d+", text.strip()):
+        return " (a decimal comma? numbers need a decimal point: 1.5, not 1,5)"
+    return ""
 
 
 def missing_value(path: str, row: int, column: str) -> DataError:

@@ -314,10 +314,13 @@ def as_targets(y, n_rows: int, *, name: str = "y", dtype=None, device=None) -> M
     return Matrix(values, columns, kind, orig_device, was_1d=was_1d)
 
 
-def as_weights(w, n_rows: int, *, dtype=None, device=None) -> Tensor | None:
+def as_weights(
+    w, n_rows: int, *, dtype=None, device=None, allow_all_zero: bool = False
+) -> Tensor | None:
     """Validate sample weights: 1-D, one per row, finite, >= 0 and not all zero.
 
-    ``None`` stays ``None``; a scalar gives every row that weight.
+    ``None`` stays ``None``; a scalar gives every row that weight. ``allow_all_zero`` is for
+    one block of a streamed fit, where only the whole fit needs a positive weight.
 
     Example:
         >>> as_weights([1, 2, 0], 3)
@@ -345,7 +348,7 @@ def as_weights(w, n_rows: int, *, dtype=None, device=None) -> Tensor | None:
             f"sample_weight has negative value {float(values[i])!r} at row {i + 1}; "
             "weights must be >= 0"
         )
-    if n_rows and not bool((values > 0).any()):
+    if n_rows and not allow_all_zero and not bool((values > 0).any()):
         raise DataError("sample_weight is zero for every row; at least one weight must be positive")
     return values
 

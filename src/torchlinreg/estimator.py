@@ -136,7 +136,7 @@ class LinearRegression(ParamsMixin):
             Xm.values.dtype if Xm.values.dtype in (torch.float32, torch.float64) else torch.float64
         )
 
-    def _prepare(self, X, y, sample_weight, *, reset: bool):
+    def _prepare(self, X, y, sample_weight, *, reset: bool, block: bool = False):
         if y is None:
             raise DataError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
@@ -147,7 +147,7 @@ class LinearRegression(ParamsMixin):
         device = self._compute_device(Xm)
         dtype = self._compute_dtype(Xm)
         Ym = as_targets(y, Xm.values.shape[0], name="y")
-        w = as_weights(sample_weight, Xm.values.shape[0])
+        w = as_weights(sample_weight, Xm.values.shape[0], allow_all_zero=block)
         Xt = Xm.values.to(device=device, dtype=dtype)
         Yt = Ym.values.to(device=device, dtype=dtype)
         wt = None if w is None else w.to(device=device, dtype=dtype)
@@ -377,7 +377,7 @@ class LinearRegression(ParamsMixin):
     def _absorb(self, X, y, sample_weight) -> tuple[Tensor, Tensor, Tensor | None]:
         """Absorb one block into the exact state, creating it from the first block."""
         first = not hasattr(self, "state_")
-        Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first)
+        Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first, block=True)
         if first:
             self.state_ = LeastSquaresState(
                 Xt.shape[1],
@@ -398,6 +398,11 @@ class LinearRegression(ParamsMixin):
         return Xt, Yt, wt
 
     def _solve_state(self) -> None:
+        if not self.state_.sum_weights > 0:
+            raise DataError(
+                "sample_weight is zero for every row absorbed; at least one weight must be "
+                "positive"
+            )
         names = getattr(self, "feature_names_in_", None)
         names = None if names is None else list(names)
         self.solution_ = self.state_.solve(

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import RankWarning
+from .errors import DataError, RankWarning
 from .refine import needs_refinement, refine_solution
 
 _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
@@ -100,10 +100,6 @@ def results_from_fit(
             wy = Y if w is None else w[:, None] * Y
             dev = Y - wy.sum(0) / sw
             sums["centered_tss"] = _np(((dev if w is None else w[:, None] * dev) * dev).sum(0))
-    params = _np(full).copy()
-    params[[j for j in range(p) if j not in keep]] = np.nan
-    rk = R[:p, :p][:, keep]
-    rk = torch.linalg.qr(rk, mode="r").R if len(keep) < p else rk
     names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]
     if warn and aliased:
         warnings.warn(
@@ -112,12 +108,7 @@ def results_from_fit(
             RankWarning,
             stacklevel=2,
         )
-    cols = [j - c for j in keep if j >= c]
-
-    def design(Xn: Tensor | None) -> Tensor:
-        Xn = X if Xn is None else Xn.to(device=X.device, dtype=torch.float64).reshape(-1, d)
-        ones = [torch.ones_like(Xn[:, :1])] if (c and 0 in keep) else []
-        return torch.cat([*ones, Xn[:, cols]], 1)
+    design = _design_fn(X, c, d, keep, X.device)
 
     def rows() -> tuple[Tensor, Tensor]:
         A = design(None)
@@ -125,26 +116,66 @@ def results_from_fit(
         s = torch.ones_like(Y[:, 0]) if w is None else w.sqrt()
         return s[:, None] * A, s[:, None] * resid
 
+    return _kwargs(
+        R=R,
+        full=full,
+        keep=keep,
+        aliased=aliased,
+        c=c,
+        names=names,
+        design=design,
+        rows=rows,
+        endog=Y,
+        sums=sums,
+        nobs=int(X.shape[0]),
+        weights=None if w is None else _np(w),
+        target_names=target_names,
+        squeeze=squeeze,
+    )
+
+
+def _design_fn(X: Tensor | None, c: int, d: int, keep: list[int], device: torch.device):
+    """The design matrix of the kept parameters for new rows (or the training rows)."""
+    cols = [j - c for j in keep if j >= c]
+
+    def design(Xn: Tensor | None) -> Tensor:
+        if Xn is None:
+            if X is None:
+                raise DataError(
+                    "this needs the training rows, which a streamed or loaded fit does not "
+                    "keep; pass new rows (get_prediction(X)) or refit in memory"
+                )
+            Xn = X
+        else:
+            Xn = Xn.to(device=device, dtype=torch.float64).reshape(-1, d)
+        ones = [torch.ones_like(Xn[:, :1])] if (c and 0 in keep) else []
+        return torch.cat([*ones, Xn[:, cols]], 1)
+
+    return design
+
+
+def _kwargs(*, R, full, keep, aliased, c, names, target_names, squeeze, **rest) -> dict:
+    """The OLSResults keyword arguments both constructors share."""
+    p = c + len(names)
+    params = _np(full).copy()
+    params[[j for j in range(p) if j not in keep]] = np.nan
+    rk = R[:p, :p][:, keep]
+    rk = torch.linalg.qr(rk, mode="r").R if len(keep) < p else rk
     eye = torch.eye(p, dtype=torch.float64, device=R.device)
     return dict(
         params=params,
         basis_params=full[keep],
         basis_r=rk,
         basis_map=eye[:, keep],
-        design=design,
-        rows=rows,
-        endog=Y,
-        sums=sums,
-        nobs=int(X.shape[0]),
         k_constant=c,
-        weights=None if w is None else _np(w),
         aliased_params=[a + c for a in aliased],
-        param_names=(["const"] if c else []) + names,
+        param_names=(["const"] if c else []) + list(names),
         target_names=list(target_names)
         if target_names
-        else [f"y{t + 1}" for t in range(Y.shape[1])],
+        else [f"y{t + 1}" for t in range(full.shape[1])],
         squeeze=squeeze,
         condition_number=_condition_number(R[:p, :p]),
+        **rest,
     )
 
 
@@ -212,43 +243,20 @@ def results_from_state(
     sums = _sums_from_r(R, p, bool(c), solution.rss, bool(aliased))  # type: ignore[attr-defined]
     if not c:
         sums["centered_tss"] = np.full(full.shape[1], np.nan)
-    params = _np(full).copy()
-    params[[j for j in range(p) if j not in keep]] = np.nan
-    rk = R[:p, :p][:, keep]
-    rk = torch.linalg.qr(rk, mode="r").R if len(keep) < p else rk
     names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]
-    cols = [j - c for j in keep if j >= c]
-
-    def design(Xn: Tensor | None) -> Tensor:
-        if Xn is None:
-            from .errors import DataError
-
-            raise DataError(
-                "this needs the training rows, which a streamed or loaded fit does not keep; "
-                "pass new rows (get_prediction(X)) or refit in memory"
-            )
-        Xn = Xn.to(device=R.device, dtype=torch.float64).reshape(-1, d)
-        ones = [torch.ones_like(Xn[:, :1])] if (c and 0 in keep) else []
-        return torch.cat([*ones, Xn[:, cols]], 1)
-
-    eye = torch.eye(p, dtype=torch.float64, device=R.device)
-    return dict(
-        params=params,
-        basis_params=full[keep],
-        basis_r=rk,
-        basis_map=eye[:, keep],
-        design=design,
+    return _kwargs(
+        R=R,
+        full=full,
+        keep=keep,
+        aliased=aliased,
+        c=c,
+        names=names,
+        design=_design_fn(None, c, d, keep, R.device),
         rows=None,
         endog=None,
         sums=sums,
         nobs=int(state.n_samples),  # type: ignore[attr-defined]
-        k_constant=c,
         weights=np.array([np.nan]) if weighted else None,
-        aliased_params=[a + c for a in aliased],
-        param_names=(["const"] if c else []) + names,
-        target_names=list(target_names)
-        if target_names
-        else [f"y{t + 1}" for t in range(full.shape[1])],
+        target_names=target_names,
         squeeze=y_was_1d,
-        condition_number=_condition_number(R[:p, :p]),
     )

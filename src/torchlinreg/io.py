@@ -6,15 +6,19 @@
 # fsync'ed so the rename itself survives a power cut. On any failure, KeyboardInterrupt
 # included, the temporary file is removed and an existing target is left as it was. A process
 # killed outright (SIGKILL) can leave a ``.<name>.*.tmp`` file behind, never a partial target.
+# Writing through a symlink replaces the file it points at; a target that is not a regular
+# file (/dev/stdout, a named pipe) is written directly, as there is nothing to rename over.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import json
 import os
+import stat
 import struct
 import sys
 import tempfile
@@ -56,13 +60,20 @@ def atomic_write(path, write_fn: Callable[[str], None]) -> None:
         >>> atomic_write("out.txt", lambda tmp: open(tmp, "w").write("hi"))  # doctest: +SKIP
     """
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    if _is_special(path):
+        # /dev/stdout, a pipe, a device: nothing to rename over (and, run as root, renaming
+        # would replace the device node itself), so write straight to it.
+        write_fn(path)
+        return
+    # Through a symlink, the file it points at is replaced, and the link stays a link.
+    shown, path = path, os.path.realpath(path)
+    folder = os.path.dirname(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise type(exc)(
             exc.errno,
-            f"cannot write {path}: {exc.strerror}; check that the folder exists and is writable",
+            f"cannot write {shown}: {exc.strerror}; check that the folder exists and is writable",
         ) from None
     os.close(fd)
     try:
@@ -76,6 +87,14 @@ def atomic_write(path, write_fn: Callable[[str], None]) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(folder)
+
+
+def _is_special(path: str) -> bool:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def _keep_mode(path: str, tmp: str) -> None:
@@ -278,7 +297,7 @@ def _as_table(columns: dict[str, np.ndarray]):
     return pa.table({k: pa.array(a) for k, a in arrays.items()})
 
 
-def _write_csv_text(stream, table, chunk_rows: int = 65536) -> None:
+def _write_csv_text(stream, table, chunk_rows: int = 65536, delimiter: str = ",") -> None:
     import csv
 
     import pyarrow.csv as pacsv
@@ -286,8 +305,8 @@ def _write_csv_text(stream, table, chunk_rows: int = 65536) -> None:
     # The header goes through the csv module (quotes only where needed); the rows through
     # Arrow, which writes each float64 as its shortest round-trip text, like repr, so values
     # read back bit for bit (the tests check it against float()).
-    csv.writer(stream, lineterminator="\n").writerow(table.column_names)
-    options = pacsv.WriteOptions(include_header=False)
+    csv.writer(stream, delimiter=delimiter, lineterminator="\n").writerow(table.column_names)
+    options = pacsv.WriteOptions(include_header=False, delimiter=delimiter)
     for batch in table.to_batches(max_chunksize=chunk_rows):
         buf = io.BytesIO()
         pacsv.write_csv(batch, buf, write_options=options)
@@ -309,7 +328,8 @@ def write_csv(stream: TextIO, columns: dict[str, np.ndarray]) -> None:
 def write_table(path, columns: dict[str, np.ndarray]) -> None:
     """Write columns to ``path`` atomically: Parquet for ``.parquet``/``.pq``, else CSV.
 
-    ``path="-"`` writes CSV to standard output. CSV floats read back bit for bit.
+    CSV is tab-separated for ``.tsv``, and gzip'd when the name ends in ``.gz``
+    (``pred.csv.gz``). ``path="-"`` writes CSV to standard output. CSV floats read back bit for bit.
 
     Example:
         >>> write_table("pred.csv", {"apples": np.array([56.1, 81.2])})  # doctest: +SKIP
@@ -325,9 +345,13 @@ def write_table(path, columns: dict[str, np.ndarray]) -> None:
         atomic_write(path, lambda tmp: pq.write_table(table, tmp))
         return
 
+    name = path.lower().removesuffix(".gz")
+    delimiter = "\t" if name.endswith((".tsv", ".tab")) else ","
+    opener = gzip.open if path.lower().endswith(".gz") else open
+
     def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            _write_csv_text(f, table)
+        with opener(tmp, "wt", encoding="utf-8", newline="") as f:
+            _write_csv_text(f, table, delimiter=delimiter)
 
     atomic_write(path, write)
 

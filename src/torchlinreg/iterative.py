@@ -169,7 +169,9 @@ def _prepare(X, Y, sample_weight, device, dtype):
     Y = torch.as_tensor(Y, device=X.device)
     if dtype is None:
         dtype = torch.float64 if X.dtype == torch.float64 else torch.float32
-    X, Y = X.to(dtype), Y.to(dtype)
+    # Contiguous rows: a column-major X would otherwise give results that differ in the
+    # last bits from the same data row-major (matmul kernels sum in another order).
+    X, Y = X.to(dtype).contiguous(), Y.to(dtype).contiguous()
     if Y.ndim == 1:
         Y = Y[:, None]
     if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:

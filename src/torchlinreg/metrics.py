@@ -39,6 +39,8 @@ def regression_metrics(
     sst = _weighted_mean(centred * centred, sample_weight)
     safe = torch.where(sst > 0, sst, torch.ones_like(sst))
     r2 = torch.where(sst > 0, 1.0 - mse / safe, torch.where(mse == 0, 1.0, 0.0).to(mse.dtype))
+    if yt.shape[0] < 2:  # R2 is not defined for one row (scikit-learn gives NaN too)
+        r2 = torch.full_like(r2, float("nan"))
     return {"mse": mse, "rmse": mse.sqrt(), "mae": mae, "r2": r2}
 
 
@@ -97,4 +99,6 @@ class StreamingMetrics:
             1.0 - self._sse / torch.where(m2 > 0, m2, 1.0),
             torch.where(self._sse == 0, 1.0, 0.0).to(mse.dtype),
         )
+        if self.n < 2:  # R2 is not defined for one row
+            r2 = torch.full_like(r2, float("nan"))
         return {"mse": mse, "rmse": mse.sqrt(), "mae": mae, "r2": r2}

@@ -81,6 +81,16 @@ def save(estimator: LinearRegression, path: str | Path, *, training: dict | None
     return Path(path)
 
 
+def _portable(params: dict[str, Any]) -> dict[str, Any]:
+    """A model trained on a GPU still loads and predicts on a machine without one: the
+    saved device is only where it computed, so an unavailable CUDA device becomes None
+    (compute where the input is)."""
+    device = params.get("device")
+    if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
+        return {**params, "device": None}
+    return params
+
+
 def _names(values) -> list[str] | None:
     return None if values is None else [str(v) for v in values]
 
@@ -103,7 +113,7 @@ def load(path: str | Path) -> LinearRegression:
     tensors, meta = load_tensors(path)
     try:
         cls = _ESTIMATORS[meta["estimator"]]
-        estimator = cls().set_params(**meta["params"])
+        estimator = cls().set_params(**_portable(meta["params"]))
         weight, bias = tensors["weight"], tensors["bias"]
         k, d = int(meta["n_targets"]), int(meta["n_features"])
     except (KeyError, TypeError, ValueError) as exc:

@@ -59,39 +59,44 @@ def loss_curve(
     return _save(fig, path)
 
 
-def predicted_vs_actual(
-    y_true: np.ndarray, y_pred: np.ndarray, target_names: Sequence[str], path: str | Path
-) -> Path:
-    """One scatter per target of prediction against truth, with the identity line."""
+def _per_target(y_true, y_pred, target_names, path, draw) -> Path:
+    """One panel per target; ``draw(ax, actual, predicted, name)`` fills each."""
     plt = _pyplot()
     y_true, y_pred = np.atleast_2d(y_true.T).T, np.atleast_2d(y_pred.T).T
     k = y_true.shape[1]
     fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.0), squeeze=False)
     for j, ax in enumerate(axes[0]):
-        ax.scatter(y_true[:, j], y_pred[:, j], s=8, alpha=0.6)
-        lo = float(min(y_true[:, j].min(), y_pred[:, j].min()))
-        hi = float(max(y_true[:, j].max(), y_pred[:, j].max()))
-        ax.plot([lo, hi], [lo, hi], color="k", lw=1)
-        ax.set_xlabel(f"actual {target_names[j]}")
-        ax.set_ylabel(f"predicted {target_names[j]}")
+        draw(ax, y_true[:, j], y_pred[:, j], target_names[j])
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def predicted_vs_actual(
+    y_true: np.ndarray, y_pred: np.ndarray, target_names: Sequence[str], path: str | Path
+) -> Path:
+    """One scatter per target of prediction against truth, with the identity line."""
+
+    def draw(ax, actual, predicted, name):
+        ax.scatter(actual, predicted, s=8, alpha=0.6)
+        lo = float(min(actual.min(), predicted.min()))
+        hi = float(max(actual.max(), predicted.max()))
+        ax.plot([lo, hi], [lo, hi], color="k", lw=1)
+        ax.set_xlabel(f"actual {name}")
+        ax.set_ylabel(f"predicted {name}")
+
+    return _per_target(y_true, y_pred, target_names, path, draw)
 
 
 def residuals(
     y_true: np.ndarray, y_pred: np.ndarray, target_names: Sequence[str], path: str | Path
 ) -> Path:
     """One scatter per target of residual (actual - predicted) against prediction."""
-    plt = _pyplot()
-    y_true, y_pred = np.atleast_2d(y_true.T).T, np.atleast_2d(y_pred.T).T
-    k = y_true.shape[1]
-    fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4.0), squeeze=False)
-    for j, ax in enumerate(axes[0]):
-        ax.scatter(y_pred[:, j], y_true[:, j] - y_pred[:, j], s=8, alpha=0.6)
+
+    def draw(ax, actual, predicted, name):
+        ax.scatter(predicted, actual - predicted, s=8, alpha=0.6)
         ax.axhline(0.0, color="k", lw=1)
-        ax.set_xlabel(f"predicted {target_names[j]}")
+        ax.set_xlabel(f"predicted {name}")
         ax.set_ylabel("residual")
-        ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, path)
+
+    return _per_target(y_true, y_pred, target_names, path, draw)

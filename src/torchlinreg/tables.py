@@ -85,9 +85,18 @@ class _CsvFile:
 
     def numeric_columns(self) -> list[str]:
         """Columns whose values in the first block parse as numbers (pyarrow's inference)."""
-        return csvfile.infer_numeric(
-            self.path, self.column_names, self.delimiter, self.gz, self.block_bytes
-        )
+        return self._inspect()[0]
+
+    def mixed_columns(self) -> dict[str, tuple[int, str]]:
+        """Text columns whose values are mostly numbers: {name: (row, first non-number)}."""
+        return self._inspect()[1]
+
+    def _inspect(self):
+        if not hasattr(self, "_inspected"):
+            self._inspected = csvfile.inspect_columns(
+                self.path, self.column_names, self.delimiter, self.gz, self.block_bytes
+            )
+        return self._inspected
 
     def exact_row(self, row: int) -> int:
         """The file line of nominal row ``row`` (see NOTE [CSV row numbers])."""
@@ -307,6 +316,10 @@ class TableSource:
             if c not in self.column_names:
                 close = difflib.get_close_matches(str(c), self.column_names, n=3)
                 hint = f"did you mean {', '.join(repr(m) for m in close)}? " if close else ""
+                if len(self.column_names) == 1 and any(
+                    d in self.column_names[0] for d in csvfile.DELIMITERS
+                ):
+                    hint += "the header is one column: is --delimiter right? "
                 raise DataError(
                     f"unknown column {c!r}; {hint}available columns: "
                     f"{', '.join(self.column_names)}",
@@ -317,6 +330,15 @@ class TableSource:
     def numeric_columns(self) -> list[str]:
         """The columns that hold numbers (judged on the first file's first block)."""
         return self._first.numeric_columns()
+
+    def mixed_columns(self) -> dict[str, tuple[int, str]]:
+        """Text columns of mostly numbers (CSV, first block): ``{name: (row, text)}``.
+
+        Such a column most likely has a typo; one that is chosen by type should not be
+        dropped silently. Parquet and .npy columns have real types, so none are mixed.
+        """
+        mixed = getattr(self._first, "mixed_columns", None)
+        return mixed() if mixed is not None else {}
 
     def _files(self):
         yield self._first

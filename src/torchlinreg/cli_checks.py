@@ -1,0 +1,200 @@
+"""What the CLI checks before it works: output paths, column choices, row counts.
+
+Each check fails fast with a one-line :class:`DataError` that says what to do, before a
+long fit is wasted or a file is damaged.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from typing import Any, ClassVar
+
+import click
+
+from .csvfile import value_hint
+from .errors import DataError
+from .tables import TableSource
+
+
+class FiniteFloat(click.FloatRange):
+    """A :class:`click.FloatRange` that also refuses nan and inf (click lets both through)."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
+class Delimiter(click.ParamType):
+    """One character, or a name for one: tab, comma, semicolon, pipe, space."""
+
+    name = "delimiter"
+    _NAMES: ClassVar[dict[str, str]] = {
+        "tab": "\t",
+        "\\t": "\t",
+        "comma": ",",
+        "semicolon": ";",
+        "pipe": "|",
+        "space": " ",
+    }
+
+    def convert(self, value, param, ctx):
+        char = self._NAMES.get(value.lower(), value)
+        if len(char) != 1 or char in '\r\n"':
+            self.fail(
+                f"{value!r} is not one character; give one, e.g. ',' ';' '|' or tab", param, ctx
+            )
+        return char
+
+
+def check_writable(path: str, what: str) -> None:
+    """Fail before any work when ``path`` cannot be written (a long run would be wasted).
+
+    Creating (and removing) a file in the folder is the only test that also holds for root,
+    for whom permission bits say nothing, and for read-only or virtual file systems.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise DataError(f"{what} path {path!r} is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise DataError(f"cannot write {what} {path!r}: folder {folder!r} does not exist")
+    if os.path.exists(path) and not os.path.isfile(path):
+        return  # /dev/stdout, a named pipe: written directly, see io.atomic_write
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".torchlinreg-probe.", dir=folder)
+    except OSError as exc:
+        raise DataError(
+            f"cannot write {what} {path!r}: {exc.strerror or exc} in folder {folder!r}; "
+            "choose a folder you can write to"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_not_input(path: str | None, what: str, inputs: dict[str, list[str]]) -> None:
+    """Refuse to write ``path`` over a file this run reads: its data, model or checkpoint."""
+    if not path or not os.path.exists(path):
+        return
+    for role, paths in inputs.items():
+        for p in paths:
+            if p and os.path.exists(p) and os.path.samefile(path, p):
+                raise DataError(
+                    f"the {what} path {path!r} is the {role} this run reads; writing it would "
+                    f"destroy the {role}: choose another name"
+                )
+
+
+def choose_columns(
+    source: TableSource, targets: tuple[str, ...], features: str | None, weight_col: str | None
+) -> tuple[list[str], list[str]]:
+    """Targets as given; features as given or every other numeric column."""
+    targets_l = list(dict.fromkeys(targets))
+    if len(targets_l) != len(targets):
+        raise DataError(f"a target is listed twice in --target {list(targets)}; list it once")
+    if weight_col in targets_l:
+        raise DataError(
+            f"column {weight_col!r} is both a target and the --weights column; use another column"
+        )
+    # Unknown targets first: with a wrong delimiter, that is the message that helps.
+    source._resolve([*targets_l, *([weight_col] if weight_col else [])])
+    reserved = set(targets_l) | ({weight_col} if weight_col else set())
+    if features is None:
+        for name, (row, text) in source.mixed_columns().items():
+            if name not in reserved:
+                raise DataError(
+                    f"the column holds numbers but also {text!r}{value_hint(text)}, so it is not "
+                    "numeric; fix the value, or choose the features with --features",
+                    path=source.paths[0],
+                    row=row,
+                    column=name,
+                )
+        chosen = [c for c in source.numeric_columns() if c not in reserved]
+        if not chosen:
+            raise DataError(
+                "no numeric feature columns besides the targets; name them with --features",
+                path=source.path,
+            )
+    else:
+        chosen = [c.strip() for c in features.split(",") if c.strip()]
+        if not chosen:
+            raise DataError("--features is empty; give comma-separated column names")
+        dup = sorted({c for c in chosen if chosen.count(c) > 1})
+        if dup:
+            raise DataError(f"feature column(s) {dup} listed twice in --features; list once")
+        clash = [c for c in chosen if c in reserved]
+        if clash:
+            raise DataError(
+                f"column(s) {clash} are both features and targets/weights; a column can be only "
+                "one of them: remove it from --features"
+            )
+    # Unknown names raise here, with close matches, before any row is read.
+    source._resolve([*chosen, *targets_l, *([weight_col] if weight_col else [])])
+    return chosen, targets_l
+
+
+def check_enough_rows(n_rows: int, n_features: int, opts: dict[str, Any], path: str) -> None:
+    """Refuse a fit with fewer rows than coefficients: its answer would be arbitrary.
+
+    With a ridge penalty (``--alpha``) the fit is determined whatever the number of rows.
+    """
+    n_params = n_features + (0 if opts["no_intercept"] else 1)
+    if n_rows < n_params and opts["alpha"] == 0:
+        what = f"{n_features} feature(s)" + ("" if opts["no_intercept"] else " + intercept")
+        rows = "row(s) with a positive weight" if opts["weight_col"] else "data row(s)"
+        raise DataError(
+            f"{n_rows} {rows} for {n_params} coefficients ({what}); a least-squares fit "
+            "needs at least one row per coefficient: add rows, use fewer --features, or give "
+            "--alpha for a ridge fit",
+            path=path,
+        )
+
+
+class RowCount:
+    """Counts the rows streamed to an exact solver, and checks them before it solves."""
+
+    def __init__(self, n_features: int, opts: dict[str, Any], path: str) -> None:
+        self.n_features, self.opts, self.path = n_features, opts, path
+        self.rows = 0
+        self.used = 0
+
+    def through(self, blocks):
+        for block in blocks:
+            used = block.n_rows if block.w is None else int((block.w > 0).sum())
+            self.rows += block.n_rows
+            self.used += used
+            yield block
+        check_enough_rows(self.used, self.n_features, self.opts, self.path)
+
+
+def check_outputs(opts: dict[str, Any]) -> None:
+    """The model, checkpoint and plot folder of ``train`` can all be written."""
+    check_writable(opts["output"], "model")
+    if opts["checkpoint"]:
+        check_writable(opts["checkpoint"], "checkpoint")
+    if opts["plot_dir"]:
+        check_folder_creatable(opts["plot_dir"], "plot folder")
+
+
+def check_folder_creatable(folder: str, what: str) -> None:
+    """``folder`` exists or can be made; nothing is created yet (a failed run leaves none)."""
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise DataError(
+            f"cannot make the {what} {folder!r}: {path!r} is a file; choose another folder"
+        )
+    check_writable(os.path.join(path, "probe"), what)
+
+
+def check_train_paths(opts: dict[str, Any], data_paths: list[str]) -> None:
+    """No output of ``train`` overwrites its input; a checkpoint may be resumed in place."""
+    check_not_input(
+        opts["output"],
+        "model",
+        {"data file": data_paths, "checkpoint": [opts["checkpoint"], opts["resume"]]},
+    )
+    check_not_input(opts["checkpoint"], "checkpoint", {"data file": data_paths})

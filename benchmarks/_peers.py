@@ -48,7 +48,7 @@ def cases(quick: bool, sgd_batch: int) -> dict[str, Case]:
     else:
         exact = Case("exact", "Exact fits", 1_000_000, 100, 3, "sk_linreg")
         sgd = Case("sgd", "One mini-batch epoch", 1_000_000, 20, 1, "sk_sgd", False, 0, sgd_batch)
-        walk = Case("walk", "The walk-through (crops, 5 x 3)", 5, 3, 2, "wt_plain", epochs=500)
+        walk = Case("walk", "The walk-through (crops, 5 x 3)", 5, 3, 2, "wt_plain", epochs=2000)
     return {c.name: c for c in (exact, sgd, walk)}
 
 

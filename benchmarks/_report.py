@@ -41,9 +41,8 @@ def render(data: dict) -> str:
             title += f", {case['epochs']} epochs per run"
         out += [title, ""]
         mem_head = " | extra memory (x size(X))" if x_mb >= 1 else ""
-        out.append(
-            f"| peer | time | / {base.get('label', case['baseline'])}{mem_head} | rel. error |"
-        )
+        base_label = base.get("label", case["baseline"])
+        out.append(f"| peer | time | time ÷ {base_label}{mem_head} | rel. error |")
         out.append("|---|---:|---:|" + ("---:|" if mem_head else "") + "---:|")
         for res in results.values():
             if "error" in res:

@@ -476,13 +476,29 @@ def _reset_peak() -> bool:
         return False
 
 
+def _torch_blas() -> dict[str, Any]:
+    """torch links MKL statically, so threadpoolctl does not list it: ask torch."""
+    import torch
+
+    lines = torch.__config__.parallel_info().splitlines()
+    mkl = next((ln.strip() for ln in lines if "Math Kernel Library" in ln), None)
+    return {
+        "internal_api": "torch " + ("mkl" if torch.backends.mkl.is_available() else "blas"),
+        "version": mkl.split("Version")[1].split()[0].split("-")[0]
+        if mkl and "Version" in mkl
+        else None,
+        "num_threads": torch.get_num_threads(),
+        "prefix": "torch",
+    }
+
+
 def _blas_info() -> list[dict[str, Any]]:
+    out = [_torch_blas()]
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        return [{"error": "threadpoolctl not installed"}]
+        return [*out, {"error": "threadpoolctl not installed"}]
     keep = ("internal_api", "version", "num_threads", "architecture", "threading_layer")
-    out = []
     for lib in threadpool_info():
         entry = {k: lib.get(k) for k in keep if lib.get(k) is not None}
         entry["prefix"] = lib.get("prefix")

@@ -352,7 +352,7 @@ def main(argv: list[str]) -> int:
     info["load_after"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     info["blas"] = blas_summary(all_results)
     print(f"\nload after: {info['load_after']}")
-    print("BLAS seen by the peers (threadpoolctl):")
+    print("BLAS seen by the peers (threadpoolctl, and torch's own MKL):")
     for line in info["blas"]:
         print(f"  {line}")
     if args.json:

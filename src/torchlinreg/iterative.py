@@ -35,6 +35,7 @@ from torch import Tensor
 
 from .batches import FullBatch, ShuffledBatches
 from .callbacks import Callback, DivergenceGuard, EarlyStopping
+from .data import _all_finite
 from .ddp import RankBatches, RankInfo, ddp_wrap
 from .distributed import agree_on_errors, allreduce_sum, broadcast_int, is_distributed
 from .errors import ConvergenceWarning, DataError
@@ -197,7 +198,7 @@ def _prepare(X, Y, sample_weight, device, dtype):
     if X.shape[0] == 0:
         raise DataError("no rows to fit; pass at least one row")
     for name, A in (("X", X), ("Y", Y)):
-        if not bool(torch.isfinite(A).all()):
+        if not _all_finite(A):  # a sum first: no full-size boolean temporary
             raise DataError(f"{name} contains NaN or infinite values; drop or impute them first")
     weight = None
     if sample_weight is not None:

@@ -317,7 +317,8 @@ def refine_solution(
     w = None if sample_weight is None else sample_weight.to(torch.float64).reshape(-1)
     c = int(fit_intercept)
     params, R, keep, cols = _setup(X.shape[1], fit_intercept, state_or_r, coef, intercept, aliased)
-    Xk = X[:, cols]
+    # Advanced indexing copies X: select only when a column is aliased.
+    Xk = X if len(cols) == X.shape[1] else X[:, cols]
 
     def rhs(x: DD) -> Tensor:
         return _gradient(Xk, _weighted(_residual(Xk, Y, x, c), w), c)

@@ -23,18 +23,6 @@ def resolve_dtype(dtype: Any) -> torch.dtype | None:
     return {"float32": torch.float32, "float64": torch.float64}[str(np.dtype(dtype))]
 
 
-def unpack_block(block: Any) -> tuple[Any, Any, Any]:
-    """``(X, y, w)`` of a block given as a tuple or an object with X/Y/w attributes."""
-    if hasattr(block, "X"):
-        return block.X, getattr(block, "Y", None), getattr(block, "w", None)
-    if isinstance(block, (tuple, list)) and len(block) in (2, 3):
-        return block[0], block[1], block[2] if len(block) == 3 else None
-    raise DataError(
-        f"a block must be (X, y), (X, y, sample_weight) or have X/Y/w attributes; got "
-        f"{type(block).__name__}"
-    )
-
-
 def concat(parts: list[Any]) -> Any:
     """Row-concatenate blocks of one kind (tensors or array-likes); None stays None."""
     if parts[0] is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -353,6 +354,18 @@ def as_weights(
     return values
 
 
+def unpack_block(block: Any) -> tuple[Any, Any, Any]:
+    """``(X, y, w)`` of a block given as a tuple or an object with X/Y/w attributes."""
+    if hasattr(block, "X"):
+        return block.X, getattr(block, "Y", None), getattr(block, "w", None)
+    if isinstance(block, (tuple, list)) and len(block) in (2, 3):
+        return block[0], block[1], block[2] if len(block) == 3 else None
+    raise DataError(
+        f"a block must be (X, y), (X, y, sample_weight) or have X/Y/w attributes; got "
+        f"{type(block).__name__}"
+    )
+
+
 __all__ = [
     "Block",
     "Matrix",
@@ -362,4 +375,5 @@ __all__ = [
     "as_targets",
     "as_weights",
     "open_table",
+    "unpack_block",
 ]

@@ -17,10 +17,10 @@ import torch
 from torch import Tensor
 
 from ._exact_fit import EXACT_SOLVERS, ExactFitMixin
-from ._inputs import InputMixin, check_is_fitted, concat, unpack_block
+from ._inputs import InputMixin, check_is_fitted, concat
 from ._iterative_fit import ITERATIVE_SOLVERS, IterativeFitMixin
 from ._params import ParamsMixin
-from .data import as_matrix, as_targets, as_weights
+from .data import as_matrix, as_targets, as_weights, unpack_block
 from .distributed import agree_on_errors, is_distributed
 from .errors import DataError
 from .inference import OLSResults

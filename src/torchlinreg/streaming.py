@@ -65,7 +65,7 @@ from torch import Tensor
 
 from .batches import Batch
 from .callbacks import Callback, DivergenceGuard, EarlyStopping
-from .data import Matrix, as_matrix, as_targets, as_weights
+from .data import Matrix, as_matrix, as_targets, as_weights, unpack_block
 from .errors import DataError
 from .exact import LeastSquaresState
 from .iterative import IterativeResult, _initial, _result, _seed
@@ -85,17 +85,6 @@ __all__ = [
 DEFAULT_BUFFER_ROWS = 262_144
 
 BlockFactory = Callable[..., Iterable[Any]]
-
-
-def _unpack(block: Any) -> tuple[Any, Any, Any]:
-    if hasattr(block, "X"):
-        return block.X, getattr(block, "Y", None), getattr(block, "w", None)
-    if isinstance(block, (tuple, list)) and len(block) in (2, 3):
-        return block[0], block[1], block[2] if len(block) == 3 else None
-    raise DataError(
-        f"a block must be (X, y), (X, y, sample_weight) or have X/Y/w attributes; got "
-        f"{type(block).__name__}"
-    )
 
 
 def _call(factory: BlockFactory, generator: torch.Generator | None) -> Iterator[Any]:
@@ -128,7 +117,7 @@ def _all_zero(w: Any) -> bool:
 def _tensors(block: Any, layout: _Layout | None, device, dtype):
     """A block as validated tensors, or None for a block whose weights are all zero (it adds
     nothing, and ``as_weights`` refuses such a block on its own)."""
-    X, y, w = _unpack(block)
+    X, y, w = unpack_block(block)
     if w is not None and _all_zero(w):
         return None
     Xm = as_matrix(X, name="X")

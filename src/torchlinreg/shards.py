@@ -162,24 +162,10 @@ def _line_start(path: str, x: int, head: int, size: int) -> int:
 
 
 def _parquet_batches(piece: _Piece, columns: Sequence[str], block_rows: int):
-    f, groups = piece.opened, piece.spec["groups"]
-    for c in columns:
-        tables._check_numeric_type(f.path, c, f._types[c])
-    row = piece.spec["first"]
-    import pyarrow.compute as pc
-
-    try:
-        for batch in f._file.iter_batches(
-            batch_size=block_rows, row_groups=groups, columns=list(columns)
-        ):
-            cast = [pc.cast(batch.column(c), pa.float64()) for c in columns]
-            yield pa.RecordBatch.from_arrays(cast, names=list(columns)), row
-            row += batch.num_rows
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(
-            f"cannot read rows from {row} on ({tables._first_line(exc)}); the file may be corrupt",
-            path=f.path,
-        ) from None
+    f = piece.opened
+    yield from f.batches(
+        columns, block_rows, row_groups=piece.spec["groups"], first_row=piece.spec["first"]
+    )
 
 
 def _npy_batches(piece: _Piece, columns: Sequence[str], block_rows: int):

@@ -137,15 +137,24 @@ class _ParquetFile:
         return [c for c in self.column_names if _is_numeric(self._types[c])]
 
     def batches(
-        self, columns: Sequence[str], block_rows: int
+        self,
+        columns: Sequence[str],
+        block_rows: int,
+        *,
+        row_groups: Sequence[int] | None = None,
+        first_row: int = 1,
     ) -> Iterator[tuple[pa.RecordBatch, int]]:
+        """Float64 batches of ``columns`` (of ``row_groups`` only, when given: a rank's share
+        starting at record ``first_row``)."""
         for c in columns:
             _check_numeric_type(self.path, c, self._types[c])
         if self._file.metadata.num_rows == 0:
             raise DataError("the file has no data rows", path=self.path)
-        row = 1
+        row = first_row
         try:
-            for batch in self._file.iter_batches(batch_size=block_rows, columns=list(columns)):
+            for batch in self._file.iter_batches(
+                batch_size=block_rows, row_groups=row_groups, columns=list(columns)
+            ):
                 cast = [pc.cast(batch.column(c), pa.float64()) for c in columns]
                 yield pa.RecordBatch.from_arrays(cast, names=list(columns)), row
                 row += batch.num_rows

@@ -6,15 +6,18 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev demo test lint bench clean
+.PHONY: install install-dev demo test lint bench clean FORCE
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.torch: $(BIN)/python
-	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	touch $@
+# The stamp records the spec, so a different TORCH_SPEC reinstalls torch in the same venv.
+$(VENV)/.torch: $(BIN)/python FORCE
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(TORCH_SPEC)' ]; then \
+		echo "$(BIN)/python -m pip install --quiet '$(TORCH_SPEC)'"; \
+		$(BIN)/python -m pip install --quiet '$(TORCH_SPEC)' && echo '$(TORCH_SPEC)' > $@; \
+	fi
 
 install: $(VENV)/.torch
 	$(BIN)/python -m pip install --quiet -e .

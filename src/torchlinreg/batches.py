@@ -21,6 +21,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from .scaling import Scaler
+
 Batch = tuple[Tensor, Tensor, Tensor | None]
 
 
@@ -62,21 +64,42 @@ class ShuffledBatches:
 
     full_batch = False
 
+    # Rows standardized at a time for the full-data loss: bounded temporaries.
+    eval_rows = 65536
+
     def __init__(
-        self, X: Tensor, Y: Tensor, weight: Tensor | None = None, *, batch_size: int = 256
+        self,
+        X: Tensor,
+        Y: Tensor,
+        weight: Tensor | None = None,
+        *,
+        batch_size: int = 256,
+        scaler: Scaler | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"Invalid batch_size: {batch_size}; it must be >= 1")
         self.X, self.Y, self.weight = X, Y, weight
         self.n_rows = X.shape[0]
         self.batch_size = min(batch_size, self.n_rows)
+        self.scaler = scaler  # when given, X and Y are raw and each batch is standardized
+
+    def _scaled(self, X: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
+        if self.scaler is None:
+            return X, Y
+        return self.scaler.transform_x(X), self.scaler.transform_y(Y)
 
     def epoch(self, generator: torch.Generator) -> Iterator[Batch]:
         perm = torch.randperm(self.n_rows, generator=generator, device=self.X.device)
         X, Y, w, bs = self.X, self.Y, self.weight, self.batch_size
         for idx in perm.split(bs):
             wb = None if w is None else w.index_select(0, idx)
-            yield X.index_select(0, idx), Y.index_select(0, idx), wb
+            yield (*self._scaled(X.index_select(0, idx), Y.index_select(0, idx)), wb)
 
     def eval_batches(self) -> Iterator[Batch]:
-        yield self.X, self.Y, self.weight
+        if self.scaler is None:
+            yield self.X, self.Y, self.weight
+            return
+        w, step = self.weight, self.eval_rows
+        for lo in range(0, self.n_rows, step):
+            wb = None if w is None else w[lo : lo + step]
+            yield (*self._scaled(self.X[lo : lo + step], self.Y[lo : lo + step]), wb)

@@ -134,8 +134,11 @@ def fit_iterative(
         scaler = Scaler.fit(X, Y, weight, center=fit_intercept, reduce=reduce)
     else:
         scaler = None
-    Xs = X if scaler is None else scaler.transform_x(X)
-    Ys = Y if scaler is None else scaler.transform_y(Y)
+    # Mini-batches are standardized as they are gathered (each batch is a copy anyway):
+    # no standardized copy of X, which would double the memory of a large fit.
+    per_batch = scaler is not None and ranks is None and spec.batch_size is not None
+    Xs = X if scaler is None or per_batch else scaler.transform_x(X)
+    Ys = Y if scaler is None or per_batch else scaler.transform_y(Y)
     # Weights normalised to mean 1: the batch losses are then plain means.
     total = float(n if weight is None else weight.sum()) if ranks is None else ranks.total_weight
     if weight is None:
@@ -152,7 +155,9 @@ def fit_iterative(
     elif spec.batch_size is None:
         source = FullBatch(Xs, Ys, wn)
     else:
-        source = ShuffledBatches(Xs, Ys, wn, batch_size=spec.batch_size)
+        source = ShuffledBatches(
+            Xs, Ys, wn, batch_size=spec.batch_size, scaler=scaler if per_batch else None
+        )
     penalty = None
     if alpha > 0:
         scale = scaler.penalty_scale() if scaler is not None else torch.ones_like(W0[0])

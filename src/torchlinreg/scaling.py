@@ -55,12 +55,8 @@ class Scaler:
         tensor over the ranks of a distributed fit, so that every rank standardizes with
         the statistics of all rows.
         """
-        if reduce is not None:
-            x_mean, x_scale = _moments_reduced(X, sample_weight, center, reduce)
-            y_mean, y_scale = _moments_reduced(Y, sample_weight, center, reduce)
-            return cls(x_mean, x_scale, y_mean, y_scale)
-        x_mean, x_scale = _moments(X, sample_weight, center)
-        y_mean, y_scale = _moments(Y, sample_weight, center)
+        x_mean, x_scale = _moments(X, sample_weight, center, reduce)
+        y_mean, y_scale = _moments(Y, sample_weight, center, reduce)
         return cls(x_mean, x_scale, y_mean, y_scale)
 
     @classmethod
@@ -135,37 +131,44 @@ class Scaler:
         return cls(state["x_mean"], state["x_scale"], state["y_mean"], state["y_scale"])
 
 
-def _moments(A: Tensor, weight: Tensor | None, center: bool) -> tuple[Tensor, Tensor]:
-    # Moments in float64 at least: float32 sums of a million squares lose digits that the
-    # mapping back to original units would carry into the intercept.
-    acc = torch.promote_types(A.dtype, torch.float64)
-    A64 = A.to(acc)
-    if weight is None:
-        w = torch.full((A.shape[0],), 1.0 / A.shape[0], dtype=acc, device=A.device)
-    else:
-        w64 = weight.to(acc)
-        w = w64 / w64.sum()
-    mean = w @ A64 if center else torch.zeros(A.shape[1], dtype=acc, device=A.device)
-    var = w @ (A64 - mean).square()
-    scale = var.sqrt()
-    # A relative threshold: a column equal up to rounding is constant, not "tiny but real".
-    tiny = torch.finfo(A.dtype).eps * (mean.abs() + 1.0) * 10
-    scale = torch.where(scale > tiny, scale, torch.ones_like(scale))
-    return mean.to(A.dtype), scale.to(A.dtype)
+# Rows at a time for the moments: the temporaries stay at a block, not a copy of X.
+_CHUNK = 65536
 
 
-def _moments_reduced(
-    A: Tensor, weight: Tensor | None, center: bool, reduce: Callable[[Tensor], Tensor]
+def _moments(
+    A: Tensor,
+    weight: Tensor | None,
+    center: bool,
+    reduce: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """:func:`_moments` over the rows of every rank: weighted sums are summed by ``reduce``."""
+    """Weighted mean and standard deviation of each column, in two passes over row chunks.
+
+    ``reduce`` sums the per-process sums across ranks (distributed fits); the statistics
+    are then those of every rank's rows.
+    """
+    # Float64 at least: float32 sums of a million squares lose digits that the mapping back
+    # to original units would carry into the intercept.
     acc = torch.promote_types(A.dtype, torch.float64)
-    A64 = A.to(acc)
-    w = torch.ones(A.shape[0], dtype=acc, device=A.device) if weight is None else weight.to(acc)
-    first = reduce(torch.cat([w.sum()[None], w @ A64]))
+    n, d = A.shape
+    reduce = reduce or (lambda t: t)
+
+    def chunks():
+        for lo in range(0, n, _CHUNK):
+            part = A[lo : lo + _CHUNK].to(acc)
+            w = weight[lo : lo + _CHUNK].to(acc) if weight is not None else None
+            yield part, (torch.ones(part.shape[0], dtype=acc, device=A.device) if w is None else w)
+
+    first = torch.zeros(d + 1, dtype=acc, device=A.device)
+    for part, w in chunks():
+        first[0] += w.sum()
+        first[1:] += w @ part
+    first = reduce(first)
     total = first[0]
     mean = first[1:] / total if center else torch.zeros_like(first[1:])
-    var = reduce(w @ (A64 - mean).square()) / total
-    return _finish(mean, var, A.dtype)
+    square = torch.zeros(d, dtype=acc, device=A.device)
+    for part, w in chunks():
+        square += w @ (part - mean).square_()
+    return _finish(mean, reduce(square) / total, A.dtype)
 
 
 def _finish(mean: Tensor, var: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:

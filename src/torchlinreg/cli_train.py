@@ -11,8 +11,6 @@ import click
 import torch
 
 from .blocksources import TableBlocks, prefetch
-from .callbacks import Callback, TrainState
-from .checkpoint import load_checkpoint, save_checkpoint
 from .cli_checks import (
     Delimiter,
     FiniteFloat,
@@ -23,7 +21,8 @@ from .cli_checks import (
     choose_columns,
 )
 from .cli_distributed import distributed_command, fit_exact_on_ranks
-from .cli_output import ProgressBar, console, metrics_table, print_json
+from .cli_output import console, metrics_table, print_json
+from .cli_snapshots import RowsInto, run_config, run_with_snapshots
 from .distributed import (
     agree_on_errors,
     count_all_ranks,
@@ -31,7 +30,6 @@ from .distributed import (
     rank_zero_only,
     regression_metrics_all_ranks,
 )
-from .errors import DataError
 from .estimator import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
 from .modelfile import save
 from .shards import shard_for_rank
@@ -41,55 +39,6 @@ from .tables import TableSource, open_table
 PLOT_ROWS = 20_000
 # Iterative fits stream from files larger than this (--stream/--no-stream decide otherwise).
 STREAM_AUTO_BYTES = 1 << 30
-
-
-class _Snapshots(Callback):
-    """Keep the state after the last finished epoch; write it every ``every`` epochs.
-
-    On Ctrl-C the last finished epoch's state is written, never a half-done epoch, so
-    resuming gives the same model as an uninterrupted run.
-    """
-
-    def __init__(self, path: str | None, every: int, config: dict[str, Any]) -> None:
-        self.path, self.every, self.config = path, every, config
-        self.latest: dict[str, Any] | None = None
-        self.epoch = 0
-
-    def _keep(self, state: TrainState) -> None:
-        if state.trainer is not None:
-            self.latest = state.trainer.state_dict()
-            self.epoch = state.epoch
-
-    def on_train_begin(self, state: TrainState) -> None:
-        self._keep(state)
-
-    def on_epoch_end(self, state: TrainState) -> bool | None:
-        self._keep(state)
-        if self.path and state.epoch % self.every == 0:
-            self.write()
-        return None
-
-    def on_train_end(self, state: TrainState) -> None:
-        self._keep(state)
-        if self.path:
-            self.write()
-
-    def write(self) -> None:
-        if self.path and self.latest is not None:
-            save_checkpoint(self.path, self.latest, self.config)
-
-
-def _resume_state(path: str, config: dict[str, Any]) -> dict[str, Any]:
-    state, saved = load_checkpoint(path)
-    # the row count catches a checkpoint resumed on other data (the scaling and the shuffled
-    # batches depend on the rows)
-    for key in ("solver", "features", "targets", "weights", "fit_intercept", "alpha", "rows"):
-        if saved.get(key) != config.get(key):
-            raise DataError(
-                f"{path}: the checkpoint was written with {key}={saved.get(key)!r}, this run has "
-                f"{config.get(key)!r}; resume with the same settings"
-            )
-    return state
 
 
 def _metric_dict(names: list[str], metrics: dict[str, torch.Tensor]) -> dict[str, dict]:
@@ -125,42 +74,6 @@ def _stream_wanted(source: TableSource, opts: dict[str, Any]) -> bool:
     return sum(os.path.getsize(p) for p in source.paths) > STREAM_AUTO_BYTES
 
 
-def _config(est, features, targets, weight_col, rows: int | None) -> dict[str, Any]:
-    return {
-        "solver": est.solver,
-        "features": features,
-        "targets": targets,
-        "weights": weight_col,
-        "fit_intercept": est.fit_intercept,
-        "alpha": est.alpha,
-        "seed": est.random_state,
-        "rows": rows,
-    }
-
-
-def _run_with_snapshots(fit, config: dict[str, Any], opts: dict[str, Any], extra=()) -> None:
-    """``fit(callbacks, resume_from)`` with checkpoints, a progress bar and Ctrl-C handling."""
-    resume = _resume_state(opts["resume"], config) if opts["resume"] else None
-    snapshots = _Snapshots(opts["checkpoint"], opts["checkpoint_every"], config)
-    bar = ProgressBar(enabled=None if not opts["quiet"] else False)
-    try:
-        fit([*extra, snapshots, bar], resume)
-    except KeyboardInterrupt:
-        bar.close()
-        if opts["checkpoint"]:
-            snapshots.write()
-            click.echo(
-                f"torchlinreg: interrupted after epoch {snapshots.epoch}; checkpoint saved to "
-                f"{opts['checkpoint']}; continue with --resume {opts['checkpoint']}",
-                err=True,
-            )
-        else:
-            click.echo("torchlinreg: interrupted; nothing was saved", err=True)
-        raise click.exceptions.Exit(130) from None
-    finally:
-        bar.close()
-
-
 def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
     if _stream_wanted(source, opts):
         return _fit_streamed(est, source, features, targets, weight_col, opts)
@@ -168,26 +81,16 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
     n_used = block.n_rows if block.w is None else int((block.w > 0).sum())
     with agree_on_errors():  # under torchrun: the rows of every rank, and every rank fails
         check_enough_rows(count_all_ranks(n_used), len(features), opts, source.path)
-    config = _config(est, features, targets, weight_col, block.n_rows)
+    config = run_config(est, features, targets, weight_col, block.n_rows)
 
     def fit(callbacks, resume):
         est.fit(block.X, block.Y, block.w, callbacks=callbacks, resume_from=resume)
 
-    _run_with_snapshots(fit, config, opts)
+    run_with_snapshots(fit, config, opts)
     est._name_columns(features, targets)
     pred = est.model_.predict(block.X.to(est.model_.weight.device))
     metrics = regression_metrics_all_ranks(block.Y, pred.cpu(), block.w)  # block.Y: CPU
     return count_all_ranks(block.n_rows), _metric_dict(targets, metrics)
-
-
-class _RowsInto(Callback):
-    """Puts the row count of a streamed fit, known after its first pass, into ``config``."""
-
-    def __init__(self, config: dict[str, Any], blocks: TableBlocks) -> None:
-        self.config, self.blocks = config, blocks
-
-    def on_train_begin(self, state: TrainState) -> None:
-        self.config["rows"] = self.blocks.n_rows
 
 
 def _fit_streamed(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
@@ -195,14 +98,14 @@ def _fit_streamed(est, source, features, targets, weight_col, opts) -> tuple[int
     blocks = TableBlocks(source, features, targets, weight_col)
     # A checkpoint records the row count; a resumed run checks it first (free for Parquet).
     rows = blocks.count_rows() if opts["resume"] else None
-    config = _config(est, features, targets, weight_col, rows)
+    config = run_config(est, features, targets, weight_col, rows)
 
     def fit(callbacks, resume):
         est.fit_blocks(
             blocks, callbacks=callbacks, resume_from=resume, buffer_rows=opts["buffer_rows"]
         )
 
-    _run_with_snapshots(fit, config, opts, extra=[_RowsInto(config, blocks)])
+    run_with_snapshots(fit, config, opts, extra=[RowsInto(config, blocks)])
     est._name_columns(features, targets)
     return blocks.n_rows, _metric_dict(targets, est.state_metrics())
 

@@ -72,6 +72,14 @@ class EarlyStopping(Callback):
     scikit-learn's rule, with a relative tolerance: an epoch "improves" when its loss is
     below ``best - tol * |best|``, where ``best`` is the lowest loss so far. Sets
     ``state.stop_reason`` when it stops.
+
+    Example:
+        >>> from torchlinreg import fit_iterative
+        >>> X = torch.randn(500, 3, dtype=torch.float64); y = X.sum(1)
+        >>> res = fit_iterative(X, y, solver="gd", tol=None, max_iter=500,
+        ...                     callbacks=[EarlyStopping(tol=1e-6, n_iter_no_change=3)])
+        >>> res.n_iter < 500
+        True
     """
 
     def __init__(self, tol: float = 1e-4, n_iter_no_change: int = 5) -> None:
@@ -111,7 +119,19 @@ class EarlyStopping(Callback):
 
 
 class DivergenceGuard(Callback):
-    """Raise :class:`DivergenceError` on a non-finite loss or one ``factor`` x the initial."""
+    """Raise :class:`DivergenceError` on a non-finite loss or one ``factor`` x the initial.
+
+    Every fit has one built in; pass another with a tighter ``factor`` to stop sooner.
+
+    Example:
+        >>> from torchlinreg import DivergenceError, fit_iterative
+        >>> X = torch.randn(100, 2, dtype=torch.float64) * 100; y = X.sum(1)
+        >>> try:
+        ...     fit_iterative(X, y, solver="gd", standardize=False, lr=1.0)
+        ... except DivergenceError as e:
+        ...     print("diverged at epoch", e.epoch)  # doctest: +ELLIPSIS
+        diverged at epoch ...
+    """
 
     def __init__(self, factor: float = 1e6) -> None:
         self.factor = factor
@@ -145,6 +165,19 @@ class Checkpoint(Callback):
     ``save`` receives ``trainer.state_dict()``: tensors and plain values only, which
     ``io.py`` writes atomically. Resuming from it gives the same final model, bit for bit,
     as the uninterrupted run.
+
+    Example:
+        >>> from torchlinreg import fit_iterative
+        >>> saved = []
+        >>> X = torch.randn(200, 2, dtype=torch.float64); y = X.sum(1)
+        >>> run = fit_iterative(X, y, solver="sgd", max_iter=4, tol=None, random_state=0,
+        ...                     callbacks=[Checkpoint(saved.append, every=2)])
+        >>> [s["epoch"] for s in saved]
+        [2, 4, 4]
+        >>> again = fit_iterative(X, y, solver="sgd", max_iter=4, tol=None, random_state=0,
+        ...                       resume_from=saved[0])
+        >>> torch.equal(again.coef, run.coef)
+        True
     """
 
     def __init__(self, save: Callable[[dict[str, Any]], None], every: int = 1) -> None:

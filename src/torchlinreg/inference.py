@@ -49,6 +49,13 @@ class OLSResults:
     Build it with :func:`ols`, :meth:`from_fit` or :func:`torchlinreg.polyfit.polyfit`.
     Internally the model is ``y = A b`` in a basis ``A`` (kept columns only) with
     ``params = M b``; for plain OLS ``A = [1 | X]`` and ``M`` selects the kept columns.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.arange(10.0); y = 1 + 2 * x + np.tile([0.1, -0.1], 5)
+        >>> res = ols(x[:, None], y)
+        >>> np.round(res.params, 3), res.df_resid
+        (array([1.027, 1.994]), 8.0)
     """
 
     def __init__(

@@ -9,7 +9,6 @@ Loading never executes code: safetensors holds only tensors and strings.
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -166,7 +165,3 @@ def describe(path: str | Path) -> dict[str, Any]:
     """The model file's record (metadata) without building an estimator."""
     _, meta = load_tensors(str(path))
     return meta
-
-
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None

@@ -112,12 +112,6 @@ class Scaler:
         b = self.y_mean + self.y_scale * bias - W @ self.x_mean
         return W, b
 
-    def to_standardized(self, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
-        """The inverse of :meth:`to_original` (to start training from given weights)."""
-        Ws = weight * self.x_scale[None, :] / self.y_scale[:, None]
-        bs = (bias + weight @ self.x_mean - self.y_mean) / self.y_scale
-        return Ws, bs
-
     def state_dict(self) -> dict[str, Tensor]:
         return {
             "x_mean": self.x_mean,

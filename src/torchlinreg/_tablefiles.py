@@ -1,0 +1,225 @@
+"""One table file's reader per format: CSV, Parquet and .npy, in row blocks.
+
+:mod:`torchlinreg.tables` picks the reader by the file's first bytes (:func:`_open_one`)
+and reads one file, a folder or a glob through them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import csvfile
+from .errors import DataError
+
+
+class _CsvFile:
+    def __init__(self, path: str, delimiter: str | None, block_rows: int) -> None:
+        self.path = path
+        names, self.delimiter, self.gz, avg = csvfile.sniff_header(path, delimiter)
+        self.column_names = names
+        # pyarrow blocks are sized in bytes and its reader reads a few ahead: small text
+        # blocks, merged below into blocks of block_rows rows, keep memory near one block.
+        self.block_bytes = int(min(max(block_rows * avg, 1 << 16), 1 << 20))
+
+    def batches(
+        self, columns: Sequence[str], block_rows: int
+    ) -> Iterator[tuple[pa.RecordBatch, int]]:
+        row = 2  # NOTE [CSV row numbers] in csvfile.py
+        pending: list[pa.RecordBatch] = []
+        n_pending = 0
+        for batch in csvfile.stream_batches(
+            self.path, self.column_names, self.delimiter, self.gz, columns, self.block_bytes
+        ):
+            pending.append(batch)
+            n_pending += batch.num_rows
+            while n_pending >= block_rows:
+                merged = _merge(pending)
+                yield merged.slice(0, block_rows), row
+                row += block_rows
+                rest = merged.slice(block_rows)
+                pending, n_pending = [rest], rest.num_rows
+        if n_pending:
+            yield _merge(pending), row
+        elif row == 2:
+            raise DataError("the file has a header but no data rows; add data rows", path=self.path)
+
+    def numeric_columns(self) -> list[str]:
+        """Columns whose values in the first block parse as numbers (pyarrow's inference)."""
+        return self._inspect()[0]
+
+    def mixed_columns(self) -> dict[str, tuple[int, str]]:
+        """Text columns whose values are mostly numbers: {name: (row, first non-number)}."""
+        return self._inspect()[1]
+
+    def _inspect(self):
+        if not hasattr(self, "_inspected"):
+            self._inspected = csvfile.inspect_columns(
+                self.path, self.column_names, self.delimiter, self.gz, self.block_bytes
+            )
+        return self._inspected
+
+    def exact_row(self, row: int) -> int:
+        """The file line of nominal row ``row`` (see NOTE [CSV row numbers])."""
+        return csvfile.line_of(self.path, self.delimiter, self.gz, row - 2) or row
+
+
+def _merge(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    batches = [b for b in batches if b.num_rows] or batches[:1]
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+
+
+class _ParquetFile:
+    @staticmethod
+    def exact_row(row: int) -> int:
+        return row
+
+    def __init__(self, path: str) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = path
+        try:
+            # pre_buffer=False: with it, iter_batches keeps every column chunk it has read until
+            # the reader is done, so memory grows with the file (pyarrow 26).
+            self._file = pq.ParquetFile(path, pre_buffer=False)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(
+                f"not a readable Parquet file ({_first_line(exc)}); check that it is complete",
+                path=path,
+            ) from None
+        schema = self._file.schema_arrow
+        self.column_names = list(schema.names)
+        self._types = {f.name: f.type for f in schema}
+        _check_unique(path, self.column_names)
+
+    def numeric_columns(self) -> list[str]:
+        return [c for c in self.column_names if _is_numeric(self._types[c])]
+
+    def batches(
+        self,
+        columns: Sequence[str],
+        block_rows: int,
+        *,
+        row_groups: Sequence[int] | None = None,
+        first_row: int = 1,
+    ) -> Iterator[tuple[pa.RecordBatch, int]]:
+        """Float64 batches of ``columns`` (of ``row_groups`` only, when given: a rank's share
+        starting at record ``first_row``)."""
+        for c in columns:
+            _check_numeric_type(self.path, c, self._types[c])
+        if self._file.metadata.num_rows == 0:
+            raise DataError("the file has no data rows", path=self.path)
+        row = first_row
+        try:
+            for batch in self._file.iter_batches(
+                batch_size=block_rows, row_groups=row_groups, columns=list(columns)
+            ):
+                cast = [pc.cast(batch.column(c), pa.float64()) for c in columns]
+                yield pa.RecordBatch.from_arrays(cast, names=list(columns)), row
+                row += batch.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(
+                f"cannot read rows from {row} on ({_first_line(exc)}); the file may be corrupt",
+                path=self.path,
+            ) from None
+
+
+class _NpyFile:
+    @staticmethod
+    def exact_row(row: int) -> int:
+        return row
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self._array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise DataError(
+                f"not a readable .npy file ({_first_line(exc)}); save it with numpy.save",
+                path=path,
+            ) from None
+        a = self._array
+        if a.ndim not in (1, 2) or a.dtype.kind not in "biuf":
+            raise DataError(
+                f"a .npy file must hold a 1-D or 2-D numeric array, got shape {a.shape} and "
+                f"dtype {a.dtype}; save a numeric matrix",
+                path=path,
+            )
+        self._array = a.reshape(-1, 1) if a.ndim == 1 else a
+        self.column_names = [f"x{j}" for j in range(self._array.shape[1])]
+
+    def numeric_columns(self) -> list[str]:
+        return list(self.column_names)
+
+    def batches(
+        self, columns: Sequence[str], block_rows: int
+    ) -> Iterator[tuple[pa.RecordBatch, int]]:
+        idx = [self.column_names.index(c) for c in columns]
+        n = self._array.shape[0]
+        if n == 0:
+            raise DataError("the array has no rows", path=self.path)
+        for start in range(0, n, block_rows):
+            part = np.asarray(self._array[start : start + block_rows], dtype=np.float64)
+            arrays = [pa.array(part[:, j]) for j in idx]
+            yield pa.RecordBatch.from_arrays(arrays, names=list(columns)), start + 1
+
+
+def _is_numeric(typ: pa.DataType) -> bool:
+    return pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_unique(path: str, names: list[str]) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"duplicate column name {name!r}; rename one of them", path=path)
+        seen.add(name)
+
+
+def _check_numeric_type(path: str, column: str, typ: pa.DataType) -> None:
+    t = pa.types
+    if t.is_integer(typ) or t.is_floating(typ) or t.is_boolean(typ) or t.is_decimal(typ):
+        return
+    raise DataError(
+        f"non-numeric column of type {typ}; use numeric columns only or convert it first",
+        path=path,
+        column=column,
+    )
+
+
+def _open_one(path: str, delimiter: str | None, block_rows: int):
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(8)
+    except IsADirectoryError:
+        raise DataError("is a folder, not a file", path=path) from None
+    except OSError as exc:
+        raise DataError(
+            f"cannot open the file ({exc.strerror}); check its permissions", path=path
+        ) from None
+    if not magic:
+        raise DataError(
+            "the file is empty; a CSV file needs a header line and data rows", path=path
+        )
+    if magic[:4] == b"PAR1":
+        return _ParquetFile(path)
+    if magic[:6] == b"\x93NUMPY":
+        return _NpyFile(path)
+    if magic[:4] == b"PK\x03\x04":
+        raise DataError(
+            "this is a zip archive (an Excel .xlsx file?), not CSV or Parquet; export it as CSV",
+            path=path,
+        )
+    if path.lower().endswith((".parquet", ".pq")):
+        raise DataError("the file ends in .parquet but is not a Parquet file; check it", path=path)
+    return _CsvFile(path, delimiter, block_rows)

@@ -7,6 +7,7 @@ Run as ``python tests/_dist_worker.py STORE_FILE RANK WORLD OUT``.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import warnings
@@ -95,6 +96,13 @@ def main() -> None:
             res[f"error_{solver}"] = np.frombuffer(str(exc).encode(), dtype=np.uint8)
 
     np.savez(os.path.join(out, f"rank{rank}.npz"), **res)
+    # As `train` does (cli_distributed.py): free the DDP wrappers while the group is alive,
+    # and let every rank finish its last collective before the group goes. Destroying it
+    # while gloo still held work aborted a worker at exit now and then under load
+    # ("terminate called without an active exception").
+    del m
+    gc.collect()
+    dist.barrier()
     dist.destroy_process_group()
 
 

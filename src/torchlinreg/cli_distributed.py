@@ -20,6 +20,7 @@ robust covariances), as a streamed fit does.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 from collections.abc import Callable
 from typing import Any
@@ -104,7 +105,9 @@ def distributed_command(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.exceptions.Exit(code) from None
         if not joined:
             # Every rank past its last collective before the group goes (gloo's worker
-            # threads may otherwise still hold work at interpreter exit).
+            # threads may otherwise still hold work at interpreter exit), and no DDP
+            # wrapper left for the interpreter's final collection to free after it.
+            gc.collect()
             dist.barrier()
             dist.destroy_process_group()
         return result

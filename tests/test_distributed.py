@@ -51,8 +51,17 @@ def ranks(tmp_path_factory) -> list[dict[str, np.ndarray]]:
         for r in range(2)
     ]
     logs = [p.communicate(timeout=180)[0].decode() for p in procs]
-    for p, log in zip(procs, logs, strict=True):
-        assert p.returncode == 0, log
+    for r, (p, log) in enumerate(zip(procs, logs, strict=True)):
+        # gloo's C++ teardown has aborted a worker at interpreter exit a few times under
+        # load, after its results were written and the group destroyed (SIGABRT, "terminate
+        # called without an active exception"). That exit is not what is tested here; any
+        # other failure, or an abort before the results exist, still fails.
+        teardown_abort = (
+            p.returncode == -6
+            and "terminate called without an active exception" in log
+            and (out / f"rank{r}.npz").exists()
+        )
+        assert p.returncode == 0 or teardown_abort, log
     return [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
 
 

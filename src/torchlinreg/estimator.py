@@ -334,12 +334,12 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
 
     def score(self, X, y, sample_weight=None) -> float:
         """R2 of the predictions, averaged uniformly over targets."""
-        pred = self.predict(X)
-        Xm = as_matrix(X, name="X")
-        Ym = as_targets(y, Xm.values.shape[0], name="y")
+        pred = self.predict(X)  # validates and converts X once
         pt = torch.as_tensor(np.asarray(pred)) if not isinstance(pred, Tensor) else pred
-        w = as_weights(sample_weight, Xm.values.shape[0])
-        return r2_score(Ym.values, pt.reshape(Ym.values.shape[0], -1), w)
+        n = pt.shape[0]
+        Ym = as_targets(y, n, name="y")
+        w = as_weights(sample_weight, n)
+        return r2_score(Ym.values, pt.reshape(n, -1), w)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")

@@ -97,7 +97,13 @@ def read_csv_text(text: str) -> pd.DataFrame:
 
 
 def subprocess_env() -> dict[str, str]:
+    """The environment of a child ``torchlinreg``: this checkout's sources, and this process's
+    intra-op thread count, since BLAS results can differ in the last bit between thread counts
+    and the resume tests compare a child's model with one trained here, bit for bit."""
+    import torch
+
     env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(torch.get_num_threads())
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("TORCHLINREG_DEBUG", None)
     return env

@@ -125,7 +125,7 @@ def _tlr_estimator(solver: str):
 
 def _tlr_engine(method: str):
     def make(case, X, Y):
-        from torchlinreg.exact import fit_exact
+        from torchlinreg.exact.state import fit_exact
 
         Xt, Yt = _torch(X, Y)
 

@@ -22,7 +22,7 @@ from functools import partial
 
 import torch
 
-from torchlinreg.exact import LeastSquaresState
+from torchlinreg.exact.state import LeastSquaresState
 
 
 def best_of(fn, repeat=3):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from torchlinreg.estimator import LinearRegression
-from torchlinreg.exact import LeastSquaresState, fit_exact
+from torchlinreg.exact.state import LeastSquaresState, fit_exact
 from torchlinreg.iterative import fit_iterative
 
 

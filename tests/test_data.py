@@ -319,8 +319,8 @@ def _modules() -> list[str]:
 
     import torchlinreg
 
-    names = (m.name for m in pkgutil.iter_modules(torchlinreg.__path__))
-    return sorted(n for n in names if n != "__main__")
+    names = (m.name for m in pkgutil.walk_packages(torchlinreg.__path__, "torchlinreg."))
+    return sorted(n.removeprefix("torchlinreg.") for n in names if not n.endswith("__main__"))
 
 
 @pytest.mark.parametrize("module", _modules())

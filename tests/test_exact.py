@@ -12,10 +12,10 @@ import safetensors.torch as safetensors_torch
 import torch
 from sklearn.linear_model import LinearRegression, Ridge
 
-from torchlinreg import _linalg
 from torchlinreg.datasets import make_regression
 from torchlinreg.errors import DataError, ModelFileError, RankWarning
-from torchlinreg.exact import LeastSquaresState, default_rcond, fit_exact
+from torchlinreg.exact import linalg
+from torchlinreg.exact.state import LeastSquaresState, default_rcond, fit_exact
 
 METHODS = ("qr", "gram")
 NIST = Path(__file__).parent / "data" / "nist-strd"
@@ -354,7 +354,7 @@ def test_read_only_arrays_are_absorbed_without_copy_warnings(tmp_path):
 )
 def test_psd_factor_reproduces_semidefinite_matrices(M):
     M = torch.tensor(M, dtype=torch.float64)
-    R = _linalg.psd_upper_factor(M)
+    R = linalg.psd_upper_factor(M)
     assert torch.equal(R, R.triu())
     scale = M.diagonal().sqrt()
     # Equilibrated comparison: each entry relative to sqrt(M_ii M_jj), as Cholesky guarantees.
@@ -399,7 +399,7 @@ def test_aliased_columns_match_a_sequential_lstsq_scan():
         R = torch.linalg.qr(torch.from_numpy(X), mode="r").R
         R = torch.cat([R, R.new_zeros(d - R.shape[0], d)])  # n < d: pad to square
         norms = torch.linalg.vector_norm(R, dim=0)
-        assert _linalg.aliased_columns(R, norms, 1e-10) == _sequential_aliases(X, 1e-10)
+        assert linalg.aliased_columns(R, norms, 1e-10) == _sequential_aliases(X, 1e-10)
 
 
 @pytest.mark.parametrize("method", METHODS)

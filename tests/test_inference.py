@@ -12,7 +12,7 @@ import torch
 
 from torchlinreg.datasets import load_crops, make_regression
 from torchlinreg.errors import DegenerateWarning, RankWarning
-from torchlinreg.exact import fit_exact
+from torchlinreg.exact.state import fit_exact
 from torchlinreg.inference import OLSResults, ols
 
 RTOL = 1e-8
@@ -319,7 +319,7 @@ def test_well_conditioned_large_fit_pays_no_refinement_pass(monkeypatch):
 
 def test_results_from_a_state_absorbed_in_blocks():
     # the estimator's streaming/partial_fit states feed the same results object
-    from torchlinreg.exact import LeastSquaresState
+    from torchlinreg.exact.state import LeastSquaresState
 
     X, y, w, X_new = _data(n=90, seed=11)
     Xt, yt, wt = torch.tensor(X), torch.tensor(y), torch.tensor(w)

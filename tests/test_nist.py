@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from nist import NAMES, POLYNOMIAL, load, lre
-from torchlinreg.exact import fit_exact
+from torchlinreg.exact.refine import needs_refinement, refine_solution
+from torchlinreg.exact.state import fit_exact
 from torchlinreg.inference import OLSResults, ols
 from torchlinreg.polyfit import polyfit
-from torchlinreg.refine import needs_refinement, refine_solution
 
 
 def _levels(name: str) -> tuple[float, float]:

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from nist import load, lre
-from torchlinreg.ddouble import dd_div_d, dd_sum, two_prod, two_sum
-from torchlinreg.exact import fit_exact
-from torchlinreg.refine import needs_refinement, refine_blocks, refine_solution
+from torchlinreg.exact.ddouble import dd_div_d, dd_sum, two_prod, two_sum
+from torchlinreg.exact.refine import needs_refinement, refine_blocks, refine_solution
+from torchlinreg.exact.state import fit_exact
 
 
 def _rand(n, seed):

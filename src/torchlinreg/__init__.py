@@ -22,7 +22,7 @@ from .errors import (
     TorchLinRegError,
 )
 from .estimator import LinearRegression, Ridge
-from .exact import LeastSquaresState, fit_exact
+from .exact.state import LeastSquaresState, fit_exact
 from .inference import OLSResults, ols
 from .iterative import IterativeResult, fit_iterative
 from .model import LinearModel

@@ -8,7 +8,7 @@ from torch import Tensor
 from ._inputs import check_is_fitted, resolve_dtype
 from .distributed import is_distributed, merge_across_ranks
 from .errors import DataError
-from .exact import LeastSquaresState
+from .exact.state import LeastSquaresState
 from .inference import OLSResults
 from .model import LinearModel
 

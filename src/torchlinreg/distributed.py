@@ -3,7 +3,7 @@
 Inside an initialized process group of more than one process, each rank fits on its own
 rows and every rank ends with the model of all rows:
 
-- the exact engine all-gathers each rank's :class:`~torchlinreg.exact.LeastSquaresState`
+- the exact engine all-gathers each rank's :class:`~torchlinreg.exact.state.LeastSquaresState`
   summary and merges the states in rank order (:func:`merge_across_ranks`), so every rank
   solves the same bits whatever the timing;
 - the iterative engine trains one :class:`~torch.nn.parallel.DistributedDataParallel`
@@ -46,7 +46,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from .errors import DataError, TorchLinRegError
-from .exact import LeastSquaresState
+from .exact.state import LeastSquaresState
 from .metrics import regression_metrics
 
 __all__ = [

@@ -7,7 +7,7 @@ off the R factor without touching the rows again.
 
 Example:
     >>> import torch
-    >>> from torchlinreg.exact import fit_exact
+    >>> from torchlinreg.exact.state import fit_exact
     >>> X = torch.arange(6.0, dtype=torch.float64)[:, None]
     >>> y = 3 + X[:, 0] + torch.tensor([0.1, -0.1, 0.0, 0.1, -0.1, 0.0], dtype=torch.float64)
     >>> state, sol = fit_exact(X, y[:, None])
@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from .errors import DataError, RankWarning
-from .refine import needs_refinement, refine_solution
+from .exact.refine import needs_refinement, refine_solution
 
 _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
 SMALL_WORK = 1 << 16  # rows x params x targets below which an in-memory fit always refines

@@ -453,7 +453,7 @@ def ols(
         >>> round(float(res.rsquared), 4)
         0.9991
     """
-    from .exact import fit_exact
+    from .exact.state import fit_exact
 
     X, y = as_tensor(X), as_tensor(y)
     X = X.to(torch.float64)

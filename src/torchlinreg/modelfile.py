@@ -19,7 +19,7 @@ import torch
 from . import __version__
 from .errors import ModelFileError
 from .estimator import LinearRegression, Ridge, check_is_fitted
-from .exact import LeastSquaresState
+from .exact.state import LeastSquaresState
 from .io import load_tensors, save_tensors
 from .model import LinearModel
 

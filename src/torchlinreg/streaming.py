@@ -67,7 +67,7 @@ from .batches import Batch
 from .callbacks import Callback, DivergenceGuard, EarlyStopping
 from .data import Matrix, as_matrix, as_targets, as_weights, unpack_block
 from .errors import DataError
-from .exact import LeastSquaresState
+from .exact.state import LeastSquaresState
 from .iterative import IterativeResult, _initial, _result, _seed
 from .scaling import Scaler
 from .solvers import resolve_solver

@@ -2,7 +2,7 @@
 
 Each summary absorbs rows in blocks of ``rows``, converting each block to its dtype and device
 on the fly (extra memory: one block, never a copy of X), merges with summaries of its own kind,
-and hands the solver a :class:`CentredSummary`. See NOTE [centring] in ``exact.py`` for why
+and hands the solver a :class:`CentredSummary`. See NOTE [centring] in ``state.py`` for why
 the QR rows are shifted and the Gram is centred.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._linalg import CentredSummary, psd_upper_factor
+from .linalg import CentredSummary, psd_upper_factor
 
 
 class Summary:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .errors import RankWarning
+from ..errors import RankWarning
 
 # NOTE [rank tolerance]
 # A column is aliased when the part of it orthogonal to the earlier kept columns (and the

@@ -26,16 +26,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from . import _linalg, _summary
-from ._linalg import CentredSummary, ExactSolution
-from .errors import DataError, ModelFileError
+from ..errors import DataError, ModelFileError
+from . import linalg, summaries
+from .linalg import CentredSummary, ExactSolution
 
 __all__ = ["CentredSummary", "ExactSolution", "LeastSquaresState", "default_rcond", "fit_exact"]
 
-default_rcond = _linalg.default_rcond
+default_rcond = linalg.default_rcond
 
 _METHODS = ("qr", "gram")
-_STATE_FORMAT = "torchlinreg.exact.LeastSquaresState"
+_STATE_FORMAT = "torchlinreg.exact.LeastSquaresState"  # in model files: never rename
 _STATE_VERSION = 1
 # Rows per block on CPU, measured on 2 cores (AVX-512, MKL) at d = 100, k = 3 with
 # benchmarks/bench_exact_blocks.py (numbers in its docstring). On accelerators larger blocks
@@ -108,7 +108,7 @@ class LeastSquaresState:
         self.dtype = dtype
         self.block_rows = int(block_rows)
         self.n_samples = 0
-        self._summary = _summary.new_summary(
+        self._summary = summaries.new_summary(
             method, self.n_features + self.n_targets, self.fit_intercept, dtype, self.device
         )
 
@@ -274,7 +274,7 @@ class LeastSquaresState:
         """Solve OLS (``alpha=0``) or ridge from the summary.
 
         ``rcond`` is the relative rank tolerance (default :func:`default_rcond`, see
-        NOTE [rank tolerance] in ``_linalg``). Rank-deficient OLS gives the minimum-norm
+        NOTE [rank tolerance] in ``linalg``). Rank-deficient OLS gives the minimum-norm
         coefficients with a :class:`RankWarning` naming the aliased columns (by
         ``feature_names`` when given). The intercept is never penalised.
 
@@ -299,7 +299,7 @@ class LeastSquaresState:
             raise DataError("all sample weights are zero: nothing to fit an intercept to")
         if rcond is None:
             rcond = default_rcond(self.n_features, self.dtype, self.method, self.n_samples)
-        return _linalg.solve_centred(
+        return linalg.solve_centred(
             summ, self.n_features, self.fit_intercept, alpha, float(rcond), feature_names
         )
 
@@ -322,7 +322,7 @@ class LeastSquaresState:
         }
         for name, value in self._summary.tensors().items():
             out[name] = value.detach().clone(memory_format=torch.contiguous_format)
-        if isinstance(self._summary, _summary.QRSummary):
+        if isinstance(self._summary, summaries.QRSummary):
             out["has_shift"] = self._summary.has_shift
         return out
 
@@ -355,7 +355,7 @@ class LeastSquaresState:
             state.n_samples = int(d["n_samples"])
             summary.sum_w.fill_(float(d["sum_weights"]))
             summary.n_nonzero.fill_(int(d["n_nonzero"]))
-            if isinstance(summary, _summary.QRSummary):
+            if isinstance(summary, summaries.QRSummary):
                 summary.has_shift = bool(d["has_shift"])
         except (KeyError, ValueError, TypeError, AttributeError, StopIteration) as exc:
             raise ModelFileError(f"malformed LeastSquaresState record: {exc}") from exc

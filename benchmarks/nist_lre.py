@@ -19,8 +19,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from nist import NAMES, POLYNOMIAL, load, lre
-from torchlinreg.inference import ols
-from torchlinreg.polyfit import polyfit
+from torchlinreg.stats.polyfit import polyfit
+from torchlinreg.stats.results import ols
 
 
 def _estimates(name: str) -> dict[str, np.ndarray]:

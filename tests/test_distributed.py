@@ -135,7 +135,7 @@ def test_full_batch_gd_on_two_ranks_follows_the_one_process_history(ranks):
 
 
 def test_metrics_and_row_counts_cover_every_rank(ranks):
-    from torchlinreg.metrics import regression_metrics
+    from torchlinreg.stats.metrics import regression_metrics
 
     X, Y, w = problem(3000, 6, 3, seed=1)
     pred = torch.as_tensor(Y) + torch.as_tensor(X[:, :3]) * 0.1

@@ -13,7 +13,7 @@ import torch
 from torchlinreg.datasets import load_crops, make_regression
 from torchlinreg.errors import DegenerateWarning, RankWarning
 from torchlinreg.exact.state import fit_exact
-from torchlinreg.inference import OLSResults, ols
+from torchlinreg.stats.results import OLSResults, ols
 
 RTOL = 1e-8
 SCALARS = (
@@ -304,7 +304,7 @@ def test_ridge_solutions_have_no_ols_statistics():
 
 
 def test_well_conditioned_large_fit_pays_no_refinement_pass(monkeypatch):
-    import torchlinreg.fitstats as fitstats
+    import torchlinreg.stats.fitstats as fitstats
 
     def forbidden(*args, **kwargs):
         raise AssertionError("refinement ran on a well-conditioned fit")

@@ -15,8 +15,8 @@ import torch
 from nist import NAMES, POLYNOMIAL, load, lre
 from torchlinreg.exact.refine import needs_refinement, refine_solution
 from torchlinreg.exact.state import fit_exact
-from torchlinreg.inference import OLSResults, ols
-from torchlinreg.polyfit import polyfit
+from torchlinreg.stats.polyfit import polyfit
+from torchlinreg.stats.results import OLSResults, ols
 
 
 def _levels(name: str) -> tuple[float, float]:

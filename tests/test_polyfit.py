@@ -9,7 +9,7 @@ import torch
 
 from nist import load, lre
 from torchlinreg.errors import DataError, RankWarning
-from torchlinreg.polyfit import polyfit
+from torchlinreg.stats.polyfit import polyfit
 
 
 def _data(n=50, seed=0, k=None):

@@ -23,11 +23,11 @@ from .errors import (
 )
 from .estimator import LinearRegression, Ridge
 from .exact.state import LeastSquaresState, fit_exact
-from .inference import OLSResults, ols
 from .iterative import IterativeResult, fit_iterative
 from .model import LinearModel
 from .modelfile import load, save
-from .polyfit import polyfit
+from .stats.polyfit import polyfit
+from .stats.results import OLSResults, ols
 from .tables import open_table
 
 __all__ = [

@@ -9,8 +9,8 @@ from ._inputs import check_is_fitted, resolve_dtype
 from .distributed import is_distributed, merge_across_ranks
 from .errors import DataError
 from .exact.state import LeastSquaresState
-from .inference import OLSResults
 from .model import LinearModel
+from .stats.results import OLSResults
 
 EXACT_SOLVERS = ("qr", "gram")
 
@@ -40,7 +40,7 @@ class ExactFitMixin:
 
     @property
     def results_(self) -> OLSResults:
-        """statsmodels-style statistics of an exact, unpenalised fit (see :mod:`.inference`).
+        """statsmodels-style statistics of an exact, unpenalised fit (stats.results).
 
         In-memory fits carry refined parameters and can give robust (HC) covariances;
         streamed, partial and loaded fits are built from the least-squares state alone.

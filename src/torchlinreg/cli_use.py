@@ -13,8 +13,8 @@ from .cli_checks import Delimiter, check_not_input, check_writable
 from .cli_output import console, metrics_table, print_json
 from .errors import DataError, ModelFileError
 from .io import write_csv, write_table
-from .metrics import StreamingMetrics
 from .modelfile import load
+from .stats.metrics import StreamingMetrics
 from .tables import open_table
 
 

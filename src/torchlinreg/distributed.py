@@ -47,7 +47,7 @@ from torch import Tensor
 
 from .errors import DataError, TorchLinRegError
 from .exact.state import LeastSquaresState
-from .metrics import regression_metrics
+from .stats.metrics import regression_metrics
 
 __all__ = [
     "agree_on_errors",
@@ -316,7 +316,7 @@ def _rebuild(
 def regression_metrics_all_ranks(
     y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
 ) -> dict[str, Tensor]:
-    """:func:`~torchlinreg.metrics.regression_metrics` over every rank's rows.
+    """:func:`~torchlinreg.stats.metrics.regression_metrics` over every rank's rows.
 
     Two small collectives: the weighted sums that give the target means, then the squared
     and absolute errors and the centred sums of squares.

@@ -23,9 +23,9 @@ from ._params import ParamsMixin
 from .data import as_matrix, as_targets, as_weights, unpack_block
 from .distributed import agree_on_errors, is_distributed
 from .errors import DataError
-from .inference import OLSResults
-from .metrics import r2_score
 from .model import LinearModel
+from .stats.metrics import r2_score
+from .stats.results import OLSResults
 
 __all__ = ["EXACT_SOLVERS", "ITERATIVE_SOLVERS", "LinearRegression", "Ridge", "check_is_fitted"]
 

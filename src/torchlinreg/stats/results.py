@@ -31,8 +31,8 @@ import torch
 from scipy import stats
 from torch import Tensor
 
+from ..errors import DataError, DegenerateWarning
 from .covariance import hc_covariance, wald_f
-from .errors import DataError, DegenerateWarning
 from .fitstats import as_tensor, results_from_fit, results_from_state
 from .prediction import PredictionResults, prediction
 
@@ -46,7 +46,7 @@ def _np(t: Tensor) -> np.ndarray:
 class OLSResults:
     """Results of a least-squares fit (statsmodels ``RegressionResults`` names).
 
-    Build it with :func:`ols`, :meth:`from_fit` or :func:`torchlinreg.polyfit.polyfit`.
+    Build it with :func:`ols`, :meth:`from_fit` or :func:`torchlinreg.stats.polyfit.polyfit`.
     Internally the model is ``y = A b`` in a basis ``A`` (kept columns only) with
     ``params = M b``; for plain OLS ``A = [1 | X]`` and ``M`` selects the kept columns.
 
@@ -453,7 +453,7 @@ def ols(
         >>> round(float(res.rsquared), 4)
         0.9991
     """
-    from .exact.state import fit_exact
+    from ..exact.state import fit_exact
 
     X, y = as_tensor(X), as_tensor(y)
     X = X.to(torch.float64)

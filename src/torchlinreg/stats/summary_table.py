@@ -1,8 +1,8 @@
-"""Text summary and JSON-ready dict of an OLSResults (the reporting half of inference).
+"""Text summary and JSON-ready dict of an OLSResults (the reporting half of results.py).
 
 Example:
     >>> import torch
-    >>> from torchlinreg.inference import ols
+    >>> from torchlinreg.stats.results import ols
     >>> X = torch.arange(8.0, dtype=torch.float64)[:, None]
     >>> res = ols(X, 2 * X[:, 0] + torch.tensor([0.1, -0.1] * 4, dtype=torch.float64))
     >>> "R-squared" in res.summary()
@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .inference import OLSResults
+# An OLSResults (results.py), typed loosely: results.py imports this module for summary(),
+# so importing it back would make a cycle.
+OLSResults = Any
 
 _WIDTH = 80
 _LARGE_CONDITION = 1e8  # of the raw design; statsmodels flags 1000, too eager for real units

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import DataError, RankWarning
-from .exact.refine import needs_refinement, refine_solution
+from ..errors import DataError, RankWarning
+from ..exact.refine import needs_refinement, refine_solution
 
 _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
 SMALL_WORK = 1 << 16  # rows x params x targets below which an in-memory fit always refines

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import DataError
-from .exact.ddouble import DD, dd_add, dd_from, dd_mul, dd_mul_d, dd_sub, two_sum
-from .exact.refine import _gradient, _weighted, refine_core, sums_of_squares
+from ..errors import DataError
+from ..exact.ddouble import DD, dd_add, dd_from, dd_mul, dd_mul_d, dd_sub, two_sum
+from ..exact.refine import _gradient, _weighted, refine_core, sums_of_squares
 from .fitstats import as_tensor
-from .inference import OLSResults
+from .results import OLSResults
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -121,7 +121,7 @@ def polyfit(
 
     Example: see the module docstring.
     """
-    from .exact.state import fit_exact
+    from ..exact.state import fit_exact
 
     x = as_tensor(x).to(torch.float64)
     Y = as_tensor(y)

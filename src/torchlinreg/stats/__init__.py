@@ -1,0 +1,1 @@
+"""Results of exact fits: statistics, covariances, predictions, summary tables, metrics."""

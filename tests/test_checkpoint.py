@@ -7,7 +7,7 @@ import torch
 
 import torchlinreg
 from torchlinreg.checkpoint import load_checkpoint, save_checkpoint
-from torchlinreg.io import load_tensors, save_tensors
+from torchlinreg.files.io import load_tensors, save_tensors
 
 
 def test_nested_state_round_trips(tmp_path):

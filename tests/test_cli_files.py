@@ -11,7 +11,7 @@ import pytest
 
 import torchlinreg
 from cli_helpers import FEATURES, cli, frame, read_csv_text, write
-from torchlinreg import io as tio
+from torchlinreg.files import io as tio
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import torch
 
 from cli_helpers import PYTHON, cli, frame, subprocess_env, write
 from torchlinreg.checkpoint import load_checkpoint
-from torchlinreg.io import load_tensors
+from torchlinreg.files.io import load_tensors
 
 TRAIN = [PYTHON, "-m", "torchlinreg", "train"]
 

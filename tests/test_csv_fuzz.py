@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from torchlinreg.errors import DataError
-from torchlinreg.tables import open_table
+from torchlinreg.files.tables import open_table
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),

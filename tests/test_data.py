@@ -292,7 +292,7 @@ def test_scikit_learn_input_checks_pass(check):
 
 def test_pandas_and_polars_are_not_imported_by_the_package():
     code = (
-        "import sys, torchlinreg.data, torchlinreg.io; "
+        "import sys, torchlinreg.data, torchlinreg.files.io; "
         "assert 'pandas' not in sys.modules and 'polars' not in sys.modules"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

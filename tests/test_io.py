@@ -1,4 +1,4 @@
-"""Safe files (torchlinreg.io): atomic writes, model files, prediction tables."""
+"""Safe files (torchlinreg.files.io): atomic writes, model files, prediction tables."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save as st_save
 
 from torchlinreg.errors import DataError, ModelFileError
-from torchlinreg.io import (
+from torchlinreg.files.io import (
     atomic_write,
     atomic_write_bytes,
     load_tensors,
@@ -245,7 +245,7 @@ def test_unwritable_targets_raise_a_one_line_os_error(tmp_path):
 _WRITER = textwrap.dedent(
     """
     import sys
-    from torchlinreg.io import atomic_write
+    from torchlinreg.files.io import atomic_write
 
     path, size = sys.argv[1], int(sys.argv[2])
     version = 1

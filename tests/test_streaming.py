@@ -19,13 +19,13 @@ import pytest
 import torch
 
 import torchlinreg as tlr
-from torchlinreg.blocksources import TableBlocks, prefetch
 from torchlinreg.cli import run
 from torchlinreg.datasets import make_regression
 from torchlinreg.errors import DataError
+from torchlinreg.files.blocksources import TableBlocks, prefetch
+from torchlinreg.files.tables import open_table
 from torchlinreg.modelfile import describe, load, save
 from torchlinreg.streaming import ShuffleBufferBatches, stream_metrics
-from torchlinreg.tables import open_table
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 

@@ -1,4 +1,4 @@
-"""Table files in row blocks (torchlinreg.tables): values, row numbers and error messages."""
+"""Table files in row blocks (torchlinreg.files.tables): values, row numbers and error messages."""
 
 from __future__ import annotations
 

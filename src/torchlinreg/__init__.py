@@ -23,12 +23,12 @@ from .errors import (
 )
 from .estimator import LinearRegression, Ridge
 from .exact.state import LeastSquaresState, fit_exact
+from .files.tables import open_table
 from .iterative import IterativeResult, fit_iterative
 from .model import LinearModel
 from .modelfile import load, save
 from .stats.polyfit import polyfit
 from .stats.results import OLSResults, ols
-from .tables import open_table
 
 __all__ = [
     "Callback",

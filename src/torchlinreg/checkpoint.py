@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelFileError
-from .io import load_tensors, save_tensors
+from .files.io import load_tensors, save_tensors
 from .trainer import flatten_state, unflatten_state
 
 CHECKPOINT_FORMAT = "torchlinreg-checkpoint"

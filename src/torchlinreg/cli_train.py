@@ -10,7 +10,6 @@ from typing import Any
 import click
 import torch
 
-from .blocksources import TableBlocks, prefetch
 from .cli_checks import (
     Delimiter,
     FiniteFloat,
@@ -31,9 +30,10 @@ from .distributed import (
     regression_metrics_all_ranks,
 )
 from .estimator import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
+from .files.blocksources import TableBlocks, prefetch
+from .files.tables import TableSource, open_table
 from .modelfile import save
 from .shards import shard_for_rank
-from .tables import TableSource, open_table
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.
 PLOT_ROWS = 20_000

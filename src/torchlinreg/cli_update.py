@@ -19,8 +19,8 @@ import click
 
 from .cli_checks import check_not_input
 from .errors import DataError
+from .files.tables import open_table
 from .modelfile import load, save
-from .tables import open_table
 
 # Options that --update takes from the model; given on the command line they must agree.
 _FROM_MODEL = ("solver", "alpha", "no_intercept")

@@ -12,10 +12,10 @@ import torch
 from .cli_checks import Delimiter, check_not_input, check_writable
 from .cli_output import console, metrics_table, print_json
 from .errors import DataError, ModelFileError
-from .io import write_csv, write_table
+from .files.io import write_csv, write_table
+from .files.tables import open_table
 from .modelfile import load
 from .stats.metrics import StreamingMetrics
-from .tables import open_table
 
 
 def _names(model, *, positional: bool = False) -> tuple[list[str], list[str]]:

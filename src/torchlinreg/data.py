@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .errors import DataError
-from .tables import Block, TableSource, open_table
+from .files.tables import Block, TableSource, open_table
 
 
 class NonNumericDataError(DataError, TypeError):

@@ -232,7 +232,7 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         """Fit on row blocks and return ``self``; memory stays at about one block.
 
         Each block is ``(X, y)``, ``(X, y, sample_weight)`` or an object with ``X``, ``Y``
-        and ``w`` attributes (as :mod:`torchlinreg.tables` yields), X and y of any kind
+        and ``w`` attributes (as :mod:`torchlinreg.files.tables` yields), X and y of any kind
         ``fit`` takes (numpy, torch, pandas, ...). ``blocks`` is an iterable (a list, a
         generator, a database cursor wrapped in one) or a *factory*: a callable that returns
         a new iterator of blocks on every call.

@@ -20,7 +20,7 @@ from . import __version__
 from .errors import ModelFileError
 from .estimator import LinearRegression, Ridge, check_is_fitted
 from .exact.state import LeastSquaresState
-from .io import load_tensors, save_tensors
+from .files.io import load_tensors, save_tensors
 from .model import LinearModel
 
 _ESTIMATORS = {"LinearRegression": LinearRegression, "Ridge": Ridge}

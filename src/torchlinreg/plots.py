@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write
+from .files.io import atomic_write
 
 
 def _pyplot():

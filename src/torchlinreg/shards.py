@@ -35,10 +35,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from . import _tablefiles, csvfile
 from .distributed import agree_on_errors, world
 from .errors import DataError
-from .tables import Block, TableSource
+from .files import csvfile, formats
+from .files.tables import Block, TableSource
 
 __all__ = ["ShardedTable", "plan_shares", "shard_for_rank"]
 
@@ -91,7 +91,7 @@ class _Piece:
 def plan_shares(source: TableSource, rank: int, world_size: int) -> list[_Piece]:
     """The pieces of ``source``'s files that rank ``rank`` of ``world_size`` reads."""
     files = [source._first] + [
-        _tablefiles._open_one(p, source._delimiter, source.block_rows) for p in source.paths[1:]
+        formats.open_file(p, source._delimiter, source.block_rows) for p in source.paths[1:]
     ]
     sizes = [os.path.getsize(f.path) for f in files]
     total = sum(sizes)
@@ -108,7 +108,7 @@ def plan_shares(source: TableSource, rank: int, world_size: int) -> list[_Piece]
 
 
 def _piece(f: Any, offset: int, size: int, lo: int, hi: int) -> _Piece | None:
-    if isinstance(f, _tablefiles._ParquetFile):
+    if isinstance(f, formats.ParquetFile):
         meta = f._file.metadata
         rows = meta.num_rows
         before, groups, first = 0, [], None
@@ -119,7 +119,7 @@ def _piece(f: Any, offset: int, size: int, lo: int, hi: int) -> _Piece | None:
                 first = before + 1 if first is None else first
             before += meta.row_group(i).num_rows
         return _Piece(f, kind="parquet", groups=groups, first=first) if groups else None
-    if isinstance(f, _tablefiles._NpyFile):
+    if isinstance(f, formats.NpyFile):
         n = f._array.shape[0]
         start = min(n, max(0, _ceil_div((lo - offset) * n, size))) if size else 0
         stop = min(n, max(0, _ceil_div((hi - offset) * n, size))) if size else 0
@@ -237,13 +237,13 @@ def _csv_range_batches(piece: _Piece, columns: Sequence[str], block_rows: int):
         pending.append(batch)
         n_pending += batch.num_rows
         while n_pending >= block_rows:
-            merged = _tablefiles._merge(pending)
+            merged = formats.merge_batches(pending)
             yield merged.slice(0, block_rows), row
             row += block_rows
             rest = merged.slice(block_rows)
             pending, n_pending = [rest], rest.num_rows
     if n_pending:
-        yield _tablefiles._merge(pending), row
+        yield formats.merge_batches(pending), row
 
 
 def _stream_range(piece: _Piece, rows: _CsvRows, columns: Sequence[str]):

@@ -6,8 +6,8 @@ each block into the mergeable state and drops it (one pass, memory of one block 
 epoch, so they need a source they can read again. Here:
 
 - a *block factory* is a callable that returns a new iterator of row blocks each time it is
-  called (``(X, y)``, ``(X, y, w)`` or :class:`~torchlinreg.tables.Block`). A factory with
-  ``can_shuffle = True`` (such as :class:`~torchlinreg.blocksources.TableBlocks`) is called
+  called (``(X, y)``, ``(X, y, w)`` or :class:`~torchlinreg.files.tables.Block`). A factory with
+  ``can_shuffle = True`` (such as :class:`~torchlinreg.files.blocksources.TableBlocks`) is called
   with the epoch's generator and reads its blocks in an order drawn from it (Parquet row
   groups, files of a folder);
 - :class:`ShuffleBufferBatches` is a batch source for :class:`~torchlinreg.trainer.Trainer`:

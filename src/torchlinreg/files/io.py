@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import DataError, ModelFileError
+from ..errors import DataError, ModelFileError
 
 FORMAT = "torchlinreg-model"
 FORMAT_VERSION = "1"

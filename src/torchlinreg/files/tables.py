@@ -23,9 +23,9 @@ import pyarrow as pa
 import torch
 from torch import Tensor
 
+from ..errors import DataError
 from . import csvfile
-from ._tablefiles import _open_one
-from .errors import DataError
+from .formats import open_file
 
 # Files a folder is read from (a README.txt next to the data is not data).
 DATA_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet", ".pq", ".npy")
@@ -95,7 +95,7 @@ class TableSource:
         self.paths = _expand(self.path)
         self.block_rows = block_rows
         self._delimiter = delimiter
-        first = _open_one(self.paths[0], delimiter, block_rows)
+        first = open_file(self.paths[0], delimiter, block_rows)
         self.column_names: list[str] = list(first.column_names)
         self._first = first
         self._check_same_columns()
@@ -103,7 +103,7 @@ class TableSource:
 
     def _check_same_columns(self) -> None:
         for p in self.paths[1:]:
-            names = _open_one(p, self._delimiter, self.block_rows).column_names
+            names = open_file(p, self._delimiter, self.block_rows).column_names
             if list(names) != self.column_names:
                 raise DataError(
                     f"columns {names} differ from {self.column_names} in {self.paths[0]}; "
@@ -145,7 +145,7 @@ class TableSource:
     def _files(self):
         yield self._first
         for p in self.paths[1:]:
-            yield _open_one(p, self._delimiter, self.block_rows)
+            yield open_file(p, self._delimiter, self.block_rows)
 
     def _file_batches(self, columns, block_rows):
         cols = self.columns if columns is None else self._resolve(columns)

@@ -1,6 +1,6 @@
 """One table file's reader per format: CSV, Parquet and .npy, in row blocks.
 
-:mod:`torchlinreg.tables` picks the reader by the file's first bytes (:func:`_open_one`)
+:mod:`torchlinreg.files.tables` picks the reader by the file's first bytes (:func:`open_file`)
 and reads one file, a folder or a glob through them.
 """
 
@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import DataError
 from . import csvfile
-from .errors import DataError
 
 
-class _CsvFile:
+class CsvFile:
     def __init__(self, path: str, delimiter: str | None, block_rows: int) -> None:
         self.path = path
         names, self.delimiter, self.gz, avg = csvfile.sniff_header(path, delimiter)
@@ -37,13 +37,13 @@ class _CsvFile:
             pending.append(batch)
             n_pending += batch.num_rows
             while n_pending >= block_rows:
-                merged = _merge(pending)
+                merged = merge_batches(pending)
                 yield merged.slice(0, block_rows), row
                 row += block_rows
                 rest = merged.slice(block_rows)
                 pending, n_pending = [rest], rest.num_rows
         if n_pending:
-            yield _merge(pending), row
+            yield merge_batches(pending), row
         elif row == 2:
             raise DataError("the file has a header but no data rows; add data rows", path=self.path)
 
@@ -67,14 +67,14 @@ class _CsvFile:
         return csvfile.line_of(self.path, self.delimiter, self.gz, row - 2) or row
 
 
-def _merge(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+def merge_batches(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
     batches = [b for b in batches if b.num_rows] or batches[:1]
     if len(batches) == 1:
         return batches[0]
     return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
 
 
-class _ParquetFile:
+class ParquetFile:
     @staticmethod
     def exact_row(row: int) -> int:
         return row
@@ -129,7 +129,7 @@ class _ParquetFile:
             ) from None
 
 
-class _NpyFile:
+class NpyFile:
     @staticmethod
     def exact_row(row: int) -> int:
         return row
@@ -197,7 +197,7 @@ def _check_numeric_type(path: str, column: str, typ: pa.DataType) -> None:
     )
 
 
-def _open_one(path: str, delimiter: str | None, block_rows: int):
+def open_file(path: str, delimiter: str | None, block_rows: int):
     try:
         with open(path, "rb") as f:
             magic = f.read(8)
@@ -212,9 +212,9 @@ def _open_one(path: str, delimiter: str | None, block_rows: int):
             "the file is empty; a CSV file needs a header line and data rows", path=path
         )
     if magic[:4] == b"PAR1":
-        return _ParquetFile(path)
+        return ParquetFile(path)
     if magic[:6] == b"\x93NUMPY":
-        return _NpyFile(path)
+        return NpyFile(path)
     if magic[:4] == b"PK\x03\x04":
         raise DataError(
             "this is a zip archive (an Excel .xlsx file?), not CSV or Parquet; export it as CSV",
@@ -222,4 +222,4 @@ def _open_one(path: str, delimiter: str | None, block_rows: int):
         )
     if path.lower().endswith((".parquet", ".pq")):
         raise DataError("the file ends in .parquet but is not a Parquet file; check it", path=path)
-    return _CsvFile(path, delimiter, block_rows)
+    return CsvFile(path, delimiter, block_rows)

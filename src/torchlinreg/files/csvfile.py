@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from .errors import DataError
+from ..errors import DataError
 
 DELIMITERS = (",", ";", "\t", "|")
 # Cells read as missing. Kept short and explicit: the localiser and the tests use the same list.

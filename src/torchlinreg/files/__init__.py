@@ -1,0 +1,1 @@
+"""Tables on disk read in row blocks (CSV, Parquet, .npy), atomic writes, safetensors files."""

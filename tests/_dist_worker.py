@@ -18,7 +18,7 @@ import torch.distributed as dist
 
 from torchlinreg import DataError, LinearRegression
 from torchlinreg.datasets import make_regression
-from torchlinreg.distributed import count_all_ranks, regression_metrics_all_ranks
+from torchlinreg.distributed.collectives import count_all_ranks, regression_metrics_all_ranks
 
 
 def problem(n: int, d: int, k: int, seed: int):

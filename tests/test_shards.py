@@ -1,4 +1,4 @@
-"""Rank shares of files (torchlinreg.shards): disjoint, complete, in order, exact row numbers.
+"""Rank shares of files (distributed.shards): disjoint, complete, in order, exact row numbers.
 
 No process group is needed: ``shard_for_rank(source, rank, world_size)`` plans any rank's
 share, and the shares of all ranks, read one after the other, must give the rows of a
@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from torchlinreg import DataError, open_table
-from torchlinreg.shards import shard_for_rank
+from torchlinreg.distributed.shards import shard_for_rank
 
 COLS = ["a", "b", "c"]
 

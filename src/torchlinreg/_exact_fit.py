@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ._inputs import check_is_fitted, resolve_dtype
-from .distributed import is_distributed, merge_across_ranks
+from .distributed.collectives import is_distributed, merge_across_ranks
 from .errors import DataError
 from .exact.state import LeastSquaresState
 from .model import LinearModel

@@ -5,8 +5,8 @@
 process's environment. When ``WORLD_SIZE > 1`` (and no process group exists yet), the
 command joins one: gloo for ``--device cpu``, nccl on ``cuda:LOCAL_RANK`` for
 ``--device cuda``. Each rank then reads its own share of DATA
-(:mod:`torchlinreg.shards`) and the engines merge the ranks
-(:mod:`torchlinreg.distributed`). Rank 0 alone prints, plots and writes the model; other
+(:mod:`torchlinreg.distributed.shards`) and the engines merge the ranks
+(:mod:`torchlinreg.distributed.collectives`). Rank 0 alone prints, plots and writes the model; other
 ranks run with ``--quiet`` and report nothing, since every error is raised on all ranks
 (NOTE [errors on one rank]) and rank 0 prints it once.
 
@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 
 from .cli_checks import check_enough_rows
-from .distributed import agree_on_errors, is_shared_error, world
+from .distributed.collectives import agree_on_errors, is_shared_error, world
 from .errors import DataError, ModelFileError, TorchLinRegError
 
 __all__ = ["distributed_command", "fit_exact_on_ranks", "init_from_env", "launched_world_size"]

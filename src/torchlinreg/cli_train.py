@@ -22,18 +22,18 @@ from .cli_checks import (
 from .cli_distributed import distributed_command, fit_exact_on_ranks
 from .cli_output import console, metrics_table, print_json
 from .cli_snapshots import RowsInto, run_config, run_with_snapshots
-from .distributed import (
+from .distributed.collectives import (
     agree_on_errors,
     count_all_ranks,
     is_distributed,
     rank_zero_only,
     regression_metrics_all_ranks,
 )
+from .distributed.shards import shard_for_rank
 from .estimator import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
 from .files.blocksources import TableBlocks, prefetch
 from .files.tables import TableSource, open_table
 from .modelfile import save
-from .shards import shard_for_rank
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.
 PLOT_ROWS = 20_000

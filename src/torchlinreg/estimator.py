@@ -21,7 +21,7 @@ from ._inputs import InputMixin, check_is_fitted, concat
 from ._iterative_fit import ITERATIVE_SOLVERS, IterativeFitMixin
 from ._params import ParamsMixin
 from .data import as_matrix, as_targets, as_weights, unpack_block
-from .distributed import agree_on_errors, is_distributed
+from .distributed.collectives import agree_on_errors, is_distributed
 from .errors import DataError
 from .model import LinearModel
 from .stats.metrics import r2_score

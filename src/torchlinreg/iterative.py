@@ -36,8 +36,8 @@ from torch import Tensor
 from .batches import FullBatch, ShuffledBatches
 from .callbacks import Callback, DivergenceGuard, EarlyStopping
 from .data import _all_finite
-from .ddp import RankBatches, RankInfo, ddp_wrap
-from .distributed import agree_on_errors, allreduce_sum, broadcast_int, is_distributed
+from .distributed.collectives import agree_on_errors, allreduce_sum, broadcast_int, is_distributed
+from .distributed.ddp import RankBatches, RankInfo, ddp_wrap
 from .errors import ConvergenceWarning, DataError
 from .scaling import Scaler
 from .solvers import SOLVERS, resolve_solver

@@ -93,7 +93,7 @@ class Trainer:
         self.converged = False
         self.scaler = scaler
         self._train_state: TrainState | None = None
-        # Distributed: the sum over ranks (torchlinreg.distributed.allreduce_sum); the
+        # Distributed: the sum over ranks (torchlinreg.distributed.collectives.allreduce_sum); the
         # loss seen by callbacks and line searches is then the global one on every rank.
         self.all_sum = all_sum
 
@@ -255,7 +255,7 @@ class Trainer:
 
     def _mean_over_ranks(self, loss: Tensor) -> Tensor:
         # Each rank's loss is scaled so that the ranks' mean is the global loss, as DDP
-        # averages the gradients (torchlinreg.distributed.RankBatches).
+        # averages the gradients (torchlinreg.distributed.ddp.RankBatches).
         return self.all_sum(loss.detach()) / dist.get_world_size()
 
     def _global(self, loss: Tensor) -> float:

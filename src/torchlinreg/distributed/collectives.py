@@ -8,7 +8,7 @@ rows and every rank ends with the model of all rows:
   solves the same bits whatever the timing;
 - the iterative engine trains one :class:`~torch.nn.parallel.DistributedDataParallel`
   model with global standardization, equal step counts per rank and the global loss for
-  the history and early stopping (:mod:`torchlinreg.ddp`, NOTE [distributed training]).
+  the history and early stopping (:mod:`torchlinreg.distributed.ddp`, NOTE [distributed training]).
 
 Outside a process group (or with one process) every helper here is the identity, so the
 engines call them unconditionally.
@@ -45,9 +45,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from .errors import DataError, TorchLinRegError
-from .exact.state import LeastSquaresState
-from .stats.metrics import regression_metrics
+from ..errors import DataError, TorchLinRegError
+from ..exact.state import LeastSquaresState
+from ..stats.metrics import regression_metrics
 
 __all__ = [
     "agree_on_errors",

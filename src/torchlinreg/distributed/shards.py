@@ -35,10 +35,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from .distributed import agree_on_errors, world
-from .errors import DataError
-from .files import csvfile, formats
-from .files.tables import Block, TableSource
+from ..errors import DataError
+from ..files import csvfile, formats
+from ..files.tables import Block, TableSource
+from .collectives import agree_on_errors, world
 
 __all__ = ["ShardedTable", "plan_shares", "shard_for_rank"]
 

@@ -1,4 +1,4 @@
-"""DistributedDataParallel training for the iterative engine (see :mod:`torchlinreg.distributed`).
+"""DistributedDataParallel training for the iterative engine (see :mod:`.collectives`).
 
 NOTE [distributed training]
 Every rank holds its own rows. :func:`~torchlinreg.iterative.fit_iterative` then
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .distributed import allgather, is_distributed, world
+from .collectives import allgather, is_distributed, world
 
 __all__ = ["RankBatches", "RankInfo", "ddp_wrap"]
 

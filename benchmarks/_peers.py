@@ -233,7 +233,7 @@ def _tlr_sgd_estimator(case, X, Y):
 
 
 def _tlr_sgd_engine(case, X, Y):
-    from torchlinreg.iterative import fit_iterative
+    from torchlinreg.iterative.fit import fit_iterative
 
     Xt, Yt = _torch(X, Y)
 
@@ -375,7 +375,7 @@ def _wt_tutorial(case, X, Y):
 
 
 def _wt_engine(case, X, Y):
-    from torchlinreg.iterative import fit_iterative
+    from torchlinreg.iterative.fit import fit_iterative
 
     inputs, targets = _crops(X, Y)
 

@@ -25,7 +25,7 @@ import torch
 
 from torchlinreg.estimator import LinearRegression
 from torchlinreg.exact.state import LeastSquaresState, fit_exact
-from torchlinreg.iterative import fit_iterative
+from torchlinreg.iterative.fit import fit_iterative
 
 
 @dataclass

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import torchlinreg
-from torchlinreg.checkpoint import load_checkpoint, save_checkpoint
 from torchlinreg.files.io import load_tensors, save_tensors
+from torchlinreg.iterative.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_nested_state_round_trips(tmp_path):

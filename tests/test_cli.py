@@ -21,9 +21,9 @@ from sklearn import metrics as skm
 
 import torchlinreg
 from cli_helpers import FEATURES, TARGETS, cli, frame, read_csv_text, write
-from torchlinreg.callbacks import TrainState
 from torchlinreg.cli_output import ProgressBar
 from torchlinreg.errors import ConvergenceWarning
+from torchlinreg.iterative.callbacks import TrainState
 
 # (solver, extra CLI options, the same settings as LinearRegression parameters)
 SOLVERS = {

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from cli_helpers import PYTHON, cli, frame, subprocess_env, write
-from torchlinreg.checkpoint import load_checkpoint
 from torchlinreg.files.io import load_tensors
+from torchlinreg.iterative.checkpoint import load_checkpoint
 
 TRAIN = [PYTHON, "-m", "torchlinreg", "train"]
 

@@ -8,11 +8,17 @@ import torch
 from sklearn.linear_model import Ridge
 
 from torchlinreg import tutorial
-from torchlinreg.batches import ShuffledBatches
-from torchlinreg.callbacks import Callback, Checkpoint, EarlyStopping, LambdaCallback, TrainState
 from torchlinreg.datasets import make_regression
 from torchlinreg.errors import ConvergenceWarning, DataError, DivergenceError
-from torchlinreg.iterative import SOLVERS, fit_iterative
+from torchlinreg.iterative.batches import ShuffledBatches
+from torchlinreg.iterative.callbacks import (
+    Callback,
+    Checkpoint,
+    EarlyStopping,
+    LambdaCallback,
+    TrainState,
+)
+from torchlinreg.iterative.fit import SOLVERS, fit_iterative
 
 # --- oracles -------------------------------------------------------------------------------
 
@@ -322,9 +328,9 @@ def test_trainer_drives_a_ddp_wrapped_module_to_the_same_weights(tmp_path):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from torchlinreg.batches import ShuffledBatches
-    from torchlinreg.solvers import resolve_solver
-    from torchlinreg.trainer import LinearModule, Trainer
+    from torchlinreg.iterative.batches import ShuffledBatches
+    from torchlinreg.iterative.solvers import resolve_solver
+    from torchlinreg.iterative.trainer import LinearModule, Trainer
 
     X, Y = problem(False, seed=20)
     dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
@@ -350,7 +356,7 @@ def test_checkpoint_survives_safetensors_and_json_and_resumes_bit_for_bit(solver
 
     from safetensors.torch import load_file, save_file
 
-    from torchlinreg.trainer import flatten_state, unflatten_state
+    from torchlinreg.iterative.trainer import flatten_state, unflatten_state
 
     X, Y = problem(False, seed=21)
     X, Y = X[:1000], Y[:1000]

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import torchlinreg
-from torchlinreg.checkpoint import save_checkpoint
 from torchlinreg.errors import ConvergenceWarning
+from torchlinreg.iterative.checkpoint import save_checkpoint
 from torchlinreg.modelfile import describe
 
 

@@ -24,8 +24,8 @@ from torchlinreg.datasets import make_regression
 from torchlinreg.errors import DataError
 from torchlinreg.files.blocksources import TableBlocks, prefetch
 from torchlinreg.files.tables import open_table
+from torchlinreg.iterative.streaming import ShuffleBufferBatches, stream_metrics
 from torchlinreg.modelfile import describe, load, save
-from torchlinreg.streaming import ShuffleBufferBatches, stream_metrics
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 

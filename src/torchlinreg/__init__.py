@@ -10,7 +10,6 @@ Example:
 __version__ = "0.1.0"
 
 from . import datasets, tutorial
-from .callbacks import Callback, Checkpoint, DivergenceGuard, EarlyStopping, TrainState
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -24,7 +23,8 @@ from .errors import (
 from .estimator import LinearRegression, Ridge
 from .exact.state import LeastSquaresState, fit_exact
 from .files.tables import open_table
-from .iterative import IterativeResult, fit_iterative
+from .iterative.callbacks import Callback, Checkpoint, DivergenceGuard, EarlyStopping, TrainState
+from .iterative.fit import IterativeResult, fit_iterative
 from .model import LinearModel
 from .modelfile import load, save
 from .stats.polyfit import polyfit

@@ -147,7 +147,7 @@ class ExactFitMixin:
         """
         check_is_fitted(self)
         if not hasattr(self, "state_") and hasattr(self, "_moments"):
-            from .streaming import stream_metrics
+            from .iterative.streaming import stream_metrics
 
             return stream_metrics(self._moments, self.model_.weight, self.model_.bias)
         summary = self.state_.centred_summary()

@@ -6,10 +6,10 @@ from typing import Any
 
 import click
 
-from .callbacks import Callback, TrainState
-from .checkpoint import load_checkpoint, save_checkpoint
 from .cli_output import ProgressBar
 from .errors import DataError
+from .iterative.callbacks import Callback, TrainState
+from .iterative.checkpoint import load_checkpoint, save_checkpoint
 
 
 class Snapshots(Callback):

@@ -241,7 +241,7 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         one block plus a ``(d + k)^2`` summary whatever the number of rows, and the result
         equals one ``fit`` on all rows. Iterative solvers given a factory stream too: one
         pass for the standardization, then each epoch reads the blocks again through a
-        shuffle buffer of ``buffer_rows`` rows (see :mod:`torchlinreg.streaming`);
+        shuffle buffer of ``buffer_rows`` rows (see :mod:`torchlinreg.iterative.streaming`);
         ``resume_from`` continues from a checkpoint's trainer state. Given a plain
         iterable, iterative solvers gather the blocks in memory first.
 

@@ -1,7 +1,7 @@
 """DistributedDataParallel training for the iterative engine (see :mod:`.collectives`).
 
 NOTE [distributed training]
-Every rank holds its own rows. :func:`~torchlinreg.iterative.fit_iterative` then
+Every rank holds its own rows. :func:`~torchlinreg.iterative.fit.fit_iterative` then
 
 - standardizes with the weighted means and scales of all rows (``Scaler.fit(reduce=...)``);
 - normalises the row weights to mean 1 over all rows, and the ridge penalty by the total

@@ -1,7 +1,7 @@
 """Sources of row blocks for streamed fits: tables on disk, re-readable and shuffleable.
 
 :class:`TableBlocks` turns a table (one file, a folder, a glob) into a *block factory* (see
-:mod:`torchlinreg.streaming`): called without arguments it reads every row in file order,
+:mod:`torchlinreg.iterative.streaming`): called without arguments it reads every row in file order,
 called with a generator it reads Parquet row groups and whole files in an order drawn from it.
 :func:`prefetch` reads the next blocks in a background thread while the current one is used.
 

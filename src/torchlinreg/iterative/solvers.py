@@ -13,7 +13,7 @@ adam      128 rows     ``0.004 / (1 + t / 5)``                      Adam
 lbfgs     all rows     ``1`` with a strong-Wolfe line search        L-BFGS
 ========  ===========  ===========================================  ==========
 
-``k`` is the number of targets (see NOTE [the training objective] in ``iterative.py``).
+``k`` is the number of targets (see NOTE [the training objective] in ``fit.py``).
 Schedules depend on the epoch only, so a checkpoint needs no scheduler state. The decaying
 steps of sgd and adam shrink the gradient noise of mini-batches, so that early stopping
 (which compares whole-data losses epoch to epoch) is not fooled by it; measured on

@@ -1,8 +1,8 @@
 """The iterative engine: one training loop for gd, sgd, adam and lbfgs.
 
 The model is a tiny ``nn.Module`` (:class:`LinearModule`: ``x @ weight.t() + bias``), the
-data comes from a batch source (:mod:`torchlinreg.batches`), callbacks watch and stop the
-loop (:mod:`torchlinreg.callbacks`). Because the model is a module whose forward is the
+data comes from a batch source (:mod:`.batches`), callbacks watch and stop the
+loop (:mod:`.callbacks`). Because the model is a module whose forward is the
 whole prediction, the same :class:`Trainer` can drive a ``DistributedDataParallel`` wrap.
 
 NOTE [the training objective]
@@ -33,12 +33,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..data import _all_finite
+from ..distributed.collectives import agree_on_errors, allreduce_sum, broadcast_int, is_distributed
+from ..distributed.ddp import RankBatches, RankInfo, ddp_wrap
+from ..errors import ConvergenceWarning, DataError
 from .batches import FullBatch, ShuffledBatches
 from .callbacks import Callback, DivergenceGuard, EarlyStopping
-from .data import _all_finite
-from .distributed.collectives import agree_on_errors, allreduce_sum, broadcast_int, is_distributed
-from .distributed.ddp import RankBatches, RankInfo, ddp_wrap
-from .errors import ConvergenceWarning, DataError
 from .scaling import Scaler
 from .solvers import SOLVERS, resolve_solver
 from .trainer import LinearModule, Trainer
@@ -91,7 +91,7 @@ def fit_iterative(
         X: ``(n, d)`` features. Y: ``(n, k)`` or ``(n,)`` targets.
         sample_weight: ``(n,)`` non-negative row weights (default: all 1).
         solver: ``"gd"``, ``"sgd"``, ``"adam"`` (default) or ``"lbfgs"``; defaults per
-            solver are in :mod:`torchlinreg.solvers`.
+            solver are in :mod:`torchlinreg.iterative.solvers`.
         alpha: ridge penalty on ``coef`` (not the intercept), as the exact engine's.
         standardize: train on standardized X and Y (weighted), report original units.
         lr, batch_size: override the solver's defaults.

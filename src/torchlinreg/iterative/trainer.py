@@ -1,9 +1,9 @@
 """The training loop of the iterative engine: :class:`Trainer` and :class:`LinearModule`.
 
-See NOTE [the training objective] and NOTE [gd is the walk-through] in ``iterative.py``.
+See NOTE [the training objective] and NOTE [gd is the walk-through] in ``fit.py``.
 The loop knows nothing of files, progress bars or the estimator: it pulls batches from a
-source (:mod:`torchlinreg.batches`), steps one solver (:mod:`torchlinreg.solvers`) and
-lets callbacks (:mod:`torchlinreg.callbacks`) watch and stop it.
+source (:mod:`.batches`), steps one solver (:mod:`.solvers`) and lets callbacks
+(:mod:`.callbacks`) watch and stop it.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ class Trainer:
     is part of :meth:`state_dict`, so a resumed run draws the same batches.
 
     Example:
-        >>> from torchlinreg.batches import FullBatch
-        >>> from torchlinreg.solvers import resolve_solver
+        >>> from torchlinreg.iterative.batches import FullBatch
+        >>> from torchlinreg.iterative.solvers import resolve_solver
         >>> X, Y = torch.randn(100, 3), torch.randn(100, 1)
         >>> module = LinearModule(torch.zeros(1, 3), torch.zeros(1))
         >>> spec = resolve_solver("gd", n_targets=1, n_rows=100)

@@ -10,7 +10,7 @@ epoch, so they need a source they can read again. Here:
   ``can_shuffle = True`` (such as :class:`~torchlinreg.files.blocksources.TableBlocks`) is called
   with the epoch's generator and reads its blocks in an order drawn from it (Parquet row
   groups, files of a folder);
-- :class:`ShuffleBufferBatches` is a batch source for :class:`~torchlinreg.trainer.Trainer`:
+- :class:`ShuffleBufferBatches` is a batch source for :class:`~.trainer.Trainer`:
   it fills a buffer of ``buffer_rows`` rows from the blocks, shuffles the rows in it with the
   epoch's generator and cuts mini-batches; ``eval_batches`` streams every row once for the
   full-data loss;
@@ -63,12 +63,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data import Matrix, as_matrix, as_targets, as_weights, unpack_block
+from ..errors import DataError
+from ..exact.state import LeastSquaresState
 from .batches import Batch
 from .callbacks import Callback, DivergenceGuard, EarlyStopping
-from .data import Matrix, as_matrix, as_targets, as_weights, unpack_block
-from .errors import DataError
-from .exact.state import LeastSquaresState
-from .iterative import IterativeResult, _initial, _result, _seed
+from .fit import IterativeResult, _initial, _result, _seed
 from .scaling import Scaler
 from .solvers import resolve_solver
 from .trainer import LinearModule, Trainer
@@ -291,7 +291,7 @@ def fit_iterative_stream(
     dtype: torch.dtype | None = None,
     buffer_rows: int = DEFAULT_BUFFER_ROWS,
 ) -> StreamResult:
-    """:func:`~torchlinreg.iterative.fit_iterative` over a block factory, never all rows at once.
+    """:func:`~.fit.fit_iterative` over a block factory, never all rows at once.
 
     Arguments are those of ``fit_iterative``; ``factory`` returns a new iterator of
     ``(X, y[, w])`` blocks on every call (see the module docstring), ``buffer_rows`` sizes

@@ -1,6 +1,6 @@
 """Training checkpoints: a trainer's nested state in one safetensors file.
 
-:func:`torchlinreg.trainer.flatten_state` splits the state (optimizer state included) into
+:func:`.trainer.flatten_state` splits the state (optimizer state included) into
 named tensors and a JSON tree; the tensors go into safetensors and the tree into its
 metadata, so nothing in the file can execute code when it is read. Writes are atomic.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelFileError
-from .files.io import load_tensors, save_tensors
+from ..errors import ModelFileError
+from ..files.io import load_tensors, save_tensors
 from .trainer import flatten_state, unflatten_state
 
 CHECKPOINT_FORMAT = "torchlinreg-checkpoint"

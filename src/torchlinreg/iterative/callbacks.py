@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from .errors import DivergenceError
+from ..errors import DivergenceError
 
 if TYPE_CHECKING:
     import torch
 
-    from .iterative import Trainer
+# A trainer.Trainer, typed loosely: the trainer imports this module, so importing it back
+# would make a cycle.
+Trainer = Any
 
 
 @dataclass

@@ -112,7 +112,7 @@ def _torch(X, Y):
 
 def _tlr_estimator(solver: str):
     def make(case, X, Y):
-        from torchlinreg.estimator import LinearRegression
+        from torchlinreg.estimator.linear import LinearRegression
 
         def fit():
             m = LinearRegression(solver=solver).fit(X, Y)
@@ -219,7 +219,7 @@ def _floor_numpy(case, X, Y):
 
 
 def _tlr_sgd_estimator(case, X, Y):
-    from torchlinreg.estimator import LinearRegression
+    from torchlinreg.estimator.linear import LinearRegression
 
     y = Y[:, 0]
 
@@ -397,7 +397,7 @@ def _wt_engine(case, X, Y):
 
 
 def _wt_estimator(case, X, Y):
-    from torchlinreg.estimator import LinearRegression
+    from torchlinreg.estimator.linear import LinearRegression
 
     inputs, targets = _crops(X, Y)
 

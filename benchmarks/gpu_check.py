@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from torchlinreg.estimator import LinearRegression
+from torchlinreg.estimator.linear import LinearRegression
 from torchlinreg.exact.state import LeastSquaresState, fit_exact
 from torchlinreg.iterative.fit import fit_iterative
 

@@ -93,7 +93,7 @@ y = table.column("y").to_numpy()
 del table
 sol = np.linalg.lstsq(A, y, rcond=None)[0]
 t1 = time.perf_counter()
-from torchlinreg.estimator import LinearRegression
+from torchlinreg.estimator.linear import LinearRegression
 m = LinearRegression().fit(A[:, 1:], y)
 print(json.dumps({"seconds_lstsq": t1 - t0, "seconds_fit": time.perf_counter() - t1,
                   "lstsq": sol.tolist(),

@@ -11,8 +11,8 @@ import torch
 
 import torchlinreg
 from torchlinreg.errors import ConvergenceWarning
+from torchlinreg.estimator.modelfile import describe
 from torchlinreg.iterative.checkpoint import save_checkpoint
-from torchlinreg.modelfile import describe
 
 
 def _data(n=80, seed=0):

@@ -22,10 +22,10 @@ import torchlinreg as tlr
 from torchlinreg.cli import run
 from torchlinreg.datasets import make_regression
 from torchlinreg.errors import DataError
+from torchlinreg.estimator.modelfile import describe, load, save
 from torchlinreg.files.blocksources import TableBlocks, prefetch
 from torchlinreg.files.tables import open_table
 from torchlinreg.iterative.streaming import ShuffleBufferBatches, stream_metrics
-from torchlinreg.modelfile import describe, load, save
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 

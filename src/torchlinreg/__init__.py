@@ -20,13 +20,13 @@ from .errors import (
     RankWarning,
     TorchLinRegError,
 )
-from .estimator import LinearRegression, Ridge
+from .estimator.linear import LinearRegression, Ridge
+from .estimator.modelfile import load, save
 from .exact.state import LeastSquaresState, fit_exact
 from .files.tables import open_table
 from .iterative.callbacks import Callback, Checkpoint, DivergenceGuard, EarlyStopping, TrainState
 from .iterative.fit import IterativeResult, fit_iterative
 from .model import LinearModel
-from .modelfile import load, save
 from .stats.polyfit import polyfit
 from .stats.results import OLSResults, ols
 

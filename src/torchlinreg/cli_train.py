@@ -30,10 +30,10 @@ from .distributed.collectives import (
     regression_metrics_all_ranks,
 )
 from .distributed.shards import shard_for_rank
-from .estimator import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
+from .estimator.linear import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
+from .estimator.modelfile import save
 from .files.blocksources import TableBlocks, prefetch
 from .files.tables import TableSource, open_table
-from .modelfile import save
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.
 PLOT_ROWS = 20_000

@@ -1,10 +1,10 @@
 """`torchlinreg train --update MODEL DATA`: add new rows to a saved exact model.
 
-An exact model file keeps its least-squares state (:mod:`torchlinreg.modelfile`), so the new
-rows are absorbed into it and the small system is solved again: the result equals one fit
-on the old and the new rows together, without the old rows. The columns, solver, penalty and
-intercept are the model's; the file is rewritten atomically (``-o`` or over MODEL), and its
-training summary keeps a list of the updates.
+An exact model file keeps its least-squares state (:mod:`torchlinreg.estimator.modelfile`),
+so the new rows are absorbed into it and the small system is solved again: the result equals
+one fit on the old and the new rows together, without the old rows. The columns, solver,
+penalty and intercept are the model's; the file is rewritten atomically (``-o`` or over
+MODEL), and its training summary keeps a list of the updates.
 
 Iterative models keep no such state (their weights depend on the order and number of epochs
 seen), so ``--update`` refuses them with the reason; retrain them on all rows instead.
@@ -19,8 +19,8 @@ import click
 
 from .cli_checks import check_not_input
 from .errors import DataError
+from .estimator.modelfile import load, save
 from .files.tables import open_table
-from .modelfile import load, save
 
 # Options that --update takes from the model; given on the command line they must agree.
 _FROM_MODEL = ("solver", "alpha", "no_intercept")

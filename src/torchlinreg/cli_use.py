@@ -12,9 +12,9 @@ import torch
 from .cli_checks import Delimiter, check_not_input, check_writable
 from .cli_output import console, metrics_table, print_json
 from .errors import DataError, ModelFileError
+from .estimator.modelfile import load
 from .files.io import write_csv, write_table
 from .files.tables import open_table
-from .modelfile import load
 from .stats.metrics import StreamingMetrics
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._inputs import check_is_fitted, resolve_dtype
-from .distributed.collectives import is_distributed, merge_across_ranks
-from .errors import DataError
-from .exact.state import LeastSquaresState
-from .model import LinearModel
-from .stats.results import OLSResults
+from ..distributed.collectives import is_distributed, merge_across_ranks
+from ..errors import DataError
+from ..exact.state import LeastSquaresState
+from ..model import LinearModel
+from ..stats.results import OLSResults
+from .inputs import check_is_fitted, resolve_dtype
 
 EXACT_SOLVERS = ("qr", "gram")
 
@@ -147,7 +147,7 @@ class ExactFitMixin:
         """
         check_is_fitted(self)
         if not hasattr(self, "state_") and hasattr(self, "_moments"):
-            from .iterative.streaming import stream_metrics
+            from ..iterative.streaming import stream_metrics
 
             return stream_metrics(self._moments, self.model_.weight, self.model_.bias)
         summary = self.state_.centred_summary()

@@ -16,16 +16,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._exact_fit import EXACT_SOLVERS, ExactFitMixin
-from ._inputs import InputMixin, check_is_fitted, concat
-from ._iterative_fit import ITERATIVE_SOLVERS, IterativeFitMixin
-from ._params import ParamsMixin
-from .data import as_matrix, as_targets, as_weights, unpack_block
-from .distributed.collectives import agree_on_errors, is_distributed
-from .errors import DataError
-from .model import LinearModel
-from .stats.metrics import r2_score
-from .stats.results import OLSResults
+from ..data import as_matrix, as_targets, as_weights, unpack_block
+from ..distributed.collectives import agree_on_errors, is_distributed
+from ..errors import DataError
+from ..model import LinearModel
+from ..stats.metrics import r2_score
+from ..stats.results import OLSResults
+from .exact_fit import EXACT_SOLVERS, ExactFitMixin
+from .inputs import InputMixin, check_is_fitted, concat
+from .iterative_fit import ITERATIVE_SOLVERS, IterativeFitMixin
+from .params import ParamsMixin
 
 __all__ = ["EXACT_SOLVERS", "ITERATIVE_SOLVERS", "LinearRegression", "Ridge", "check_is_fitted"]
 

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
-from .errors import ModelFileError
-from .estimator import LinearRegression, Ridge, check_is_fitted
-from .exact.state import LeastSquaresState
-from .files.io import load_tensors, save_tensors
-from .model import LinearModel
+from .. import __version__
+from ..errors import ModelFileError
+from ..exact.state import LeastSquaresState
+from ..files.io import load_tensors, save_tensors
+from ..model import LinearModel
+from .linear import LinearRegression, Ridge, check_is_fitted
 
 _ESTIMATORS = {"LinearRegression": LinearRegression, "Ridge": Ridge}
 _STATE_PREFIX = "state."

@@ -6,9 +6,9 @@ from typing import Any
 
 from torch import Tensor
 
-from ._inputs import resolve_dtype
-from .iterative.fit import fit_iterative
-from .model import LinearModel
+from ..iterative.fit import fit_iterative
+from ..model import LinearModel
+from .inputs import resolve_dtype
 
 ITERATIVE_SOLVERS = ("gd", "sgd", "adam", "lbfgs")
 
@@ -57,7 +57,7 @@ class IterativeFitMixin:
 
     def _fit_stream(self, factory, callbacks, resume_from, buffer_rows) -> None:
         """An iterative fit over a block factory (:func:`streaming.fit_iterative_stream`)."""
-        from .iterative.streaming import DEFAULT_BUFFER_ROWS, fit_iterative_stream
+        from ..iterative.streaming import DEFAULT_BUFFER_ROWS, fit_iterative_stream
 
         self._forget()
         result = fit_iterative_stream(

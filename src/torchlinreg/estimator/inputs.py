@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .data import Matrix, as_matrix, as_targets, as_weights
-from .errors import DataError, not_fitted_error
+from ..data import Matrix, as_matrix, as_targets, as_weights
+from ..errors import DataError, not_fitted_error
 
 
 def resolve_dtype(dtype: Any) -> torch.dtype | None:

@@ -204,7 +204,7 @@ def main() -> None:
             f"torch {ref['torch']:.2f} s, process {wall_ref:.2f} s, peak RSS {peak_ref:.0f} MB"
         )
         _, wall_imp, peak_imp = run_measured(
-            [py, "-c", "import torchlinreg.cli, pyarrow.parquet; print('{}')"]
+            [py, "-c", "import torchlinreg.cli.app, pyarrow.parquet; print('{}')"]
         )
         print(
             f"imports alone (torch, pyarrow, torchlinreg): {wall_imp:.2f} s, "

@@ -1,7 +1,7 @@
 """Driver of tests/test_distributed.py: several `torchlinreg train` runs in one torchrun job.
 
 Run as ``torchrun --nproc_per_node=2 tests/_dist_cli.py OUT CMD_FILE``: CMD_FILE holds one
-JSON list of argument lists; each is run with ``torchlinreg.cli.run`` inside one process
+JSON list of argument lists; each is run with ``torchlinreg.cli.app.run`` inside one process
 group joined here (a command uses a group it finds), and every rank writes its exit codes
 to ``OUT/codes{rank}.json``.
 """
@@ -14,7 +14,7 @@ import sys
 
 import torch.distributed as dist
 
-from torchlinreg.cli import run
+from torchlinreg.cli.app import run
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from torchlinreg.cli import run
+from torchlinreg.cli.app import run
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 

@@ -1,6 +1,6 @@
 """The `torchlinreg` command on real files: train -> predict -> evaluate -> summary.
 
-Every run goes through ``torchlinreg.cli.run`` in this process (same code as the console
+Every run goes through ``torchlinreg.cli.app.run`` in this process (same code as the console
 script, minus the interpreter start); the references are numpy, scikit-learn and the
 library called directly.
 """
@@ -21,7 +21,7 @@ from sklearn import metrics as skm
 
 import torchlinreg
 from cli_helpers import FEATURES, TARGETS, cli, frame, read_csv_text, write
-from torchlinreg.cli_output import ProgressBar
+from torchlinreg.cli.output import ProgressBar
 from torchlinreg.errors import ConvergenceWarning
 from torchlinreg.iterative.callbacks import TrainState
 

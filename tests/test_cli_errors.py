@@ -25,7 +25,7 @@ from safetensors.torch import save as st_save
 
 import torchlinreg
 from cli_helpers import cli, frame, write
-from torchlinreg.cli import run
+from torchlinreg.cli.app import run
 from torchlinreg.files.io import save_tensors
 
 GOOD = "a,b,y\n" + "".join(f"{i},{(i * i) % 7},{2 * i + 1 + (i % 3)}\n" for i in range(20))

@@ -2,7 +2,7 @@
 
 import json
 
-from torchlinreg.cli import run
+from torchlinreg.cli.app import run
 
 
 def test_report_names_the_features_and_the_columns_left_out(tmp_path, capsys):

@@ -113,7 +113,7 @@ def finished_checkpoint(tmp_path_factory):
 
 
 def _run_quietly(args) -> int:
-    from torchlinreg.cli import run
+    from torchlinreg.cli.app import run
 
     return run([str(a) for a in [*args, "-q"]])
 

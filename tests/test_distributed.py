@@ -224,7 +224,7 @@ def table_dir(tmp_path_factory) -> Path:
 
 def _one_process(args: list[str], cwd: Path):
     from torchlinreg import load
-    from torchlinreg.cli import run
+    from torchlinreg.cli.app import run
 
     here = os.getcwd()
     os.chdir(cwd)

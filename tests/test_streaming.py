@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import torchlinreg as tlr
-from torchlinreg.cli import run
+from torchlinreg.cli.app import run
 from torchlinreg.datasets import make_regression
 from torchlinreg.errors import DataError
 from torchlinreg.estimator.modelfile import describe, load, save
@@ -504,7 +504,7 @@ def test_prefetch_keeps_order_raises_reader_errors_and_stops_early():
 def test_train_streams_files_above_the_threshold_for_mini_batch_solvers(
     sgd_file, tmp_path, monkeypatch, solver, streams
 ):
-    import torchlinreg.cli_train as cli_train
+    import torchlinreg.cli.train as cli_train
 
     made = []
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from torchlinreg import tutorial
-from torchlinreg.cli import run
+from torchlinreg.cli.app import run
 from torchlinreg.datasets import load_crops
 
 

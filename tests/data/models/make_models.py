@@ -72,7 +72,7 @@ def main() -> None:
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 
     # What the commands printed for them, byte for byte (the model's path as MODEL).
-    from torchlinreg.cli import run
+    from torchlinreg.cli.app import run
 
     for name in ("exact-qr", "gram-ridge", "sgd", "library-ridge"):
         model = HERE / f"{name}.safetensors"

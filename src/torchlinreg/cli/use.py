@@ -9,13 +9,13 @@ import click
 import numpy as np
 import torch
 
-from .cli_checks import Delimiter, check_not_input, check_writable
-from .cli_output import console, metrics_table, print_json
-from .errors import DataError, ModelFileError
-from .estimator.modelfile import load
-from .files.io import write_csv, write_table
-from .files.tables import open_table
-from .stats.metrics import StreamingMetrics
+from ..errors import DataError, ModelFileError
+from ..estimator.modelfile import load
+from ..files.io import write_csv, write_table
+from ..files.tables import open_table
+from ..stats.metrics import StreamingMetrics
+from .checks import Delimiter, check_not_input, check_writable
+from .output import console, metrics_table, print_json
 
 
 def _names(model, *, positional: bool = False) -> tuple[list[str], list[str]]:

@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 
 import click
 
-from .errors import DataError
-from .files.csvfile import value_hint
-from .files.tables import TableSource
+from ..errors import DataError
+from ..files.csvfile import value_hint
+from ..files.tables import TableSource
 
 
 class FiniteFloat(click.FloatRange):

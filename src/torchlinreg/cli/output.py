@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .iterative.callbacks import Callback, TrainState
+from ..iterative.callbacks import Callback, TrainState
 
 
 def _clean(obj: Any) -> Any:

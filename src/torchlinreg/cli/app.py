@@ -14,11 +14,11 @@ import warnings
 import click
 import torch
 
-from . import __version__
-from .cli_demo import demo
-from .cli_train import train
-from .cli_use import evaluate, predict, summary
-from .errors import DataError, ModelFileError, TorchLinRegError
+from .. import __version__
+from ..errors import DataError, ModelFileError, TorchLinRegError
+from .demo import demo
+from .train import train
+from .use import evaluate, predict, summary
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1

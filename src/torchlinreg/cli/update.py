@@ -17,10 +17,10 @@ from typing import Any
 
 import click
 
-from .cli_checks import check_not_input
-from .errors import DataError
-from .estimator.modelfile import load, save
-from .files.tables import open_table
+from ..errors import DataError
+from ..estimator.modelfile import load, save
+from ..files.tables import open_table
+from .checks import check_not_input
 
 # Options that --update takes from the model; given on the command line they must agree.
 _FROM_MODEL = ("solver", "alpha", "no_intercept")

@@ -6,10 +6,10 @@ from typing import Any
 
 import click
 
-from .cli_output import ProgressBar
-from .errors import DataError
-from .iterative.callbacks import Callback, TrainState
-from .iterative.checkpoint import load_checkpoint, save_checkpoint
+from ..errors import DataError
+from ..iterative.callbacks import Callback, TrainState
+from ..iterative.checkpoint import load_checkpoint, save_checkpoint
+from .output import ProgressBar
 
 
 class Snapshots(Callback):

@@ -29,9 +29,9 @@ import click
 import torch
 import torch.distributed as dist
 
-from .cli_checks import check_enough_rows
-from .distributed.collectives import agree_on_errors, is_shared_error, world
-from .errors import DataError, ModelFileError, TorchLinRegError
+from ..distributed.collectives import agree_on_errors, is_shared_error, world
+from ..errors import DataError, ModelFileError, TorchLinRegError
+from .checks import check_enough_rows
 
 __all__ = ["distributed_command", "fit_exact_on_ranks", "init_from_env", "launched_world_size"]
 
@@ -118,7 +118,7 @@ def distributed_command(fn: Callable[..., Any]) -> Callable[..., Any]:
 def fit_exact_on_ranks(est, source, features, targets, weight_col, opts) -> int:
     """The exact fit of `train` on this rank's share; returns the row count of all ranks.
 
-    The rows-per-coefficient check (:func:`~torchlinreg.cli_checks.check_enough_rows`) is
+    The rows-per-coefficient check (:func:`~torchlinreg.cli.checks.check_enough_rows`) is
     made on the merged state, so a rank with a small share (or none) is not refused.
     """
     blocks = (

@@ -10,8 +10,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from . import tutorial
-from .datasets import CROP_FEATURES, CROP_TARGETS
+from .. import tutorial
+from ..datasets import CROP_FEATURES, CROP_TARGETS
 
 
 def _round(values) -> list:
@@ -152,7 +152,7 @@ def demo(seed: int | None, epochs: int, plot_path: str, no_plot: bool, as_json: 
 
     saved = None
     if not no_plot:
-        from .plots import loss_curve
+        from ..plots import loss_curve
 
         title = (
             "Walk-through loss (article run)"

@@ -10,7 +10,19 @@ from typing import Any
 import click
 import torch
 
-from .cli_checks import (
+from ..distributed.collectives import (
+    agree_on_errors,
+    count_all_ranks,
+    is_distributed,
+    rank_zero_only,
+    regression_metrics_all_ranks,
+)
+from ..distributed.shards import shard_for_rank
+from ..estimator.linear import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
+from ..estimator.modelfile import save
+from ..files.blocksources import TableBlocks, prefetch
+from ..files.tables import TableSource, open_table
+from .checks import (
     Delimiter,
     FiniteFloat,
     RowCount,
@@ -19,21 +31,9 @@ from .cli_checks import (
     check_train_paths,
     choose_columns,
 )
-from .cli_distributed import distributed_command, fit_exact_on_ranks
-from .cli_output import console, metrics_table, print_json
-from .cli_snapshots import RowsInto, run_config, run_with_snapshots
-from .distributed.collectives import (
-    agree_on_errors,
-    count_all_ranks,
-    is_distributed,
-    rank_zero_only,
-    regression_metrics_all_ranks,
-)
-from .distributed.shards import shard_for_rank
-from .estimator.linear import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
-from .estimator.modelfile import save
-from .files.blocksources import TableBlocks, prefetch
-from .files.tables import TableSource, open_table
+from .output import console, metrics_table, print_json
+from .snapshots import RowsInto, run_config, run_with_snapshots
+from .torchrun import distributed_command, fit_exact_on_ranks
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.
 PLOT_ROWS = 20_000
@@ -111,7 +111,7 @@ def _fit_streamed(est, source, features, targets, weight_col, opts) -> tuple[int
 
 
 def _plots(est, source, features, targets, plot_dir: str, weight_col) -> list[str]:
-    from . import plots
+    from .. import plots
 
     os.makedirs(plot_dir, exist_ok=True)
     saved = []
@@ -350,9 +350,9 @@ def _print_report(summary: dict[str, Any]) -> None:
 
 
 def _update(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> None:
-    """``train --update MODEL DATA``: see :mod:`torchlinreg.cli_update`."""
-    from .cli_checks import check_writable
-    from .cli_update import update_model
+    """``train --update MODEL DATA``: see :mod:`torchlinreg.cli.update`."""
+    from .checks import check_writable
+    from .update import update_model
 
     if opts["checkpoint"] or opts["resume"] or opts["plot_dir"]:
         raise click.UsageError("--update takes no --checkpoint, --resume or --plot")

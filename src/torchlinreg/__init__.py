@@ -7,9 +7,11 @@ Example:
     (2, 3)
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from . import datasets, tutorial
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -20,15 +22,69 @@ from .errors import (
     RankWarning,
     TorchLinRegError,
 )
-from .estimator.linear import LinearRegression, Ridge
-from .estimator.modelfile import load, save
-from .exact.state import LeastSquaresState, fit_exact
-from .files.tables import open_table
-from .iterative.callbacks import Callback, Checkpoint, DivergenceGuard, EarlyStopping, TrainState
-from .iterative.fit import IterativeResult, fit_iterative
-from .model import LinearModel
-from .stats.polyfit import polyfit
-from .stats.results import OLSResults, ols
+
+__version__ = "0.1.0"
+
+# NOTE [lazy imports]
+# `import torchlinreg` imports no torch: each public name is imported from its module the
+# first time it is used. So `torchlinreg --help` and `--version` answer at once (the
+# command imports this package), and a program pays for torch, pyarrow and scipy only
+# when it uses them. The errors above are plain Python and come at once.
+_LAZY = {
+    "Callback": "iterative.callbacks",
+    "Checkpoint": "iterative.callbacks",
+    "DivergenceGuard": "iterative.callbacks",
+    "EarlyStopping": "iterative.callbacks",
+    "IterativeResult": "iterative.fit",
+    "LeastSquaresState": "exact.state",
+    "LinearModel": "model",
+    "LinearRegression": "estimator.linear",
+    "OLSResults": "stats.results",
+    "Ridge": "estimator.linear",
+    "TrainState": "iterative.callbacks",
+    "fit_exact": "exact.state",
+    "fit_iterative": "iterative.fit",
+    "load": "estimator.modelfile",
+    "ols": "stats.results",
+    "open_table": "files.tables",
+    "polyfit": "stats.polyfit",
+    "save": "estimator.modelfile",
+}
+_SUBMODULES = ("datasets", "tutorial")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # the same names for type checkers and editors, imported eagerly
+    from . import datasets, tutorial
+    from .estimator.linear import LinearRegression, Ridge
+    from .estimator.modelfile import load, save
+    from .exact.state import LeastSquaresState, fit_exact
+    from .files.tables import open_table
+    from .iterative.callbacks import (
+        Callback,
+        Checkpoint,
+        DivergenceGuard,
+        EarlyStopping,
+        TrainState,
+    )
+    from .iterative.fit import IterativeResult, fit_iterative
+    from .model import LinearModel
+    from .stats.polyfit import polyfit
+    from .stats.results import OLSResults, ols
 
 __all__ = [
     "Callback",

@@ -12,13 +12,10 @@ import sys
 import warnings
 
 import click
-import torch
 
 from .. import __version__
 from ..errors import DataError, ModelFileError, TorchLinRegError
-from .demo import demo
-from .train import train
-from .use import evaluate, predict, summary
+from .commands import COMMANDS
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -32,7 +29,7 @@ def cli(debug: bool) -> None:
     """Linear regression on PyTorch: exact and iterative fits on your own files."""
 
 
-for command in (demo, train, predict, evaluate, summary):
+for command in COMMANDS:
     cli.add_command(command)
 
 
@@ -113,14 +110,6 @@ def _run(args: list[str], debug: bool) -> int:
             raise
         where = f"{e.filename}: " if e.filename else ""
         return _fail(f"{where}{_one_line(e.strerror or e)}", EXIT_FAILURE)
-    except torch.linalg.LinAlgError as e:
-        if debug:
-            raise
-        return _fail(
-            f"the solver failed numerically ({_one_line(e)}); the data may be degenerate or "
-            "badly scaled (values beyond ~1e150): rescale the columns, or try --solver qr",
-            EXIT_FAILURE,
-        )
     except MemoryError:
         if debug:
             raise
@@ -130,14 +119,27 @@ def _run(args: list[str], debug: bool) -> int:
             EXIT_FAILURE,
         )
     except Exception as e:
-        # A bug, not a user error: still one line, and the way to the full story.
         if debug:
             raise
+        if _is_linalg_error(e):
+            return _fail(
+                f"the solver failed numerically ({_one_line(e)}); the data may be degenerate or "
+                "badly scaled (values beyond ~1e150): rescale the columns, or try --solver qr",
+                EXIT_FAILURE,
+            )
+        # A bug, not a user error: still one line, and the way to the full story.
         return _fail(
             f"unexpected {type(e).__name__}: {_one_line(e)}; this is a bug in torchlinreg, "
             "rerun with --debug and report the traceback",
             EXIT_FAILURE,
         )
+
+
+def _is_linalg_error(exc: Exception) -> bool:
+    # torch is imported by the commands that compute, not here (--help must start at once);
+    # where it was never imported, no torch error can have been raised.
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.linalg.LinAlgError)
 
 
 def _silence_stdout() -> None:

@@ -6,48 +6,13 @@ long fit is wasted or a file is damaged.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
-from typing import Any, ClassVar
-
-import click
+from typing import Any
 
 from ..errors import DataError
 from ..files.csvfile import value_hint
 from ..files.tables import TableSource
-
-
-class FiniteFloat(click.FloatRange):
-    """A :class:`click.FloatRange` that also refuses nan and inf (click lets both through)."""
-
-    def convert(self, value, param, ctx):
-        rv = super().convert(value, param, ctx)
-        if not math.isfinite(rv):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return rv
-
-
-class Delimiter(click.ParamType):
-    """One character, or a name for one: tab, comma, semicolon, pipe, space."""
-
-    name = "delimiter"
-    _NAMES: ClassVar[dict[str, str]] = {
-        "tab": "\t",
-        "\\t": "\t",
-        "comma": ",",
-        "semicolon": ";",
-        "pipe": "|",
-        "space": " ",
-    }
-
-    def convert(self, value, param, ctx):
-        char = self._NAMES.get(value.lower(), value)
-        if len(char) != 1 or char in '\r\n"':
-            self.fail(
-                f"{value!r} is not one character; give one, e.g. ',' ';' '|' or tab", param, ctx
-            )
-        return char
 
 
 def check_writable(path: str, what: str) -> None:

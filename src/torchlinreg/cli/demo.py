@@ -112,36 +112,8 @@ def _print_seeded(console: Console, run: tutorial.TutorialRun, seed: int, epochs
     _print_predictions(console, run)
 
 
-@click.command("demo")
-@click.option(
-    "--seed",
-    type=int,
-    default=None,
-    help="Start from torch.manual_seed(SEED) instead of the article's weights.",
-)
-@click.option(
-    "--epochs",
-    type=click.IntRange(min=0),
-    default=500,
-    show_default=True,
-    help="Epochs with --seed.",
-)
-@click.option(
-    "--plot",
-    "plot_path",
-    type=click.Path(dir_okay=False),
-    default="demo-loss.png",
-    show_default=True,
-    help="Where to save the loss curve.",
-)
-@click.option("--no-plot", is_flag=True, help="Do not save a loss-curve PNG.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def demo(seed: int | None, epochs: int, plot_path: str, no_plot: bool, as_json: bool) -> None:
-    """Run the crop-yield walk-through: linear regression from scratch in PyTorch.
-
-    Without --seed it reproduces the article's run and its six printed losses; with --seed it
-    runs the plain loop from random weights for --epochs epochs.
-    """
+    """`torchlinreg demo` (options in commands.py): the article's run, or a seeded one."""
     if seed is None:
         run = tutorial.run_article()
         steps = _article_steps(run)

@@ -18,13 +18,11 @@ from ..distributed.collectives import (
     regression_metrics_all_ranks,
 )
 from ..distributed.shards import shard_for_rank
-from ..estimator.linear import EXACT_SOLVERS, ITERATIVE_SOLVERS, LinearRegression
+from ..estimator.linear import EXACT_SOLVERS, LinearRegression
 from ..estimator.modelfile import save
 from ..files.blocksources import TableBlocks, prefetch
 from ..files.tables import TableSource, open_table
 from .checks import (
-    Delimiter,
-    FiniteFloat,
     RowCount,
     check_enough_rows,
     check_outputs,
@@ -131,144 +129,9 @@ def _plots(est, source, features, targets, plot_dir: str, weight_col) -> list[st
     return [str(p) for p in saved]
 
 
-def _device(value: str) -> str:
-    try:
-        dev = torch.device(value)
-    except RuntimeError:
-        raise click.BadParameter(f"{value!r} is not a device; use cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise click.BadParameter("CUDA is not available on this machine; use --device cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise click.BadParameter(f"{value!r}: use cpu or cuda")
-    return value
-
-
-@click.command("train")
-@click.argument("data")
-@click.option(
-    "-t",
-    "--target",
-    "targets",
-    multiple=True,
-    help="Target column (repeat for several targets); required unless --update.",
-)
-@click.option(
-    "--features",
-    default=None,
-    help="Comma-separated feature columns [default: every other numeric column].",
-)
-@click.option(
-    "--solver",
-    type=click.Choice(EXACT_SOLVERS + ITERATIVE_SOLVERS),
-    default="qr",
-    show_default=True,
-)
-@click.option(
-    "--alpha", type=FiniteFloat(min=0), default=0.0, show_default=True, help="Ridge penalty."
-)
-@click.option("--no-intercept", is_flag=True, help="Fit without an intercept.")
-@click.option("--weights", "weight_col", default=None, help="Column of sample weights.")
-@click.option(
-    "--epochs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Iterative solvers: epochs at most [default: 200].",
-)
-@click.option(
-    "--lr",
-    type=FiniteFloat(min=0, min_open=True),
-    default=None,
-    help="Iterative solvers: learning rate [default: per solver].",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Iterative solvers: rows per mini-batch.",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0, max=2**63 - 1),
-    default=None,
-    help="Seed for shuffling and initialisation.",
-)
-@click.option(
-    "--device",
-    default="cpu",
-    show_default=True,
-    callback=lambda c, p, v: _device(v),
-    help="cpu or cuda.",
-)
-@click.option(
-    "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
-)
-@click.option(
-    "--block-rows",
-    type=click.IntRange(min=1),
-    default=65536,
-    show_default=True,
-    help="Rows read at a time; exact solvers hold one block in memory.",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Model file to write (.safetensors); required unless --update.",
-)
-@click.option(
-    "--update",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Exact models: add DATA's rows to this saved model and re-solve (written to -o, "
-    "else over it).",
-)
-@click.option(
-    "--stream/--no-stream",
-    default=None,
-    help="Iterative solvers sgd and adam: read DATA in blocks each epoch through a shuffle "
-    "buffer instead of loading it [default: when the files total more than 1 GiB].",
-)
-@click.option(
-    "--buffer-rows",
-    type=click.IntRange(min=1),
-    default=262_144,
-    show_default=True,
-    help="Streamed iterative fits: rows in the shuffle buffer.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option(
-    "-q", "--quiet", is_flag=True, help="Print no report (warnings and errors still go to stderr)."
-)
-@click.option(
-    "--plot",
-    "plot_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder for loss, fit and residual plots (PNG).",
-)
-@click.option(
-    "--checkpoint",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Iterative solvers: save training state here.",
-)
-@click.option(
-    "--checkpoint-every",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="Epochs between checkpoints.",
-)
-@click.option(
-    "--resume",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Iterative solvers: continue from this checkpoint.",
-)
 @distributed_command
 def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
-    """Fit a linear model to DATA (CSV, CSV.gz, Parquet, a folder or a glob) and save it."""
+    """`torchlinreg train` (options in commands.py): fit on DATA and save the model."""
     started = time.perf_counter()
     if opts["update"]:
         return _update(data, targets, opts)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import click
 import numpy as np
 import torch
 
@@ -14,7 +13,7 @@ from ..estimator.modelfile import load
 from ..files.io import write_csv, write_table
 from ..files.tables import open_table
 from ..stats.metrics import StreamingMetrics
-from .checks import Delimiter, check_not_input, check_writable
+from .checks import check_not_input, check_writable
 from .output import console, metrics_table, print_json
 
 
@@ -42,33 +41,10 @@ def _missing_features(source, features: list[str], model_path: str) -> None:
         )
 
 
-BLOCK_ROWS = click.option(
-    "--block-rows",
-    type=click.IntRange(min=1),
-    default=65536,
-    show_default=True,
-    help="Rows read at a time.",
-)
-
-
-@click.command("predict")
-@click.argument("model_path", metavar="MODEL")
-@click.argument("data")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write predictions to OUT.csv or OUT.parquet [default: CSV to stdout].",
-)
-@click.option(
-    "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
-)
-@BLOCK_ROWS
 def predict(
     model_path: str, data: str, output: str | None, delimiter: str | None, block_rows: int
 ) -> None:
-    """Predict every row of DATA with MODEL: one column per target, rows in order."""
+    """`torchlinreg predict` (options in commands.py): one column per target, rows in order."""
     if output:
         check_writable(output, "output")
     model = load(model_path)
@@ -85,18 +61,10 @@ def predict(
         write_csv(sys.stdout, columns)
 
 
-@click.command("evaluate")
-@click.argument("model_path", metavar="MODEL")
-@click.argument("data")
-@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-@click.option(
-    "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
-)
-@BLOCK_ROWS
 def evaluate(
     model_path: str, data: str, as_json: bool, delimiter: str | None, block_rows: int
 ) -> None:
-    """Score MODEL on DATA, which must hold the target columns: MSE, RMSE, MAE, R2."""
+    """`torchlinreg evaluate` (options in commands.py): MSE, RMSE, MAE, R2 per target."""
     model = load(model_path)
     features, targets = _names(model)
     source = open_table(data, delimiter=delimiter, block_rows=block_rows)
@@ -165,11 +133,8 @@ def _statistics(model):
     return model.results_
 
 
-@click.command("summary")
-@click.argument("model_path", metavar="MODEL")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def summary(model_path: str, as_json: bool) -> None:
-    """Show what MODEL is: features, targets, coefficients, solver, training data and fit."""
+    """`torchlinreg summary` (options in commands.py): names, coefficients, statistics."""
     model = load(model_path)
     record = summary_record(model)
     stats = _statistics(model)

@@ -1,4 +1,4 @@
-"""The iterative solvers' optimizers, learning-rate schedules and defaults.
+"""The iterative solvers: their optimizers (optimizers.py), learning-rate schedules, defaults.
 
 Defaults are chosen for standardized data (the iterative engine's default), so that naming a
 solver alone gives a model as good as the exact solution's on a well-conditioned problem
@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .optimizers import LBFGS, Adam, PlainGD
+
 SOLVERS = ("gd", "sgd", "adam", "lbfgs")
 
 
@@ -39,28 +41,6 @@ def gd_step(params: list[Tensor], lr: float) -> None:
     for p in params:
         p -= p.grad * lr
         p.grad = None
-
-
-class PlainGD(torch.optim.Optimizer):
-    """Stateless gradient descent with exactly the walk-through's arithmetic.
-
-    ``torch.optim.SGD`` computes ``p.add_(grad, alpha=-lr)``, which can round differently
-    from ``p - grad * lr``; this optimizer keeps the walk-through's form.
-    """
-
-    def __init__(self, params, lr: float) -> None:
-        if not lr > 0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        super().__init__(params, {"lr": lr})
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            lr = group["lr"]
-            for p in group["params"]:
-                if p.grad is not None:
-                    p -= p.grad * lr
-        return None
 
 
 @dataclass
@@ -130,7 +110,7 @@ def resolve_solver(
             # NOTE [lbfgs tolerances]: torch's defaults (1e-7 on the gradient, 1e-9 on
             # changes) stop it at about 1e-5 from the optimum on an O(1) standardized loss;
             # early stopping and max_iter decide when to stop instead.
-            lambda ps: torch.optim.LBFGS(
+            lambda ps: LBFGS(
                 ps,
                 lr=rate,
                 max_iter=1,
@@ -147,4 +127,4 @@ def resolve_solver(
         return SolverSpec(name, rate, bs, 5.0, lambda ps: PlainGD(ps, rate), plain=True)
     bs = batch_size if batch_size is not None else 128
     rate = lr if lr is not None else 0.004
-    return SolverSpec(name, rate, bs, 5.0, lambda ps: torch.optim.Adam(ps, lr=rate))
+    return SolverSpec(name, rate, bs, 5.0, lambda ps: Adam(ps, lr=rate))

@@ -96,3 +96,20 @@ def test_run_quick_prints_table_and_writes_json(tmp_path):
     for res in exact.values():
         assert res["env_openblas"] == {"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None}
     assert any(t["target"].startswith("walk-through") for t in data["targets"])
+
+
+@pytest.mark.slow
+def test_startup_measures_every_solver_and_the_command(tmp_path):
+    out = tmp_path / "startup.json"
+    r = subprocess.run(
+        [sys.executable, str(BENCH / "startup.py"), "--repeat", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert set(result["first_fit"]) == {"qr", "gram", "gd", "sgd", "adam", "lbfgs"}
+    # what the README reports: no heavy import for the command, no compiler for a fit
+    assert all(not c["heavy_imports"] for c in result["commands"].values())
+    assert not any(f["dynamo_imported"] for f in result["first_fit"].values())

@@ -96,7 +96,7 @@ def main() -> None:
             res[f"error_{solver}"] = np.frombuffer(str(exc).encode(), dtype=np.uint8)
 
     np.savez(os.path.join(out, f"rank{rank}.npz"), **res)
-    # As `train` does (cli_distributed.py): free the DDP wrappers while the group is alive,
+    # As `train` does (cli/torchrun.py): free the DDP wrappers while the group is alive,
     # and let every rank finish its last collective before the group goes. Destroying it
     # while gloo still held work aborted a worker at exit now and then under load
     # ("terminate called without an active exception").

@@ -1,4 +1,4 @@
-"""Any in-memory source -> validated float tensors; files go through :mod:`.tables`.
+"""Any in-memory source -> validated float tensors; files go through :mod:`.files.tables`.
 
 Accepted: numpy arrays, torch tensors (kept on their device), pandas and polars DataFrames
 and Series, pyarrow Tables, RecordBatches and Arrays, nested lists, anything with

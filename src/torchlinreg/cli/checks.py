@@ -27,7 +27,7 @@ def check_writable(path: str, what: str) -> None:
     if not os.path.isdir(folder):
         raise DataError(f"cannot write {what} {path!r}: folder {folder!r} does not exist")
     if os.path.exists(path) and not os.path.isfile(path):
-        return  # /dev/stdout, a named pipe: written directly, see io.atomic_write
+        return  # /dev/stdout, a named pipe: written directly, see files.io.atomic_write
     try:
         fd, probe = tempfile.mkstemp(prefix=".torchlinreg-probe.", dir=folder)
     except OSError as exc:

@@ -56,7 +56,7 @@ def init_from_env(device: str) -> str:
 
 
 def _exit_code(exc: BaseException) -> int:
-    # The codes cli.py gives (2 bad usage or data, 1 other failures).
+    # The codes app.py gives (2 bad usage or data, 1 other failures).
     if isinstance(exc, click.ClickException):
         return exc.exit_code
     return 2 if isinstance(exc, DataError | ModelFileError) else 1

@@ -51,7 +51,7 @@ def _fit_exact(est, source, features, targets, weight_col, opts) -> tuple[int, d
         rows = fit_exact_on_ranks(est, source, features, targets, weight_col, opts)
         return rows, _metric_dict(targets, est.state_metrics())
     count = RowCount(len(features), opts, source.path)
-    # prefetch: the next block is read while this one is absorbed (streaming.prefetch)
+    # prefetch: the next block is read while this one is absorbed (files.blocksources.prefetch)
     blocks = count.through(prefetch(source.read_columns(features, targets, weight_col)))
     est.fit_blocks(blocks, feature_names=features, target_names=targets)
     return count.rows, _metric_dict(targets, est.state_metrics())

@@ -138,7 +138,7 @@ def test_several_targets_equal_separate_fits():
                 _close(value[..., t] if np.ndim(value) else value, getattr(ref, name), what=name)
             _close(res.conf_int()[..., t], ref.conf_int(), what="conf_int")
             theirs = ref.get_prediction(sm.add_constant(X_new)).summary_frame()
-            _close(pred["obs_ci_upper"][t], theirs["obs_ci_upper"], what="pred")
+            _close(pred["obs_ci_upper"][res.target_names[t]], theirs["obs_ci_upper"], what="pred")
 
 
 def test_one_d_target_keeps_statsmodels_shapes():

@@ -124,9 +124,8 @@ def _from_pandas(X, name: str) -> tuple[np.ndarray, list[str] | None]:
         if pd.api.types.is_complex_dtype(dt):
             raise DataError(f"Complex data not supported: {name} column {col!r} is {dt}")
     names = [c for c, _ in frame_cols]
-    columns = (
-        [str(c) for c in names] if X.ndim == 2 and all(isinstance(c, str) for c in names) else None
-    )
+    # a Series keeps its name too: a target's name, or a single feature's
+    columns = [str(c) for c in names] if all(isinstance(c, str) for c in names) else None
     return X.to_numpy(dtype=np.float64, na_value=np.nan), columns
 
 
@@ -143,7 +142,7 @@ def _from_polars(X, name: str) -> tuple[np.ndarray, list[str] | None]:
         cols.append(s.cast(pl.Float64).fill_null(float("nan")).to_numpy())
     arr = np.column_stack(cols) if cols else np.empty((X.height, 0))
     if isinstance(X, pl.Series):
-        return arr[:, 0], None
+        return arr[:, 0], [X.name] if X.name else None
     return arr, list(X.columns)
 
 
@@ -244,32 +243,44 @@ def _check_finite(values: Tensor, name: str, columns: list[str] | None) -> None:
     raise err
 
 
-def _check_size(values: Tensor, name: str, min_rows: int = 1) -> None:
+def _check_size(values: Tensor, name: str, min_rows: int = 1, min_columns: int = 1) -> None:
     n, d = values.shape
     if n < min_rows:
         raise DataError(
             f"Found array with 0 sample(s) (shape={(n, d)}) while a minimum of {min_rows} is "
             f"required; {name} has no rows"
         )
-    if d == 0:
+    if d < min_columns:
         raise DataError(
             f"Found array with 0 feature(s) (shape={(n, d)}) while a minimum of 1 is required; "
             f"{name} needs at least one column"
         )
 
 
-def as_matrix(X, *, name: str = "X", dtype: torch.dtype | None = None, device=None) -> Matrix:
+def as_matrix(
+    X,
+    *,
+    name: str = "X",
+    dtype: torch.dtype | None = None,
+    device=None,
+    min_features: int = 1,
+    allow_1d: bool = False,
+) -> Matrix:
     """Validate a 2-D data source and return it as a float tensor in a :class:`Matrix`.
 
     float32/float64 are kept, other numbers become float64 (or ``dtype``). Torch input stays
     on its device unless ``device`` is given. Raises :class:`DataError` for wrong shape, empty
-    data, non-numeric, complex, NaN or infinite values.
+    data, fewer than ``min_features`` columns, non-numeric, complex, NaN or infinite values.
+    ``allow_1d`` takes a 1-D input as one column (statsmodels' convention; scikit-learn's
+    estimators refuse it).
 
     Example:
         >>> as_matrix(np.ones((3, 2), dtype=np.float32)).values.dtype
         torch.float32
     """
     values, columns, kind, orig_device = _to_tensor(X, name, dtype, device)
+    if allow_1d and values.ndim == 1:
+        values = values.reshape(-1, 1)
     if values.ndim != 2:
         if values.ndim == 1:
             raise DataError(
@@ -280,7 +291,7 @@ def as_matrix(X, *, name: str = "X", dtype: torch.dtype | None = None, device=No
         raise DataError(
             f"{name} must be 2-D (n_samples, n_features), got shape {tuple(values.shape)}"
         )
-    _check_size(values, name)
+    _check_size(values, name, min_columns=min_features)
     _check_finite(values, name, columns)
     return Matrix(values, columns, kind, orig_device, was_1d=False)
 
@@ -354,6 +365,36 @@ def as_weights(
     return values
 
 
+def as_problem(
+    X,
+    y,
+    sample_weight=None,
+    *,
+    min_features: int = 1,
+    allow_1d_x: bool = False,
+    allow_all_zero: bool = False,
+) -> tuple[Matrix, Matrix, Tensor | None]:
+    """Validate a regression problem: X ``(n, d)``, y ``(n,)`` or ``(n, k)``, weights.
+
+    The one validator behind the estimators and :func:`torchlinreg.ols`: shapes that agree,
+    numbers only, no NaN or infinity (the message names row and column), weights finite and
+    non-negative (a scalar weights every row alike). ``min_features=0`` admits an
+    intercept-only model.
+
+    Example:
+        >>> Xm, Ym, w = as_problem([[1.0], [2.0]], [3.0, 4.0], 2.0)
+        >>> tuple(Xm.values.shape), Ym.was_1d, w.tolist()
+        ((2, 1), True, [2.0, 2.0])
+    """
+    if y is None:
+        raise DataError("y is None: a regression needs targets; pass y")
+    Xm = as_matrix(X, name="X", min_features=min_features, allow_1d=allow_1d_x)
+    n = Xm.values.shape[0]
+    Ym = as_targets(y, n, name="y")
+    w = as_weights(sample_weight, n, allow_all_zero=allow_all_zero)
+    return Xm, Ym, w
+
+
 def unpack_block(block: Any) -> tuple[Any, Any, Any]:
     """``(X, y, w)`` of a block given as a tuple or an object with X/Y/w attributes."""
     if hasattr(block, "X"):
@@ -372,6 +413,7 @@ __all__ = [
     "NonNumericDataError",
     "TableSource",
     "as_matrix",
+    "as_problem",
     "as_targets",
     "as_weights",
     "open_table",

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data import Matrix, as_matrix, as_targets, as_weights
+from ..data import Matrix, as_problem
 from ..errors import DataError, not_fitted_error
 
 
@@ -61,13 +61,11 @@ class InputMixin:
             raise DataError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        Xm = as_matrix(X, name="X")
+        Xm, Ym, w = as_problem(X, y, sample_weight, allow_all_zero=block)
         if not reset:
             self._check_features(Xm)
         device = self._compute_device(Xm)
         dtype = self._compute_dtype(Xm)
-        Ym = as_targets(y, Xm.values.shape[0], name="y")
-        w = as_weights(sample_weight, Xm.values.shape[0], allow_all_zero=block)
         Xt = Xm.values.to(device=device, dtype=dtype)
         Yt = Ym.values.to(device=device, dtype=dtype)
         wt = None if w is None else w.to(device=device, dtype=dtype)

@@ -264,7 +264,9 @@ def _setup(
     c = int(fit_intercept)
     p = c + d
     R = _r_factor(state_or_r).to(torch.float64)[:p, :p]
-    params = coef.to(torch.float64).T.reshape(d, -1)
+    # a copy, never a view: the aliased rows are zeroed below, and the caller's
+    # coefficients must not change with them
+    params = coef.to(torch.float64).T.clone()
     if fit_intercept:
         params = torch.cat([intercept.to(torch.float64).reshape(1, -1), params], 0)
     dropped = {a + c for a in aliased}

@@ -123,6 +123,7 @@ def results_from_fit(
         aliased=aliased,
         c=c,
         names=names,
+        exog_names=feature_names,
         design=design,
         rows=rows,
         endog=Y,
@@ -147,15 +148,19 @@ def _design_fn(X: Tensor | None, c: int, d: int, keep: list[int], device: torch.
                 )
             Xn = X
         else:
-            Xn = Xn.to(device=device, dtype=torch.float64).reshape(-1, d)
-        ones = [torch.ones_like(Xn[:, :1])] if (c and 0 in keep) else []
+            Xn = Xn.to(device=device, dtype=torch.float64).reshape(Xn.shape[0], d)
+        ones = [Xn.new_ones(Xn.shape[0], 1)] if (c and 0 in keep) else []
         return torch.cat([*ones, Xn[:, cols]], 1)
 
     return design
 
 
-def _kwargs(*, R, full, keep, aliased, c, names, target_names, squeeze, **rest) -> dict:
-    """The OLSResults keyword arguments both constructors share."""
+def _kwargs(*, R, full, keep, aliased, c, names, exog_names, target_names, squeeze, **rest) -> dict:
+    """The OLSResults keyword arguments both constructors share.
+
+    ``exog_names`` are the feature names the fit was given (None when it had none): new rows
+    for predictions are checked against them, as ``predict`` checks them.
+    """
     p = c + len(names)
     params = _np(full).copy()
     params[[j for j in range(p) if j not in keep]] = np.nan
@@ -170,6 +175,8 @@ def _kwargs(*, R, full, keep, aliased, c, names, target_names, squeeze, **rest) 
         k_constant=c,
         aliased_params=[a + c for a in aliased],
         param_names=(["const"] if c else []) + list(names),
+        exog_names=None if exog_names is None else [str(n) for n in exog_names],
+        n_exog=len(names),
         target_names=list(target_names)
         if target_names
         else [f"y{t + 1}" for t in range(full.shape[1])],
@@ -251,6 +258,7 @@ def results_from_state(
         aliased=aliased,
         c=c,
         names=names,
+        exog_names=feature_names,
         design=_design_fn(None, c, d, keep, R.device),
         rows=None,
         endog=None,

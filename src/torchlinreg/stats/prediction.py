@@ -26,11 +26,15 @@ def prediction(
     dist,
     *,
     squeeze: bool = False,
+    row_labels=None,
+    target_names=None,
 ) -> PredictionResults:
     """Predictions for basis rows ``A`` ``(m, q)`` with parameters ``b`` ``(q, k)``.
 
     ``cov`` is ``(A'A)^-1`` ``(q, q)`` (scaled by ``scale`` per target) or, when ``robust``,
     a per-target covariance ``(q, q, k)``; the observation variance adds ``scale / weights``.
+    ``row_labels`` (the new rows' DataFrame index) and ``target_names`` label the summary
+    frame.
     """
 
     def out(a: np.ndarray) -> np.ndarray:
@@ -46,7 +50,14 @@ def prediction(
         var_mean = to_np(((A @ cov) * A).sum(1))[:, None] * scale[None, :]
     w = 1.0 if weights is None else np.asarray(weights, dtype=np.float64)[:, None]
     var_resid = scale[None, :] / w
-    return PredictionResults(out(mean), out(var_mean), out(var_resid), dist)
+    return PredictionResults(
+        out(mean),
+        out(var_mean),
+        out(var_resid),
+        dist,
+        row_labels=row_labels,
+        target_names=target_names,
+    )
 
 
 COLUMNS = ("mean", "mean_se", "mean_ci_lower", "mean_ci_upper", "obs_ci_lower", "obs_ci_upper")
@@ -56,12 +67,21 @@ class PredictionResults:
     """Predicted means ``(m,)`` or ``(m, k)``, their variances and the residual variance."""
 
     def __init__(
-        self, predicted: np.ndarray, var_pred: np.ndarray, var_resid: np.ndarray, dist
+        self,
+        predicted: np.ndarray,
+        var_pred: np.ndarray,
+        var_resid: np.ndarray,
+        dist,
+        *,
+        row_labels=None,
+        target_names=None,
     ) -> None:
         self.predicted = predicted
         self.var_pred = var_pred
         self.var_resid = np.broadcast_to(var_resid, predicted.shape)
         self.dist = dist  # frozen scipy distribution of the pivots (t or normal)
+        self.row_labels = row_labels
+        self.target_names = target_names
 
     @property
     def predicted_mean(self) -> np.ndarray:
@@ -87,8 +107,9 @@ class PredictionResults:
     def summary_frame(self, alpha: float = 0.05):
         """statsmodels' columns; a pandas DataFrame when pandas imports, else a dict of arrays.
 
-        With several targets each column holds an ``(m, k)`` array (dict), or the frame gets
-        one block of columns per target, ``(column, target index)``.
+        The frame's index is the new rows' DataFrame index (else 0..m-1). With several
+        targets each column holds an ``(m, k)`` array (dict), or the frame gets one block of
+        columns per target, ``(column, target name)``.
         """
         mean_ci, obs_ci = self.conf_int(False, alpha), self.conf_int(True, alpha)
         values = (
@@ -104,6 +125,10 @@ class PredictionResults:
             import pandas as pd
         except ImportError:
             return data
+        index = self.row_labels
         if self.predicted.ndim == 1:
-            return pd.DataFrame(data)
-        return pd.concat({k: pd.DataFrame(v) for k, v in data.items()}, axis=1)
+            return pd.DataFrame(data, index=index)
+        names = self.target_names or list(range(self.predicted.shape[1]))
+        return pd.concat(
+            {k: pd.DataFrame(v, index=index, columns=names) for k, v in data.items()}, axis=1
+        )

@@ -31,6 +31,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
+from ..data import as_matrix, as_problem, as_weights
 from ..errors import DataError, DegenerateWarning
 from .covariance import hc_covariance, wald_f
 from .fitstats import as_tensor, results_from_fit, results_from_state
@@ -79,6 +80,8 @@ class OLSResults:
         condition_number: float = math.nan,
         use_t: bool | None = None,
         endog: Tensor | None = None,
+        exog_names: Sequence[str] | None = None,
+        n_exog: int | None = None,
     ) -> None:
         if cov_type not in COV_TYPES:
             raise ValueError(f"cov_type must be one of {COV_TYPES}; got {cov_type!r}")
@@ -98,6 +101,9 @@ class OLSResults:
         self.aliased = tuple(aliased_params)
         self.param_names = list(param_names)
         self.target_names = list(target_names)
+        # what new rows must look like (None: the design takes its own input, as polyfit's)
+        self._exog_names = None if exog_names is None else list(exog_names)
+        self._n_exog = n_exog
         self._squeeze = squeeze
         self.cov_type = cov_type
         # statsmodels: t and F for the classical covariance, normal for robust ones
@@ -399,10 +405,14 @@ class OLSResults:
         ``exog`` holds new rows of X (without the constant); ``None`` reuses the fitted
         rows. ``weights`` are WLS weights of the new observations (default 1).
         """
+        labels = None
         if exog is None:
             A, weights = self._design(None), self._weights if weights is None else weights
         else:
-            A = self._design(as_tensor(exog).to(torch.float64))
+            rows, labels = self._new_rows(exog)
+            A = self._design(rows)
+        if weights is not None and not (exog is None and weights is self._weights):
+            weights = _np(as_weights(weights, A.shape[0], allow_all_zero=True))
         robust = None if self.cov_type == "nonrobust" else self._robust_cov_basis
         cov = self._cov_unscaled_basis if robust is None else robust
         return prediction(
@@ -414,7 +424,34 @@ class OLSResults:
             weights,
             self._dist,
             squeeze=self._squeeze,
+            row_labels=labels,
+            target_names=self.target_names,
         )
+
+    def _new_rows(self, exog) -> tuple[Tensor, object]:
+        """New rows of X, validated as ``predict`` validates them, and their row labels."""
+        if self._n_exog is None:  # a design of its own (polyfit: x values)
+            return as_tensor(exog).to(torch.float64), None
+        d = self._n_exog
+        flat = getattr(exog, "ndim", np.ndim(exog)) == 1
+        Xm = as_matrix(exog, name="exog", min_features=0, allow_1d=True)
+        X = Xm.values
+        if flat and d > 1 and X.shape[0] == d:  # one row given as a flat sequence
+            X = X.T
+        names = self._exog_names
+        if names is not None and Xm.columns is not None and not flat and Xm.columns != names:
+            raise DataError(
+                f"exog's columns {Xm.columns} are not the features the model was fitted on, "
+                f"{names}; select and order the columns as in the fit"
+            )
+        if X.shape[1] != d:
+            raise DataError(
+                f"exog has {X.shape[1]} columns, but the model was fitted on {d} features"
+                + (f" ({names})" if names else "")
+                + "; pass one column per feature, without a constant"
+            )
+        labels = getattr(exog, "index", None) if Xm.kind == "pandas" else None
+        return X, labels
 
     def summary(self, alpha: float = 0.05) -> str:
         """A text table in the spirit of statsmodels' summary (one block per target)."""
@@ -442,9 +479,12 @@ def ols(
 ) -> OLSResults:
     """Fit ordinary (or weighted) least squares exactly and return its statistics.
 
-    ``X`` is ``(n, d)`` without a constant column; ``y`` is ``(n,)`` or ``(n, k)``;
-    ``sample_weight`` are WLS weights (1/variance). Aliased columns (rank below
-    ``rcond``) are reported with a RankWarning and get NaN.
+    ``X`` is ``(n, d)`` without a constant column (``d`` may be 0: the intercept-only
+    model; a 1-D X is one column); ``y`` is ``(n,)`` or ``(n, k)``; ``sample_weight`` are WLS
+    weights (1/variance), one per row or a scalar. Inputs are validated as the estimators
+    validate them (numpy, torch, pandas, polars, pyarrow); DataFrame and Series names become
+    the parameter and target names unless ``feature_names``/``target_names`` are given.
+    Aliased columns (rank below ``rcond``) are reported with a RankWarning and get NaN.
 
     Example:
         >>> import torch
@@ -455,14 +495,17 @@ def ols(
     """
     from ..exact.state import fit_exact
 
-    X, y = as_tensor(X), as_tensor(y)
-    X = X.to(torch.float64)
-    X = X[:, None] if X.ndim == 1 else X
-    y = y.to(device=X.device, dtype=torch.float64)
-    w = None if sample_weight is None else as_tensor(sample_weight).to(X)
+    Xm, Ym, w = as_problem(
+        X, y, sample_weight, min_features=0 if fit_intercept else 1, allow_1d_x=True
+    )
+    X = Xm.values.to(torch.float64)
+    Y = Ym.values.to(device=X.device, dtype=torch.float64)
+    w = None if w is None else w.to(device=X.device, dtype=torch.float64)
+    feature_names = _names(feature_names, Xm.columns, X.shape[1], "feature_names")
+    target_names = _names(target_names, Ym.columns, Y.shape[1], "target_names")
     state, solution = fit_exact(
         X,
-        y.reshape(X.shape[0], -1),
+        Y,
         sample_weight=w,
         fit_intercept=fit_intercept,
         rcond=rcond,
@@ -470,7 +513,7 @@ def ols(
     )
     return OLSResults.from_fit(
         X,
-        y,
+        Y[:, 0] if Ym.was_1d else Y,
         w,
         fit_intercept,
         state,
@@ -479,3 +522,14 @@ def ols(
         feature_names=feature_names,
         target_names=target_names,
     )
+
+
+def _names(given, found, count: int, what: str) -> list[str] | None:
+    """Names given by the caller, else the data's own (DataFrame columns, a Series name)."""
+    names = given if given is not None else found
+    if names is None:
+        return None
+    names = [str(n) for n in names]
+    if len(names) != count:
+        raise DataError(f"{len(names)} {what} for {count} columns; give one name per column")
+    return names

@@ -113,7 +113,7 @@ def test_predict_writes_csv_or_parquet_in_row_order(tmp_path, capsys, suffix):
     assert (r.code, r.out, r.err) == (0, "", "")
     got = pd.read_parquet(out) if suffix == ".parquet" else read_csv_text(out.read_text())
     assert list(got.columns) == ["apples"]
-    expected = torchlinreg.load(model).predict(np.ascontiguousarray(df[FEATURES]))[:, 0]
+    expected = torchlinreg.load(model).predict(np.ascontiguousarray(df[FEATURES]))
     # CSV floats are written as their shortest round-trip text: equal bit for bit
     np.testing.assert_array_equal(got["apples"].to_numpy(), expected)
 
@@ -302,7 +302,7 @@ def test_delimiter_can_be_named(tmp_path, capsys, name):
     assert r.code == 0, r.err
     A = np.column_stack([np.ones(40), df[FEATURES].to_numpy()])
     coef = np.linalg.lstsq(A, df["apples"].to_numpy(), rcond=None)[0]
-    np.testing.assert_allclose(torchlinreg.load(model).coef_[0], coef[1:], rtol=1e-10)
+    np.testing.assert_allclose(torchlinreg.load(model).coef_, coef[1:], rtol=1e-10)
 
 
 def test_small_blocks_give_the_same_model_predictions_and_metrics(tmp_path, capsys):
@@ -328,3 +328,27 @@ def test_small_blocks_give_the_same_model_predictions_and_metrics(tmp_path, caps
     for t in TARGETS:
         for key in ("mse", "rmse", "mae", "r2"):
             assert e2["targets"][t][key] == pytest.approx(e1["targets"][t][key], rel=1e-12)
+
+
+def test_one_target_from_the_command_is_a_1d_target(tmp_path, capsys):
+    # scikit-learn's shapes: one target column gives coef_ (d,), a scalar intercept_ and
+    # predictions (n,); several give (k, d), (k,) and (n, k), for every solver
+    df = frame(60)
+    data = write(df, tmp_path / "d.csv")
+    for solver in ("qr", "sgd"):
+        one, two = tmp_path / f"one-{solver}.safetensors", tmp_path / f"two-{solver}.safetensors"
+        opts = ["--features", "a,b,c", "--solver", solver, "--seed", "0", "-q"]
+        assert cli(capsys, "train", data, "-t", "apples", *opts, "-o", one).code == 0
+        assert (
+            cli(capsys, "train", data, "-t", "apples", "-t", "oranges", *opts, "-o", two).code == 0
+        )
+        m1, m2 = torchlinreg.load(one), torchlinreg.load(two)
+        X = df[FEATURES].to_numpy()
+        assert (
+            m1.coef_.shape == (3,) and np.ndim(m1.intercept_) == 0 and m1.predict(X).shape == (60,)
+        )
+        assert m2.coef_.shape == (2, 3) and m2.intercept_.shape == (2,)
+        assert m2.predict(X).shape == (60, 2)
+        if solver == "qr":
+            np.testing.assert_allclose(m1.coef_, m2.coef_[0], rtol=1e-12)
+            assert m1.results_.params.shape == (4,)

@@ -677,7 +677,7 @@ def test_rank_deficient_fit_is_one_warning_line(tmp_path, capsys, monkeypatch, m
     y = np.array([3.0 * i - 1 for i in range(10)])
     A = np.column_stack([np.ones(10), X])
     np.testing.assert_allclose(
-        torchlinreg.load("m.safetensors").predict(X)[:, 0],
+        torchlinreg.load("m.safetensors").predict(X),
         A @ np.linalg.lstsq(A, y, rcond=None)[0],
         atol=1e-9,
     )
@@ -696,8 +696,8 @@ def test_zero_weight_blocks_do_not_stop_a_streamed_fit(tmp_path, capsys, monkeyp
     A = np.column_stack([np.ones(36), df[["a", "b", "c"]].to_numpy()[4:]])
     coef = np.linalg.lstsq(A, df["apples"].to_numpy()[4:], rcond=None)[0]
     got = torchlinreg.load("m.safetensors")
-    np.testing.assert_allclose(got.intercept_, coef[:1], rtol=1e-10)
-    np.testing.assert_allclose(got.coef_[0], coef[1:], rtol=1e-10)
+    np.testing.assert_allclose(got.intercept_, coef[0], rtol=1e-10)
+    np.testing.assert_allclose(got.coef_, coef[1:], rtol=1e-10)
 
 
 def test_debug_flag_shows_the_traceback(tmp_path, monkeypatch, model_bytes):

@@ -21,7 +21,7 @@ def trained(tmp_path, capsys):
     model = tmp_path / "m.safetensors"
     r = cli(capsys, "train", data, "-t", "apples", "--features", "a,b,c", "-o", model, "-q")
     assert r.code == 0, r.err
-    expected = torchlinreg.load(model).predict(np.ascontiguousarray(df[FEATURES]))[:, 0]
+    expected = torchlinreg.load(model).predict(np.ascontiguousarray(df[FEATURES]))
     return data, model, expected
 
 

@@ -151,6 +151,38 @@ def test_float32_input_predicts_float32_but_fits_in_float64():
     assert model.state_.dtype == torch.float64
 
 
+@pytest.mark.parametrize("solver", ["qr", "gram", "lbfgs"])
+@pytest.mark.parametrize("x_dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("y_shape", ["1d", "n1", "n2"])
+def test_shapes_and_dtypes_are_scikit_learns(solver, x_dtype, y_shape):
+    # coef_, intercept_ and predictions have scikit-learn's shapes and dtypes for every
+    # kind of y: (n,), (n, 1), (n, 2); float32 X keeps float32 (computed in float64)
+    X, Y, _, _ = make_regression(80, 3, 2, seed=3)
+    y = {"1d": Y[:, 0], "n1": Y[:, :1], "n2": Y}[y_shape]
+    X = X.astype(x_dtype)
+    ours = tlr.LinearRegression(solver=solver, random_state=0).fit(X, y)
+    theirs = SkLinearRegression().fit(X, y)
+    for attr in ("coef_", "intercept_"):
+        a, b = getattr(ours, attr), getattr(theirs, attr)
+        assert np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.asarray(b).dtype, attr
+        assert type(a) is type(b), attr
+    p, q = ours.predict(X), theirs.predict(X)
+    assert p.shape == q.shape and p.dtype == q.dtype
+    if solver != "lbfgs":
+        np.testing.assert_allclose(
+            ours.coef_, theirs.coef_, rtol=2e-3 if x_dtype == np.float32 else 1e-9
+        )
+
+
+def test_a_series_target_names_the_target():
+    pd = pytest.importorskip("pandas")
+    X, y, _, _ = make_regression(50, 2, 1, seed=1)
+    model = tlr.LinearRegression().fit(
+        pd.DataFrame(X, columns=["a", "b"]), pd.Series(y, name="yield")
+    )
+    assert model.results_.target_names == ["yield"] and model.coef_.shape == (2,)
+
+
 def test_dataframes_and_tables_carry_feature_names():
     pd = pytest.importorskip("pandas")
     pl = pytest.importorskip("polars")

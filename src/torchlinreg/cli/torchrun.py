@@ -127,7 +127,9 @@ def fit_exact_on_ranks(est, source, features, targets, weight_col, opts) -> int:
         # A block whose weights are all zero adds nothing; the estimator refuses one.
         if b.w is None or bool((b.w > 0).any())
     )
-    est.fit_blocks(blocks, feature_names=features, target_names=targets)
+    est.fit_blocks(
+        blocks, feature_names=features, target_names=targets[0] if len(targets) == 1 else targets
+    )
     with agree_on_errors():  # every rank fails alike; mark it shared so rank 0 reports
         check_enough_rows(est.state_.n_nonzero, len(features), opts, source.path)
     return est.state_.n_samples

@@ -46,6 +46,11 @@ def _metric_dict(names: list[str], metrics: dict[str, torch.Tensor]) -> dict[str
     }
 
 
+def _target_arg(targets: list[str]) -> str | list[str]:
+    """One target is a 1-D target (coef_ (d,), predictions (n,)), as scikit-learn has it."""
+    return targets[0] if len(targets) == 1 else targets
+
+
 def _fit_exact(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
     if is_distributed():
         rows = fit_exact_on_ranks(est, source, features, targets, weight_col, opts)
@@ -53,7 +58,7 @@ def _fit_exact(est, source, features, targets, weight_col, opts) -> tuple[int, d
     count = RowCount(len(features), opts, source.path)
     # prefetch: the next block is read while this one is absorbed (files.blocksources.prefetch)
     blocks = count.through(prefetch(source.read_columns(features, targets, weight_col)))
-    est.fit_blocks(blocks, feature_names=features, target_names=targets)
+    est.fit_blocks(blocks, feature_names=features, target_names=_target_arg(targets))
     return count.rows, _metric_dict(targets, est.state_metrics())
 
 
@@ -85,7 +90,7 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
         est.fit(block.X, block.Y, block.w, callbacks=callbacks, resume_from=resume)
 
     run_with_snapshots(fit, config, opts)
-    est._name_columns(features, targets)
+    est._name_columns(features, _target_arg(targets))
     pred = est.model_.predict(block.X.to(est.model_.weight.device))
     metrics = regression_metrics_all_ranks(block.Y, pred.cpu(), block.w)  # block.Y: CPU
     return count_all_ranks(block.n_rows), _metric_dict(targets, metrics)
@@ -104,7 +109,7 @@ def _fit_streamed(est, source, features, targets, weight_col, opts) -> tuple[int
         )
 
     run_with_snapshots(fit, config, opts, extra=[RowsInto(config, blocks)])
-    est._name_columns(features, targets)
+    est._name_columns(features, _target_arg(targets))
     return blocks.n_rows, _metric_dict(targets, est.state_metrics())
 
 

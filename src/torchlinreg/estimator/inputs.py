@@ -94,12 +94,25 @@ class InputMixin:
         self._y_was_1d = Ym.was_1d
         self._target_names = list(Ym.columns) if Ym.columns is not None else None
         self._output_kind = (Xm.kind, Xm.device)
+        # scikit-learn's convention: coef_ and intercept_ in X's float dtype
+        self._output_dtype = torch.float32 if Xm.values.dtype == torch.float32 else torch.float64
 
     def _feature_list(self) -> list[str] | None:
         names = getattr(self, "feature_names_in_", None)
         return None if names is None else [str(n) for n in names]
 
     def _name_columns(self, feature_names, target_names) -> None:
+        """Name the columns of a fit whose blocks carried no names (files, iterables).
+
+        One target name given as a string (not a list) declares a 1-D target, as a pandas
+        Series would: ``coef_`` is ``(d,)`` and predictions ``(n,)``.
+        """
+        if isinstance(target_names, str):
+            k = self.state_.n_targets if hasattr(self, "state_") else self.model_.n_targets
+            if k != 1:
+                raise DataError(f"one target name ({target_names!r}) for {k} targets")
+            self._y_was_1d = True
+            target_names = [target_names]
         if feature_names is not None:
             if len(feature_names) != self.n_features_in_:
                 raise DataError(
@@ -111,11 +124,15 @@ class InputMixin:
             if len(target_names) != k:
                 raise DataError(f"{len(target_names)} target names for {k} targets")
             self._target_names = list(target_names)
+        if hasattr(self, "model_"):
+            self._publish()  # the shapes may have changed
 
     def _publish(self) -> None:
-        """Expose coef_/intercept_ as the input's type: numpy, or tensors on its device."""
+        """Expose coef_/intercept_ as the input's type: numpy, or tensors on its device, in
+        X's float dtype; ``(d,)`` and a scalar for a 1-D target (scikit-learn's shapes)."""
         kind, device = self._output_kind
-        coef, intercept = self.model_.weight, self.model_.bias
+        dtype = getattr(self, "_output_dtype", torch.float64)
+        coef, intercept = self.model_.weight.to(dtype), self.model_.bias.to(dtype)
         if kind == "torch":
             coef, intercept = coef.to(device), intercept.to(device)
             if self._y_was_1d:
@@ -123,5 +140,5 @@ class InputMixin:
         else:
             coef, intercept = coef.cpu().numpy(), intercept.cpu().numpy()
             if self._y_was_1d:
-                coef, intercept = coef[0], float(intercept[0])
+                coef, intercept = coef[0], intercept[0]  # a numpy scalar, as scikit-learn's
         self.coef_, self.intercept_ = coef, intercept

@@ -243,7 +243,9 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         pass for the standardization, then each epoch reads the blocks again through a
         shuffle buffer of ``buffer_rows`` rows (see :mod:`torchlinreg.iterative.streaming`);
         ``resume_from`` continues from a checkpoint's trainer state. Given a plain
-        iterable, iterative solvers gather the blocks in memory first.
+        iterable, iterative solvers gather the blocks in memory first. ``target_names`` as
+        one string (not a list) declares a single 1-D target, as a pandas Series would:
+        ``coef_`` ``(d,)``, predictions ``(n,)``.
 
         Example:
             >>> import numpy as np

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError, RankWarning
+from ..exact.ddouble import dd_add_fast, dd_from, two_prod
 from ..exact.refine import needs_refinement, refine_solution
 
 _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
@@ -112,7 +113,7 @@ def results_from_fit(
 
     def rows() -> tuple[Tensor, Tensor]:
         A = design(None)
-        resid = Y - A @ full[keep]
+        resid = residuals_dd(A, Y, full[keep])
         s = torch.ones_like(Y[:, 0]) if w is None else w.sqrt()
         return s[:, None] * A, s[:, None] * resid
 
@@ -132,6 +133,17 @@ def results_from_fit(
         target_names=target_names,
         squeeze=squeeze,
     )
+
+
+def residuals_dd(A: Tensor, Y: Tensor, b: Tensor) -> Tensor:
+    """``Y - A b`` accumulated in double-double, rounded once: the residuals of the
+    parameters users get, to the last bit even where ``A b`` cancels most of ``Y``
+    (HC covariances square them). ``A`` ``(n, q)``, ``Y`` ``(n, k)``, ``b`` ``(q, k)``."""
+    r = dd_from(Y)
+    for j in range(A.shape[1]):
+        col = A[:, j : j + 1]
+        r = dd_add_fast(r, two_prod(col, -b[j : j + 1]))
+    return r[0] + r[1]
 
 
 def _design_fn(X: Tensor | None, c: int, d: int, keep: list[int], device: torch.device):

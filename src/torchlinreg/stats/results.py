@@ -298,8 +298,7 @@ class OLSResults:
         if self._rows is None:
             raise DataError(f"cov_type={self.cov_type!r} needs the rows; refit in memory")
         A, e = self._rows()
-        C = self._cov_unscaled_basis
-        return hc_covariance(A, e, C, self.cov_type, self.nobs, self.df_resid)
+        return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid)
 
     def cov_params(self) -> np.ndarray:
         """Covariance of the parameters (``cov_type``): ``(p, p)`` or ``(p, p, k)``."""

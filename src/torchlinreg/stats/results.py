@@ -377,6 +377,32 @@ class OLSResults:
         """Bayesian information criterion: -2 llf + log(nobs) rank."""
         return -2 * self.llf + np.log(self.nobs) * self.rank
 
+    def info_criteria(self, crit: str, dk_params: float = 0) -> np.ndarray:
+        """An information criterion, as statsmodels' ``RegressionResults.info_criteria``.
+
+        ``crit`` is ``"aic"``, ``"bic"``, ``"aicc"`` or ``"hqic"``; the parameter count is
+        the rank plus ``dk_params`` (``dk_params=1`` counts the scale too). AICc is inf
+        when ``nobs - count - 1 <= 0``.
+
+        Example:
+            >>> import numpy as np
+            >>> res = ols(np.arange(10.0)[:, None], np.arange(10.0) + np.tile([0.1, -0.1], 5))
+            >>> bool(np.isclose(res.info_criteria("aic"), res.aic))
+            True
+        """
+        k = self.rank + dk_params
+        penalty = {
+            "aic": 2.0 * k,
+            "bic": np.log(self.nobs) * k,
+            "hqic": 2.0 * np.log(np.log(self.nobs)) * k,
+        }
+        if crit == "aicc":
+            dof = self.nobs - k - 1.0
+            penalty["aicc"] = 2.0 * k * self.nobs / dof if dof > 0 else np.inf
+        if crit not in penalty:
+            raise ValueError(f"crit must be 'aic', 'bic', 'aicc' or 'hqic'; got {crit!r}")
+        return -2 * self.llf + penalty[crit]
+
     # ---- prediction, reporting ----------------------------------------------------------
     @cached_property
     def fittedvalues(self) -> np.ndarray:
@@ -438,12 +464,15 @@ def ols(
     rcond: float | None = None,
     feature_names: Sequence[str] | None = None,
     target_names: Sequence[str] | None = None,
+    use_t: bool | None = None,
 ) -> OLSResults:
     """Fit ordinary (or weighted) least squares exactly and return its statistics.
 
     ``X`` is ``(n, d)`` without a constant column; ``y`` is ``(n,)`` or ``(n, k)``;
     ``sample_weight`` are WLS weights (1/variance). Aliased columns (rank below
-    ``rcond``) are reported with a RankWarning and get NaN.
+    ``rcond``) are reported with a RankWarning and get NaN. ``use_t`` (as statsmodels'
+    ``fit(use_t=...)``) picks Student's t (True) or the normal (False) for the parameters'
+    p-values and intervals; by default t for ``cov_type="nonrobust"``, normal for HC.
 
     Example:
         >>> import torch
@@ -477,4 +506,5 @@ def ols(
         cov_type=cov_type,
         feature_names=feature_names,
         target_names=target_names,
+        use_t=use_t,
     )

@@ -223,3 +223,30 @@ def test_info_criteria_rejects_an_unknown_criterion():
     X, y = _longley()
     with pytest.raises(ValueError, match="aicc"):
         ols(X, y).info_criteria("cp")
+
+
+def test_residuals_are_exact_to_rounding_where_the_float64_sum_cancels():
+    from fractions import Fraction
+
+    import torch
+
+    from torchlinreg.stats.fitstats import residuals
+
+    # fitted values ~1e8 next to residuals ~1e-2: a float64 sum keeps about 8 digits
+    rng = np.random.default_rng(7)
+    n = 50
+    A = np.column_stack([np.ones(n), 1e8 + rng.uniform(0, 1e3, n)])
+    b = np.array([[-3.7e5], [1.0037]])
+    Y = A @ b + rng.standard_normal((n, 1)) * 1e-2
+    exact = np.array(
+        [
+            float(Fraction(Y[i, 0]) - sum(Fraction(A[i, j]) * Fraction(b[j, 0]) for j in range(2)))
+            for i in range(n)
+        ]
+    )[:, None]
+    eps = np.finfo(float).eps
+    plain = Y - A @ b
+    assert np.max(np.abs(plain - exact) / np.abs(exact)) > 1e3 * eps  # the trap is real
+    ours = residuals(*(torch.tensor(a) for a in (A, Y, b))).numpy()
+    # 1) every residual to within rounding of itself
+    assert np.all(np.abs(ours - exact) <= 2 * eps * np.abs(exact))

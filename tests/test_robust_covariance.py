@@ -250,3 +250,16 @@ def test_residuals_are_exact_to_rounding_where_the_float64_sum_cancels():
     ours = residuals(*(torch.tensor(a) for a in (A, Y, b))).numpy()
     # 1) every residual to within rounding of itself
     assert np.all(np.abs(ours - exact) <= 2 * eps * np.abs(exact))
+
+
+def test_hc1_without_residual_degrees_of_freedom_is_nan_with_a_warning():
+    X = np.array([[1.0, 2.0], [2.0, 1.0], [3.0, 5.0]])
+    y = np.array([1.0, 2.0, 4.0])  # n == p: every residual is 0, nobs / df_resid undefined
+    res = ols(X, y, cov_type="HC1")
+    with pytest.warns(DegenerateWarning, match="no residual degrees of freedom"):
+        bse = res.bse
+    assert np.all(np.isnan(bse))
+    # HC0 is defined (0) there: all rows have leverage 1 but HC0 does not divide by 1 - h
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.all(np.abs(ols(X, y, cov_type="HC0").bse) < 1e-12)

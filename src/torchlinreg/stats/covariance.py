@@ -90,6 +90,13 @@ def hc_covariance(A: Tensor, e: Tensor, cov_type: str, nobs: int, df_resid: floa
     cov = torch.linalg.solve_triangular(R, left.transpose(-1, -2), upper=True)
     cov = (cov + cov.transpose(-1, -2)) / 2  # symmetric to the last bit
     if cov_type == "HC1":
+        if df_resid <= 0:
+            warnings.warn(
+                f"no residual degrees of freedom (nobs={nobs}): HC1 scales by nobs / "
+                "df_resid, so it is NaN; use cov_type='HC0' or add observations",
+                DegenerateWarning,
+                stacklevel=2,
+            )
         cov = cov * (nobs / df_resid if df_resid > 0 else math.nan)
     return cov.permute(1, 2, 0)
 

@@ -304,8 +304,7 @@ class OLSResults:
         if self._rows is None:
             raise DataError(f"cov_type={self.cov_type!r} needs the rows; refit in memory")
         A, e = self._rows()
-        C = self._cov_unscaled_basis
-        return hc_covariance(A, e, C, self.cov_type, self.nobs, self.df_resid)
+        return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid)
 
     def cov_params(self) -> np.ndarray:
         """Covariance of the parameters (``cov_type``): ``(p, p)`` or ``(p, p, k)``."""
@@ -383,6 +382,32 @@ class OLSResults:
     def bic(self) -> np.ndarray:
         """Bayesian information criterion: -2 llf + log(nobs) rank."""
         return -2 * self.llf + np.log(self.nobs) * self.rank
+
+    def info_criteria(self, crit: str, dk_params: float = 0) -> np.ndarray:
+        """An information criterion, as statsmodels' ``RegressionResults.info_criteria``.
+
+        ``crit`` is ``"aic"``, ``"bic"``, ``"aicc"`` or ``"hqic"``; the parameter count is
+        the rank plus ``dk_params`` (``dk_params=1`` counts the scale too). AICc is inf
+        when ``nobs - count - 1 <= 0``.
+
+        Example:
+            >>> import numpy as np
+            >>> res = ols(np.arange(10.0)[:, None], np.arange(10.0) + np.tile([0.1, -0.1], 5))
+            >>> bool(np.isclose(res.info_criteria("aic"), res.aic))
+            True
+        """
+        k = self.rank + dk_params
+        penalty = {
+            "aic": 2.0 * k,
+            "bic": np.log(self.nobs) * k,
+            "hqic": 2.0 * np.log(np.log(self.nobs)) * k,
+        }
+        if crit == "aicc":
+            dof = self.nobs - k - 1.0
+            penalty["aicc"] = 2.0 * k * self.nobs / dof if dof > 0 else np.inf
+        if crit not in penalty:
+            raise ValueError(f"crit must be 'aic', 'bic', 'aicc' or 'hqic'; got {crit!r}")
+        return -2 * self.llf + penalty[crit]
 
     # ---- prediction, reporting ----------------------------------------------------------
     @cached_property
@@ -476,6 +501,7 @@ def ols(
     rcond: float | None = None,
     feature_names: Sequence[str] | None = None,
     target_names: Sequence[str] | None = None,
+    use_t: bool | None = None,
 ) -> OLSResults:
     """Fit ordinary (or weighted) least squares exactly and return its statistics.
 
@@ -485,6 +511,9 @@ def ols(
     validate them (numpy, torch, pandas, polars, pyarrow); DataFrame and Series names become
     the parameter and target names unless ``feature_names``/``target_names`` are given.
     Aliased columns (rank below ``rcond``) are reported with a RankWarning and get NaN.
+    ``use_t`` (as statsmodels' ``fit(use_t=...)``) picks Student's t (True) or the normal
+    (False) for the parameters' p-values and intervals; by default t for
+    ``cov_type="nonrobust"``, normal for HC.
 
     Example:
         >>> import torch
@@ -521,6 +550,7 @@ def ols(
         cov_type=cov_type,
         feature_names=feature_names,
         target_names=target_names,
+        use_t=use_t,
     )
 
 

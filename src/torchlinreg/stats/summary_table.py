@@ -45,6 +45,11 @@ def _target(res: OLSResults, t: int):
     return pick
 
 
+def statistic_name(res: OLSResults) -> str:
+    """``"t"`` when the tests use Student's t, ``"z"`` when the normal (statsmodels' labels)."""
+    return "t" if res.use_t else "z"
+
+
 def _header(res: OLSResults, pick, name: str) -> list[str]:
     left = [
         ("Dep. Variable:", name),
@@ -81,7 +86,8 @@ def summary_text(res: OLSResults, alpha: float = 0.05) -> str:
         lines = ["OLS Regression Results".center(_WIDTH), "=" * _WIDTH]
         lines += _header(res, pick, name)
         lines.append("=" * _WIDTH)
-        head = ["coef", "std err", "t", "P>|t|", lo_name, hi_name]
+        stat = statistic_name(res)
+        head = ["coef", "std err", stat, f"P>|{stat}|", lo_name, hi_name]
         lines.append(f"{'':<14}" + "".join(" " + h.rjust(10) for h in head))
         lines.append("-" * _WIDTH)
         params, bse, tv, pv = (pick(a) for a in (res.params, res.bse, res.tvalues, res.pvalues))
@@ -133,6 +139,9 @@ def results_dict(res: OLSResults) -> dict:
         "df_model": res.df_model,
         "df_resid": res.df_resid,
         "cov_type": res.cov_type,
+        # tvalues/pvalues keep statsmodels' attribute names; these say which they are
+        "use_t": bool(res.use_t),
+        "statistic": statistic_name(res),
         "condition_number": _plain(res.condition_number),
     }
     for name in (

@@ -78,7 +78,8 @@ def summary_text(res: OLSResults, alpha: float = 0.05) -> str:
     lo_name, hi_name = f"[{alpha / 2:g}", f"{1 - alpha / 2:g}]"
     for t, name in enumerate(res.target_names):
         pick = _target(res, t)
-        lines = ["OLS Regression Results".center(_WIDTH), "=" * _WIDTH]
+        title = f"{'WLS' if res.weighted else 'OLS'} Regression Results"
+        lines = [title.center(_WIDTH), "=" * _WIDTH]
         lines += _header(res, pick, name)
         lines.append("=" * _WIDTH)
         head = ["coef", "std err", "t", "P>|t|", lo_name, hi_name]
@@ -133,6 +134,7 @@ def results_dict(res: OLSResults) -> dict:
         "df_model": res.df_model,
         "df_resid": res.df_resid,
         "cov_type": res.cov_type,
+        "weighted": res.weighted,
         "condition_number": _plain(res.condition_number),
     }
     for name in (

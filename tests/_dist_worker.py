@@ -52,6 +52,7 @@ def main() -> None:
             key = f"{solver}_{'w' if weighted else 'u'}"
             res[f"{key}_coef"], res[f"{key}_icpt"] = m.coef_, np.atleast_1d(m.intercept_)
             res[f"{key}_n"] = np.array([m.state_.n_samples])
+            res[f"{key}_llf"] = np.atleast_1d(m.results_.llf)  # needs every rank's sum(log w)
 
     # fit_blocks: rank 1 holds three blocks, rank 0 none at all.
     blocks = [] if rank == 0 else [(X[i : i + 1000], Y[i : i + 1000]) for i in (0, 1000, 2000)]
@@ -79,7 +80,9 @@ def main() -> None:
     # Metrics over every rank's rows (what `train` reports for iterative solvers).
     Xm, Ym, wm = split(rank, world, X, Y, w)
     pred = torch.as_tensor(Ym) + torch.as_tensor(Xm[:, :3]) * 0.1
-    metrics = regression_metrics_all_ranks(torch.as_tensor(Ym), pred, torch.as_tensor(wm))
+    metrics = regression_metrics_all_ranks(
+        torch.as_tensor(Ym), pred, torch.as_tensor(wm), uncentered=True
+    )
     for name, values in metrics.items():
         res[f"metric_{name}"] = values.numpy()
     res["rows"] = np.array([count_all_ranks(Xm.shape[0])])

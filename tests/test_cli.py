@@ -90,7 +90,8 @@ def test_train_predict_evaluate_round_trip(tmp_path, capsys, kind, solver):
     r = cli(capsys, "evaluate", model, data, "--json")
     assert r.code == 0, r.err
     report = r.json
-    assert set(report) == {"targets", "rows"} and report["rows"] == len(df)
+    assert set(report) == {"targets", "rows", "weighted", "weights"}
+    assert report["rows"] == len(df) and (report["weighted"], report["weights"]) == (False, None)
     assert list(report["targets"]) == TARGETS
     for j, name in enumerate(TARGETS):
         y, p = df[name].to_numpy(), pred.to_numpy()[:, j]

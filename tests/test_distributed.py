@@ -96,6 +96,11 @@ def test_exact_fit_on_two_ranks_equals_one_process(ranks, solver, weighted):
     coef, icpt = _lstsq(X, Y, w)
     np.testing.assert_allclose(ranks[0][f"{key}_coef"], coef, rtol=0, atol=1e-9)
     np.testing.assert_allclose(ranks[0][f"{key}_icpt"], icpt, rtol=1e-10)
+    # 4) the log-likelihood of the merged state is statsmodels' (WLS: sum(log w) merged)
+    sm = pytest.importorskip("statsmodels.api")
+    for j in range(3):
+        ref = sm.WLS(Y[:, j], sm.add_constant(X), weights=1.0 if w is None else w).fit()
+        np.testing.assert_allclose(ranks[0][f"{key}_llf"][j], ref.llf, rtol=1e-10)
 
 
 def test_fit_blocks_with_a_rank_that_has_no_rows(ranks):
@@ -139,7 +144,8 @@ def test_metrics_and_row_counts_cover_every_rank(ranks):
 
     X, Y, w = problem(3000, 6, 3, seed=1)
     pred = torch.as_tensor(Y) + torch.as_tensor(X[:, :3]) * 0.1
-    want = regression_metrics(torch.as_tensor(Y), pred, torch.as_tensor(w))
+    want = regression_metrics(torch.as_tensor(Y), pred, torch.as_tensor(w), uncentered=True)
+    assert "r2_uncentered" in want
     for name, values in want.items():
         np.testing.assert_allclose(ranks[0][f"metric_{name}"], values.numpy(), rtol=1e-12)
     assert int(ranks[1]["rows"][0]) == 3000
@@ -256,6 +262,8 @@ def test_torchrun_train_csv_equals_one_process_and_reports_once(table_dir):
 
 
 def test_torchrun_parquet_folder_iterative_and_a_bad_row(table_dir):
+    from torchlinreg import load
+
     commands = [
         ["train", "data.parquet", "-t", "y", "-t", "z", "--weights", "w", "--solver", "gram"],
         ["train", "folder", "-t", "y", "-t", "z", "--features", "a,b,c,d"],
@@ -263,7 +271,9 @@ def test_torchrun_parquet_folder_iterative_and_a_bad_row(table_dir):
         ["train", "one_group.parquet", "-t", "y", "-t", "z", "--features", "a,b,c,d"],
         ["train", "data.csv", "-t", "y", "--solver", "adam", "--checkpoint", "c.ckpt"],
         ["train", "bad.csv", "-t", "y", "--features", "a,b,c,d"],
-    ]
+        ["train", "data.csv", "-t", "y", "-t", "z", "--weights", "w", "--no-intercept",
+         "--features", "a,b,c,d"],
+    ]  # fmt: skip
     commands = [[*c, "-o", f"two{i}.safetensors"] for i, c in enumerate(commands)]
     (table_dir / "commands.json").write_text(__import__("json").dumps(commands))
     driver = str(Path(__file__).parent / "_dist_cli.py")
@@ -271,7 +281,7 @@ def test_torchrun_parquet_folder_iterative_and_a_bad_row(table_dir):
     codes = [__import__("json").loads((table_dir / f"codes{r}.json").read_text()) for r in (0, 1)]
     # 1) checkpoints are refused, the bad row fails both ranks with the usage/data exit
     # code, and nothing hangs
-    assert codes == [[0, 0, 0, 0, 2, 2], [0, 0, 0, 0, 2, 2]], done.stderr
+    assert codes == [[0, 0, 0, 0, 2, 2, 0], [0, 0, 0, 0, 2, 2, 0]], done.stderr
     assert done.stderr.count("not supported under torchrun") == 1
     # 2) one clean line, from rank 0, naming the file row that only rank 1 read
     errors = [line for line in done.stderr.splitlines() if line.startswith("torchlinreg: error")]
@@ -280,13 +290,19 @@ def test_torchrun_parquet_folder_iterative_and_a_bad_row(table_dir):
         "value 'oops'; numeric columns need numbers, fix or drop the row"
     ]
     assert not (table_dir / "two5.safetensors").exists()
-    # 3) Parquet row groups, a folder of files, a rank with no rows: the 1-process model
-    for i in (0, 1, 3):
+    # 3) Parquet row groups, a folder of files, a rank with no rows, no intercept: the
+    # 1-process model, and the same training metrics (without an intercept the centred
+    # r2 comes from the targets' moments merged across the ranks)
+    for i in (0, 1, 3, 6):
         one = _one_process([*commands[i][:-1], f"one{i}.safetensors"], table_dir)
         _same_model(table_dir / f"two{i}.safetensors", one)
+        two = load(table_dir / f"two{i}.safetensors").training_["metrics"]
+        for target, values in one.training_["metrics"].items():
+            assert values.keys() == two[target].keys()
+            for key, value in values.items():
+                assert two[target][key] == pytest.approx(value, rel=1e-10), (i, target, key)
+    assert set(two["y"]) == {"mse", "rmse", "r2", "r2_uncentered"}
     # 4) sgd on two ranks reaches the exact R2 within 1e-3
-    from torchlinreg import load
-
     exact = load(table_dir / "one1.safetensors")
     data = np.loadtxt(table_dir / "data.csv", delimiter=",", skiprows=1)
     X, y = data[:, :4], data[:, 4]

@@ -25,7 +25,8 @@ from torchlinreg.errors import DataError
 from torchlinreg.estimator.modelfile import describe, load, save
 from torchlinreg.files.blocksources import TableBlocks, prefetch
 from torchlinreg.files.tables import open_table
-from torchlinreg.iterative.streaming import ShuffleBufferBatches, stream_metrics
+from torchlinreg.iterative.streaming import ShuffleBufferBatches
+from torchlinreg.stats.metrics import metrics_from_state
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 
@@ -353,7 +354,7 @@ def test_streamed_sgd_converges_to_the_exact_r2_and_repeats_for_a_seed(sgd_file)
     assert float(metrics["r2"][0]) == pytest.approx(r2, rel=1e-10)
 
 
-def test_stream_metrics_score_any_coefficients_exactly():
+def test_state_metrics_score_any_coefficients_exactly():
     from sklearn.metrics import mean_squared_error, r2_score
 
     X, y, _, _ = make_regression(800, 3, 2, seed=2)
@@ -362,7 +363,7 @@ def test_stream_metrics_score_any_coefficients_exactly():
     coef = torch.tensor(np.random.default_rng(1).normal(size=(2, 3)))
     bias = torch.tensor([0.3, -2.0], dtype=torch.float64)
     pred = X @ coef.numpy().T + bias.numpy()
-    got = stream_metrics(state, coef, bias)
+    got = metrics_from_state(state, coef, bias)
     want_mse = mean_squared_error(y, pred, sample_weight=w, multioutput="raw_values")
     want_r2 = r2_score(y, pred, sample_weight=w, multioutput="raw_values")
     assert _rel(got["mse"].numpy(), want_mse) < 1e-10

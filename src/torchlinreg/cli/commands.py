@@ -265,16 +265,31 @@ def predict(
 @click.argument("data")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option(
+    "--weights",
+    "weight_col",
+    default=None,
+    help="Column of sample weights: weighted metrics, as train reports them.",
+)
+@click.option(
     "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
 )
 @BLOCK_ROWS
 def evaluate(
-    model_path: str, data: str, as_json: bool, delimiter: str | None, block_rows: int
+    model_path: str,
+    data: str,
+    as_json: bool,
+    weight_col: str | None,
+    delimiter: str | None,
+    block_rows: int,
 ) -> None:
-    """Score MODEL on DATA, which must hold the target columns: MSE, RMSE, MAE, R2."""
+    """Score MODEL on DATA, which must hold the target columns: MSE, RMSE, MAE, R2.
+
+    Without an intercept the uncentred R2 too (r2_uncentered); with --weights every
+    metric is weighted. The same definitions as train's report.
+    """
     from .use import evaluate as run
 
-    return run(model_path, data, as_json, delimiter, block_rows)
+    return run(model_path, data, as_json, delimiter, block_rows, weight_col)
 
 
 @click.command("summary")

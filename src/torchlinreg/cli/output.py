@@ -48,6 +48,11 @@ def console() -> Console:
 _ORDER = ("mse", "rmse", "mae", "r2", "r2_uncentered")
 
 
+def metrics_title(what: str, weight_col: str | None) -> str:
+    """A metrics table's title says whether the rows were weighted, and by which column."""
+    return f"{what} (weighted by {weight_col})" if weight_col else f"{what} (unweighted)"
+
+
 def metrics_table(title: str, metrics: dict[str, dict[str, float]]) -> Table:
     names = list(next(iter(metrics.values())).keys()) if metrics else []
     names.sort(key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER))

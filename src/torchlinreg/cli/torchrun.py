@@ -115,11 +115,12 @@ def distributed_command(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def fit_exact_on_ranks(est, source, features, targets, weight_col, opts) -> int:
+def fit_exact_on_ranks(est, source, features, targets, weight_col, opts, tap=None) -> int:
     """The exact fit of `train` on this rank's share; returns the row count of all ranks.
 
     The rows-per-coefficient check (:func:`~torchlinreg.cli.checks.check_enough_rows`) is
     made on the merged state, so a rank with a small share (or none) is not refused.
+    ``tap`` (blocks -> blocks) sees every block absorbed.
     """
     blocks = (
         b
@@ -127,6 +128,8 @@ def fit_exact_on_ranks(est, source, features, targets, weight_col, opts) -> int:
         # A block whose weights are all zero adds nothing; the estimator refuses one.
         if b.w is None or bool((b.w > 0).any())
     )
+    if tap is not None:
+        blocks = tap(blocks)
     est.fit_blocks(
         blocks, feature_names=features, target_names=targets[0] if len(targets) == 1 else targets
     )

@@ -14,12 +14,14 @@ from ..distributed.collectives import (
     agree_on_errors,
     count_all_ranks,
     is_distributed,
+    merge_across_ranks,
     rank_zero_only,
     regression_metrics_all_ranks,
 )
 from ..distributed.shards import shard_for_rank
 from ..estimator.linear import EXACT_SOLVERS, LinearRegression
 from ..estimator.modelfile import save
+from ..exact.state import LeastSquaresState
 from ..files.blocksources import TableBlocks, prefetch
 from ..files.tables import TableSource, open_table
 from .checks import (
@@ -29,7 +31,7 @@ from .checks import (
     check_train_paths,
     choose_columns,
 )
-from .output import console, metrics_table, print_json
+from .output import console, metrics_table, metrics_title, print_json
 from .snapshots import RowsInto, run_config, run_with_snapshots
 from .torchrun import distributed_command, fit_exact_on_ranks
 
@@ -51,15 +53,49 @@ def _target_arg(targets: list[str]) -> str | list[str]:
     return targets[0] if len(targets) == 1 else targets
 
 
+class TargetMoments:
+    """The targets' weighted means and centred sums of squares, gathered as the rows pass.
+
+    The state of a model without an intercept cannot give the centred R2 (NOTE [metric
+    definitions] in ``stats/metrics.py``); these moments can, at the cost of absorbing the
+    target columns into a small Gram state. With an intercept nothing is gathered.
+    """
+
+    def __init__(self, wanted: bool) -> None:
+        self.wanted = wanted
+        self.state: LeastSquaresState | None = None
+
+    def tap(self, blocks):
+        for block in blocks:
+            if self.wanted:
+                if self.state is None:
+                    self.state = LeastSquaresState(0, block.Y.shape[1], method="gram")
+                self.state.absorb(block.X[:, :0], block.Y, block.w)
+            yield block
+
+    def merged(self) -> LeastSquaresState | None:
+        """The moments of every rank's rows (a collective under torchrun)."""
+        if not self.wanted:
+            return None
+        return merge_across_ranks(self.state, fit_intercept=True, method="gram")
+
+
 def _fit_exact(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
+    moments = TargetMoments(wanted=not est.fit_intercept)
     if is_distributed():
-        rows = fit_exact_on_ranks(est, source, features, targets, weight_col, opts)
-        return rows, _metric_dict(targets, est.state_metrics())
-    count = RowCount(len(features), opts, source.path)
-    # prefetch: the next block is read while this one is absorbed (files.blocksources.prefetch)
-    blocks = count.through(prefetch(source.read_columns(features, targets, weight_col)))
-    est.fit_blocks(blocks, feature_names=features, target_names=_target_arg(targets))
-    return count.rows, _metric_dict(targets, est.state_metrics())
+        rows = fit_exact_on_ranks(est, source, features, targets, weight_col, opts, tap=moments.tap)
+    else:
+        count = RowCount(len(features), opts, source.path)
+        # prefetch: the next block is read while this one is absorbed (blocksources.prefetch)
+        blocks = prefetch(source.read_columns(features, targets, weight_col))
+        est.fit_blocks(
+            moments.tap(count.through(blocks)),
+            feature_names=features,
+            target_names=_target_arg(targets),
+        )
+        rows = count.rows
+    metrics = est.state_metrics(target_moments=moments.merged())
+    return rows, _metric_dict(targets, metrics)
 
 
 def _stream_wanted(source: TableSource, opts: dict[str, Any]) -> bool:
@@ -92,13 +128,17 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
     run_with_snapshots(fit, config, opts)
     est._name_columns(features, _target_arg(targets))
     pred = est.model_.predict(block.X.to(est.model_.weight.device))
-    metrics = regression_metrics_all_ranks(block.Y, pred.cpu(), block.w)  # block.Y: CPU
+    metrics = regression_metrics_all_ranks(  # block.Y: CPU
+        block.Y, pred.cpu(), block.w, uncentered=not est.fit_intercept
+    )
     return count_all_ranks(block.n_rows), _metric_dict(targets, metrics)
 
 
 def _fit_streamed(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
     """An iterative fit that reads the file each epoch (streaming.fit_iterative_stream)."""
-    blocks = TableBlocks(source, features, targets, weight_col)
+    blocks = _TappedBlocks(
+        TableBlocks(source, features, targets, weight_col), wanted=not est.fit_intercept
+    )
     # A checkpoint records the row count; a resumed run checks it first (free for Parquet).
     rows = blocks.count_rows() if opts["resume"] else None
     config = run_config(est, features, targets, weight_col, rows)
@@ -110,7 +150,30 @@ def _fit_streamed(est, source, features, targets, weight_col, opts) -> tuple[int
 
     run_with_snapshots(fit, config, opts, extra=[RowsInto(config, blocks)])
     est._name_columns(features, _target_arg(targets))
-    return blocks.n_rows, _metric_dict(targets, est.state_metrics())
+    metrics = est.state_metrics(target_moments=blocks.moments.state)
+    return blocks.n_rows, _metric_dict(targets, metrics)
+
+
+class _TappedBlocks:
+    """A :class:`TableBlocks` whose passes in file order also gather the target moments
+    (the streamed fit's first pass is one; each full pass gives the same moments)."""
+
+    def __init__(self, blocks: TableBlocks, wanted: bool) -> None:
+        self._blocks = blocks
+        self.moments = TargetMoments(wanted)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._blocks, name)
+
+    def __call__(self, generator: torch.Generator | None = None):
+        if generator is not None:
+            return self._blocks(generator)
+        return self._gathered()
+
+    def _gathered(self):
+        fresh = TargetMoments(self.moments.wanted)
+        yield from fresh.tap(self._blocks())
+        self.moments = fresh  # only a complete pass
 
 
 def _plots(est, source, features, targets, plot_dir: str, weight_col) -> list[str]:
@@ -177,6 +240,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         "seconds": round(time.perf_counter() - started, 4),
         "epochs": est.n_iter_ if not exact else None,
         "final_loss": est.loss_history_[-1] if est.loss_history_ else None,
+        "weighted": weight_col is not None,  # the metrics: NOTE [metric definitions]
         "metrics": metrics,
     }
     if opts["features"] is None:  # say which columns the default left out, and why
@@ -211,7 +275,7 @@ def _print_report(summary: dict[str, Any]) -> None:
         f"features: {shown}"
         + (f" (not numeric, left out: {', '.join(skipped)})" if skipped else "")
     )
-    out.print(metrics_table("Training fit", summary["metrics"]))
+    out.print(metrics_table(metrics_title("Training fit", summary["weights"]), summary["metrics"]))
     out.print(f"model saved to {summary['model']}")
     for p in summary.get("plots", []):
         out.print(f"plot saved to {p}")
@@ -236,5 +300,6 @@ def _update(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> None:
         f"updated {opts['update']} with {summary['new_rows']:,} rows of {data} "
         f"({summary['rows']:,} rows in all) in {summary['seconds']:.3f} s"
     )
-    out.print(metrics_table("Training fit (all rows)", summary["metrics"]))
+    title = metrics_title("Training fit, all rows", summary.get("weights"))
+    out.print(metrics_table(title, summary["metrics"]))
     out.print(f"model saved to {summary['model']}")

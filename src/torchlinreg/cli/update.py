@@ -114,6 +114,7 @@ def update_model(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> d
     summary = {
         **old,
         "rows": int(old.get("rows") or 0) + new_rows,
+        "weighted": weight_col is not None,
         "metrics": {
             name: {key: float(values[j]) for key, values in metrics.items()}
             for j, name in enumerate(model_targets)

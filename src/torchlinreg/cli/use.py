@@ -14,7 +14,7 @@ from ..files.io import write_csv, write_table
 from ..files.tables import open_table
 from ..stats.metrics import StreamingMetrics
 from .checks import check_not_input, check_writable
-from .output import console, metrics_table, print_json
+from .output import console, metrics_table, metrics_title, print_json
 
 
 def _names(model, *, positional: bool = False) -> tuple[list[str], list[str]]:
@@ -61,10 +61,32 @@ def predict(
         write_csv(sys.stdout, columns)
 
 
+def _check_weight_col(weight_col: str | None, features, targets, source, model_path: str):
+    """The --weights column exists and is neither a feature nor a target of the model."""
+    if weight_col is None:
+        return
+    role = "feature" if weight_col in features else "target" if weight_col in targets else None
+    if role:
+        raise DataError(
+            f"column {weight_col!r} is both a {role} of the model {model_path} and the "
+            "--weights column; use another column"
+        )
+    source._resolve([weight_col])  # unknown: names close matches
+
+
 def evaluate(
-    model_path: str, data: str, as_json: bool, delimiter: str | None, block_rows: int
+    model_path: str,
+    data: str,
+    as_json: bool,
+    delimiter: str | None,
+    block_rows: int,
+    weight_col: str | None = None,
 ) -> None:
-    """`torchlinreg evaluate` (options in commands.py): MSE, RMSE, MAE, R2 per target."""
+    """`torchlinreg evaluate` (options in commands.py): MSE, RMSE, MAE, R2 per target.
+
+    Weighted by ``weight_col`` when given; without an intercept ``r2_uncentered`` too
+    (NOTE [metric definitions] in ``stats/metrics.py``: the same numbers as ``train``).
+    """
     model = load(model_path)
     features, targets = _names(model)
     source = open_table(data, delimiter=delimiter, block_rows=block_rows)
@@ -75,19 +97,27 @@ def evaluate(
             f"target column(s) {missing} are not in the data; evaluate needs the true values",
             path=source.path,
         )
-    acc = StreamingMetrics()
-    for block in source.read_columns(features, targets):
-        acc.update(block.Y, model.model_.predict(block.X))
+    _check_weight_col(weight_col, features, targets, source, model_path)
+    acc = StreamingMetrics(uncentered=not model.fit_intercept)
+    for block in source.read_columns(features, targets, weight_col):
+        acc.update(block.Y, model.model_.predict(block.X), block.w)
+    if acc.n and not acc.sum_w > 0:
+        raise DataError(
+            f"every row has weight 0 in column {weight_col!r}: nothing to evaluate; "
+            "give some rows a positive weight",
+            path=source.path,
+        )
     values = acc.result()
     per_target = {
         name: {key: float(v[j]) for key, v in values.items()} for j, name in enumerate(targets)
     }
     if as_json:
-        print_json({"targets": per_target, "rows": acc.n})
+        report = {"targets": per_target, "rows": acc.n, "weighted": weight_col is not None}
+        print_json({**report, "weights": weight_col})
         return
     out = console()
     out.print(f"evaluated {model_path} on {acc.n:,} rows of {data}")
-    out.print(metrics_table("Metrics", per_target))
+    out.print(metrics_table(metrics_title("Metrics", weight_col), per_target))
 
 
 def _coef_table(model, features: list[str], targets: list[str]):
@@ -153,6 +183,7 @@ def summary(model_path: str, as_json: bool) -> None:
         )
     out.print(_coef_table(model, record["features"], record["targets"]))
     if train.get("metrics"):
-        out.print(metrics_table("Fit at training time", train["metrics"]))
+        title = metrics_title("Fit at training time", train.get("weights"))
+        out.print(metrics_table(title, train["metrics"]))
     if stats is not None:
         out.print(stats.summary(), markup=False, highlight=False)

@@ -47,7 +47,7 @@ from torch import Tensor
 
 from ..errors import DataError, TorchLinRegError
 from ..exact.state import LeastSquaresState
-from ..stats.metrics import regression_metrics
+from ..stats.metrics import metrics_from_sums, regression_metrics
 
 __all__ = [
     "agree_on_errors",
@@ -209,7 +209,8 @@ def is_shared_error(exc: BaseException) -> bool:
 # ---------------------------------------------------------------- the exact engine
 
 _METHOD_CODES = {"qr": 0.0, "gram": 1.0}
-_META = 9  # present, n_features, n_targets, fit_intercept, method, n, sum_w, nonzero, shift
+# present, n_features, n_targets, fit_intercept, method, n, sum_w, nonzero, shift, sum log w
+_META = 10
 
 
 def _meta(state: LeastSquaresState | None) -> Tensor:
@@ -225,7 +226,8 @@ def _meta(state: LeastSquaresState | None) -> Tensor:
             state.n_samples,
             state.sum_weights,
             state.n_nonzero,
-            float(getattr(state, "_has_shift", False)),
+            float(getattr(state._summary, "has_shift", False)),
+            state.sum_log_weights,
         ],
         dtype=torch.float64,
     )
@@ -307,6 +309,7 @@ def _rebuild(
         offset += ref.numel()
     sd["n_samples"], sd["sum_weights"] = int(meta[5]), float(meta[6])
     sd["n_nonzero"], sd["has_shift"] = int(meta[7]), bool(meta[8])
+    sd["sum_log_weights"] = float(meta[9])
     return LeastSquaresState.from_state_dict(sd)
 
 
@@ -314,26 +317,34 @@ def _rebuild(
 
 
 def regression_metrics_all_ranks(
-    y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
+    y_true: Tensor,
+    y_pred: Tensor,
+    sample_weight: Tensor | None = None,
+    *,
+    uncentered: bool = False,
 ) -> dict[str, Tensor]:
     """:func:`~torchlinreg.stats.metrics.regression_metrics` over every rank's rows.
 
     Two small collectives: the weighted sums that give the target means, then the squared
-    and absolute errors and the centred sums of squares.
+    and absolute errors and the (centred and, with ``uncentered``, raw) sums of squares.
     """
     if not is_distributed():
-        return regression_metrics(y_true, y_pred, sample_weight)
+        return regression_metrics(y_true, y_pred, sample_weight, uncentered=uncentered)
     yt = (y_true.reshape(-1, 1) if y_true.ndim == 1 else y_true).to(torch.float64)
     yp = (y_pred.reshape(-1, 1) if y_pred.ndim == 1 else y_pred).to(yt.device, torch.float64)
     w = torch.ones(yt.shape[0], dtype=torch.float64, device=yt.device)
     if sample_weight is not None:
         w = sample_weight.to(device=yt.device, dtype=torch.float64).reshape(-1)
-    first = allreduce_sum(torch.cat([w.sum()[None], w @ yt]))
-    total, mean = first[0], first[1:] / first[0]
+    first = allreduce_sum(torch.cat([w.sum()[None], w @ yt, yt.new_full((1,), yt.shape[0])]))
+    total, mean, n_rows = first[0], first[1:-1] / first[0], int(first[-1])
     err = yt - yp
-    k = yt.shape[1]
-    sums = allreduce_sum(torch.cat([w @ (err * err), w @ err.abs(), w @ (yt - mean).square()]))
-    mse, mae, sst = sums[:k] / total, sums[k : 2 * k] / total, sums[2 * k :] / total
-    safe = torch.where(sst > 0, sst, torch.ones_like(sst))
-    r2 = torch.where(sst > 0, 1.0 - mse / safe, torch.where(mse == 0, 1.0, 0.0).to(mse.dtype))
-    return {"mse": mse, "rmse": mse.sqrt(), "mae": mae, "r2": r2}
+    parts = [w @ (err * err), w @ err.abs(), w @ (yt - mean).square(), w @ yt.square()]
+    sse, sae, sst, syy = allreduce_sum(torch.cat(parts)).split(yt.shape[1])
+    return metrics_from_sums(
+        sse=sse,
+        sum_w=total,
+        n_rows=n_rows,
+        sae=sae,
+        sst=sst,
+        sst_uncentered=syy if uncentered else None,
+    )

@@ -9,6 +9,7 @@ from ..distributed.collectives import is_distributed, merge_across_ranks
 from ..errors import DataError
 from ..exact.state import LeastSquaresState
 from ..model import LinearModel
+from ..stats.metrics import metrics_from_state
 from ..stats.results import OLSResults
 from .inputs import check_is_fitted, resolve_dtype
 
@@ -137,25 +138,24 @@ class ExactFitMixin:
         self.n_iter_ = 1
         self.loss_history_ = []
 
-    def state_metrics(self) -> dict[str, Tensor]:
+    def state_metrics(self, *, target_moments=None) -> dict[str, Tensor]:
         """MSE, RMSE and R2 per target on the rows absorbed, from the exact state alone.
 
-        No second pass over the data: for any coefficients the residual sum of squares is
-        ``||R [-coef; I]||^2`` with ``R`` the state's factor. Without an intercept the R2 is
-        the uncentred one (``r2_uncentered``), as statsmodels reports it. After a streamed
-        iterative fit (``fit_blocks`` with a factory) the first pass's moments serve instead.
+        No second pass over the data: for any coefficients the residual sum of squares
+        comes from the state's factor (:func:`~torchlinreg.stats.metrics.metrics_from_state`).
+        Weighted fits give weighted metrics. With an intercept the R2 is the centred
+        ``r2``; without, ``r2_uncentered`` (as statsmodels reports it), plus the centred
+        ``r2`` when ``target_moments`` (a state of the targets alone) is given; see
+        NOTE [metric definitions] in ``stats/metrics.py``. After a streamed iterative fit
+        (``fit_blocks`` with a factory) the first pass's moments serve instead.
         """
         check_is_fitted(self)
-        if not hasattr(self, "state_") and hasattr(self, "_moments"):
-            from ..iterative.streaming import stream_metrics
-
-            return stream_metrics(self._moments, self.model_.weight, self.model_.bias)
-        summary = self.state_.centred_summary()
-        r, d = summary.r, self.state_.n_features
-        coef = self.model_.weight.to(device=r.device, dtype=r.dtype)
-        sse = ((r[:, :d] @ coef.T - r[:, d:]) ** 2).sum(dim=0)
-        tss = (r[:, d:] ** 2).sum(dim=0)
-        mse = sse / summary.sum_weights
-        r2 = torch.where(tss > 0, 1.0 - sse / torch.where(tss > 0, tss, 1.0), 0.0)
-        key = "r2" if self.fit_intercept else "r2_uncentered"
-        return {"mse": mse, "rmse": mse.sqrt(), key: r2}
+        state = getattr(self, "state_", getattr(self, "_moments", None))
+        if state is None:
+            raise AttributeError(
+                "state_metrics needs an exact fit (solver 'qr' or 'gram') or a streamed "
+                "iterative fit; score the rows with torchlinreg.stats.metrics instead"
+            )
+        return metrics_from_state(
+            state, self.model_.weight, self.model_.bias, target_moments=target_moments
+        )

@@ -144,6 +144,8 @@ def load(path: str | Path) -> LinearRegression:
         record.update(
             {k[len(_STATE_PREFIX) :]: v for k, v in tensors.items() if k.startswith(_STATE_PREFIX)}
         )
+        if not meta.get("weighted", False) and record.get("sum_log_weights") is None:
+            record["sum_log_weights"] = 0.0  # an unweighted fit, saved before it was kept
         estimator.state_ = LeastSquaresState.from_state_dict(record)
         with warnings.catch_warnings():
             # the fit already warned about aliased columns; loading repeats no warnings

@@ -19,6 +19,7 @@ the pairwise formula of Chan, Golub & LeVeque.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -121,6 +122,14 @@ class LeastSquaresState:
     def n_nonzero(self) -> int:
         """Rows absorbed with a positive weight."""
         return int(self._summary.n_nonzero)
+
+    @property
+    def sum_log_weights(self) -> float:
+        """Sum of ``log(w)`` over the rows absorbed with a positive weight (0.0 unweighted).
+
+        WLS's log-likelihood needs it. NaN for a state saved before it was kept.
+        """
+        return float(self._summary.sum_log_w)
 
     def __repr__(self) -> str:
         return (
@@ -307,6 +316,7 @@ class LeastSquaresState:
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and plain values that rebuild this state exactly (safetensors-friendly)."""
+        log_w = self.sum_log_weights
         out: dict[str, Any] = {
             "format": _STATE_FORMAT,
             "version": _STATE_VERSION,
@@ -319,6 +329,8 @@ class LeastSquaresState:
             "n_samples": self.n_samples,
             "sum_weights": self.sum_weights,
             "n_nonzero": self.n_nonzero,
+            # JSON has no NaN: unknown (a state loaded from an older file) is None
+            "sum_log_weights": None if math.isnan(log_w) else log_w,
         }
         for name, value in self._summary.tensors().items():
             out[name] = value.detach().clone(memory_format=torch.contiguous_format)
@@ -355,6 +367,9 @@ class LeastSquaresState:
             state.n_samples = int(d["n_samples"])
             summary.sum_w.fill_(float(d["sum_weights"]))
             summary.n_nonzero.fill_(int(d["n_nonzero"]))
+            # absent from files saved before it was kept: unknown, so NaN (and llf NaN)
+            log_w = d.get("sum_log_weights")
+            summary.sum_log_w.fill_(float("nan") if log_w is None else float(log_w))
             if isinstance(summary, summaries.QRSummary):
                 summary.has_shift = bool(d["has_shift"])
         except (KeyError, ValueError, TypeError, AttributeError, StopIteration) as exc:

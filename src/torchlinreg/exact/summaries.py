@@ -19,7 +19,9 @@ from .linalg import CentredSummary, psd_upper_factor
 
 
 class Summary:
-    """Running totals every kind keeps: total weight and rows with a positive weight.
+    """Running totals every kind keeps: total weight, rows with a positive weight and the
+    sum of log weights over those rows (float64 whatever the summary's dtype: WLS's
+    log-likelihood needs it, and 0 when unweighted).
 
     They stay on the device (no host sync per block). ``names`` lists the tensors that,
     with the totals, describe the summary completely.
@@ -31,13 +33,15 @@ class Summary:
         self.p, self.intercept = p, intercept
         self.sum_w = torch.zeros((), dtype=dtype, device=device)
         self.n_nonzero = torch.zeros((), dtype=torch.int64, device=device)
+        self.sum_log_w = torch.zeros((), dtype=torch.float64, device=device)
 
     def converted(self, device: torch.device, dtype: torch.dtype) -> Summary:
         """A deep copy on ``device`` with floating tensors in ``dtype``."""
         new = copy.copy(self)
         for key, value in vars(self).items():
             if isinstance(value, Tensor):
-                to = dtype if value.is_floating_point() else value.dtype
+                keep = key == "sum_log_w" or not value.is_floating_point()
+                to = value.dtype if keep else dtype
                 setattr(new, key, value.to(device=device, dtype=to).clone())
         return new
 
@@ -67,11 +71,14 @@ class Summary:
         wb = w[lo:hi].to(device=self.sum_w.device, dtype=self.sum_w.dtype)
         self.sum_w += wb.sum()
         self.n_nonzero += (wb > 0).sum()
+        w64 = w[lo:hi].to(device=self.sum_log_w.device, dtype=torch.float64)
+        self.sum_log_w += torch.where(w64 > 0, w64, 1.0).log().sum()  # zero weights: left out
         return wb, wb.sqrt()
 
     def _add_totals(self, other: Summary) -> None:
         self.sum_w += other.sum_w
         self.n_nonzero += other.n_nonzero
+        self.sum_log_w += other.sum_log_w.to(self.sum_log_w)
 
 
 class QRSummary(Summary):

@@ -78,7 +78,6 @@ __all__ = [
     "ShuffleBufferBatches",
     "StreamResult",
     "fit_iterative_stream",
-    "stream_metrics",
 ]
 
 # 2^18 rows: 64 MB at 30 float64 columns, and 2-4 row groups of a typical Parquet file.
@@ -261,8 +260,9 @@ def _take(X: Tensor, Y: Tensor, w: Tensor | None, idx: Tensor) -> Batch:
 class StreamResult(IterativeResult):
     """An :class:`IterativeResult` plus what the first pass learned about the stream.
 
-    ``moments`` is a Gram :class:`LeastSquaresState` of every row: :func:`stream_metrics`
-    scores any coefficients on all rows from it, without another pass.
+    ``moments`` is a Gram :class:`LeastSquaresState` of every row:
+    :func:`torchlinreg.stats.metrics.metrics_from_state` scores any coefficients on all
+    rows from it, without another pass.
     """
 
     moments: LeastSquaresState | None = None
@@ -353,27 +353,3 @@ def fit_iterative_stream(
     trainer.fit()
     res = _result(trainer, scaler, tol, max_iter)
     return StreamResult(**vars(res), moments=moments, n_rows=n, first_X=layout.X, first_Y=layout.Y)
-
-
-def stream_metrics(
-    moments: LeastSquaresState, coef: Tensor, intercept: Tensor
-) -> dict[str, Tensor]:
-    """MSE, RMSE and R2 per target of ``Y ~ X coef.T + intercept`` on the rows of ``moments``.
-
-    With centred co-moments ``C`` of ``[X | Y]`` and means ``m``, the weighted residual sum of
-    squares of any coefficients is ``||R [-coef; I]||^2 + W (m_y - coef m_x - b)^2``
-    (``R.T R = C``, ``W`` the total weight): exact, no pass over the data. Without an
-    intercept the state is uncentred, ``m = 0``, and the R2 is the uncentred one.
-    """
-    summary = moments.centred_summary()
-    r, d = summary.r, moments.n_features
-    coef = coef.to(device=r.device, dtype=r.dtype)
-    b = intercept.to(device=r.device, dtype=r.dtype)
-    sse = ((r[:, :d] @ coef.T - r[:, d:]) ** 2).sum(dim=0)
-    offset = summary.means[d:] - coef @ summary.means[:d] - b
-    sse = sse + summary.sum_weights * offset.square()
-    tss = (r[:, d:] ** 2).sum(dim=0)
-    mse = sse / summary.sum_weights
-    r2 = torch.where(tss > 0, 1.0 - sse / torch.where(tss > 0, tss, 1.0), 0.0)
-    key = "r2" if moments.fit_intercept else "r2_uncentered"
-    return {"mse": mse, "rmse": mse.sqrt(), key: r2}

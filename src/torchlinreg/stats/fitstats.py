@@ -268,8 +268,9 @@ def results_from_state(
     Everything non-robust is read off the R factor: parameters, covariance, t and F tests,
     R2, intervals for new rows. What needs the rows again (HC covariances, residuals,
     in-sample predictions) raises a DataError that says so. Without an intercept the
-    centred total sum of squares is unknown (the uncentred R2 is the one reported), and
-    weighted fits have no log-likelihood (it needs ``sum(log w)`` over the rows).
+    centred total sum of squares is unknown (the uncentred R2 is the one reported). The
+    log-likelihood of a weighted fit takes ``sum(log w)`` from the state: NaN for a state
+    saved before it was kept, -inf when a weight is zero (as statsmodels' WLS).
     """
     if float(getattr(solution, "alpha", 0.0)) != 0.0:
         raise ValueError("OLS statistics need an unpenalised fit (alpha=0)")
@@ -299,7 +300,17 @@ def results_from_state(
         endog=None,
         sums=sums,
         nobs=int(state.n_samples),  # type: ignore[attr-defined]
-        weights=np.array([np.nan]) if weighted else None,
+        weights=None,
+        weighted=weighted,
+        sum_log_weights=_sum_log_weights(state) if weighted else 0.0,
         target_names=target_names,
         squeeze=y_was_1d,
     )
+
+
+def _sum_log_weights(state) -> float:
+    """``sum(log w)`` over every row absorbed: statsmodels' WLS takes log(0) = -inf for a
+    zero weight (its llf is then -inf), the state keeps the sum over the positive ones."""
+    if state.n_nonzero < state.n_samples:
+        return -math.inf
+    return state.sum_log_weights

@@ -1,29 +1,93 @@
-"""Regression metrics per target: MSE, RMSE, MAE, R2 (optionally weighted)."""
+"""Regression metrics per target: MSE, RMSE, MAE, R2 (optionally weighted).
+
+NOTE [metric definitions]
+One definition everywhere: :func:`regression_metrics`, :class:`StreamingMetrics`,
+:func:`metrics_from_state` (the estimators' ``state_metrics``), and the ``train`` and
+``evaluate`` commands, whose reports say ``weighted: true`` when a weight column was used.
+With weights ``w >= 0`` (all 1 when unweighted), ``W = sum(w)`` and residuals
+``e = y - prediction``, for each target:
+
+- ``mse = sum(w e^2) / W``, ``rmse = sqrt(mse)``, ``mae = sum(w |e|) / W``;
+- ``r2 = 1 - sum(w e^2) / sum(w (y - ybar)^2)`` with ``ybar = sum(w y) / W``: the centred
+  R2, scikit-learn's ``r2_score(y, prediction, sample_weight=w)``;
+- ``r2_uncentered = 1 - sum(w e^2) / sum(w y^2)``: statsmodels' ``rsquared`` of a model
+  without a constant (compared with the null model ``y = 0``); reported only for models
+  fitted without an intercept.
+
+A zero total sum of squares gives 1.0 for a perfect prediction and 0.0 otherwise, and
+fewer than two rows give NaN, as scikit-learn does. Rows of weight zero count as rows but
+add nothing. The centred R2 needs the target's weighted mean, which the state of a model
+without an intercept does not hold: :func:`metrics_from_state` then gives it only when
+the target moments are passed (``train`` collects them while it reads the rows).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+ORDER = ("mse", "rmse", "mae", "r2", "r2_uncentered")
+
 
 def _as_2d(t: Tensor) -> Tensor:
     return t.reshape(-1, 1) if t.ndim == 1 else t
 
 
-def _weighted_mean(values: Tensor, w: Tensor | None) -> Tensor:
-    if w is None:
-        return values.mean(dim=0)
-    w = w.to(values.dtype).reshape(-1, 1)
-    return (values * w).sum(dim=0) / w.sum()
+def _wsum(values: Tensor, w: Tensor | None) -> Tensor:
+    """Column sums, weighted by ``w`` when given (unweighted: a plain sum, the same bits
+    as before weights were taken)."""
+    return values.sum(dim=0) if w is None else w @ values
+
+
+def _r2(sse: Tensor, sst: Tensor, n_rows: int) -> Tensor:
+    safe = torch.where(sst > 0, sst, torch.ones_like(sst))
+    r2 = torch.where(sst > 0, 1.0 - sse / safe, torch.where(sse == 0, 1.0, 0.0).to(sse.dtype))
+    if n_rows < 2:  # R2 is not defined for one row (scikit-learn gives NaN too)
+        r2 = torch.full_like(r2, float("nan"))
+    return r2
+
+
+def metrics_from_sums(
+    *,
+    sse: Tensor,
+    sum_w: Tensor | float,
+    n_rows: int,
+    sae: Tensor | None = None,
+    sst: Tensor | None = None,
+    sst_uncentered: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """The metrics of NOTE [metric definitions] from weighted sums: residual (``sse``),
+    absolute (``sae``), centred (``sst``) and uncentred (``sst_uncentered``) sums of
+    squares; the ones given as None are left out of the result.
+
+    Example:
+        >>> m = metrics_from_sums(sse=torch.tensor([1.0]), sum_w=4.0, n_rows=4,
+        ...                       sst=torch.tensor([2.0]))
+        >>> sorted(m), float(m["mse"][0]), float(m["r2"][0])
+        (['mse', 'r2', 'rmse'], 0.25, 0.5)
+    """
+    mse = sse / sum_w
+    out = {"mse": mse, "rmse": mse.sqrt()}
+    if sae is not None:
+        out["mae"] = sae / sum_w
+    if sst is not None:
+        out["r2"] = _r2(sse, sst, n_rows)
+    if sst_uncentered is not None:
+        out["r2_uncentered"] = _r2(sse, sst_uncentered, n_rows)
+    return out
 
 
 def regression_metrics(
-    y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
+    y_true: Tensor,
+    y_pred: Tensor,
+    sample_weight: Tensor | None = None,
+    *,
+    uncentered: bool = False,
 ) -> dict[str, Tensor]:
     """MSE, RMSE, MAE and R2 for each target column, computed in float64.
 
-    R2 is ``1 - SSE/SST`` about the (weighted) mean of each target; a constant target
-    gives 1.0 for a perfect prediction and 0.0 otherwise, as scikit-learn does.
+    Definitions in NOTE [metric definitions]; ``uncentered=True`` (a model without an
+    intercept) adds ``r2_uncentered``.
 
     Example:
         >>> m = regression_metrics(torch.tensor([1.0, 2, 3]), torch.tensor([1.0, 2, 4]))
@@ -32,16 +96,18 @@ def regression_metrics(
     """
     yt = _as_2d(y_true).to(torch.float64)
     yp = _as_2d(y_pred).to(device=yt.device, dtype=torch.float64)
+    w = None if sample_weight is None else sample_weight.to(yt).reshape(-1)
     err = yt - yp
-    mse = _weighted_mean(err * err, sample_weight)
-    mae = _weighted_mean(err.abs(), sample_weight)
-    centred = yt - _weighted_mean(yt, sample_weight)
-    sst = _weighted_mean(centred * centred, sample_weight)
-    safe = torch.where(sst > 0, sst, torch.ones_like(sst))
-    r2 = torch.where(sst > 0, 1.0 - mse / safe, torch.where(mse == 0, 1.0, 0.0).to(mse.dtype))
-    if yt.shape[0] < 2:  # R2 is not defined for one row (scikit-learn gives NaN too)
-        r2 = torch.full_like(r2, float("nan"))
-    return {"mse": mse, "rmse": mse.sqrt(), "mae": mae, "r2": r2}
+    total = float(yt.shape[0]) if w is None else w.sum()
+    centred = yt - _wsum(yt, w) / total
+    return metrics_from_sums(
+        sse=_wsum(err * err, w),
+        sum_w=total,
+        n_rows=yt.shape[0],
+        sae=_wsum(err.abs(), w),
+        sst=_wsum(centred * centred, w),
+        sst_uncentered=_wsum(yt * yt, w) if uncentered else None,
+    )
 
 
 def r2_score(y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> float:
@@ -49,10 +115,52 @@ def r2_score(y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
     return float(regression_metrics(y_true, y_pred, sample_weight)["r2"].mean())
 
 
+def metrics_from_state(
+    state, coef: Tensor, intercept: Tensor, *, target_moments=None
+) -> dict[str, Tensor]:
+    """MSE, RMSE and R2 of ``Y ~ X coef.T + intercept`` on the rows a least-squares state
+    absorbed (:class:`~torchlinreg.exact.state.LeastSquaresState`), without the rows.
+
+    With centred factor ``R`` of ``[X | Y]`` (``R.T R`` the weighted co-moments), means
+    ``m`` and total weight ``W``, the weighted residual sum of squares of any coefficients
+    is ``||R [-coef; I]||^2 + W (m_y - coef m_x - b)^2``. With an intercept the state is
+    centred and gives ``r2``; without, ``m = 0`` and it gives ``r2_uncentered``, and
+    ``r2`` too when ``target_moments`` (a state of the targets alone, 0 features, with an
+    intercept) is given. Definitions in NOTE [metric definitions].
+
+    Example:
+        >>> from torchlinreg.exact.state import LeastSquaresState
+        >>> X = torch.arange(8.0)[:, None]; y = 2 * X[:, 0] + torch.tensor([1.0, -1] * 4)
+        >>> state = LeastSquaresState(1, 1).absorb(X, y)
+        >>> m = metrics_from_state(state, torch.tensor([[2.0]]), torch.tensor([0.0]))
+        >>> float(m["mse"][0])
+        1.0
+    """
+    summary = state.centred_summary()
+    r, d = summary.r, state.n_features
+    coef = coef.to(device=r.device, dtype=r.dtype)
+    b = intercept.to(device=r.device, dtype=r.dtype)
+    offset = summary.means[d:] - coef @ summary.means[:d] - b
+    sse = ((r[:, :d] @ coef.T - r[:, d:]) ** 2).sum(dim=0) + summary.sum_weights * offset**2
+    tss = (r[:, d:] ** 2).sum(dim=0)
+    sst = tss if state.fit_intercept else None
+    if sst is None and target_moments is not None:
+        sst = (target_moments.centred_summary().r ** 2).sum(dim=0).to(tss)
+    return metrics_from_sums(
+        sse=sse,
+        sum_w=summary.sum_weights,
+        n_rows=state.n_samples,
+        sst=sst,
+        sst_uncentered=None if state.fit_intercept else tss,
+    )
+
+
 class StreamingMetrics:
     """MSE, RMSE, MAE and R2 per target accumulated over row blocks in one pass.
 
-    The target means and sums of squares are merged block by block with the pairwise
+    Definitions in NOTE [metric definitions]: ``sample_weight`` per block weights the rows,
+    ``uncentered=True`` (a model without an intercept) adds ``r2_uncentered``. The weighted
+    target means and centred sums of squares are merged block by block with the pairwise
     formula (Chan, Golub & LeVeque), so R2 keeps its digits on targets with large offsets.
 
     Example:
@@ -63,42 +171,49 @@ class StreamingMetrics:
         0.375
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, uncentered: bool = False) -> None:
+        self.uncentered = uncentered
         self.n = 0
-        self._sse: Tensor | None = None
-        self._sae: Tensor | None = None
+        self.sum_w = 0.0
+        self._sums: dict[str, Tensor] | None = None
         self._mean: Tensor | None = None
         self._m2: Tensor | None = None
 
-    def update(self, y_true: Tensor, y_pred: Tensor) -> None:
+    def update(self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> None:
         yt = _as_2d(y_true).to(torch.float64)
         err = yt - _as_2d(y_pred).to(device=yt.device, dtype=torch.float64)
         nb = yt.shape[0]
         if nb == 0:
             return
-        mean_b = yt.mean(dim=0)
-        m2_b = ((yt - mean_b) ** 2).sum(dim=0)
-        sse_b, sae_b = (err * err).sum(dim=0), err.abs().sum(dim=0)
-        if self._mean is None:
-            self._sse, self._sae, self._mean, self._m2 = sse_b, sae_b, mean_b, m2_b
-        else:
-            n = self.n + nb
-            delta = mean_b - self._mean
-            self._mean = self._mean + delta * (nb / n)
-            self._m2 = self._m2 + m2_b + delta * delta * (self.n * nb / n)
-            self._sse, self._sae = self._sse + sse_b, self._sae + sae_b
+        w = None if sample_weight is None else sample_weight.to(yt).reshape(-1)
+        wb = float(nb) if w is None else float(w.sum())
+        sums = {"sse": _wsum(err * err, w), "sae": _wsum(err.abs(), w), "syy": _wsum(yt * yt, w)}
         self.n += nb
+        if wb == 0:  # rows of weight zero count as rows and add nothing
+            self._sums = sums if self._sums is None else self._sums
+            return
+        mean_b = _wsum(yt, w) / wb
+        m2_b = _wsum((yt - mean_b) ** 2, w)
+        if self._mean is None:
+            self._mean, self._m2 = mean_b, m2_b
+        else:
+            total = self.sum_w + wb
+            delta = mean_b - self._mean
+            self._mean = self._mean + delta * (wb / total)
+            self._m2 = self._m2 + m2_b + delta * delta * (self.sum_w * wb / total)
+        self.sum_w += wb
+        self._sums = sums if self._sums is None else {k: self._sums[k] + sums[k] for k in sums}
 
     def result(self) -> dict[str, Tensor]:
         if self.n == 0:
             raise ValueError("no rows were evaluated")
-        mse, mae = self._sse / self.n, self._sae / self.n
-        m2 = self._m2
-        r2 = torch.where(
-            m2 > 0,
-            1.0 - self._sse / torch.where(m2 > 0, m2, 1.0),
-            torch.where(self._sse == 0, 1.0, 0.0).to(mse.dtype),
+        if self.sum_w == 0:
+            raise ValueError("every row evaluated has weight zero")
+        return metrics_from_sums(
+            sse=self._sums["sse"],
+            sum_w=self.sum_w,
+            n_rows=self.n,
+            sae=self._sums["sae"],
+            sst=self._m2,
+            sst_uncentered=self._sums["syy"] if self.uncentered else None,
         )
-        if self.n < 2:  # R2 is not defined for one row
-            r2 = torch.full_like(r2, float("nan"))
-        return {"mse": mse, "rmse": mse.sqrt(), "mae": mae, "r2": r2}

@@ -82,6 +82,8 @@ class OLSResults:
         endog: Tensor | None = None,
         exog_names: Sequence[str] | None = None,
         n_exog: int | None = None,
+        weighted: bool | None = None,
+        sum_log_weights: float | None = None,
     ) -> None:
         if cov_type not in COV_TYPES:
             raise ValueError(f"cov_type must be one of {COV_TYPES}; got {cov_type!r}")
@@ -96,8 +98,12 @@ class OLSResults:
         self.nobs = nobs
         self.k_constant = k_constant
         self._weights = weights
-        with np.errstate(divide="ignore"):
-            self._sum_log_w = 0.0 if weights is None else float(np.log(weights).sum())
+        # WLS (statsmodels' title and llf) when weights were given, in memory or in a state
+        self.weighted = weights is not None if weighted is None else bool(weighted)
+        if sum_log_weights is None:
+            with np.errstate(divide="ignore"):  # a zero weight: -inf, as statsmodels' WLS
+                sum_log_weights = 0.0 if weights is None else float(np.log(weights).sum())
+        self._sum_log_w = sum_log_weights
         self.aliased = tuple(aliased_params)
         self.param_names = list(param_names)
         self.target_names = list(target_names)

@@ -83,7 +83,8 @@ def summary_text(res: OLSResults, alpha: float = 0.05) -> str:
     lo_name, hi_name = f"[{alpha / 2:g}", f"{1 - alpha / 2:g}]"
     for t, name in enumerate(res.target_names):
         pick = _target(res, t)
-        lines = ["OLS Regression Results".center(_WIDTH), "=" * _WIDTH]
+        title = f"{'WLS' if res.weighted else 'OLS'} Regression Results"
+        lines = [title.center(_WIDTH), "=" * _WIDTH]
         lines += _header(res, pick, name)
         lines.append("=" * _WIDTH)
         stat = statistic_name(res)
@@ -142,6 +143,7 @@ def results_dict(res: OLSResults) -> dict:
         # tvalues/pvalues keep statsmodels' attribute names; these say which they are
         "use_t": bool(res.use_t),
         "statistic": statistic_name(res),
+        "weighted": res.weighted,
         "condition_number": _plain(res.condition_number),
     }
     for name in (

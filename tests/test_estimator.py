@@ -310,3 +310,44 @@ def test_iterative_fit_does_not_depend_on_memory_layout():
     np.testing.assert_array_equal(
         c_order.fit(np.ascontiguousarray(X), y).coef_, f_order.fit(np.asfortranarray(X), y).coef_
     )
+
+
+@pytest.mark.parametrize("solver", EXACT)
+@pytest.mark.parametrize("alpha", [0.0, 2.0])
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_sparse_x_equals_the_dense_fit(solver, alpha, fmt):
+    # scipy.sparse X goes through the exact state in dense row blocks: the same model as
+    # the dense X (scikit-learn's sparse path is an iterative lsqr, so the dense fit of
+    # scikit-learn is the reference), predictions by the sparse product
+    sp = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(7)
+    X = sp.random(3000, 30, density=0.1, random_state=7, format=fmt)
+    y = X @ rng.normal(size=30) + rng.normal(size=3000) + 5.0
+    w = rng.uniform(0.5, 2.0, 3000)
+    ours = tlr.LinearRegression(solver=solver, alpha=alpha).fit(X, y, sample_weight=w)
+    ref = SkRidge(alpha=alpha) if alpha else SkLinearRegression()
+    ref.fit(X.toarray(), y, sample_weight=w)
+    assert _rel(ours.coef_, ref.coef_) < 1e-9 and abs(ours.intercept_ - ref.intercept_) < 1e-9
+    np.testing.assert_allclose(ours.predict(X), ref.predict(X.toarray()), rtol=1e-9)
+    assert ours.score(X, y) == pytest.approx(ref.score(X.toarray(), y), rel=1e-9)
+    # blocks: partial_fit of sparse halves equals the whole
+    half = tlr.LinearRegression(solver=solver, alpha=alpha)
+    half.partial_fit(X.tocsr()[:1000], y[:1000], w[:1000]).partial_fit(
+        X.tocsr()[1000:], y[1000:], w[1000:]
+    )
+    assert _rel(half.coef_, ours.coef_) < 1e-12
+
+
+def test_sparse_x_is_refused_where_it_would_be_made_dense():
+    sp = pytest.importorskip("scipy.sparse")
+    X = sp.random(50, 4, density=0.5, random_state=0, format="csr")
+    y = np.arange(50.0)
+    with pytest.raises(tlr.DataError, match="solver='sgd' needs dense X"):
+        tlr.LinearRegression(solver="sgd").fit(X, y)
+    with pytest.raises(tlr.DataError, match="sparse"):
+        tlr.ols(X, y)
+    bad = X.copy().tocsr()
+    bad.data[5] = np.nan
+    row = int(np.searchsorted(bad.indptr, 5, side="right"))
+    with pytest.raises(tlr.DataError, match=f"X contains NaN at row {row}, column"):
+        tlr.LinearRegression().fit(bad, y)

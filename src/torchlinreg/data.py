@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,9 +181,12 @@ def _to_numpy(X, name: str) -> tuple[np.ndarray, list[str] | None, str]:
         return (*_from_polars(X, name), "polars")
     if mod == "pyarrow":
         return (*_from_pyarrow(X, name), "pyarrow")
-    if mod == "scipy" or (hasattr(X, "tocsr") and hasattr(X, "nnz")):
+    if is_sparse(X):
+        # the exact solvers take sparse X in dense row blocks (sparse_row_blocks); whatever
+        # reaches here would be densified whole
         raise DataError(
-            f"{name} is a sparse matrix; sparse input is not supported, pass X.toarray()"
+            f"{name} is a sparse matrix; sparse input is taken by the exact solvers of the "
+            "estimators (solver='qr' or 'gram'), in dense row blocks; elsewhere pass X.toarray()"
         )
     kind = "list" if isinstance(X, (list, tuple)) else "numpy"
     try:
@@ -395,6 +399,57 @@ def as_problem(
     return Xm, Ym, w
 
 
+def is_sparse(X) -> bool:
+    """A scipy.sparse matrix or array (recognised without importing scipy)."""
+    return _module(X) == "scipy" and hasattr(X, "tocsr") and hasattr(X, "nnz")
+
+
+def sparse_row_blocks(
+    X, y, sample_weight=None, *, max_elements: int = 1 << 22
+) -> tuple[Iterator[tuple[np.ndarray, Tensor, Tensor | None]], Matrix]:
+    """Dense row blocks ``(X, y, w)`` of a scipy.sparse ``X``: never the whole matrix dense.
+
+    ``X`` is validated once over its stored values (NaN and infinity located by row and
+    column), ``y`` and the weights as :func:`as_problem` does; each block holds at most
+    ``max_elements`` values of X. Returns the blocks and the validated targets (their names
+    and whether y was 1-D).
+
+    Example:
+        >>> import scipy.sparse as sp
+        >>> blocks, Ym = sparse_row_blocks(sp.eye(5, format="csr"), np.arange(5.0), max_elements=10)
+        >>> [b[0].shape for b in blocks]
+        [(2, 5), (2, 5), (1, 5)]
+    """
+    Xc = X.tocsr()
+    n, d = Xc.shape
+    if n < 1 or d < 1:
+        raise DataError(f"Found array with shape {(n, d)}; X needs at least one row and column")
+    if Xc.dtype.kind == "c":
+        raise DataError(f"Complex data not supported: X has dtype {Xc.dtype}; pass real numbers")
+    if not np.isfinite(Xc.data).all():
+        k = int(np.flatnonzero(~np.isfinite(Xc.data))[0])
+        row = int(np.searchsorted(Xc.indptr, k, side="right")) - 1
+        what = "NaN" if np.isnan(Xc.data[k]) else "infinity"
+        raise DataError(
+            f"X contains {what} at row {row + 1}, column {int(Xc.indices[k]) + 1} (counting "
+            "from 1); drop, impute or clip it first"
+        )
+    Ym = as_targets(y, n, name="y")
+    w = as_weights(sample_weight, n)
+    rows = max(1, max_elements // d)
+
+    def blocks():
+        for i in range(0, n, rows):
+            Yb = Ym.values[i : i + rows]
+            yield (
+                Xc[i : i + rows].toarray().astype(np.float64, copy=False),
+                Yb[:, 0] if Ym.was_1d else Yb,
+                None if w is None else w[i : i + rows],
+            )
+
+    return blocks(), Ym
+
+
 def unpack_block(block: Any) -> tuple[Any, Any, Any]:
     """``(X, y, w)`` of a block given as a tuple or an object with X/Y/w attributes."""
     if hasattr(block, "X"):
@@ -416,6 +471,8 @@ __all__ = [
     "as_problem",
     "as_targets",
     "as_weights",
+    "is_sparse",
     "open_table",
+    "sparse_row_blocks",
     "unpack_block",
 ]

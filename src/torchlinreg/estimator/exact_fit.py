@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..data import is_sparse
 from ..distributed.collectives import is_distributed, merge_across_ranks
 from ..errors import DataError
 from ..exact.state import LeastSquaresState
@@ -71,6 +72,8 @@ class ExactFitMixin:
             # Distributed: state_ holds every rank's rows; this rank absorbs into its own.
             self.state_ = self._local_state
         first = not hasattr(self, "state_")
+        if is_sparse(X):  # one block of a blocked fit: dense is a block's worth
+            X = X.toarray()
         Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first, block=True)
         if first:
             self.state_ = LeastSquaresState(

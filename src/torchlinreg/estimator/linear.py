@@ -16,7 +16,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data import as_matrix, as_targets, as_weights, unpack_block
+from ..data import (
+    as_matrix,
+    as_targets,
+    as_weights,
+    is_sparse,
+    sparse_row_blocks,
+    unpack_block,
+)
 from ..distributed.collectives import agree_on_errors, is_distributed
 from ..errors import DataError
 from ..model import LinearModel
@@ -138,6 +145,8 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         iterative fit; exact solvers need neither.
         """
         self._validate_params()
+        if is_sparse(X):
+            return self._fit_sparse(X, y, sample_weight, partial=False)
         self._forget()
         if self.solver in EXACT_SOLVERS:
             with agree_on_errors():
@@ -198,6 +207,8 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
             1.0
         """
         self._validate_params()
+        if is_sparse(X):
+            return self._fit_sparse(X, y, sample_weight, partial=True)
         if self.solver in EXACT_SOLVERS:
             n_iter = getattr(self, "n_iter_", 0)
             with agree_on_errors():
@@ -314,6 +325,21 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         self._publish()
         return self
 
+    def _fit_sparse(self, X, y, sample_weight, *, partial: bool):
+        """scipy.sparse X: the exact state absorbs it in dense row blocks, so memory is a
+        block, never X made dense; statistics then come from the state (as for a streamed
+        fit: no refinement against the rows, no HC covariances)."""
+        if self.solver not in EXACT_SOLVERS:
+            raise DataError(
+                f"X is sparse: solver={self.solver!r} needs dense X; pass X.toarray(), or use "
+                "solver='qr' or 'gram', which take sparse X in dense row blocks"
+            )
+        blocks, Ym = sparse_row_blocks(X, y, sample_weight)
+        if partial:
+            return self.partial_fit_blocks(blocks)
+        names = Ym.columns
+        return self.fit_blocks(blocks, target_names=names[0] if names and Ym.was_1d else names)
+
     def _fit_named(self, X, y, w, feature_names, target_names, callbacks):
         self.fit(X, y, w, callbacks=callbacks)
         self._name_columns(feature_names, target_names)
@@ -323,6 +349,8 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
     def predict(self, X):
         """Predictions, shape ``(n,)`` for a 1-D fitted target else ``(n, k)``, as X's type."""
         check_is_fitted(self)
+        if is_sparse(X):
+            return self._predict_sparse(X)
         Xm = as_matrix(X, name="X")
         self._check_features(Xm)
         device = self._compute_device(Xm)
@@ -333,6 +361,19 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         # float32 in, float32 out (as scikit-learn); everything else comes back float64.
         out = out.to(torch.float32 if Xm.values.dtype == torch.float32 else torch.float64)
         return Xm.wrap(out)
+
+    def _predict_sparse(self, X) -> np.ndarray:
+        """``X @ coef.T + intercept`` by scipy's sparse product (X is never made dense)."""
+        if X.shape[1] != self.n_features_in_:
+            raise DataError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        w = self.model_.weight.detach().cpu().numpy()
+        b = self.model_.bias.detach().cpu().numpy()
+        out = np.asarray(X.tocsr() @ w.T) + b
+        out = out.astype(np.float32 if X.dtype == np.float32 else np.float64, copy=False)
+        return out[:, 0] if self._y_was_1d else out
 
     def score(self, X, y, sample_weight=None) -> float:
         """R2 of the predictions, averaged uniformly over targets."""

@@ -75,4 +75,6 @@ class ParamsMixin:
             target_tags=TargetTags(required=True, multi_output=True, single_output=True),
             regressor_tags=RegressorTags(),
         )
+        # the exact solvers take scipy.sparse X (in dense row blocks)
+        tags.input_tags.sparse = bool(getattr(self, "_is_exact", False))
         return tags

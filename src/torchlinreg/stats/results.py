@@ -391,6 +391,51 @@ class OLSResults:
             raise DataError("resid needs the fitted rows; refit in memory")
         return self._out(_np(self._endog) - _np(self._design(None) @ self._b))
 
+    @cached_property
+    def wresid(self) -> np.ndarray:
+        """Whitened residuals ``sqrt(w) * resid`` (the residuals themselves for OLS)."""
+        if self._weights is None:
+            return self.resid
+        root_w = np.sqrt(self._weights)
+        return self.resid * (root_w if self.resid.ndim == 1 else root_w[:, None])
+
+    @cached_property
+    def resid_pearson(self) -> np.ndarray:
+        """``wresid / sqrt(scale)``: unit-variance residuals (statsmodels' definition).
+
+        A target whose residuals are all zero to rounding keeps them unscaled, with a
+        DegenerateWarning, as statsmodels does.
+        """
+        wresid = self.wresid.reshape(self.nobs, -1)
+        root_scale = np.sqrt(self._scale)
+        level = np.abs(_np(self._endog).reshape(self.nobs, -1).mean(axis=0))
+        zero = root_scale < 10 * np.finfo(np.float64).eps * level
+        if zero.any():
+            warnings.warn(
+                "all residuals are 0 to rounding; resid_pearson returns them unscaled",
+                DegenerateWarning,
+                stacklevel=2,
+            )
+        return self._out(wresid / np.where(zero, 1.0, root_scale))
+
+    def info_criteria(self, crit: str, dk_params: float = 0) -> np.ndarray:
+        """``"aic"``, ``"bic"``, ``"aicc"`` or ``"hqic"`` (statsmodels' definitions).
+
+        The parameter count is ``df_model + k_constant + dk_params`` (scale not counted).
+        """
+        k, n, llf = self.df_model + self.k_constant + dk_params, self.nobs, self.llf
+        crit = str(crit).lower()
+        if crit == "aic":
+            return -2 * llf + 2 * k
+        if crit == "bic":
+            return -2 * llf + np.log(n) * k
+        if crit == "aicc":
+            dof = n - k - 1.0
+            return -2 * llf + 2 * k * n / dof if dof > 0 else np.full_like(llf, np.inf)
+        if crit == "hqic":
+            return -2 * llf + 2 * np.log(np.log(n)) * k
+        raise ValueError(f"crit must be one of 'aic', 'bic', 'aicc', 'hqic'; got {crit!r}")
+
     def get_prediction(
         self, exog: Tensor | np.ndarray | None = None, weights: np.ndarray | None = None
     ) -> PredictionResults:

@@ -173,7 +173,9 @@ class OLSResults:
 
     # ---- helpers ------------------------------------------------------------------------
     def _out(self, a: np.ndarray) -> np.ndarray:
-        return a[..., 0] if self._squeeze else a
+        # one 1-D target: drop the target axis; a scalar statistic becomes a numpy float
+        # (np.float64, a float), as statsmodels returns it, not a 0-d array
+        return a[..., 0][()] if self._squeeze else a
 
     @cached_property
     def _cov_unscaled_basis(self) -> Tensor:

@@ -108,7 +108,7 @@ def test_dtype_match_float32_coef(solver):
     assert ridge_32.coef_.dtype == X_32.dtype
 
 
-@pytest.mark.xfail(strict=True, reason=PER_TARGET_ALPHA)
+@pytest.mark.xfail(strict=True, reason=f"{PER_TARGET_ALPHA}; and {ITEM9_F32}")
 def test_dtype_match_cholesky():
     rng = np.random.RandomState(0)
     alpha = np.array([1.0, 0.5])

@@ -407,6 +407,13 @@ class OLSResults:
 
         A target whose residuals are all zero to rounding keeps them unscaled, with a
         DegenerateWarning, as statsmodels does.
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.arange(10.0); y = 1 + 2 * x + np.tile([0.1, -0.1], 5)
+            >>> res = ols(x[:, None], y)
+            >>> round(float((res.resid_pearson**2).sum()), 9) == res.df_resid
+            True
         """
         wresid = self.wresid.reshape(self.nobs, -1)
         root_scale = np.sqrt(self._scale)
@@ -424,6 +431,13 @@ class OLSResults:
         """``"aic"``, ``"bic"``, ``"aicc"`` or ``"hqic"`` (statsmodels' definitions).
 
         The parameter count is ``df_model + k_constant + dk_params`` (scale not counted).
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.arange(10.0); y = 1 + 2 * x + np.tile([0.1, -0.1], 5)
+            >>> res = ols(x[:, None], y)
+            >>> bool(np.isclose(res.info_criteria("aic"), res.aic))
+            True
         """
         k, n, llf = self.df_model + self.k_constant + dk_params, self.nobs, self.llf
         crit = str(crit).lower()

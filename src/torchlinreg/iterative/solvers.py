@@ -33,6 +33,8 @@ from torch import Tensor
 from .optimizers import LBFGS, Adam, PlainGD
 
 SOLVERS = ("gd", "sgd", "adam", "lbfgs")
+# torch's strong-Wolfe line search allows itself 25 evaluations
+LINE_SEARCH_EVALS = 25
 
 
 @torch.no_grad()
@@ -110,10 +112,15 @@ def resolve_solver(
             # NOTE [lbfgs tolerances]: torch's defaults (1e-7 on the gradient, 1e-9 on
             # changes) stop it at about 1e-5 from the optimum on an O(1) standardized loss;
             # early stopping and max_iter decide when to stop instead.
+            # One iteration per epoch, but its line search needs evaluations of its own:
+            # torch's default max_eval (max_iter * 5 // 4 = 1) leaves it none, so a first
+            # trial step that raises the loss became a step of 0, epoch after epoch (ridge
+            # with alpha=1 stayed at the null model, reported as converged).
             lambda ps: LBFGS(
                 ps,
                 lr=rate,
                 max_iter=1,
+                max_eval=1 + LINE_SEARCH_EVALS,
                 history_size=10,
                 line_search_fn="strong_wolfe",
                 tolerance_grad=1e-14,

@@ -185,7 +185,9 @@ class OLSResults:
 
     # ---- helpers ------------------------------------------------------------------------
     def _out(self, a: np.ndarray) -> np.ndarray:
-        return a[..., 0] if self._squeeze else a
+        # one 1-D target: drop the target axis; a scalar statistic becomes a numpy float
+        # (np.float64, a float), as statsmodels returns it, not a 0-d array
+        return a[..., 0][()] if self._squeeze else a
 
     @cached_property
     def _cov_unscaled_basis(self) -> Tensor:
@@ -427,6 +429,65 @@ class OLSResults:
         if self._endog is None:
             raise DataError("resid needs the fitted rows; refit in memory")
         return self._out(_np(self._endog) - _np(self._design(None) @ self._b))
+
+    @cached_property
+    def wresid(self) -> np.ndarray:
+        """Whitened residuals ``sqrt(w) * resid`` (the residuals themselves for OLS)."""
+        if self._weights is None:
+            return self.resid
+        root_w = np.sqrt(self._weights)
+        return self.resid * (root_w if self.resid.ndim == 1 else root_w[:, None])
+
+    @cached_property
+    def resid_pearson(self) -> np.ndarray:
+        """``wresid / sqrt(scale)``: unit-variance residuals (statsmodels' definition).
+
+        A target whose residuals are all zero to rounding keeps them unscaled, with a
+        DegenerateWarning, as statsmodels does.
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.arange(10.0); y = 1 + 2 * x + np.tile([0.1, -0.1], 5)
+            >>> res = ols(x[:, None], y)
+            >>> round(float((res.resid_pearson**2).sum()), 9) == res.df_resid
+            True
+        """
+        wresid = self.wresid.reshape(self.nobs, -1)
+        root_scale = np.sqrt(self._scale)
+        level = np.abs(_np(self._endog).reshape(self.nobs, -1).mean(axis=0))
+        zero = root_scale < 10 * np.finfo(np.float64).eps * level
+        if zero.any():
+            warnings.warn(
+                "all residuals are 0 to rounding; resid_pearson returns them unscaled",
+                DegenerateWarning,
+                stacklevel=2,
+            )
+        return self._out(wresid / np.where(zero, 1.0, root_scale))
+
+    def info_criteria(self, crit: str, dk_params: float = 0) -> np.ndarray:
+        """``"aic"``, ``"bic"``, ``"aicc"`` or ``"hqic"`` (statsmodels' definitions).
+
+        The parameter count is ``df_model + k_constant + dk_params`` (scale not counted).
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.arange(10.0); y = 1 + 2 * x + np.tile([0.1, -0.1], 5)
+            >>> res = ols(x[:, None], y)
+            >>> bool(np.isclose(res.info_criteria("aic"), res.aic))
+            True
+        """
+        k, n, llf = self.df_model + self.k_constant + dk_params, self.nobs, self.llf
+        crit = str(crit).lower()
+        if crit == "aic":
+            return -2 * llf + 2 * k
+        if crit == "bic":
+            return -2 * llf + np.log(n) * k
+        if crit == "aicc":
+            dof = n - k - 1.0
+            return -2 * llf + 2 * k * n / dof if dof > 0 else np.full_like(llf, np.inf)
+        if crit == "hqic":
+            return -2 * llf + 2 * np.log(np.log(n)) * k
+        raise ValueError(f"crit must be one of 'aic', 'bic', 'aicc', 'hqic'; got {crit!r}")
 
     def get_prediction(
         self, exog: Tensor | np.ndarray | None = None, weights: np.ndarray | None = None

@@ -154,14 +154,20 @@ def test_float32_input_predicts_float32_but_fits_in_float64():
 @pytest.mark.parametrize("solver", ["qr", "gram", "lbfgs"])
 @pytest.mark.parametrize("x_dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("y_shape", ["1d", "n1", "n2"])
-def test_shapes_and_dtypes_are_scikit_learns(solver, x_dtype, y_shape):
-    # coef_, intercept_ and predictions have scikit-learn's shapes and dtypes for every
-    # kind of y: (n,), (n, 1), (n, 2); float32 X keeps float32 (computed in float64)
+@pytest.mark.parametrize("ridge", [False, True])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_shapes_and_dtypes_are_scikit_learns(solver, x_dtype, y_shape, ridge, fit_intercept):
+    # coef_, intercept_ and predictions have scikit-learn's shapes, types and dtypes for
+    # every kind of y: (n,), (n, 1), (n, 2), with and without an intercept, including
+    # Ridge's own way with (n, 1); float32 X keeps float32 (computed in float64)
     X, Y, _, _ = make_regression(80, 3, 2, seed=3)
     y = {"1d": Y[:, 0], "n1": Y[:, :1], "n2": Y}[y_shape]
     X = X.astype(x_dtype)
-    ours = tlr.LinearRegression(solver=solver, random_state=0).fit(X, y)
-    theirs = SkLinearRegression().fit(X, y)
+    ours_cls, theirs_cls = (
+        (tlr.Ridge, SkRidge) if ridge else (tlr.LinearRegression, SkLinearRegression)
+    )
+    ours = ours_cls(solver=solver, random_state=0, fit_intercept=fit_intercept).fit(X, y)
+    theirs = theirs_cls(fit_intercept=fit_intercept).fit(X, y)
     for attr in ("coef_", "intercept_"):
         a, b = getattr(ours, attr), getattr(theirs, attr)
         assert np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.asarray(b).dtype, attr

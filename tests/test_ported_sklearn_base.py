@@ -107,7 +107,6 @@ def test_linear_regression_sample_weights(fit_intercept, seed, solver):
     _sample_weight_case(fit_intercept, seed, np.asarray, solver)
 
 
-@pytest.mark.xfail(strict=True, reason=SPARSE)
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_linear_regression_sample_weights_sparse(fit_intercept):
     _sample_weight_case(fit_intercept, 42, sparse.csr_array, "qr")
@@ -141,7 +140,6 @@ def test_fit_intercept(solver):
     assert lr2_without.coef_.ndim == lr3_without.coef_.ndim
 
 
-@pytest.mark.xfail(strict=True, reason=SPARSE)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_linear_regression_sparse(seed):
     rng = np.random.RandomState(seed)
@@ -154,7 +152,6 @@ def test_linear_regression_sparse(seed):
     assert_array_almost_equal(reg.predict(X) - y.ravel(), 0)
 
 
-@pytest.mark.xfail(strict=True, reason=SPARSE)
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_linear_regression_sparse_equal_dense(fit_intercept):
     rng = np.random.RandomState(0)
@@ -178,7 +175,6 @@ def test_linear_regression_multiple_outcome(solver):
     assert_array_almost_equal(np.vstack((y_pred, y_pred)).T, Y_pred, decimal=3)
 
 
-@pytest.mark.xfail(strict=True, reason=SPARSE)
 def test_linear_regression_sparse_multiple_outcome():
     X, y = make_sparse_uncorrelated(random_state=np.random.RandomState(42))
     X = sparse.coo_array(X)

@@ -185,20 +185,14 @@ def _unpenalized_check(solver, fit_intercept, shape, seed, stack):
 
 
 def _unpenalized_params(rank_deficient_shapes):
-    """(solver, fit_intercept, shape, seed); item 1 where the exact solvers meet a
-    rank-deficient X without an intercept."""
-    out = []
-    for solver in SOLVERS:
-        for fit_intercept in (True, False):
-            for shape, seed in DATA:
-                item1 = (
-                    solver in ("qr", "gram")
-                    and not fit_intercept
-                    and shape in rank_deficient_shapes
-                )
-                marks = [pytest.mark.xfail(strict=True, reason=ITEM1)] if item1 else []
-                out.append(pytest.param(solver, fit_intercept, shape, seed, marks=marks))
-    return out
+    """(solver, fit_intercept, shape, seed); the rank-deficient shapes without an intercept
+    are issue 9 item 1's case (fixed: the refinement no longer writes into the solution)."""
+    return [
+        pytest.param(solver, fit_intercept, shape, seed)
+        for solver in SOLVERS
+        for fit_intercept in (True, False)
+        for shape, seed in DATA
+    ]
 
 
 @pytest.mark.parametrize("solver, fit_intercept, shape, seed", _unpenalized_params({"wide"}))
@@ -240,7 +234,6 @@ def test_ridge_regression_sample_weights(solver, fit_intercept, alpha, shape, se
     _sample_weights_check(solver, fit_intercept, alpha, shape, seed, np.asarray)
 
 
-@pytest.mark.xfail(strict=True, reason=SPARSE)
 @pytest.mark.parametrize("shape", ["long", "wide"])
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_ridge_regression_sample_weights_sparse(fit_intercept, shape):

@@ -85,7 +85,6 @@ def test_ridge_shapes_type():
     assert isinstance(ridge.intercept_, np.ndarray)
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM9_SCALAR)
 def test_ridge_intercept_of_one_d_target_is_a_numpy_scalar():
     # scikit-learn: intercept_.shape == () (np.float64, which is also a float)
     rng = np.random.RandomState(0)
@@ -93,7 +92,6 @@ def test_ridge_intercept_of_one_d_target_is_a_numpy_scalar():
     assert ridge.intercept_.shape == ()
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM9_N1)
 def test_ridge_shapes_type_one_column_target():
     rng = np.random.RandomState(0)
     X, y = rng.randn(5, 10), rng.randn(5)
@@ -230,7 +228,6 @@ def test_regularization_limits_ridge(alpha, solver, fit_intercept, X_shape):
     _regularization_limits(alpha, solver, fit_intercept, X_shape, np.asarray)
 
 
-@pytest.mark.xfail(strict=True, reason=SPARSE)
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_regularization_limits_ridge_sparse(fit_intercept):
     _regularization_limits(1e16, "qr", fit_intercept, (100, 50), sparse.csr_array)
@@ -263,7 +260,6 @@ def test_ridge_diabetes_matches_scikit_learn(solver):
     assert_allclose(_multi_ridge_diabetes(np.asarray, solver), ref.coef_, rtol=1e-10)
 
 
-@pytest.mark.xfail(strict=True, reason=SPARSE)
 def test_dense_sparse():
     for fn in (_ridge_diabetes, _multi_ridge_diabetes):
         assert_array_almost_equal(fn(np.asarray, "qr"), fn(sparse.csr_array, "qr"), decimal=3)

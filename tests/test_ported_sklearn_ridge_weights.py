@@ -39,7 +39,6 @@ def _ridge(solver, **params):
     return tlr.Ridge(solver=solver, **params)
 
 
-@pytest.mark.xfail(strict=True, reason=SPARSE)
 @pytest.mark.parametrize("container", [sparse.csr_array, sparse.coo_array, sparse.csc_array])
 @pytest.mark.parametrize("n_samples, n_features", [[2, 3], [3, 2]])
 def test_sparse_design_with_sample_weights(n_samples, n_features, container):
@@ -53,7 +52,6 @@ def test_sparse_design_with_sample_weights(n_samples, n_features, container):
     assert_array_almost_equal(sparse_ridge.coef_, dense_ridge.coef_, decimal=6)
 
 
-@pytest.mark.xfail(strict=True, reason=SPARSE)
 @pytest.mark.parametrize("with_sample_weight", [True, False])
 def test_ridge_fit_intercept_sparse(with_sample_weight):
     X, y = make_regression(n_samples=1000, n_features=2, n_informative=2, bias=10.0,
@@ -101,14 +99,13 @@ def test_dtype_match(solver):
     assert_allclose(ridge_32.coef_, ridge_64.coef_, rtol=1e-4, atol=5e-4)
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM9_F32)
 @pytest.mark.parametrize("solver", EXACT)
 def test_dtype_match_float32_coef(solver):
     X_32, _, ridge_32, _ = _dtype_fits(solver)
     assert ridge_32.coef_.dtype == X_32.dtype
 
 
-@pytest.mark.xfail(strict=True, reason=f"{PER_TARGET_ALPHA}; and {ITEM9_F32}")
+@pytest.mark.xfail(strict=True, reason=PER_TARGET_ALPHA)
 def test_dtype_match_cholesky():
     rng = np.random.RandomState(0)
     alpha = np.array([1.0, 0.5])
@@ -234,7 +231,6 @@ def test_ridge_sample_weight_consistency(fit_intercept, data, solver):
     _close(solver, reg1.intercept_, reg2.intercept_)
 
 
-@pytest.mark.xfail(strict=True, reason=SPARSE)
 def test_ridge_sample_weight_consistency_sparse():
     rng = np.random.RandomState(42)
     X, y = rng.rand(12, 6), rng.rand(12)

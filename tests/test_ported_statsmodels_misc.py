@@ -85,7 +85,6 @@ def test_fvalue_implicit_constant():
         res.summary()
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM4_ZERO_COLUMNS)
 def test_fvalue_only_constant():
     # statsmodels #3642: a constant-only model has no F statistic
     y = np.random.RandomState(2).randn(20)
@@ -94,7 +93,6 @@ def test_fvalue_only_constant():
     res.summary()
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM4_ZERO_COLUMNS)
 def test_ols_constant():
     y = np.random.RandomState(323219).standard_normal(200)
     res = ols(np.empty((200, 0)), y)

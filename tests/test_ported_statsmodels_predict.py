@@ -92,7 +92,6 @@ def test_predict_se_wls_equals_direct_calculation():
         assert_allclose(sew, sew1 + res3.scale * (wv - 1))
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM5_SCALAR_WEIGHTS)
 def test_predict_se_wls_scalar_weight():
     X, y2, w = _predict_se_data()
     res3 = ols(X, y2, sample_weight=1.0 / w)
@@ -102,7 +101,6 @@ def test_predict_se_wls_scalar_weight():
     assert_allclose(two, res3.get_prediction(X[-2:], weights=[3.0, 3.0]).se_obs)
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM2_WRONG_WIDTH)
 def test_predict_wrong_size_exog_raises_value_error():
     X, y2, w = _predict_se_data()
     res3 = ols(X, y2, sample_weight=1.0 / w)

@@ -126,9 +126,7 @@ CASES = [
     "TestOLS",
     "TestRTO",
     "TestWLSExogWeights",
-    pytest.param(
-        "TestWLSScalarVsArray", marks=pytest.mark.xfail(strict=True, reason=ITEM5_SCALAR_WEIGHTS)
-    ),
+    "TestWLSScalarVsArray",
     "TestWLS_OLS",
 ]
 # CheckRegressionResults: statistic -> decimals (DECIMAL_4 everywhere in the peer)
@@ -279,7 +277,6 @@ def test_df_resid_before_fit_is_nobs_minus_columns():
 
 
 # ---- WLS corner cases and small reference examples -------------------------------------------
-@pytest.mark.xfail(strict=True, reason=ITEM5_SCALAR_WEIGHTS)
 def test_wls_single_observation_with_scalar_weight():
     res = ols(np.ones((1, 1)), np.ones(1), fit_intercept=False, sample_weight=1)
     assert_allclose(res.params, [1.0])
@@ -354,9 +351,9 @@ def test_data_dimensions_give_the_same_statistics(case):
     "case",
     [
         "TestDataDimensions",
-        pytest.param("TestNxNx", marks=pytest.mark.xfail(strict=True, reason=ITEM9_N1_TARGET)),
+        pytest.param("TestNxNx"),
         "TestNxOneNx",
-        pytest.param("TestNxNxOne", marks=pytest.mark.xfail(strict=True, reason=ITEM9_N1_TARGET)),
+        pytest.param("TestNxNxOne"),
     ],
 )
 def test_data_dimensions_give_the_same_shapes(case):
@@ -369,14 +366,12 @@ def test_data_dimensions_give_the_same_shapes(case):
         assert np.shape(getattr(res1, name)) == np.shape(getattr(res2, name)), name
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM9_N1_TARGET)
 def test_one_column_endog_gives_one_d_statistics():
     endog, exog = _dimensions()
     res = ols(exog[:, None], endog[:, None], fit_intercept=False)
     assert res.params.shape == (1,) and res.resid.shape == (30,)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 item 4: length mismatch raises RuntimeError")
 def test_bad_size_raises_value_error():
     data = np.random.RandomState(54321).uniform(0, 20, 31)
     with pytest.raises(ValueError):

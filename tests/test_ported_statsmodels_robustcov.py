@@ -97,7 +97,6 @@ def test_macro_robust_basic_matches_stata(case):
     assert_equal((res1.df_model, res1.df_resid), df)
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM8_USE_T)
 @pytest.mark.parametrize("case", ["TestOLSRobust1", "TestOLSRobust2"])
 def test_macro_robust_small_uses_t(case):
     cov_type, res2, _ = MACRO[case]
@@ -148,7 +147,6 @@ def test_grunfeld_wls_hc1_matches_stata():
     _check_scale(res1, res2, weighted=True)
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM8_USE_T)
 def test_grunfeld_wls_hc1_small_uses_t():
     X, y, w = _grunfeld()
     res1 = ols(X, y, sample_weight=w, cov_type="HC1", use_t=True)

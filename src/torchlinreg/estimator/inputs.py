@@ -127,18 +127,30 @@ class InputMixin:
         if hasattr(self, "model_"):
             self._publish()  # the shapes may have changed
 
+    # NOTE [scikit-learn's shapes]
+    # coef_ is (d,) for a 1-D y and (k, d) otherwise, except that scikit-learn's Ridge also
+    # ravels it for a y of shape (n, 1) (and then predicts (n,)); intercept_ is a numpy
+    # scalar for a 1-D y, (k,) otherwise, and the float 0.0 without an intercept. Both come
+    # in X's float dtype. Checked against scikit-learn for every combination in the tests.
+    _ravel_one_target = False
+
+    def _one_d_output(self) -> bool:
+        return self._y_was_1d or (self._ravel_one_target and self.model_.n_targets == 1)
+
     def _publish(self) -> None:
-        """Expose coef_/intercept_ as the input's type: numpy, or tensors on its device, in
-        X's float dtype; ``(d,)`` and a scalar for a 1-D target (scikit-learn's shapes)."""
+        """Expose coef_/intercept_ as the input's type (numpy, or tensors on its device) in
+        scikit-learn's shapes and X's float dtype (NOTE [scikit-learn's shapes])."""
         kind, device = self._output_kind
         dtype = getattr(self, "_output_dtype", torch.float64)
         coef, intercept = self.model_.weight.to(dtype), self.model_.bias.to(dtype)
         if kind == "torch":
             coef, intercept = coef.to(device), intercept.to(device)
-            if self._y_was_1d:
-                coef, intercept = coef[0], intercept[0]
         else:
             coef, intercept = coef.cpu().numpy(), intercept.cpu().numpy()
-            if self._y_was_1d:
-                coef, intercept = coef[0], intercept[0]  # a numpy scalar, as scikit-learn's
+        if self._one_d_output():
+            coef = coef[0]
+        if self._y_was_1d:
+            intercept = intercept[0]  # a numpy scalar (or 0-d tensor), as scikit-learn's
+        if not self.fit_intercept:
+            intercept = 0.0
         self.coef_, self.intercept_ = coef, intercept

@@ -356,7 +356,7 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         device = self._compute_device(Xm)
         Xt = Xm.values.to(device=device)
         out = self.model_.predict(Xt)
-        if self._y_was_1d:
+        if self._one_d_output():
             out = out[:, 0]
         # float32 in, float32 out (as scikit-learn); everything else comes back float64.
         out = out.to(torch.float32 if Xm.values.dtype == torch.float32 else torch.float64)
@@ -373,7 +373,7 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         b = self.model_.bias.detach().cpu().numpy()
         out = np.asarray(X.tocsr() @ w.T) + b
         out = out.astype(np.float32 if X.dtype == np.float32 else np.float64, copy=False)
-        return out[:, 0] if self._y_was_1d else out
+        return out[:, 0] if self._one_d_output() else out
 
     def score(self, X, y, sample_weight=None) -> float:
         """R2 of the predictions, averaged uniformly over targets."""
@@ -408,6 +408,8 @@ class Ridge(LinearRegression):
         >>> Ridge(alpha=0.5).fit(np.eye(3), np.arange(3.0)).coef_.shape
         (3,)
     """
+
+    _ravel_one_target = True  # NOTE [scikit-learn's shapes]
 
     def __init__(
         self,

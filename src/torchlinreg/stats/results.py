@@ -405,6 +405,7 @@ class OLSResults:
             True
         """
         k = self.rank + dk_params
+        crit = str(crit).lower()  # statsmodels takes "AIC" too
         penalty = {
             "aic": 2.0 * k,
             "bic": np.log(self.nobs) * k,
@@ -464,31 +465,6 @@ class OLSResults:
             )
         return self._out(wresid / np.where(zero, 1.0, root_scale))
 
-    def info_criteria(self, crit: str, dk_params: float = 0) -> np.ndarray:
-        """``"aic"``, ``"bic"``, ``"aicc"`` or ``"hqic"`` (statsmodels' definitions).
-
-        The parameter count is ``df_model + k_constant + dk_params`` (scale not counted).
-
-        Example:
-            >>> import numpy as np
-            >>> x = np.arange(10.0); y = 1 + 2 * x + np.tile([0.1, -0.1], 5)
-            >>> res = ols(x[:, None], y)
-            >>> bool(np.isclose(res.info_criteria("aic"), res.aic))
-            True
-        """
-        k, n, llf = self.df_model + self.k_constant + dk_params, self.nobs, self.llf
-        crit = str(crit).lower()
-        if crit == "aic":
-            return -2 * llf + 2 * k
-        if crit == "bic":
-            return -2 * llf + np.log(n) * k
-        if crit == "aicc":
-            dof = n - k - 1.0
-            return -2 * llf + 2 * k * n / dof if dof > 0 else np.full_like(llf, np.inf)
-        if crit == "hqic":
-            return -2 * llf + 2 * np.log(np.log(n)) * k
-        raise ValueError(f"crit must be one of 'aic', 'bic', 'aicc', 'hqic'; got {crit!r}")
-
     def get_prediction(
         self, exog: Tensor | np.ndarray | None = None, weights: np.ndarray | None = None
     ) -> PredictionResults:
@@ -525,7 +501,11 @@ class OLSResults:
         if self._n_exog is None:  # a design of its own (polyfit: x values)
             return as_tensor(exog).to(torch.float64), None
         d = self._n_exog
-        flat = getattr(exog, "ndim", np.ndim(exog)) == 1
+        ndim = getattr(exog, "ndim", None)
+        ndim = np.ndim(exog) if ndim is None else ndim
+        if ndim == 0:  # one value: one row of a one-feature model (statsmodels takes it)
+            exog = as_tensor(np.asarray(exog, dtype=np.float64)).reshape(1, 1)
+        flat = ndim == 1
         Xm = as_matrix(exog, name="exog", min_features=0, allow_1d=True)
         X = Xm.values
         if flat and d > 1 and X.shape[0] == d:  # one row given as a flat sequence
@@ -609,7 +589,8 @@ def ols(
     )
     return OLSResults.from_fit(
         X,
-        Y[:, 0] if Ym.was_1d else Y,
+        # statsmodels' convention: a y of one column is one 1-D target, whatever its shape
+        Y[:, 0] if Y.shape[1] == 1 else Y,
         w,
         fit_intercept,
         state,

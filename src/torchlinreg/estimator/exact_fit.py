@@ -133,7 +133,8 @@ class ExactFitMixin:
             alpha=float(self.alpha), rcond=self.rcond, feature_names=names
         )
         self.rank_ = self.solution_.rank
-        self.model_ = LinearModel(self.solution_.coef, self.solution_.intercept)
+        # A copy: the model's tensors are the user's to change, the solution stays the state's.
+        self.model_ = LinearModel(self.solution_.coef.clone(), self.solution_.intercept.clone())
         self.n_iter_ = 1
         self.loss_history_ = []
 

@@ -257,16 +257,30 @@ def refine_core(
     return x, max_steps, False
 
 
+def _owned(t: Tensor) -> Tensor:
+    """A float64 copy of ``t`` that shares no memory with it.
+
+    Everything this module is handed (rows, the solution, the R factor) belongs to the
+    caller: ``Tensor.to`` and ``reshape`` return ``t`` itself or a view when nothing needs to
+    change, so an in-place write after them would reach the caller's tensor (issue 9: the
+    no-intercept coefficients were zeroed that way). Copy before writing, always.
+    """
+    return t.detach().to(torch.float64, copy=True).contiguous()
+
+
 def _setup(
     d: int, fit_intercept: bool, state_or_r: object, coef: Tensor, intercept: Tensor, aliased
 ) -> tuple[Tensor, Tensor, list[int], list[int]]:
-    """Parameters ``(p, k)`` (aliased zeroed), R of the kept columns, kept params and columns."""
+    """Parameters ``(p, k)`` (aliased zeroed), R of the kept columns, kept params and columns.
+
+    The parameters are a fresh tensor: ``coef`` and ``intercept`` belong to the caller (the
+    solution a model publishes) and are never written to, see :func:`_owned`.
+    """
     c = int(fit_intercept)
     p = c + d
     R = _r_factor(state_or_r).to(torch.float64)[:p, :p]
-    params = coef.to(torch.float64).T.reshape(d, -1)
-    if fit_intercept:
-        params = torch.cat([intercept.to(torch.float64).reshape(1, -1), params], 0)
+    parts = [intercept.reshape(1, -1)] if fit_intercept else []
+    params = _owned(torch.cat([*parts, coef.T.reshape(d, -1)], 0) if parts else coef.T)
     dropped = {a + c for a in aliased}
     keep = [j for j in range(p) if j not in dropped]
     params[sorted(dropped)] = 0.0  # aliased columns stay out of the model

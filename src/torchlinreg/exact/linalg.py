@@ -20,20 +20,27 @@ from ..errors import RankWarning
 
 # NOTE [rank tolerance]
 # A column is aliased when the part of it orthogonal to the earlier kept columns (and the
-# intercept) is at most ``tol`` times its own raw, uncentred norm: LINPACK dqrdc2 / R's lm with
-# limited pivoting. Dividing by the norm makes the decision independent of units. The raw norm,
-# not the centred one, is the scale of the data's own rounding (a column 5 + 1e-3 * x is stored
-# to eps * 5, not to eps * 1e-3), so a column that is an offset copy of another is still caught.
-# Householder QR computes each orthogonal part with a relative error of about d * eps, and TSQR
-# over thousands of blocks was measured at ~20 eps: below 100 * max(d, 10) * eps a column cannot
-# be told from an exact dependence. That is the QR default (2.2e-13 for float64 at d = 10).
-# R's 1e-7 is far too coarse for QR: NIST Filip's last column keeps 5e-8 of its norm, yet its
-# certified solution is well defined in float64 (cond 3.8e9 after centring and scaling).
-# The Gram route squares the condition number: its factor carries a relative error of about
-# sqrt(eps_M), where the co-moments' own error eps_M grows with d (Cholesky) and, measured here,
-# with sqrt(n) (accumulation over rows). Hence sqrt(100 * max(d, 10, sqrt(n)) * eps) for gram
-# (4.7e-7 for Filip, 4.7e-6 at n = 1e6), which calls Filip rank-deficient: at that precision
-# it is.
+# intercept) is at most a tolerance times its norm: LINPACK dqrdc2 / R's lm with limited
+# pivoting. Dividing by a norm makes the decision independent of units. Two errors blur the
+# orthogonal part, and each is relative to its own norm:
+# - The data's own rounding, relative to the raw, uncentred norm (a column 5 + 1e-3 * x is
+#   stored to eps * 5, not to eps * 1e-3), so that a column that is an offset copy of another
+#   is still caught. Householder QR adds a relative error of about d * eps of the same (or a
+#   smaller, shifted) column, and TSQR over thousands of blocks was measured at ~20 eps:
+#   below 100 * max(d, 10) * eps a column cannot be told from an exact dependence. That is
+#   the QR default (2.2e-13 for float64 at d = 10), applied to the raw norm.
+#   R's 1e-7 is far too coarse for QR: NIST Filip's last column keeps 5e-8 of its norm, yet its
+#   certified solution is well defined in float64 (cond 3.8e9 after centring and scaling).
+# - The Gram route squares the condition number: its factor carries a relative error of about
+#   sqrt(eps_M), where the co-moments' own error eps_M grows with d (Cholesky) and, measured
+#   here, with sqrt(n) (accumulation over rows). Hence sqrt(100 * max(d, 10, sqrt(n)) * eps)
+#   for gram (4.7e-7 for Filip, 4.7e-6 at n = 1e6), which calls Filip rank-deficient: at that
+#   precision it is. The co-moments are taken about the means (NOTE [centring] in state.py),
+#   so this error is relative to the centred norm, not the raw one: applied to the raw norm it
+#   called every column of X + 1e7 aliased (issue 9). Gram columns are aliased below
+#   max(qr default * raw norm, gram tolerance * centred norm).
+# Norms are taken of columns equilibrated by powers of two (exact, see column_norms), so
+# squares neither overflow (X * 1e160) nor underflow (X * 1e-200) into a false decision.
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,34 @@ def default_rcond(
     return 100.0 * max(n_features, 10) * eps
 
 
+def pow2_scales(a: Tensor, dim: int = 0) -> Tensor:
+    """Powers of two ``s`` with ``max |a * s|`` in ``[0.5, 1)`` along ``dim``; 1 for zero lines.
+
+    Multiplying by a power of two is exact (short of the subnormal range), so columns can be
+    equilibrated and restored without a rounding error.
+    """
+    amax = a.abs().amax(dim=dim) if a.numel() else a.new_zeros(a.shape[1 - dim])
+    _, expo = torch.frexp(amax)
+    expo = torch.where((amax > 0) & torch.isfinite(amax), expo, torch.zeros_like(expo))
+    # Two halves: 2 ** -expo alone overflows for subnormal columns (expo < -1022).
+    half = torch.div(expo, 2, rounding_mode="floor")
+    two = a.new_tensor(2.0)
+    return torch.pow(two, -half) * torch.pow(two, half - expo)
+
+
+def column_norms(a: Tensor) -> Tensor:
+    """Euclidean norms of the columns of ``a`` without overflow or underflow of the squares.
+
+    Example:
+        >>> column_norms(torch.tensor([[3e200], [4e200]], dtype=torch.float64))
+        tensor([5.0000e+200], dtype=torch.float64)
+    """
+    if a.shape[1] == 0:
+        return a.new_zeros(0)
+    s = pow2_scales(a)
+    return torch.linalg.vector_norm(a * s, dim=0) / s
+
+
 def psd_upper_factor(M: Tensor) -> Tensor:
     """Upper-triangular ``R`` with ``R.T @ R == M`` for a symmetric positive semidefinite ``M``.
 
@@ -101,6 +136,10 @@ def psd_upper_factor(M: Tensor) -> Tensor:
     m = M.shape[0]
     if m == 0:
         return M.clone()
+    if not bool(torch.isfinite(M).all()):
+        # NaN or inf in the data: a NaN factor, which the solver reports as a DataError
+        # (eigh would raise a LinAlgError instead).
+        return torch.full_like(M, math.nan)
     diag = M.diagonal().clamp_min(0).sqrt()
     scale = torch.where(diag > 0, diag, torch.ones_like(diag))
     Ms = M / scale[:, None] / scale[None, :]
@@ -182,15 +221,20 @@ def solve_centred(
     alpha: float,
     tol: float,
     feature_names: Sequence[str] | None = None,
+    *,
+    data_tol: float | None = None,
 ) -> ExactSolution:
     """OLS or ridge from a centred summary: rank decision, coefficients, intercept, rss.
 
-    Full-rank OLS is one triangular solve and its rss the squared Y-block of the factor;
-    rank-deficient OLS warns and takes the truncated-SVD minimum-norm solution.
+    ``tol`` is the rank tolerance relative to the raw column norms, or, when ``data_tol`` is
+    given (the Gram route), relative to the centred norms, with ``data_tol`` relative to the
+    raw ones (NOTE [rank tolerance]). Full-rank OLS is one triangular solve and its rss the
+    squared Y-block of the factor; rank-deficient OLS warns and takes the truncated-SVD
+    minimum-norm solution.
     """
     r = summ.r
     rxx, rxy = r[:d, :d], r[:d, d:]
-    aliased = aliased_columns(rxx, _raw_norms(summ, d, fit_intercept), tol)
+    aliased = aliased_columns(rxx, _decision_norms(summ, d, fit_intercept, tol, data_tol), tol)
     rank = d - len(aliased)
     if alpha > 0:
         coef_t = ridge_coefficients(rxx, rxy, alpha)
@@ -221,16 +265,26 @@ def solve_centred(
     )
 
 
-def _raw_norms(summ: CentredSummary, d: int, fit_intercept: bool) -> Tensor:
-    """Uncentred weighted norms of the feature columns, ``sqrt(||x_c||^2 + W * mean^2)``."""
-    norms = torch.linalg.vector_norm(summ.r[:, :d], dim=0)
-    if not fit_intercept:
-        return norms
-    return torch.sqrt(norms * norms + summ.sum_weights * summ.means[:d] ** 2)
+def _decision_norms(
+    summ: CentredSummary, d: int, fit_intercept: bool, tol: float, data_tol: float | None
+) -> Tensor:
+    """Per-column norms ``N`` such that a column is aliased when its orthogonal part <= tol * N.
+
+    The raw (uncentred) weighted norm is ``hypot(||x_c||, sqrt(W) * |mean|)``; with
+    ``data_tol`` the threshold is ``max(data_tol * raw, tol * centred)`` (NOTE [rank
+    tolerance]).
+    """
+    centred = column_norms(summ.r[:, :d])
+    raw = centred
+    if fit_intercept:
+        raw = torch.hypot(centred, summ.sum_weights.sqrt() * summ.means[:d].abs())
+    if data_tol is None:
+        return raw
+    return torch.maximum(raw * (data_tol / tol), centred)
 
 
 def _unit_columns(a: Tensor) -> Tensor:
-    norms = torch.linalg.vector_norm(a, dim=0)
+    norms = column_norms(a)
     return a / torch.where(norms > 0, norms, torch.ones_like(norms))[None, :]
 
 

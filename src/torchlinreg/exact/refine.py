@@ -42,6 +42,7 @@ from .ddouble import (
     dd_sum,
     two_prod,
 )
+from .linalg import column_norms
 
 _EPS = torch.finfo(torch.float64).eps
 _CHUNK_ELEMENTS = 1 << 21  # bounds the (rows x columns) temporaries of the gradient pass
@@ -109,7 +110,7 @@ def needs_refinement(
     R, offsets = working() if callable(working) else (_r_factor(state_or_r), None)
     p = n_params
     rxx = R[:p, :p]
-    scale = torch.linalg.vector_norm(rxx, dim=0)
+    scale = column_norms(rxx)  # safe for columns of 1e-200 or 1e160
     if not bool((scale > 0).all()):
         return True
     sv = torch.linalg.svdvals(rxx / scale)
@@ -122,7 +123,7 @@ def needs_refinement(
         return _EPS * kappa / floor > tol
     x = torch.linalg.solve_triangular(rxx, R[:p, p:], upper=True) * scale[:, None]
     xnorm = torch.linalg.vector_norm(x, dim=0).clamp_min(torch.finfo(R.dtype).tiny)
-    rnorm = torch.linalg.vector_norm(R[p:, p:], dim=0)
+    rnorm = column_norms(R[p:, p:])
     risk = kappa + kappa**2 * rnorm / (float(sv[0]) * xnorm)  # (k,) normwise, relative
     err = _EPS * risk * xnorm  # (k,) absolute error of each column-scaled coefficient
     rel = err / torch.maximum(x.abs(), floor * xnorm)  # (p, k)
@@ -240,7 +241,7 @@ def refine_core(
     halving or reaches rounding level. Returns the refined ``x``, the steps taken and
     whether it converged.
     """
-    scale = torch.linalg.vector_norm(R, dim=0).clamp_min(torch.finfo(R.dtype).tiny)[:, None]
+    scale = column_norms(R).clamp_min(torch.finfo(R.dtype).tiny)[:, None]
     previous = float("inf")
     for step in range(max_steps):
         g = rhs(x)

@@ -36,7 +36,11 @@ default_rcond = linalg.default_rcond
 
 _METHODS = ("qr", "gram")
 _STATE_FORMAT = "torchlinreg.exact.LeastSquaresState"  # in model files: never rename
-_STATE_VERSION = 1
+# Version 2: Gram records carry the columns' power-of-two ``scale`` (their totals are stored
+# scaled by it); QR records are unchanged and keep version 1, so older readers still load them.
+# Version 1 Gram records are read with the scale of an unscaled summary.
+_STATE_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 # Rows per block on CPU, measured on 2 cores (AVX-512, MKL) at d = 100, k = 3 with
 # benchmarks/bench_exact_blocks.py (numbers in its docstring). On accelerators larger blocks
 # amortise the kernel launches (not measured: no GPU on the project machine).
@@ -299,8 +303,17 @@ class LeastSquaresState:
             raise DataError("all sample weights are zero: nothing to fit an intercept to")
         if rcond is None:
             rcond = default_rcond(self.n_features, self.dtype, self.method, self.n_samples)
+        # The Gram route's own error is relative to the centred columns, the data's rounding
+        # to the raw ones (NOTE [rank tolerance] in linalg).
+        data_tol = default_rcond(self.n_features, self.dtype) if self.method == "gram" else None
         return linalg.solve_centred(
-            summ, self.n_features, self.fit_intercept, alpha, float(rcond), feature_names
+            summ,
+            self.n_features,
+            self.fit_intercept,
+            alpha,
+            float(rcond),
+            feature_names,
+            data_tol=data_tol,
         )
 
     # ---------------------------------------------------------------- persistence
@@ -309,7 +322,7 @@ class LeastSquaresState:
         """Tensors and plain values that rebuild this state exactly (safetensors-friendly)."""
         out: dict[str, Any] = {
             "format": _STATE_FORMAT,
-            "version": _STATE_VERSION,
+            "version": _STATE_VERSION if "scale" in self._summary.names else 1,
             "n_features": self.n_features,
             "n_targets": self.n_targets,
             "fit_intercept": self.fit_intercept,
@@ -329,10 +342,11 @@ class LeastSquaresState:
     @classmethod
     def from_state_dict(cls, d: dict[str, Any]) -> LeastSquaresState:
         """Rebuild a state saved by :meth:`state_dict`; raises ModelFileError if malformed."""
-        if d.get("format") != _STATE_FORMAT or d.get("version") != _STATE_VERSION:
+        if d.get("format") != _STATE_FORMAT or d.get("version") not in _READABLE_VERSIONS:
             raise ModelFileError(
                 f"not a LeastSquaresState record (format {d.get('format')!r}, version "
-                f"{d.get('version')!r}); expected {_STATE_FORMAT!r} version {_STATE_VERSION}"
+                f"{d.get('version')!r}); expected {_STATE_FORMAT!r} version <= {_STATE_VERSION}: "
+                "a newer torchlinreg wrote it, or it is not a model file"
             )
         try:
             dtype = getattr(torch, str(d["dtype"]))
@@ -348,6 +362,8 @@ class LeastSquaresState:
             )
             summary = state._summary
             for name, ref in summary.tensors().items():
+                if name == "scale" and d["version"] == 1:
+                    continue  # unscaled totals: the default scale
                 value = torch.as_tensor(d[name])
                 if value.shape != ref.shape:
                     raise ValueError(f"{name} is {tuple(value.shape)}, not {tuple(ref.shape)}")

@@ -1,4 +1,4 @@
-"""Small dense kernels behind the exact engine: factor, rank decision, solvers.
+"""Small dense kernels behind the exact engine: factor, norms, rank decision (solve.py solves).
 
 Everything here works on the small ``(d + k) x (d + k)`` summary of a least-squares state,
 never on the data. Tensors stay on their device; the only host syncs are the few scalar
@@ -8,15 +8,11 @@ decisions of :func:`aliased_columns`.
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
-
-from ..errors import RankWarning
 
 # NOTE [rank tolerance]
 # A column is aliased when the part of it orthogonal to the earlier kept columns (and the
@@ -50,7 +46,8 @@ class ExactSolution:
     ``rank`` counts the kept features (the intercept is not included: ``n_params`` is).
     ``rss`` is the weighted residual sum of squares per target. ``singular_values`` are those
     of the centred (when ``fit_intercept``), column-scaled feature factor, and ``cond`` is
-    their ratio, a unit-free condition number. ``tol`` is the rank tolerance used.
+    their ratio, a unit-free condition number. ``tol`` is the rank tolerance used. ``alpha``
+    is the penalty, or a tuple of one per target when they differ.
     """
 
     coef: Tensor
@@ -61,7 +58,7 @@ class ExactSolution:
     singular_values: Tensor
     cond: float
     tol: float
-    alpha: float
+    alpha: float | tuple[float, ...]
     fit_intercept: bool
 
     @property
@@ -183,30 +180,6 @@ def aliased_columns(rxx: Tensor, norms: Tensor, tol: float) -> list[int]:
     return sorted(aliased)
 
 
-def ridge_coefficients(rxx: Tensor, rxy: Tensor, alpha: float) -> Tensor:
-    """``B`` (d, k) minimising ``||Y - X B||^2 + alpha ||B||^2`` from the factor of ``[X | Y]``.
-
-    Appends ``sqrt(alpha) * I`` rows under the feature columns and re-factors, which never
-    forms ``X'X + alpha I`` and so keeps the QR accuracy.
-    """
-    d, k = rxy.shape
-    penalty = torch.zeros(d, d + k, dtype=rxx.dtype, device=rxx.device)
-    penalty[:, :d] = math.sqrt(alpha) * torch.eye(d, dtype=rxx.dtype, device=rxx.device)
-    stacked = torch.cat([torch.cat([rxx, rxy], dim=1), penalty], dim=0)
-    r = torch.linalg.qr(stacked, mode="r").R
-    return torch.linalg.solve_triangular(r[:d, :d], r[:d, d:], upper=True)
-
-
-def min_norm_coefficients(rxx: Tensor, rxy: Tensor, rank: int) -> Tensor:
-    """Minimum-norm ``B`` (d, k) from the SVD of ``rxx`` truncated to ``rank``.
-
-    Equal to ``numpy.linalg.lstsq`` on the (centred) data with that rank.
-    """
-    U, S, Vh = torch.linalg.svd(rxx)
-    r = max(0, min(rank, int(S.shape[0])))
-    return Vh[:r].T @ ((U[:, :r].T @ rxy) / S[:r, None])
-
-
 def residual_sums(rc: Tensor, coef_t: Tensor) -> Tensor:
     """Per-target ``||Y - X B||^2`` from the factor ``rc`` of ``[X | Y]`` and ``B`` (d, k)."""
     d = coef_t.shape[0]
@@ -214,58 +187,7 @@ def residual_sums(rc: Tensor, coef_t: Tensor) -> Tensor:
     return (resid * resid).sum(dim=0)
 
 
-def solve_centred(
-    summ: CentredSummary,
-    d: int,
-    fit_intercept: bool,
-    alpha: float,
-    tol: float,
-    feature_names: Sequence[str] | None = None,
-    *,
-    data_tol: float | None = None,
-) -> ExactSolution:
-    """OLS or ridge from a centred summary: rank decision, coefficients, intercept, rss.
-
-    ``tol`` is the rank tolerance relative to the raw column norms, or, when ``data_tol`` is
-    given (the Gram route), relative to the centred norms, with ``data_tol`` relative to the
-    raw ones (NOTE [rank tolerance]). Full-rank OLS is one triangular solve and its rss the
-    squared Y-block of the factor; rank-deficient OLS warns and takes the truncated-SVD
-    minimum-norm solution.
-    """
-    r = summ.r
-    rxx, rxy = r[:d, :d], r[:d, d:]
-    aliased = aliased_columns(rxx, _decision_norms(summ, d, fit_intercept, tol, data_tol), tol)
-    rank = d - len(aliased)
-    if alpha > 0:
-        coef_t = ridge_coefficients(rxx, rxy, alpha)
-        rss = residual_sums(r, coef_t)
-    elif not aliased:
-        coef_t = torch.linalg.solve_triangular(rxx, rxy, upper=True)
-        rss = (r[d:, d:] * r[d:, d:]).sum(dim=0)
-    else:
-        warnings.warn(_rank_message(aliased, d, feature_names), RankWarning, stacklevel=3)
-        coef_t = min_norm_coefficients(rxx, rxy, rank)
-        rss = residual_sums(r, coef_t)
-    if fit_intercept:
-        intercept = summ.means[d:] - summ.means[:d] @ coef_t
-    else:
-        intercept = r.new_zeros(r.shape[1] - d)
-    sv = torch.linalg.svdvals(_unit_columns(rxx))
-    return ExactSolution(
-        coef=coef_t.T.contiguous(),
-        intercept=intercept,
-        rank=rank,
-        aliased=tuple(aliased),
-        rss=rss,
-        singular_values=sv,
-        cond=float(sv[0] / sv[-1]) if d else 1.0,
-        tol=tol,
-        alpha=alpha,
-        fit_intercept=fit_intercept,
-    )
-
-
-def _decision_norms(
+def decision_norms(
     summ: CentredSummary, d: int, fit_intercept: bool, tol: float, data_tol: float | None
 ) -> Tensor:
     """Per-column norms ``N`` such that a column is aliased when its orthogonal part <= tol * N.
@@ -283,15 +205,6 @@ def _decision_norms(
     return torch.maximum(raw * (data_tol / tol), centred)
 
 
-def _unit_columns(a: Tensor) -> Tensor:
+def unit_columns(a: Tensor) -> Tensor:
     norms = column_norms(a)
     return a / torch.where(norms > 0, norms, torch.ones_like(norms))[None, :]
-
-
-def _rank_message(aliased: list[int], d: int, names: Sequence[str] | None) -> str:
-    cols = [repr(names[j]) if names is not None else str(j) for j in aliased]
-    return (
-        f"rank-deficient design: {len(aliased)} of {d} features are collinear with earlier "
-        f"columns or the intercept and are aliased: {', '.join(cols)}; their coefficients "
-        "take the minimum-norm solution. Drop these columns or use ridge (alpha > 0)."
-    )

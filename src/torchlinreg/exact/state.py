@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError, ModelFileError
-from . import linalg, summaries
+from . import linalg, solve, summaries
 from .linalg import CentredSummary, ExactSolution
 
 __all__ = ["CentredSummary", "ExactSolution", "LeastSquaresState", "default_rcond", "fit_exact"]
@@ -271,16 +271,19 @@ class LeastSquaresState:
     def solve(
         self,
         *,
-        alpha: float = 0.0,
+        alpha: float | Sequence[float] | Tensor = 0.0,
         rcond: float | None = None,
         feature_names: Sequence[str] | None = None,
     ) -> ExactSolution:
         """Solve OLS (``alpha=0``) or ridge from the summary.
 
-        ``rcond`` is the relative rank tolerance (default :func:`default_rcond`, see
-        NOTE [rank tolerance] in ``linalg``). Rank-deficient OLS gives the minimum-norm
-        coefficients with a :class:`RankWarning` naming the aliased columns (by
-        ``feature_names`` when given). The intercept is never penalised.
+        ``alpha`` is one penalty, or one per target (shape ``(n_targets,)``, as
+        scikit-learn's Ridge). ``rcond`` is the relative rank tolerance (default
+        :func:`default_rcond`, see NOTE [rank tolerance] in ``linalg``). Rank-deficient OLS
+        gives the minimum-norm coefficients with a :class:`RankWarning` naming the aliased
+        columns (by ``feature_names`` when given); ridge gives the aliased directions zero
+        weight, its limit as alpha -> 0 (NOTE [numerical null space] in ``solve``). The
+        intercept is never penalised.
 
         Example:
             >>> X = torch.randn(50, 2, dtype=torch.float64)
@@ -288,9 +291,7 @@ class LeastSquaresState:
             >>> round(float(sol.coef[0, 0]), 6), sol.rank
             (3.0, 2)
         """
-        alpha = float(alpha)
-        if not alpha >= 0.0 or alpha == float("inf"):
-            raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
+        alpha = solve.per_target_alpha(alpha, self.n_targets)
         if self.n_samples == 0:
             raise DataError("no rows absorbed: call absorb(X, Y) with at least one row first")
         summ = self.centred_summary()
@@ -306,7 +307,7 @@ class LeastSquaresState:
         # The Gram route's own error is relative to the centred columns, the data's rounding
         # to the raw ones (NOTE [rank tolerance] in linalg).
         data_tol = default_rcond(self.n_features, self.dtype) if self.method == "gram" else None
-        return linalg.solve_centred(
+        return solve.solve_centred(
             summ,
             self.n_features,
             self.fit_intercept,
@@ -314,6 +315,8 @@ class LeastSquaresState:
             float(rcond),
             feature_names,
             data_tol=data_tol,
+            n_rows=self.n_nonzero,
+            method=self.method,
         )
 
     # ---------------------------------------------------------------- persistence
@@ -390,7 +393,7 @@ def fit_exact(
     *,
     sample_weight: Any = None,
     fit_intercept: bool = True,
-    alpha: float = 0.0,
+    alpha: float | Sequence[float] | Tensor = 0.0,
     method: str = "qr",
     dtype: torch.dtype = torch.float64,
     rcond: float | None = None,

@@ -35,6 +35,13 @@ from torch import Tensor
 #   so this error is relative to the centred norm, not the raw one: applied to the raw norm it
 #   called every column of X + 1e7 aliased (issue 9). Gram columns are aliased below
 #   max(qr default * raw norm, gram tolerance * centred norm).
+# Both errors grow with the size of the column's coefficients beta on the kept columns
+# (column-scaled): a perturbation of the kept columns moves the projection by that much, and
+# the Gram route's Schur complement carries eps * (1 + |beta|)^2. solve_centred therefore
+# scans with the threshold tol * (1 + |beta_j|) (aliased_columns(amplified=True)): without
+# it a column dependent on a kept block of condition ~60 (Gram) or ~500 (TSQR over blocks)
+# was kept, and a wide fit had one rank too many (issue 9, found by the property test).
+# NIST Filip's largest factor is 87: its QR threshold stays 2e-11, far below 5e-8.
 # Norms are taken of columns equilibrated by powers of two (exact, see column_norms), so
 # squares neither overflow (X * 1e160) nor underflow (X * 1e-200) into a false decision.
 
@@ -149,35 +156,58 @@ def psd_upper_factor(M: Tensor) -> Tensor:
     return R * scale[None, :]
 
 
-def aliased_columns(rxx: Tensor, norms: Tensor, tol: float) -> list[int]:
+def aliased_columns(
+    rxx: Tensor, norms: Tensor, tol: float, *, amplified: bool = False
+) -> list[int]:
     """Indices of columns of the upper-triangular ``rxx`` that are collinear with earlier ones.
 
     Columns are scanned left to right: column j is aliased when its part orthogonal to the
     earlier kept columns is at most ``tol * norms[j]`` (a zero norm means a zero column); it
     is then dropped and the scan goes on with the remaining columns re-triangularised against
-    the kept ones only (limited pivoting, as LINPACK dqrdc2). Full rank costs one vector check.
+    the kept ones (limited pivoting, as LINPACK dqrdc2). Full rank costs one vector check.
+    With ``amplified`` (a factor from a Gram matrix) the threshold is
+    ``tol * norms[j] * (1 + |beta_j|)``, ``beta_j`` the column-scaled coefficients of column
+    j on the kept ones: NOTE [rank tolerance].
     """
-    d = rxx.shape[1]
     t = rxx / torch.where(norms > 0, norms, torch.ones_like(norms))[None, :]
     aliased: list[int] = []
-    idx = list(range(d))
-    while idx:
-        small = (t.diagonal().abs() <= tol).tolist()
+    idx = list(range(rxx.shape[1]))  # the columns of t, all kept before ``start``
+    start = 0
+    while start < len(idx):
+        small = (t.diagonal().abs() <= _thresholds(t, tol, amplified))[start:].tolist()
         if not any(small):
             break
-        p = small.index(True)
-        aliased.append(idx[p])
-        # Rows p.. of the remaining columns are their parts orthogonal to the kept ones.
-        rest, rest_idx = t[p:, p + 1 :], idx[p + 1 :]
-        # A column already negligible against the kept set stays so as the set grows: drop
-        # all such at once (n < d leaves many, and one QR per column would cost O(d^4)).
-        gone = (torch.linalg.vector_norm(rest, dim=0) <= tol).tolist()
-        aliased.extend(j for j, g in zip(rest_idx, gone, strict=True) if g)
-        keep = [i for i, g in enumerate(gone) if not g]
-        idx = [rest_idx[i] for i in keep]
-        if idx:
-            t = torch.linalg.qr(rest[:, keep], mode="r").R
+        p = start + small.index(True)
+        # Rows p.. of the later columns are their parts orthogonal to the kept ones. A column
+        # already negligible against the kept set stays so as the set grows: drop all such at
+        # once (n < d leaves many, and one QR per column would cost O(d^4)).
+        rest = t[p:, p + 1 :]
+        limit = tol
+        if amplified and p:
+            beta = torch.linalg.solve_triangular(t[:p, :p], t[:p, p + 1 :], upper=True)
+            limit = tol * (1 + torch.linalg.vector_norm(beta, dim=0))
+        gone = (torch.linalg.vector_norm(rest, dim=0) <= limit).tolist()
+        later = [p + 1 + i for i, g in enumerate(gone) if not g]
+        aliased += [idx[p]] + [idx[p + 1 + i] for i, g in enumerate(gone) if g]
+        tail = torch.linalg.qr(t[p:, later], mode="r").R
+        t = torch.cat([t[:p, :p], t[:p, later]], 1) if p else t.new_zeros(0, len(later))
+        t = torch.cat([t, torch.cat([tail.new_zeros(tail.shape[0], p), tail], 1)], 0)
+        idx = idx[:p] + [idx[j] for j in later]
+        start = p
     return sorted(aliased)
+
+
+def _thresholds(t: Tensor, tol: float, amplified: bool) -> Tensor | float:
+    """Per-column thresholds of the scan; ``beta`` of all columns in one triangular solve
+    (valid up to the first negligible diagonal, which is all the scan reads)."""
+    if not amplified:
+        return tol
+    # A zero diagonal would make 0/0 of every column's solve (back substitution starts at
+    # the bottom); set to 1, it only changes the betas of later columns, which it precedes.
+    t = t.clone()
+    t.diagonal().copy_(torch.where(t.diagonal() != 0, t.diagonal(), 1.0))
+    beta = torch.linalg.solve_triangular(t, torch.triu(t, diagonal=1), upper=True)
+    return tol * (1 + torch.linalg.vector_norm(beta, dim=0))
 
 
 def residual_sums(rc: Tensor, coef_t: Tensor) -> Tensor:

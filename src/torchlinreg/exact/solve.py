@@ -170,7 +170,7 @@ def solve_centred(
     rxx, rxy = r[:d, :d], r[:d, d:]
     alphas = per_target_alpha(alpha, k)
     norms = decision_norms(summ, d, fit_intercept, tol, data_tol)
-    aliased = aliased_columns(rxx, norms, tol)
+    aliased = aliased_columns(rxx, norms, tol, amplified=True)
     rank = d - len(aliased)
     ridge = any(a > 0 for a in alphas)
     if not ridge and not aliased:

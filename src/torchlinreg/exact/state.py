@@ -37,8 +37,9 @@ default_rcond = linalg.default_rcond
 _METHODS = ("qr", "gram")
 _STATE_FORMAT = "torchlinreg.exact.LeastSquaresState"  # in model files: never rename
 # Version 2: Gram records carry the columns' power-of-two ``scale`` (their totals are stored
-# scaled by it); QR records are unchanged and keep version 1, so older readers still load them.
-# Version 1 Gram records are read with the scale of an unscaled summary.
+# scaled by it) and, with an intercept, the fixed ``shift`` the means are taken about; QR
+# records are unchanged and keep version 1, so older readers still load them. Version 1 Gram
+# records are read as unscaled and unshifted.
 _STATE_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 # Rows per block on CPU, measured on 2 cores (AVX-512, MKL) at d = 100, k = 3 with
@@ -325,7 +326,7 @@ class LeastSquaresState:
         """Tensors and plain values that rebuild this state exactly (safetensors-friendly)."""
         out: dict[str, Any] = {
             "format": _STATE_FORMAT,
-            "version": _STATE_VERSION if "scale" in self._summary.names else 1,
+            "version": _STATE_VERSION if self._summary.since_version_2 else 1,
             "n_features": self.n_features,
             "n_targets": self.n_targets,
             "fit_intercept": self.fit_intercept,
@@ -338,7 +339,7 @@ class LeastSquaresState:
         }
         for name, value in self._summary.tensors().items():
             out[name] = value.detach().clone(memory_format=torch.contiguous_format)
-        if isinstance(self._summary, summaries.QRSummary):
+        if hasattr(self._summary, "has_shift"):
             out["has_shift"] = self._summary.has_shift
         return out
 
@@ -365,8 +366,8 @@ class LeastSquaresState:
             )
             summary = state._summary
             for name, ref in summary.tensors().items():
-                if name == "scale" and d["version"] == 1:
-                    continue  # unscaled totals: the default scale
+                if name in summary.since_version_2 and d["version"] == 1:
+                    continue  # unscaled, unshifted Gram totals: the defaults
                 value = torch.as_tensor(d[name])
                 if value.shape != ref.shape:
                     raise ValueError(f"{name} is {tuple(value.shape)}, not {tuple(ref.shape)}")
@@ -374,8 +375,11 @@ class LeastSquaresState:
             state.n_samples = int(d["n_samples"])
             summary.sum_w.fill_(float(d["sum_weights"]))
             summary.n_nonzero.fill_(int(d["n_nonzero"]))
-            if isinstance(summary, summaries.QRSummary):
-                summary.has_shift = bool(d["has_shift"])
+            if hasattr(summary, "has_shift"):
+                # Rows absorbed mean a shift was fixed, whatever the record says (a state
+                # gathered across ranks arrives without the flag, and a fresh shift would
+                # then be taken from the next rows, against the stored ones).
+                summary.has_shift = bool(d.get("has_shift", False)) or state.n_samples > 0
         except (KeyError, ValueError, TypeError, AttributeError, StopIteration) as exc:
             raise ModelFileError(f"malformed LeastSquaresState record: {exc}") from exc
         return state

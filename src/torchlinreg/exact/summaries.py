@@ -26,6 +26,7 @@ class Summary:
     """
 
     names: tuple[str, ...] = ()
+    since_version_2: tuple[str, ...] = ()  # names a version-1 state record lacks
 
     def __init__(self, p: int, intercept: bool, dtype: torch.dtype, device: torch.device):
         self.p, self.intercept = p, intercept
@@ -192,17 +193,27 @@ class GramSummary(Summary):
 
 
 class CentredGramSummary(GramSummary):
-    """Weighted means and centred co-moments of ``[X | Y]`` (Gram route with an intercept)."""
+    """Weighted means and centred co-moments of ``[X | Y]`` (Gram route with an intercept).
 
-    names = ("mean", "comoment", "scale")
+    As the QR state, it subtracts a fixed shift (the first block's means, in scaled units)
+    from every row before anything else, exactly for data near its offset: ``mean`` is
+    taken about ``shift``, so block means and the differences of means that the pairwise
+    merge squares carry the rounding of the centred data, not of the offsets.
+    """
+
+    names = ("mean", "comoment", "scale", "shift")
+    since_version_2 = ("scale", "shift")
 
     def __init__(self, p: int, intercept: bool, dtype: torch.dtype, device: torch.device):
         super().__init__(p, intercept, dtype, device)
         self.mean = torch.zeros(p, dtype=dtype, device=device)
         self.comoment = torch.zeros(p, p, dtype=dtype, device=device)
+        self.shift = torch.zeros(p, dtype=dtype, device=device)
+        self.has_shift = False
 
     def _rescale(self, ratio: Tensor) -> None:
         self.mean.mul_(ratio)
+        self.shift.mul_(ratio)
         _scale_both_sides(self.comoment, ratio)
 
     def absorb(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
@@ -215,6 +226,10 @@ class CentredGramSummary(GramSummary):
             prior = self.sum_w.clone()
             wb, sb = self._weights(w, lo, hi)
             z = self._scaled_block(_fill(work[: hi - lo], X[lo:hi], Y[lo:hi], d))
+            if not self.has_shift:
+                self.shift = z.mean(dim=0)
+                self.has_shift = True
+            z.sub_(self.shift)
             if wb is None:
                 block_w = torch.full((), float(hi - lo), dtype=z.dtype, device=z.device)
                 block_mean = z.mean(dim=0)
@@ -233,7 +248,9 @@ class CentredGramSummary(GramSummary):
             prior = self.sum_w.clone()
             self.comoment += other.comoment
             self._add_totals(other)
-            self._chan_update(prior, other.sum_w, other.mean)
+            # other's mean about this state's shift (the shifts' difference is exact when
+            # they are close, as shifts of one data set are)
+            self._chan_update(prior, other.sum_w, other.mean + (other.shift - self.shift))
 
     def _chan_update(self, prior_w: Tensor, part_w: Tensor, part_mean: Tensor) -> None:
         """Fold a part's weight and mean into ``mean``; its own co-moment is already added.
@@ -247,9 +264,8 @@ class CentredGramSummary(GramSummary):
         self.comoment.add_(torch.outer(delta, delta) * (prior_w * frac))
 
     def centred(self) -> CentredSummary:
-        return CentredSummary(
-            self.sum_w, self.mean / self._effective(), self._factor(self.comoment)
-        )
+        means = (self.shift + self.mean) / self._effective()
+        return CentredSummary(self.sum_w, means, self._factor(self.comoment))
 
     def full_r(self) -> Tensor:
         r, means = self.working()
@@ -260,13 +276,14 @@ class CentredGramSummary(GramSummary):
         r = torch.zeros(self.p + 1, self.p + 1, dtype=self.mean.dtype, device=self.mean.device)
         r[0, 0] = self.sum_w.sqrt()
         r[1:, 1:] = self._factor(self.comoment)
-        return r, self.mean / self._effective()
+        return r, (self.shift + self.mean) / self._effective()
 
 
 class RawGramSummary(GramSummary):
     """Raw weighted Gram of ``[X | Y]`` (Gram route without an intercept: nothing to centre)."""
 
     names = ("gram", "scale")
+    since_version_2 = ("scale",)
 
     def __init__(self, p: int, intercept: bool, dtype: torch.dtype, device: torch.device):
         super().__init__(p, intercept, dtype, device)

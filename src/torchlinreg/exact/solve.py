@@ -92,6 +92,7 @@ def penalised_coefficients(
     basis: Tensor | None,
     rest: Tensor | None = None,
     squared: bool = False,
+    kappa_bound: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """``B`` (d, k) minimising ``||Y - X B||^2 + sum_t alpha_t ||B_t||^2``, ``B`` in the basis,
     and an estimate of each column's relative error.
@@ -99,7 +100,8 @@ def penalised_coefficients(
     One QR of ``[[M, Y_t], [sqrt(alpha_t) I, 0]]`` per distinct penalty, ``M = rxx @ basis``
     (``rxx`` itself when ``basis`` is None): never forms ``X'X + alpha I``. ``rest`` holds the
     norms of the residual outside ``rxy`` (the factor's rows below d); ``squared`` says the
-    factor came from a Gram matrix (NOTE [accuracy estimate]).
+    factor came from a Gram matrix; ``kappa_bound`` bounds the condition number of the
+    column-scaled ``M`` (NOTE [accuracy estimate]).
     """
     m = rxx if basis is None else rxx @ basis
     r, k = m.shape[1], rxy.shape[1]
@@ -115,7 +117,7 @@ def penalised_coefficients(
         f = torch.linalg.qr(torch.cat([top, penalty], dim=0), mode="r").R
         out[:, cols] = torch.linalg.solve_triangular(f[:r, :r], f[:r, r:], upper=True)
         extra = None if rest is None else rest[cols]
-        err[cols] = _relative_error(f, r, out[:, cols], extra, squared)
+        err[cols] = _relative_error(f, r, out[:, cols], extra, squared, kappa_bound)
     return (out if basis is None else basis @ out), err
 
 
@@ -127,21 +129,35 @@ def penalised_coefficients(
 # Gram matrix is itself only accurate to eps * kappa, which multiplies the bound by kappa.
 # In-memory OLS fits are refined afterwards (stats.fitstats); ridge and minimum-norm
 # solutions are not, so solve_centred warns when this estimate exceeds ACCURACY_WARNING.
+# The penalty only improves the column-scaled conditioning (with unit columns C and
+# Lambda^2 + M^2 = I, the stacked Gram matrix Lambda C'C Lambda + M^2 has its eigenvalues
+# within those of C'C), and unit columns make |A| >= 1: so the condition number of M, known
+# before the solve, gives a bound for free, and the stacked factor's own SVD is computed
+# only when that bound says a warning may be due.
 
 
-def _relative_error(f: Tensor, r: int, z: Tensor, rest: Tensor | None, squared: bool) -> Tensor:
+def _relative_error(
+    f: Tensor, r: int, z: Tensor, rest: Tensor | None, squared: bool, kappa_bound: float | None
+) -> Tensor:
     """NOTE [accuracy estimate] for the targets whose stacked factor is ``f``."""
-    eps = torch.finfo(f.dtype).eps
+    eps, tiny = torch.finfo(f.dtype).eps, torch.finfo(f.dtype).tiny
     scale = column_norms(f[:r, :r])
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    sv = torch.linalg.svdvals(f[:r, :r] / scale[None, :])
-    kappa = sv[0] / sv[-1].clamp_min(torch.finfo(f.dtype).tiny)
     res = column_norms(f[r:, r:]) if f.shape[0] > r else f.new_zeros(z.shape[1])
     if rest is not None:
         res = torch.hypot(res, rest)
-    xs = column_norms(z * scale[:, None]).clamp_min(torch.finfo(f.dtype).tiny)
-    err = eps * (kappa + kappa * kappa * res / (sv[0] * xs))
-    return err * kappa if squared else err
+    xs = column_norms(z * scale[:, None]).clamp_min(tiny)
+
+    def estimate(kappa, top):
+        err = eps * (kappa + kappa * kappa * res / (top * xs))
+        return err * kappa if squared else err
+
+    if kappa_bound is not None:
+        bound = estimate(kappa_bound, 1.0)
+        if not float(bound.max()) > ACCURACY_WARNING:
+            return bound
+    sv = torch.linalg.svdvals(f[:r, :r] / scale[None, :])
+    return estimate(sv[0] / sv[-1].clamp_min(tiny), sv[0])
 
 
 def solve_centred(
@@ -173,13 +189,17 @@ def solve_centred(
     aliased = aliased_columns(rxx, norms, tol, amplified=True)
     rank = d - len(aliased)
     ridge = any(a > 0 for a in alphas)
+    sv = torch.linalg.svdvals(unit_columns(rxx))
+    cond = float(sv[0] / sv[-1]) if d else 1.0
     if not ridge and not aliased:
         coef_t = torch.linalg.solve_triangular(rxx, rxy, upper=True)
         rss = (r[d:, d:] * r[d:, d:]).sum(dim=0)
     else:
         basis = range_basis(rxx, norms, rank) if aliased else None
         rest = column_norms(r[d:, d:])
-        coef_t, err = penalised_coefficients(rxx, rxy, alphas, basis, rest, method == "gram")
+        bound = cond if basis is None else None
+        squared = method == "gram"
+        coef_t, err = penalised_coefficients(rxx, rxy, alphas, basis, rest, squared, bound)
         rss = residual_sums(r, coef_t)
         _warn_accuracy(float(err.max()) if k else 0.0, method, ridge)
         if not ridge:
@@ -188,7 +208,6 @@ def solve_centred(
             cut = tol * norms
             _warn_resolution(rxx, rxy, rest, basis, coef_t, alphas, cut, aliased, feature_names)
     intercept = summ.means[d:] - summ.means[:d] @ coef_t if fit_intercept else r.new_zeros(k)
-    sv = torch.linalg.svdvals(unit_columns(rxx))
     return ExactSolution(
         coef=coef_t.T.contiguous(),
         intercept=intercept,
@@ -196,7 +215,7 @@ def solve_centred(
         aliased=tuple(aliased),
         rss=rss,
         singular_values=sv,
-        cond=float(sv[0] / sv[-1]) if d else 1.0,
+        cond=cond,
         tol=tol,
         alpha=alphas[0] if len(set(alphas)) == 1 else alphas,
         fit_intercept=fit_intercept,

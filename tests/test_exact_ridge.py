@@ -261,3 +261,14 @@ def test_summary_command_shows_alpha_per_target(tmp_path, capsys):
     result = cli(capsys, "summary", str(path), "--json")
     assert result.code == 0, result.err
     assert result.json["params"]["alpha"] == [0.5, 5.0]
+
+
+def test_ols_statistics_refuse_a_ridge_solution_with_alpha_per_target():
+    from torchlinreg.stats.fitstats import results_from_fit, results_from_state
+
+    X, Y = np.random.default_rng(11).normal(size=(20, 2)), np.ones((20, 2))
+    state, sol = fit_exact(X, Y, alpha=[0.0, 1.0])
+    with pytest.raises(ValueError, match="unpenalised"):
+        results_from_fit(X, Y, None, True, state, sol)
+    with pytest.raises(ValueError, match="unpenalised"):
+        results_from_state(state, sol, weighted=False, y_was_1d=False)

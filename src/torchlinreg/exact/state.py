@@ -14,7 +14,8 @@ only changes the first row of R (``R[0, j] -= shift_j * R[0, 0]``), so states wi
 shifts merge after a rank-one fix of that row. The Gram state never accumulates the raw
 uncentred Gram (it would square the offsets into the condition number): it keeps the weighted
 means and the centred co-moment matrix, each block centred on its own mean and merged with
-the pairwise formula of Chan, Golub & LeVeque.
+the pairwise formula of Chan, Golub & LeVeque; the means are taken about a fixed shift too,
+so that the differences of block means the formula squares keep the centred data's digits.
 """
 
 from __future__ import annotations

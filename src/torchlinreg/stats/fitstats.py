@@ -59,7 +59,7 @@ def results_from_fit(
     warn: bool = False,
 ) -> dict:
     """Keyword arguments of ``OLSResults`` for an exact fit (see ``OLSResults.from_fit``)."""
-    if float(getattr(solution, "alpha", 0.0)) != 0.0:
+    if np.any(np.asarray(getattr(solution, "alpha", 0.0), dtype=np.float64) != 0.0):
         raise ValueError(
             "OLS statistics need an unpenalised fit (alpha=0); ridge estimates are biased "
             "and their t/F statistics are not defined here"
@@ -229,7 +229,7 @@ def results_from_state(
     centred total sum of squares is unknown (the uncentred R2 is the one reported), and
     weighted fits have no log-likelihood (it needs ``sum(log w)`` over the rows).
     """
-    if float(getattr(solution, "alpha", 0.0)) != 0.0:
+    if np.any(np.asarray(getattr(solution, "alpha", 0.0), dtype=np.float64) != 0.0):
         raise ValueError("OLS statistics need an unpenalised fit (alpha=0)")
     c = int(state.fit_intercept)  # type: ignore[attr-defined]
     d = int(state.n_features)  # type: ignore[attr-defined]

@@ -36,8 +36,6 @@ from torchlinreg.errors import RankWarning
 
 EXACT = ["qr", "gram"]
 SEEDS = [0, 42]
-SPARSE = "issue 9 (the lead): scipy.sparse X is not accepted yet"
-ITEM1 = "issue 9 item 1: fit_intercept=False on rank-deficient data gives wrong coefficients"
 
 
 def _quiet_rank(fn):

@@ -5,7 +5,7 @@ Ported: ``test_ridge_regression``, ``test_ridge_regression_hstacked_X``,
 ``test_ridge_regression_vstacked_X``, ``test_ridge_regression_unpenalized``,
 ``test_ridge_regression_unpenalized_hstacked_X``,
 ``test_ridge_regression_unpenalized_vstacked_X`` and
-``test_ridge_regression_sample_weights`` (dense; CSR in the sparse xfail below).
+``test_ridge_regression_sample_weights`` (dense and CSR).
 
 scikit-learn's solvers (svd, cholesky, lsqr, sparse_cg, sag, saga) become ours: the exact
 ``qr`` and ``gram`` at the peer's tolerances, and ``lbfgs`` (iterative) at looser ones
@@ -31,8 +31,6 @@ SOLVERS = ["qr", "gram", "lbfgs"]
 SEEDS = [0, 42]
 # lbfgs stops on a loss tolerance: its coefficients are good to about 1e-5 relative here
 LBFGS_TOL = dict(rtol=1e-4, atol=1e-5)
-SPARSE = "issue 9 (the lead): scipy.sparse X is not accepted yet"
-ITEM1 = "issue 9 item 1: fit_intercept=False on rank-deficient data gives wrong coefficients"
 
 
 def _ridge(solver, **params):

@@ -42,20 +42,11 @@ from torchlinreg.errors import RankWarning
 
 EXACT = ["qr", "gram"]
 SEEDS = [0, 42]
-SPARSE = "issue 9 (the lead): scipy.sparse X is not accepted yet"
-PER_TARGET_ALPHA = "issue 9: Ridge does not take one alpha per target yet"
 LBFGS_F32 = (
     "not in issue 9's items: lbfgs computes in float32 for float32 input and stops up to "
     "1e-2 (relative) from the ridge solution, with no warning; the peer's solvers meet 1e-3 "
     "(float64 input: 7e-6)"
 )
-ITEM3 = "issue 9 item 3: gram with alpha near 0 on wide X is not the minimum-norm solution"
-ITEM9_N1 = "issue 9 item 9: Ridge on y of shape (n, 1) gives coef_ (1, d); scikit-learn (d,)"
-ITEM9_SCALAR = (
-    "issue 9 item 9: intercept_ of a 1-D fit is a Python float (no .shape); scikit-learn "
-    "gives np.float64"
-)
-ITEM9_F32 = "issue 9 item 9: float32 input gives float64 coef_ (scikit-learn keeps float32)"
 
 
 def _diabetes():
@@ -120,7 +111,6 @@ def test_ridge_vs_lstsq(solver):
     assert_almost_equal(ridge.coef_, ols.coef_)
 
 
-@pytest.mark.xfail(strict=True, reason=PER_TARGET_ALPHA)
 @pytest.mark.parametrize("solver", EXACT)
 def test_ridge_individual_penalties(solver):
     rng = np.random.RandomState(42)
@@ -193,15 +183,14 @@ def test_solver_consistency(solver, proportion_nonzero, n_samples, dtype, seed):
 
 
 def _limits_params():
-    out = []
-    for solver in EXACT:
-        for alpha in (1e-16, 1e16):
-            for fit_intercept in (True, False):
-                for shape in ((100, 50), (50, 100)):
-                    item3 = solver == "gram" and alpha == 1e-16 and shape == (50, 100)
-                    marks = [pytest.mark.xfail(strict=True, reason=ITEM3)] if item3 else []
-                    out.append(pytest.param(alpha, solver, fit_intercept, shape, marks=marks))
-    return out
+    # gram at alpha 1e-16 on wide X was issue 9 item 3 (fixed)
+    return [
+        pytest.param(alpha, solver, fit_intercept, shape)
+        for solver in EXACT
+        for alpha in (1e-16, 1e16)
+        for fit_intercept in (True, False)
+        for shape in ((100, 50), (50, 100))
+    ]
 
 
 def _regularization_limits(alpha, solver, fit_intercept, X_shape, container):

@@ -28,9 +28,6 @@ import torchlinreg as tlr
 from torchlinreg.errors import RankWarning
 
 EXACT = ["qr", "gram"]
-SPARSE = "issue 9 (the lead): scipy.sparse X is not accepted yet"
-PER_TARGET_ALPHA = "issue 9: Ridge does not take one alpha per target yet"
-ITEM9_F32 = "issue 9 item 9: float32 input gives float64 coef_ (scikit-learn keeps float32)"
 
 
 def _ridge(solver, **params):
@@ -105,7 +102,6 @@ def test_dtype_match_float32_coef(solver):
     assert ridge_32.coef_.dtype == X_32.dtype
 
 
-@pytest.mark.xfail(strict=True, reason=PER_TARGET_ALPHA)
 def test_dtype_match_cholesky():
     rng = np.random.RandomState(0)
     alpha = np.array([1.0, 0.5])

@@ -25,8 +25,6 @@ import torchlinreg as tlr
 from torchlinreg.errors import RankWarning
 from torchlinreg.stats.results import ols
 
-ITEM4_ZERO_COLUMNS = "issue 9 item 4: ols() with X of zero columns (intercept-only) fails"
-
 
 def _dummies(seed=12345):
     rs = np.random.RandomState(seed)

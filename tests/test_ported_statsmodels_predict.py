@@ -22,11 +22,6 @@ from statsmodels.sandbox.regression.predstd import wls_prediction_std
 
 from torchlinreg.stats.results import ols
 
-ITEM5_SCALAR_WEIGHTS = "issue 9 item 5: get_prediction(X, weights=<scalar>) raises IndexError"
-ITEM2_WRONG_WIDTH = (
-    "issue 9 item 2: get_prediction does not check the number of columns: a (1, 2) exog "
-    "for a one-feature model is silently read as 2 rows (other widths: RuntimeError)"
-)
 # stats.t.isf(0.05 / 2, 50 - 2)
 Q = 2.0106347546964458
 

@@ -42,13 +42,6 @@ import torchlinreg as tlr
 from torchlinreg.errors import RankWarning
 from torchlinreg.stats.results import ols
 
-ITEM4_ZERO_COLUMNS = "issue 9 item 4: ols() with X of zero columns (intercept-only) fails"
-ITEM5_SCALAR_WEIGHTS = "issue 9 item 5: ols(sample_weight=<scalar>) is an error"
-ITEM9_N1_TARGET = (
-    "issue 9 item 9: ols(y of shape (n, 1)) keeps a target axis (params (p, 1)); "
-    "statsmodels squeezes a one-column endog to (p,)"
-)
-
 
 def _const_first(values):
     """Reference vectors with the constant last (statsmodels' prepend=False) -> first."""

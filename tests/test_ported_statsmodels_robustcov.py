@@ -39,8 +39,6 @@ from statsmodels.regression.tests.results import results_macro_ols_robust as mac
 from torchlinreg.exact.state import fit_exact
 from torchlinreg.stats.results import OLSResults, ols
 
-ITEM8_USE_T = "issue 9 item 8: ols() has no use_t= (robust covariances always use the normal)"
-
 
 def _first(v):
     return np.roll(np.asarray(v, dtype=float), 1, axis=0)

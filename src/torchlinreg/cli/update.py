@@ -57,7 +57,9 @@ def _check_agrees(est, columns, targets: tuple[str, ...], opts: dict[str, Any], 
     }
     params = {
         "solver": est.solver,
-        "alpha": float(est.alpha),
+        "alpha": [float(a) for a in est.alpha]
+        if hasattr(est.alpha, "__len__")
+        else float(est.alpha),
         "no_intercept": not est.fit_intercept,
     }
     for name in _FROM_MODEL:

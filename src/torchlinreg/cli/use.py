@@ -142,7 +142,11 @@ def summary_record(model) -> dict[str, Any]:
         "estimator": type(model).__name__,
         "solver": model.solver,
         "params": {
-            k: str(v) if isinstance(v, torch.device | torch.dtype) else v
+            k: str(v)
+            if isinstance(v, torch.device | torch.dtype)
+            else v.tolist()  # alpha per target
+            if isinstance(v, np.ndarray)
+            else v
             for k, v in model.get_params().items()
         },
         "features": features,
@@ -158,7 +162,7 @@ def summary_record(model) -> dict[str, Any]:
 
 def _statistics(model):
     """OLS statistics for exact, unpenalised models (from the state kept in the file)."""
-    if not hasattr(model, "state_") or model.alpha != 0:
+    if not hasattr(model, "state_") or np.any(np.asarray(model.alpha) != 0):
         return None
     return model.results_
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,6 +20,11 @@ EXACT_SOLVERS = ("qr", "gram")
 
 class ExactFitMixin:
     """State handling of :class:`~torchlinreg.LinearRegression` for ``solver="qr"|"gram"``."""
+
+    @property
+    def _unpenalised(self) -> bool:
+        """alpha is 0 (for every target when given one per target)."""
+        return bool(np.all(np.asarray(self.alpha, dtype=np.float64) == 0))
 
     def _adopt_refined(self, results: OLSResults) -> None:
         """Take the refined parameters (NOTE: only where no column is aliased: the
@@ -51,7 +57,7 @@ class ExactFitMixin:
         cached = getattr(self, "_results", None)
         if cached is not None:
             return cached
-        if not hasattr(self, "state_") or self.alpha != 0:
+        if not hasattr(self, "state_") or not self._unpenalised:
             raise AttributeError(
                 "results_ is available for exact solvers without a penalty (alpha=0); use "
                 "solver='qr' or 'gram' and alpha=0, or torchlinreg.ols(X, y)"
@@ -133,11 +139,10 @@ class ExactFitMixin:
             )
         names = getattr(self, "feature_names_in_", None)
         names = None if names is None else list(names)
-        self.solution_ = self.state_.solve(
-            alpha=float(self.alpha), rcond=self.rcond, feature_names=names
-        )
+        self.solution_ = self.state_.solve(alpha=self.alpha, rcond=self.rcond, feature_names=names)
         self.rank_ = self.solution_.rank
-        self.model_ = LinearModel(self.solution_.coef, self.solution_.intercept)
+        # A copy: the model's tensors are the user's to change, the solution stays the state's.
+        self.model_ = LinearModel(self.solution_.coef.clone(), self.solution_.intercept.clone())
         self.n_iter_ = 1
         self.loss_history_ = []
 

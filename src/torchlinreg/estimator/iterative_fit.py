@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from torch import Tensor
 
 from ..iterative.fit import fit_iterative
@@ -11,6 +12,18 @@ from ..model import LinearModel
 from .inputs import resolve_dtype
 
 ITERATIVE_SOLVERS = ("gd", "sgd", "adam", "lbfgs")
+
+
+def _one_alpha(alpha: Any) -> float:
+    if np.ndim(alpha) == 0:
+        return float(alpha)
+    values = np.asarray(alpha, dtype=np.float64).reshape(-1)
+    if values.size == 1 or bool((values == values[0]).all()):
+        return float(values[0])
+    raise ValueError(
+        f"one alpha per target needs an exact solver: got alpha={values.tolist()}; use "
+        "solver='qr' or 'gram', or one alpha for all targets"
+    )
 
 
 class IterativeFitMixin:
@@ -21,7 +34,7 @@ class IterativeFitMixin:
         return {
             "solver": self.solver,
             "fit_intercept": self.fit_intercept,
-            "alpha": float(self.alpha),
+            "alpha": _one_alpha(self.alpha),
             "standardize": self.standardize,
             "lr": self.lr,
             "max_iter": self.max_iter if self.max_iter is not None else 200,

@@ -41,6 +41,21 @@ def _nonneg_number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0
 
 
+def _alpha_value(v: Any) -> bool:
+    """One non-negative number, or one per target (a 1-D array-like), all finite."""
+    if _nonneg_number(v):
+        return True
+    if isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
+        return False
+    a = np.asarray(v)
+    return (
+        a.ndim == 1
+        and a.size > 0
+        and a.dtype.kind in "iuf"
+        and bool(np.isfinite(a).all() and (a >= 0).all())
+    )
+
+
 def _pos_int_or_none(v: Any) -> bool:
     return v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0)
 
@@ -57,7 +72,8 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
             normal equations), or an iterative solver ``"gd"``, ``"sgd"``, ``"adam"``,
             ``"lbfgs"``.
         fit_intercept: fit a bias per target (never penalised). Default True.
-        alpha: ridge penalty ``alpha * ||coef||^2``. Default 0.
+        alpha: ridge penalty ``alpha * ||coef||^2``. Default 0. Exact solvers also take one
+            penalty per target, an array of shape ``(n_targets,)``, as scikit-learn's Ridge.
         standardize: iterative solvers train on standardized features and targets and report
             coefficients in original units. Exact solvers do not need it. Default True.
         lr, max_iter, batch_size, tol, n_iter_no_change: iterative settings; None picks the
@@ -80,7 +96,10 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "solver": EXACT_SOLVERS + ITERATIVE_SOLVERS,
         "fit_intercept": (True, False),
-        "alpha": (_nonneg_number, "a non-negative real number"),
+        "alpha": (
+            _alpha_value,
+            "a non-negative real number, or an array of shape (n_targets,) of them",
+        ),
         "standardize": (True, False),
         "lr": (_pos_number_or_none, "a positive real number or None"),
         "max_iter": (_pos_int_or_none, "a positive integer or None"),
@@ -155,7 +174,7 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
             self._solve_state()
             # Refinement and robust covariances need all rows: a distributed fit has only
             # this rank's, so it keeps the state's results, as a streamed fit does.
-            if self.alpha == 0 and not is_distributed():
+            if self._unpenalised and not is_distributed():
                 self._results = OLSResults.from_fit(
                     Xt,
                     Yt[:, 0] if self._y_was_1d else Yt,

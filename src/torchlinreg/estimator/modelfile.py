@@ -32,6 +32,8 @@ def _jsonable_params(estimator: LinearRegression) -> dict[str, Any]:
     for key in ("device", "dtype"):
         if params[key] is not None:
             params[key] = str(params[key]).removeprefix("torch.")
+    if np.ndim(params["alpha"]):  # one per target: a JSON list, an array again on load
+        params["alpha"] = np.asarray(params["alpha"], dtype=np.float64).tolist()
     return params
 
 
@@ -85,6 +87,8 @@ def _portable(params: dict[str, Any]) -> dict[str, Any]:
     saved device is only where it computed, so an unavailable CUDA device becomes None
     (compute where the input is)."""
     device = params.get("device")
+    if isinstance(params.get("alpha"), list):
+        params = {**params, "alpha": np.asarray(params["alpha"], dtype=np.float64)}
     if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
         return {**params, "device": None}
     return params
@@ -151,7 +155,7 @@ def load(path: str | Path) -> LinearRegression:
             # the fit already warned about aliased columns; loading repeats no warnings
             warnings.simplefilter("ignore")
             estimator.solution_ = estimator.state_.solve(
-                alpha=float(estimator.alpha), rcond=estimator.rcond, feature_names=features
+                alpha=estimator.alpha, rcond=estimator.rcond, feature_names=features
             )
         estimator._weighted = bool(meta.get("weighted", False))
         _require(

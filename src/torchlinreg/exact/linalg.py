@@ -1,4 +1,4 @@
-"""Small dense kernels behind the exact engine: factor, rank decision, solvers.
+"""Small dense kernels behind the exact engine: factor, norms, rank decision (solve.py solves).
 
 Everything here works on the small ``(d + k) x (d + k)`` summary of a least-squares state,
 never on the data. Tensors stay on their device; the only host syncs are the few scalar
@@ -8,32 +8,42 @@ decisions of :func:`aliased_columns`.
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from ..errors import RankWarning
-
 # NOTE [rank tolerance]
 # A column is aliased when the part of it orthogonal to the earlier kept columns (and the
-# intercept) is at most ``tol`` times its own raw, uncentred norm: LINPACK dqrdc2 / R's lm with
-# limited pivoting. Dividing by the norm makes the decision independent of units. The raw norm,
-# not the centred one, is the scale of the data's own rounding (a column 5 + 1e-3 * x is stored
-# to eps * 5, not to eps * 1e-3), so a column that is an offset copy of another is still caught.
-# Householder QR computes each orthogonal part with a relative error of about d * eps, and TSQR
-# over thousands of blocks was measured at ~20 eps: below 100 * max(d, 10) * eps a column cannot
-# be told from an exact dependence. That is the QR default (2.2e-13 for float64 at d = 10).
-# R's 1e-7 is far too coarse for QR: NIST Filip's last column keeps 5e-8 of its norm, yet its
-# certified solution is well defined in float64 (cond 3.8e9 after centring and scaling).
-# The Gram route squares the condition number: its factor carries a relative error of about
-# sqrt(eps_M), where the co-moments' own error eps_M grows with d (Cholesky) and, measured here,
-# with sqrt(n) (accumulation over rows). Hence sqrt(100 * max(d, 10, sqrt(n)) * eps) for gram
-# (4.7e-7 for Filip, 4.7e-6 at n = 1e6), which calls Filip rank-deficient: at that precision
-# it is.
+# intercept) is at most a tolerance times its norm: LINPACK dqrdc2 / R's lm with limited
+# pivoting. Dividing by a norm makes the decision independent of units. Two errors blur the
+# orthogonal part, and each is relative to its own norm:
+# - The data's own rounding, relative to the raw, uncentred norm (a column 5 + 1e-3 * x is
+#   stored to eps * 5, not to eps * 1e-3), so that a column that is an offset copy of another
+#   is still caught. Householder QR adds a relative error of about d * eps of the same (or a
+#   smaller, shifted) column, and TSQR over thousands of blocks was measured at ~20 eps:
+#   below 100 * max(d, 10) * eps a column cannot be told from an exact dependence. That is
+#   the QR default (2.2e-13 for float64 at d = 10), applied to the raw norm.
+#   R's 1e-7 is far too coarse for QR: NIST Filip's last column keeps 5e-8 of its norm, yet its
+#   certified solution is well defined in float64 (cond 3.8e9 after centring and scaling).
+# - The Gram route squares the condition number: its factor carries a relative error of about
+#   sqrt(eps_M), where the co-moments' own error eps_M grows with d (Cholesky) and, measured
+#   here, with sqrt(n) (accumulation over rows). Hence sqrt(100 * max(d, 10, sqrt(n)) * eps)
+#   for gram (4.7e-7 for Filip, 4.7e-6 at n = 1e6), which calls Filip rank-deficient: at that
+#   precision it is. The co-moments are taken about the means (NOTE [centring] in state.py),
+#   so this error is relative to the centred norm, not the raw one: applied to the raw norm it
+#   called every column of X + 1e7 aliased (issue 9). Gram columns are aliased below
+#   max(qr default * raw norm, gram tolerance * centred norm).
+# Both errors grow with the size of the column's coefficients beta on the kept columns
+# (column-scaled): a perturbation of the kept columns moves the projection by that much, and
+# the Gram route's Schur complement carries eps * (1 + |beta|)^2. solve_centred therefore
+# scans with the threshold tol * (1 + |beta_j|) (aliased_columns(amplified=True)): without
+# it a column dependent on a kept block of condition ~60 (Gram) or ~500 (TSQR over blocks)
+# was kept, and a wide fit had one rank too many (issue 9, found by the property test).
+# NIST Filip's largest factor is 87: its QR threshold stays 2e-11, far below 5e-8.
+# Norms are taken of columns equilibrated by powers of two (exact, see column_norms), so
+# squares neither overflow (X * 1e160) nor underflow (X * 1e-200) into a false decision.
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,8 @@ class ExactSolution:
     ``rank`` counts the kept features (the intercept is not included: ``n_params`` is).
     ``rss`` is the weighted residual sum of squares per target. ``singular_values`` are those
     of the centred (when ``fit_intercept``), column-scaled feature factor, and ``cond`` is
-    their ratio, a unit-free condition number. ``tol`` is the rank tolerance used.
+    their ratio, a unit-free condition number. ``tol`` is the rank tolerance used. ``alpha``
+    is the penalty, or a tuple of one per target when they differ.
     """
 
     coef: Tensor
@@ -54,7 +65,7 @@ class ExactSolution:
     singular_values: Tensor
     cond: float
     tol: float
-    alpha: float
+    alpha: float | tuple[float, ...]
     fit_intercept: bool
 
     @property
@@ -91,6 +102,34 @@ def default_rcond(
     return 100.0 * max(n_features, 10) * eps
 
 
+def pow2_scales(a: Tensor, dim: int = 0) -> Tensor:
+    """Powers of two ``s`` with ``max |a * s|`` in ``[0.5, 1)`` along ``dim``; 1 for zero lines.
+
+    Multiplying by a power of two is exact (short of the subnormal range), so columns can be
+    equilibrated and restored without a rounding error.
+    """
+    amax = a.abs().amax(dim=dim) if a.numel() else a.new_zeros(a.shape[1 - dim])
+    _, expo = torch.frexp(amax)
+    expo = torch.where((amax > 0) & torch.isfinite(amax), expo, torch.zeros_like(expo))
+    # Two halves: 2 ** -expo alone overflows for subnormal columns (expo < -1022).
+    half = torch.div(expo, 2, rounding_mode="floor")
+    two = a.new_tensor(2.0)
+    return torch.pow(two, -half) * torch.pow(two, half - expo)
+
+
+def column_norms(a: Tensor) -> Tensor:
+    """Euclidean norms of the columns of ``a`` without overflow or underflow of the squares.
+
+    Example:
+        >>> column_norms(torch.tensor([[3e200], [4e200]], dtype=torch.float64))
+        tensor([5.0000e+200], dtype=torch.float64)
+    """
+    if a.shape[1] == 0:
+        return a.new_zeros(0)
+    s = pow2_scales(a)
+    return torch.linalg.vector_norm(a * s, dim=0) / s
+
+
 def psd_upper_factor(M: Tensor) -> Tensor:
     """Upper-triangular ``R`` with ``R.T @ R == M`` for a symmetric positive semidefinite ``M``.
 
@@ -101,6 +140,10 @@ def psd_upper_factor(M: Tensor) -> Tensor:
     m = M.shape[0]
     if m == 0:
         return M.clone()
+    if not bool(torch.isfinite(M).all()):
+        # NaN or inf in the data: a NaN factor, which the solver reports as a DataError
+        # (eigh would raise a LinAlgError instead).
+        return torch.full_like(M, math.nan)
     diag = M.diagonal().clamp_min(0).sqrt()
     scale = torch.where(diag > 0, diag, torch.ones_like(diag))
     Ms = M / scale[:, None] / scale[None, :]
@@ -113,59 +156,58 @@ def psd_upper_factor(M: Tensor) -> Tensor:
     return R * scale[None, :]
 
 
-def aliased_columns(rxx: Tensor, norms: Tensor, tol: float) -> list[int]:
+def aliased_columns(
+    rxx: Tensor, norms: Tensor, tol: float, *, amplified: bool = False
+) -> list[int]:
     """Indices of columns of the upper-triangular ``rxx`` that are collinear with earlier ones.
 
     Columns are scanned left to right: column j is aliased when its part orthogonal to the
     earlier kept columns is at most ``tol * norms[j]`` (a zero norm means a zero column); it
     is then dropped and the scan goes on with the remaining columns re-triangularised against
-    the kept ones only (limited pivoting, as LINPACK dqrdc2). Full rank costs one vector check.
+    the kept ones (limited pivoting, as LINPACK dqrdc2). Full rank costs one vector check.
+    With ``amplified`` (a factor from a Gram matrix) the threshold is
+    ``tol * norms[j] * (1 + |beta_j|)``, ``beta_j`` the column-scaled coefficients of column
+    j on the kept ones: NOTE [rank tolerance].
     """
-    d = rxx.shape[1]
     t = rxx / torch.where(norms > 0, norms, torch.ones_like(norms))[None, :]
     aliased: list[int] = []
-    idx = list(range(d))
-    while idx:
-        small = (t.diagonal().abs() <= tol).tolist()
+    idx = list(range(rxx.shape[1]))  # the columns of t, all kept before ``start``
+    start = 0
+    while start < len(idx):
+        small = (t.diagonal().abs() <= _thresholds(t, tol, amplified))[start:].tolist()
         if not any(small):
             break
-        p = small.index(True)
-        aliased.append(idx[p])
-        # Rows p.. of the remaining columns are their parts orthogonal to the kept ones.
-        rest, rest_idx = t[p:, p + 1 :], idx[p + 1 :]
-        # A column already negligible against the kept set stays so as the set grows: drop
-        # all such at once (n < d leaves many, and one QR per column would cost O(d^4)).
-        gone = (torch.linalg.vector_norm(rest, dim=0) <= tol).tolist()
-        aliased.extend(j for j, g in zip(rest_idx, gone, strict=True) if g)
-        keep = [i for i, g in enumerate(gone) if not g]
-        idx = [rest_idx[i] for i in keep]
-        if idx:
-            t = torch.linalg.qr(rest[:, keep], mode="r").R
+        p = start + small.index(True)
+        # Rows p.. of the later columns are their parts orthogonal to the kept ones. A column
+        # already negligible against the kept set stays so as the set grows: drop all such at
+        # once (n < d leaves many, and one QR per column would cost O(d^4)).
+        rest = t[p:, p + 1 :]
+        limit = tol
+        if amplified and p:
+            beta = torch.linalg.solve_triangular(t[:p, :p], t[:p, p + 1 :], upper=True)
+            limit = tol * (1 + torch.linalg.vector_norm(beta, dim=0))
+        gone = (torch.linalg.vector_norm(rest, dim=0) <= limit).tolist()
+        later = [p + 1 + i for i, g in enumerate(gone) if not g]
+        aliased += [idx[p]] + [idx[p + 1 + i] for i, g in enumerate(gone) if g]
+        tail = torch.linalg.qr(t[p:, later], mode="r").R
+        t = torch.cat([t[:p, :p], t[:p, later]], 1) if p else t.new_zeros(0, len(later))
+        t = torch.cat([t, torch.cat([tail.new_zeros(tail.shape[0], p), tail], 1)], 0)
+        idx = idx[:p] + [idx[j] for j in later]
+        start = p
     return sorted(aliased)
 
 
-def ridge_coefficients(rxx: Tensor, rxy: Tensor, alpha: float) -> Tensor:
-    """``B`` (d, k) minimising ``||Y - X B||^2 + alpha ||B||^2`` from the factor of ``[X | Y]``.
-
-    Appends ``sqrt(alpha) * I`` rows under the feature columns and re-factors, which never
-    forms ``X'X + alpha I`` and so keeps the QR accuracy.
-    """
-    d, k = rxy.shape
-    penalty = torch.zeros(d, d + k, dtype=rxx.dtype, device=rxx.device)
-    penalty[:, :d] = math.sqrt(alpha) * torch.eye(d, dtype=rxx.dtype, device=rxx.device)
-    stacked = torch.cat([torch.cat([rxx, rxy], dim=1), penalty], dim=0)
-    r = torch.linalg.qr(stacked, mode="r").R
-    return torch.linalg.solve_triangular(r[:d, :d], r[:d, d:], upper=True)
-
-
-def min_norm_coefficients(rxx: Tensor, rxy: Tensor, rank: int) -> Tensor:
-    """Minimum-norm ``B`` (d, k) from the SVD of ``rxx`` truncated to ``rank``.
-
-    Equal to ``numpy.linalg.lstsq`` on the (centred) data with that rank.
-    """
-    U, S, Vh = torch.linalg.svd(rxx)
-    r = max(0, min(rank, int(S.shape[0])))
-    return Vh[:r].T @ ((U[:, :r].T @ rxy) / S[:r, None])
+def _thresholds(t: Tensor, tol: float, amplified: bool) -> Tensor | float:
+    """Per-column thresholds of the scan; ``beta`` of all columns in one triangular solve
+    (valid up to the first negligible diagonal, which is all the scan reads)."""
+    if not amplified:
+        return tol
+    # A zero diagonal would make 0/0 of every column's solve (back substitution starts at
+    # the bottom); set to 1, it only changes the betas of later columns, which it precedes.
+    t = t.clone()
+    t.diagonal().copy_(torch.where(t.diagonal() != 0, t.diagonal(), 1.0))
+    beta = torch.linalg.solve_triangular(t, torch.triu(t, diagonal=1), upper=True)
+    return tol * (1 + torch.linalg.vector_norm(beta, dim=0))
 
 
 def residual_sums(rc: Tensor, coef_t: Tensor) -> Tensor:
@@ -175,69 +217,24 @@ def residual_sums(rc: Tensor, coef_t: Tensor) -> Tensor:
     return (resid * resid).sum(dim=0)
 
 
-def solve_centred(
-    summ: CentredSummary,
-    d: int,
-    fit_intercept: bool,
-    alpha: float,
-    tol: float,
-    feature_names: Sequence[str] | None = None,
-) -> ExactSolution:
-    """OLS or ridge from a centred summary: rank decision, coefficients, intercept, rss.
+def decision_norms(
+    summ: CentredSummary, d: int, fit_intercept: bool, tol: float, data_tol: float | None
+) -> Tensor:
+    """Per-column norms ``N`` such that a column is aliased when its orthogonal part <= tol * N.
 
-    Full-rank OLS is one triangular solve and its rss the squared Y-block of the factor;
-    rank-deficient OLS warns and takes the truncated-SVD minimum-norm solution.
+    The raw (uncentred) weighted norm is ``hypot(||x_c||, sqrt(W) * |mean|)``; with
+    ``data_tol`` the threshold is ``max(data_tol * raw, tol * centred)`` (NOTE [rank
+    tolerance]).
     """
-    r = summ.r
-    rxx, rxy = r[:d, :d], r[:d, d:]
-    aliased = aliased_columns(rxx, _raw_norms(summ, d, fit_intercept), tol)
-    rank = d - len(aliased)
-    if alpha > 0:
-        coef_t = ridge_coefficients(rxx, rxy, alpha)
-        rss = residual_sums(r, coef_t)
-    elif not aliased:
-        coef_t = torch.linalg.solve_triangular(rxx, rxy, upper=True)
-        rss = (r[d:, d:] * r[d:, d:]).sum(dim=0)
-    else:
-        warnings.warn(_rank_message(aliased, d, feature_names), RankWarning, stacklevel=3)
-        coef_t = min_norm_coefficients(rxx, rxy, rank)
-        rss = residual_sums(r, coef_t)
+    centred = column_norms(summ.r[:, :d])
+    raw = centred
     if fit_intercept:
-        intercept = summ.means[d:] - summ.means[:d] @ coef_t
-    else:
-        intercept = r.new_zeros(r.shape[1] - d)
-    sv = torch.linalg.svdvals(_unit_columns(rxx))
-    return ExactSolution(
-        coef=coef_t.T.contiguous(),
-        intercept=intercept,
-        rank=rank,
-        aliased=tuple(aliased),
-        rss=rss,
-        singular_values=sv,
-        cond=float(sv[0] / sv[-1]) if d else 1.0,
-        tol=tol,
-        alpha=alpha,
-        fit_intercept=fit_intercept,
-    )
+        raw = torch.hypot(centred, summ.sum_weights.sqrt() * summ.means[:d].abs())
+    if data_tol is None:
+        return raw
+    return torch.maximum(raw * (data_tol / tol), centred)
 
 
-def _raw_norms(summ: CentredSummary, d: int, fit_intercept: bool) -> Tensor:
-    """Uncentred weighted norms of the feature columns, ``sqrt(||x_c||^2 + W * mean^2)``."""
-    norms = torch.linalg.vector_norm(summ.r[:, :d], dim=0)
-    if not fit_intercept:
-        return norms
-    return torch.sqrt(norms * norms + summ.sum_weights * summ.means[:d] ** 2)
-
-
-def _unit_columns(a: Tensor) -> Tensor:
-    norms = torch.linalg.vector_norm(a, dim=0)
+def unit_columns(a: Tensor) -> Tensor:
+    norms = column_norms(a)
     return a / torch.where(norms > 0, norms, torch.ones_like(norms))[None, :]
-
-
-def _rank_message(aliased: list[int], d: int, names: Sequence[str] | None) -> str:
-    cols = [repr(names[j]) if names is not None else str(j) for j in aliased]
-    return (
-        f"rank-deficient design: {len(aliased)} of {d} features are collinear with earlier "
-        f"columns or the intercept and are aliased: {', '.join(cols)}; their coefficients "
-        "take the minimum-norm solution. Drop these columns or use ridge (alpha > 0)."
-    )

@@ -42,6 +42,7 @@ from .ddouble import (
     dd_sum,
     two_prod,
 )
+from .linalg import column_norms
 
 _EPS = torch.finfo(torch.float64).eps
 _CHUNK_ELEMENTS = 1 << 21  # bounds the (rows x columns) temporaries of the gradient pass
@@ -109,7 +110,7 @@ def needs_refinement(
     R, offsets = working() if callable(working) else (_r_factor(state_or_r), None)
     p = n_params
     rxx = R[:p, :p]
-    scale = torch.linalg.vector_norm(rxx, dim=0)
+    scale = column_norms(rxx)  # safe for columns of 1e-200 or 1e160
     if not bool((scale > 0).all()):
         return True
     sv = torch.linalg.svdvals(rxx / scale)
@@ -122,7 +123,7 @@ def needs_refinement(
         return _EPS * kappa / floor > tol
     x = torch.linalg.solve_triangular(rxx, R[:p, p:], upper=True) * scale[:, None]
     xnorm = torch.linalg.vector_norm(x, dim=0).clamp_min(torch.finfo(R.dtype).tiny)
-    rnorm = torch.linalg.vector_norm(R[p:, p:], dim=0)
+    rnorm = column_norms(R[p:, p:])
     risk = kappa + kappa**2 * rnorm / (float(sv[0]) * xnorm)  # (k,) normwise, relative
     err = _EPS * risk * xnorm  # (k,) absolute error of each column-scaled coefficient
     rel = err / torch.maximum(x.abs(), floor * xnorm)  # (p, k)
@@ -240,7 +241,7 @@ def refine_core(
     halving or reaches rounding level. Returns the refined ``x``, the steps taken and
     whether it converged.
     """
-    scale = torch.linalg.vector_norm(R, dim=0).clamp_min(torch.finfo(R.dtype).tiny)[:, None]
+    scale = column_norms(R).clamp_min(torch.finfo(R.dtype).tiny)[:, None]
     previous = float("inf")
     for step in range(max_steps):
         g = rhs(x)
@@ -257,18 +258,30 @@ def refine_core(
     return x, max_steps, False
 
 
+def _owned(t: Tensor) -> Tensor:
+    """A float64 copy of ``t`` that shares no memory with it.
+
+    Everything this module is handed (rows, the solution, the R factor) belongs to the
+    caller: ``Tensor.to`` and ``reshape`` return ``t`` itself or a view when nothing needs to
+    change, so an in-place write after them would reach the caller's tensor (issue 9: the
+    no-intercept coefficients were zeroed that way). Copy before writing, always.
+    """
+    return t.detach().to(torch.float64, copy=True).contiguous()
+
+
 def _setup(
     d: int, fit_intercept: bool, state_or_r: object, coef: Tensor, intercept: Tensor, aliased
 ) -> tuple[Tensor, Tensor, list[int], list[int]]:
-    """Parameters ``(p, k)`` (aliased zeroed), R of the kept columns, kept params and columns."""
+    """Parameters ``(p, k)`` (aliased zeroed), R of the kept columns, kept params and columns.
+
+    The parameters are a fresh tensor: ``coef`` and ``intercept`` belong to the caller (the
+    solution a model publishes) and are never written to, see :func:`_owned`.
+    """
     c = int(fit_intercept)
     p = c + d
     R = _r_factor(state_or_r).to(torch.float64)[:p, :p]
-    # a copy, never a view: the aliased rows are zeroed below, and the caller's
-    # coefficients must not change with them
-    params = coef.to(torch.float64).T.clone()
-    if fit_intercept:
-        params = torch.cat([intercept.to(torch.float64).reshape(1, -1), params], 0)
+    parts = [intercept.reshape(1, -1)] if fit_intercept else []
+    params = _owned(torch.cat([*parts, coef.T], 0) if parts else coef.T)
     dropped = {a + c for a in aliased}
     keep = [j for j in range(p) if j not in dropped]
     params[sorted(dropped)] = 0.0  # aliased columns stay out of the model

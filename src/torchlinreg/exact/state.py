@@ -14,7 +14,8 @@ only changes the first row of R (``R[0, j] -= shift_j * R[0, 0]``), so states wi
 shifts merge after a rank-one fix of that row. The Gram state never accumulates the raw
 uncentred Gram (it would square the offsets into the condition number): it keeps the weighted
 means and the centred co-moment matrix, each block centred on its own mean and merged with
-the pairwise formula of Chan, Golub & LeVeque.
+the pairwise formula of Chan, Golub & LeVeque; the means are taken about a fixed shift too,
+so that the differences of block means the formula squares keep the centred data's digits.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError, ModelFileError
-from . import linalg, summaries
+from . import linalg, solve, summaries
 from .linalg import CentredSummary, ExactSolution
 
 __all__ = ["CentredSummary", "ExactSolution", "LeastSquaresState", "default_rcond", "fit_exact"]
@@ -37,7 +38,12 @@ default_rcond = linalg.default_rcond
 
 _METHODS = ("qr", "gram")
 _STATE_FORMAT = "torchlinreg.exact.LeastSquaresState"  # in model files: never rename
-_STATE_VERSION = 1
+# Version 2: Gram records carry the columns' power-of-two ``scale`` (their totals are stored
+# scaled by it) and, with an intercept, the fixed ``shift`` the means are taken about; QR
+# records are unchanged and keep version 1, so older readers still load them. Version 1 Gram
+# records are read as unscaled and unshifted.
+_STATE_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 # Rows per block on CPU, measured on 2 cores (AVX-512, MKL) at d = 100, k = 3 with
 # benchmarks/bench_exact_blocks.py (numbers in its docstring). On accelerators larger blocks
 # amortise the kernel launches (not measured: no GPU on the project machine).
@@ -276,16 +282,19 @@ class LeastSquaresState:
     def solve(
         self,
         *,
-        alpha: float = 0.0,
+        alpha: float | Sequence[float] | Tensor = 0.0,
         rcond: float | None = None,
         feature_names: Sequence[str] | None = None,
     ) -> ExactSolution:
         """Solve OLS (``alpha=0``) or ridge from the summary.
 
-        ``rcond`` is the relative rank tolerance (default :func:`default_rcond`, see
-        NOTE [rank tolerance] in ``linalg``). Rank-deficient OLS gives the minimum-norm
-        coefficients with a :class:`RankWarning` naming the aliased columns (by
-        ``feature_names`` when given). The intercept is never penalised.
+        ``alpha`` is one penalty, or one per target (shape ``(n_targets,)``, as
+        scikit-learn's Ridge). ``rcond`` is the relative rank tolerance (default
+        :func:`default_rcond`, see NOTE [rank tolerance] in ``linalg``). Rank-deficient OLS
+        gives the minimum-norm coefficients with a :class:`RankWarning` naming the aliased
+        columns (by ``feature_names`` when given); ridge gives the aliased directions zero
+        weight, its limit as alpha -> 0 (NOTE [numerical null space] in ``solve``). The
+        intercept is never penalised.
 
         Example:
             >>> X = torch.randn(50, 2, dtype=torch.float64)
@@ -293,9 +302,7 @@ class LeastSquaresState:
             >>> round(float(sol.coef[0, 0]), 6), sol.rank
             (3.0, 2)
         """
-        alpha = float(alpha)
-        if not alpha >= 0.0 or alpha == float("inf"):
-            raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
+        alpha = solve.per_target_alpha(alpha, self.n_targets)
         if self.n_samples == 0:
             raise DataError("no rows absorbed: call absorb(X, Y) with at least one row first")
         summ = self.centred_summary()
@@ -308,8 +315,19 @@ class LeastSquaresState:
             raise DataError("all sample weights are zero: nothing to fit an intercept to")
         if rcond is None:
             rcond = default_rcond(self.n_features, self.dtype, self.method, self.n_samples)
-        return linalg.solve_centred(
-            summ, self.n_features, self.fit_intercept, alpha, float(rcond), feature_names
+        # The Gram route's own error is relative to the centred columns, the data's rounding
+        # to the raw ones (NOTE [rank tolerance] in linalg).
+        data_tol = default_rcond(self.n_features, self.dtype) if self.method == "gram" else None
+        return solve.solve_centred(
+            summ,
+            self.n_features,
+            self.fit_intercept,
+            alpha,
+            float(rcond),
+            feature_names,
+            data_tol=data_tol,
+            n_rows=self.n_nonzero,
+            method=self.method,
         )
 
     # ---------------------------------------------------------------- persistence
@@ -319,7 +337,7 @@ class LeastSquaresState:
         log_w = self.sum_log_weights
         out: dict[str, Any] = {
             "format": _STATE_FORMAT,
-            "version": _STATE_VERSION,
+            "version": _STATE_VERSION if self._summary.since_version_2 else 1,
             "n_features": self.n_features,
             "n_targets": self.n_targets,
             "fit_intercept": self.fit_intercept,
@@ -334,17 +352,18 @@ class LeastSquaresState:
         }
         for name, value in self._summary.tensors().items():
             out[name] = value.detach().clone(memory_format=torch.contiguous_format)
-        if isinstance(self._summary, summaries.QRSummary):
+        if hasattr(self._summary, "has_shift"):
             out["has_shift"] = self._summary.has_shift
         return out
 
     @classmethod
     def from_state_dict(cls, d: dict[str, Any]) -> LeastSquaresState:
         """Rebuild a state saved by :meth:`state_dict`; raises ModelFileError if malformed."""
-        if d.get("format") != _STATE_FORMAT or d.get("version") != _STATE_VERSION:
+        if d.get("format") != _STATE_FORMAT or d.get("version") not in _READABLE_VERSIONS:
             raise ModelFileError(
                 f"not a LeastSquaresState record (format {d.get('format')!r}, version "
-                f"{d.get('version')!r}); expected {_STATE_FORMAT!r} version {_STATE_VERSION}"
+                f"{d.get('version')!r}); expected {_STATE_FORMAT!r} version <= {_STATE_VERSION}: "
+                "a newer torchlinreg wrote it, or it is not a model file"
             )
         try:
             dtype = getattr(torch, str(d["dtype"]))
@@ -360,6 +379,8 @@ class LeastSquaresState:
             )
             summary = state._summary
             for name, ref in summary.tensors().items():
+                if name in summary.since_version_2 and d["version"] == 1:
+                    continue  # unscaled, unshifted Gram totals: the defaults
                 value = torch.as_tensor(d[name])
                 if value.shape != ref.shape:
                     raise ValueError(f"{name} is {tuple(value.shape)}, not {tuple(ref.shape)}")
@@ -370,8 +391,11 @@ class LeastSquaresState:
             # absent from files saved before it was kept: unknown, so NaN (and llf NaN)
             log_w = d.get("sum_log_weights")
             summary.sum_log_w.fill_(float("nan") if log_w is None else float(log_w))
-            if isinstance(summary, summaries.QRSummary):
-                summary.has_shift = bool(d["has_shift"])
+            if hasattr(summary, "has_shift"):
+                # Rows absorbed mean a shift was fixed, whatever the record says (a state
+                # gathered across ranks arrives without the flag, and a fresh shift would
+                # then be taken from the next rows, against the stored ones).
+                summary.has_shift = bool(d.get("has_shift", False)) or state.n_samples > 0
         except (KeyError, ValueError, TypeError, AttributeError, StopIteration) as exc:
             raise ModelFileError(f"malformed LeastSquaresState record: {exc}") from exc
         return state
@@ -389,7 +413,7 @@ def fit_exact(
     *,
     sample_weight: Any = None,
     fit_intercept: bool = True,
-    alpha: float = 0.0,
+    alpha: float | Sequence[float] | Tensor = 0.0,
     method: str = "qr",
     dtype: torch.dtype = torch.float64,
     rcond: float | None = None,

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .linalg import CentredSummary, psd_upper_factor
+from .linalg import CentredSummary, pow2_scales, psd_upper_factor
 
 
 class Summary:
@@ -28,6 +28,7 @@ class Summary:
     """
 
     names: tuple[str, ...] = ()
+    since_version_2: tuple[str, ...] = ()  # names a version-1 state record lacks
 
     def __init__(self, p: int, intercept: bool, dtype: torch.dtype, device: torch.device):
         self.p, self.intercept = p, intercept
@@ -149,15 +150,78 @@ class QRSummary(Summary):
         return self.r, self.shift if self.intercept else None
 
 
-class CentredGramSummary(Summary):
-    """Weighted means and centred co-moments of ``[X | Y]`` (Gram route with an intercept)."""
+class GramSummary(Summary):
+    """What both Gram summaries share: columns kept multiplied by powers of two (``scale``).
 
-    names = ("mean", "comoment")
+    Squares of data near 1e160 overflow and near 1e-200 underflow, so every block is scaled
+    by per-column powers of two (exact) chosen from the largest magnitude seen so far, and
+    the totals are rescaled (exactly again) when a larger one arrives. The solver sees the
+    factor in the data's units. ``scale`` 0 marks a column that has held only zeros so far.
+    Per block this costs O(rows * p) for the magnitudes and O(p^2) for the rescaling, and no
+    host sync.
+    """
+
+    def __init__(self, p: int, intercept: bool, dtype: torch.dtype, device: torch.device):
+        super().__init__(p, intercept, dtype, device)
+        self.scale = torch.zeros(p, dtype=dtype, device=device)
+
+    def _effective(self, scale: Tensor | None = None) -> Tensor:
+        scale = self.scale if scale is None else scale
+        return torch.where(scale > 0, scale, torch.ones_like(scale))
+
+    def _rescale(self, ratio: Tensor) -> None:
+        """Multiply the stored totals' columns by ``ratio`` (powers of two)."""
+        raise NotImplementedError
+
+    def _adopt_scale(self, need: Tensor) -> None:
+        """Take the smaller (larger-magnitude) of the current scale and ``need`` per column."""
+        new = torch.where(self.scale > 0, torch.minimum(self.scale, need), need)
+        new = torch.where(need > 0, new, self.scale)
+        self._rescale(self._effective(new) / self._effective())
+        self.scale = new
+
+    def _scaled_block(self, z: Tensor) -> Tensor:
+        """Adopt a scale covering the raw block ``z`` and scale it in place."""
+        amax = z.abs().amax(dim=0)
+        self._adopt_scale(torch.where(amax > 0, pow2_scales(z), torch.zeros_like(amax)))
+        return z.mul_(self._effective())
+
+    def _align(self, others: Sequence[GramSummary]) -> None:
+        """Bring self and ``others`` (copies, changed in place) to one common scale."""
+        for other in others:
+            self._adopt_scale(other.scale)
+        for other in others:
+            other._rescale(self._effective() / other._effective())
+            other.scale = self.scale.clone()
+
+    def _factor(self, m: Tensor) -> Tensor:
+        """The upper factor of the stored (scaled) matrix ``m``, in the data's units."""
+        return psd_upper_factor(m) / self._effective()[None, :]
+
+
+class CentredGramSummary(GramSummary):
+    """Weighted means and centred co-moments of ``[X | Y]`` (Gram route with an intercept).
+
+    As the QR state, it subtracts a fixed shift (the first block's means, in scaled units)
+    from every row before anything else, exactly for data near its offset: ``mean`` is
+    taken about ``shift``, so block means and the differences of means that the pairwise
+    merge squares carry the rounding of the centred data, not of the offsets.
+    """
+
+    names = ("mean", "comoment", "scale", "shift")
+    since_version_2 = ("scale", "shift")
 
     def __init__(self, p: int, intercept: bool, dtype: torch.dtype, device: torch.device):
         super().__init__(p, intercept, dtype, device)
         self.mean = torch.zeros(p, dtype=dtype, device=device)
         self.comoment = torch.zeros(p, p, dtype=dtype, device=device)
+        self.shift = torch.zeros(p, dtype=dtype, device=device)
+        self.has_shift = False
+
+    def _rescale(self, ratio: Tensor) -> None:
+        self.mean.mul_(ratio)
+        self.shift.mul_(ratio)
+        _scale_both_sides(self.comoment, ratio)
 
     def absorb(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
         """Centre each block on its own weighted mean, ``addmm_`` it, fold in with Chan."""
@@ -168,7 +232,11 @@ class CentredGramSummary(Summary):
             hi = min(lo + rows, n)
             prior = self.sum_w.clone()
             wb, sb = self._weights(w, lo, hi)
-            z = _fill(work[: hi - lo], X[lo:hi], Y[lo:hi], d)
+            z = self._scaled_block(_fill(work[: hi - lo], X[lo:hi], Y[lo:hi], d))
+            if not self.has_shift:
+                self.shift = z.mean(dim=0)
+                self.has_shift = True
+            z.sub_(self.shift)
             if wb is None:
                 block_w = torch.full((), float(hi - lo), dtype=z.dtype, device=z.device)
                 block_mean = z.mean(dim=0)
@@ -182,11 +250,14 @@ class CentredGramSummary(Summary):
             self._chan_update(prior, block_w, block_mean)
 
     def merge(self, others: Sequence[CentredGramSummary]) -> None:
+        self._align(others)
         for other in others:
             prior = self.sum_w.clone()
             self.comoment += other.comoment
             self._add_totals(other)
-            self._chan_update(prior, other.sum_w, other.mean)
+            # other's mean about this state's shift (the shifts' difference is exact when
+            # they are close, as shifts of one data set are)
+            self._chan_update(prior, other.sum_w, other.mean + (other.shift - self.shift))
 
     def _chan_update(self, prior_w: Tensor, part_w: Tensor, part_mean: Tensor) -> None:
         """Fold a part's weight and mean into ``mean``; its own co-moment is already added.
@@ -200,28 +271,33 @@ class CentredGramSummary(Summary):
         self.comoment.add_(torch.outer(delta, delta) * (prior_w * frac))
 
     def centred(self) -> CentredSummary:
-        return CentredSummary(self.sum_w, self.mean, psd_upper_factor(self.comoment))
+        means = (self.shift + self.mean) / self._effective()
+        return CentredSummary(self.sum_w, means, self._factor(self.comoment))
 
     def full_r(self) -> Tensor:
-        r, _ = self.working()
-        r[0, 1:] = r[0, 0] * self.mean
+        r, means = self.working()
+        r[0, 1:] = r[0, 0] * means
         return r
 
     def working(self) -> tuple[Tensor, Tensor | None]:
         r = torch.zeros(self.p + 1, self.p + 1, dtype=self.mean.dtype, device=self.mean.device)
         r[0, 0] = self.sum_w.sqrt()
-        r[1:, 1:] = psd_upper_factor(self.comoment)
-        return r, self.mean
+        r[1:, 1:] = self._factor(self.comoment)
+        return r, (self.shift + self.mean) / self._effective()
 
 
-class RawGramSummary(Summary):
+class RawGramSummary(GramSummary):
     """Raw weighted Gram of ``[X | Y]`` (Gram route without an intercept: nothing to centre)."""
 
-    names = ("gram",)
+    names = ("gram", "scale")
+    since_version_2 = ("scale",)
 
     def __init__(self, p: int, intercept: bool, dtype: torch.dtype, device: torch.device):
         super().__init__(p, intercept, dtype, device)
         self.gram = torch.zeros(p, p, dtype=dtype, device=device)
+
+    def _rescale(self, ratio: Tensor) -> None:
+        _scale_both_sides(self.gram, ratio)
 
     def absorb(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
         n, d = X.shape
@@ -230,21 +306,22 @@ class RawGramSummary(Summary):
         for lo in range(0, n, rows):
             hi = min(lo + rows, n)
             _, sb = self._weights(w, lo, hi)
-            z = _fill(work[: hi - lo], X[lo:hi], Y[lo:hi], d)
+            z = self._scaled_block(_fill(work[: hi - lo], X[lo:hi], Y[lo:hi], d))
             if sb is not None:
                 z.mul_(sb[:, None])
             self.gram.addmm_(z.T, z)
 
     def merge(self, others: Sequence[RawGramSummary]) -> None:
+        self._align(others)
         for other in others:
             self.gram += other.gram
             self._add_totals(other)
 
     def centred(self) -> CentredSummary:
-        return CentredSummary(self.sum_w, self.gram.new_zeros(self.p), psd_upper_factor(self.gram))
+        return CentredSummary(self.sum_w, self.gram.new_zeros(self.p), self.full_r())
 
     def full_r(self) -> Tensor:
-        return psd_upper_factor(self.gram)
+        return self._factor(self.gram)
 
     def working(self) -> tuple[Tensor, Tensor | None]:
         return self.full_r(), None
@@ -258,6 +335,12 @@ def new_summary(
         return QRSummary(p, intercept, dtype, device)
     kind = CentredGramSummary if intercept else RawGramSummary
     return kind(p, intercept, dtype, device)
+
+
+def _scale_both_sides(m: Tensor, ratio: Tensor) -> None:
+    """``m <- diag(ratio) m diag(ratio)`` in place, one side at a time: ``outer(ratio, ratio)``
+    overflows for a column that held only zeros so far (ratio up to 2**1074, times 0)."""
+    m.mul_(ratio[:, None]).mul_(ratio[None, :])
 
 
 def _fill(z: Tensor, xb: Tensor, yb: Tensor, d: int) -> Tensor:

@@ -61,7 +61,7 @@ def results_from_fit(
     warn: bool = False,
 ) -> dict:
     """Keyword arguments of ``OLSResults`` for an exact fit (see ``OLSResults.from_fit``)."""
-    if float(getattr(solution, "alpha", 0.0)) != 0.0:
+    if np.any(np.asarray(getattr(solution, "alpha", 0.0), dtype=np.float64) != 0.0):
         raise ValueError(
             "OLS statistics need an unpenalised fit (alpha=0); ridge estimates are biased "
             "and their t/F statistics are not defined here"
@@ -272,7 +272,7 @@ def results_from_state(
     log-likelihood of a weighted fit takes ``sum(log w)`` from the state: NaN for a state
     saved before it was kept, -inf when a weight is zero (as statsmodels' WLS).
     """
-    if float(getattr(solution, "alpha", 0.0)) != 0.0:
+    if np.any(np.asarray(getattr(solution, "alpha", 0.0), dtype=np.float64) != 0.0):
         raise ValueError("OLS statistics need an unpenalised fit (alpha=0)")
     c = int(state.fit_intercept)  # type: ignore[attr-defined]
     d = int(state.n_features)  # type: ignore[attr-defined]

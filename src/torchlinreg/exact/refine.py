@@ -33,19 +33,17 @@ from torch import Tensor
 from .ddouble import (
     DD,
     dd_add,
-    dd_add_fast,
     dd_div_d,
     dd_from,
     dd_mul,
-    dd_mul_d,
     dd_sub,
     dd_sum,
-    two_prod,
 )
 from .linalg import column_norms
+from .products import SplitRows
+from .rowpasses import RowPasses, chunked, finish_sums, gradient, weighted
 
 _EPS = torch.finfo(torch.float64).eps
-_CHUNK_ELEMENTS = 1 << 21  # bounds the (rows x columns) temporaries of the gradient pass
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,26 @@ def _r_factor(state_or_r: object) -> Tensor:
 def needs_refinement(
     state_or_r: object, n_params: int, *, tol: float = 1e-12, floor: float = 1e-2
 ) -> bool:
-    """Whether a QR solution from this R factor may have a relative error above ``tol``.
+    """Whether any target's QR solution may have a relative error above ``tol``
+    (:func:`targets_at_risk` for every target; same arguments).
+
+    Example:
+        >>> x = torch.linspace(-1, 1, 100, dtype=torch.float64)[:, None]
+        >>> one = torch.ones_like(x)
+        >>> needs_refinement(torch.linalg.qr(torch.cat([one, x, 2 + 3 * x], 1)).R, 2)
+        False
+        >>> needs_refinement(torch.linalg.qr(torch.cat([one, 1e6 + x, 2 + 3 * x], 1)).R, 2)
+        True
+    """
+    return any(targets_at_risk(state_or_r, n_params, tol=tol, floor=floor))
+
+
+def targets_at_risk(
+    state_or_r: object, n_params: int, *, tol: float = 1e-12, floor: float = 1e-2
+) -> list[bool]:
+    """Per target: whether its QR solution from this R factor may have a relative error
+    above ``tol`` (a list with one entry per target column of R; one entry for a design
+    factor without target columns).
 
     The default ``tol`` asks for 12 correct digits per coefficient. (Small in-memory fits
     are refined whatever this says, see ``fitstats.SMALL_WORK``: that is what gives the
@@ -100,27 +117,28 @@ def needs_refinement(
 
     Example:
         >>> x = torch.linspace(-1, 1, 100, dtype=torch.float64)[:, None]
-        >>> one = torch.ones_like(x)
-        >>> needs_refinement(torch.linalg.qr(torch.cat([one, x, 2 + 3 * x], 1)).R, 2)
-        False
-        >>> needs_refinement(torch.linalg.qr(torch.cat([one, 1e6 + x, 2 + 3 * x], 1)).R, 2)
-        True
+        >>> X = torch.cat([x, x + 0.01 * x**2], 1)  # nearly collinear: kappa ~ 1e3
+        >>> fit = 1 + X.sum(1, keepdim=True)
+        >>> y = torch.cat([fit, fit + torch.cos(40 * x)], 1)  # no residual; a large one
+        >>> targets_at_risk(torch.linalg.qr(torch.cat([torch.ones_like(x), X, y], 1)).R, 3)
+        [False, True]
     """
     working = getattr(state_or_r, "working_factor", None)
     R, offsets = working() if callable(working) else (_r_factor(state_or_r), None)
     p = n_params
+    every = [True] * max(R.shape[1] - p, 1)
     rxx = R[:p, :p]
     scale = column_norms(rxx)  # safe for columns of 1e-200 or 1e160
     if not bool((scale > 0).all()):
-        return True
+        return every
     sv = torch.linalg.svdvals(rxx / scale)
     if not float(sv[-1]) > 0.0:
-        return True
+        return every
     kappa = float(sv[0] / sv[-1])
     if getattr(state_or_r, "method", "qr") == "gram":  # R from the Gram matrix: kappa squared
         kappa = kappa * kappa
     if R.shape[1] <= p:
-        return _EPS * kappa / floor > tol
+        return [_EPS * kappa / floor > tol]
     x = torch.linalg.solve_triangular(rxx, R[:p, p:], upper=True) * scale[:, None]
     xnorm = torch.linalg.vector_norm(x, dim=0).clamp_min(torch.finfo(R.dtype).tiny)
     rnorm = column_norms(R[p:, p:])
@@ -129,7 +147,7 @@ def needs_refinement(
     rel = err / torch.maximum(x.abs(), floor * xnorm)  # (p, k)
     if offsets is not None and p > 1:
         rel[0] = _intercept_risk(x, scale, err, offsets, p, floor)
-    return bool((rel > tol).any())
+    return (rel > tol).any(dim=0).tolist()
 
 
 def _intercept_risk(x: Tensor, scale: Tensor, err: Tensor, offsets: Tensor, p: int, floor):
@@ -149,50 +167,18 @@ def _intercept_risk(x: Tensor, scale: Tensor, err: Tensor, offsets: Tensor, p: i
     return abs_err / torch.maximum(b0.abs(), floor * size)
 
 
-def _gradient_dd(A: Tensor | None, wr: DD, intercept: bool) -> DD:
-    """``[1 | A].T @ wr`` in double-double; shape ``(q, k)``."""
-    parts: list[DD] = []
-    if intercept:
-        hi, lo = dd_sum(wr, 0)
-        parts.append((hi[None, :], lo[None, :]))
-    if A is not None and A.shape[1] > 0:
-        n, q = A.shape
-        step = max(1, _CHUNK_ELEMENTS // q)
-        k = wr[0].shape[1]
-        acc = (A.new_zeros(q, k), A.new_zeros(q, k))
-        for start in range(0, n, step):
-            a = A[start : start + step]
-            for t in range(k):
-                rh = wr[0][start : start + step, t : t + 1]
-                rl = wr[1][start : start + step, t : t + 1]
-                p, e = two_prod(a, rh)
-                s = dd_sum((p, e + a * rl), 0)
-                new = dd_add((acc[0][:, t], acc[1][:, t]), s)
-                acc[0][:, t], acc[1][:, t] = new
-        parts.append(acc)
-    return torch.cat([h for h, _ in parts], 0), torch.cat([lo for _, lo in parts], 0)
-
-
 def _gradient(A: Tensor | None, wr: DD, intercept: bool) -> Tensor:
-    """``[1 | A].T @ wr`` in double-double, rounded to float64; shape ``(q, k)``."""
-    hi, lo = _gradient_dd(A, wr, intercept)
-    return hi + lo
+    """``[1 | A].T @ wr`` in double-double (GEMMs on error-free pieces, by row chunks),
+    rounded to float64; shape ``(q, k)``."""
+    A = wr[0].new_zeros(wr[0].shape[0], 0) if A is None else A
+    g = None
+    for X, hi, lo in chunked([(A, wr[0], wr[1])]):
+        gb = gradient(SplitRows(X), (hi, lo), intercept)
+        g = gb if g is None else dd_add(g, gb)
+    return g[0] + g[1]
 
 
-def _residual(Xk: Tensor, Y: Tensor, x: DD, ic: int) -> DD:
-    """``Y - [1 | Xk] x`` in double-double, ``(n, k)``; exact data, dd parameters."""
-    r = dd_from(Y)
-    if ic:
-        r = dd_add_fast(r, (-x[0][:1], -x[1][:1]))
-    for j in range(Xk.shape[1]):
-        col = Xk[:, j : j + 1]
-        ph, pl = two_prod(col, -x[0][j + ic : j + ic + 1])
-        r = dd_add_fast(r, (ph, pl - col * x[1][j + ic : j + ic + 1]))
-    return r
-
-
-def _weighted(r: DD, w: Tensor | None) -> DD:
-    return r if w is None else dd_mul_d(r, w[:, None])
+_weighted = weighted
 
 
 def _wsum(v: DD, w: Tensor | None) -> Tensor:
@@ -330,60 +316,14 @@ def refine_solution(
     Y = Y.to(torch.float64)
     Y = Y[:, None] if Y.ndim == 1 else Y
     w = None if sample_weight is None else sample_weight.to(torch.float64).reshape(-1)
-    c = int(fit_intercept)
     params, R, keep, cols = _setup(X.shape[1], fit_intercept, state_or_r, coef, intercept, aliased)
     # Advanced indexing copies X: select only when a column is aliased.
     Xk = X if len(cols) == X.shape[1] else X[:, cols]
-
-    def rhs(x: DD) -> Tensor:
-        return _gradient(Xk, _weighted(_residual(Xk, Y, x, c), w), c)
-
-    x, steps, converged = refine_core(rhs, R, dd_from(params[keep].clone()), max_steps=max_steps)
-    x = dd_from(x[0] + x[1])  # sums for the float64 parameters users get
-    sums = sums_of_squares(Y, _residual(Xk, Y, x, c), w, fit_intercept)
-    return _result(params, keep, x, c, steps, converged, sums)
+    passes = RowPasses(lambda: [(Xk, Y, w)], intercept=fit_intercept)
+    return _refine(passes, R, params, keep, int(fit_intercept), max_steps)
 
 
 Blocks = Callable[[], Iterable[tuple[Tensor, Tensor, Tensor | None]]]
-
-
-def _block_sums(Y: Tensor, r: DD, w: Tensor | None, shift: Tensor) -> dict[str, DD]:
-    """Mergeable dd sums of one block; y and fitted values are taken about ``shift``."""
-    dy = dd_sub(dd_from(Y), dd_from(shift.expand_as(Y)))
-    df = dd_sub(dy, r)
-    fitted = dd_sub(dd_from(Y), r)
-    ones = dd_from(torch.ones_like(Y[:, :1]))
-
-    def total(v: DD) -> DD:
-        return dd_sum(_weighted(v, w), 0)
-
-    return {
-        "sw": total(ones),
-        "sy": total(dy),
-        "syy": total(dd_mul(dy, dy)),
-        "sf": total(df),
-        "sff": total(dd_mul(df, df)),
-        "uyy": total(dd_mul(dd_from(Y), dd_from(Y))),
-        "uff": total(dd_mul(fitted, fitted)),
-        "rss": total(dd_mul(r, r)),
-    }
-
-
-def _finish_sums(s: dict[str, DD], fit_intercept: bool) -> dict[str, Tensor]:
-    sw = s["sw"][0] + s["sw"][1]
-
-    def about_mean(sq: DD, first: DD) -> Tensor:
-        v = dd_sub(sq, dd_div_d(dd_mul(first, first), sw.expand_as(first[0])))
-        return v[0] + v[1]
-
-    centered = about_mean(s["syy"], s["sy"])
-    ess = about_mean(s["sff"], s["sf"]) if fit_intercept else s["uff"][0] + s["uff"][1]
-    return {
-        "rss": s["rss"][0] + s["rss"][1],
-        "ess": ess,
-        "centered_tss": centered,
-        "uncentered_tss": s["uyy"][0] + s["uyy"][1],
-    }
 
 
 def refine_blocks(
@@ -400,7 +340,7 @@ def refine_blocks(
 
     ``blocks()`` must return a fresh iterable of ``(X, Y, sample_weight or None)`` blocks
     each time it is called (e.g. re-open the file); each refinement step reads them once,
-    and one last pass gathers the sums of squares (taken about the first block's mean, so
+    and the sums of squares come with the last step (taken about the first block's mean, so
     offsets do not cost digits). Memory stays at one block.
 
     Example:
@@ -412,32 +352,50 @@ def refine_blocks(
         >>> float(fit.coef[0, 0]), float(fit.intercept[0])
         (-2.0, 3.0)
     """
-    c = int(fit_intercept)
     d = coef.shape[-1]
     params, R, keep, cols = _setup(d, fit_intercept, state_or_r, coef, intercept, aliased)
 
-    def parts():
+    def chunks():
         for X, Y, w in blocks():
             Y = Y.to(torch.float64)
             Y = Y[:, None] if Y.ndim == 1 else Y
             w = None if w is None else w.to(torch.float64).reshape(-1)
             yield X.to(torch.float64)[:, cols], Y, w
 
-    def rhs(x: DD) -> Tensor:
-        g = None
-        for Xk, Y, w in parts():
-            gb = _gradient_dd(Xk, _weighted(_residual(Xk, Y, x, c), w), c)
-            g = gb if g is None else dd_add(g, gb)
-        return g[0] + g[1]
+    passes = RowPasses(chunks, intercept=fit_intercept)
+    return _refine(passes, R, params, keep, int(fit_intercept), max_steps)
 
-    x, steps, converged = refine_core(rhs, R, dd_from(params[keep].clone()), max_steps=max_steps)
-    x = dd_from(x[0] + x[1])
-    total, shift = None, None
-    for Xk, Y, w in parts():
-        if shift is None:
-            wy = Y if w is None else Y * w[:, None]
-            sw = float(Y.shape[0]) if w is None else w.sum().clamp_min(1e-300)
-            shift = (wy.sum(0) / sw)[None, :]
-        sb = _block_sums(Y, _residual(Xk, Y, x, c), w, shift)
-        total = sb if total is None else {k: dd_add(total[k], sb[k]) for k in sb}
-    return _result(params, keep, x, c, steps, converged, _finish_sums(total, fit_intercept))
+
+def _refine(
+    passes: RowPasses, R: Tensor, params: Tensor, keep: list[int], c: int, max_steps: int
+) -> RefinedFit:
+    """The corrected seminormal equations on float64 parameters, one row pass per step.
+
+    Each pass computes the residual and the gradient in double-double at the current
+    parameters (and the sums of squares there). The parameters users get are float64, so
+    they are refined as float64: a correction at rounding level ends the loop, and the sums
+    of that last pass are the sums of the parameters returned: no extra pass over the rows.
+    """
+    scale = column_norms(R).clamp_min(torch.finfo(R.dtype).tiny)[:, None]
+    x = params[keep].clone()
+    previous, steps, converged = float("inf"), 0, False
+    for _ in range(max_steps):
+        steps += 1
+        g = passes((x, torch.zeros_like(x)))
+        dx = torch.linalg.solve_triangular(
+            R, torch.linalg.solve_triangular(R.T, g, upper=False), upper=True
+        )
+        xnorm = torch.linalg.vector_norm(x * scale, dim=0).clamp_min(1e-300)
+        size = float((torch.linalg.vector_norm(dx * scale, dim=0) / xnorm).max())
+        if size <= 2 * _EPS:  # at rounding level: x, and the sums of this pass, are final
+            converged = True
+            break
+        if not size < previous:  # diverging or stalled (NaN included): keep this x
+            converged = size <= 4 * _EPS
+            break
+        x = x + dx
+        previous = size
+    else:
+        passes((x, torch.zeros_like(x)), gradient_too=False)  # the sums of the last x
+    sums = finish_sums(passes.sums, bool(c))
+    return _result(params, keep, dd_from(x), c, steps, converged, sums)

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ..errors import DataError, RankWarning
 from ..exact.ddouble import dd_add_fast, dd_from, two_prod
-from ..exact.refine import needs_refinement, refine_solution
+from ..exact.refine import refine_solution, targets_at_risk
 
 _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
 SMALL_WORK = 1 << 16  # rows x params x targets below which an in-memory fit always refines
@@ -76,32 +76,37 @@ def results_from_fit(
     R = state.r_factor().to(torch.float64)  # type: ignore[attr-defined]
     aliased = tuple(int(a) for a in solution.aliased)  # type: ignore[attr-defined]
     keep = [j for j in range(p) if j - c not in aliased]
-    if refine is None:
-        # small problems: refinement costs microseconds, so always take the last digits;
-        # aliased columns: refine the kept ones to the dropped-column (R lm-style) solution
-        small = X.shape[0] * max(p, 1) * Y.shape[1] <= SMALL_WORK
-        refine = small or bool(aliased) or needs_refinement(state, p)
-    if refine and getattr(state, "method", "qr") == "gram":
-        # the Gram factor squares kappa: in memory, one Householder QR of the rows gives an
-        # R that refinement and the covariance can trust
-        R = _householder_r(X, w, fit_intercept)
-    if refine:
+    targets = _targets_to_refine(X, Y, p, state, bool(aliased), refine)
+    # every target's parameters and sums from the factor; refined targets then replace theirs
+    coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
+    icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
+    full = torch.cat([icpt, coef]) if fit_intercept else coef.clone()
+    sums = _sums_from_r(R, p, fit_intercept, solution.rss, bool(aliased))  # type: ignore[attr-defined]
+    if not fit_intercept:  # R has no ones column to centre with: one pass over Y
+        sw = float(Y.shape[0]) if w is None else w.sum()
+        wy = Y if w is None else w[:, None] * Y
+        dev = Y - wy.sum(0) / sw
+        sums["centered_tss"] = _np(((dev if w is None else w[:, None] * dev) * dev).sum(0))
+    if targets:
+        if getattr(state, "method", "qr") == "gram":
+            # the Gram factor squares kappa: in memory, one Householder QR of the rows gives
+            # an R that refinement and the covariance can trust
+            R = _householder_r(X, w, fit_intercept)
+        every = len(targets) == Y.shape[1]
         fit = refine_solution(
-            X, Y, w, fit_intercept, R, solution.coef, solution.intercept, aliased=aliased
-        )  # type: ignore[attr-defined]
-        full = fit.params + fit.params_lo
-        sums = {k: _np(getattr(fit, k)) for k in _SUMS}
-    else:
-        coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
-        icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
-        full = torch.cat([icpt, coef]) if fit_intercept else coef
-        rss = solution.rss  # type: ignore[attr-defined]
-        sums = _sums_from_r(R, p, fit_intercept, rss, bool(aliased))
-        if not fit_intercept:  # R has no ones column to centre with: one pass over Y
-            sw = float(Y.shape[0]) if w is None else w.sum()
-            wy = Y if w is None else w[:, None] * Y
-            dev = Y - wy.sum(0) / sw
-            sums["centered_tss"] = _np(((dev if w is None else w[:, None] * dev) * dev).sum(0))
+            X,
+            Y if every else Y[:, targets],
+            w,
+            fit_intercept,
+            R,
+            solution.coef if every else solution.coef[targets],  # type: ignore[attr-defined]
+            solution.intercept if every else solution.intercept[targets],  # type: ignore[attr-defined]
+            aliased=aliased,
+        )
+        full[:, targets] = fit.params + fit.params_lo
+        for key in _SUMS:
+            sums[key] = np.array(sums[key], dtype=np.float64, copy=True)
+            sums[key][targets] = _np(getattr(fit, key))
     names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]
     if warn and aliased:
         warnings.warn(
@@ -168,6 +173,27 @@ def _residuals_dd(A: Tensor, Y: Tensor, b: Tensor) -> Tensor:
         col = A[:, j : j + 1].contiguous()  # a strided column makes each of ~25 ops 6x slower
         r = dd_add_fast(r, two_prod(col, -b[j : j + 1]))
     return r[0] + r[1]
+
+
+def _targets_to_refine(X, Y, p, state, aliased: bool, refine: bool | None) -> list[int]:
+    """The targets whose solution is refined against the rows (NOTE [refinement policy]).
+
+    NOTE [refinement policy]
+    Small problems (rows x params x targets <= SMALL_WORK) always refine: it costs
+    microseconds and gives the last digits (the NIST sets). Rank-deficient ones refine every
+    target, to the dropped-column (R lm-style) solution. Otherwise each target is refined
+    only if the factor says its own digits are at risk (``refine.targets_at_risk``): one
+    ill-conditioned target among a thousand costs one target's refinement, not a thousand.
+    The risk estimate is a property of the design and of each target's residual relative to
+    its fit, not of the number of rows, so more rows of the same data do not switch a target
+    to refinement. ``refine=True/False`` forces every target.
+    """
+    k = Y.shape[1]
+    if refine is not None:
+        return list(range(k)) if refine else []
+    if aliased or X.shape[0] * max(p, 1) * k <= SMALL_WORK:
+        return list(range(k))
+    return [t for t, risky in enumerate(targets_at_risk(state, p)) if risky]
 
 
 def _design_fn(X: Tensor | None, c: int, d: int, keep: list[int], device: torch.device):

@@ -1,0 +1,169 @@
+"""Matrix products to double-double accuracy with float64 GEMMs only (the Ozaki scheme).
+
+NOTE [error-free products]
+Refinement needs ``A @ x`` and ``A.T @ r`` to about 30 digits. Elementwise double-double
+(``ddouble.py``) costs ~20 flops per product term, at vector speed, once per target. Here a
+block of rows of A is split *once* into a few float64 pieces, and each product becomes a
+few GEMMs that are exact whatever order the BLAS sums in:
+
+- every column of A is scaled by a power of two (exact) so that all its entries are at
+  most 1; a piece ``hi = (rest + s) - s`` with ``s = 2^(53 - a)`` then holds ``a`` bits on
+  the grid ``2^(1 - a)``, the next piece the next ``a`` bits, and so on;
+- the other operand (x, or r) is split per column the same way into pieces of ``b`` bits;
+- an A piece times a B piece, summed over m terms, is an integer multiple of the product
+  of the two grids and below ``m 2^(a + b)`` of them; with ``a + b + log2(m) <= 53`` every
+  partial sum a GEMM can form is a float64, so the product is exact (Ozaki, Ogita, Oishi &
+  Rump, 2012). All B pieces go side by side into one GEMM per A piece: A is read once per
+  piece, whatever the number of targets.
+
+The exact partial products are added with TwoSum. What the pieces leave out is below
+``2^-bits`` of ``|A| |B|`` (column maxima of A). Limits: entries within about
+2^-900 .. 2^900, where the scalings stay normal numbers; regression data is far inside.
+
+Example:
+    >>> import torch
+    >>> A = torch.tensor([[1e16, 1.0, -1e16]], dtype=torch.float64)
+    >>> x = torch.ones(3, 1, dtype=torch.float64)
+    >>> hi, lo = SplitRows(A).matmul((x, torch.zeros_like(x)))
+    >>> float(hi[0, 0]), float((A @ x)[0, 0])
+    (1.0, 0.0)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .ddouble import DD, dd_add_fast
+
+_MANTISSA = 53
+FULL_BITS = 106  # what elementwise double-double arithmetic gives
+
+
+def _log2(m: int) -> int:
+    return math.ceil(math.log2(max(m, 2)))
+
+
+def _power_of_two_bound(values: Tensor, dim: int) -> Tensor:
+    """``2^e >= max |values|`` along ``dim`` (kept), 1 where the maximum is 0."""
+    top = values.abs().amax(dim=dim, keepdim=True)
+    return torch.ldexp(torch.ones_like(top), torch.frexp(top).exponent)
+
+
+def _split(M: Tensor, bound: Tensor, bits: int, count: int) -> list[Tensor]:
+    """``count`` pieces of M (``|M| <= bound``), each ``bits`` bits below the last."""
+    pieces = []
+    rest = M
+    sigma = bound * 2.0 ** (_MANTISSA - bits)
+    step = 2.0**-bits
+    for _ in range(count):
+        hi = (rest + sigma) - sigma
+        pieces.append(hi)
+        rest = rest - hi
+        sigma = sigma * step
+    return pieces
+
+
+def _accumulate(groups: list[tuple[int, Tensor]], bits: int) -> DD:
+    """The sum of exact partial products as a double-double.
+
+    ``groups`` holds ``(e, P)``: P is below ``2^-e`` of ``|A| |B|``. TwoSum where a term's
+    rounding would show (``e < bits - 53``, a few leading terms); the rest, too small for
+    their float64 rounding to matter, are summed plainly and added once.
+    """
+    groups = sorted(groups, key=lambda g: g[0])
+    hi = groups[0][1].clone()
+    lo = torch.zeros_like(hi)
+    tail = None
+    for e, P in groups[1:]:
+        if e < bits - _MANTISSA + 2:
+            hi, lo = dd_add_fast((hi, lo), (P, torch.zeros_like(P)))
+        else:
+            tail = P.clone() if tail is None else tail.add_(P)
+    if tail is not None:
+        hi, lo = dd_add_fast((hi, lo), (tail, torch.zeros_like(tail)))
+    return hi, lo
+
+
+class SplitRows:
+    """A block of rows of ``A`` ``(m, q)``, split once for ``A @ x`` and ``A.T @ r``.
+
+    ``bits`` is the accuracy asked of the products, relative to ``|A| |B|``; m should be a
+    few thousand rows at most (``A.T @ r`` sums over them, and each piece is a copy of A).
+    The bits per piece are shared evenly between A and the other operand, which minimises
+    the number of exact partial products.
+    """
+
+    def __init__(self, A: Tensor, *, bits: int = FULL_BITS) -> None:
+        m, q = A.shape
+        self.shape = (m, q)
+        # margin: the pairs and remainders left out add up over a few dozen terms
+        self.bits = bits + 6
+        self.a_bits = (_MANTISSA - max(_log2(q), _log2(m))) // 2
+        if m == 0 or q == 0:  # nothing to split (an intercept-only model, an empty chunk)
+            self.col, self.pieces = A.new_ones(1, q), []
+            return
+        self.col = _power_of_two_bound(A, 0)  # (1, q): A / col has entries <= 1
+        count = math.ceil(bits / self.a_bits)
+        self.pieces = _split(A / self.col, torch.ones_like(self.col), self.a_bits, count)
+
+    def _products(self, pieces_t: bool, hi: Tensor, lo: Tensor, length: int) -> DD:
+        """Sum over the pairs (A piece, other piece) that reach ``bits``.
+
+        The other operand is the double-double ``hi + lo``: hi's pieces start at its column
+        bound, lo's at ``2^-52`` of it (lo is below half an ulp of hi); each piece is
+        tagged with how many bits below the bound it starts.
+        """
+        b_bits = _MANTISSA - self.a_bits - _log2(length)
+        bound = _power_of_two_bound(hi, 0)
+        others = [
+            (t * b_bits, piece)
+            for t, piece in enumerate(_split(hi, bound, b_bits, math.ceil(self.bits / b_bits)))
+        ]
+        lo_count = math.ceil(max(self.bits - 52, 0) / b_bits)
+        others += [
+            (52 + t * b_bits, piece)
+            for t, piece in enumerate(_split(lo, bound * 2.0**-52, b_bits, lo_count))
+        ]
+        groups = []
+        k = hi.shape[1]
+        for s, piece in enumerate(self.pieces):
+            wanted = [(e, p) for e, p in others if s * self.a_bits + e < self.bits]
+            if not wanted:
+                break
+            product = (piece.T if pieces_t else piece) @ torch.cat([p for _, p in wanted], 1)
+            for i, (e, _) in enumerate(wanted):
+                groups.append((s * self.a_bits + e, product[:, i * k : (i + 1) * k]))
+        return _accumulate(groups, self.bits)
+
+    def matmul(self, B: DD) -> DD:
+        """``A @ (B_hi + B_lo)``, ``B`` a double-double ``(q, k)``."""
+        m, q = self.shape
+        b_hi, b_lo = B
+        if q == 0:
+            zero = b_hi.new_zeros(m, b_hi.shape[1])
+            return zero, zero.clone()
+        # (A / col) @ (col.T * B): the same product, by exact power-of-two scalings
+        return self._products(False, b_hi * self.col.T, b_lo * self.col.T, q)
+
+    def matmul_t(self, R: DD) -> DD:
+        """``A.T @ (R_hi + R_lo)``, ``R`` a double-double ``(m, k)``."""
+        m, q = self.shape
+        r_hi, r_lo = R
+        if m == 0 or q == 0:
+            zero = r_hi.new_zeros(q, r_hi.shape[1])
+            return zero, zero.clone()
+        hi, lo = self._products(True, r_hi, r_lo, m)
+        return hi * self.col.T, lo * self.col.T  # undo the column scaling (exact)
+
+
+def dd_matmul(A: Tensor, B: DD, *, bits: int = FULL_BITS) -> DD:
+    """``A @ B`` to about ``2^-bits`` of ``|A| |B|`` (B a double-double), by GEMMs."""
+    return SplitRows(A, bits=bits).matmul(B)
+
+
+def dd_matmul_t(A: Tensor, R: DD, *, bits: int = FULL_BITS) -> DD:
+    """``A.T @ R`` to about ``2^-bits`` of ``|A|.T |R|`` (R a double-double), by GEMMs."""
+    return SplitRows(A, bits=bits).matmul_t(R)

@@ -1,0 +1,142 @@
+"""Passes over the rows for refinement: residuals, gradients and sums in double-double.
+
+One pass of :class:`RowPasses` reads the rows once, in chunks of at most ``CHUNK_ROWS``, and
+for each chunk splits X once into error-free pieces (NOTE [error-free products] in
+``products.py``) that serve both products it needs: the residual ``r = y - [1 | X] x`` and
+the gradient ``[1 | X].T W r``, each a few GEMMs whatever the number of targets. The same
+pass gathers the chunk's sums of squares, so the pass that finds the correction at rounding
+level also delivers the sums, without another read of the rows.
+
+Example:
+    >>> import torch
+    >>> X = torch.arange(40, dtype=torch.float64)[:, None]
+    >>> Y = 3 - 2 * X  # exactly on the line: the gradient is exactly zero
+    >>> passes = RowPasses(lambda: [(X, Y, None)], intercept=True)
+    >>> x = (torch.tensor([[3.0], [-2.0]], dtype=torch.float64), torch.zeros(2, 1))
+    >>> passes(x).abs().max().item()
+    0.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import Tensor
+
+from .ddouble import DD, dd_add, dd_add_fast, dd_div_d, dd_from, dd_mul, dd_mul_d, dd_sub, dd_sum
+from .products import SplitRows
+
+# Rows per chunk: sums short enough for wide error-free pieces, and a chunk's pieces (a few
+# copies of CHUNK_ROWS x p) small enough to stay in cache.
+CHUNK_ROWS = 4096
+
+Chunks = Callable[[], Iterable[tuple[Tensor, Tensor, Tensor | None]]]
+
+
+def weighted(r: DD, w: Tensor | None) -> DD:
+    return r if w is None else dd_mul_d(r, w[:, None])
+
+
+def residual(split: SplitRows, Y: Tensor, x: DD, intercept: bool) -> DD:
+    """``Y - [1 | X] x`` in double-double for one split chunk; ``x`` dd ``(c + d, k)``."""
+    c = int(intercept)
+    fitted = split.matmul((x[0][c:], x[1][c:]))
+    if c:
+        fitted = dd_add_fast(fitted, (x[0][:1].expand_as(fitted[0]), x[1][:1].expand_as(fitted[1])))
+    return dd_sub(dd_from(Y), fitted)
+
+
+def gradient(split: SplitRows, wr: DD, intercept: bool) -> DD:
+    """``[1 | X].T wr`` in double-double for one split chunk, ``(c + d, k)``."""
+    g = split.matmul_t(wr)
+    if not intercept:
+        return g
+    hi, lo = dd_sum(wr, 0)
+    return torch.cat([hi[None], g[0]]), torch.cat([lo[None], g[1]])
+
+
+def block_sums(Y: Tensor, r: DD, w: Tensor | None, shift: Tensor) -> dict[str, DD]:
+    """Mergeable dd sums of one chunk; y and fitted values are taken about ``shift``."""
+    dy = dd_sub(dd_from(Y), dd_from(shift.expand_as(Y)))
+    df = dd_sub(dy, r)
+    fitted = dd_sub(dd_from(Y), r)
+    ones = dd_from(torch.ones_like(Y[:, :1]))
+
+    def total(v: DD) -> DD:
+        return dd_sum(weighted(v, w), 0)
+
+    return {
+        "sw": total(ones),
+        "sy": total(dy),
+        "syy": total(dd_mul(dy, dy)),
+        "sf": total(df),
+        "sff": total(dd_mul(df, df)),
+        "uyy": total(dd_mul(dd_from(Y), dd_from(Y))),
+        "uff": total(dd_mul(fitted, fitted)),
+        "rss": total(dd_mul(r, r)),
+    }
+
+
+def finish_sums(s: dict[str, DD], fit_intercept: bool) -> dict[str, Tensor]:
+    """rss, ess and the total sums of squares from the merged chunk sums."""
+    sw = s["sw"][0] + s["sw"][1]
+
+    def about_mean(sq: DD, first: DD) -> Tensor:
+        v = dd_sub(sq, dd_div_d(dd_mul(first, first), sw.expand_as(first[0])))
+        return v[0] + v[1]
+
+    centered = about_mean(s["syy"], s["sy"])
+    ess = about_mean(s["sff"], s["sf"]) if fit_intercept else s["uff"][0] + s["uff"][1]
+    return {
+        "rss": s["rss"][0] + s["rss"][1],
+        "ess": ess,
+        "centered_tss": centered,
+        "uncentered_tss": s["uyy"][0] + s["uyy"][1],
+    }
+
+
+def chunked(blocks: Iterable[tuple[Tensor, Tensor, Tensor | None]], rows: int = CHUNK_ROWS):
+    """Blocks cut into chunks of at most ``rows`` rows (views, no copies)."""
+    for X, Y, w in blocks:
+        for start in range(0, X.shape[0], rows):
+            end = start + rows
+            yield X[start:end], Y[start:end], None if w is None else w[start:end]
+
+
+class RowPasses:
+    """``g = [1 | X].T W (y - [1 | X] x)`` over the rows, remembering each pass's sums.
+
+    ``chunks()`` returns a fresh iterable of ``(X, Y, w or None)`` (float64, X holding only
+    the kept columns) each time it is called. Calling the object with a dd ``x`` makes one
+    pass and returns ``g`` rounded to float64; ``sums`` and ``x`` of the last pass stay on it.
+    """
+
+    def __init__(self, chunks: Chunks, *, intercept: bool, bits: int = 106) -> None:
+        self.chunks = chunks
+        self.intercept = intercept
+        self.bits = bits
+        self.shift: Tensor | None = None
+        self.x: DD | None = None
+        self.sums: dict[str, DD] | None = None
+
+    def _shift(self, Y: Tensor, w: Tensor | None) -> Tensor:
+        # the first chunk's weighted mean: sums about it lose no digits to offsets
+        wy = Y if w is None else Y * w[:, None]
+        sw = float(Y.shape[0]) if w is None else w.sum().clamp_min(1e-300)
+        return (wy.sum(0) / sw)[None, :]
+
+    def __call__(self, x: DD, *, gradient_too: bool = True) -> Tensor | None:
+        g, total = None, None
+        for X, Y, w in chunked(self.chunks()):
+            if self.shift is None:
+                self.shift = self._shift(Y, w)
+            split = SplitRows(X, bits=self.bits)
+            r = residual(split, Y, x, self.intercept)
+            sb = block_sums(Y, r, w, self.shift)
+            total = sb if total is None else {k: dd_add(total[k], sb[k]) for k in sb}
+            if gradient_too:
+                gb = gradient(split, weighted(r, w), self.intercept)
+                g = gb if g is None else dd_add(g, gb)
+        self.x, self.sums = x, total
+        return None if g is None else g[0] + g[1]

@@ -158,13 +158,19 @@ def test_unknown_versions_and_bad_metadata_are_refused(tmp_path, metadata, patte
 
 def test_other_formats_load_when_asked_for(tmp_path):
     path = tmp_path / "c.safetensors"
-    meta = {
-        "format": "torchlinreg-checkpoint",
-        "format_version": "1",
-        "torchlinreg": '{"epoch": 3}',
-    }
-    path.write_bytes(st_save({"w": torch.ones(2)}, metadata=meta))
+    save_tensors(path, {"w": torch.ones(2)}, {"epoch": 3}, file_format="torchlinreg-checkpoint")
     assert load_tensors(path, expected_format="torchlinreg-checkpoint")[1] == {"epoch": 3}
+
+
+def test_a_file_without_its_checksum_is_refused(tmp_path, model_bytes):
+    # 1) the checksum is required: dropping its key must not skip the check
+    (n,) = struct.unpack("<Q", model_bytes[:8])
+    header = json.loads(model_bytes[8 : 8 + n])
+    del header["__metadata__"]["sha256"]
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(_with_header(header, model_bytes[8 + n :]))
+    with pytest.raises(ModelFileError, match="no checksum"):
+        load_tensors(path)
 
 
 def _with_header(header: dict, body: bytes) -> bytes:

@@ -100,16 +100,14 @@ def write_table_blocks(path, names: list[str], blocks: Iterable[dict[str, np.nda
     writes]). ``path="-"`` streams CSV to standard output. Returns the rows written.
 
     Example:
-        >>> blocks = ({"y": np.arange(3.0) + i} for i in range(2))
+        >>> blocks = ({"y": np.arange(2.0) + i / 2} for i in range(2))
         >>> write_table_blocks("-", ["y"], blocks)
         y
-        0.0
-        1.0
-        2.0
-        1.0
-        2.0
-        3.0
-        6
+        0
+        1
+        0.5
+        1.5
+        4
     """
     names = [str(n) for n in names]
     if path == "-":

@@ -160,8 +160,8 @@ def _read(path: str) -> tuple[dict, bytes]:
         if regular and info.st_size != 8 + n + end:
             raise _fail(
                 path,
-                f"truncated or corrupt: the header describes {8 + n + end:,} bytes, the file "
-                f"has {info.st_size:,}",
+                f"truncated or corrupt: tensor data lies outside the file (the header "
+                f"describes {8 + n + end:,} bytes, the file has {info.st_size:,})",
                 _DAMAGED,
             )
         if 8 + n + end > cap:

@@ -31,7 +31,7 @@ from .checks import (
     check_train_paths,
     choose_columns,
 )
-from .output import console, metrics_table, metrics_title, print_json
+from .output import console, esc, metrics_table, metrics_title, print_json
 from .snapshots import RowsInto, run_config, run_with_snapshots
 from .torchrun import distributed_command, fit_exact_on_ranks
 
@@ -259,10 +259,10 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
 def _print_report(summary: dict[str, Any]) -> None:
     out = console()
     iterative = summary["epochs"] is not None
-    out.print(
+    out.print(  # names and paths through esc: NOTE [text from files] in output.py
         f"trained [bold]{summary['solver']}[/bold] on {summary['rows']:,} rows of "
-        f"{summary['data']} ({len(summary['features'])} features -> "
-        f"{', '.join(summary['targets'])}) in {summary['seconds']:.3f} s"
+        f"{esc(summary['data'])} ({len(summary['features'])} features -> "
+        f"{esc(', '.join(summary['targets']))}) in {summary['seconds']:.3f} s"
         + (
             f", {summary['epochs']} epochs, final loss {summary['final_loss']:.6g}"
             if iterative
@@ -272,13 +272,13 @@ def _print_report(summary: dict[str, Any]) -> None:
     shown = ", ".join(summary["features"][:12]) + (" ..." if len(summary["features"]) > 12 else "")
     skipped = summary.get("skipped_columns")
     out.print(
-        f"features: {shown}"
-        + (f" (not numeric, left out: {', '.join(skipped)})" if skipped else "")
+        f"features: {esc(shown)}"
+        + (f" (not numeric, left out: {esc(', '.join(skipped))})" if skipped else "")
     )
     out.print(metrics_table(metrics_title("Training fit", summary["weights"]), summary["metrics"]))
-    out.print(f"model saved to {summary['model']}")
+    out.print(f"model saved to {esc(summary['model'])}")
     for p in summary.get("plots", []):
-        out.print(f"plot saved to {p}")
+        out.print(f"plot saved to {esc(p)}")
 
 
 def _update(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> None:
@@ -297,9 +297,9 @@ def _update(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> None:
         return
     out = console()
     out.print(
-        f"updated {opts['update']} with {summary['new_rows']:,} rows of {data} "
+        f"updated {esc(opts['update'])} with {summary['new_rows']:,} rows of {esc(data)} "
         f"({summary['rows']:,} rows in all) in {summary['seconds']:.3f} s"
     )
     title = metrics_title("Training fit, all rows", summary.get("weights"))
     out.print(metrics_table(title, summary["metrics"]))
-    out.print(f"model saved to {summary['model']}")
+    out.print(f"model saved to {esc(summary['model'])}")

@@ -11,10 +11,11 @@ import torch
 from ..errors import DataError, ModelFileError
 from ..estimator.modelfile import load
 from ..files.io import write_csv, write_table
-from ..files.tables import open_table
+from ..files.tables import name_list, open_table
 from ..stats.metrics import StreamingMetrics
 from .checks import check_not_input, check_writable
-from .output import console, metrics_table, metrics_title, print_json
+from .output import cell, console, esc, metrics_table, metrics_title, print_json
+from .text import safe
 
 
 def _names(model, *, positional: bool = False) -> tuple[list[str], list[str]]:
@@ -36,7 +37,7 @@ def _missing_features(source, features: list[str], model_path: str) -> None:
     if missing:
         raise DataError(
             f"the model {model_path} needs feature column(s) {missing}, which the data lacks; "
-            f"it has {source.column_names}",
+            f"it has {name_list(source.column_names, as_list=True)}",
             path=source.path,
         )
 
@@ -116,7 +117,7 @@ def evaluate(
         print_json({**report, "weights": weight_col})
         return
     out = console()
-    out.print(f"evaluated {model_path} on {acc.n:,} rows of {data}")
+    out.print(f"evaluated {esc(model_path)} on {acc.n:,} rows of {esc(data)}")
     out.print(metrics_table(metrics_title("Metrics", weight_col), per_target))
 
 
@@ -126,11 +127,11 @@ def _coef_table(model, features: list[str], targets: list[str]):
     table = Table(title="Coefficients", title_justify="left")
     table.add_column("")
     for t in targets:
-        table.add_column(t, justify="right")
+        table.add_column(cell(t), justify="right")
     w, b = model.model_.weight.cpu(), model.model_.bias.cpu()
     table.add_row("intercept", *(f"{float(v):.10g}" for v in b))
     for i, f in enumerate(features):
-        table.add_row(f, *(f"{float(w[j, i]):.10g}" for j in range(len(targets))))
+        table.add_row(cell(f), *(f"{float(w[j, i]):.10g}" for j in range(len(targets))))
     return table
 
 
@@ -175,15 +176,18 @@ def summary(model_path: str, as_json: bool) -> None:
         return
     out = console()
     train = record["training"]
-    out.print(f"[bold]{record['estimator']}[/bold] ({record['solver']} solver), {model_path}")
-    if train:
+    out.print(
+        f"[bold]{record['estimator']}[/bold] ({esc(record['solver'])} solver), {esc(model_path)}"
+    )
+    if train:  # the record's types are checked by modelcheck; the names may be anything
+        rows = train.get("rows")
         out.print(
-            f"trained on {train.get('rows', '?'):,} rows of {train.get('data', '?')} in "
-            f"{train.get('seconds', float('nan')):.3f} s"
+            f"trained on {'?' if rows is None else f'{rows:,}'} rows of "
+            f"{esc(train.get('data', '?'))} in {train.get('seconds', float('nan')):.3f} s"
         )
     out.print(_coef_table(model, record["features"], record["targets"]))
     if train.get("metrics"):
         title = metrics_title("Fit at training time", train.get("weights"))
         out.print(metrics_table(title, train["metrics"]))
     if stats is not None:
-        out.print(stats.summary(), markup=False, highlight=False)
+        out.print(safe(stats.summary(), keep_newlines=True), markup=False, highlight=False)

@@ -28,6 +28,7 @@ from .checks import (
     RowCount,
     check_enough_rows,
     check_outputs,
+    check_rows_before_reading,
     check_train_paths,
     choose_columns,
 )
@@ -216,6 +217,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     source = shard_for_rank(source)
     weight_col = opts["weight_col"]
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)
+    check_rows_before_reading(source, len(features), opts)
     est = LinearRegression(
         solver=opts["solver"],
         fit_intercept=not opts["no_intercept"],

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import DataError, ModelFileError
 from ..estimator.modelfile import load
-from ..files.io import write_csv, write_table
+from ..files.io import write_table_blocks
 from ..files.tables import name_list, open_table
 from ..stats.metrics import StreamingMetrics
 from .checks import check_not_input, check_writable
@@ -53,13 +53,19 @@ def predict(
     source = open_table(data, delimiter=delimiter, block_rows=block_rows)
     check_not_input(output, "output", {"data file": source.paths, "model": [model_path]})
     _missing_features(source, features, model_path)
-    parts = [model.model_.predict(block.X) for block in source.read_columns(features)]
-    pred = torch.cat(parts).cpu().numpy()
-    columns = {name: np.ascontiguousarray(pred[:, j]) for j, name in enumerate(targets)}
-    if output:
-        write_table(output, columns)
-    else:
-        write_csv(sys.stdout, columns)
+
+    # a terminal shows the header: names from the model file, escaped (NOTE [text from
+    # files] in output.py); a file or a pipe gets them as they are
+    names = [safe(t) for t in targets] if not output and sys.stdout.isatty() else targets
+
+    def blocks():
+        # one block of predictions in memory at a time, written as it comes
+        # (files.io.write_table_blocks): 1G rows need no more memory than 1,000
+        for block in source.read_columns(features):
+            pred = model.model_.predict(block.X).cpu().numpy()
+            yield {name: np.ascontiguousarray(pred[:, j]) for j, name in enumerate(names)}
+
+    write_table_blocks(output or "-", names, blocks())
 
 
 def _check_weight_col(weight_col: str | None, features, targets, source, model_path: str):

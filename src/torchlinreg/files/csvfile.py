@@ -16,6 +16,7 @@ import csv
 import gzip
 import io
 import math
+import os
 import re
 from collections.abc import Iterator, Sequence
 
@@ -28,6 +29,9 @@ DELIMITERS = (",", ";", "\t", "|")
 # Cells read as missing. Kept short and explicit: the localiser and the tests use the same list.
 NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "-NaN", "NULL", "null", "None"]
 _SNIFF_BYTES = 1 << 16
+_SCAN_CHUNK = 1 << 20
+# The longest line a CSV file may have: a header of 100,000 columns, a row of long text cells.
+_MAX_LINE = 64 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -210,6 +214,38 @@ def _first_non_number(values: list[str | None]) -> tuple[int, str] | None:
                 first_bad = (i, v)
     non_null = sum(v is not None for v in values)
     return first_bad if first_bad is not None and 2 * numbers > non_null else None
+
+
+def rows_at_most(path: str, gz: bool, n_columns: int, limit: int) -> int:
+    """An upper bound on the data rows of a CSV file, or a number above ``limit``.
+
+    Every row ends at a newline (the last one may not), so rows <= lines after the header;
+    and every row has ``n_columns - 1`` delimiters and a newline, so a plain file of B bytes
+    after its header has at most ``(B + 1) // n_columns`` rows (free: no byte is read). The
+    lines are counted only while that bound says nothing, and only up to ``limit + 1``.
+    """
+    try:
+        return _rows_at_most(path, gz, n_columns, limit)
+    except (OSError, EOFError):  # a damaged file: the real read says where
+        return limit + 1
+
+
+def _rows_at_most(path: str, gz: bool, n_columns: int, limit: int) -> int:
+    opener = gzip.open if gz else open
+    with opener(path, "rb") as f:
+        header = f.readline(_MAX_LINE)
+        if not gz:
+            body = os.fstat(f.fileno()).st_size - len(header)
+            if (body + 1) // max(1, n_columns) <= limit:
+                return (body + 1) // max(1, n_columns)
+        lines, last = 0, b"\n"
+        while lines <= limit:
+            chunk = f.read(_SCAN_CHUNK)
+            if not chunk:
+                break
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+        return lines + (last != b"\n")
 
 
 def _open_text(path: str, gz: bool):

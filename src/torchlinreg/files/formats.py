@@ -66,6 +66,11 @@ class CsvFile:
         """The file line of nominal row ``row`` (see NOTE [CSV row numbers])."""
         return csvfile.line_of(self.path, self.delimiter, self.gz, row - 2) or row
 
+    def rows_at_most(self, limit: int) -> int:
+        """An upper bound on the data rows, found without parsing any (see
+        :meth:`TableSource.rows_at_most`)."""
+        return csvfile.rows_at_most(self.path, self.gz, len(self.column_names), limit)
+
 
 def merge_batches(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
     batches = [b for b in batches if b.num_rows] or batches[:1]
@@ -99,6 +104,9 @@ class ParquetFile:
 
     def numeric_columns(self) -> list[str]:
         return [c for c in self.column_names if _is_numeric(self._types[c])]
+
+    def rows_at_most(self, limit: int) -> int:
+        return self._file.metadata.num_rows
 
     def batches(
         self,
@@ -155,6 +163,9 @@ class NpyFile:
 
     def numeric_columns(self) -> list[str]:
         return list(self.column_names)
+
+    def rows_at_most(self, limit: int) -> int:
+        return self._array.shape[0]
 
     def batches(
         self, columns: Sequence[str], block_rows: int

@@ -2,7 +2,7 @@
 
 Atomic writes live in :mod:`.atomic` (NOTE [atomic writes]), model and checkpoint files in
 :mod:`.tensorfile` (NOTE [reading untrusted files]); both are re-exported here. Tables are
-written here, block by block (:class:`TableWriter`): an output never holds more than one
+written here, block by block (:func:`write_table_blocks`): an output never holds more than one
 block in memory, and a file is written to a temp name and renamed, like every output.
 """
 
@@ -57,12 +57,17 @@ def _csv_rows(stream, table, delimiter: str, chunk_rows: int = 65536) -> None:
 
 
 def _write_csv_blocks(stream, names: list[str], blocks, delimiter: str = ",") -> int:
-    _csv_header(stream, names, delimiter)
-    rows = 0
+    # The header goes out with the first block: an error in reading it leaves stdout empty.
+    rows, started = 0, False
     for block in blocks:
         table = _as_table(block)
+        if not started:
+            _csv_header(stream, names, delimiter)
+            started = True
         _csv_rows(stream, table, delimiter)
         rows += table.num_rows
+    if not started:
+        _csv_header(stream, names, delimiter)
     return rows
 
 

@@ -145,6 +145,21 @@ class TableSource:
                 )
         return list(columns)
 
+    def rows_at_most(self, limit: int) -> int:
+        """An upper bound on the rows of every file, found without parsing a row.
+
+        Parquet footers and .npy shapes give the count; a CSV file's lines are counted (a
+        row is at least a line; gzip is decompressed, never parsed), stopping once more than
+        ``limit`` are found, so the cost is at most ``limit`` lines. A fit that needs
+        ``limit`` rows can be refused on it before any row is read.
+        """
+        total = 0
+        for f in self._files():
+            total += f.rows_at_most(limit - total)
+            if total > limit:
+                break
+        return total
+
     def numeric_columns(self) -> list[str]:
         """The columns that hold numbers (judged on the first file's first block)."""
         return self._first.numeric_columns()

@@ -33,7 +33,7 @@ from .checks import (
     choose_columns,
 )
 from .output import console, esc, metrics_table, metrics_title, print_json
-from .snapshots import RowsInto, run_config, run_with_snapshots
+from .snapshots import Fingerprint, RowsInto, fingerprint_of, run_config, run_with_snapshots
 from .torchrun import distributed_command, fit_exact_on_ranks
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.
@@ -122,6 +122,8 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
     with agree_on_errors():  # under torchrun: the rows of every rank, and every rank fails
         check_enough_rows(count_all_ranks(n_used), len(features), opts, source.path)
     config = run_config(est, features, targets, weight_col, block.n_rows)
+    if opts["checkpoint"] or opts["resume"]:  # what --resume checks the data against
+        config["fingerprint"] = fingerprint_of(block)
 
     def fit(callbacks, resume):
         est.fit(block.X, block.Y, block.w, callbacks=callbacks, resume_from=resume)
@@ -138,7 +140,9 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
 def _fit_streamed(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
     """An iterative fit that reads the file each epoch (streaming.fit_iterative_stream)."""
     blocks = _TappedBlocks(
-        TableBlocks(source, features, targets, weight_col), wanted=not est.fit_intercept
+        TableBlocks(source, features, targets, weight_col),
+        wanted=not est.fit_intercept,
+        fingerprint=bool(opts["checkpoint"] or opts["resume"]),
     )
     # A checkpoint records the row count; a resumed run checks it first (free for Parquet).
     rows = blocks.count_rows() if opts["resume"] else None
@@ -159,9 +163,11 @@ class _TappedBlocks:
     """A :class:`TableBlocks` whose passes in file order also gather the target moments
     (the streamed fit's first pass is one; each full pass gives the same moments)."""
 
-    def __init__(self, blocks: TableBlocks, wanted: bool) -> None:
+    def __init__(self, blocks: TableBlocks, wanted: bool, fingerprint: bool = False) -> None:
         self._blocks = blocks
         self.moments = TargetMoments(wanted)
+        self._want_fingerprint = fingerprint
+        self.fingerprint: str | None = None  # of a complete pass (snapshots.Fingerprint)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._blocks, name)
@@ -173,8 +179,14 @@ class _TappedBlocks:
 
     def _gathered(self):
         fresh = TargetMoments(self.moments.wanted)
-        yield from fresh.tap(self._blocks())
+        seen = Fingerprint() if self._want_fingerprint else None
+        for block in fresh.tap(self._blocks()):
+            if seen is not None:
+                seen.add(block.X, block.Y, block.w)
+            yield block
         self.moments = fresh  # only a complete pass
+        if seen is not None:
+            self.fingerprint = seen.value()
 
 
 def _plots(est, source, features, targets, plot_dir: str, weight_col) -> list[str]:

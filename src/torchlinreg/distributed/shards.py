@@ -248,9 +248,6 @@ def _csv_range_batches(piece: _Piece, columns: Sequence[str], block_rows: int):
 
 def _stream_range(piece: _Piece, rows: _CsvRows, columns: Sequence[str]):
     f = piece.opened
-    read_opts = pacsv.ReadOptions(
-        column_names=f.column_names, skip_rows=0, block_size=f.block_bytes, use_threads=False
-    )
     parse_opts = pacsv.ParseOptions(delimiter=f.delimiter, ignore_empty_lines=True)
     conv_opts = pacsv.ConvertOptions(
         column_types={c: pa.float64() for c in columns},
@@ -260,14 +257,20 @@ def _stream_range(piece: _Piece, rows: _CsvRows, columns: Sequence[str]):
         quoted_strings_can_be_null=True,
     )
     done = 0
-    source = pa.PythonFile(_ByteRange(f.path, piece.spec["start"], piece.spec["stop"]), mode="r")
+    start, stop = piece.spec["start"], piece.spec["stop"]
+    batches = csvfile.read_growing(  # blocks grow to fit long lines (NOTE [long lines])
+        lambda: pa.PythonFile(_ByteRange(f.path, start, stop), mode="r"),
+        {"column_names": f.column_names, "skip_rows": 0},
+        parse_opts,
+        conv_opts,
+        f.block_bytes,
+    )
     try:
-        reader = pacsv.open_csv(
-            source, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
-        )
-        for batch in reader:
+        for batch in batches:
             yield batch
             done += batch.num_rows
+    except csvfile.LineTooLong as exc:
+        raise csvfile.line_too_long(f.path, rows.data_rows_before() + exc.rows) from None
     except OSError as exc:
         raise DataError(f"cannot read the file ({exc}); check it", path=f.path) from None
     except (pa.ArrowException, ValueError) as exc:
@@ -275,8 +278,6 @@ def _stream_range(piece: _Piece, rows: _CsvRows, columns: Sequence[str]):
         raise csvfile.locate_error(
             f.path, f.column_names, f.delimiter, False, columns, before, exc
         ) from None
-    finally:
-        source.close()
 
 
 # ---------------------------------------------------------------- the source

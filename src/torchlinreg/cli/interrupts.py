@@ -24,6 +24,9 @@ from collections.abc import Iterator
 
 _HANDLED = ("SIGTERM", "SIGHUP")
 LAUNCHED_BY_US = "TORCHLINREG_LAUNCHED"  # set for the workers `train --nproc` starts
+# A worker of `train --nproc` that failed only because another one was gone exits with this
+# (EX_TEMPFAIL): the launcher then names the worker that stopped first (cli/launch.py).
+PEER_LOST = 75
 
 
 class Terminated(KeyboardInterrupt):

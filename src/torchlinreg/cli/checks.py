@@ -125,7 +125,7 @@ def check_rows_before_reading(source: TableSource, n_features: int, opts: dict[s
 
     Ten thousand columns and fifty rows would otherwise allocate the (d + k)^2 state and
     read every row first. :meth:`TableSource.rows_at_most` bounds the rows from Parquet
-    footers, .npy shapes and CSV sizes or line counts; under torchrun the merged count is
+    footers, .npy shapes and CSV line counts; under torchrun the merged count is
     checked after the fit instead.
     """
     if opts["alpha"] > 0 or getattr(source, "world_size", 1) > 1:

@@ -17,7 +17,6 @@ import csv
 import gzip
 import io
 import math
-import os
 import re
 from collections.abc import Iterator, Sequence
 
@@ -298,34 +297,33 @@ def _first_non_number(values: list[str | None]) -> tuple[int, str] | None:
     return first_bad if first_bad is not None and 2 * numbers > non_null else None
 
 
-def rows_at_most(path: str, gz: bool, n_columns: int, limit: int) -> int:
+def rows_at_most(path: str, gz: bool, limit: int) -> int:
     """An upper bound on the data rows of a CSV file, or a number above ``limit``.
 
-    Every row ends at a newline (the last one may not), so rows <= lines after the header;
-    and every row has ``n_columns - 1`` delimiters and a newline, so a plain file of B bytes
-    after its header has at most ``(B + 1) // n_columns`` rows (free: no byte is read). The
-    lines are counted only while that bound says nothing, and only up to ``limit + 1``.
+    Every row ends at a newline (the last one may not), so rows <= lines after the header.
+    The lines are counted in chunks of bytes (gzip decompressed, nothing parsed) only up to
+    ``limit + 1``: the cost is at most ``limit`` lines, whatever the file's size.
     """
     try:
-        return _rows_at_most(path, gz, n_columns, limit)
+        return _rows_at_most(path, gz, limit)
     except (OSError, EOFError):  # a damaged file: the real read says where
         return limit + 1
 
 
-def _rows_at_most(path: str, gz: bool, n_columns: int, limit: int) -> int:
+def _rows_at_most(path: str, gz: bool, limit: int) -> int:
     opener = gzip.open if gz else open
     with opener(path, "rb") as f:
-        header = f.readline(_MAX_LINE)
-        if not gz:
-            body = os.fstat(f.fileno()).st_size - len(header)
-            if (body + 1) // max(1, n_columns) <= limit:
-                return (body + 1) // max(1, n_columns)
-        lines, last = 0, b"\n"
+        f.readline(MAX_LINE_BYTES)  # the header
+        lines, last, since = 0, b"\n", 0
         while lines <= limit:
             chunk = f.read(_SCAN_CHUNK)
             if not chunk:
                 break
-            lines += chunk.count(b"\n")
+            found = chunk.count(b"\n")
+            lines += found
+            since = len(chunk) - 1 - chunk.rfind(b"\n") if found else since + len(chunk)
+            if since > MAX_LINE_BYTES:  # no count here: the reader refuses the long line
+                return limit + 1
             last = chunk[-1:]
         return lines + (last != b"\n")
 

@@ -71,7 +71,7 @@ class CsvFile:
     def rows_at_most(self, limit: int) -> int:
         """An upper bound on the data rows, found without parsing any (see
         :meth:`TableSource.rows_at_most`)."""
-        return csvfile.rows_at_most(self.path, self.gz, len(self.column_names), limit)
+        return csvfile.rows_at_most(self.path, self.gz, limit)
 
 
 def merge_batches(batches: list[pa.RecordBatch]) -> pa.RecordBatch:

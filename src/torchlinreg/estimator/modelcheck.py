@@ -167,6 +167,7 @@ def _check_state(fail: _Fail, meta: dict, tensors: dict[str, Tensor], d: int, k:
     _require(fail, state.get("n_targets") == k and _int(k), "the state's n_targets disagree")
     method, icpt = state.get("method"), state.get("fit_intercept")
     _require(fail, method in ("qr", "gram"), "bad state method")
+    _require(fail, meta["params"].get("solver", method) == method, "the solver is not the state's")
     _require(fail, isinstance(icpt, bool), "bad state fit_intercept")
     _require(fail, icpt == meta["params"].get("fit_intercept", icpt), "fit_intercept disagrees")
     _require(fail, state.get("dtype") in ("float32", "float64"), "bad state dtype")

@@ -18,7 +18,15 @@ import click
 from .. import __version__
 from ..errors import DataError, ModelFileError, TorchLinRegError
 from .commands import COMMANDS
-from .interrupts import exit_code, launched_world, signals_as_interrupts, speaks, what_happened
+from .interrupts import (
+    exit_code,
+    ignore_signals,
+    launched_world,
+    received,
+    signals_as_interrupts,
+    speaks,
+    what_happened,
+)
 from .text import safe
 
 EXIT_USAGE = 2
@@ -113,9 +121,7 @@ def _run(args: list[str], debug: bool) -> int:
             click.echo("torchlinreg: interrupted", err=True)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP (NOTE [signals])
-        if speaks(e):
-            click.echo(f"torchlinreg: {what_happened(e)}", err=True)
-        return exit_code(e)
+        return _interrupted(e)
     except (DataError, ModelFileError) as e:
         if debug:
             raise
@@ -140,6 +146,8 @@ def _run(args: list[str], debug: bool) -> int:
     except Exception as e:
         if debug:
             raise
+        if received() is not None:  # the run was interrupted: this error is how it ended
+            return _interrupted(received())
         if _is_linalg_error(e):
             return _fail(
                 f"the solver failed numerically ({_one_line(e)}); the data may be degenerate or "
@@ -152,6 +160,12 @@ def _run(args: list[str], debug: bool) -> int:
             "rerun with --debug and report the traceback",
             EXIT_FAILURE,
         )
+
+
+def _interrupted(e: KeyboardInterrupt) -> int:
+    if speaks(e):
+        click.echo(f"torchlinreg: {what_happened(e)}", err=True)
+    return exit_code(e)
 
 
 def _is_linalg_error(exc: Exception) -> bool:
@@ -172,6 +186,8 @@ def _silence_stdout() -> None:
 
 def main() -> None:
     code = run()
+    if code in (EXIT_INTERRUPTED, 128 + 15, 128 + 1):
+        ignore_signals()  # a repeated signal must not interrupt the exit (NOTE [signals])
     try:
         sys.stdout.flush()
     except BrokenPipeError:

@@ -5,7 +5,9 @@
 # raise :class:`Terminated`, a KeyboardInterrupt: every path that handles Ctrl-C handles
 # them too (the last finished epoch is checkpointed, temp files are removed, an existing
 # output is left as it was), and the exit code is 128 + the signal (143, 129). A second
-# signal while the first is handled is ignored, so the cleanup runs to its end. SIGKILL
+# signal (Ctrl-C included) while the first is handled is ignored, so the cleanup runs to its
+# end, and so is any that comes while the process exits after one (a launcher forwards the
+# Ctrl-C it got to workers that are already stopping). SIGKILL
 # cannot be handled: the temp file it leaves is removed by the next write to the same path
 # (NOTE [atomic writes]). Under a launcher (torchrun, ``train --nproc``) rank 0 alone
 # prints, and a signal the launcher sends to stop the workers prints nothing: the launcher
@@ -51,6 +53,28 @@ def what_happened(exc: BaseException) -> str:
     return f"terminated ({exc.name})" if isinstance(exc, Terminated) else "interrupted"
 
 
+_RECEIVED: list[int] = []  # the signal signals_as_interrupts got, if any
+
+
+def received() -> KeyboardInterrupt | None:
+    """The interruption this run got (signals_as_interrupts), even if the exception it
+    raised was lost on the way (raised inside a library that swallowed it): an error that
+    follows it is its consequence, not a failure of its own."""
+    if not _RECEIVED:
+        return None
+    signum = _RECEIVED[0]
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def ignore_signals() -> None:
+    """Ignore Ctrl-C, SIGTERM and SIGHUP from now on: the process is exiting after one."""
+    for name in ("SIGINT", *_HANDLED):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(sig, signal.SIG_IGN)
+
+
 def launched_world() -> tuple[int, int]:
     """``(RANK, WORLD_SIZE)`` a launcher set for this process; ``(0, 1)`` when run plainly."""
     try:
@@ -77,7 +101,8 @@ def speaks(exc: BaseException | None = None) -> bool:
 
 @contextlib.contextmanager
 def signals_as_interrupts() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated` (NOTE [signals]).
+    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated` and Ctrl-C a
+    KeyboardInterrupt, once (NOTE [signals]).
 
     Only the main thread can set handlers; elsewhere (a command run from a worker thread)
     the block changes nothing. The previous handlers are restored at its end.
@@ -85,16 +110,19 @@ def signals_as_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    fired = []
+    fired = _RECEIVED
+    fired.clear()
 
     def handler(signum, frame):
         if fired:
             return  # already stopping: let the cleanup finish
         fired.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise Terminated(signum)
 
     previous = {}
-    for name in _HANDLED:
+    for name in ("SIGINT", *_HANDLED):
         sig = getattr(signal, name, None)
         if sig is not None:
             with contextlib.suppress(OSError, ValueError):

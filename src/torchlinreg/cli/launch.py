@@ -108,10 +108,11 @@ def _report(failures: dict) -> int:
     causes = [(rank, f) for rank, f in ranked if f.exitcode not in _FOLLOWERS]
     if causes:
         rank, failure = causes[0]
-        if rank > 0:  # rank 0 printed its own; another rank left its line in its error file
-            said = failure.message if failure.error_file_data.get("message") else ""
-            line = said or f"worker {rank} failed (exit code {failure.exitcode})"
-            click.echo(f"torchlinreg: error: {line}", err=True)
+        # Rank 0 printed an error every rank shared (the others may exit before it); a rank
+        # that failed alone left its line in its error file (torchrun.py): print that one.
+        said = failure.message if isinstance(failure.message, str) else ""
+        if said.startswith(f"worker {rank}: "):
+            click.echo(f"torchlinreg: error: {said}", err=True)
         return failure.exitcode
     interrupted = [f for _, f in ranked if f.exitcode in (130, -signal.SIGINT)]
     if interrupted:

@@ -35,8 +35,10 @@ def check_writable(path: str, what: str) -> None:
             f"cannot write {what} {path!r}: {exc.strerror or exc} in folder {folder!r}; "
             "choose a folder you can write to"
         ) from None
-    os.close(fd)
-    os.unlink(probe)
+    try:
+        os.close(fd)
+    finally:
+        os.unlink(probe)  # even on Ctrl-C: no probe file is left behind
 
 
 def check_not_input(path: str | None, what: str, inputs: dict[str, list[str]]) -> None:

@@ -351,6 +351,7 @@ def test_forged_checkpoints_are_refused_or_resume(tmp_path, capsys, checkpoint, 
     _forge_checkpoint(forged, tensors, meta, field, value)
     before = (digest(forged), digest(data))
     out = tmp_path / "m.safetensors"
+    out.unlink(missing_ok=True)  # hypothesis runs every example in one tmp_path
     r, grew = cli_with_peak(capsys, "train", data, "-t", "apples", "--features", "a,b,c",
                             "--solver", "adam", "--epochs", "6", "--seed", "1",
                             "--resume", forged, "-o", out, "-q")  # fmt: skip

@@ -345,3 +345,19 @@ def test_nproc_names_a_killed_worker_and_stops_on_ctrl_c_in_one_line(shared, fau
     }[fault]
     assert (proc.returncode, err.splitlines()) == (expected[0], [expected[1]])
     assert not (shared / "long.safetensors").exists()
+
+
+@pytest.mark.parametrize(("rank", "shown"), [("0", True), ("1", False)])
+def test_warnings_are_shown_by_rank_zero_alone(monkeypatch, capsys, rank, shown):
+    # every rank of a launched job used to print every warning
+    import warnings
+
+    from torchlinreg.cli.app import _cli_warnings
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    with warnings.catch_warnings():
+        _cli_warnings()
+        warnings.warn("the sgd solver reached max_iter", UserWarning, stacklevel=1)
+    err = capsys.readouterr().err
+    assert err == ("torchlinreg: warning: the sgd solver reached max_iter\n" if shown else "")

@@ -176,6 +176,7 @@ def _record_with(models, edit):
         (lambda r: r["state"].update(method="svd"), "state method"),
         (lambda r: r["params"].update(solver="gram"), "the solver is not the state's"),
         (lambda r: r.update(feature_names=["a", "b"]), "feature_names"),
+        (lambda r: r.update(target_names=["apples", "apples"]), "target_names"),
         (lambda r: r["params"].update(device="mps\x1b]0;x\x07"), "params.device"),
     ],
 )

@@ -69,7 +69,8 @@ def check_model(path: str, meta: dict, tensors: dict[str, Tensor]) -> tuple[int,
     _check_params(fail, meta.get("params"))
     for key, n in (("feature_names", d), ("target_names", k)):
         names = meta.get(key)
-        _require(fail, names is None or (_strings(names) and len(names) == n), f"bad {key}")
+        ok = names is None or (_strings(names) and len(names) == n == len(set(names)))
+        _require(fail, ok, f"bad {key} (not {n} distinct names)")
     for key in ("y_was_1d", "weighted"):
         _require(fail, isinstance(meta.get(key, False), bool), f"{key} is not true or false")
     _require(fail, _int(meta.get("n_iter", 0)) and meta.get("n_iter", 0) >= 0, "bad n_iter")

@@ -10,6 +10,13 @@ command joins one: gloo for ``--device cpu``, nccl on ``cuda:LOCAL_RANK`` for
 ranks run with ``--quiet`` and report nothing, since every error is raised on all ranks
 (NOTE [errors on one rank]) and rank 0 prints it once.
 
+Errors are one line, printed once: rank 0 prints those every rank raised (a bad row,
+NOTE [errors on one rank]); a rank that failed alone leaves its line in the launcher's
+error file (torchrun shows it; ``train --nproc`` prints it, :mod:`.launch`); a collective
+that failed because another worker died is "lost contact with another worker", never "this
+is a bug"; warnings and interruptions are printed by rank 0 alone (NOTE [signals] in
+``interrupts.py``).
+
 Limitations: only ``train`` is distributed (other commands would run once per process);
 every node must see DATA and the output folder at the same path; ``--checkpoint`` and
 ``--resume`` are refused; plots are drawn from rank 0's share of the rows; an exact fit

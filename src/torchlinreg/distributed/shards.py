@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ..errors import DataError
-from ..files import csvfile, formats
+from ..files import csvfile, csvlines, formats
 from ..files.tables import Block, TableSource
 from .collectives import agree_on_errors, world
 
@@ -258,7 +258,7 @@ def _stream_range(piece: _Piece, rows: _CsvRows, columns: Sequence[str]):
     )
     done = 0
     start, stop = piece.spec["start"], piece.spec["stop"]
-    batches = csvfile.read_growing(  # blocks grow to fit long lines (NOTE [long lines])
+    batches = csvlines.read_growing(  # blocks grow to fit long lines (NOTE [long lines])
         lambda: pa.PythonFile(_ByteRange(f.path, start, stop), mode="r"),
         {"column_names": f.column_names, "skip_rows": 0},
         parse_opts,
@@ -269,8 +269,8 @@ def _stream_range(piece: _Piece, rows: _CsvRows, columns: Sequence[str]):
         for batch in batches:
             yield batch
             done += batch.num_rows
-    except csvfile.LineTooLong as exc:
-        raise csvfile.line_too_long(f.path, rows.data_rows_before() + exc.rows) from None
+    except csvlines.LineTooLong as exc:
+        raise csvlines.line_too_long(f.path, rows.data_rows_before() + exc.rows) from None
     except OSError as exc:
         raise DataError(f"cannot read the file ({exc}); check it", path=f.path) from None
     except (pa.ArrowException, ValueError) as exc:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import DataError
-from . import csvfile
+from . import csvfile, csvlines
 
 
 class CsvFile:
@@ -23,9 +23,9 @@ class CsvFile:
         self.column_names = names
         # pyarrow blocks are sized in bytes and its reader reads a few ahead: small text
         # blocks, merged below into blocks of block_rows rows, keep memory near one block;
-        # a few of the longest lines seen must fit (NOTE [long lines] in csvfile.py).
+        # a few of the longest lines seen must fit (NOTE [long lines] in csvlines.py).
         small = min(max(block_rows * avg, 1 << 16), 1 << 20)
-        self.block_bytes = int(max(small, min(4 * longest, csvfile.MAX_LINE_BYTES)))
+        self.block_bytes = int(max(small, min(4 * longest, csvlines.MAX_LINE_BYTES)))
 
     def batches(
         self, columns: Sequence[str], block_rows: int
@@ -71,7 +71,7 @@ class CsvFile:
     def rows_at_most(self, limit: int) -> int:
         """An upper bound on the data rows, found without parsing any (see
         :meth:`TableSource.rows_at_most`)."""
-        return csvfile.rows_at_most(self.path, self.gz, limit)
+        return csvlines.rows_at_most(self.path, self.gz, limit)
 
 
 def merge_batches(batches: list[pa.RecordBatch]) -> pa.RecordBatch:

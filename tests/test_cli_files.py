@@ -79,7 +79,7 @@ def test_disk_full_while_writing_predictions_keeps_the_old_file(
     out.write_bytes(b"precious")
     monkeypatch.setattr(tio.os, "fsync", _disk_full)
     r = cli(capsys, "predict", model, data, "-o", out)
-    r.assert_one_error_line(1, "No space left on device")
+    r.assert_one_error_line(1, "No space left on device", str(out))
     assert out.read_bytes() == b"precious"
     assert _leftovers(tmp_path) == []
 
@@ -90,7 +90,7 @@ def test_disk_full_while_saving_a_model_keeps_the_old_model(tmp_path, capsys, mo
     model.write_bytes(b"old model")
     monkeypatch.setattr(tio.os, "replace", _disk_full)
     r = cli(capsys, "train", data, "-t", "apples", "-o", model)
-    r.assert_one_error_line(1, "No space left on device")
+    r.assert_one_error_line(1, "No space left on device", str(model))
     assert model.read_bytes() == b"old model"
     assert _leftovers(tmp_path) == []
 

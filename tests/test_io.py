@@ -27,6 +27,7 @@ from torchlinreg.files.io import (
     save_tensors,
     write_csv,
     write_table,
+    write_table_blocks,
 )
 
 TENSORS = {
@@ -158,13 +159,19 @@ def test_unknown_versions_and_bad_metadata_are_refused(tmp_path, metadata, patte
 
 def test_other_formats_load_when_asked_for(tmp_path):
     path = tmp_path / "c.safetensors"
-    meta = {
-        "format": "torchlinreg-checkpoint",
-        "format_version": "1",
-        "torchlinreg": '{"epoch": 3}',
-    }
-    path.write_bytes(st_save({"w": torch.ones(2)}, metadata=meta))
+    save_tensors(path, {"w": torch.ones(2)}, {"epoch": 3}, file_format="torchlinreg-checkpoint")
     assert load_tensors(path, expected_format="torchlinreg-checkpoint")[1] == {"epoch": 3}
+
+
+def test_a_file_without_its_checksum_is_refused(tmp_path, model_bytes):
+    # 1) the checksum is required: dropping its key must not skip the check
+    (n,) = struct.unpack("<Q", model_bytes[:8])
+    header = json.loads(model_bytes[8 : 8 + n])
+    del header["__metadata__"]["sha256"]
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(_with_header(header, model_bytes[8 + n :]))
+    with pytest.raises(ModelFileError, match="no checksum"):
+        load_tensors(path)
 
 
 def _with_header(header: dict, body: bytes) -> bytes:
@@ -280,6 +287,9 @@ def test_a_process_killed_while_writing_never_leaves_a_partial_file(tmp_path):
         data = target.read_bytes()
         # old content or one complete version, never a mix or a short file
         assert len(data) == size and data == bytes([data[0]]) * size
+    # the killed writers' temp files are removed by the next write to the same path
+    atomic_write_bytes(target, b"done")
+    assert _files(tmp_path) == ["big.bin"] and target.read_bytes() == b"done"
 
 
 def test_write_table_csv_round_trips_float64_exactly(tmp_path):
@@ -313,3 +323,78 @@ def test_write_table_refuses_ragged_columns(tmp_path):
     with pytest.raises(DataError, match="different lengths"):
         write_table(tmp_path / "p.csv", {"a": np.ones(2), "b": np.ones(3)})
     assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["p.csv", "p.parquet", "p.tsv.gz"])
+def test_write_table_blocks_writes_every_block_and_the_header_once(tmp_path, name):
+    import pyarrow.csv as pacsv
+
+    blocks = [{"y": np.arange(3.0) + 10 * i, "z": -np.arange(3.0)} for i in range(4)]
+    path = tmp_path / name
+    assert write_table_blocks(path, ["y", "z"], iter(blocks)) == 12
+    if name.endswith(".parquet"):
+        table = pq.read_table(path)
+    else:
+        table = pacsv.read_csv(
+            path, parse_options=pacsv.ParseOptions(delimiter="\t" if ".tsv" in name else ",")
+        )
+    assert table.column_names == ["y", "z"]
+    np.testing.assert_array_equal(
+        table.column("y").to_numpy(), np.concatenate([b["y"] for b in blocks])
+    )
+    # no rows: the header alone (a Parquet schema of float64 columns)
+    write_table_blocks(tmp_path / "empty.parquet", ["y"], iter([]))
+    assert pq.read_table(tmp_path / "empty.parquet").schema.names == ["y"]
+    assert _files(tmp_path) == sorted([name, "empty.parquet"])
+
+
+def test_a_failure_half_way_through_the_blocks_keeps_the_old_file(tmp_path):
+    def blocks():
+        yield {"y": np.ones(3)}
+        raise DataError("bad row 4")
+
+    path = tmp_path / "p.csv"
+    path.write_text("old\n")
+    with pytest.raises(DataError, match="bad row 4"):
+        write_table_blocks(path, ["y"], blocks())
+    assert path.read_text() == "old\n" and _files(tmp_path) == ["p.csv"]
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "m.bin"
+    path.write_bytes(b"old")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(
+        OSError, match=r"cannot write .*m\.bin: No space left on device; free"
+    ) as info:
+        atomic_write_bytes(path, b"new")
+    assert "\n" not in str(info.value) and path.read_bytes() == b"old"
+    assert _files(tmp_path) == ["m.bin"]
+
+
+def test_locked_serialises_two_writers_of_one_file(tmp_path):
+    import threading
+
+    from torchlinreg.files.io import locked
+
+    path = tmp_path / "count.bin"
+    atomic_write_bytes(path, b"0")
+
+    def add_one():
+        with locked(path):
+            n = int(path.read_bytes())
+            time.sleep(0.02)  # a slow read-modify-write: without the lock, updates are lost
+            atomic_write_bytes(path, str(n + 1).encode())
+
+    threads = [threading.Thread(target=add_one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert path.read_bytes() == b"8" and _files(tmp_path) == ["count.bin"]

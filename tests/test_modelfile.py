@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,8 @@ import torchlinreg
 from torchlinreg.errors import ConvergenceWarning
 from torchlinreg.estimator.modelfile import describe
 from torchlinreg.iterative.checkpoint import save_checkpoint
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def _data(n=80, seed=0):
@@ -90,3 +94,46 @@ def test_a_model_trained_on_a_gpu_predicts_where_there_is_none(tmp_path):
     assert back.device == expected_device
     np.testing.assert_allclose(np.asarray(back.predict(X)), est.linear_model_.predict(
         torch.as_tensor(X.to_numpy())).numpy(), rtol=1e-12)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["Longley", "Filip", "Wampler4", "NoInt1"])
+def test_every_honest_fit_of_an_ill_conditioned_problem_loads(tmp_path, name):
+    # load() checks the weights against the stored state; refined coefficients (from the
+    # rows) on NIST's hardest problems, float32 inputs and states, ridge and no-intercept
+    # fits must all pass it (tolerance 1e-12 + eps cond^2 of the targets' sum of squares)
+    import nist
+
+    data = nist.load(name)
+    X, y = data.design(), data.y
+    path = tmp_path / "m.safetensors"
+    for params in [{}, {"solver": "gram"}, {"alpha": 0.5}, {"dtype": "float32"},
+                   {"fit_intercept": False}]:  # fmt: skip
+        for Xin in (X, X.astype(np.float32)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est = torchlinreg.LinearRegression(**params).fit(Xin, y)
+            torchlinreg.save(est, path)
+            back = torchlinreg.load(path)
+            assert torch.equal(back.model_.weight, est.model_.weight)
+
+
+def test_an_edited_coefficient_is_refused_on_real_data(tmp_path):
+    # diabetes (scikit-learn's copy): a 0.1% edit of one coefficient moves predictions by
+    # far less than the noise, and is still caught; an edit within rounding is not
+    from sklearn.datasets import load_diabetes
+
+    from torchlinreg.files.io import load_tensors, save_tensors
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    path = tmp_path / "m.safetensors"
+    torchlinreg.save(torchlinreg.LinearRegression().fit(X, y), path)
+    tensors, meta = load_tensors(path)
+    for j, factor, refused in [(2, 1.001, True), (7, 1 + 1e-15, False), (0, 1.001, True)]:
+        edited = {**tensors, "weight": tensors["weight"].clone()}
+        edited["weight"][0, j] *= factor
+        save_tensors(path, edited, meta)
+        if refused:
+            with pytest.raises(torchlinreg.ModelFileError, match="weights disagree"):
+                torchlinreg.load(path)
+        else:
+            torchlinreg.load(path)

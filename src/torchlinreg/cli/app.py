@@ -1,8 +1,10 @@
 """The `torchlinreg` command: a thin face over the library.
 
 Library exceptions become one line on stderr and an exit code here, in one place:
-2 for bad usage or data, 1 for other failures, 130 for Ctrl-C. ``--debug`` (or
-TORCHLINREG_DEBUG=1) shows the traceback instead.
+2 for bad usage or data, 1 for other failures, 130 for Ctrl-C, 143 for SIGTERM and 129 for
+SIGHUP (NOTE [signals] in ``interrupts.py``). The line has its control characters escaped
+(NOTE [text from files] in ``output.py``) and is cut at 2,000 characters. Under a launcher,
+rank 0 alone prints. ``--debug`` (or TORCHLINREG_DEBUG=1) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ import click
 from .. import __version__
 from ..errors import DataError, ModelFileError, TorchLinRegError
 from .commands import COMMANDS
+from .interrupts import (
+    exit_code,
+    ignore_signals,
+    launched_world,
+    received,
+    signals_as_interrupts,
+    speaks,
+    what_happened,
+)
+from .text import safe
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -33,13 +45,21 @@ for command in COMMANDS:
     cli.add_command(command)
 
 
+MAX_LINE = 2000  # characters of an error or warning line
+
+
 def _fail(message: str, code: int) -> int:
-    click.echo(f"torchlinreg: error: {message}", err=True)
+    if speaks():
+        click.echo(f"torchlinreg: error: {message}", err=True)
     return code
 
 
 def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    """One line, control characters escaped, at most MAX_LINE characters."""
+    line = safe(" ".join(str(text).split()))
+    if len(line) > MAX_LINE:
+        line = f"{line[: MAX_LINE - 40]} ... ({len(line) - MAX_LINE + 40:,} characters more)"
+    return line
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -48,9 +68,10 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def _cli_warnings() -> None:
     """Show each warning once, as one line; the caller's filters (``-W error``, pytest's)
-    must not turn a warning into a crash of the tool."""
+    must not turn a warning into a crash of the tool. Under a launcher, rank 0 alone warns
+    (every rank would say the same)."""
     warnings.resetwarnings()
-    warnings.simplefilter("default")
+    warnings.simplefilter("default" if launched_world()[0] == 0 else "ignore")
     for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
         warnings.simplefilter("ignore", category)
     warnings.showwarning = _one_line_warning
@@ -65,7 +86,7 @@ def run(argv: list[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args or os.environ.get("TORCHLINREG_DEBUG") == "1"
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), signals_as_interrupts():
         if not debug:
             _cli_warnings()
         return _run(args, debug)
@@ -85,6 +106,7 @@ def _run(args: list[str], debug: bool) -> int:
     try:
         # Not cli.main: it prints a blank line on Ctrl-C and exits the process on a closed pipe.
         with cli.make_context("torchlinreg", args) as ctx:
+            ctx.meta["torchlinreg.argv"] = list(args)  # `train --nproc` starts its workers with it
             result = cli.invoke(ctx)
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as e:
@@ -94,9 +116,12 @@ def _run(args: list[str], debug: bool) -> int:
         return EXIT_FAILURE
     except click.ClickException as e:
         return _usage_error(e)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("torchlinreg: interrupted", err=True)
+    except click.exceptions.Abort:
+        if speaks(KeyboardInterrupt()):
+            click.echo("torchlinreg: interrupted", err=True)
         return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP (NOTE [signals])
+        return _interrupted(e)
     except (DataError, ModelFileError) as e:
         if debug:
             raise
@@ -109,7 +134,7 @@ def _run(args: list[str], debug: bool) -> int:
         if debug:
             raise
         where = f"{e.filename}: " if e.filename else ""
-        return _fail(f"{where}{_one_line(e.strerror or e)}", EXIT_FAILURE)
+        return _fail(_one_line(f"{where}{e.strerror or e}"), EXIT_FAILURE)
     except MemoryError:
         if debug:
             raise
@@ -121,6 +146,8 @@ def _run(args: list[str], debug: bool) -> int:
     except Exception as e:
         if debug:
             raise
+        if received() is not None:  # the run was interrupted: this error is how it ended
+            return _interrupted(received())
         if _is_linalg_error(e):
             return _fail(
                 f"the solver failed numerically ({_one_line(e)}); the data may be degenerate or "
@@ -133,6 +160,12 @@ def _run(args: list[str], debug: bool) -> int:
             "rerun with --debug and report the traceback",
             EXIT_FAILURE,
         )
+
+
+def _interrupted(e: KeyboardInterrupt) -> int:
+    if speaks(e):
+        click.echo(f"torchlinreg: {what_happened(e)}", err=True)
+    return exit_code(e)
 
 
 def _is_linalg_error(exc: Exception) -> bool:
@@ -153,6 +186,8 @@ def _silence_stdout() -> None:
 
 def main() -> None:
     code = run()
+    if code in (EXIT_INTERRUPTED, 128 + 15, 128 + 1):
+        ignore_signals()  # a repeated signal must not interrupt the exit (NOTE [signals])
     try:
         sys.stdout.flush()
     except BrokenPipeError:

@@ -35,8 +35,10 @@ def check_writable(path: str, what: str) -> None:
             f"cannot write {what} {path!r}: {exc.strerror or exc} in folder {folder!r}; "
             "choose a folder you can write to"
         ) from None
-    os.close(fd)
-    os.unlink(probe)
+    try:
+        os.close(fd)
+    finally:
+        os.unlink(probe)  # even on Ctrl-C: no probe file is left behind
 
 
 def check_not_input(path: str | None, what: str, inputs: dict[str, list[str]]) -> None:
@@ -100,21 +102,40 @@ def choose_columns(
     return chosen, targets_l
 
 
-def check_enough_rows(n_rows: int, n_features: int, opts: dict[str, Any], path: str) -> None:
+def check_enough_rows(
+    n_rows: int, n_features: int, opts: dict[str, Any], path: str, *, at_most: bool = False
+) -> None:
     """Refuse a fit with fewer rows than coefficients: its answer would be arbitrary.
 
     With a ridge penalty (``--alpha``) the fit is determined whatever the number of rows.
+    ``at_most``: ``n_rows`` is an upper bound (see :func:`check_rows_before_reading`).
     """
     n_params = n_features + (0 if opts["no_intercept"] else 1)
     if n_rows < n_params and opts["alpha"] == 0:
         what = f"{n_features} feature(s)" + ("" if opts["no_intercept"] else " + intercept")
         rows = "row(s) with a positive weight" if opts["weight_col"] else "data row(s)"
         raise DataError(
-            f"{n_rows} {rows} for {n_params} coefficients ({what}); a least-squares fit "
-            "needs at least one row per coefficient: add rows, use fewer --features, or give "
-            "--alpha for a ridge fit",
+            f"{'at most ' if at_most else ''}{n_rows:,} {rows} for {n_params:,} coefficients "
+            f"({what}); a least-squares fit needs at least one row per coefficient: add rows, "
+            "use fewer --features, or give --alpha for a ridge fit",
             path=path,
         )
+
+
+def check_rows_before_reading(source: TableSource, n_features: int, opts: dict[str, Any]):
+    """Refuse n < p from the files alone, before a row is parsed or a state allocated.
+
+    Ten thousand columns and fifty rows would otherwise allocate the (d + k)^2 state and
+    read every row first. :meth:`TableSource.rows_at_most` bounds the rows from Parquet
+    footers, .npy shapes and CSV line counts; under torchrun the merged count is
+    checked after the fit instead.
+    """
+    if opts["alpha"] > 0 or getattr(source, "world_size", 1) > 1:
+        return
+    n_params = n_features + (0 if opts["no_intercept"] else 1)
+    bound = source.rows_at_most(n_params)
+    if bound < n_params:
+        check_enough_rows(bound, n_features, opts, source.path, at_most=True)
 
 
 class RowCount:
@@ -155,8 +176,22 @@ def check_folder_creatable(folder: str, what: str) -> None:
     check_writable(os.path.join(path, "probe"), what)
 
 
+def _same_path(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
 def check_train_paths(opts: dict[str, Any], data_paths: list[str]) -> None:
-    """No output of ``train`` overwrites its input; a checkpoint may be resumed in place."""
+    """No output of ``train`` overwrites its input or another output; a checkpoint may be
+    resumed in place."""
+    if _same_path(opts["output"], opts["checkpoint"]):
+        raise DataError(
+            f"-o and --checkpoint name the same file: the model path {opts['output']!r} is the "
+            "checkpoint of this run, and each would overwrite the other: choose another name"
+        )
     check_not_input(
         opts["output"],
         "model",

@@ -10,6 +10,7 @@ them equal to the estimator's.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, ClassVar
 
 import click
@@ -230,8 +231,25 @@ def demo(seed: int | None, epochs: int, plot_path: str, no_plot: bool, as_json: 
     default=None,
     help="Iterative solvers: continue from this checkpoint.",
 )
-def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
+@click.option(
+    "--nproc",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train with N processes on this machine, each on its share of DATA (as torchrun "
+    "--nproc_per_node=N does, without its launcher's messages).",
+)
+def train(data: str, targets: tuple[str, ...], nproc: int | None, **opts: Any) -> int | None:
     """Fit a linear model to DATA (CSV, CSV.gz, Parquet, a folder or a glob) and save it."""
+    if nproc is not None and nproc > 1:
+        from .interrupts import launched_world
+
+        if launched_world()[1] > 1:
+            raise click.UsageError("--nproc starts its own processes; under torchrun leave it out")
+        from .launch import launch
+
+        ctx = click.get_current_context()
+        argv = ctx.meta.get("torchlinreg.argv")
+        return launch(nproc, list(argv) if argv is not None else sys.argv[1:])
     from .train import train as run
 
     return run(data=data, targets=targets, **opts)

@@ -1,4 +1,13 @@
-"""What the CLI shows: JSON, rich tables, and a progress bar for long training."""
+"""What the CLI shows: JSON, rich tables, and a progress bar for long training.
+
+# NOTE [text from files]
+# Column names, model records and file names come from files anyone may have written. Such
+# text is shown with its control characters escaped (:func:`safe`: ESC, BEL, C1 codes,
+# bidirectional overrides become ``\x1b``-style escapes, so no window title, hyperlink or
+# cursor movement reaches the terminal) and never as rich markup (:func:`esc` for markup
+# lines, :class:`rich.text.Text` for table cells), so ``[link=...]`` or ``a[/]`` is text.
+# JSON output needs neither: ``json.dumps`` escapes control characters itself.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..iterative.callbacks import Callback, TrainState
+from .text import safe
 
 
 def _clean(obj: Any) -> Any:
@@ -33,6 +44,21 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
     return obj
+
+
+def esc(text: object) -> str:
+    """Text from a file, safe inside a rich markup string: controls escaped, markup quoted.
+
+    Example:
+        >>> print(esc("a[/]"))
+        a\\[/]
+    """
+    return escape(safe(text))
+
+
+def cell(text: object) -> Text:
+    """A table cell or header that is shown as it is (never parsed as markup)."""
+    return Text(safe(text))
 
 
 def print_json(obj: Any) -> None:
@@ -56,13 +82,20 @@ def metrics_title(what: str, weight_col: str | None) -> str:
 def metrics_table(title: str, metrics: dict[str, dict[str, float]]) -> Table:
     names = list(next(iter(metrics.values())).keys()) if metrics else []
     names.sort(key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER))
-    table = Table(title=title, title_justify="left")
+    table = Table(title=esc(title), title_justify="left")
     table.add_column("target")
     for name in names:
-        table.add_column(name, justify="right")
+        table.add_column(cell(name), justify="right")
     for target, values in metrics.items():
-        table.add_row(target, *(f"{values[n]:.6g}" for n in names))
+        table.add_row(cell(target), *(_number(values[n]) for n in names))
     return table
+
+
+def _number(value: Any) -> str:
+    # a model file's record may hold anything: show numbers as numbers, anything else as text
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.6g}"
+    return "?" if value is None else cell(value)
 
 
 class _SpeedColumn(ProgressColumn):

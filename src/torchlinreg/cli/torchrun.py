@@ -10,6 +10,13 @@ command joins one: gloo for ``--device cpu``, nccl on ``cuda:LOCAL_RANK`` for
 ranks run with ``--quiet`` and report nothing, since every error is raised on all ranks
 (NOTE [errors on one rank]) and rank 0 prints it once.
 
+Errors are one line, printed once: rank 0 prints those every rank raised (a bad row,
+NOTE [errors on one rank]); a rank that failed alone leaves its line in the launcher's
+error file (torchrun shows it; ``train --nproc`` prints it, :mod:`.launch`); a collective
+that failed because another worker died is "lost contact with another worker", never "this
+is a bug"; warnings and interruptions are printed by rank 0 alone (NOTE [signals] in
+``interrupts.py``).
+
 Limitations: only ``train`` is distributed (other commands would run once per process);
 every node must see DATA and the output folder at the same path; ``--checkpoint`` and
 ``--resume`` are refused; plots are drawn from rank 0's share of the rows; an exact fit
@@ -21,7 +28,9 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,8 +41,16 @@ import torch.distributed as dist
 from ..distributed.collectives import agree_on_errors, is_shared_error, world
 from ..errors import DataError, ModelFileError, TorchLinRegError
 from .checks import check_enough_rows
+from .interrupts import LAUNCHED_BY_US, PEER_LOST
+from .text import safe
 
-__all__ = ["distributed_command", "fit_exact_on_ranks", "init_from_env", "launched_world_size"]
+__all__ = [
+    "distributed_command",
+    "fit_exact_on_ranks",
+    "init_from_env",
+    "is_peer_lost",
+    "launched_world_size",
+]
 
 
 def launched_world_size() -> int:
@@ -93,16 +110,35 @@ def distributed_command(fn: Callable[..., Any]) -> Callable[..., Any]:
                 # while the others wait, so that none exits (and torchrun stops rank 0)
                 # before the report is out.
                 if rank == 0:
-                    click.echo(f"torchlinreg: error: {exc}", err=True)
+                    click.echo(f"torchlinreg: error: {_one_line(exc)}", err=True)
                 dist.barrier()
                 dist.destroy_process_group()
                 raise click.exceptions.Exit(code) from None
             # Not known to be shared: leave the group alone (a rank that failed alone
             # would block in destroy_process_group while the others wait in a
-            # collective; torchrun ends them when this process exits).
+            # collective; torchrun ends them when this process exits). Rank 0 prints it;
+            # another rank (most such errors, a bad column say, rank 0 raised too) leaves
+            # it in the launcher's error file, which torchrun and `train --nproc` show
+            # when that rank failed first.
             if rank == 0:
                 raise
+            _error_file(f"worker {rank}: {_one_line(exc)}")
             raise click.exceptions.Exit(code) from None
+        except Exception as exc:
+            if not is_peer_lost(exc):
+                raise
+            # A collective failed because another worker is gone (killed, out of memory,
+            # failed alone): say that, once, and not "this is a bug".
+            if rank == 0 and not os.environ.get(LAUNCHED_BY_US):
+                click.echo(
+                    f"torchlinreg: error: lost contact with another worker: it stopped "
+                    f"(killed, out of memory, or failed: see its message) "
+                    f"[{_one_line(exc)[:200]}]",
+                    err=True,
+                )
+            raise click.exceptions.Exit(
+                PEER_LOST if os.environ.get(LAUNCHED_BY_US) else 1
+            ) from None
         if not joined:
             # Every rank past its last collective before the group goes (gloo's worker
             # threads may otherwise still hold work at interpreter exit), and no DDP
@@ -113,6 +149,34 @@ def distributed_command(fn: Callable[..., Any]) -> Callable[..., Any]:
         return result
 
     return wrapper
+
+
+def is_peer_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective that failed because another process went away."""
+    dist_error = getattr(dist, "DistError", ())
+    if isinstance(exc, dist_error):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        marker in text
+        for marker in ("gloo", "Gloo", "NCCL", "Connection closed by peer", "Connection reset")
+    )
+
+
+def _error_file(message: str) -> None:
+    """The message of this worker's failure, where the launcher reads it."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    try:
+        with open(path, "w") as f:
+            json.dump({"message": message, "timestamp": int(time.time())}, f)
+    except OSError:
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    return safe(" ".join(str(exc).split()))
 
 
 def fit_exact_on_ranks(est, source, features, targets, weight_col, opts, tap=None) -> int:

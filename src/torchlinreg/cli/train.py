@@ -28,11 +28,12 @@ from .checks import (
     RowCount,
     check_enough_rows,
     check_outputs,
+    check_rows_before_reading,
     check_train_paths,
     choose_columns,
 )
-from .output import console, metrics_table, metrics_title, print_json
-from .snapshots import RowsInto, run_config, run_with_snapshots
+from .output import console, esc, metrics_table, metrics_title, print_json
+from .snapshots import Fingerprint, RowsInto, fingerprint_of, run_config, run_with_snapshots
 from .torchrun import distributed_command, fit_exact_on_ranks
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.
@@ -121,6 +122,8 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
     with agree_on_errors():  # under torchrun: the rows of every rank, and every rank fails
         check_enough_rows(count_all_ranks(n_used), len(features), opts, source.path)
     config = run_config(est, features, targets, weight_col, block.n_rows)
+    if opts["checkpoint"] or opts["resume"]:  # what --resume checks the data against
+        config["fingerprint"] = fingerprint_of(block)
 
     def fit(callbacks, resume):
         est.fit(block.X, block.Y, block.w, callbacks=callbacks, resume_from=resume)
@@ -137,7 +140,9 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
 def _fit_streamed(est, source, features, targets, weight_col, opts) -> tuple[int, dict]:
     """An iterative fit that reads the file each epoch (streaming.fit_iterative_stream)."""
     blocks = _TappedBlocks(
-        TableBlocks(source, features, targets, weight_col), wanted=not est.fit_intercept
+        TableBlocks(source, features, targets, weight_col),
+        wanted=not est.fit_intercept,
+        fingerprint=bool(opts["checkpoint"] or opts["resume"]),
     )
     # A checkpoint records the row count; a resumed run checks it first (free for Parquet).
     rows = blocks.count_rows() if opts["resume"] else None
@@ -158,9 +163,11 @@ class _TappedBlocks:
     """A :class:`TableBlocks` whose passes in file order also gather the target moments
     (the streamed fit's first pass is one; each full pass gives the same moments)."""
 
-    def __init__(self, blocks: TableBlocks, wanted: bool) -> None:
+    def __init__(self, blocks: TableBlocks, wanted: bool, fingerprint: bool = False) -> None:
         self._blocks = blocks
         self.moments = TargetMoments(wanted)
+        self._want_fingerprint = fingerprint
+        self.fingerprint: str | None = None  # of a complete pass (snapshots.Fingerprint)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._blocks, name)
@@ -172,8 +179,14 @@ class _TappedBlocks:
 
     def _gathered(self):
         fresh = TargetMoments(self.moments.wanted)
-        yield from fresh.tap(self._blocks())
+        seen = Fingerprint() if self._want_fingerprint else None
+        for block in fresh.tap(self._blocks()):
+            if seen is not None:
+                seen.add(block.X, block.Y, block.w)
+            yield block
         self.moments = fresh  # only a complete pass
+        if seen is not None:
+            self.fingerprint = seen.value()
 
 
 def _plots(est, source, features, targets, plot_dir: str, weight_col) -> list[str]:
@@ -216,6 +229,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     source = shard_for_rank(source)
     weight_col = opts["weight_col"]
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)
+    check_rows_before_reading(source, len(features), opts)
     est = LinearRegression(
         solver=opts["solver"],
         fit_intercept=not opts["no_intercept"],
@@ -259,10 +273,10 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
 def _print_report(summary: dict[str, Any]) -> None:
     out = console()
     iterative = summary["epochs"] is not None
-    out.print(
+    out.print(  # names and paths through esc: NOTE [text from files] in output.py
         f"trained [bold]{summary['solver']}[/bold] on {summary['rows']:,} rows of "
-        f"{summary['data']} ({len(summary['features'])} features -> "
-        f"{', '.join(summary['targets'])}) in {summary['seconds']:.3f} s"
+        f"{esc(summary['data'])} ({len(summary['features'])} features -> "
+        f"{esc(', '.join(summary['targets']))}) in {summary['seconds']:.3f} s"
         + (
             f", {summary['epochs']} epochs, final loss {summary['final_loss']:.6g}"
             if iterative
@@ -272,13 +286,13 @@ def _print_report(summary: dict[str, Any]) -> None:
     shown = ", ".join(summary["features"][:12]) + (" ..." if len(summary["features"]) > 12 else "")
     skipped = summary.get("skipped_columns")
     out.print(
-        f"features: {shown}"
-        + (f" (not numeric, left out: {', '.join(skipped)})" if skipped else "")
+        f"features: {esc(shown)}"
+        + (f" (not numeric, left out: {esc(', '.join(skipped))})" if skipped else "")
     )
     out.print(metrics_table(metrics_title("Training fit", summary["weights"]), summary["metrics"]))
-    out.print(f"model saved to {summary['model']}")
+    out.print(f"model saved to {esc(summary['model'])}")
     for p in summary.get("plots", []):
-        out.print(f"plot saved to {p}")
+        out.print(f"plot saved to {esc(p)}")
 
 
 def _update(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> None:
@@ -297,9 +311,9 @@ def _update(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> None:
         return
     out = console()
     out.print(
-        f"updated {opts['update']} with {summary['new_rows']:,} rows of {data} "
+        f"updated {esc(opts['update'])} with {summary['new_rows']:,} rows of {esc(data)} "
         f"({summary['rows']:,} rows in all) in {summary['seconds']:.3f} s"
     )
     title = metrics_title("Training fit, all rows", summary.get("weights"))
     out.print(metrics_table(title, summary["metrics"]))
-    out.print(f"model saved to {summary['model']}")
+    out.print(f"model saved to {esc(summary['model'])}")

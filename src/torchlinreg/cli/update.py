@@ -12,6 +12,7 @@ seen), so ``--update`` refuses them with the reason; retrain them on all rows in
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ import click
 
 from ..errors import DataError
 from ..estimator.modelfile import load, save
+from ..files.io import locked
 from ..files.tables import open_table
 from .checks import check_not_input
 
@@ -74,7 +76,18 @@ def _check_agrees(est, columns, targets: tuple[str, ...], opts: dict[str, Any], 
 
 
 def update_model(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> dict[str, Any]:
-    """Absorb DATA's rows into the model file ``opts['update']``; return the new summary."""
+    """Absorb DATA's rows into the model file ``opts['update']``; return the new summary.
+
+    The model file is locked from reading to writing (files.io.locked): two updates of one
+    model at once run one after the other, and neither is lost.
+    """
+    with contextlib.ExitStack() as stack:
+        with contextlib.suppress(OSError):  # a missing or unreadable model: load() says so
+            stack.enter_context(locked(opts["update"]))
+        return _update_locked(data, targets, opts)
+
+
+def _update_locked(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     path = opts["update"]
     est = load(path)

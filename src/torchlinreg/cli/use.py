@@ -10,11 +10,12 @@ import torch
 
 from ..errors import DataError, ModelFileError
 from ..estimator.modelfile import load
-from ..files.io import write_csv, write_table
-from ..files.tables import open_table
+from ..files.io import write_table_blocks
+from ..files.tables import name_list, open_table
 from ..stats.metrics import StreamingMetrics
 from .checks import check_not_input, check_writable
-from .output import console, metrics_table, metrics_title, print_json
+from .output import cell, console, esc, metrics_table, metrics_title, print_json
+from .text import safe
 
 
 def _names(model, *, positional: bool = False) -> tuple[list[str], list[str]]:
@@ -36,7 +37,7 @@ def _missing_features(source, features: list[str], model_path: str) -> None:
     if missing:
         raise DataError(
             f"the model {model_path} needs feature column(s) {missing}, which the data lacks; "
-            f"it has {source.column_names}",
+            f"it has {name_list(source.column_names, as_list=True)}",
             path=source.path,
         )
 
@@ -52,13 +53,19 @@ def predict(
     source = open_table(data, delimiter=delimiter, block_rows=block_rows)
     check_not_input(output, "output", {"data file": source.paths, "model": [model_path]})
     _missing_features(source, features, model_path)
-    parts = [model.model_.predict(block.X) for block in source.read_columns(features)]
-    pred = torch.cat(parts).cpu().numpy()
-    columns = {name: np.ascontiguousarray(pred[:, j]) for j, name in enumerate(targets)}
-    if output:
-        write_table(output, columns)
-    else:
-        write_csv(sys.stdout, columns)
+
+    # a terminal shows the header: names from the model file, escaped (NOTE [text from
+    # files] in output.py); a file or a pipe gets them as they are
+    names = [safe(t) for t in targets] if not output and sys.stdout.isatty() else targets
+
+    def blocks():
+        # one block of predictions in memory at a time, written as it comes
+        # (files.io.write_table_blocks): 1G rows need no more memory than 1,000
+        for block in source.read_columns(features):
+            pred = model.model_.predict(block.X).cpu().numpy()
+            yield {name: np.ascontiguousarray(pred[:, j]) for j, name in enumerate(names)}
+
+    write_table_blocks(output or "-", names, blocks())
 
 
 def _check_weight_col(weight_col: str | None, features, targets, source, model_path: str):
@@ -116,7 +123,7 @@ def evaluate(
         print_json({**report, "weights": weight_col})
         return
     out = console()
-    out.print(f"evaluated {model_path} on {acc.n:,} rows of {data}")
+    out.print(f"evaluated {esc(model_path)} on {acc.n:,} rows of {esc(data)}")
     out.print(metrics_table(metrics_title("Metrics", weight_col), per_target))
 
 
@@ -126,11 +133,11 @@ def _coef_table(model, features: list[str], targets: list[str]):
     table = Table(title="Coefficients", title_justify="left")
     table.add_column("")
     for t in targets:
-        table.add_column(t, justify="right")
+        table.add_column(cell(t), justify="right")
     w, b = model.model_.weight.cpu(), model.model_.bias.cpu()
     table.add_row("intercept", *(f"{float(v):.10g}" for v in b))
     for i, f in enumerate(features):
-        table.add_row(f, *(f"{float(w[j, i]):.10g}" for j in range(len(targets))))
+        table.add_row(cell(f), *(f"{float(w[j, i]):.10g}" for j in range(len(targets))))
     return table
 
 
@@ -179,15 +186,18 @@ def summary(model_path: str, as_json: bool) -> None:
         return
     out = console()
     train = record["training"]
-    out.print(f"[bold]{record['estimator']}[/bold] ({record['solver']} solver), {model_path}")
-    if train:
+    out.print(
+        f"[bold]{record['estimator']}[/bold] ({esc(record['solver'])} solver), {esc(model_path)}"
+    )
+    if train:  # the record's types are checked by modelcheck; the names may be anything
+        rows = train.get("rows")
         out.print(
-            f"trained on {train.get('rows', '?'):,} rows of {train.get('data', '?')} in "
-            f"{train.get('seconds', float('nan')):.3f} s"
+            f"trained on {'?' if rows is None else f'{rows:,}'} rows of "
+            f"{esc(train.get('data', '?'))} in {train.get('seconds', float('nan')):.3f} s"
         )
     out.print(_coef_table(model, record["features"], record["targets"]))
     if train.get("metrics"):
         title = metrics_title("Fit at training time", train.get("weights"))
         out.print(metrics_table(title, train["metrics"]))
     if stats is not None:
-        out.print(stats.summary(), markup=False, highlight=False)
+        out.print(safe(stats.summary(), keep_newlines=True), markup=False, highlight=False)

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ..errors import DataError
-from ..files import csvfile, formats
+from ..files import csvfile, csvlines, formats
 from ..files.tables import Block, TableSource
 from .collectives import agree_on_errors, world
 
@@ -248,9 +248,6 @@ def _csv_range_batches(piece: _Piece, columns: Sequence[str], block_rows: int):
 
 def _stream_range(piece: _Piece, rows: _CsvRows, columns: Sequence[str]):
     f = piece.opened
-    read_opts = pacsv.ReadOptions(
-        column_names=f.column_names, skip_rows=0, block_size=f.block_bytes, use_threads=False
-    )
     parse_opts = pacsv.ParseOptions(delimiter=f.delimiter, ignore_empty_lines=True)
     conv_opts = pacsv.ConvertOptions(
         column_types={c: pa.float64() for c in columns},
@@ -260,14 +257,20 @@ def _stream_range(piece: _Piece, rows: _CsvRows, columns: Sequence[str]):
         quoted_strings_can_be_null=True,
     )
     done = 0
-    source = pa.PythonFile(_ByteRange(f.path, piece.spec["start"], piece.spec["stop"]), mode="r")
+    start, stop = piece.spec["start"], piece.spec["stop"]
+    batches = csvlines.read_growing(  # blocks grow to fit long lines (NOTE [long lines])
+        lambda: pa.PythonFile(_ByteRange(f.path, start, stop), mode="r"),
+        {"column_names": f.column_names, "skip_rows": 0},
+        parse_opts,
+        conv_opts,
+        f.block_bytes,
+    )
     try:
-        reader = pacsv.open_csv(
-            source, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
-        )
-        for batch in reader:
+        for batch in batches:
             yield batch
             done += batch.num_rows
+    except csvlines.LineTooLong as exc:
+        raise csvlines.line_too_long(f.path, rows.data_rows_before() + exc.rows) from None
     except OSError as exc:
         raise DataError(f"cannot read the file ({exc}); check it", path=f.path) from None
     except (pa.ArrowException, ValueError) as exc:
@@ -275,8 +278,6 @@ def _stream_range(piece: _Piece, rows: _CsvRows, columns: Sequence[str]):
         raise csvfile.locate_error(
             f.path, f.column_names, f.delimiter, False, columns, before, exc
         ) from None
-    finally:
-        source.close()
 
 
 # ---------------------------------------------------------------- the source
@@ -298,18 +299,75 @@ class ShardedTable(TableSource):
         yield from self._pieces
 
     def read_all(self, feature_cols, target_cols=None, weight_col=None) -> Block:
-        """This rank's rows at once; an error on any rank fails every rank (no hang)."""
+        """This rank's rows at once; an error on any rank fails every rank (no hang).
+
+        When a rank's share holds no rows (one Parquet row group, one .csv.gz, a tiny file)
+        the rows are spread again so that every rank holds some (:func:`_rebalance`): an
+        iterative fit needs rows on every rank.
+        """
         with agree_on_errors():
             parts = list(self.read_columns(feature_cols, target_cols, weight_col))
         if parts:
-            return _concat(parts)
-        import torch
+            block = _concat(parts)
+        else:
+            import torch
 
-        d, k = len(feature_cols), len(target_cols or [])
-        empty = torch.zeros(0, d, dtype=torch.float64)
-        Y = torch.zeros(0, k, dtype=torch.float64) if target_cols else None
-        w = torch.zeros(0, dtype=torch.float64) if weight_col else None
-        return Block(empty, Y, w, 0, self.path)
+            d, k = len(feature_cols), len(target_cols or [])
+            empty = torch.zeros(0, d, dtype=torch.float64)
+            Y = torch.zeros(0, k, dtype=torch.float64) if target_cols else None
+            w = torch.zeros(0, dtype=torch.float64) if weight_col else None
+            block = Block(empty, Y, w, 0, self.path)
+        return _rebalance(block, self.rank, self.world_size, self.path)
+
+
+def _rebalance(block: Block, rank: int, world_size: int, path: str) -> Block:
+    """Every rank's rows, spread again in equal contiguous ranges when a rank has none.
+
+    The rows keep their global order (rank order, then file order); only rows that change
+    rank travel, point to point, in one order every rank follows (no deadlock). Ranks that
+    all hold rows keep them as they are.
+    """
+    import torch
+    import torch.distributed as dist
+
+    from .collectives import allgather, comm_device
+
+    counts = [int(c[0]) for c in allgather(torch.tensor([block.n_rows], dtype=torch.int64))]
+    if min(counts) > 0:
+        return block
+    total = sum(counts)
+    if total < world_size:
+        raise DataError(
+            f"{total} data row(s) for {world_size} processes; every process needs a row: "
+            "run with fewer processes",
+            path=path,
+        )
+    parts = [block.X] + ([block.Y] if block.Y is not None else [])
+    parts += [block.w.reshape(-1, 1)] if block.w is not None else []
+    local = torch.cat(parts, dim=1)
+    starts = [sum(counts[:r]) for r in range(world_size)]
+    targets = [(r * total // world_size, (r + 1) * total // world_size) for r in range(world_size)]
+    dev = comm_device(local.device)
+    pieces = []
+    for src in range(world_size):
+        for dst in range(world_size):
+            lo = max(starts[src], targets[dst][0])
+            hi = min(starts[src] + counts[src], targets[dst][1])
+            if hi <= lo or rank not in (src, dst):
+                continue
+            if src == dst:
+                pieces.append(local[lo - starts[src] : hi - starts[src]])
+            elif rank == src:
+                dist.send(local[lo - starts[src] : hi - starts[src]].contiguous().to(dev), dst)
+            else:
+                got = torch.empty(hi - lo, local.shape[1], dtype=local.dtype, device=dev)
+                dist.recv(got, src)
+                pieces.append(got.to(local.device))
+    mine = torch.cat(pieces) if pieces else local[:0]
+    d, k = block.X.shape[1], 0 if block.Y is None else block.Y.shape[1]
+    Y = mine[:, d : d + k].contiguous() if block.Y is not None else None
+    w = mine[:, d + k].contiguous() if block.w is not None else None
+    return Block(mine[:, :d].contiguous(), Y, w, block.first_row, block.path)
 
 
 def _concat(parts: list[Block]) -> Block:

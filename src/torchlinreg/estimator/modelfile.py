@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..errors import ModelFileError
+from ..errors import DataError, ModelFileError
 from ..exact.state import LeastSquaresState
 from ..files.io import load_tensors, save_tensors
 from ..model import LinearModel
 from .linear import LinearRegression, Ridge, check_is_fitted
+from .modelcheck import check_model, weights_match_state
 
 _ESTIMATORS = {"LinearRegression": LinearRegression, "Ridge": Ridge}
 _STATE_PREFIX = "state."
@@ -98,15 +99,12 @@ def _names(values) -> list[str] | None:
     return None if values is None else [str(v) for v in values]
 
 
-def _require(cond: bool, path: str, what: str) -> None:
-    if not cond:
-        raise ModelFileError(f"{path}: {what}; the file is damaged or not a torchlinreg model")
-
-
 def load(path: str | Path) -> LinearRegression:
     """Read a model file written by :func:`save` and return the fitted estimator.
 
-    Raises :class:`ModelFileError` for anything that is not a valid torchlinreg model.
+    Raises :class:`ModelFileError` for anything that is not a valid torchlinreg model. The
+    file is checked whole (:mod:`.modelcheck`) before anything it describes is allocated,
+    and the weights must be the solution of the stored least-squares state.
 
     Example:
         >>> model = load("crops.safetensors")  # doctest: +SKIP
@@ -114,24 +112,16 @@ def load(path: str | Path) -> LinearRegression:
     """
     path = str(path)
     tensors, meta = load_tensors(path)
+    k, d = check_model(path, meta, tensors)
     try:
-        cls = _ESTIMATORS[meta["estimator"]]
-        estimator = cls().set_params(**_portable(meta["params"]))
-        weight, bias = tensors["weight"], tensors["bias"]
-        k, d = int(meta["n_targets"]), int(meta["n_features"])
+        estimator = _ESTIMATORS[meta["estimator"]]().set_params(**_portable(meta["params"]))
+        estimator._validate_params()
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(
-            f"{path}: the model record is incomplete or invalid ({exc}); re-train and save again"
+            f"{path}: the model record is invalid ({_short(exc)}); re-train and save again"
         ) from None
-    _require(weight.shape == (k, d) and bias.shape == (k,), path, "weight shapes disagree")
-    _require(
-        bool(torch.isfinite(weight).all() and torch.isfinite(bias).all()),
-        path,
-        "non-finite weights",
-    )
+    weight, bias = tensors["weight"], tensors["bias"]
     features, targets = meta.get("feature_names"), meta.get("target_names")
-    _require(features is None or len(features) == d, path, "feature names disagree")
-    _require(targets is None or len(targets) == k, path, "target names disagree")
     estimator.model_ = LinearModel(weight, bias)
     estimator.n_features_in_ = d
     if features is not None:
@@ -144,12 +134,24 @@ def load(path: str | Path) -> LinearRegression:
     estimator.loss_history_ = tensors["loss_history"].tolist() if "loss_history" in tensors else []
     estimator.training_ = meta.get("training", {})
     if "state" in meta:
-        record = dict(meta["state"])
-        record.update(
-            {k[len(_STATE_PREFIX) :]: v for k, v in tensors.items() if k.startswith(_STATE_PREFIX)}
-        )
-        if not meta.get("weighted", False) and record.get("sum_log_weights") is None:
-            record["sum_log_weights"] = 0.0  # an unweighted fit, saved before it was kept
+        _load_state(estimator, path, meta, tensors, features)
+    estimator._publish()
+    return estimator
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def _load_state(estimator, path: str, meta: dict, tensors: dict, features) -> None:
+    """The least-squares state (shapes checked by check_model), solved and compared."""
+    record = dict(meta["state"])
+    record.update(
+        {k[len(_STATE_PREFIX) :]: v for k, v in tensors.items() if k.startswith(_STATE_PREFIX)}
+    )
+    if not meta.get("weighted", False) and record.get("sum_log_weights") is None:
+        record["sum_log_weights"] = 0.0  # an unweighted fit, saved before it was kept
+    try:
         estimator.state_ = LeastSquaresState.from_state_dict(record)
         with warnings.catch_warnings():
             # the fit already warned about aliased columns; loading repeats no warnings
@@ -157,14 +159,19 @@ def load(path: str | Path) -> LinearRegression:
             estimator.solution_ = estimator.state_.solve(
                 alpha=estimator.alpha, rcond=estimator.rcond, feature_names=features
             )
-        estimator._weighted = bool(meta.get("weighted", False))
-        _require(
-            estimator.state_.n_features == d and estimator.state_.n_targets == k,
-            path,
-            "state shapes disagree",
+    except (ModelFileError, DataError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(
+            f"{path}: the least-squares state is invalid ({_short(exc)}); re-train and save again"
+        ) from None
+    estimator._weighted = bool(meta.get("weighted", False))
+    model = estimator.model_
+    if not weights_match_state(
+        estimator.state_, estimator.solution_, model.weight, model.bias, float(estimator.alpha)
+    ):
+        raise ModelFileError(
+            f"{path}: the weights disagree with the least-squares state stored with them (the "
+            "file was edited or damaged); restore it, or re-train and save again"
         )
-    estimator._publish()
-    return estimator
 
 
 def describe(path: str | Path) -> dict[str, Any]:

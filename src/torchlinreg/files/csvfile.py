@@ -23,6 +23,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ..errors import DataError
+from .csvlines import (
+    MAX_LINE_BYTES,
+    LineTooLong,
+    bounded_lines,
+    line_too_long,
+    long_fields,
+    read_growing,
+)
 
 DELIMITERS = (",", ";", "\t", "|")
 # Cells read as missing. Kept short and explicit: the localiser and the tests use the same list.
@@ -35,13 +43,11 @@ def is_gzip(head: bytes) -> bool:
     return head[:2] == _GZIP_MAGIC
 
 
-def _read_head(path: str, gz: bool) -> bytes:
+def _read_head(path: str, gz: bool) -> tuple[bytes, bytes]:
+    """(the first line, at most MAX_LINE_BYTES; then up to 64 KiB that follow)."""
     try:
-        if gz:
-            with gzip.open(path, "rb") as f:
-                return f.read(_SNIFF_BYTES)
-        with open(path, "rb") as f:
-            return f.read(_SNIFF_BYTES)
+        with gzip.open(path, "rb") if gz else open(path, "rb") as f:
+            return f.readline(MAX_LINE_BYTES + 1), f.read(_SNIFF_BYTES)
     except (OSError, EOFError) as exc:
         raise DataError(
             f"cannot read the file ({exc}); check that it is a complete CSV file", path=path
@@ -61,12 +67,20 @@ def _decode_header(path: str, line: bytes) -> str:
         ) from None
 
 
-def sniff_header(path: str, delimiter: str | None) -> tuple[list[str], str, bool, int]:
-    """Return (column names, delimiter, gzip?, average bytes per line) for a CSV file."""
+def sniff_header(path: str, delimiter: str | None) -> tuple[list[str], str, bool, int, int]:
+    """(column names, delimiter, gzip?, average bytes per line, longest line seen)."""
     with open(path, "rb") as f:
         magic = f.read(4)
     gz = is_gzip(magic)
-    head = _read_head(path, gz)
+    first, rest = _read_head(path, gz)
+    if len(first) > MAX_LINE_BYTES:
+        raise DataError(
+            f"line 1 (the header) is longer than {MAX_LINE_BYTES >> 20} MiB; is this a CSV "
+            "file with line breaks?",
+            path=path,
+            row=1,
+        )
+    head = first + rest
     if b"\x00" in head:
         raise DataError(
             "this is a binary file, not CSV text; pass a CSV or Parquet file", path=path
@@ -84,12 +98,14 @@ def sniff_header(path: str, delimiter: str | None) -> tuple[list[str], str, bool
     if delimiter is None:
         counts = [header_line.count(d) for d in DELIMITERS]
         delimiter = DELIMITERS[counts.index(max(counts))] if max(counts) > 0 else ","
-    names = [c.strip() for c in next(csv.reader([header_line], delimiter=delimiter))]
+    with long_fields():
+        names = [c.strip() for c in next(csv.reader([header_line], delimiter=delimiter))]
     _check_header(path, names)
-    if len(head) < _SNIFF_BYTES and not any(line.strip() for line in lines[1:]):
+    if len(rest) < _SNIFF_BYTES and not any(line.strip() for line in lines[1:]):
         raise DataError("the file has a header but no data rows; add data rows", path=path, row=2)
-    avg = max(1, len(head) // max(1, len(lines)))
-    return names, delimiter, gz, avg
+    data = lines[1:] or lines
+    avg = max(1, sum(len(line) + 1 for line in data) // len(data))
+    return names, delimiter, gz, avg, max(len(line) + 2 for line in lines)
 
 
 def _check_header(path: str, names: list[str]) -> None:
@@ -117,9 +133,6 @@ def stream_batches(
 
     Errors are re-raised as DataError with the line and column found by :func:`locate_error`.
     """
-    read_opts = pacsv.ReadOptions(
-        column_names=names, skip_rows=1, block_size=block_bytes, use_threads=False
-    )
     parse_opts = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True)
     conv_opts = pacsv.ConvertOptions(
         column_types={c: pa.float64() for c in columns},
@@ -129,23 +142,25 @@ def stream_batches(
         quoted_strings_can_be_null=True,
     )
     rows_done = 0
-    source = pa.input_stream(path, compression="gzip" if gz else None)
+    batches = read_growing(
+        lambda: pa.input_stream(path, compression="gzip" if gz else None),
+        {"column_names": names, "skip_rows": 1},
+        parse_opts,
+        conv_opts,
+        block_bytes,
+    )
     try:
-        try:
-            reader = pacsv.open_csv(
-                source, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
-            )
-            for batch in reader:
-                yield batch
-                rows_done += batch.num_rows
-        except OSError as exc:  # truncated gzip, I/O error
-            raise DataError(
-                f"cannot read the file ({exc}); check that it is complete", path=path
-            ) from None
-        except (pa.ArrowException, ValueError) as exc:  # parse/conversion/encoding errors
-            raise locate_error(path, names, delimiter, gz, columns, rows_done, exc) from None
-    finally:
-        source.close()
+        for batch in batches:
+            yield batch
+            rows_done += batch.num_rows
+    except LineTooLong as exc:
+        raise line_too_long(path, exc.rows) from None
+    except OSError as exc:  # truncated gzip, I/O error
+        raise DataError(
+            f"cannot read the file ({exc}); check that it is complete", path=path
+        ) from None
+    except (pa.ArrowException, ValueError) as exc:  # parse/conversion/encoding errors
+        raise locate_error(path, names, delimiter, gz, columns, rows_done, exc) from None
 
 
 def infer_numeric(
@@ -164,26 +179,31 @@ def inspect_columns(
     unit, a stray note): it maps to the line and text of its first non-number, so a caller
     choosing columns by type can say so instead of silently dropping the column.
     """
-    read_opts = pacsv.ReadOptions(
-        column_names=names, skip_rows=1, block_size=block_bytes, use_threads=False
-    )
     parse_opts = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True)
     conv_opts = pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True)
-    source = pa.input_stream(path, compression="gzip" if gz else None)
+    batches = read_growing(
+        lambda: pa.input_stream(path, compression="gzip" if gz else None),
+        {"column_names": names, "skip_rows": 1},
+        parse_opts,
+        conv_opts,
+        block_bytes,
+    )
     try:
-        reader = pacsv.open_csv(
-            source, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
-        )
-        schema = reader.schema
-        try:
-            first = reader.read_next_batch()
-        except StopIteration:
-            first = None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, OSError):
+        first = next(batches, None)
+    except (
+        pa.ArrowInvalid,
+        pa.ArrowNotImplementedError,
+        UnicodeDecodeError,
+        OSError,
+        LineTooLong,
+    ):
         # Unreadable first block: let the real read report the exact row and column.
         return list(names), {}
     finally:
-        source.close()
+        batches.close()
+    if first is None:
+        return list(names), {}
+    schema = first.schema
     numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_null)
     columns = [f.name for f in schema if any(check(f.type) for check in numeric)]
     mixed = {}
@@ -234,8 +254,8 @@ def parse_float(text: str) -> float | None:
 
 def _data_records(path: str, delimiter: str, gz: bool) -> Iterator[tuple[int, int, list[str]]]:
     """Yield (0-based data row index, file line where it ends, fields), blank lines skipped."""
-    with _open_text(path, gz) as f:
-        reader = csv.reader(f, delimiter=delimiter)
+    with _open_text(path, gz) as f, long_fields():
+        reader = csv.reader(bounded_lines(f), delimiter=delimiter)
         next(reader, None)  # the header
         index = 0
         for row in reader:

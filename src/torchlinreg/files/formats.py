@@ -13,17 +13,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import DataError
-from . import csvfile
+from . import csvfile, csvlines
 
 
 class CsvFile:
     def __init__(self, path: str, delimiter: str | None, block_rows: int) -> None:
         self.path = path
-        names, self.delimiter, self.gz, avg = csvfile.sniff_header(path, delimiter)
+        names, self.delimiter, self.gz, avg, longest = csvfile.sniff_header(path, delimiter)
         self.column_names = names
         # pyarrow blocks are sized in bytes and its reader reads a few ahead: small text
-        # blocks, merged below into blocks of block_rows rows, keep memory near one block.
-        self.block_bytes = int(min(max(block_rows * avg, 1 << 16), 1 << 20))
+        # blocks, merged below into blocks of block_rows rows, keep memory near one block;
+        # a few of the longest lines seen must fit (NOTE [long lines] in csvlines.py).
+        small = min(max(block_rows * avg, 1 << 16), 1 << 20)
+        self.block_bytes = int(max(small, min(4 * longest, csvlines.MAX_LINE_BYTES)))
 
     def batches(
         self, columns: Sequence[str], block_rows: int
@@ -66,6 +68,11 @@ class CsvFile:
         """The file line of nominal row ``row`` (see NOTE [CSV row numbers])."""
         return csvfile.line_of(self.path, self.delimiter, self.gz, row - 2) or row
 
+    def rows_at_most(self, limit: int) -> int:
+        """An upper bound on the data rows, found without parsing any (see
+        :meth:`TableSource.rows_at_most`)."""
+        return csvlines.rows_at_most(self.path, self.gz, limit)
+
 
 def merge_batches(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
     batches = [b for b in batches if b.num_rows] or batches[:1]
@@ -100,6 +107,9 @@ class ParquetFile:
     def numeric_columns(self) -> list[str]:
         return [c for c in self.column_names if _is_numeric(self._types[c])]
 
+    def rows_at_most(self, limit: int) -> int:
+        return self._file.metadata.num_rows
+
     def batches(
         self,
         columns: Sequence[str],
@@ -119,7 +129,7 @@ class ParquetFile:
             for batch in self._file.iter_batches(
                 batch_size=block_rows, row_groups=row_groups, columns=list(columns)
             ):
-                cast = [pc.cast(batch.column(c), pa.float64()) for c in columns]
+                cast = [to_float64(batch.column(c)) for c in columns]
                 yield pa.RecordBatch.from_arrays(cast, names=list(columns)), row
                 row += batch.num_rows
         except (pa.ArrowException, OSError) as exc:
@@ -156,6 +166,9 @@ class NpyFile:
     def numeric_columns(self) -> list[str]:
         return list(self.column_names)
 
+    def rows_at_most(self, limit: int) -> int:
+        return self._array.shape[0]
+
     def batches(
         self, columns: Sequence[str], block_rows: int
     ) -> Iterator[tuple[pa.RecordBatch, int]]:
@@ -167,6 +180,13 @@ class NpyFile:
             part = np.asarray(self._array[start : start + block_rows], dtype=np.float64)
             arrays = [pa.array(part[:, j]) for j in idx]
             yield pa.RecordBatch.from_arrays(arrays, names=list(columns)), start + 1
+
+
+def to_float64(column: pa.Array) -> pa.Array:
+    """A numeric column as float64. Integers beyond 2**53 (and wide decimals) become the
+    nearest float64, as any number read from text does: Arrow's safe cast would refuse them,
+    and such ids or counts are as exact as float64 gets."""
+    return pc.cast(column, pa.float64(), safe=False)
 
 
 def _is_numeric(typ: pa.DataType) -> bool:

@@ -71,6 +71,21 @@ def _expand(path: str) -> list[str]:
     return [path]
 
 
+def name_list(names: Sequence[str], limit: int = 20, *, as_list: bool = False) -> str:
+    """Column names for a message: the first ``limit``, then how many more (a header of
+    10,000 names must not make a 100 KB error line). ``as_list`` quotes them as a list.
+
+    Example:
+        >>> name_list(["a", "b", "c"], limit=2)
+        'a, b ... and 1 more'
+        >>> name_list(["a", "b"], as_list=True)
+        "['a', 'b']"
+    """
+    first = [str(n)[:80] for n in names[:limit]]
+    shown = repr(first) if as_list else ", ".join(first)
+    return shown + (f" ... and {len(names) - limit:,} more" if len(names) > limit else "")
+
+
 def _nearby_hint(path: str) -> str:
     folder = os.path.dirname(path) or "."
     try:
@@ -106,8 +121,9 @@ class TableSource:
             names = open_file(p, self._delimiter, self.block_rows).column_names
             if list(names) != self.column_names:
                 raise DataError(
-                    f"columns {names} differ from {self.column_names} in {self.paths[0]}; "
-                    "all files must have the same columns in the same order",
+                    f"columns {name_list(names, as_list=True)} differ from "
+                    f"{name_list(self.column_names, as_list=True)}"
+                    f" in {self.paths[0]}; all files must have the same columns in the same order",
                     path=p,
                 )
 
@@ -124,10 +140,25 @@ class TableSource:
                     hint += "the header is one column: is --delimiter right? "
                 raise DataError(
                     f"unknown column {c!r}; {hint}available columns: "
-                    f"{', '.join(self.column_names)}",
+                    f"{name_list(self.column_names)}",
                     path=self.path,
                 )
         return list(columns)
+
+    def rows_at_most(self, limit: int) -> int:
+        """An upper bound on the rows of every file, found without parsing a row.
+
+        Parquet footers and .npy shapes give the count; a CSV file's lines are counted (a
+        row is at least a line; gzip is decompressed, never parsed), stopping once more than
+        ``limit`` are found, so the cost is at most ``limit`` lines. A fit that needs
+        ``limit`` rows can be refused on it before any row is read.
+        """
+        total = 0
+        for f in self._files():
+            total += f.rows_at_most(limit - total)
+            if total > limit:
+                break
+        return total
 
     def numeric_columns(self) -> list[str]:
         """The columns that hold numbers (judged on the first file's first block)."""
@@ -256,4 +287,4 @@ def open_table(
     return TableSource(path, columns=columns, delimiter=delimiter, block_rows=block_rows)
 
 
-__all__ = ["DATA_SUFFIXES", "Block", "TableSource", "open_table"]
+__all__ = ["DATA_SUFFIXES", "Block", "TableSource", "name_list", "open_table"]

@@ -26,6 +26,8 @@ _FLOATS = (torch.float32, torch.float64)
 _STATE_PREFIX = "state."
 _STATE_TENSORS = {("qr", True): ("r", "shift"), ("qr", False): ("r", "shift")}
 _STATE_TENSORS.update({("gram", True): ("mean", "comoment"), ("gram", False): ("gram",)})
+# what a version-2 record adds (the gram state's power-of-two column scales and its shift)
+_STATE_TENSORS_V2 = {("gram", True): ("scale", "shift"), ("gram", False): ("scale",)}
 _DEVICES = ("cpu", "cuda")
 
 
@@ -107,9 +109,14 @@ def _check_tensor(fail: _Fail, tensors: dict[str, Tensor], name: str, shape: tup
 
 def _check_params(fail: _Fail, params: Any) -> None:
     _require(fail, isinstance(params, dict), "params is not an object")
-    for key in ("alpha", "lr", "tol", "rcond"):
+    for key in ("lr", "tol", "rcond"):
         value = params.get(key)
         _require(fail, value is None or _number(value), f"params.{key} is not a finite number")
+    # one penalty, or one per target (a list whose length the loader checks against k)
+    alpha = params.get("alpha")
+    values = alpha if isinstance(alpha, list) else [0.0 if alpha is None else alpha]
+    ok = bool(values) and all(_number(a) and a >= 0 for a in values)
+    _require(fail, ok, "params.alpha is not a non-negative number (or one per target)")
     seed = params.get("random_state")
     _require(fail, seed is None or (_int(seed) and abs(seed) < 2**63), "bad params.random_state")
     _require(fail, params.get("dtype") in (None, "float32", "float64"), "bad params.dtype")
@@ -186,13 +193,16 @@ def _check_state(fail: _Fail, meta: dict, tensors: dict[str, Tensor], d: int, k:
     p = d + k
     m = p + int(icpt)
     shapes = {"r": (m, m), "shift": (p,), "mean": (p,), "comoment": (p, p), "gram": (p, p)}
+    shapes["scale"] = (p,)
     names = _STATE_TENSORS[(method, icpt)]
+    if state.get("version", 1) >= 2:
+        names = names + _STATE_TENSORS_V2.get((method, icpt), ())
     for name in names:
         _check_tensor(fail, tensors, _STATE_PREFIX + name, shapes[name])
     return {_STATE_PREFIX + name for name in names}
 
 
-def weights_match_state(state, solution, weight: Tensor, bias: Tensor, alpha: float) -> bool:
+def weights_match_state(state, solution, weight: Tensor, bias: Tensor, alpha) -> bool:
     """True when ``(weight, bias)`` is as good a fit to the state as its own solution.
 
     Compares the objective (weighted residual sum of squares, plus the ridge penalty) of the
@@ -204,6 +214,7 @@ def weights_match_state(state, solution, weight: Tensor, bias: Tensor, alpha: fl
     the state's own solve) always pass. A rank-deficient fit must also keep the
     minimum-norm coefficients, since any other minimiser differs only where no data speaks.
     """
+    alpha = torch.as_tensor(alpha, dtype=torch.float64)  # one number, or one per target
     summ = state.centred_summary()
     r, means = summ.r.double().cpu(), summ.means.double().cpu()
     sw, d = float(summ.sum_weights), state.n_features
@@ -230,7 +241,7 @@ def weights_match_state(state, solution, weight: Tensor, bias: Tensor, alpha: fl
         slack = slack + 1000 * (rounded - best).clamp_min(0)
     if not bool((ours - best <= slack + 1e-300).all()):
         return False
-    if solution.aliased and alpha == 0:
+    if solution.aliased and bool((alpha == 0).all()):
         norm, min_norm = W.square().sum(1), solution.coef.double().cpu().square().sum(1)
         return bool((norm <= min_norm * (1 + 1e-6) + 1e-300).all())
     return True

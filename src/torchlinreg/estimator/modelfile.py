@@ -166,7 +166,7 @@ def _load_state(estimator, path: str, meta: dict, tensors: dict, features) -> No
     estimator._weighted = bool(meta.get("weighted", False))
     model = estimator.model_
     if not weights_match_state(
-        estimator.state_, estimator.solution_, model.weight, model.bias, float(estimator.alpha)
+        estimator.state_, estimator.solution_, model.weight, model.bias, estimator.alpha
     ):
         raise ModelFileError(
             f"{path}: the weights disagree with the least-squares state stored with them (the "

@@ -26,6 +26,7 @@ from ..data import (
 )
 from ..distributed.collectives import agree_on_errors, is_distributed
 from ..errors import DataError
+from ..exact.threads import with_fit_threads
 from ..model import LinearModel
 from ..stats.metrics import r2_score
 from ..stats.results import OLSResults
@@ -148,6 +149,7 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
     def _is_exact(self) -> bool:
         return self.solver in EXACT_SOLVERS
 
+    @with_fit_threads
     def fit(
         self,
         X,
@@ -210,6 +212,7 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
             if hasattr(self, key):
                 delattr(self, key)
 
+    @with_fit_threads
     def partial_fit(self, X, y, sample_weight=None):
         """Learn from one more block of rows and return ``self``.
 
@@ -249,6 +252,7 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         self._publish()
         return self
 
+    @with_fit_threads
     def fit_blocks(
         self,
         blocks: Iterable[Any] | Callable[..., Iterable[Any]],
@@ -315,6 +319,7 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         self._publish()
         return self
 
+    @with_fit_threads
     def partial_fit_blocks(self, blocks: Iterable[Any]):
         """:meth:`partial_fit` over an iterable of row blocks; returns ``self``.
 

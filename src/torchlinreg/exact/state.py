@@ -31,6 +31,7 @@ from torch import Tensor
 from ..errors import DataError, ModelFileError
 from . import linalg, solve, summaries
 from .linalg import CentredSummary, ExactSolution
+from .threads import with_fit_threads
 
 __all__ = ["CentredSummary", "ExactSolution", "LeastSquaresState", "default_rcond", "fit_exact"]
 
@@ -407,6 +408,7 @@ class LeastSquaresState:
         return self
 
 
+@with_fit_threads
 def fit_exact(
     X: Any,
     Y: Any,

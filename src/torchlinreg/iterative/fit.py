@@ -37,6 +37,7 @@ from ..data import _all_finite
 from ..distributed.collectives import agree_on_errors, allreduce_sum, broadcast_int, is_distributed
 from ..distributed.ddp import RankBatches, RankInfo, ddp_wrap
 from ..errors import ConvergenceWarning, DataError
+from ..exact.threads import with_fit_threads
 from .batches import FullBatch, ShuffledBatches
 from .callbacks import Callback, DivergenceGuard, EarlyStopping
 from .scaling import Scaler
@@ -64,6 +65,7 @@ class IterativeResult:
     state: dict | None = None  # Trainer.state_dict(): continue with resume_from=state
 
 
+@with_fit_threads
 def fit_iterative(
     X: Tensor,
     Y: Tensor,

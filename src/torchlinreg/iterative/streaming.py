@@ -66,6 +66,7 @@ from torch import Tensor
 from ..data import Matrix, as_matrix, as_targets, as_weights, unpack_block
 from ..errors import DataError
 from ..exact.state import LeastSquaresState
+from ..exact.threads import with_fit_threads
 from .batches import Batch
 from .callbacks import Callback, DivergenceGuard, EarlyStopping
 from .fit import IterativeResult, _initial, _result, _seed
@@ -271,6 +272,7 @@ class StreamResult(IterativeResult):
     first_Y: Matrix | None = None
 
 
+@with_fit_threads
 def fit_iterative_stream(
     factory: BlockFactory,
     *,

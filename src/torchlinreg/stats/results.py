@@ -33,6 +33,7 @@ from torch import Tensor
 
 from ..data import as_matrix, as_problem, as_weights
 from ..errors import DataError, DegenerateWarning
+from ..exact.threads import with_fit_threads
 from .covariance import hc_covariance, wald_f
 from .fitstats import as_tensor, results_from_fit, results_from_state
 from .prediction import PredictionResults, prediction
@@ -538,6 +539,7 @@ class OLSResults:
         return results_dict(self)
 
 
+@with_fit_threads
 def ols(
     X,
     y,

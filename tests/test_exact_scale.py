@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn.linear_model import LinearRegression as SkLinearRegression
 
 from torchlinreg import LinearRegression
@@ -189,3 +190,46 @@ def _wide_case():
     X = np.c_[X, rng.normal(size=(4, 5))]
     y = X[:, :1] @ rng.normal(size=(1, 1)) + rng.normal(size=(4, 1))
     return X, y[:, 0]
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e7, 1e10])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_gram_fast_path_equals_block_by_block_centring(offset, weighted):
+    # NOTE [gram fast path]: after the first block, one fused pass and one GEMM per block;
+    # the same state as centring every block on its own mean (one block per call), to the
+    # digits the offsets leave
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(5000, 4)) * [1.0, 3.0, 0.1, 10.0] + offset
+    Y = X @ [1.0, -2.0, 0.5, 0.1] + rng.normal(size=5000)
+    w = rng.uniform(0.2, 3.0, 5000) if weighted else None
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)[:, None]
+    wt = None if w is None else torch.from_numpy(w)
+    fast = LeastSquaresState(4, 1, method="gram", block_rows=512)
+    fast.absorb(Xt, Yt, wt)
+    careful = LeastSquaresState(4, 1, method="gram", block_rows=512)
+    for lo in range(0, 5000, 512):  # one block per call: the careful path every time
+        careful._summary._absorb_blocks(
+            Xt[lo : lo + 512], Yt[lo : lo + 512], None if wt is None else wt[lo : lo + 512], 512
+        )
+    careful.n_samples = fast.n_samples
+    a, b = fast.solve(), careful.solve()
+    np.testing.assert_allclose(a.coef, b.coef, rtol=1e-9)
+    # and the QR state, whose shifted TSQR keeps the digits of data near its offset (float64
+    # numpy centring does not: np.average of 1e10 + 0.1 noise loses them)
+    qr = LeastSquaresState(4, 1, method="qr").absorb(Xt, Yt, wt).solve()
+    np.testing.assert_allclose(a.coef, qr.coef, rtol=1e-8)
+
+
+def test_a_block_beyond_the_scales_falls_back_to_the_careful_path():
+    # the first block sets power-of-two scales near 1; a later block near 1e200 would
+    # overflow the fast path's squares: that call is redone block by block
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 2))
+    Y = X @ [2.0, -1.0] + 0.01 * rng.normal(size=3000)
+    X[2000:] *= 1e200
+    Y[2000:] *= 1e200
+    state = LeastSquaresState(2, 1, method="gram", block_rows=1000)
+    state.absorb(torch.from_numpy(X), torch.from_numpy(Y)[:, None])
+    sol = state.solve()
+    assert torch.isfinite(sol.coef).all()
+    np.testing.assert_allclose(sol.coef[0].numpy(), [2.0, -1.0], rtol=1e-3)

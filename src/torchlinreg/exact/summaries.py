@@ -224,6 +224,63 @@ class CentredGramSummary(GramSummary):
         _scale_both_sides(self.comoment, ratio)
 
     def absorb(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
+        """Absorb rows (NOTE [gram fast path]), or block by block where scales change."""
+        if not self.has_shift:  # the first block fixes the shift and the scales
+            first = min(rows, X.shape[0])
+            self._absorb_blocks(X[:first], Y[:first], None if w is None else w[:first], rows)
+            X, Y, w = X[first:], Y[first:], None if w is None else w[first:]
+        if X.shape[0] and not self._fast(X, Y, w, rows):
+            self._absorb_blocks(X, Y, w, rows)
+
+    # NOTE [gram fast path]
+    # The careful path below centres every block on its own mean (Chan's merge) and
+    # re-checks the power-of-two scales: half a dozen passes over each block, 3-4x the time
+    # of the bare X'X. Once the first block has fixed the shift and the scales, the fast
+    # path forms ``[z | sqrt(w)]`` with ``z = sqrt(w) (x * scale - shift)`` in one fused pass
+    # and accumulates its Gram with one GEMM per block: the shifted second moments, the
+    # first moments and the weight total at once. One Chan update per call then centres
+    # them. Centring once about the fixed shift costs ``eps (|mean - shift| / sd)^2``, and
+    # the shift is the first block's mean, so data far from its offset are what it is for.
+    # A block that would overflow (or a column still without a scale) sends the whole call
+    # back to the careful path, which redoes it from the rows: the result never depends on
+    # which path ran, beyond rounding.
+
+    def _fast(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> bool:
+        if not bool((self.scale > 0).all()):
+            return False
+        n, d = X.shape
+        p = self.p
+        rows = min(rows, n)
+        dtype, device = self.mean.dtype, self.mean.device
+        eff = self._effective()
+        work = torch.empty(rows, p + 1, dtype=dtype, device=device)
+        acc = torch.zeros(p + 1, p + 1, dtype=dtype, device=device)
+        totals = (self.sum_w.clone(), self.n_nonzero.clone(), self.sum_log_w.clone())
+        neg = -self.shift
+        for lo in range(0, n, rows):
+            hi = min(lo + rows, n)
+            z = work[: hi - lo]
+            _, sb = self._weights(w, lo, hi)
+            torch.addcmul(neg[:d], X[lo:hi].to(device), eff[:d], out=z[:, :d])
+            torch.addcmul(neg[d:], Y[lo:hi].to(device), eff[d:], out=z[:, d:p])
+            if sb is None:
+                z[:, p] = 1.0
+            else:
+                z[:, :p].mul_(sb[:, None])
+                z[:, p] = sb
+            acc.addmm_(z.T, z)
+        if not bool(torch.isfinite(acc).all()):  # a block out of the scales' range
+            self.sum_w, self.n_nonzero, self.sum_log_w = totals
+            return False
+        part_w = acc[p, p]
+        safe = torch.where(part_w > 0, part_w, 1.0)
+        part_mean = acc[p, :p] / safe
+        prior = self.sum_w - part_w
+        self.comoment.add_(acc[:p, :p] - torch.outer(acc[p, :p], part_mean))
+        self._chan_update(prior, part_w, part_mean)
+        return True
+
+    def _absorb_blocks(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
         """Centre each block on its own weighted mean, ``addmm_`` it, fold in with Chan."""
         n, d = X.shape
         rows = min(rows, n)

@@ -117,7 +117,12 @@ class LeastSquaresState:
         self.block_rows = int(block_rows)
         self.n_samples = 0
         self._summary = summaries.new_summary(
-            method, self.n_features + self.n_targets, self.fit_intercept, dtype, self.device
+            method,
+            self.n_features + self.n_targets,
+            self.fit_intercept,
+            dtype,
+            self.device,
+            self.n_features,
         )
 
     @property

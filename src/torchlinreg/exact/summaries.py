@@ -82,8 +82,22 @@ class Summary:
         self.sum_log_w += other.sum_log_w.to(self.sum_log_w)
 
 
+_JOINT_TARGETS = 16  # up to this many targets, one QR of [1 | X | Y] per block is cheaper
+
+
 class QRSummary(Summary):
-    """TSQR: the R factor of ``[1 | X - shift | Y - shift]`` (rows scaled by sqrt(w))."""
+    """TSQR: the R factor of ``[1 | X - shift | Y - shift]`` (rows scaled by sqrt(w)).
+
+    NOTE [one big right-hand side]
+    The targets are a right-hand side, not columns to factor: each block is factored on
+    ``[1 | X]`` alone (``geqrf``), and the reflectors are applied to the targets (``ormqr``),
+    so k targets cost a GEMM-like ``O(rows p k)``, not the ``O(rows (p + k)^2)`` of factoring
+    ``[1 | X | Y]`` (1e5 x 100 with 1000 targets: 7.7 s -> under 2 s, and the block in
+    memory shrinks with k). The target block of ``r`` is then kept diagonal: each target's
+    residual norm, which is all any statistic reads (they are per target); ``r`` is still an
+    upper triangular factor whose columns have the norms and projections of the full one.
+    Records saved with a full target block load as they are: only its column norms are used.
+    """
 
     names = ("r", "shift")
 
@@ -94,15 +108,41 @@ class QRSummary(Summary):
         self.shift = torch.zeros(p, dtype=dtype, device=device)
         self.has_shift = False
 
+    def _parts(self, d: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The design factor, the projected targets and the targets' residual sums."""
+        px = int(self.intercept) + d
+        return self.r[:px, :px], self.r[:px, px:], self.r[px:, px:].square().sum(0)
+
+    def _assemble(self, rx: Tensor, z: Tensor, rss: Tensor) -> None:
+        px = rx.shape[0]
+        r = torch.zeros_like(self.r)
+        r[:px, :px] = rx
+        r[:px, px:] = z
+        r[px:, px:] = torch.diag(rss.sqrt())
+        self.r = r
+
     def absorb(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
+        """Per block: ``geqrf`` of ``[r_x; [1 | X]]``, ``ormqr`` of ``[z; Y]`` (a few
+        targets: one QR of the joint block, which costs less than applying reflectors)."""
+        if Y.shape[1] <= _JOINT_TARGETS:
+            self._absorb_joint(X, Y, w, rows)
+        else:
+            self._absorb_rhs(X, Y, w, rows)
+        self._assemble(*self._parts(X.shape[1]))  # the target block kept diagonal
+
+    def _set_shift(self, X: Tensor, Y: Tensor, rows: int) -> None:
+        if self.intercept and not self.has_shift:
+            d = X.shape[1]
+            self.shift[:d] = X[:rows].to(self.shift).mean(dim=0)
+            self.shift[d:] = Y[:rows].to(self.shift).mean(dim=0)
+            self.has_shift = True
+
+    def _absorb_joint(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
         """``r = qr([r; block]).R`` per block."""
         n, d = X.shape
         c, m = int(self.intercept), self.r.shape[0]
         rows = min(rows, n)
-        if self.intercept and not self.has_shift:
-            self.shift[:d] = X[:rows].to(self.shift).mean(dim=0)
-            self.shift[d:] = Y[:rows].to(self.shift).mean(dim=0)
-            self.has_shift = True
+        self._set_shift(X, Y, rows)
         # Column-major work buffer, the layout LAPACK's geqrf wants (saves a transpose copy).
         work = torch.empty(m, m + rows, dtype=self.r.dtype, device=self.r.device)
         for lo in range(0, n, rows):
@@ -121,17 +161,59 @@ class QRSummary(Summary):
                 data.mul_(sb[:, None])
             self.r = torch.linalg.qr(buf, mode="r").R
 
+    def _absorb_rhs(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
+        n, d = X.shape
+        c, k = int(self.intercept), Y.shape[1]
+        px = c + d
+        # the targets' block is a copy of Y's rows: keep it to about 16 MB
+        rows = max(min(rows, n, (1 << 21) // max(px + k, 1)), 1)
+        self._set_shift(X, Y, rows)
+        rx, z, rss = self._parts(d)
+        # Column-major work buffers, the layout LAPACK wants (saves transpose copies).
+        wx = torch.empty(px, px + rows, dtype=self.r.dtype, device=self.r.device)
+        wy = torch.empty(k, px + rows, dtype=self.r.dtype, device=self.r.device)
+        for lo in range(0, n, rows):
+            hi = min(lo + rows, n)
+            _, sb = self._weights(w, lo, hi)
+            bx, by = wx[:, : px + hi - lo].T, wy[:, : px + hi - lo].T
+            bx[:px], by[:px] = rx, z
+            xb, yb = bx[px:], by[px:]
+            xb[:, c:].copy_(X[lo:hi])
+            yb.copy_(Y[lo:hi])
+            if self.intercept:
+                xb[:, c:].sub_(self.shift[:d])
+                yb.sub_(self.shift[d:])
+                xb[:, 0] = 1.0 if sb is None else sb
+            if sb is not None:
+                xb[:, c:].mul_(sb[:, None])
+                yb.mul_(sb[:, None])
+            a, tau = torch.geqrf(bx)
+            q = torch.ormqr(a, tau, by, left=True, transpose=True)
+            rx, z = a[:px].triu(), q[:px]
+            rss = rss + q[px:].square().sum(0)
+        self._assemble(rx, z, rss)
+
     def merge(self, others: Sequence[QRSummary]) -> None:
         """Stack all R factors (others moved to this shift first) and factor once."""
-        rs = [self.r]
+        d = self.d
+        rx, z, rss = self._parts(d)
+        rxs, zs = [rx], [z]
         for other in others:
-            r = other.r.clone()
+            orx, oz, orss = other._parts(d)
+            orx, oz = orx.clone(), oz.clone()
             if self.intercept:
                 # Only the first row depends on the shift: R[0, j] -= delta_j * R[0, 0].
-                r[0, 1:] -= (self.shift - other.shift) * r[0, 0]
-            rs.append(r)
+                delta = self.shift - other.shift
+                orx[0, 1:] -= delta[:d] * orx[0, 0]
+                oz[0] -= delta[d:] * orx[0, 0]
+            rxs.append(orx)
+            zs.append(oz)
+            rss = rss + orss
             self._add_totals(other)
-        self.r = torch.linalg.qr(torch.cat(rs), mode="r").R
+        px = rx.shape[0]
+        a, tau = torch.geqrf(torch.cat(rxs))
+        q = torch.ormqr(a, tau, torch.cat(zs), left=True, transpose=True)
+        self._assemble(a[:px].triu(), q[:px], rss + q[px:].square().sum(0))
 
     def centred(self) -> CentredSummary:
         if not self.intercept:
@@ -385,11 +467,13 @@ class RawGramSummary(GramSummary):
 
 
 def new_summary(
-    method: str, p: int, intercept: bool, dtype: torch.dtype, device: torch.device
+    method: str, p: int, intercept: bool, dtype: torch.dtype, device: torch.device, d: int
 ) -> Summary:
     """The empty summary of ``method`` ("qr" or "gram") for ``p = d + k`` columns."""
     if method == "qr":
-        return QRSummary(p, intercept, dtype, device)
+        summary = QRSummary(p, intercept, dtype, device)
+        summary.d = d  # the targets are a right-hand side (NOTE [one big right-hand side])
+        return summary
     kind = CentredGramSummary if intercept else RawGramSummary
     return kind(p, intercept, dtype, device)
 

@@ -322,3 +322,29 @@ def test_torchrun_parquet_folder_iterative_and_a_bad_row(table_dir):
     best = y - A @ np.linalg.lstsq(A, y, rcond=None)[0]
     sst = ((y - y.mean()) ** 2).sum()
     assert ((resid**2).sum() - (best**2).sum()) / sst < 0.01
+
+
+@pytest.mark.parametrize(("counts", "batch"), [([1500, 1500], 1), ([3, 0], 1), ([5, 2, 1], 2)])
+def test_a_global_batch_smaller_than_the_ranks_still_splits_every_row_once(counts, batch):
+    # a batch of 1 on 2 ranks divided by an empty global batch (ZeroDivisionError in every
+    # worker). Invariants: 1) every step has rows on some rank; 2) each rank's batches take
+    # each of its rows once; 3) the scaled weights of a step sum to world_size (DDP averages)
+    from torchlinreg.distributed.ddp import RankBatches, RankInfo
+
+    steps_seen = set()
+    totals: dict[int, float] = {}
+    for rank, n in enumerate(counts):
+        info = RankInfo(rank, len(counts), counts, float(sum(counts)))
+        X = torch.arange(max(n, 1), dtype=torch.float64)[:, None]
+        batches = RankBatches(X[:n], X[:n], None, info, batch_size=batch)
+        seen = []
+        for j, (xb, _, w) in enumerate(batches.epoch(torch.Generator().manual_seed(0))):
+            w = torch.ones(xb.shape[0], dtype=torch.float64) if w is None else w
+            if float(w.sum()) > 0:
+                steps_seen.add(j)
+                seen += xb[:, 0].tolist()
+            totals[j] = totals.get(j, 0.0) + float(w.mean())
+        assert sorted(seen) == list(range(n))  # 2
+    assert steps_seen == set(totals)  # 1
+    for total in totals.values():
+        assert total == pytest.approx(len(counts))  # 3

@@ -80,7 +80,8 @@ class RankBatches:
 
     ``batch_size`` is the global batch, as in a 1-process fit: an epoch has
     ``steps = ceil(all rows / batch_size)`` steps (1 for a full batch), so the same flags
-    give the same number of updates per epoch whatever the number of processes. Each epoch
+    give the same number of updates per epoch whatever the number of processes (at most the
+    largest shard's rows: a batch of 1 on 2 ranks takes one row of each per step). Each epoch
     the local rows are reshuffled (the generator is seeded ``seed + rank``) and split into
     ``steps`` nearly equal batches. DDP averages the ranks' gradients; each batch's row
     weights are scaled by ``world_size * local batch rows / global batch rows`` so that the
@@ -102,6 +103,9 @@ class RankBatches:
         self.n_rows = info.n_rows
         self.full_batch = batch_size is None
         self.steps = 1 if batch_size is None else max(1, math.ceil(self.n_rows / batch_size))
+        # A global batch smaller than the number of ranks would leave some steps without a
+        # row on any rank (a 0 / 0 scale); each step gets a row of the largest shard instead.
+        self.steps = min(self.steps, max(1, *info.counts))
         sizes = [_split_sizes(c, self.steps) for c in info.counts]
         global_sizes = [sum(s[j] for s in sizes) for j in range(self.steps)]
         mine = sizes[info.rank]

@@ -26,42 +26,39 @@ is the loss after the previous update, so one forward per epoch gives the histor
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from ..data import _all_finite
-from ..distributed.collectives import agree_on_errors, allreduce_sum, broadcast_int, is_distributed
+from ..distributed.collectives import (
+    agree_on_errors,
+    allgather,
+    allreduce_sum,
+    broadcast_int,
+    is_distributed,
+    merge_across_ranks,
+)
 from ..distributed.ddp import RankBatches, RankInfo, ddp_wrap
-from ..errors import ConvergenceWarning, DataError
+from ..errors import DataError
 from .batches import FullBatch, ShuffledBatches
-from .callbacks import Callback, DivergenceGuard, EarlyStopping
+from .callbacks import Callback
+from .convergence import (
+    GapMeter,
+    IterativeResult,
+    builtin_callbacks,
+    finish,
+    resolve_max_iter,
+    resolve_tol,
+)
+from .curvature import gradient_bound, largest_row_norm, power_curvature
+from .optimality import GRAM_MAX_COLUMNS, Optimum, column_units, gram_state
 from .scaling import Scaler
 from .solvers import SOLVERS, resolve_solver
 from .trainer import LinearModule, Trainer
 
 __all__ = ["SOLVERS", "IterativeResult", "LinearModule", "Trainer", "fit_iterative"]
-
-
-@dataclass
-class IterativeResult:
-    """A finished iterative fit, in original units.
-
-    ``loss_history[i]`` is the training loss after ``i`` epochs, in the space trained in
-    (standardized unless ``standardize=False``), see NOTE [the training objective].
-    """
-
-    coef: Tensor  # (k, d)
-    intercept: Tensor  # (k,)
-    n_iter: int
-    loss_history: list[float]
-    converged: bool
-    scaler: Scaler | None = None
-    stop_reason: str | None = None
-    state: dict | None = None  # Trainer.state_dict(): continue with resume_from=state
 
 
 def fit_iterative(
@@ -74,9 +71,9 @@ def fit_iterative(
     alpha: float = 0.0,
     standardize: bool = True,
     lr: float | None = None,
-    max_iter: int = 200,
+    max_iter: int | None = None,
     batch_size: int | None = None,
-    tol: float | None = 1e-4,
+    tol: float | str | None = "auto",
     n_iter_no_change: int = 5,
     random_state: int | None = None,
     init: str = "zeros",
@@ -94,9 +91,13 @@ def fit_iterative(
             solver are in :mod:`torchlinreg.iterative.solvers`.
         alpha: ridge penalty on ``coef`` (not the intercept), as the exact engine's.
         standardize: train on standardized X and Y (weighted), report original units.
-        lr, batch_size: override the solver's defaults.
-        max_iter: epochs at most. tol, n_iter_no_change: early stopping
-            (:class:`EarlyStopping`); ``tol=None`` runs all ``max_iter`` epochs.
+        lr, batch_size: override the solver's defaults (gd's and sgd's learning rates come
+            from the largest eigenvalue of the standardized Gram: see ``solvers.py``).
+        max_iter: epochs at most (None: the solver's default, ``convergence.DEFAULT_EPOCHS``).
+        tol: the optimality gap to reach (NOTE [stopping on the gap] in ``convergence.py``):
+            ``"auto"`` is the solver's own (``convergence.DEFAULT_TOL``), ``None`` runs all
+            ``max_iter`` epochs. n_iter_no_change: the loss-plateau rule used only where the
+            gap cannot be measured.
         random_state: seeds the initial weights (``init="randn"``) and the shuffling.
         init: ``"zeros"`` (default) or ``"randn"`` (the walk-through's ``randn(k, d)``,
             ``randn(k)`` from a generator seeded ``random_state``).
@@ -122,13 +123,16 @@ def fit_iterative(
         raise ValueError(f"The 'init' parameter must be 'zeros' or 'randn'. Got {init!r} instead.")
     if not alpha >= 0:
         raise ValueError(f"Invalid alpha: {alpha}; it must be >= 0")
-    if max_iter < 0:
-        raise ValueError(f"Invalid max_iter: {max_iter}; it must be >= 0")
+    max_iter = resolve_max_iter(max_iter, solver)
+    tol = resolve_tol(tol, solver, dtype)
     n_all = n if ranks is None else ranks.n_rows
-    spec = resolve_solver(solver, n_targets=k, n_rows=n_all, lr=lr, batch_size=batch_size)
+    resolve_solver(solver, n_targets=k, n_rows=n_all, lr=lr, batch_size=batch_size)  # checks
 
+    optimum = _optimum(X, Y, weight, ranks, fit_intercept=fit_intercept, alpha=alpha)
     if resume_from is not None and "scaler" in resume_from:
         scaler = Scaler.from_state_dict(resume_from["scaler"])
+    elif standardize and optimum is not None:
+        scaler = optimum.scaler(dtype, center=fit_intercept)
     elif standardize:
         reduce = None if ranks is None else allreduce_sum
         scaler = Scaler.fit(X, Y, weight, center=fit_intercept, reduce=reduce)
@@ -136,11 +140,27 @@ def fit_iterative(
         scaler = None
     # Mini-batches are standardized as they are gathered (each batch is a copy anyway):
     # no standardized copy of X, which would double the memory of a large fit.
+    total = float(n if weight is None else weight.sum()) if ranks is None else ranks.total_weight
+    if optimum is not None:
+        curvature = optimum.curvature(scaler)
+    else:
+        reduce = None if ranks is None else allreduce_sum
+        curvature = power_curvature(
+            X, weight, scaler, alpha=alpha, total=total, fit_intercept=fit_intercept, reduce=reduce
+        )
+    spec = resolve_solver(
+        solver,
+        n_targets=k,
+        n_rows=n_all,
+        lr=lr,
+        batch_size=batch_size,
+        curvature=curvature,
+        row_norm=_row_norm(solver, lr, X, scaler, fit_intercept, ranks),
+    )
     per_batch = scaler is not None and ranks is None and spec.batch_size is not None
     Xs = X if scaler is None or per_batch else scaler.transform_x(X)
     Ys = Y if scaler is None or per_batch else scaler.transform_y(Y)
     # Weights normalised to mean 1: the batch losses are then plain means.
-    total = float(n if weight is None else weight.sum()) if ranks is None else ranks.total_weight
     if weight is None:
         wn = None
     else:
@@ -162,9 +182,15 @@ def fit_iterative(
     if alpha > 0:
         scale = scaler.penalty_scale() if scaler is not None else torch.ones_like(W0[0])
         penalty = (alpha / (total * k), scale.to(X.device))
-    builtins: list[Callback] = [DivergenceGuard()]
-    if tol is not None:
-        builtins.append(EarlyStopping(tol, n_iter_no_change))
+    bound = None
+    if optimum is None and penalty is not None and scaler is not None:
+        # standardized features are centred (or, without an intercept, there is none)
+        all_sum = None if ranks is None else allreduce_sum
+        bound = gradient_bound(source, penalty, k=k, fit_intercept=fit_intercept, all_sum=all_sum)
+    meter = GapMeter(optimum, scaler, bound)
+    builtins = builtin_callbacks(
+        spec, tol, n_iter_no_change, meter, lambda: trainer, standardized=scaler is not None
+    )
     # Each rank shuffles its own rows in its own order, reproducibly (seed + rank).
     rank = 0 if ranks is None else ranks.rank
     generator = torch.Generator(device=X.device).manual_seed(seed + rank)
@@ -182,7 +208,41 @@ def fit_iterative(
     if resume_from is not None:
         trainer.load_state_dict(resume_from)
     trainer.fit()
-    return _result(trainer, scaler, tol, max_iter)
+    return finish(trainer, scaler, meter, tol, max_iter)
+
+
+def _optimum(X, Y, weight, ranks, *, fit_intercept: bool, alpha: float) -> Optimum | None:
+    """The Gram of all rows and the exact optimum (NOTE [optimality gap]), where affordable."""
+    n, d = X.shape
+    k = Y.shape[1]
+    if d + k > GRAM_MAX_COLUMNS:
+        return None
+    reduce_max = None if ranks is None else _max_over_ranks
+    x_units, y_units = column_units(X, reduce_max), column_units(Y, reduce_max)
+    chunks = (
+        (
+            X[lo : lo + 65536],
+            Y[lo : lo + 65536],
+            None if weight is None else weight[lo : lo + 65536],
+        )
+        for lo in range(0, n, 65536)
+    )
+    state = gram_state(chunks, d, k, x_units, y_units, device=X.device)
+    if ranks is not None:
+        state = merge_across_ranks(state, fit_intercept=True, method="gram", device=X.device)
+    return Optimum(state, x_units, y_units, alpha=alpha, fit_intercept=fit_intercept)
+
+
+def _row_norm(solver, lr, X, scaler, fit_intercept, ranks) -> float | None:
+    """sgd's default step needs the largest row norm (one pass); nothing else does."""
+    if solver != "sgd" or lr is not None:
+        return None
+    reduce_max = None if ranks is None else _max_over_ranks
+    return largest_row_norm(X, scaler, fit_intercept=fit_intercept, reduce_max=reduce_max)
+
+
+def _max_over_ranks(t: Tensor) -> Tensor:
+    return torch.stack(allgather(t)).amax(dim=0)
 
 
 def _prepare(X, Y, sample_weight, device, dtype):
@@ -230,28 +290,3 @@ def _initial(init: str, k: int, d: int, seed: int, dtype: torch.dtype) -> tuple[
     g = torch.Generator().manual_seed(seed)
     W = torch.randn(k, d, generator=g, dtype=dtype)
     return W, torch.randn(k, generator=g, dtype=dtype)
-
-
-def _result(trainer: Trainer, scaler: Scaler | None, tol, max_iter: int) -> IterativeResult:
-    lin = trainer._linear
-    W, b = lin.weight.detach().clone(), lin.bias.detach().clone()
-    if scaler is not None:
-        W, b = scaler.to_original(W, b)
-    converged = trainer.converged
-    if tol is not None and trainer.stop_reason is None and max_iter > 0:
-        warnings.warn(
-            f"the {trainer.spec.name} solver reached max_iter={max_iter} epochs before the loss "
-            f"stopped improving by tol={tol}; increase max_iter or check the learning rate",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    return IterativeResult(
-        W,
-        b,
-        trainer.epoch,
-        list(trainer.loss_history),
-        converged,
-        scaler,
-        trainer.stop_reason,
-        trainer.state_dict(),
-    )

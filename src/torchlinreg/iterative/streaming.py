@@ -67,8 +67,17 @@ from ..data import Matrix, as_matrix, as_targets, as_weights, unpack_block
 from ..errors import DataError
 from ..exact.state import LeastSquaresState
 from .batches import Batch
-from .callbacks import Callback, DivergenceGuard, EarlyStopping
-from .fit import IterativeResult, _initial, _result, _seed
+from .callbacks import Callback
+from .convergence import (
+    GapMeter,
+    IterativeResult,
+    builtin_callbacks,
+    finish,
+    resolve_max_iter,
+    resolve_tol,
+)
+from .fit import _initial, _seed
+from .optimality import Optimum, units_of
 from .scaling import Scaler
 from .solvers import resolve_solver
 from .trainer import LinearModule, Trainer
@@ -135,15 +144,38 @@ def _tensors(block: Any, layout: _Layout | None, device, dtype):
     return Xm, Ym, Xm.values.to(**to), Ym.values.to(**to), None if wt is None else wt.to(**to)
 
 
+@dataclass
+class Scan:
+    """What the first pass over a stream learned: a float64 Gram state of the columns divided
+    by ``x_units``/``y_units`` (powers of two near the first block's largest values, NOTE
+    [optimality gap]), the layout, and each feature's smallest and largest value."""
+
+    state: LeastSquaresState
+    layout: _Layout
+    x_units: Tensor
+    y_units: Tensor
+    x_min: Tensor
+    x_max: Tensor
+    fit_intercept: bool
+
+    def row_norm_bound(self, scaler: Scaler | None) -> float:
+        """An upper bound on ``max_i ||[x'_i, 1]||^2`` from the column extremes."""
+        lo, hi = self.x_min, self.x_max
+        if scaler is not None:
+            mu, sigma = scaler.x_mean.to(lo), scaler.x_scale.to(lo)
+            lo, hi = (lo - mu) / sigma, (hi - mu) / sigma
+        return float(torch.maximum(lo.square(), hi.square()).sum()) + float(self.fit_intercept)
+
+
 def scan_moments(
     factory: BlockFactory,
     *,
     fit_intercept: bool = True,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
-) -> tuple[LeastSquaresState, _Layout]:
-    """One pass: a float64 Gram state of all rows (weighted means and co-moments)."""
-    state, layout = None, None
+) -> Scan:
+    """One pass over the blocks: see :class:`Scan`; data of 1e160 does not overflow."""
+    state, layout, units, lo, hi = None, None, None, None, None
     for block in _call(factory, None):
         parts = _tensors(block, layout, None, None)
         if parts is None:
@@ -153,23 +185,44 @@ def scan_moments(
             dev = torch.device(device) if device is not None else Xm.values.device
             dt = dtype or (X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float64)
             layout = _Layout(Xm, Ym, dev, dt)
+            # centred whatever the model: the gap's unit is the targets' centred variance
             state = LeastSquaresState(
-                X.shape[1], Y.shape[1], fit_intercept=fit_intercept, method="gram", device=dev
+                X.shape[1], Y.shape[1], fit_intercept=True, method="gram", device=dev
             )
-        state.absorb(X, Y, w)
+            units = [_first_units(A).to(dev) for A in (X, Y)]
+        X64, Y64 = X.to(dev, torch.float64), Y.to(dev, torch.float64)
+        if X64.shape[0]:
+            bmin, bmax = X64.amin(dim=0), X64.amax(dim=0)
+            lo = bmin if lo is None else torch.minimum(lo, bmin)
+            hi = bmax if hi is None else torch.maximum(hi, bmax)
+        state.absorb(X64 / units[0], Y64 / units[1], w)
     if state is None or state.n_samples == 0:
         raise DataError("no blocks to fit; the data source yielded no rows")
     if not state.sum_weights > 0:
         raise DataError("sample_weight must be non-negative with a positive sum")
-    return state, layout
+    return Scan(state, layout, units[0], units[1], lo, hi, fit_intercept)
 
 
-def scaler_from_state(state: LeastSquaresState, dtype: torch.dtype) -> Scaler:
-    """The :class:`Scaler` of the rows absorbed: weighted means and standard deviations."""
-    summary = state.centred_summary()
-    var = summary.r.square().sum(dim=0) / summary.sum_weights
-    d = state.n_features
-    return Scaler.from_moments(summary.means[:d], var[:d], summary.means[d:], var[d:], dtype=dtype)
+def _first_units(A: Tensor) -> Tensor:
+    top = A.abs().amax(dim=0).to(torch.float64) if A.shape[0] else A.new_zeros(A.shape[1])
+    return units_of(top.to(torch.float64))
+
+
+def in_original_units(
+    state: LeastSquaresState, x_units: Tensor, y_units: Tensor, *, fit_intercept: bool
+) -> LeastSquaresState:
+    """The Gram state of the unscaled columns, of the model's kind (raw moments without an
+    intercept), for the metrics of any coefficients."""
+    units = torch.cat([x_units, y_units]).to(state.device, state.dtype)
+    record = state.state_dict()
+    mean = record.pop("mean") * units
+    comoment = record.pop("comoment") * torch.outer(units, units)
+    if fit_intercept:
+        record.update(mean=mean, comoment=comoment)
+    else:
+        record.update(gram=comoment + state.sum_weights * torch.outer(mean, mean))
+        record["fit_intercept"] = False
+    return LeastSquaresState.from_state_dict(record)
 
 
 class ShuffleBufferBatches:
@@ -279,9 +332,9 @@ def fit_iterative_stream(
     alpha: float = 0.0,
     standardize: bool = True,
     lr: float | None = None,
-    max_iter: int = 200,
+    max_iter: int | None = None,
     batch_size: int | None = None,
-    tol: float | None = 1e-4,
+    tol: float | str | None = "auto",
     n_iter_no_change: int = 5,
     random_state: int | None = None,
     init: str = "zeros",
@@ -300,21 +353,35 @@ def fit_iterative_stream(
     """
     if not alpha >= 0:
         raise ValueError(f"Invalid alpha: {alpha}; it must be >= 0")
-    moments, layout = scan_moments(factory, fit_intercept=fit_intercept, device=device, dtype=dtype)
-    n, d, k = moments.n_samples, moments.n_features, moments.n_targets
-    spec = resolve_solver(solver, n_targets=k, n_rows=n, lr=lr, batch_size=batch_size)
+    scan = scan_moments(factory, fit_intercept=fit_intercept, device=device, dtype=dtype)
+    gram, layout = scan.state, scan.layout
+    n, d, k = gram.n_samples, gram.n_features, gram.n_targets
+    # raises where the squares overflow
+    optimum = Optimum(gram, scan.x_units, scan.y_units, alpha=alpha, fit_intercept=fit_intercept)
+    max_iter = resolve_max_iter(max_iter, solver)
+    dev, dt = layout.device, layout.dtype
+    tol = resolve_tol(tol, solver, dt)
+    resolve_solver(solver, n_targets=k, n_rows=n, lr=lr, batch_size=batch_size)  # checks
+    if resume_from is not None and "scaler" in resume_from:
+        scaler = Scaler.from_state_dict(resume_from["scaler"])
+    else:
+        scaler = optimum.scaler(dt, center=fit_intercept) if standardize else None
+    spec = resolve_solver(
+        solver,
+        n_targets=k,
+        n_rows=n,
+        lr=lr,
+        batch_size=batch_size,
+        curvature=optimum.curvature(scaler),
+        row_norm=scan.row_norm_bound(scaler),
+    )
     if spec.batch_size is None:
         raise DataError(
             f"solver {solver!r} takes all rows as one batch; a streamed fit needs a "
             "mini-batch solver ('sgd' or 'adam'), or an exact solver ('qr', 'gram'), which "
             "streams in one pass"
         )
-    dev, dt = layout.device, layout.dtype
-    if resume_from is not None and "scaler" in resume_from:
-        scaler = Scaler.from_state_dict(resume_from["scaler"])
-    else:
-        scaler = scaler_from_state(moments, dt) if standardize else None
-    weight_scale = n / moments.sum_weights
+    weight_scale = n / gram.sum_weights
 
     def prepare(block: Any) -> Batch | None:
         parts = _tensors(block, layout, dev, dt)
@@ -334,10 +401,13 @@ def fit_iterative_stream(
     penalty = None
     if alpha > 0:
         scale = scaler.penalty_scale() if scaler is not None else torch.ones(d, dtype=dt)
-        penalty = (alpha / (moments.sum_weights * k), scale.to(dev))
-    builtins: list[Callback] = [DivergenceGuard()]
-    if tol is not None:
-        builtins.append(EarlyStopping(tol, n_iter_no_change))
+        penalty = (alpha / (gram.sum_weights * k), scale.to(dev))
+    # The Gram is formed in the first pass whatever d: the stream's standardization comes
+    # from it (it always did), so the gap is exact here (NOTE [optimality gap]).
+    meter = GapMeter(optimum, scaler)
+    builtins = builtin_callbacks(
+        spec, tol, n_iter_no_change, meter, lambda: trainer, standardized=scaler is not None
+    )
     trainer = Trainer(
         module,
         source,
@@ -351,5 +421,6 @@ def fit_iterative_stream(
     if resume_from is not None:
         trainer.load_state_dict(resume_from)
     trainer.fit()
-    res = _result(trainer, scaler, tol, max_iter)
+    res = finish(trainer, scaler, meter, tol, max_iter)
+    moments = in_original_units(gram, scan.x_units, scan.y_units, fit_intercept=fit_intercept)
     return StreamResult(**vars(res), moments=moments, n_rows=n, first_X=layout.X, first_Y=layout.Y)

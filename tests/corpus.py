@@ -107,7 +107,7 @@ CORPUS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {
     "breast_cancer": _breast_cancer_radius,
     "sklearn_check": _sklearn_check_data,
     "collinear_1e-3": _near_collinear(1e-3, 0),
-    "collinear_1e-6": _near_collinear(1e-6, 1),
+    "collinear_1e-4": _near_collinear(1e-4, 1),
     "raw_cubic": _raw_polynomial,
 }
 

@@ -119,6 +119,16 @@ class GapMeter:
             return self.bound(weight, bias)
         return None
 
+    def loss(self, weight: Tensor, bias: Tensor) -> float:
+        """The training loss (NOTE [the training objective] in ``fit.py``) of a model in
+        trained space, exactly, from the Gram: no pass over the rows."""
+        opt, scaler = self.optimum, self.scaler
+        y_scale = torch.ones_like(opt.y_units) if scaler is None else scaler.y_scale.to(opt.y_units)
+        if scaler is not None:
+            weight, bias = scaler.to_original(weight, bias)
+        per_target = opt.objective(weight, bias) * (opt.y_units / y_scale).square()
+        return float(per_target.sum() / (opt.sum_weights * opt.n_targets))
+
     def of(self, trainer: Trainer) -> float:
         gaps = self.gaps(*trainer.model_params())
         return math.nan if gaps is None else float(gaps.max())

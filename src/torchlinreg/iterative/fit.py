@@ -204,6 +204,7 @@ def fit_iterative(
         generator=generator,
         scaler=scaler,
         all_sum=None if ranks is None else allreduce_sum,
+        objective=meter.loss if optimum is not None else None,
     )
     if resume_from is not None:
         trainer.load_state_dict(resume_from)

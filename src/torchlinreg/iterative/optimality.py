@@ -168,6 +168,13 @@ class Optimum:
     def gaps(self, coef: Tensor, intercept: Tensor) -> Tensor:
         """Per target, the excess objective of ``(coef (k, d), intercept (k,))`` over the
         optimum, divided by the target's total sum of squares (the R2 gap for OLS)."""
+        return self._excess(coef, intercept) / self._sst
+
+    def objective(self, coef: Tensor, intercept: Tensor) -> Tensor:
+        """Per target, ``SSR_j + alpha ||coef_j||^2`` divided by ``y_units_j^2``."""
+        return self._excess(coef, intercept) + self.optimum
+
+    def _excess(self, coef: Tensor, intercept: Tensor) -> Tensor:
         rm = self._rm
         beta = coef.to(rm) * self.x_units[None, :] / self.y_units[:, None]
         excess = (beta @ rm.T - self._t.T).square().sum(dim=1)
@@ -176,7 +183,7 @@ class Optimum:
             d = self.n_features
             offset = self.means[d:] - beta @ self.means[:d] - b
             excess = excess + self.sum_weights * offset.square()
-        return excess / self._sst
+        return excess
 
     def scaler(self, dtype: torch.dtype, *, center: bool) -> Scaler:
         """The standardization: weighted means and standard deviations (root mean squares

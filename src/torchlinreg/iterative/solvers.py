@@ -82,8 +82,17 @@ class SolverSpec:
 
 def default_batch(n_rows: int, largest: int) -> int:
     """About 16 steps per epoch: ``n / 16`` rows, at least 16 (or all rows) and at most
-    ``largest``."""
-    return max(min(n_rows, 16), min(largest, -(-n_rows // 16)))
+    ``largest``, evened out so that the last batch of an epoch is not a handful of rows (17
+    rows make batches of 9 and 8, not 16 and 1: a one-row step is far noisier than the step
+    size assumes).
+
+    Example:
+        >>> default_batch(17, 256), default_batch(303, 256), default_batch(10**6, 256)
+        (9, 19, 256)
+    """
+    target = max(min(n_rows, 16), min(largest, -(-n_rows // 16)))
+    steps = -(-n_rows // target)
+    return -(-n_rows // steps)
 
 
 def resolve_solver(

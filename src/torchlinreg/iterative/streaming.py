@@ -417,6 +417,7 @@ def fit_iterative_stream(
         callbacks=[*builtins, *callbacks],
         generator=torch.Generator(device=dev).manual_seed(seed),
         scaler=scaler,
+        objective=meter.loss,
     )
     if resume_from is not None:
         trainer.load_state_dict(resume_from)

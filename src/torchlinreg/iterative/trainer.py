@@ -79,6 +79,7 @@ class Trainer:
         generator: torch.Generator | None = None,
         scaler: Scaler | None = None,
         all_sum: Callable[[Tensor], Tensor] | None = None,
+        objective: Callable[[Tensor, Tensor], float] | None = None,
     ) -> None:
         self.module = module
         self.source = source
@@ -106,6 +107,8 @@ class Trainer:
         # Distributed: the sum over ranks (torchlinreg.distributed.collectives.allreduce_sum); the
         # loss seen by callbacks and line searches is then the global one on every rank.
         self.all_sum = all_sum
+        # The exact training loss of any (weight, bias) from the Gram, where it is known.
+        self.objective = objective
 
     @property
     def _linear(self) -> nn.Module:
@@ -120,10 +123,17 @@ class Trainer:
         return loss
 
     def full_loss(self) -> float:
-        """The training loss over every row, at the current parameters."""
+        """The training loss over every row, of the model the fit would return now.
+
+        From ``objective`` (the Gram's exact objective, NOTE [optimality gap]) where given:
+        no pass over the rows, which for mini-batch solvers saves a third of an epoch (and
+        a read of the file when streaming).
+        """
+        weight, bias = self.model_params()
+        if self.objective is not None:
+            return self.objective(weight, bias)
         total = None
         averaged = self._sums is not None and self._count > 0
-        weight, bias = self.model_params()
         with torch.no_grad():
             for X, Y, w in self.source.eval_batches():
                 # In place, and a norm rather than square-then-sum: at a million rows each
@@ -177,11 +187,20 @@ class Trainer:
 
     def model_params(self) -> tuple[Tensor, Tensor]:
         """The weight and bias the fit would return now: the running average of the iterates
-        once averaging has started (``spec.average_from``), else the live parameters."""
+        once averaging has started (``spec.average_from``), else the live parameters.
+
+        Where the exact ``objective`` is known, the better of the two: with few batches per
+        epoch (a small data set) the iterates hardly wander, and their geometric convergence
+        beats the average's ``1 / t``.
+        """
         lin = self._linear
-        if self._sums is not None and self._count > 0:
-            return self._sums[0] / self._count, self._sums[1] / self._count
-        return lin.weight.detach(), lin.bias.detach()
+        live = lin.weight.detach(), lin.bias.detach()
+        if self._sums is None or self._count == 0:
+            return live
+        average = self._sums[0] / self._count, self._sums[1] / self._count
+        if self.objective is not None and self.objective(*live) < self.objective(*average):
+            return live
+        return average
 
     def best_params(self) -> tuple[Tensor, Tensor, int]:
         """What the fit returns: the model with the lowest loss seen, and its epoch.
@@ -292,7 +311,15 @@ class Trainer:
                 if average:
                     self._accumulate()
             self.epoch += 1
-            if self._end_epoch(self.full_loss()):
+            loss = self.full_loss()
+            if spec.needs_closure and not loss < self.loss_history[-1]:
+                # NOTE [lbfgs restart]: an L-BFGS iteration that did not lower the loss has
+                # a memory that points nowhere (its line search failed along a direction
+                # the flat eigenvalues of collinear data spoilt); start it afresh from the
+                # gradient. Measured on a twin-column problem (cond 1e13): stuck at an R2
+                # gap of 2.6e-6 for 1000 iterations without, 5.6e-13 in 82 with.
+                opt.state.clear()
+            if self._end_epoch(loss):
                 break
 
     @torch.no_grad()

@@ -132,9 +132,11 @@ class DivergenceGuard(Callback):
     a fixed step rises only when the step is too large for the curvature, and then for
     ever (each direction of the quadratic grows or shrinks geometrically), so three rises
     in a row are divergence, caught within a few epochs instead of at a million times the
-    initial loss. Mini-batch losses are noisy: give them a larger ``rise``. A non-finite
-    loss, or one ``factor`` x the initial, is divergence at once. ``remedy`` ends the message
-    (what to change, in the caller's words). Every fit has one built in.
+    initial loss. Mini-batch losses wander, and Adam's iterates oscillate without
+    diverging: with ``noisy`` a sustained rise counts only once the loss is above where it
+    started. A non-finite loss, or one ``factor`` x the initial, is divergence at once.
+    ``remedy`` ends the message (what to change, in the caller's words). Every fit has one
+    built in.
 
     Example:
         >>> from torchlinreg import DivergenceError, fit_iterative
@@ -153,13 +155,14 @@ class DivergenceGuard(Callback):
         factor: float = 1e6,
         remedy: str = "use a smaller lr",
         solver: str | None = None,
+        noisy: bool = False,
     ) -> None:
         if patience < 1 or not rise >= 0:
             raise ValueError(
                 f"DivergenceGuard needs patience >= 1 and rise >= 0, got {patience}, {rise}"
             )
         self.patience, self.rise, self.factor = patience, rise, factor
-        self.remedy, self.solver = remedy, solver
+        self.remedy, self.solver, self.noisy = remedy, solver, noisy
 
     def __repr__(self) -> str:
         return f"DivergenceGuard(patience={self.patience}, rise={self.rise}, factor={self.factor})"
@@ -184,6 +187,8 @@ class DivergenceGuard(Callback):
         if len(recent) <= self.patience or any(b <= a for a, b in pairwise(recent)):
             return
         best = min(history)
+        if self.noisy and not loss > initial:
+            return
         if loss > best + self.rise * abs(best):
             at = history.index(best)
             self._fail(

@@ -147,10 +147,10 @@ def builtin_callbacks(
     remedy = "use a smaller lr" + (
         " or standardize=True" if not standardized else " (the default lr is set from the data)"
     )
-    # Full-batch losses fall at every epoch unless the step is too large; mini-batch losses
-    # (of averaged iterates) wander: a rise of half the lowest loss is what counts there.
-    rise = 0.5 if spec.batch_size is not None else 1e-3
-    guard = DivergenceGuard(rise=rise, remedy=remedy, solver=spec.name)
+    # Full-batch gd and lbfgs lower the loss at every epoch unless the step is too large;
+    # mini-batch losses wander (DivergenceGuard's noisy).
+    noisy = spec.batch_size is not None or spec.name == "adam"
+    guard = DivergenceGuard(remedy=remedy, solver=spec.name, noisy=noisy)
     if tol is None:
         return [guard]
     if meter.kind != "unknown":

@@ -68,20 +68,25 @@ def power_curvature(
 
 def largest_row_norm(
     X: Tensor,
+    weight: Tensor | None,
     scaler: Scaler | None,
     *,
     fit_intercept: bool,
     reduce_max: Callable[[Tensor], Tensor] | None = None,
 ) -> float:
-    """``max_i ||[x'_i, 1]||^2`` over the rows as trained (standardized or raw): the noise
-    scale of a one-row gradient, which bounds sgd's step (``solvers.py``)."""
+    """``max_i ||[x'_i, 1]||^2`` over the rows as trained (standardized or raw) with a
+    positive weight: the noise scale of a one-row gradient, which bounds sgd's step
+    (``solvers.py``)."""
     top = torch.zeros((), dtype=torch.float64, device=X.device)
     for lo in range(0, X.shape[0], _CHUNK):
         xb = X[lo : lo + _CHUNK].to(torch.float64)
         if scaler is not None:
             xb = (xb - scaler.x_mean.to(xb)) / scaler.x_scale.to(xb)
-        if xb.shape[0]:
-            top = torch.maximum(top, xb.square().sum(dim=1).amax())
+        norms = xb.square().sum(dim=1)
+        if weight is not None:
+            norms = norms * (weight[lo : lo + _CHUNK] > 0)
+        if norms.shape[0]:
+            top = torch.maximum(top, norms.amax())
     if reduce_max is not None:
         top = reduce_max(top.reshape(1))[0]
     return float(top) + float(fit_intercept)

@@ -16,6 +16,17 @@ minimiser is still the same, and the penalty becomes
 averages over targets, each target's gradient is ``1/k`` of its own; the default learning
 rates of gd and sgd are multiplied by ``k`` to compensate.
 
+NOTE [centred intercept]
+Standardized with an intercept, the features and targets have weighted mean 0, and the
+objective splits: ``L(W', b') = L(W', 0) + b'^2`` (the cross term is the features' weighted
+mean). The intercept's optimum in trained space is therefore ``b' = 0`` for every ``W'``;
+the loop keeps it at 0 (a buffer, as without an intercept) and the map back to original
+units gives ``b = y_mean - W x_mean``. Training it anyway only adds noise: Adam, which
+normalises each coordinate's step, turned the rounding-level gradient of ``b'`` into a
+random walk of size ``lr`` (measured: ``b'`` at +-0.02 after 6 epochs, opposite signs for
+weights and repeated rows). Mini-batches are unaffected: the full objective's gradient in
+``W'`` at ``b' = 0`` is what their gradients estimate.
+
 NOTE [gd is the walk-through]
 With ``solver="gd"`` and a full batch, each epoch computes the loss, records it, calls
 ``backward()`` and updates ``w -= w.grad * lr``: the walk-through's loop, operation for
@@ -155,7 +166,7 @@ def fit_iterative(
         lr=lr,
         batch_size=batch_size,
         curvature=curvature,
-        row_norm=_row_norm(solver, lr, X, scaler, fit_intercept, ranks),
+        row_norm=_row_norm(solver, lr, X, weight, scaler, fit_intercept, ranks),
     )
     per_batch = scaler is not None and ranks is None and spec.batch_size is not None
     Xs = X if scaler is None or per_batch else scaler.transform_x(X)
@@ -168,7 +179,10 @@ def fit_iterative(
 
     seed = _seed(random_state) if ranks is None else broadcast_int(_seed(random_state))
     W0, b0 = _initial(init, k, d, seed, dtype)
-    module = LinearModule(W0.to(X.device), b0.to(X.device), fit_intercept=fit_intercept)
+    # NOTE [centred intercept]: on centred (standardized) data the intercept's optimum is 0
+    # whatever the weights, so it is not trained there.
+    learn_bias = fit_intercept and scaler is None
+    module = LinearModule(W0.to(X.device), b0.to(X.device), fit_intercept=learn_bias)
     if ranks is not None:
         module = ddp_wrap(module)
         source = RankBatches(Xs, Ys, wn, ranks, batch_size=spec.batch_size)
@@ -234,12 +248,12 @@ def _optimum(X, Y, weight, ranks, *, fit_intercept: bool, alpha: float) -> Optim
     return Optimum(state, x_units, y_units, alpha=alpha, fit_intercept=fit_intercept)
 
 
-def _row_norm(solver, lr, X, scaler, fit_intercept, ranks) -> float | None:
+def _row_norm(solver, lr, X, weight, scaler, fit_intercept, ranks) -> float | None:
     """sgd's default step needs the largest row norm (one pass); nothing else does."""
     if solver != "sgd" or lr is not None:
         return None
     reduce_max = None if ranks is None else _max_over_ranks
-    return largest_row_norm(X, scaler, fit_intercept=fit_intercept, reduce_max=reduce_max)
+    return largest_row_norm(X, weight, scaler, fit_intercept=fit_intercept, reduce_max=reduce_max)
 
 
 def _max_over_ranks(t: Tensor) -> Tensor:

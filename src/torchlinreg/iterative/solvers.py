@@ -12,6 +12,7 @@ solver    batch                  step (epoch ``t``)                             
 ========  =====================  =============================================  ==========
 gd        all rows               ``1 / L = k / (2 lambda)``, constant           plain step
 sgd       ``n / 16`` in 16..256  ``k / (2 (lambda + R^2 / b))``, constant,      plain step
+          (all up to 64 rows)
                                  iterates averaged from epoch 1
 adam      ``n / 16`` in 16..128  ``0.05 / (1 + t / 50)``, iterates averaged     Adam
                                  from epoch 1
@@ -26,8 +27,8 @@ squared norm of a row as trained, with the intercept's 1: with the mean norm ins
 ``d + 1``, high-leverage rows of statsmodels' star98 made it diverge at batch 16) and
 Polyak-Ruppert averaging of the iterates removes the remaining noise, so the average
 converges to the optimum at a constant step (Bach & Moulines 2013); adam's iterates are
-averaged in the same way. Batches of about ``n / 16`` rows give small data sets 16 steps per
-epoch. L-BFGS keeps 50 pairs: with 10, collinear data (statsmodels' star98, scikit-learn's
+averaged in the same way. Batches of about ``n / 16`` rows give data sets of a few thousand
+rows 16 steps per epoch. L-BFGS keeps 50 pairs: with 10, collinear data (statsmodels' star98, scikit-learn's
 breast cancer) crawled for hundreds of iterations. Schedules depend on the
 epoch only, so a checkpoint needs no scheduler state. The corpus of real data sets in the
 README measures what each reaches by default.
@@ -45,6 +46,7 @@ from torch import Tensor
 from .optimizers import LBFGS, Adam, PlainGD
 
 SOLVERS = ("gd", "sgd", "adam", "lbfgs")
+SMALL_DATA_ROWS = 64  # mini-batch solvers take one batch of all rows up to this
 
 
 @torch.no_grad()
@@ -81,16 +83,19 @@ class SolverSpec:
 
 
 def default_batch(n_rows: int, largest: int) -> int:
-    """About 16 steps per epoch: ``n / 16`` rows, at least 16 (or all rows) and at most
-    ``largest``, evened out so that the last batch of an epoch is not a handful of rows (17
-    rows make batches of 9 and 8, not 16 and 1: a one-row step is far noisier than the step
-    size assumes).
+    """About 16 steps per epoch: ``n / 16`` rows, at least 16 and at most ``largest``,
+    evened out so that the last batch of an epoch is not a handful of rows (303 rows make 16
+    batches of 19 or 18, not 18 of 16 and one of 15). Up to 64 rows, one batch of all rows:
+    a batch of 16 would be a quarter of the data, whose steps add noise and little else (and
+    one batch keeps weights equivalent to repeated rows, as scikit-learn checks).
 
     Example:
-        >>> default_batch(17, 256), default_batch(303, 256), default_batch(10**6, 256)
-        (9, 19, 256)
+        >>> default_batch(40, 256), default_batch(303, 256), default_batch(10**6, 256)
+        (40, 19, 256)
     """
-    target = max(min(n_rows, 16), min(largest, -(-n_rows // 16)))
+    if n_rows <= SMALL_DATA_ROWS:
+        return max(n_rows, 1)
+    target = max(16, min(largest, -(-n_rows // 16)))
     steps = -(-n_rows // target)
     return -(-n_rows // steps)
 
@@ -164,7 +169,8 @@ def resolve_solver(
         )
     if name == "sgd":
         bs = batch_size if batch_size is not None else default_batch(n_rows, 256)
-        noise = (row_norm if row_norm is not None else curvature) / bs
+        # one batch of all rows is the exact gradient: no noise, the step of gd
+        noise = 0.0 if bs >= n_rows else (row_norm if row_norm is not None else curvature) / bs
         rate = lr if lr is not None else k / (2.0 * (curvature + noise))
         return SolverSpec(
             name, rate, bs, None, lambda ps: PlainGD(ps, rate), plain=True, average_from=1

@@ -397,7 +397,8 @@ def fit_iterative_stream(
     )
     seed = _seed(random_state)
     W0, b0 = _initial(init, k, d, seed, dt)
-    module = LinearModule(W0.to(dev), b0.to(dev), fit_intercept=fit_intercept)
+    learn_bias = fit_intercept and scaler is None  # NOTE [centred intercept] in fit.py
+    module = LinearModule(W0.to(dev), b0.to(dev), fit_intercept=learn_bias)
     penalty = None
     if alpha > 0:
         scale = scaler.penalty_scale() if scaler is not None else torch.ones(d, dtype=dt)

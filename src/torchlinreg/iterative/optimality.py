@@ -46,7 +46,7 @@ from torch import Tensor
 from ..errors import DataError
 from ..exact.linalg import psd_upper_factor
 from ..exact.state import LeastSquaresState
-from .scaling import Scaler
+from .scaling import Scaler, scaled_moments
 
 __all__ = ["GRAM_MAX_COLUMNS", "Optimum", "column_units", "gram_state"]
 
@@ -189,13 +189,12 @@ class Optimum:
         """The standardization: weighted means and standard deviations (root mean squares
         without ``center``), in the original units."""
         d = self.n_features
-        var = self.comoment_factor.square().sum(dim=0) / self.sum_weights
+        # in unit-scaled coordinates, then times the units: squaring 1e160 would overflow
+        std = (self.comoment_factor.square().sum(dim=0) / self.sum_weights).sqrt()
+        mean = self.means if center else torch.zeros_like(self.means)
         units = torch.cat([self.x_units, self.y_units])
-        mean = self.means * units
-        if not center:
-            mean = torch.zeros_like(mean)
-        var = var * units.square()
-        return Scaler.from_moments(mean[:d], var[:d], mean[d:], var[d:], dtype=dtype)
+        mean, scale = scaled_moments(mean, std, units, dtype)
+        return Scaler(mean[:d], scale[:d], mean[d:], scale[d:])
 
     def curvature(self, scaler: Scaler | None) -> float:
         """The largest eigenvalue of the trained loss's Hessian, per target, times

@@ -28,9 +28,9 @@ squared norm of a row as trained, with the intercept's 1: with the mean norm ins
 Polyak-Ruppert averaging of the iterates removes the remaining noise, so the average
 converges to the optimum at a constant step (Bach & Moulines 2013); adam's iterates are
 averaged in the same way. Batches of about ``n / 16`` rows give data sets of a few thousand
-rows 16 steps per epoch. L-BFGS keeps 50 pairs: with 10, collinear data (statsmodels' star98, scikit-learn's
-breast cancer) crawled for hundreds of iterations. Schedules depend on the
-epoch only, so a checkpoint needs no scheduler state. The corpus of real data sets in the
+rows 16 steps per epoch. L-BFGS keeps 50 pairs: with 10, collinear data (statsmodels'
+star98, scikit-learn's breast cancer) crawled for hundreds of iterations. Schedules depend
+on the epoch only, so a checkpoint needs no scheduler state. The corpus of real data sets in the
 README measures what each reaches by default.
 """
 

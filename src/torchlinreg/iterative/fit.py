@@ -140,18 +140,19 @@ def fit_iterative(
     resolve_solver(solver, n_targets=k, n_rows=n_all, lr=lr, batch_size=batch_size)  # checks
 
     optimum = _optimum(X, Y, weight, ranks, fit_intercept=fit_intercept, alpha=alpha)
+    total = float(n if weight is None else weight.sum()) if ranks is None else ranks.total_weight
     if resume_from is not None and "scaler" in resume_from:
         scaler = Scaler.from_state_dict(resume_from["scaler"])
     elif standardize and optimum is not None:
-        scaler = optimum.scaler(dtype, center=fit_intercept)
+        scaler = optimum.scaler(dtype, center=fit_intercept).with_ridge(alpha / total)
     elif standardize:
         reduce = None if ranks is None else allreduce_sum
         scaler = Scaler.fit(X, Y, weight, center=fit_intercept, reduce=reduce)
+        scaler = scaler.with_ridge(alpha / total)  # NOTE [ridge standardization]
     else:
         scaler = None
     # Mini-batches are standardized as they are gathered (each batch is a copy anyway):
     # no standardized copy of X, which would double the memory of a large fit.
-    total = float(n if weight is None else weight.sum()) if ranks is None else ranks.total_weight
     if optimum is not None:
         curvature = optimum.curvature(scaler)
     else:

@@ -6,6 +6,15 @@ directions and too small for others. Training in standardized space (weighted me
 weighted standard deviation 1 for every feature and every target) removes that, and the
 fitted weights are mapped back exactly, since the map is affine.
 
+NOTE [ridge standardization]
+With a ridge penalty the trained objective's curvature along feature ``l`` is
+``var_l / scale_l^2 + alpha / (sum(w) scale_l^2)``: dividing by the standard deviation makes
+the first term 1 but leaves the penalty's term large for a feature of small spread (a
+column with a few nonzero values), and one stiff direction sets gd's step for all: it
+crawled for 20000 epochs on scikit-learn's ridge consistency data. ``scale_l = sqrt(var_l +
+alpha / sum(w))`` makes the whole diagonal 1 (a Jacobi preconditioner, in the coordinates);
+the minimiser in original units is the same, since the map back is exact.
+
 Example:
     >>> X = torch.tensor([[1.0, 10.0], [3.0, 30.0]])
     >>> Y = torch.tensor([[2.0], [4.0]])
@@ -94,6 +103,23 @@ class Scaler:
 
     def transform_y(self, Y: Tensor) -> Tensor:
         return (Y - self.y_mean) / self.y_scale
+
+    def with_ridge(self, alpha_per_weight: float) -> Scaler:
+        """Feature scales ``sqrt(var + alpha / sum(w))`` instead of ``sqrt(var)``: NOTE
+        [ridge standardization]. The targets and the means are unchanged.
+
+        Example:
+            >>> s = Scaler(torch.zeros(2), torch.tensor([1.0, 0.01]), torch.zeros(1),
+            ...            torch.ones(1)).with_ridge(0.0003)
+            >>> [round(v, 4) for v in s.x_scale.tolist()]
+            [1.0001, 0.02]
+        """
+        if not alpha_per_weight > 0:
+            return self
+        scale = self.x_scale
+        # scale * sqrt(1 + a / scale^2): no square of a scale of 1e160
+        grown = scale * (1.0 + alpha_per_weight / scale.double().square()).sqrt().to(scale)
+        return Scaler(self.x_mean, grown, self.y_mean, self.y_scale)
 
     def penalty_scale(self) -> Tensor:
         """Per-feature factor ``1 / x_scale**2`` on ``W'**2`` that keeps the ridge minimiser.

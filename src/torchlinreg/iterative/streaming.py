@@ -365,7 +365,11 @@ def fit_iterative_stream(
     if resume_from is not None and "scaler" in resume_from:
         scaler = Scaler.from_state_dict(resume_from["scaler"])
     else:
-        scaler = optimum.scaler(dt, center=fit_intercept) if standardize else None
+        scaler = (  # NOTE [ridge standardization] in scaling.py
+            optimum.scaler(dt, center=fit_intercept).with_ridge(alpha / gram.sum_weights)
+            if standardize
+            else None
+        )
     spec = resolve_solver(
         solver,
         n_targets=k,

@@ -11,9 +11,9 @@ import warnings
 
 import numpy as np
 import pytest
-from corpus import CORPUS, exact_r2, load, r2_of
 
 import torchlinreg as tlr
+from corpus import CORPUS, exact_r2, load, r2_of
 
 SOLVERS = ("gd", "sgd", "adam", "lbfgs")
 # the gap each solver's default tol aims at (convergence.DEFAULT_TOL)

@@ -95,10 +95,17 @@ def run_tlr(solver, X, y, target, budget):
     return seconds, model.predict(X), note + ("; warned" if warned else "")
 
 
-def run_ladder(make, rungs, X, y, want, target, budget):
-    """Fit ``make(rung)`` for each rung until the R2 gap is within ``target``."""
-    spent, tried, best = 0.0, [], None
+def run_ladder(make, rungs, X, y, want, target, budget, *, linear_cost=False):
+    """Fit ``make(rung)`` for each rung until the R2 gap is within ``target``.
+
+    With ``linear_cost`` (the rung is an epoch count) a rung whose time, scaled from the
+    last one, would overrun the budget is not started.
+    """
+    spent, tried, best, last = 0.0, [], None, None
     for rung in rungs:
+        if linear_cost and last is not None and last[1] * rung / last[0] > budget - spent:
+            tried.append(f"{rung}: skipped (over the budget)")
+            break
         est = make(rung)
         started = time.perf_counter()
         with warnings.catch_warnings():
@@ -106,6 +113,7 @@ def run_ladder(make, rungs, X, y, want, target, budget):
             est.fit(X, y)
         seconds = time.perf_counter() - started
         spent += seconds
+        last = (rung, seconds)
         gap = want - r2_of(est.predict(X), y)
         best = gap if best is None else min(best, gap)
         tried.append(f"{rung}: {seconds:.1f} s, gap {gap:.1e}")
@@ -123,7 +131,7 @@ def run_sklearn(name, X, y, want, target, budget):
         return run_ladder(
             lambda it: SGDRegressor(penalty=None, tol=None, max_iter=it, random_state=0),
             [5, 20, 100, 500],
-            X, y, want, target, budget,
+            X, y, want, target, budget, linear_cost=True,
         )  # fmt: skip
     solver = name.removeprefix("sk_")
     return run_ladder(

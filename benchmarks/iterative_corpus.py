@@ -30,6 +30,8 @@ import numpy as np  # noqa: E402
 from corpus import CORPUS, exact_r2, load, r2_of  # noqa: E402
 
 SOLVERS = ("gd", "sgd", "adam", "lbfgs")
+# what each solver's default aims at (convergence.DEFAULT_TOL), lbfgs as the issue asks
+TARGET = {"gd": 1e-6, "sgd": 1e-4, "adam": 1e-4, "lbfgs": 1e-8}
 
 
 def run_one(name: str, solver: str) -> dict:
@@ -79,10 +81,16 @@ def main() -> None:
         shape = f"{X.shape[0]} x {X.shape[1]}" + (f" ({y.shape[1]} targets)" if y.ndim == 2 else "")
         print(f"| {n} | {shape} | " + " | ".join(cell(results[n][s]) for s in SOLVERS) + " |")
     for s in SOLVERS:
-        rs = [results[n][s] for n in names]
-        ok = sum(1 for r in rs if "error" not in r and r["gap"] <= 1e-4)
-        silent = sum(1 for r in rs if "error" not in r and not r["gap"] <= 1e-4 and not r["warned"])
-        print(f"{s}: {ok}/{len(rs)} within 1e-4, {silent} wrong and silent")
+        rs = [results[n][s] for n in names if "error" not in results[n][s]]
+        ok = sum(1 for r in rs if r["gap"] <= 1e-4)
+        met = sum(1 for r in rs if r["gap"] <= TARGET[s] * (1 + 1e-6))
+        warned = sum(1 for r in rs if r["warned"])
+        silent = sum(1 for r in rs if not r["gap"] <= 1e-4 and not r["warned"])
+        errors = len(names) - len(rs)
+        print(
+            f"{s}: {ok}/{len(names)} within 1e-4, {met} within {TARGET[s]:g}, {warned} warned, "
+            f"{errors} raised, {silent} wrong and silent"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

@@ -215,3 +215,16 @@ def test_ridge_solver_consistency_with_svd_at_1e_6(solver, n_samples, proportion
         model = tlr.Ridge(alpha=1.0, solver=solver, tol=1e-14, random_state=seed).fit(X, y)
     np.testing.assert_allclose(model.coef_, ref.coef_, rtol=0, atol=1e-6 * np.abs(ref.coef_).max())
     assert model.intercept_ == pytest.approx(ref.intercept_, rel=1e-6)
+
+
+def test_a_checkpoint_whose_optimizer_does_not_fit_is_refused_with_what_to_do():
+    # a run that trained the intercept (as standardized runs did before NOTE [centred
+    # intercept]) cannot continue as one that does not: a clear error, not torch's
+    X, y = load("fair")
+    saved = []
+    fit_iterative(
+        _t(X), _t(y), solver="adam", standardize=False, max_iter=2, tol=None,
+        callbacks=[tlr.Checkpoint(saved.append)],
+    )  # fmt: skip
+    with pytest.raises(tlr.ModelFileError, match="start again without resuming"):
+        fit_iterative(_t(X), _t(y), solver="adam", max_iter=4, resume_from=saved[-1])

@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor
 
+from ..errors import ModelFileError
+
 __all__ = ["STATE_FORMAT", "TrainerState", "flatten_state", "unflatten_state"]
 
 STATE_FORMAT = "torchlinreg.iterative.v1"
@@ -77,12 +79,20 @@ class TrainerState:
             lin.weight.copy_(state["weight"])
             lin.bias.copy_(state["bias"])
         opt_state = state["optimizer"]
-        self.optimizer.load_state_dict(
-            {
-                "state": {int(k): v for k, v in opt_state["state"].items()},
-                "param_groups": opt_state["param_groups"],
-            }
-        )
+        try:
+            self.optimizer.load_state_dict(
+                {
+                    "state": {int(k): v for k, v in opt_state["state"].items()},
+                    "param_groups": opt_state["param_groups"],
+                }
+            )
+        except ValueError as exc:
+            # A checkpoint written before NOTE [centred intercept] (fit.py), whose
+            # standardized fits trained the intercept, a parameter this run does not have.
+            raise ModelFileError(
+                f"the checkpoint's optimizer state does not fit this run ({exc}); it was "
+                "written by an earlier torchlinreg: start again without resuming"
+            ) from None
         self.generator.set_state(state["generator"])
         self.epoch = int(state["epoch"])
         self.loss_history = [float(v) for v in state["loss_history"]]

@@ -151,8 +151,6 @@ def fit_iterative(
         scaler = scaler.with_ridge(alpha / total)  # NOTE [ridge standardization]
     else:
         scaler = None
-    # Mini-batches are standardized as they are gathered (each batch is a copy anyway):
-    # no standardized copy of X, which would double the memory of a large fit.
     if optimum is not None:
         curvature = optimum.curvature(scaler)
     else:
@@ -169,6 +167,8 @@ def fit_iterative(
         curvature=curvature,
         row_norm=_row_norm(solver, lr, X, weight, scaler, fit_intercept, ranks),
     )
+    # Mini-batches are standardized as they are gathered (each batch is a copy anyway):
+    # no standardized copy of X, which would double the memory of a large fit.
     per_batch = scaler is not None and ranks is None and spec.batch_size is not None
     Xs = X if scaler is None or per_batch else scaler.transform_x(X)
     Ys = Y if scaler is None or per_batch else scaler.transform_y(Y)

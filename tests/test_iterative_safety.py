@@ -57,6 +57,19 @@ def test_divergence_is_caught_at_the_first_sustained_rise(factor):
     assert losses[first] < 1e3 * losses[0]
 
 
+def test_gd_that_ends_while_its_loss_rises_raises_instead_of_returning_a_worse_model():
+    # the same too-large step, stopped by max_iter after two rises (the guard needs three):
+    # full-batch gd keeps no copy of its best model, so it must not return the last one
+    X, y = load("diabetes")
+    Xs, _ = _standardized(X, y)
+    lr = 1.02 / np.linalg.eigvalsh(Xs.T @ Xs / len(X))[-1]
+    with pytest.raises(tlr.DivergenceError, match="rose in the last epochs.*epoch 2"):
+        fit_iterative(_t(X), _t(y), solver="gd", lr=lr, max_iter=4, tol=None)
+    # stopped before the first rise, it returns its last model, the best
+    res = fit_iterative(_t(X), _t(y), solver="gd", lr=lr, max_iter=2, tol=None)
+    assert res.n_iter == 2 and res.best_epoch == 2
+
+
 # --- the model returned ----------------------------------------------------------------------
 
 

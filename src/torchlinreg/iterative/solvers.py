@@ -70,7 +70,6 @@ class SolverSpec:
     needs_closure: bool = False  # lbfgs
     plain: bool = False  # gd, sgd: the loop may call step() below instead of the optimizer
     average_from: int | None = None  # Polyak averaging of the iterates from this epoch on
-    tail_average: bool = False  # restart the average at epochs 2, 4, 8, ...
 
     def lr_at(self, epoch: int) -> float:
         if self.decay_epochs is None:

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ..errors import DivergenceError
 from .batches import BatchSource
 from .callbacks import Callback, TrainState
 from .scaling import Scaler
@@ -211,8 +212,18 @@ class Trainer(TrainerState):
         weight, bias = self.model_params()
         last = self.loss_history[-1] if self.loss_history else math.inf
         slack = 64 * torch.finfo(weight.dtype).eps * abs(self.best_loss)
-        if self._best is None or last <= self.best_loss + slack:
+        if last <= self.best_loss + slack:
             return weight.clone(), bias.clone(), self.epoch
+        if self._best is None:
+            # fused gd keeps no copy (see _keep_best): a loss above its lowest at the end is
+            # a rise the divergence guard had no time to call sustained
+            raise DivergenceError(
+                f"training diverged: the loss rose in the last epochs, to {last:.6g} at epoch "
+                f"{self.epoch} from {self.best_loss:.6g} at epoch {self.best_epoch}; use a "
+                "smaller lr",
+                epoch=self.epoch,
+                solver=self.spec.name,
+            )
         return self._best[0].clone(), self._best[1].clone(), self.best_epoch
 
     def _keep_best(self, loss: float) -> None:
@@ -221,20 +232,17 @@ class Trainer(TrainerState):
         if not loss <= self.best_loss:
             return
         self.best_loss, self.best_epoch = loss, self.epoch
+        if self._fused:
+            # Full-batch gd with a fixed step lowers the loss at every epoch unless the step
+            # is too large, and then the loss rises for ever (DivergenceGuard): the last
+            # model is the best one, and the walk-through's epoch (~90 us) pays no copy.
+            return
         w, b = self.model_params()
         if self._best is None:
             self._best = [w.clone(), b.clone()]
         else:
             self._best[0].copy_(w)
             self._best[1].copy_(b)
-
-    def _restart_average(self) -> None:
-        # Tail averaging: from epochs 2, 4, 8, ... the average starts again, so it always
-        # covers the last half (at least) of the epochs and forgets the early transient.
-        if self._sums is not None:
-            for t in self._sums:
-                t.zero_()
-        self._count = 0
 
     def _accumulate(self) -> None:
         """Add the live parameters to the averaging sums (after each step, once started)."""
@@ -245,11 +253,15 @@ class Trainer(TrainerState):
         self._sums[1].add_(lin.bias.detach())
         self._count += 1
 
+    @property
+    def _fused(self) -> bool:
+        return self.spec.fused_full_batch and self.source.full_batch
+
     def fit(self) -> Trainer:
         """Train until ``max_iter`` epochs or a callback stops; returns ``self``."""
         if self.stop_reason is not None:
             return self  # resumed from a run that had already stopped
-        if self.spec.fused_full_batch and self.source.full_batch:
+        if self._fused:
             self._fit_fused()
         else:
             self._fit_batches()
@@ -291,8 +303,6 @@ class Trainer(TrainerState):
             for group in opt.param_groups:
                 group["lr"] = lr
             average = spec.average_from is not None and self.epoch >= spec.average_from
-            if average and spec.tail_average and _power_of_two(self.epoch):
-                self._restart_average()
             for X, Y, w in self.source.epoch(self.generator):
                 if spec.needs_closure:
                     opt.step(lambda X=X, Y=Y, w=w: self._closure(X, Y, w))
@@ -365,7 +375,3 @@ class Trainer(TrainerState):
 
     def _global(self, loss: Tensor) -> float:
         return (loss if self.all_sum is None else self._mean_over_ranks(loss)).item()
-
-
-def _power_of_two(t: int) -> bool:
-    return t >= 2 and t & (t - 1) == 0

@@ -63,7 +63,7 @@ def test_gd_that_ends_while_its_loss_rises_raises_instead_of_returning_a_worse_m
     X, y = load("diabetes")
     Xs, _ = _standardized(X, y)
     lr = 1.02 / np.linalg.eigvalsh(Xs.T @ Xs / len(X))[-1]
-    with pytest.raises(tlr.DivergenceError, match="rose in the last epochs.*epoch 2"):
+    with pytest.raises(tlr.DivergenceError, match=r"rose in the last epochs.*epoch 2"):
         fit_iterative(_t(X), _t(y), solver="gd", lr=lr, max_iter=4, tol=None)
     # stopped before the first rise, it returns its last model, the best
     res = fit_iterative(_t(X), _t(y), solver="gd", lr=lr, max_iter=2, tol=None)

@@ -228,25 +228,51 @@ def fit_iterative(
 
 
 def _optimum(X, Y, weight, ranks, *, fit_intercept: bool, alpha: float) -> Optimum | None:
-    """The Gram of all rows and the exact optimum (NOTE [optimality gap]), where affordable."""
-    n, d = X.shape
+    """The Gram of all rows and the exact optimum (NOTE [optimality gap]), where affordable.
+
+    The columns' units come from the first chunk of rows (no extra pass); where the squares
+    then overflow, or a column's first chunk is all zeros, from all rows.
+    """
+    d = X.shape[1]
     k = Y.shape[1]
     if d + k > GRAM_MAX_COLUMNS:
         return None
     reduce_max = None if ranks is None else _max_over_ranks
-    x_units, y_units = column_units(X, reduce_max), column_units(Y, reduce_max)
+    first = [column_units(A[:_CHUNK], reduce_max) for A in (X, Y)]
+    zero_column = bool((X[:_CHUNK] == 0).all(dim=0).any() | (Y[:_CHUNK] == 0).all(dim=0).any())
+    if ranks is not None:
+        zero_column = bool(allreduce_sum(torch.tensor([float(zero_column)]))[0] > 0)
+    tries = [first] if not zero_column else []
+    tries.append(None)  # all rows: computed only if needed
+    for units in tries:
+        if units is None:
+            units = [column_units(A, reduce_max) for A in (X, Y)]
+        try:
+            return _optimum_in(X, Y, weight, ranks, units, fit_intercept, alpha)
+        except DataError:
+            if units is first:
+                continue  # the first chunk's units were too small for later rows
+            raise
+    raise AssertionError("unreachable")
+
+
+def _optimum_in(X, Y, weight, ranks, units, fit_intercept, alpha) -> Optimum:
+    n, d = X.shape
     chunks = (
         (
-            X[lo : lo + 65536],
-            Y[lo : lo + 65536],
-            None if weight is None else weight[lo : lo + 65536],
+            X[lo : lo + _CHUNK],
+            Y[lo : lo + _CHUNK],
+            None if weight is None else weight[lo : lo + _CHUNK],
         )
-        for lo in range(0, n, 65536)
+        for lo in range(0, n, _CHUNK)
     )
-    state = gram_state(chunks, d, k, x_units, y_units, device=X.device)
+    state = gram_state(chunks, d, Y.shape[1], units[0], units[1], device=X.device)
     if ranks is not None:
         state = merge_across_ranks(state, fit_intercept=True, method="gram", device=X.device)
-    return Optimum(state, x_units, y_units, alpha=alpha, fit_intercept=fit_intercept)
+    return Optimum(state, units[0], units[1], alpha=alpha, fit_intercept=fit_intercept)
+
+
+_CHUNK = 65536  # rows at a time for the passes over the data: bounded temporaries
 
 
 def _row_norm(solver, lr, X, weight, scaler, fit_intercept, ranks) -> float | None:

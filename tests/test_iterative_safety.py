@@ -241,3 +241,34 @@ def test_a_checkpoint_whose_optimizer_does_not_fit_is_refused_with_what_to_do():
     )  # fmt: skip
     with pytest.raises(tlr.ModelFileError, match="start again without resuming"):
         fit_iterative(_t(X), _t(y), solver="adam", max_iter=4, resume_from=saved[-1])
+
+
+@pytest.mark.parametrize("change", ["zero first chunk", "1e160 later"])
+def test_columns_whose_scale_changes_after_the_first_chunk_still_fit(change, monkeypatch):
+    # the Gram's column units come from the first 65536 rows: a column that is zero there,
+    # or whose later rows are 1e160 (squares overflow), takes the units of all rows
+    rng = np.random.default_rng(5)
+    n = 70_000
+    X = rng.normal(size=(n, 3))
+    if change == "zero first chunk":
+        X[:65_536, 0] = 0.0
+    else:
+        X[66_000:, 1] *= 1e160
+    tried = []
+    real = fit_module._optimum_in
+    monkeypatch.setattr(fit_module, "_optimum_in", lambda *a: tried.append(a[4]) or real(*a))
+    y = X[:, 0] + X[:, 2] + rng.normal(size=n) + X[:, 1] * 1e-160
+    res = fit_iterative(_t(X), _t(y), solver="lbfgs")
+    assert res.converged and torch.isfinite(res.coef).all()
+    units = np.array([1.0, 1e160 if change == "1e160 later" else 1.0, 1.0])
+    Xs = X / units  # the same model in tamer units, for numpy
+    A = np.c_[Xs, np.ones(n)]
+    ref = np.linalg.lstsq(A, y, rcond=None)[0]
+    coef = res.coef.numpy()[0] * units
+    pred = Xs @ coef + res.intercept.numpy()[0]
+    sst = ((y - y.mean()) ** 2).sum()
+    gap = (((y - pred) ** 2).sum() - ((y - A @ ref) ** 2).sum()) / sst
+    assert gap <= 1e-10 and res.optimality_gap == pytest.approx(gap, abs=1e-12)
+    # 1e160 later: the first chunk's units were tried first and overflowed; a zero first
+    # chunk goes to all rows at once
+    assert len(tried) == (2 if change == "1e160 later" else 1)

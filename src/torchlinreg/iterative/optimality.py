@@ -140,13 +140,14 @@ class Optimum:
         alpha: float,
         fit_intercept: bool = True,
     ) -> None:
-        summary = state.centred_summary()
-        if not (torch.isfinite(summary.r).all() and torch.isfinite(summary.means).all()):
+        moments = state.state_dict()  # checked before any factorisation of an inf
+        if not all(bool(torch.isfinite(moments[key]).all()) for key in ("mean", "comoment")):
             raise DataError(
                 "the data's squares overflow even after scaling each column by its largest "
                 "value: some values are more than 1e150 times larger than others in the same "
                 "column; rescale that column"
             )
+        summary = state.centred_summary()
         d, k = state.n_features, state.n_targets
         dev = summary.r.device
         self.n_features, self.n_targets = d, k

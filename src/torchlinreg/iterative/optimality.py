@@ -5,10 +5,10 @@ Every least-squares objective the loop minimises (NOTE [the training objective] 
 ``fit.py``) has an exact optimum that one ``(d + k) x (d + k)`` Gram of ``[X | Y]`` gives.
 The pass that computes the standardization moments accumulates that Gram (a ``method="gram"``
 :class:`~torchlinreg.exact.state.LeastSquaresState`: weighted means and centred co-moments)
-when it is affordable, ``d + k <= GRAM_MAX_COLUMNS``. For target ``j`` and any coefficients
-``(beta_j, b_j)`` the objective is then, with ``R`` the upper factor of
-``[[R_xy-factor], [sqrt(alpha) D, 0]]`` (QR of the co-moment factor stacked on the penalty
-rows)::
+when it is affordable, ``d + k <= GRAM_MAX_COLUMNS``. Let ``R`` be the upper-triangular
+factor of the co-moments of ``[X | Y]``, stacked on the penalty rows ``[sqrt(alpha) I, 0]``
+and re-triangularised by QR, ``R_m`` its feature block and ``T_j`` the feature rows of
+target ``j``'s column. For any coefficients ``(beta_j, b_j)``::
 
     SSR_j + alpha ||beta_j||^2 = ||T_j - R_m beta_j||^2 + W (m_yj - beta_j m_x - b_j)^2 + opt_j
 
@@ -18,22 +18,28 @@ with an intercept exactly ``R2_exact - R2``, for ridge the excess objective in t
 Without an intercept ``R`` factors the raw moments and the offset term is absent; dividing
 by the centred (not the uncentred) SST keeps the unit and is the stricter test when the
 targets' means are large. It is computed as a norm, never as a difference of two losses,
-so it has no cancellation: measured to about 1e-15 even where the exact coefficients
-themselves are ill-determined (a perturbation of the Gram moves the objective's value by
-``eps * ||C|| * ||beta||^2``, not by the condition number). ``optimality_gap_`` is its maximum
-over targets.
+so it has no cancellation. Its error is that of the Gram itself, about
+``eps * ||C|| * ||beta||^2`` (not the condition number times anything): lstsq's own
+solution scores below 1e-15 on every set of the corpus but one with twin columns (cond
+1e15), where its coefficients are huge and it scores 3e-6. ``optimality_gap_`` is the
+maximum over targets.
 
-Columns are first divided by powers of two near their largest magnitude (exact, no
-rounding), so data of 1e160 or 1e-160 never overflows or underflows in the squares.
+A column whose largest magnitude (in the first 65536 rows; in all rows where that
+overflows, or where those rows are all zero) is outside ``[1e-100, 1e100]`` is divided by
+a power of two near it (exact, no rounding) before it enters the Gram, so data of 1e160 or
+1e-160 never overflows or underflows in the squares.
 
-Threshold: accumulating the Gram costs ``n (d + k)^2`` multiply-adds against about
-``4 n d k`` for an epoch, but as a matrix product it runs near the machine's peak while an
-epoch is bound by memory traffic: measured on 2 cores (benchmarks/iterative_gap_cost.py), at
-``d + k = 2048`` the Gram costs about as much as 30 epochs of gd on the same rows and 32 MiB
-of memory, at 512 about 3. Above 2048 columns no Gram is formed: with ``alpha > 0`` the
-objective is ``mu``-strongly convex and ``||grad||^2 / (2 mu)`` bounds the gap (one pass for
-the full gradient); with ``alpha = 0`` no bound is known from first-order information alone,
-and the fit says so (``optimality_gap_`` is NaN, a ConvergenceWarning says why).
+Threshold: accumulating the Gram costs ``n (d + k)^2`` multiply-adds against ``4 n d k``
+for a gd epoch; as a matrix product it runs nearer the machine's peak than an epoch does, so
+the ratio grows slower than ``(d + k) / 4``: measured here (one thread, 2-core machine) the
+Gram costs as much as 14 gd epochs at ``d + k = 51``, 23 at 512, 43 at 1024 and 100 at 2048
+(32 MiB). ``GRAM_MAX_COLUMNS = 2048`` keeps it within the default 1000 epochs of gd and
+the few hundred of the others, whose full-data loss it replaces (mini-batch solvers save a
+pass over the rows at every epoch). Above 2048 columns no Gram is formed: with
+``alpha > 0`` the objective is ``mu``-strongly convex and ``||grad||^2 / (2 mu)`` bounds the
+gap (one pass for the full gradient); with ``alpha = 0`` no bound is known from first-order
+information alone, and the fit says so (``optimality_gap_`` is NaN, a ConvergenceWarning
+says why) and stops on the loss plateau rule.
 """
 
 from __future__ import annotations

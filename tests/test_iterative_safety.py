@@ -272,3 +272,18 @@ def test_columns_whose_scale_changes_after_the_first_chunk_still_fit(change, mon
     # 1e160 later: the first chunk's units were tried first and overflowed; a zero first
     # chunk goes to all rows at once
     assert len(tried) == (2 if change == "1e160 later" else 1)
+
+
+def test_without_a_gram_gds_step_comes_from_power_iteration(monkeypatch):
+    # 1) the step is 1 / lambda_max whether lambda_max comes from the Gram (eigvalsh) or
+    # from power iteration over the rows; 2) numpy's eigvalsh agrees
+    X, y = load("diabetes")
+    Xs, _ = _standardized(X, y)
+    lam = np.linalg.eigvalsh(Xs.T @ Xs / len(X))[-1]
+    with_gram = fit_iterative(_t(X), _t(y), solver="gd", max_iter=3, tol=None)
+    monkeypatch.setattr(fit_module, "GRAM_MAX_COLUMNS", 2)
+    without = fit_iterative(_t(X), _t(y), solver="gd", max_iter=3, tol=None)
+    lr = [r.state["optimizer"]["param_groups"][0]["lr"] for r in (with_gram, without)]
+    assert lr[0] == pytest.approx(1 / (2 * lam), rel=1e-9)
+    assert lr[1] == pytest.approx(lr[0], rel=1e-3)
+    assert without.gap_kind == "unknown" and np.isnan(without.optimality_gap)

@@ -76,6 +76,7 @@ def main() -> None:
         res[f"{solver}_coef"] = np.atleast_2d(m.coef_)
         res[f"{solver}_icpt"] = np.atleast_1d(m.intercept_)
         res[f"{solver}_loss"] = np.array(m.loss_history_)
+        res[f"{solver}_gap"] = np.array([m.optimality_gap_])  # from the merged Gram
 
     # Metrics over every rank's rows (what `train` reports for iterative solvers).
     Xm, Ym, wm = split(rank, world, X, Y, w)

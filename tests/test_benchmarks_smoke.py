@@ -113,3 +113,38 @@ def test_startup_measures_every_solver_and_the_command(tmp_path):
     # what the README reports: no heavy import for the command, no compiler for a fit
     assert all(not c["heavy_imports"] for c in result["commands"].values())
     assert not any(f["dynamo_imported"] for f in result["first_fit"].values())
+
+
+def test_iterative_time_quick_times_peers_against_an_lstsq_reference(tmp_path):
+    out_json = tmp_path / "itime.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    args = ["--quick", "--only", "tlr_lbfgs,sk_lsqr", "--threads", "1", "--json", str(out_json)]
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "iterative_time.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "torchlinreg lbfgs" in proc.stdout and "solver='lsqr'" in proc.stdout
+    results = json.loads(out_json.read_text())["results"]
+    # each peer reached the target, as numpy's lstsq R2 on all rows says
+    for res in results.values():
+        assert res["seconds"] > 0 and res["gap"] <= 1e-6
+
+
+def test_iterative_corpus_prints_the_readme_table(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "iterative_corpus.py"), "--only", "stackloss"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| stackloss | 21 x 3 |" in proc.stdout
+    assert "lbfgs: 1/1 within 1e-4, 1 within 1e-08" in proc.stdout

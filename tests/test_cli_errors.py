@@ -349,7 +349,7 @@ TRAIN_CASES = [
         {},
         ["good.csv", "-t", "y", "--solver", "gd", "--lr", "1e6"],
         1,
-        ["diverged at epoch 1", "smaller lr"],
+        ["diverged at epoch 1", "smaller --lr", "--solver lbfgs"],
     ),
     (
         "unknown option",

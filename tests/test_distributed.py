@@ -125,6 +125,10 @@ def test_iterative_fit_on_two_ranks_converges_to_the_exact_r2(ranks, solver):
     ss_res = ((y - pred[:, 0]) ** 2).sum()
     r2 = 1.0 - ss_res / ((y - y.mean()) ** 2).sum()
     assert exact.score(X, y) - r2 < 1e-3
+    # the gap every rank reports is that of all rows (the Gram merged over the ranks)
+    assert ranks[0][f"{solver}_gap"][0] == pytest.approx(
+        exact.score(X, y) - r2, rel=1e-6, abs=1e-12
+    )
     # the history is the global loss: it ends where the exact optimum's loss is
     history = ranks[0][f"{solver}_loss"]
     assert history[-1] < history[0]

@@ -420,7 +420,9 @@ def test_train_stream_flag_fits_sgd_from_the_file_in_blocks(sgd_file, tmp_path, 
 def test_streamed_sgd_resumed_from_a_checkpoint_equals_an_uninterrupted_run(sgd_file, tmp_path):
     path = sgd_file[0]
     args = ["train", str(path), "-t", "y", "--solver", "sgd", "--seed", "4", "--stream"]
-    args += ["--buffer-rows", "4000", "--batch-size", "512", "-q"]
+    # A small step: four epochs do not reach the gap that stops sgd, so the run does not end
+    # before the checkpoint.
+    args += ["--buffer-rows", "4000", "--batch-size", "512", "--lr", "1e-4", "-q"]
     ck = tmp_path / "ck.safetensors"
     with warnings.catch_warnings():
         # Too few epochs to converge: the ConvergenceWarning is expected and printed.

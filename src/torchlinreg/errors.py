@@ -47,11 +47,20 @@ class ModelFileError(TorchLinRegError):
 
 
 class DivergenceError(TorchLinRegError, ArithmeticError):
-    """An iterative fit produced a non-finite or exploding loss."""
+    """An iterative fit diverged (a loss that rose for several epochs in a row, exploded or
+    is not finite) or ended in a model that cannot be right (non-finite or all-zero
+    coefficients where the exact fit's are not).
 
-    def __init__(self, message: str, *, epoch: int | None = None) -> None:
+    ``epoch`` is where it was caught, ``solver`` the iterative solver; a front end (the CLI)
+    words the remedy in its own terms from them.
+    """
+
+    def __init__(
+        self, message: str, *, epoch: int | None = None, solver: str | None = None
+    ) -> None:
         super().__init__(message)
         self.epoch = epoch
+        self.solver = solver
 
 
 class NotFittedError(TorchLinRegError, ValueError, AttributeError):
@@ -86,7 +95,27 @@ class RankWarning(UserWarning):
 
 
 class ConvergenceWarning(UserWarning):
-    """An iterative solver stopped at ``max_iter`` before meeting ``tol``."""
+    """An iterative solver stopped before its optimality gap met ``tol``, or could not measure
+    the gap.
+
+    ``gap`` (the measured optimality gap, NaN when unknown), ``tol``, ``epochs`` and ``solver``
+    let a front end (the CLI) say the same in its own words.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        gap: float | None = None,
+        tol: float | None = None,
+        epochs: int | None = None,
+        solver: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.gap = gap
+        self.tol = tol
+        self.epochs = epochs
+        self.solver = solver
 
 
 class DegenerateWarning(UserWarning):

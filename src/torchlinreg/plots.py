@@ -38,8 +38,12 @@ def loss_curve(
     *,
     title: str = "Training loss",
     marks: Sequence[tuple[int, float, str]] = (),
+    ylabel: str = "mean squared error",
 ) -> Path:
     """Save the loss per epoch (log scale) as a PNG; ``marks`` are (epoch, loss, label) dots.
+
+    ``ylabel`` says what the loss is: the walk-through's is the MSE in the data's units, a
+    standardized fit's is not.
 
     Example:
         >>> loss_curve([4.0, 2.0, 1.0], "loss.png")  # doctest: +SKIP
@@ -52,7 +56,7 @@ def loss_curve(
         ax.annotate(label, (epoch, value), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_yscale("log")
     ax.set_xlabel("epoch (updates applied)")
-    ax.set_ylabel("mean squared error")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()

@@ -32,6 +32,7 @@ from .checks import (
     check_train_paths,
     choose_columns,
 )
+from .fitwords import convergence_in_cli_words
 from .output import console, esc, metrics_table, metrics_title, print_json
 from .snapshots import Fingerprint, RowsInto, fingerprint_of, run_config, run_with_snapshots
 from .torchrun import distributed_command, fit_exact_on_ranks
@@ -40,6 +41,11 @@ from .torchrun import distributed_command, fit_exact_on_ranks
 PLOT_ROWS = 20_000
 # Iterative fits stream from files larger than this (--stream/--no-stream decide otherwise).
 STREAM_AUTO_BYTES = 1 << 30
+# The command always standardizes: the training loss is the mean squared error of the
+# standardized targets (per target, 1 - R2 at the fitted model, averaged over targets),
+# not of the targets in their units (the metrics table has that MSE).
+LOSS_UNITS = "standardized"
+LOSS_LABEL = "training loss, standardized (MSE of the standardized targets)"
 
 
 def _metric_dict(names: list[str], metrics: dict[str, torch.Tensor]) -> dict[str, dict]:
@@ -128,7 +134,8 @@ def _fit_iterative(est, source, features, targets, weight_col, opts) -> tuple[in
     def fit(callbacks, resume):
         est.fit(block.X, block.Y, block.w, callbacks=callbacks, resume_from=resume)
 
-    run_with_snapshots(fit, config, opts)
+    with convergence_in_cli_words():
+        run_with_snapshots(fit, config, opts)
     est._name_columns(features, _target_arg(targets))
     pred = est.model_.predict(block.X.to(est.model_.weight.device))
     metrics = regression_metrics_all_ranks(  # block.Y: CPU
@@ -153,7 +160,8 @@ def _fit_streamed(est, source, features, targets, weight_col, opts) -> tuple[int
             blocks, callbacks=callbacks, resume_from=resume, buffer_rows=opts["buffer_rows"]
         )
 
-    run_with_snapshots(fit, config, opts, extra=[RowsInto(config, blocks)])
+    with convergence_in_cli_words():
+        run_with_snapshots(fit, config, opts, extra=[RowsInto(config, blocks)])
     est._name_columns(features, _target_arg(targets))
     metrics = est.state_metrics(target_moments=blocks.moments.state)
     return blocks.n_rows, _metric_dict(targets, metrics)
@@ -195,7 +203,8 @@ def _plots(est, source, features, targets, plot_dir: str, weight_col) -> list[st
     os.makedirs(plot_dir, exist_ok=True)
     saved = []
     if est.loss_history_:
-        saved.append(plots.loss_curve(est.loss_history_, Path(plot_dir, "loss.png")))
+        path = Path(plot_dir, "loss.png")
+        saved.append(plots.loss_curve(est.loss_history_, path, ylabel=LOSS_LABEL))
     Xs, Ys, n = [], [], 0
     for block in source.read_columns(features, targets, weight_col):
         Xs.append(block.X)
@@ -235,7 +244,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         fit_intercept=not opts["no_intercept"],
         alpha=opts["alpha"],
         lr=opts["lr"],
-        max_iter=opts["epochs"] or 200,
+        max_iter=opts["epochs"],  # None: the solver's default
         batch_size=opts["batch_size"],
         random_state=opts["seed"],
         device=opts["device"],
@@ -254,6 +263,11 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         "seconds": round(time.perf_counter() - started, 4),
         "epochs": est.n_iter_ if not exact else None,
         "final_loss": est.loss_history_[-1] if est.loss_history_ else None,
+        "loss_units": LOSS_UNITS if not exact else None,
+        # NOTE [optimality gap] in iterative/optimality.py: exact R2 minus this fit's R2
+        "converged": bool(est.converged_) if not exact else None,
+        "optimality_gap": est.optimality_gap_ if not exact else None,
+        "optimality_gap_kind": est.optimality_gap_kind_ if not exact else None,
         "weighted": weight_col is not None,  # the metrics: NOTE [metric definitions]
         "metrics": metrics,
     }
@@ -277,12 +291,10 @@ def _print_report(summary: dict[str, Any]) -> None:
         f"trained [bold]{summary['solver']}[/bold] on {summary['rows']:,} rows of "
         f"{esc(summary['data'])} ({len(summary['features'])} features -> "
         f"{esc(', '.join(summary['targets']))}) in {summary['seconds']:.3f} s"
-        + (
-            f", {summary['epochs']} epochs, final loss {summary['final_loss']:.6g}"
-            if iterative
-            else ""
-        )
+        + (f", {summary['epochs']} epochs" if iterative else "")
     )
+    if iterative:
+        out.print(_convergence_line(summary))
     shown = ", ".join(summary["features"][:12]) + (" ..." if len(summary["features"]) > 12 else "")
     skipped = summary.get("skipped_columns")
     out.print(
@@ -293,6 +305,21 @@ def _print_report(summary: dict[str, Any]) -> None:
     out.print(f"model saved to {esc(summary['model'])}")
     for p in summary.get("plots", []):
         out.print(f"plot saved to {esc(p)}")
+
+
+def _convergence_line(summary: dict[str, Any]) -> str:
+    """Where an iterative fit ended: its optimality gap, whether that met the target, and the
+    final loss labelled for what it is."""
+    gap, kind = summary["optimality_gap"], summary["optimality_gap_kind"]
+    if gap is None or gap != gap:  # NaN: unknown
+        where = "optimality gap unknown (see the warning)"
+    else:
+        bound = "at most " if kind == "bound" else ""
+        verdict = "converged" if summary["converged"] else "NOT converged, see the warning"
+        where = f"optimality gap {bound}{gap:.3g} (exact R2 minus this fit's): {verdict}"
+    loss = summary["final_loss"]
+    final = "" if loss is None else f"; final training loss {loss:.6g} ({LOSS_UNITS})"
+    return where + final
 
 
 def _update(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ class IterativeFitMixin:
             "alpha": _one_alpha(self.alpha),
             "standardize": self.standardize,
             "lr": self.lr,
-            "max_iter": self.max_iter if self.max_iter is not None else 200,
+            "max_iter": self.max_iter,
             "batch_size": self.batch_size,
             "tol": self.tol,
             "n_iter_no_change": self.n_iter_no_change,
@@ -57,6 +57,7 @@ class IterativeFitMixin:
         *,
         max_iter: int | None = None,
         tol: Any = "default",
+        partial: bool = False,
     ) -> None:
         settings = self._training_settings(callbacks, resume_from)
         if max_iter is not None:
@@ -66,7 +67,7 @@ class IterativeFitMixin:
         result = fit_iterative(
             Xt, Yt, sample_weight=wt, device=Xt.device, dtype=Xt.dtype, **settings
         )
-        self._take_result(result)
+        self._take_result(result, partial=partial)
 
     def _fit_stream(self, factory, callbacks, resume_from, buffer_rows) -> None:
         """An iterative fit over a block factory (:func:`streaming.fit_iterative_stream`)."""
@@ -84,9 +85,14 @@ class IterativeFitMixin:
         self._moments = result.moments
         self._set_input_info(result.first_X, result.first_Y)
 
-    def _take_result(self, result) -> None:
+    def _take_result(self, result, *, partial: bool = False) -> None:
         self.model_ = LinearModel(result.coef, result.intercept)
         self.n_iter_ = result.n_iter
         self.loss_history_ = list(result.loss_history)
         self._trainer_state = result.state
         self.rank_ = None
+        # NOTE [optimality gap] in iterative/optimality.py. partial_fit sees one block at a
+        # time: that block's optimum is not the model's, so no gap is claimed.
+        self.optimality_gap_ = float("nan") if partial else result.optimality_gap
+        self.optimality_gap_kind_ = "unknown" if partial else result.gap_kind
+        self.converged_ = False if partial else bool(result.converged)

@@ -77,8 +77,15 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
             penalty per target, an array of shape ``(n_targets,)``, as scikit-learn's Ridge.
         standardize: iterative solvers train on standardized features and targets and report
             coefficients in original units. Exact solvers do not need it. Default True.
-        lr, max_iter, batch_size, tol, n_iter_no_change: iterative settings; None picks the
-            solver's default. ``max_iter`` counts epochs.
+        lr, max_iter, batch_size: iterative settings; None picks the solver's default.
+            ``max_iter`` counts epochs.
+        tol: the optimality gap an iterative fit must reach (for OLS the exact fit's R2
+            minus this fit's): ``"auto"`` (default) is the solver's own (1e-10 lbfgs, 1e-6
+            gd, 1e-4 sgd and adam), None runs all ``max_iter`` epochs. A fit that ends above
+            it warns (:class:`ConvergenceWarning`). After fitting, ``optimality_gap_``,
+            ``converged_`` and ``n_iter_`` say how it went.
+        n_iter_no_change: epochs without improvement of the loss that stop a fit whose gap
+            cannot be measured (more than 2048 features and targets, ``alpha=0``).
         random_state: seed for shuffling and random initialisation.
         init: iterative starting point: ``"zeros"`` or ``"randn"`` (the walk-through's
             ``torch.manual_seed(random_state); randn(k, d); randn(k)``).
@@ -105,7 +112,10 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         "lr": (_pos_number_or_none, "a positive real number or None"),
         "max_iter": (_pos_int_or_none, "a positive integer or None"),
         "batch_size": (_pos_int_or_none, "a positive integer or None"),
-        "tol": (lambda v: v is None or _nonneg_number(v), "a non-negative real number or None"),
+        "tol": (
+            lambda v: v is None or v == "auto" or _nonneg_number(v),
+            "a non-negative real number, 'auto' or None",
+        ),
         "n_iter_no_change": (_pos_int_or_none, "a positive integer"),
         "rcond": (_pos_number_or_none, "a positive real number or None"),
         "init": ("zeros", "randn"),
@@ -119,9 +129,9 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         alpha: float = 0.0,
         standardize: bool = True,
         lr: float | None = None,
-        max_iter: int | None = 200,
+        max_iter: int | None = None,
         batch_size: int | None = None,
-        tol: float | None = 1e-4,
+        tol: float | str | None = "auto",
         n_iter_no_change: int = 5,
         random_state: int | None = None,
         init: str = "zeros",
@@ -208,6 +218,9 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
             "_moments",
             "_results",
             "_weighted",
+            "optimality_gap_",
+            "optimality_gap_kind_",
+            "converged_",
         ):
             if hasattr(self, key):
                 delattr(self, key)
@@ -244,9 +257,11 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
                 Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first)
             state = getattr(self, "_trainer_state", None)
             if state is not None:
-                state = {**state, "stop_reason": None}
+                # Each call sees a new block: its losses do not compare with the last
+                # block's, so the fit returns this epoch's model, not an older "best" one.
+                state = {**state, "stop_reason": None, "best": {}}
             epochs = 1 if state is None else int(state["epoch"]) + 1
-            self._fit_iterative(Xt, Yt, wt, (), state, max_iter=epochs, tol=None)
+            self._fit_iterative(Xt, Yt, wt, (), state, max_iter=epochs, tol=None, partial=True)
             if first:
                 self._set_input_info(Xm, Ym)
         self._publish()
@@ -443,9 +458,9 @@ class Ridge(LinearRegression):
         alpha: float = 1.0,
         standardize: bool = True,
         lr: float | None = None,
-        max_iter: int | None = 200,
+        max_iter: int | None = None,
         batch_size: int | None = None,
-        tol: float | None = 1e-4,
+        tol: float | str | None = "auto",
         n_iter_no_change: int = 5,
         random_state: int | None = None,
         init: str = "zeros",

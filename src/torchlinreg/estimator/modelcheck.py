@@ -111,7 +111,8 @@ def _check_params(fail: _Fail, params: Any) -> None:
     _require(fail, isinstance(params, dict), "params is not an object")
     for key in ("lr", "tol", "rcond"):
         value = params.get(key)
-        _require(fail, value is None or _number(value), f"params.{key} is not a finite number")
+        ok = value is None or _number(value) or (key == "tol" and value == "auto")
+        _require(fail, ok, f"params.{key} is not a finite number")
     # one penalty, or one per target (a list whose length the loader checks against k)
     alpha = params.get("alpha")
     values = alpha if isinstance(alpha, list) else [0.0 if alpha is None else alpha]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
@@ -52,6 +53,7 @@ class TrainState:
     optimizer: torch.optim.Optimizer | None = None
     trainer: Trainer | None = None
     stop_reason: str | None = None
+    gap: float | None = None  # the optimality gap after this epoch, where it is measured
 
 
 class Callback:
@@ -83,6 +85,8 @@ class EarlyStopping(Callback):
         >>> res.n_iter < 500
         True
     """
+
+    converges = True  # the trainer reports a fit it stopped as converged
 
     def __init__(self, tol: float = 1e-4, n_iter_no_change: int = 5) -> None:
         if not tol >= 0:
@@ -121,9 +125,18 @@ class EarlyStopping(Callback):
 
 
 class DivergenceGuard(Callback):
-    """Raise :class:`DivergenceError` on a non-finite loss or one ``factor`` x the initial.
+    """Raise :class:`DivergenceError` at the first sustained rise of the loss.
 
-    Every fit has one built in; pass another with a tighter ``factor`` to stop sooner.
+    A sustained rise: the loss went up in each of the last ``patience`` epochs and ends more
+    than ``rise`` (relative) above the lowest loss so far. Full-batch gradient descent with
+    a fixed step rises only when the step is too large for the curvature, and then for
+    ever (each direction of the quadratic grows or shrinks geometrically), so three rises
+    in a row are divergence, caught within a few epochs instead of at a million times the
+    initial loss. Mini-batch losses wander, and Adam's iterates oscillate without
+    diverging: with ``noisy`` a sustained rise counts only once the loss is above where it
+    started. A non-finite loss, or one ``factor`` x the initial, is divergence at once.
+    ``remedy`` ends the message (what to change, in the caller's words). Every fit has one
+    built in.
 
     Example:
         >>> from torchlinreg import DivergenceError, fit_iterative
@@ -135,30 +148,93 @@ class DivergenceGuard(Callback):
         diverged at epoch ...
     """
 
-    def __init__(self, factor: float = 1e6) -> None:
-        self.factor = factor
+    def __init__(
+        self,
+        patience: int = 3,
+        rise: float = 1e-3,
+        factor: float = 1e6,
+        remedy: str = "use a smaller lr",
+        solver: str | None = None,
+        noisy: bool = False,
+    ) -> None:
+        if patience < 1 or not rise >= 0:
+            raise ValueError(
+                f"DivergenceGuard needs patience >= 1 and rise >= 0, got {patience}, {rise}"
+            )
+        self.patience, self.rise, self.factor = patience, rise, factor
+        self.remedy, self.solver, self.noisy = remedy, solver, noisy
 
     def __repr__(self) -> str:
-        return f"DivergenceGuard(factor={self.factor})"
+        return f"DivergenceGuard(patience={self.patience}, rise={self.rise}, factor={self.factor})"
 
     def on_train_begin(self, state: TrainState) -> None:
-        self._check(state, state.loss_history[0])
+        self._check(state)
 
     def on_epoch_end(self, state: TrainState) -> bool | None:
-        self._check(state, state.loss_history[0])
+        self._check(state)
         return None
 
-    def _check(self, state: TrainState, initial: float) -> None:
-        loss = state.loss
-        exploded = initial > 0 and loss > self.factor * initial
-        if math.isfinite(loss) and not exploded:
+    def _check(self, state: TrainState) -> None:
+        history, loss = state.loss_history, state.loss
+        initial = history[0]
+        if not math.isfinite(loss):
+            self._fail(state, f"the loss is not finite ({loss}, initial {initial:.6g})")
+        if initial > 0 and loss > self.factor * initial:
+            self._fail(
+                state, f"the loss grew {loss / initial:.3g}x ({loss:.6g}, initial {initial:.6g})"
+            )
+        recent = history[-self.patience - 1 :]
+        if len(recent) <= self.patience or any(b <= a for a, b in pairwise(recent)):
             return
-        what = f"grew {loss / initial:.3g}x" if exploded else "is not finite"
+        best = min(history)
+        if self.noisy and not loss > initial:
+            return
+        if loss > best + self.rise * abs(best):
+            at = history.index(best)
+            self._fail(
+                state,
+                f"the loss rose {self.patience} epochs in a row, to {loss:.6g} from its lowest "
+                f"{best:.6g} (epoch {at})",
+            )
+
+    def _fail(self, state: TrainState, what: str) -> None:
         raise DivergenceError(
-            f"training diverged at epoch {state.epoch}: the loss {what} ({loss:.6g}, initial "
-            f"{initial:.6g}); use a smaller lr or standardize=True",
+            f"training diverged at epoch {state.epoch}: {what}; {self.remedy}",
             epoch=state.epoch,
+            solver=self.solver,
         )
+
+
+class GapStopping(Callback):
+    """Stop as soon as the model's optimality gap is at most ``tol``.
+
+    ``measure()`` returns the gap of the model the fit would return now (see NOTE
+    [optimality gap] in ``optimality.py``); it is also recorded in ``state.gap``. The
+    decision depends on the weights only, so a resumed run stops where the uninterrupted
+    one does.
+
+    Example:
+        >>> stop = GapStopping(lambda: 1e-9, tol=1e-6)
+        >>> stop.on_epoch_end(TrainState(1, 0.5, [1.0, 0.5], 10))
+        True
+    """
+
+    converges = True
+
+    def __init__(self, measure: Callable[[], float], tol: float) -> None:
+        if not tol >= 0:
+            raise ValueError(f"GapStopping tol must be >= 0, got {tol}")
+        self.measure, self.tol = measure, tol
+
+    def __repr__(self) -> str:
+        return f"GapStopping(tol={self.tol})"
+
+    def on_epoch_end(self, state: TrainState) -> bool | None:
+        state.gap = gap = self.measure()
+        if gap <= self.tol:
+            state.stop_reason = f"optimality gap {gap:.3g} <= tol={self.tol:g}"
+            return True
+        return None
 
 
 class Checkpoint(Callback):

@@ -16,6 +16,17 @@ minimiser is still the same, and the penalty becomes
 averages over targets, each target's gradient is ``1/k`` of its own; the default learning
 rates of gd and sgd are multiplied by ``k`` to compensate.
 
+NOTE [centred intercept]
+Standardized with an intercept, the features and targets have weighted mean 0, and the
+objective splits: ``L(W', b') = L(W', 0) + b'^2`` (the cross term is the features' weighted
+mean). The intercept's optimum in trained space is therefore ``b' = 0`` for every ``W'``;
+the loop keeps it at 0 (a buffer, as without an intercept) and the map back to original
+units gives ``b = y_mean - W x_mean``. Training it anyway only adds noise: Adam, which
+normalises each coordinate's step, turned the rounding-level gradient of ``b'`` into a
+random walk of size ``lr`` (measured: ``b'`` at +-0.02 after 6 epochs, opposite signs for
+weights and repeated rows). Mini-batches are unaffected: the full objective's gradient in
+``W'`` at ``b' = 0`` is what their gradients estimate.
+
 NOTE [gd is the walk-through]
 With ``solver="gd"`` and a full batch, each epoch computes the loss, records it, calls
 ``backward()`` and updates ``w -= w.grad * lr``: the walk-through's loop, operation for
@@ -26,43 +37,40 @@ is the loss after the previous update, so one forward per epoch gives the histor
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from ..data import _all_finite
-from ..distributed.collectives import agree_on_errors, allreduce_sum, broadcast_int, is_distributed
+from ..distributed.collectives import (
+    agree_on_errors,
+    allgather,
+    allreduce_sum,
+    broadcast_int,
+    is_distributed,
+    merge_across_ranks,
+)
 from ..distributed.ddp import RankBatches, RankInfo, ddp_wrap
-from ..errors import ConvergenceWarning, DataError
+from ..errors import DataError
 from ..exact.threads import with_fit_threads
 from .batches import FullBatch, ShuffledBatches
-from .callbacks import Callback, DivergenceGuard, EarlyStopping
+from .callbacks import Callback
+from .convergence import (
+    GapMeter,
+    IterativeResult,
+    builtin_callbacks,
+    finish,
+    resolve_max_iter,
+    resolve_tol,
+)
+from .curvature import gradient_bound, largest_row_norm, power_curvature
+from .optimality import GRAM_MAX_COLUMNS, Optimum, column_units, gram_state
 from .scaling import Scaler
 from .solvers import SOLVERS, resolve_solver
 from .trainer import LinearModule, Trainer
 
 __all__ = ["SOLVERS", "IterativeResult", "LinearModule", "Trainer", "fit_iterative"]
-
-
-@dataclass
-class IterativeResult:
-    """A finished iterative fit, in original units.
-
-    ``loss_history[i]`` is the training loss after ``i`` epochs, in the space trained in
-    (standardized unless ``standardize=False``), see NOTE [the training objective].
-    """
-
-    coef: Tensor  # (k, d)
-    intercept: Tensor  # (k,)
-    n_iter: int
-    loss_history: list[float]
-    converged: bool
-    scaler: Scaler | None = None
-    stop_reason: str | None = None
-    state: dict | None = None  # Trainer.state_dict(): continue with resume_from=state
 
 
 @with_fit_threads
@@ -76,9 +84,9 @@ def fit_iterative(
     alpha: float = 0.0,
     standardize: bool = True,
     lr: float | None = None,
-    max_iter: int = 200,
+    max_iter: int | None = None,
     batch_size: int | None = None,
-    tol: float | None = 1e-4,
+    tol: float | str | None = "auto",
     n_iter_no_change: int = 5,
     random_state: int | None = None,
     init: str = "zeros",
@@ -96,9 +104,13 @@ def fit_iterative(
             solver are in :mod:`torchlinreg.iterative.solvers`.
         alpha: ridge penalty on ``coef`` (not the intercept), as the exact engine's.
         standardize: train on standardized X and Y (weighted), report original units.
-        lr, batch_size: override the solver's defaults.
-        max_iter: epochs at most. tol, n_iter_no_change: early stopping
-            (:class:`EarlyStopping`); ``tol=None`` runs all ``max_iter`` epochs.
+        lr, batch_size: override the solver's defaults (gd's and sgd's learning rates come
+            from the largest eigenvalue of the standardized Gram: see ``solvers.py``).
+        max_iter: epochs at most (None: the solver's default, ``convergence.DEFAULT_EPOCHS``).
+        tol: the optimality gap to reach (NOTE [stopping on the gap] in ``convergence.py``):
+            ``"auto"`` is the solver's own (``convergence.DEFAULT_TOL``), ``None`` runs all
+            ``max_iter`` epochs. n_iter_no_change: the loss-plateau rule used only where the
+            gap cannot be measured.
         random_state: seeds the initial weights (``init="randn"``) and the shuffling.
         init: ``"zeros"`` (default) or ``"randn"`` (the walk-through's ``randn(k, d)``,
             ``randn(k)`` from a generator seeded ``random_state``).
@@ -124,25 +136,45 @@ def fit_iterative(
         raise ValueError(f"The 'init' parameter must be 'zeros' or 'randn'. Got {init!r} instead.")
     if not alpha >= 0:
         raise ValueError(f"Invalid alpha: {alpha}; it must be >= 0")
-    if max_iter < 0:
-        raise ValueError(f"Invalid max_iter: {max_iter}; it must be >= 0")
+    max_iter = resolve_max_iter(max_iter, solver)
+    tol = resolve_tol(tol, solver, dtype)
     n_all = n if ranks is None else ranks.n_rows
-    spec = resolve_solver(solver, n_targets=k, n_rows=n_all, lr=lr, batch_size=batch_size)
+    resolve_solver(solver, n_targets=k, n_rows=n_all, lr=lr, batch_size=batch_size)  # checks
 
+    optimum = _optimum(X, Y, weight, ranks, fit_intercept=fit_intercept, alpha=alpha)
+    total = float(n if weight is None else weight.sum()) if ranks is None else ranks.total_weight
     if resume_from is not None and "scaler" in resume_from:
         scaler = Scaler.from_state_dict(resume_from["scaler"])
+    elif standardize and optimum is not None:
+        scaler = optimum.scaler(dtype, center=fit_intercept).with_ridge(alpha / total)
     elif standardize:
         reduce = None if ranks is None else allreduce_sum
         scaler = Scaler.fit(X, Y, weight, center=fit_intercept, reduce=reduce)
+        scaler = scaler.with_ridge(alpha / total)  # NOTE [ridge standardization]
     else:
         scaler = None
+    if optimum is not None:
+        curvature = optimum.curvature(scaler)
+    else:
+        reduce = None if ranks is None else allreduce_sum
+        curvature = power_curvature(
+            X, weight, scaler, alpha=alpha, total=total, fit_intercept=fit_intercept, reduce=reduce
+        )
+    spec = resolve_solver(
+        solver,
+        n_targets=k,
+        n_rows=n_all,
+        lr=lr,
+        batch_size=batch_size,
+        curvature=curvature,
+        row_norm=_row_norm(solver, lr, X, weight, scaler, fit_intercept, ranks),
+    )
     # Mini-batches are standardized as they are gathered (each batch is a copy anyway):
     # no standardized copy of X, which would double the memory of a large fit.
     per_batch = scaler is not None and ranks is None and spec.batch_size is not None
     Xs = X if scaler is None or per_batch else scaler.transform_x(X)
     Ys = Y if scaler is None or per_batch else scaler.transform_y(Y)
     # Weights normalised to mean 1: the batch losses are then plain means.
-    total = float(n if weight is None else weight.sum()) if ranks is None else ranks.total_weight
     if weight is None:
         wn = None
     else:
@@ -150,7 +182,10 @@ def fit_iterative(
 
     seed = _seed(random_state) if ranks is None else broadcast_int(_seed(random_state))
     W0, b0 = _initial(init, k, d, seed, dtype)
-    module = LinearModule(W0.to(X.device), b0.to(X.device), fit_intercept=fit_intercept)
+    # NOTE [centred intercept]: on centred (standardized) data the intercept's optimum is 0
+    # whatever the weights, so it is not trained there.
+    learn_bias = fit_intercept and scaler is None
+    module = LinearModule(W0.to(X.device), b0.to(X.device), fit_intercept=learn_bias)
     if ranks is not None:
         module = ddp_wrap(module)
         source = RankBatches(Xs, Ys, wn, ranks, batch_size=spec.batch_size)
@@ -164,9 +199,15 @@ def fit_iterative(
     if alpha > 0:
         scale = scaler.penalty_scale() if scaler is not None else torch.ones_like(W0[0])
         penalty = (alpha / (total * k), scale.to(X.device))
-    builtins: list[Callback] = [DivergenceGuard()]
-    if tol is not None:
-        builtins.append(EarlyStopping(tol, n_iter_no_change))
+    bound = None
+    if optimum is None and penalty is not None and scaler is not None:
+        # standardized features are centred (or, without an intercept, there is none)
+        all_sum = None if ranks is None else allreduce_sum
+        bound = gradient_bound(source, penalty, k=k, fit_intercept=fit_intercept, all_sum=all_sum)
+    meter = GapMeter(optimum, scaler, bound)
+    builtins = builtin_callbacks(
+        spec, tol, n_iter_no_change, meter, lambda: trainer, standardized=scaler is not None
+    )
     # Each rank shuffles its own rows in its own order, reproducibly (seed + rank).
     rank = 0 if ranks is None else ranks.rank
     generator = torch.Generator(device=X.device).manual_seed(seed + rank)
@@ -180,11 +221,72 @@ def fit_iterative(
         generator=generator,
         scaler=scaler,
         all_sum=None if ranks is None else allreduce_sum,
+        objective=meter.loss if optimum is not None else None,
     )
     if resume_from is not None:
         trainer.load_state_dict(resume_from)
     trainer.fit()
-    return _result(trainer, scaler, tol, max_iter)
+    return finish(trainer, scaler, meter, tol, max_iter)
+
+
+def _optimum(X, Y, weight, ranks, *, fit_intercept: bool, alpha: float) -> Optimum | None:
+    """The Gram of all rows and the exact optimum (NOTE [optimality gap]), where affordable.
+
+    The columns' units come from the first chunk of rows (no extra pass); where the squares
+    then overflow, or a column's first chunk is all zeros, from all rows.
+    """
+    d = X.shape[1]
+    k = Y.shape[1]
+    if d + k > GRAM_MAX_COLUMNS:
+        return None
+    reduce_max = None if ranks is None else _max_over_ranks
+    first = [column_units(A[:_CHUNK], reduce_max) for A in (X, Y)]
+    zero_column = bool((X[:_CHUNK] == 0).all(dim=0).any() | (Y[:_CHUNK] == 0).all(dim=0).any())
+    if ranks is not None:
+        zero_column = bool(allreduce_sum(torch.tensor([float(zero_column)]))[0] > 0)
+    tries = [first] if not zero_column else []
+    tries.append(None)  # all rows: computed only if needed
+    for units in tries:
+        if units is None:
+            units = [column_units(A, reduce_max) for A in (X, Y)]
+        try:
+            return _optimum_in(X, Y, weight, ranks, units, fit_intercept, alpha)
+        except DataError:
+            if units is first:
+                continue  # the first chunk's units were too small for later rows
+            raise
+    raise AssertionError("unreachable")
+
+
+def _optimum_in(X, Y, weight, ranks, units, fit_intercept, alpha) -> Optimum:
+    n, d = X.shape
+    chunks = (
+        (
+            X[lo : lo + _CHUNK],
+            Y[lo : lo + _CHUNK],
+            None if weight is None else weight[lo : lo + _CHUNK],
+        )
+        for lo in range(0, n, _CHUNK)
+    )
+    state = gram_state(chunks, d, Y.shape[1], units[0], units[1], device=X.device)
+    if ranks is not None:
+        state = merge_across_ranks(state, fit_intercept=True, method="gram", device=X.device)
+    return Optimum(state, units[0], units[1], alpha=alpha, fit_intercept=fit_intercept)
+
+
+_CHUNK = 65536  # rows at a time for the passes over the data: bounded temporaries
+
+
+def _row_norm(solver, lr, X, weight, scaler, fit_intercept, ranks) -> float | None:
+    """sgd's default step needs the largest row norm (one pass); nothing else does."""
+    if solver != "sgd" or lr is not None:
+        return None
+    reduce_max = None if ranks is None else _max_over_ranks
+    return largest_row_norm(X, weight, scaler, fit_intercept=fit_intercept, reduce_max=reduce_max)
+
+
+def _max_over_ranks(t: Tensor) -> Tensor:
+    return torch.stack(allgather(t)).amax(dim=0)
 
 
 def _prepare(X, Y, sample_weight, device, dtype):
@@ -232,28 +334,3 @@ def _initial(init: str, k: int, d: int, seed: int, dtype: torch.dtype) -> tuple[
     g = torch.Generator().manual_seed(seed)
     W = torch.randn(k, d, generator=g, dtype=dtype)
     return W, torch.randn(k, generator=g, dtype=dtype)
-
-
-def _result(trainer: Trainer, scaler: Scaler | None, tol, max_iter: int) -> IterativeResult:
-    lin = trainer._linear
-    W, b = lin.weight.detach().clone(), lin.bias.detach().clone()
-    if scaler is not None:
-        W, b = scaler.to_original(W, b)
-    converged = trainer.converged
-    if tol is not None and trainer.stop_reason is None and max_iter > 0:
-        warnings.warn(
-            f"the {trainer.spec.name} solver reached max_iter={max_iter} epochs before the loss "
-            f"stopped improving by tol={tol}; increase max_iter or check the learning rate",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    return IterativeResult(
-        W,
-        b,
-        trainer.epoch,
-        list(trainer.loss_history),
-        converged,
-        scaler,
-        trainer.stop_reason,
-        trainer.state_dict(),
-    )

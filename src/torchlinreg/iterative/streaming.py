@@ -55,23 +55,32 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from ..data import Matrix, as_matrix, as_targets, as_weights, unpack_block
+from ..data import Matrix
 from ..errors import DataError
 from ..exact.state import LeastSquaresState
 from ..exact.threads import with_fit_threads
 from .batches import Batch
-from .callbacks import Callback, DivergenceGuard, EarlyStopping
-from .fit import IterativeResult, _initial, _result, _seed
+from .callbacks import Callback
+from .convergence import (
+    GapMeter,
+    IterativeResult,
+    builtin_callbacks,
+    finish,
+    resolve_max_iter,
+    resolve_tol,
+)
+from .fit import _initial, _seed
+from .optimality import Optimum
 from .scaling import Scaler
 from .solvers import resolve_solver
+from .streamscan import BlockFactory, _call, _tensors, in_original_units, scan_moments
 from .trainer import LinearModule, Trainer
 
 __all__ = [
@@ -83,94 +92,6 @@ __all__ = [
 
 # 2^18 rows: 64 MB at 30 float64 columns, and 2-4 row groups of a typical Parquet file.
 DEFAULT_BUFFER_ROWS = 262_144
-
-BlockFactory = Callable[..., Iterable[Any]]
-
-
-def _call(factory: BlockFactory, generator: torch.Generator | None) -> Iterator[Any]:
-    if generator is not None and getattr(factory, "can_shuffle", False):
-        return iter(factory(generator))
-    blocks = factory()
-    if not isinstance(blocks, Iterable):
-        raise DataError(
-            f"the block factory returned {type(blocks).__name__}, not an iterable of blocks; "
-            "pass a callable that returns a new iterator of (X, y[, w]) blocks on every call"
-        )
-    return iter(blocks)
-
-
-@dataclass
-class _Layout:
-    """What the first block says about the stream: columns, kinds, device and dtype."""
-
-    X: Matrix
-    Y: Matrix
-    device: torch.device
-    dtype: torch.dtype
-
-
-def _all_zero(w: Any) -> bool:
-    values = w if isinstance(w, Tensor) else np.asarray(w)
-    return len(values) > 0 and bool((values == 0).all())
-
-
-def _tensors(block: Any, layout: _Layout | None, device, dtype):
-    """A block as validated tensors, or None for a block whose weights are all zero (it adds
-    nothing, and ``as_weights`` refuses such a block on its own)."""
-    X, y, w = unpack_block(block)
-    if w is not None and _all_zero(w):
-        return None
-    Xm = as_matrix(X, name="X")
-    n, d = Xm.values.shape
-    Ym = as_targets(y, n, name="y")
-    if layout is not None:
-        if d != layout.X.values.shape[1] or Ym.values.shape[1] != layout.Y.values.shape[1]:
-            raise DataError(
-                f"a block has {d} features and {Ym.values.shape[1]} targets, but the first "
-                f"had {layout.X.values.shape[1]} and {layout.Y.values.shape[1]}; every block "
-                "must have the same columns"
-            )
-        device, dtype = layout.device, layout.dtype
-    wt = as_weights(w, n)
-    to = {"device": device, "dtype": dtype}
-    return Xm, Ym, Xm.values.to(**to), Ym.values.to(**to), None if wt is None else wt.to(**to)
-
-
-def scan_moments(
-    factory: BlockFactory,
-    *,
-    fit_intercept: bool = True,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-) -> tuple[LeastSquaresState, _Layout]:
-    """One pass: a float64 Gram state of all rows (weighted means and co-moments)."""
-    state, layout = None, None
-    for block in _call(factory, None):
-        parts = _tensors(block, layout, None, None)
-        if parts is None:
-            continue
-        Xm, Ym, X, Y, w = parts
-        if layout is None:
-            dev = torch.device(device) if device is not None else Xm.values.device
-            dt = dtype or (X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float64)
-            layout = _Layout(Xm, Ym, dev, dt)
-            state = LeastSquaresState(
-                X.shape[1], Y.shape[1], fit_intercept=fit_intercept, method="gram", device=dev
-            )
-        state.absorb(X, Y, w)
-    if state is None or state.n_samples == 0:
-        raise DataError("no blocks to fit; the data source yielded no rows")
-    if not state.sum_weights > 0:
-        raise DataError("sample_weight must be non-negative with a positive sum")
-    return state, layout
-
-
-def scaler_from_state(state: LeastSquaresState, dtype: torch.dtype) -> Scaler:
-    """The :class:`Scaler` of the rows absorbed: weighted means and standard deviations."""
-    summary = state.centred_summary()
-    var = summary.r.square().sum(dim=0) / summary.sum_weights
-    d = state.n_features
-    return Scaler.from_moments(summary.means[:d], var[:d], summary.means[d:], var[d:], dtype=dtype)
 
 
 class ShuffleBufferBatches:
@@ -281,9 +202,9 @@ def fit_iterative_stream(
     alpha: float = 0.0,
     standardize: bool = True,
     lr: float | None = None,
-    max_iter: int = 200,
+    max_iter: int | None = None,
     batch_size: int | None = None,
-    tol: float | None = 1e-4,
+    tol: float | str | None = "auto",
     n_iter_no_change: int = 5,
     random_state: int | None = None,
     init: str = "zeros",
@@ -298,25 +219,44 @@ def fit_iterative_stream(
     Arguments are those of ``fit_iterative``; ``factory`` returns a new iterator of
     ``(X, y[, w])`` blocks on every call (see the module docstring), ``buffer_rows`` sizes
     the shuffle buffer. Only mini-batch solvers (``"sgd"``, ``"adam"``) stream; the data is
-    read once for the statistics and then twice per epoch (training, full-data loss).
+    read once for the statistics (and the Gram, which gives the loss and the optimality gap
+    exactly: NOTE [optimality gap]) and then once per epoch.
     """
     if not alpha >= 0:
         raise ValueError(f"Invalid alpha: {alpha}; it must be >= 0")
-    moments, layout = scan_moments(factory, fit_intercept=fit_intercept, device=device, dtype=dtype)
-    n, d, k = moments.n_samples, moments.n_features, moments.n_targets
-    spec = resolve_solver(solver, n_targets=k, n_rows=n, lr=lr, batch_size=batch_size)
+    scan = scan_moments(factory, fit_intercept=fit_intercept, device=device, dtype=dtype)
+    gram, layout = scan.state, scan.layout
+    n, d, k = gram.n_samples, gram.n_features, gram.n_targets
+    # raises where the squares overflow
+    optimum = Optimum(gram, scan.x_units, scan.y_units, alpha=alpha, fit_intercept=fit_intercept)
+    max_iter = resolve_max_iter(max_iter, solver)
+    dev, dt = layout.device, layout.dtype
+    tol = resolve_tol(tol, solver, dt)
+    resolve_solver(solver, n_targets=k, n_rows=n, lr=lr, batch_size=batch_size)  # checks
+    if resume_from is not None and "scaler" in resume_from:
+        scaler = Scaler.from_state_dict(resume_from["scaler"])
+    else:
+        scaler = (  # NOTE [ridge standardization] in scaling.py
+            optimum.scaler(dt, center=fit_intercept).with_ridge(alpha / gram.sum_weights)
+            if standardize
+            else None
+        )
+    spec = resolve_solver(
+        solver,
+        n_targets=k,
+        n_rows=n,
+        lr=lr,
+        batch_size=batch_size,
+        curvature=optimum.curvature(scaler),
+        row_norm=scan.row_norm_bound(scaler),
+    )
     if spec.batch_size is None:
         raise DataError(
             f"solver {solver!r} takes all rows as one batch; a streamed fit needs a "
             "mini-batch solver ('sgd' or 'adam'), or an exact solver ('qr', 'gram'), which "
             "streams in one pass"
         )
-    dev, dt = layout.device, layout.dtype
-    if resume_from is not None and "scaler" in resume_from:
-        scaler = Scaler.from_state_dict(resume_from["scaler"])
-    else:
-        scaler = scaler_from_state(moments, dt) if standardize else None
-    weight_scale = n / moments.sum_weights
+    weight_scale = n / gram.sum_weights
 
     def prepare(block: Any) -> Batch | None:
         parts = _tensors(block, layout, dev, dt)
@@ -332,14 +272,18 @@ def fit_iterative_stream(
     )
     seed = _seed(random_state)
     W0, b0 = _initial(init, k, d, seed, dt)
-    module = LinearModule(W0.to(dev), b0.to(dev), fit_intercept=fit_intercept)
+    learn_bias = fit_intercept and scaler is None  # NOTE [centred intercept] in fit.py
+    module = LinearModule(W0.to(dev), b0.to(dev), fit_intercept=learn_bias)
     penalty = None
     if alpha > 0:
         scale = scaler.penalty_scale() if scaler is not None else torch.ones(d, dtype=dt)
-        penalty = (alpha / (moments.sum_weights * k), scale.to(dev))
-    builtins: list[Callback] = [DivergenceGuard()]
-    if tol is not None:
-        builtins.append(EarlyStopping(tol, n_iter_no_change))
+        penalty = (alpha / (gram.sum_weights * k), scale.to(dev))
+    # The Gram is formed in the first pass whatever d: the stream's standardization comes
+    # from it (it always did), so the gap is exact here (NOTE [optimality gap]).
+    meter = GapMeter(optimum, scaler)
+    builtins = builtin_callbacks(
+        spec, tol, n_iter_no_change, meter, lambda: trainer, standardized=scaler is not None
+    )
     trainer = Trainer(
         module,
         source,
@@ -349,9 +293,11 @@ def fit_iterative_stream(
         callbacks=[*builtins, *callbacks],
         generator=torch.Generator(device=dev).manual_seed(seed),
         scaler=scaler,
+        objective=meter.loss,
     )
     if resume_from is not None:
         trainer.load_state_dict(resume_from)
     trainer.fit()
-    res = _result(trainer, scaler, tol, max_iter)
+    res = finish(trainer, scaler, meter, tol, max_iter)
+    moments = in_original_units(gram, scan.x_units, scan.y_units, fit_intercept=fit_intercept)
     return StreamResult(**vars(res), moments=moments, n_rows=n, first_X=layout.X, first_Y=layout.Y)

@@ -1,0 +1,60 @@
+"""The library's convergence warnings and divergence errors, said in the command's words.
+
+The library tells a Python user to raise ``max_iter`` or to pass ``solver="lbfgs"``; the
+command's user types ``--epochs`` and ``--solver lbfgs``. The warning and the error carry
+what they are about (``gap``, ``tol``, ``epochs``, ``solver``; ``epoch``), so the command
+rewords them here instead of parsing messages. ``app.py`` then prints each as one line.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..errors import ConvergenceWarning, DivergenceError
+
+__all__ = ["convergence_in_cli_words", "divergence_remedy"]
+
+_REMEDY = "use a smaller --lr, or --solver lbfgs, or the exact --solver qr"
+
+
+def divergence_remedy(message: str) -> str:
+    """``message`` with the library's remedy (after its last ``"; "``) in CLI words."""
+    what = message.rsplit("; ", 1)[0]
+    return f"{what}; {_REMEDY}"
+
+
+def convergence_message(w: ConvergenceWarning) -> str:
+    """A ConvergenceWarning in CLI words (``--epochs``, ``--solver``)."""
+    if w.gap is None or (isinstance(w.gap, float) and math.isnan(w.gap)):
+        return (
+            f"the {w.solver} solver's optimality gap is not known (more than 2048 features and "
+            "targets, where no Gram is formed, and no --alpha for a bound); for a fit you can "
+            "trust use the exact --solver qr"
+        )
+    return (
+        f"the {w.solver} solver stopped after {w.epochs} epochs at an optimality gap of "
+        f"{w.gap:.3g} (the exact fit's R2 minus this fit's), above its target {w.tol:g}; "
+        "train for more --epochs, or use --solver lbfgs, or the exact --solver qr"
+    )
+
+
+@contextmanager
+def convergence_in_cli_words() -> Iterator[None]:
+    """Re-issue the fit's ConvergenceWarnings in CLI words (others unchanged) and re-raise
+    its DivergenceError with the CLI's remedy."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except DivergenceError as exc:
+            raise DivergenceError(
+                divergence_remedy(str(exc)), epoch=exc.epoch, solver=exc.solver
+            ) from None
+    for w in caught:
+        if isinstance(w.message, ConvergenceWarning) and w.message.solver is not None:
+            warnings.warn(convergence_message(w.message), ConvergenceWarning, stacklevel=3)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -37,6 +37,8 @@ class Case:
     scaled: bool = True  # per-column scales and offsets (exact fits) or unit scale (SGD)
     epochs: int = 0  # walk-through only: epochs per timed run
     batch: int = 256  # mini-batch case: rows per batch for every loop
+    dtype: str = "float64"  # the input's dtype (the data are drawn in float64, then cast)
+    group: str = ""  # the regime (tall, wide, targets, float32) of a benchmarks/_regimes.py case
 
 
 def cases(quick: bool, sgd_batch: int) -> dict[str, Case]:
@@ -59,8 +61,16 @@ def scaled_rows(case: Case, scale: float) -> Case:
     return replace(case, n=max(100, round(case.n * scale)))
 
 
+NOISE_ROWS = 65_536  # Y's noise is drawn this many rows at a time (the same stream)
+
+
 def make_data(case: Case) -> tuple[Any, Any]:
-    """``X`` (n, d) and ``Y`` (n, k) float64 numpy arrays, the same for every peer."""
+    """``X`` (n, d) and ``Y`` (n, k) numpy arrays of ``case.dtype``, the same for every peer.
+
+    Y is built in place, its noise drawn in row chunks (the generator fills row-major, so
+    the numbers are those of one ``(n, k)`` draw): with 1000 targets a temporary copy of Y
+    would cost 800 MB per copy at 1e5 rows.
+    """
     import numpy as np
 
     if case.name == "walk":
@@ -75,7 +85,13 @@ def make_data(case: Case) -> tuple[Any, Any]:
         X *= rng.uniform(0.5, 20.0, case.d)
         X += rng.uniform(-10.0, 10.0, case.d)
     W = rng.standard_normal((case.d, case.k))
-    Y = X @ W + rng.standard_normal(case.k) + rng.standard_normal((case.n, case.k))
+    Y = X @ W
+    Y += rng.standard_normal(case.k)
+    for start in range(0, case.n, NOISE_ROWS):
+        rows = min(NOISE_ROWS, case.n - start)
+        Y[start : start + rows] += rng.standard_normal((rows, case.k))
+    if case.dtype != "float64":
+        return X.astype(case.dtype), Y.astype(case.dtype)
     return X, Y
 
 
@@ -174,7 +190,7 @@ def _np_lstsq(case, X, Y):
     import numpy as np
 
     def fit():
-        A = np.empty((X.shape[0], X.shape[1] + 1))
+        A = np.empty((X.shape[0], X.shape[1] + 1), dtype=X.dtype)
         A[:, 0] = 1.0
         A[:, 1:] = X
         sol = np.linalg.lstsq(A, Y, rcond=None)[0]
@@ -197,6 +213,24 @@ def _torch_lstsq(driver: str | None):
         return fit
 
     return make
+
+
+def _torch_qr(case, X, Y):
+    """R of ``[1 | X | Y]`` by Householder QR, then one triangular solve: a fit's floor
+    when it is done by factoring the data (what torchlinreg's qr does per row block)."""
+    import torch
+
+    Xt, Yt = _torch(X, Y)
+    p = Xt.shape[1] + 1
+
+    def fit():
+        A = torch.cat([torch.ones(Xt.shape[0], 1, dtype=Xt.dtype), Xt, Yt], 1)
+        R = torch.linalg.qr(A, mode="r").R
+        del A
+        sol = torch.linalg.solve_triangular(R[:p, :p], R[:p, p:], upper=True)
+        return sol[1:].T.numpy(), sol[0].numpy()
+
+    return fit
 
 
 def _floor_torch(case, X, Y):
@@ -438,6 +472,7 @@ PEERS: dict[str, Peer] = {
         ),
         Peer("floor_torch", "exact", "floor: torch X.T @ X", _floor_torch, tags={"floor"}),
         Peer("floor_numpy", "exact", "floor: numpy X.T @ X", _floor_numpy, tags={"floor"}),
+        Peer("torch_qr", "regimes", 'torch.linalg.qr([1, X, Y], mode="r") + solve', _torch_qr),
         Peer("tlr_sgd", "sgd", "torchlinreg LinearRegression(solver='sgd')", _tlr_sgd_estimator),
         Peer(
             "engine_sgd", "sgd", "torchlinreg fit_iterative(sgd, no standardize)", _tlr_sgd_engine
@@ -512,9 +547,12 @@ def reference(case: Case) -> dict[str, Any]:
     import numpy as np
     import scipy.linalg
 
-    X, Y = make_data(case)
+    # float32 input: the reference solves the stored (rounded) numbers exactly, in float64.
+    X, Y = (np.asarray(a, dtype=np.float64) for a in make_data(case))
     mx, my = X.mean(0), Y.mean(0)
-    A = np.hstack([X - mx, Y - my])
+    X -= mx  # in place: at 2e5 x 2000, X is 3.2 GB
+    Y -= my
+    A = np.hstack([X, Y])
     del X, Y
     R = np.linalg.qr(A, mode="r")
     d = case.d
@@ -542,6 +580,10 @@ def time_peer(name: str, case: Case, repeat: int, budget_s: float, data=None) ->
     warnings.simplefilter("ignore")
     _warm_up(peer, case, X, Y)
     fit = peer.make(case, X, Y)
+    # The imported modules' objects move to a generation the collector no longer walks: the
+    # collection before each run then costs microseconds, not 0.2 s (a quick run's time).
+    gc.collect()
+    gc.freeze()
     walls, cpus, extras = [], [], []
     out = None
     exact_peak = True
@@ -589,20 +631,9 @@ def _torch_threads() -> int | None:
         return None
 
 
-def worker_main(argv: list[str]) -> None:
-    """``run.py --worker JSON``: time some peers (or the reference); one JSON line out.
-
-    Several peers in one worker share the data (``--quick``); their memory figures then
-    include what the allocator kept from the peers before them.
-    """
-    spec = json.loads(argv[0])
+def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """Time ``spec["peers"]`` (or compute the reference) on ``spec["case"]``."""
     case = Case(**spec["case"])
-    try:
-        import torch
-
-        torch.set_num_threads(spec["threads"])
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
     results: dict[str, Any] = {}
     data = make_data(case) if len(spec["peers"]) > 1 else None
     for name in spec["peers"]:
@@ -616,4 +647,25 @@ def worker_main(argv: list[str]) -> None:
         results[name]["env_openblas"] = {
             k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
         }
-    sys.stdout.write("\n@@RESULT@@" + json.dumps(results) + "\n")
+    return results
+
+
+def worker_main(argv: list[str]) -> None:
+    """``run.py --worker JSON``: time some peers (or the reference); one JSON line out.
+
+    Several peers in one worker share the data (``--quick``); their memory figures then
+    include what the allocator kept from the peers before them. ``{"jobs": [spec, ...]}``
+    runs several cases in this one process (``--isolate run``), keyed by case name.
+    """
+    spec = json.loads(argv[0])
+    try:
+        import torch
+
+        torch.set_num_threads(spec["threads"])
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    if "jobs" in spec:
+        out = {job["case"]["name"]: run_spec(job) for job in spec["jobs"]}
+    else:
+        out = run_spec(spec)
+    sys.stdout.write("\n@@RESULT@@" + json.dumps(out) + "\n")

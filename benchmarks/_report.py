@@ -1,6 +1,7 @@
 """Render a ``benchmarks/run.py --json`` file as Markdown tables (for RESULTS.md / the README).
 
 python benchmarks/_report.py results.json > tables.md
+python benchmarks/_report.py --summary results.json   # the regimes' summary tables only
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from _regimes import render_regimes
+
 
 def _time(seconds: float, epochs: int) -> str:
     if epochs:
@@ -17,19 +20,44 @@ def _time(seconds: float, epochs: int) -> str:
     return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1e3:.0f} ms"
 
 
+def _isolation(isolate: str) -> str:
+    return {
+        "peer": "each peer in its own process",
+        "case": "the peers of a case sharing one process (memory figures only indicative)",
+        "run": "every case in one process (memory figures only indicative)",
+    }[isolate]
+
+
+def _merged_runs(data: dict) -> list[str]:
+    """With ``run.py --merge``, the invocations the cases come from."""
+    runs = data.get("runs", [])
+    if len(runs) < 2:
+        return []
+    said = "; ".join(
+        f"{r['date']} `{' '.join(r.get('argv', []))}` (load {r['load_before']} before, "
+        f"{r.get('load_after', '?')} after)"
+        for r in runs
+    )
+    return [f"Cases merged from {len(runs)} invocations: {said}.", ""]
+
+
 def render(data: dict) -> str:
     info = data["info"]
     out = [
         f"Measured {info['date']}, {info['cpu']}, {info['cores']} cores, {info['threads']}; "
         f"load average before {info['load_before']}, after {info.get('load_after', '?')}; "
-        f"{info['versions']}; median of up to {info['repeat']} runs per peer, each peer in "
-        "its own process.",
+        f"{info['versions']}; median of up to {info['repeat']} runs per peer, "
+        + _isolation(info.get("isolate", "peer"))
+        + ".",
         "",
+        *_merged_runs(data),
         info["openblas_note"] + ".",
         "BLAS kernels seen: " + "; ".join(info.get("blas", [])) + ".",
         "",
     ]
     for name, case in data["cases"].items():
+        if case.get("group"):
+            continue  # the regimes: render_regimes
         results = data["results"][name]
         base = results.get(case["baseline"], {})
         base_t = base.get("median_s")
@@ -45,8 +73,9 @@ def render(data: dict) -> str:
         out.append(f"| peer | time | time ÷ {base_label}{mem_head} | rel. error |")
         out.append("|---|---:|---:|" + ("---:|" if mem_head else "") + "---:|")
         for res in results.values():
-            if "error" in res:
-                out.append(f"| {res.get('label', '?')} | error: {res['error']} |")
+            if "error" in res or "skipped" in res:
+                why = res.get("skipped") or f"error: {res['error']}"
+                out.append(f"| {res.get('label', '?')} | {why} |")
                 continue
             t = res["median_s"]
             ratio = f"{t / base_t:.3f}" if base_t else "-"
@@ -62,6 +91,8 @@ def render(data: dict) -> str:
                 f"| {res['label']} | {_time(t, case['epochs'])}{note} | {ratio}{mem} | {err} |"
             )
         out.append("")
+    if any(c.get("group") for c in data["cases"].values()):
+        out += render_regimes(data, details=True)
     out.append("**Targets** (ratios from this run):")
     out.append("")
     for c in data["targets"]:
@@ -74,4 +105,8 @@ def render(data: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.stdout.write(render(json.loads(Path(sys.argv[1]).read_text())))
+    if sys.argv[1] == "--summary":
+        found = json.loads(Path(sys.argv[2]).read_text())
+        sys.stdout.write("\n".join(render_regimes(found, details=False)) + "\n")
+    else:
+        sys.stdout.write(render(json.loads(Path(sys.argv[1]).read_text())))

@@ -23,7 +23,6 @@ and kernels each worker loaded are printed (threadpoolctl).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import platform
@@ -31,13 +30,23 @@ import statistics
 import subprocess
 import sys
 from dataclasses import asdict
-from importlib import metadata
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _machine import (  # noqa: E402
+    blas_summary,
+    cpu_name,
+    git_head,
+    loadavg,
+    now,
+    print_environment,
+    versions,
+)
 from _peers import PEERS, Case, cases, scaled_rows, worker_main  # noqa: E402
+from _regimes import check_regimes, floor_time, plan, regime_cases, skip_reason  # noqa: E402
+from _targets import check_targets, median, print_targets  # noqa: E402
 
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 MARKER = "@@RESULT@@"
@@ -83,10 +92,6 @@ def rel_err(result: dict, ref: dict | None) -> float | None:
     return worst
 
 
-def median(result: dict) -> float | None:
-    return statistics.median(result["walls"]) if result.get("walls") else None
-
-
 def _fmt_time(seconds: float | None, per: int = 0) -> str:
     if seconds is None:
         return "-"
@@ -99,10 +104,11 @@ def _fmt_time(seconds: float | None, per: int = 0) -> str:
 
 def print_table(case: Case, results: dict[str, dict], ref: dict | None) -> None:
     base = median(results.get(case.baseline, {}))
+    floor = floor_time(results) if case.group else None
     per = case.epochs
-    x_mb = case.n * case.d * 8 / 2**20
+    x_mb = case.n * case.d * (4 if case.dtype == "float32" else 8) / 2**20
     print()
-    print(f"## {case.title}: n={case.n:,} d={case.d} k={case.k} float64", end="")
+    print(f"## {case.title}: n={case.n:,} d={case.d} k={case.k} {case.dtype}", end="")
     if case.name == "sgd":
         print(f", batch {case.batch}", end="")
     if per:
@@ -110,18 +116,20 @@ def print_table(case: Case, results: dict[str, dict], ref: dict | None) -> None:
     print(f"  (size(X) = {x_mb:,.1f} MB)")
     head = (
         f"{'peer':<52} {'median':>14} {'runs':>4} {'cpu':>9} "
-        f"{'/' + case.baseline:>11} {'extra mem':>10} {'xX':>6} {'rel.err coef':>12}"
+        f"{'/' + case.baseline:>11} {'/X.T@X' if floor else '':>8} "
+        f"{'extra mem':>10} {'xX':>6} {'rel.err coef':>12}"
     )
     print(head)
     print("-" * len(head))
     for name, res in results.items():
         label = PEERS[name].label
-        if "error" in res:
-            print(f"{label:<52} ERROR {res['error']}")
+        if "error" in res or "skipped" in res:
+            print(f"{label:<52} {res.get('skipped') or 'ERROR ' + res['error']}")
             continue
         t = median(res)
         cpu = statistics.median(res["cpus"])
         ratio = f"{t / base:10.3f}x" if base else f"{'-':>11}"
+        to_floor = f"{t / floor:7.2f}x" if floor else f"{'':>8}"
         mb = res["extra_bytes"] / 2**20
         err = rel_err(res, ref)
         err_s = f"{err:12.1e}" if err is not None else f"{'-':>12}"
@@ -129,127 +137,8 @@ def print_table(case: Case, results: dict[str, dict], ref: dict | None) -> None:
         xx_s = f"{xx:6.2f}" if xx is not None else f"{'-':>6}"
         print(
             f"{label:<52} {_fmt_time(t, per):>14} {len(res['walls']):>4} "
-            f"{cpu * 1e3:7.0f}ms {ratio} {mb:8.1f}MB {xx_s} {err_s}"
+            f"{cpu * 1e3:7.0f}ms {ratio} {to_floor} {mb:8.1f}MB {xx_s} {err_s}"
         )
-
-
-def check_targets(all_results: dict[str, dict[str, dict]]) -> list[dict]:
-    """The issue's targets, each as measured ratio vs threshold, met or missed."""
-    checks = []
-
-    def t(case, name):
-        res = all_results.get(case, {}).get(name)
-        return None if res is None or "error" in res else median(res)
-
-    def add(what, value, goal, ok_if_at_most=False):
-        if value is None:
-            checks.append({"target": what, "value": None, "goal": goal, "met": None})
-            return
-        met = value <= goal if ok_if_at_most else value >= goal
-        checks.append({"target": what, "value": value, "goal": goal, "met": met})
-
-    def ratio(a, b):
-        return None if a is None or b is None else a / b
-
-    ex = all_results.get("exact", {})
-    sk = t("exact", "sk_linreg")
-    lstsq = [v for v in (t("exact", "torch_lstsq"), t("exact", "torch_lstsq_gelsd")) if v]
-    floors = [v for v in (t("exact", "floor_torch"), t("exact", "floor_numpy")) if v]
-    for who, qr, gram in (
-        ("LinearRegression()", "tlr_qr", "tlr_gram"),
-        ("fit_exact", "exact_qr", "exact_gram"),
-    ):
-        add(f"qr [{who}]: sklearn LinearRegression / qr >= 4", ratio(sk, t("exact", qr)), 4.0)
-        add(
-            f"qr [{who}]: fastest torch.linalg.lstsq / qr > 1",
-            ratio(min(lstsq) if lstsq else None, t("exact", qr)),
-            1.0,
-        )
-        res = ex.get(qr)
-        mem = None if res is None or "error" in res else res["extra_bytes"] / res["x_bytes"]
-        add(f"qr [{who}]: extra memory / size(X) < 0.25", mem, 0.25, ok_if_at_most=True)
-        add(f"gram [{who}]: sklearn LinearRegression / gram >= 8", ratio(sk, t("exact", gram)), 8)
-        add(
-            f"gram [{who}]: gram / best bare X.T @ X <= 1.3",
-            ratio(t("exact", gram), min(floors) if floors else None),
-            1.3,
-            ok_if_at_most=True,
-        )
-    for who, name in (("LinearRegression(sgd)", "tlr_sgd"), ("fit_iterative", "engine_sgd")):
-        add(
-            f"sgd epoch [{who}]: epoch / SGDRegressor epoch <= 1",
-            ratio(t("sgd", name), t("sgd", "sk_sgd")),
-            1.0,
-            ok_if_at_most=True,
-        )
-        add(
-            f"sgd epoch [{who}]: DataLoader loop / epoch >= 5",
-            ratio(t("sgd", "dataloader"), t("sgd", name)),
-            5.0,
-        )
-    for who, name in (("fit_iterative(gd)", "wt_engine"), ("LinearRegression(gd)", "wt_estimator")):
-        add(
-            f"walk-through [{who}]: per epoch / plain loop <= 1.2",
-            ratio(t("walk", name), t("walk", "wt_plain")),
-            1.2,
-            ok_if_at_most=True,
-        )
-    return checks
-
-
-def print_targets(checks: list[dict], quick: bool) -> None:
-    print("\n## Targets (ratios measured in this run)")
-    if quick:
-        print("  (--quick sizes: the targets are stated for the full sizes; shown as a smoke test)")
-    for c in checks:
-        if c["met"] is None:
-            print(f"  n/a     {c['target']} (a peer did not run)")
-            continue
-        mark = "MET   " if c["met"] else "MISSED"
-        print(f"  {mark}  {c['target']}: {c['value']:.3g}")
-
-
-def print_environment(info: dict) -> None:
-    print("# torchlinreg benchmark")
-    keys = ("date", "machine", "cpu", "cores", "load_before", "threads", "versions")
-    for key in (*keys, "torchlinreg_src"):
-        print(f"{key}: {info[key]}")
-    print(info["openblas_note"])
-
-
-def blas_summary(all_results: dict[str, dict[str, dict]]) -> list[str]:
-    seen = set()
-    for results in all_results.values():
-        for res in results.values():
-            for lib in res.get("blas", []):
-                desc = ", ".join(
-                    f"{k}={lib[k]}"
-                    for k in ("internal_api", "version", "architecture", "num_threads")
-                    if k in lib
-                )
-                seen.add(f"{desc} ({Path(lib.get('prefix') or '?').name})")
-    return sorted(seen)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
-def _versions() -> str:
-    names = ("torch", "numpy", "scipy", "scikit-learn", "statsmodels", "threadpoolctl")
-    out = []
-    for name in names:
-        try:
-            out.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            out.append(f"{name} -")
-    return ", ".join(out)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -258,12 +147,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument(
         "--only",
         default="",
-        help="comma-separated case names (exact, sgd, walk) or peer names: " + ", ".join(PEERS),
+        help="comma-separated cases (exact, sgd, walk, or a regime case such as wide_2000), "
+        "regimes (tall, wide, targets, float32, or regimes for all four; not run by default) "
+        "or peers: " + ", ".join(PEERS),
     )
-    ap.add_argument("--repeat", type=int, default=None, help="runs per peer (default 5, quick 3)")
+    ap.add_argument(
+        "--repeat", type=int, default=None, help="runs per peer (default 5; regimes, quick 3)"
+    )
     ap.add_argument("--json", metavar="OUT", help="write every measurement to this JSON file")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per peer")
-    ap.add_argument("--budget", type=float, default=None, help="seconds of runs per peer")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds of runs per peer, after which it stops early (default 20; regimes 60)",
+    )
     ap.add_argument(
         "--src", default=None, help="torchlinreg source folder to time (default: ./src)"
     )
@@ -271,10 +169,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--sgd-batch", type=int, default=256, help="rows per mini-batch (sgd case)")
     ap.add_argument(
         "--isolate",
-        choices=("peer", "case"),
+        choices=("peer", "case", "run"),
         default=None,
-        help="one subprocess per peer (default; memory figures are each peer's own) or per "
-        "case (default with --quick: faster, memory figures only indicative)",
+        help="one subprocess per peer (default; memory figures are each peer's own), per "
+        "case, or one for the whole run (default with --quick: fastest; memory figures and "
+        "per-case load averages only indicative)",
+    )
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds per peer process (default 400; regimes 1200, quick 120)",
+    )
+    ap.add_argument(
+        "--mem-limit-gb",
+        type=float,
+        default=12.0,
+        help="regimes: skip a peer whose estimated peak exceeds this (default 12)",
+    )
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the cases already in the --json file; replace only those run now",
+    )
+    ap.add_argument(
+        "--skip-done",
+        action="store_true",
+        help="with --merge: do not rerun the cases already in the --json file (resume)",
     )
     ap.add_argument(
         "--keep-openblas-env",
@@ -284,26 +205,130 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def selected(only: str, case_map: dict[str, Case]) -> dict[str, list[str]]:
-    wanted = {w.strip() for w in only.split(",") if w.strip()}
-    unknown = wanted - set(PEERS) - set(case_map)
-    if unknown:
-        raise SystemExit(f"--only: unknown names {sorted(unknown)}; choose from {list(PEERS)}")
-    plan: dict[str, list[str]] = {}
-    for name, peer in PEERS.items():
-        if not wanted or name in wanted or peer.case in wanted:
-            plan.setdefault(peer.case, []).append(name)
-    return plan
+def _settings(case: Case, args: argparse.Namespace) -> dict:
+    regime = bool(case.group)
+    return {
+        "repeat": args.repeat or (3 if args.quick or regime else 5),
+        "budget_s": args.budget or (5.0 if args.quick else 60.0 if regime else 20.0),
+        "timeout": args.timeout or (120.0 if args.quick else 1200.0 if regime else 400.0),
+        "isolate": args.isolate or ("run" if args.quick else "peer"),
+    }
+
+
+def _spec(case: Case, peers: list[str], args: argparse.Namespace) -> tuple[dict, dict]:
+    """The worker spec of ``case`` (reference first) and the peers skipped for memory."""
+    skipped = {}
+    for name in peers:
+        reason = skip_reason(name, case, args.mem_limit_gb) if case.group else None
+        if reason:
+            skipped[name] = {"skipped": reason, "label": PEERS[name].label}
+    s = _settings(case, args)
+    spec = {
+        "case": asdict(case),
+        "repeat": s["repeat"],
+        "budget_s": s["budget_s"],
+        "threads": args.threads,
+        "peers": ["reference", *(p for p in peers if p not in skipped)],
+    }
+    return spec, skipped
+
+
+def run_together(todo: dict, case_map: dict, args: argparse.Namespace, env: dict) -> dict:
+    """``--isolate run``: every case in one worker process (a smoke test's speed)."""
+    jobs = [_spec(case_map[c], peers, args)[0] for c, peers in todo.items()]
+    timeout = sum(_settings(case_map[c], args)["timeout"] for c in todo)
+    raw = run_worker({"jobs": jobs, "threads": args.threads}, ["all"], env, timeout)
+    if "all" in raw:  # the worker failed: every peer of every case carries its error
+        return {job["case"]["name"]: {n: raw["all"] for n in job["peers"]} for job in jobs}
+    return raw
+
+
+def run_case(
+    case: Case, peers: list[str], args: argparse.Namespace, env: dict, measured: dict | None
+) -> tuple:
+    """Time ``peers`` on ``case`` (or take them from ``measured``, timed together):
+    ``(results, reference, case_info)``."""
+    s = _settings(case, args)
+    spec, skipped = _spec(case, peers, args)
+    runnable = spec.pop("peers")
+    info = {"date": now(), "load_before": loadavg(), "repeat": s["repeat"]}
+    results: dict[str, dict] = dict(skipped)
+    if measured is not None:
+        results.update(measured)
+    elif s["isolate"] == "case":
+        results.update(run_worker({**spec, "peers": runnable}, runnable, env, s["timeout"]))
+    else:
+        for name in runnable:
+            results.update(run_worker({**spec, "peers": [name]}, [name], env, s["timeout"]))
+    info.update(
+        load_after=loadavg(), budget_s=s["budget_s"], threads=args.threads, isolate=s["isolate"]
+    )
+    ref = results.pop("reference")
+    ref = None if "error" in ref else ref
+    return {p: results[p] for p in peers}, ref, info
+
+
+def _empty_output() -> dict:
+    return {"runs": [], "cases": {}, "case_info": {}, "references": {}, "results": {}}
+
+
+def _load_output(args: argparse.Namespace) -> dict:
+    """What ``--merge`` starts from: the cases already in the ``--json`` file."""
+    if not (args.merge and args.json and Path(args.json).exists()):
+        return _empty_output()
+    old = json.loads(Path(args.json).read_text())
+    out = _empty_output()
+    out.update({k: old[k] for k in out if k in old})
+    if not out["runs"] and "info" in old:  # a file written before --merge existed
+        out["runs"] = [old["info"]]
+    for name in out["cases"]:
+        out["case_info"].setdefault(name, {"date": old.get("info", {}).get("date")})
+    return out
+
+
+def _slim(res: dict, most: int = 1000) -> None:
+    """Drop coefficients beyond ``most`` numbers (1000 targets x 100 would make the JSON
+    tens of MB); the relative error computed from them stays."""
+    coef = res.get("coef")
+    if coef and len(coef) * len(coef[0]) > most:
+        res["coef"] = res["intercept"] = None
+        res["coef_omitted"] = f"more than {most} coefficients: only rel_err is kept"
+
+
+def _finish(out: dict, info: dict, case_map: dict[str, Case]) -> None:
+    """Medians, errors and targets of everything in ``out`` (merged cases included)."""
+    for name, results in out["results"].items():
+        ref = out["references"].get(name)
+        for res in results.values():
+            if "walls" in res:
+                res["median_s"] = median(res)
+                if res.get("coef") is not None or "rel_err" not in res:
+                    res["rel_err"] = rel_err(res, ref)
+                _slim(res)
+        if ref:
+            _slim(ref)
+    classic = any(name in out["results"] for name in ("exact", "sgd", "walk"))
+    out["targets"] = (check_targets(out["results"]) if classic else []) + check_regimes(
+        out["results"], out["cases"]
+    )
+    info["blas"] = blas_summary(out["results"])
+    out["info"] = info
+
+
+def _write(out: dict, path: str) -> None:
+    tmp = Path(path + ".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    tmp.replace(path)
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    case_map = {k: scaled_rows(c, args.scale) for k, c in cases(args.quick, args.sgd_batch).items()}
-    plan = selected(args.only, case_map)
-    repeat = args.repeat or (3 if args.quick else 5)
-    budget = args.budget or (5.0 if args.quick else 20.0)
-    timeout = 120.0 if args.quick else 400.0
-    isolate = args.isolate or ("case" if args.quick else "peer")
+    args.merge = args.merge or args.skip_done
+    if args.merge and not args.json:
+        raise SystemExit("--merge and --skip-done need --json FILE")
+    every = {**cases(args.quick, args.sgd_batch), **regime_cases(args.quick)}
+    case_map = {k: scaled_rows(c, args.scale) for k, c in every.items()}
+    todo = plan(args.only, case_map)
     src = str(Path(args.src).resolve()) if args.src else str(HERE.parent / "src")
     env = _worker_env(args.threads, args.keep_openblas_env, src)
     removed = {v: os.environ[v] for v in OPENBLAS_VARS if v in os.environ}
@@ -317,60 +342,57 @@ def main(argv: list[str]) -> int:
             else "no OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the environment"
         )
     info = {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": now(),
         "machine": f"{platform.node()} {platform.machine()}",
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
-        "load_before": "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
+        "load_before": loadavg(),
         "threads": f"{args.threads} per peer (torch.set_num_threads, OMP/MKL/OPENBLAS threads)",
-        "versions": _versions(),
-        "torchlinreg_src": src,
+        "versions": versions(),
+        "torchlinreg_src": f"{src} (git {git_head(src)})",
         "openblas_note": note,
-        "repeat": repeat,
+        "repeat": args.repeat or (3 if args.quick else 5),
         "quick": args.quick,
+        "isolate": args.isolate or ("run" if args.quick else "peer"),
+        "argv": argv,
     }
     print_environment(info)
+    out = _load_output(args)
+    if args.skip_done:
+        done = [c for c in todo if c in out["results"]]
+        todo = {c: p for c, p in todo.items() if c not in done}
+        if done:
+            print(f"already in {args.json}, not rerun: {', '.join(done)}")
     sys.stdout.flush()
-    all_results: dict[str, dict[str, dict]] = {}
-    refs: dict[str, dict | None] = {}
-    for case_name, peers in plan.items():
+    failed = []
+    together = {}
+    if todo and (args.isolate or ("run" if args.quick else "peer")) == "run":
+        together = run_together(todo, case_map, args, env)
+    for case_name, peers in todo.items():
         case = case_map[case_name]
-        spec = {"case": asdict(case), "repeat": repeat, "budget_s": budget, "threads": args.threads}
-        groups = (
-            [["reference", *peers]] if isolate == "case" else [["reference"]] + [[p] for p in peers]
-        )
-        results: dict[str, dict] = {}
-        for group in groups:
-            results.update(run_worker({**spec, "peers": group}, group, env, timeout))
-        ref = results.pop("reference")
-        refs[case_name] = None if "error" in ref else ref
-        all_results[case_name] = results
-        print_table(case, results, refs[case_name])
+        results, ref, case_info = run_case(case, peers, args, env, together.get(case_name))
+        print_table(case, results, ref)
+        print(f"  load average before {case_info['load_before']}, after {case_info['load_after']}")
         sys.stdout.flush()
-    checks = check_targets(all_results)
-    print_targets(checks, args.quick)
-    info["load_after"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    info["blas"] = blas_summary(all_results)
+        failed += [n for n, v in results.items() if "error" in v]
+        out["cases"][case_name] = asdict(case)
+        out["case_info"][case_name] = case_info
+        out["references"][case_name] = ref
+        out["results"][case_name] = results
+        if args.json:  # after every case: an interrupted run keeps what it measured
+            _finish(out, dict(info), case_map)
+            _write(out, args.json)
+    info["load_after"] = loadavg()
+    out["runs"] = [*out["runs"], info]
+    _finish(out, info, case_map)
+    print_targets(out["targets"], args.quick)
     print(f"\nload after: {info['load_after']}")
     print("BLAS seen by the peers (threadpoolctl, and torch's own MKL):")
     for line in info["blas"]:
         print(f"  {line}")
     if args.json:
-        out = {
-            "info": info,
-            "cases": {k: asdict(case_map[k]) for k in all_results},
-            "references": refs,
-            "results": all_results,
-            "targets": checks,
-        }
-        for results in all_results.values():
-            for name, res in results.items():
-                if "error" not in res:
-                    res["median_s"] = median(res)
-                    res["rel_err"] = rel_err(res, refs.get(PEERS[name].case))
-        Path(args.json).write_text(json.dumps(out, indent=1))
+        _write(out, args.json)
         print(f"wrote {args.json}")
-    failed = [n for r in all_results.values() for n, v in r.items() if "error" in v]
     return 1 if failed else 0
 
 

@@ -148,3 +148,102 @@ def test_iterative_corpus_prints_the_readme_table(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| stackloss | 21 x 3 |" in proc.stdout
     assert "lbfgs: 1/1 within 1e-4, 1 within 1e-08" in proc.stdout
+
+
+def _regimes_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import _regimes
+
+    return _regimes
+
+
+def _run_bench(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def test_regimes_skip_only_the_peers_that_would_not_fit_the_machine(monkeypatch):
+    regimes = _regimes_module(monkeypatch)
+    full = regimes.regime_cases(quick=False)
+    # 1. The sizes of issue 11, item 6.
+    assert [c.n for c in full.values() if c.group == "tall"] == [10**4, 10**5, 10**6, 4 * 10**6]
+    assert [c.d for c in full.values() if c.group == "wide"] == [10, 100, 500, 2000]
+    assert [c.k for c in full.values() if c.group == "targets"] == [1, 10, 100, 1000]
+    assert [c.dtype for c in full.values() if c.group == "float32"] == ["float32"]
+    # 2. statsmodels' pinv needs ~4x [1 | X] on top of the data: 2e5 x 2000 is over 12 GB,
+    #    2e5 x 500 and 4e6 x 50 are not; scikit-learn (~2x) fits at 2e5 x 2000.
+    assert "GB" in regimes.skip_reason("sm_ols", full["wide_2000"])
+    assert regimes.skip_reason("sm_ols", full["wide_500"]) is None
+    assert regimes.skip_reason("sm_ols", full["tall_4M"]) is None
+    assert regimes.skip_reason("sk_linreg", full["wide_2000"]) is None
+    # 3. torchlinreg and the floors copy nothing: never skipped.
+    assert regimes.skip_reason("tlr_qr", full["wide_2000"], limit_gb=0.001) is None
+
+
+def test_only_selects_regimes_cases_and_peers(monkeypatch):
+    regimes = _regimes_module(monkeypatch)
+    import _peers
+
+    case_map = {**_peers.cases(True, 256), **regimes.regime_cases(True)}
+    # 1. A regime names its cases; a peer named beside it narrows them, and adds no classic case.
+    assert regimes.plan("wide,tlr_qr", case_map) == {"wide_3": ["tlr_qr"], "wide_60": ["tlr_qr"]}
+    # 2. Nothing named: the classic cases only (the regimes take long at full size).
+    assert set(regimes.plan("", case_map)) == {"exact", "sgd", "walk"}
+    # 3. As before the regimes: a peer name alone selects its classic case.
+    plan = regimes.plan("exact,wt_plain", case_map)
+    assert plan["walk"] == ["wt_plain"] and "tlr_qr" in plan["exact"] and "sgd" not in plan
+    assert len(regimes.plan("regimes", case_map)) == len(regimes.regime_cases(True))
+    with pytest.raises(SystemExit, match="unknown"):
+        regimes.plan("tal", case_map)
+
+
+def test_run_quick_regimes_covers_every_regime_and_merges(tmp_path, monkeypatch):
+    regimes = _regimes_module(monkeypatch)
+    out_json = tmp_path / "regimes.json"
+    base = ["--quick", "--repeat", "1", "--threads", "1", "--json", str(out_json)]
+    proc = _run_bench(*base, "--only", "regimes")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "load average before" in proc.stdout
+    data = json.loads(out_json.read_text())
+    quick = regimes.regime_cases(quick=True)
+    assert set(data["results"]) == set(quick)
+    for name, results in data["results"].items():
+        case = quick[name]
+        assert list(results) == list(regimes.REGIME_PEERS)
+        assert data["case_info"][name]["load_before"]
+        # Every fitting peer agrees with the float64 LAPACK reference of the stored numbers:
+        # to float64 rounding, or for float32 input to float32's (statsmodels upcasts).
+        tol = 1e-4 if case.dtype == "float32" else 1e-10
+        for peer in ("tlr_qr", "tlr_gram", "sk_linreg", "sm_ols", "np_lstsq", "torch_qr"):
+            assert results[peer]["rel_err"] < tol, (name, peer, results[peer]["rel_err"])
+        assert results["floor_torch"]["rel_err"] is None
+    # torchlinreg's exact solvers compute in float64 and return float32: float32 rounding.
+    assert data["results"]["float32_5k"]["tlr_qr"]["rel_err"] < 1e-6
+
+    # Rerun one case with a memory limit nothing fits, merged into the same file.
+    proc = _run_bench(*base, "--only", "wide_60", "--merge", "--mem-limit-gb", "1e-6")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    merged = json.loads(out_json.read_text())
+    assert set(merged["results"]) == set(quick)  # the other cases were kept
+    assert len(merged["runs"]) == 2
+    wide = merged["results"]["wide_60"]
+    assert "GB" in wide["sm_ols"]["skipped"] and "walls" in wide["tlr_qr"]
+    assert merged["results"]["tall_2k"] == data["results"]["tall_2k"]
+
+    report = subprocess.run(
+        [sys.executable, str(BENCH / "_report.py"), str(out_json)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    # The summary has a row for every regime case, the skipped peer said as such.
+    for case in quick.values():
+        assert f"| {case.group} | " in report
+    assert "skipped (" in report and "merged from 2 invocations" in report

@@ -42,6 +42,7 @@ VERSION = 1
 MISSING_FIT = ("raise", "drop")
 MISSING_USE = ("raise", "drop", "keep")
 INTERCEPT = "Intercept"
+_ABSENT = re.compile(r"`([^`]+)` is not present in the dataset")
 
 
 @dataclass
@@ -124,9 +125,13 @@ class Encoding:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # pandas inside formulaic
                 mm = model_matrix(formula, table, na_action="drop", context={}, output="pandas")
-        except DataError:
-            raise
         except Exception as exc:
+            absent = _ABSENT.search(str(exc))
+            if absent:
+                raise DataError(
+                    f"the data has no column {absent.group(1)!r}, which formula {formula!r} "
+                    f"uses; columns: {[str(c) for c in table.columns][:12]}"
+                ) from None
             raise DataError(f"cannot encode formula {formula!r}: {_first_line(exc)}") from None
         rows = np.asarray(mm.rhs.index, dtype=np.int64)
         dropped = len(table) - len(rows)

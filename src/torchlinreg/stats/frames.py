@@ -239,7 +239,28 @@ class FormulaProblem:
         if self.encoding.fit_intercept:  # statsmodels' (patsy's) name for the constant
             res.param_names[0] = "Intercept"
         res.nobs_dropped = self.dropped
+        if not self.encoding.fit_intercept and _implicit_constant(self.X):
+            _count_the_constant(res)
         return label(res, row_index=self.index, encoding=self.encoding)
+
+
+def _implicit_constant(X: np.ndarray) -> bool:
+    """The columns span the constant (``C(g) - 1``: every level's dummy): statsmodels' test,
+    the rank of ``[1 | X]`` equal to the rank of ``X``."""
+    if X.shape[1] == 0 or X.shape[0] <= X.shape[1]:
+        return False
+    return np.linalg.matrix_rank(np.c_[np.ones(len(X)), X]) == np.linalg.matrix_rank(X)
+
+
+def _count_the_constant(res) -> None:
+    """Statistics of a model whose columns hold a constant without naming it, as
+    statsmodels gives them: centred R-squared, df_model = rank - 1, ess = tss - ssr, and a
+    robust Wald F that is NaN (statsmodels' #2444: no constant column to leave out)."""
+    res.k_constant = 1
+    res._sums["ess"] = res._sums["centered_tss"] - res._sums["rss"]
+    if res.cov_type != "nonrobust":
+        nan = np.full_like(res._sums["rss"], np.nan)
+        res.__dict__["_f"] = (nan, nan)
 
 
 def _formula_weights(sample_weight, design, missing: str):

@@ -42,6 +42,7 @@ VERSION = 1
 MISSING_FIT = ("raise", "drop")
 MISSING_USE = ("raise", "drop", "keep")
 INTERCEPT = "Intercept"
+KINDS = ("number", "bool", "text")
 _ABSENT = re.compile(r"`([^`]+)` is not present in the dataset")
 
 
@@ -92,12 +93,17 @@ def _booleans_as_categories(df):
 class Encoding:
     """The formula, its two sides' formulaic ModelSpecs and the design's column names."""
 
-    def __init__(self, formula: str, rhs, lhs, columns: list[str], targets: list[str]) -> None:
+    def __init__(
+        self, formula: str, rhs, lhs, columns: list[str], targets: list[str], kinds=None
+    ) -> None:
         self.formula = formula
         self.rhs = rhs
         self.lhs = lhs
         self.columns = list(columns)
         self.targets = list(targets)
+        # what each table column read was in training: "number", "bool" or "text" (a CSV
+        # read later turns its text into the same kinds: files.rawblocks)
+        self.kinds: dict[str, str] = dict(kinds or {})
 
     @property
     def fit_intercept(self) -> bool:
@@ -143,6 +149,7 @@ class Encoding:
             mm.lhs.model_spec,
             list(mm.rhs.columns),
             [str(c) for c in mm.lhs.columns],
+            _kinds(table, [mm.rhs.model_spec, mm.lhs.model_spec]),
         )
         enc._check_savable()
         X = _matrix(mm.rhs, enc.features)
@@ -219,6 +226,7 @@ class Encoding:
             "targets": list(self.targets),
             "rhs": _spec_json(self.rhs),
             "lhs": _spec_json(self.lhs),
+            "kinds": dict(self.kinds),
         }
 
     @classmethod
@@ -244,7 +252,34 @@ class Encoding:
                 raise DataError(f"the formula encoding's {what} are not distinct names")
         rhs = spec_from_json(record.get("rhs"), "rhs")
         lhs = spec_from_json(record.get("lhs"), "lhs")
-        return cls(formula, rhs, lhs, columns, targets)
+        kinds = record.get("kinds", {})
+        if not (
+            isinstance(kinds, dict)
+            and len(kinds) <= 100_000
+            and all(isinstance(k, str) and v in KINDS for k, v in kinds.items())
+        ):
+            raise DataError("the formula encoding's column kinds are malformed")
+        return cls(formula, rhs, lhs, columns, targets, kinds)
+
+
+def _kinds(table, specs) -> dict[str, str]:
+    import pandas as pd
+
+    out = {}
+    for spec in specs:
+        for col in _variables(table, spec):
+            dtype = table[col].dtype
+            if isinstance(dtype, pd.CategoricalDtype):
+                cats = dtype.categories
+                is_bool = len(cats) and all(isinstance(v, (bool, np.bool_)) for v in cats)
+                dtype = cats.dtype if not is_bool else np.dtype(bool)
+            if pd.api.types.is_bool_dtype(dtype):
+                out[col] = "bool"
+            elif pd.api.types.is_numeric_dtype(dtype):
+                out[col] = "number"
+            else:
+                out[col] = "text"
+    return out
 
 
 def _spec_json(spec) -> dict:
@@ -266,7 +301,34 @@ def _spread(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
 
 def _variables(table, spec) -> list[str]:
     """The table's columns a side of the formula reads."""
-    return [str(v) for v in spec.required_variables if str(v) in table.columns]
+    return [c for c in used_names(spec.formula) if c in table.columns]
+
+
+def used_names(parsed) -> list[str]:
+    """Every name a parsed formula (or one side) may read from the data, in order: lookups
+    and the names inside evaluated terms (formulaic's own list misses ``center(z)``'s z)."""
+    import ast
+
+    from .safety import _factors
+
+    names: dict[str, None] = {}
+    for factor in _factors(parsed):
+        method = getattr(factor.eval_method, "value", factor.eval_method)
+        if method == "lookup":
+            names[factor.expr.strip("`")] = None
+        elif method == "python":
+            for quoted in re.findall(r"`([^`]+)`", factor.expr):
+                names[quoted] = None
+            try:
+                tree = ast.parse(re.sub(r"`[^`]*`", "_", factor.expr), mode="eval")
+            except SyntaxError:
+                continue
+            called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+            called |= {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name) and id(node) not in called:
+                    names[node.id] = None
+    return list(names)
 
 
 def _check_columns(table, specs) -> None:

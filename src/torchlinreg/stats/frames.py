@@ -109,7 +109,7 @@ class LabelledResults:
     def get_prediction(self, exog=None, weights=None):
         """As :meth:`OLSResults.get_prediction`; with a formula ``exog`` is a table that the
         training encoding turns into the model's columns (levels checked)."""
-        if exog is not None and self.encoding is not None:
+        if exog is not None and self.encoding is not None and _is_table(exog):
             import pandas as pd
 
             design = self.encoding.design(exog, missing="raise")
@@ -146,6 +146,12 @@ for _name in ("params", "bse", "tvalues", "pvalues"):
     setattr(LabelledResults, _name, _labelled(_name, "param"))
 for _name in ("fittedvalues", "resid", "wresid", "resid_pearson"):
     setattr(LabelledResults, _name, _labelled(_name, "row"))
+
+
+def _is_table(a) -> bool:
+    """A table of named columns (not rows already encoded as the model's columns)."""
+    module = type(a).__module__.partition(".")[0]
+    return isinstance(a, dict) or (module in ("pandas", "polars", "pyarrow") and a.ndim == 2)
 
 
 def _is_pandas(a) -> bool:

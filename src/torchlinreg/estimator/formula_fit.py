@@ -69,6 +69,11 @@ class FormulaMixin:
         """Results named as statsmodels names them (labelled when fitted on a table)."""
         enc = getattr(self, "formula_encoding_", None)
         res.nobs_dropped = getattr(self, "nobs_dropped_", 0)
+        robust = getattr(self, "robust_cov_", None)
+        if robust is not None and res.cov_type == "nonrobust":
+            from ..stats.streamhc import with_robust
+
+            with_robust(res, *robust)
         if enc is None:
             return res
         if enc.fit_intercept and res.param_names and res.param_names[0] == "const":
@@ -110,6 +115,27 @@ def _weights(sample_weight, design, missing: str):
     if missing == "drop":
         keep = ~np.isnan(w)
     return w[keep], keep
+
+
+def robust_record(estimator) -> dict[str, Any] | None:
+    """A streamed fit's robust covariance (train --cov-type) as plain JSON."""
+    from ..stats.streamhc import cov_record
+
+    robust = getattr(estimator, "robust_cov_", None)
+    return None if robust is None else cov_record(*robust)
+
+
+def restore_robust(estimator, path: str, record: Any) -> None:
+    """Validate the robust covariance against the loaded state and keep it."""
+    from ..stats.streamhc import cov_from_record
+
+    # robust covariances are stored for full-rank fits only: the basis is [1 |] X
+    q = int(estimator.n_features_in_) + int(bool(estimator.fit_intercept))
+    k = int(estimator.model_.n_targets)
+    try:
+        estimator.robust_cov_ = cov_from_record(record, q, k)
+    except DataError as exc:
+        raise ModelFileError(f"{path}: {exc}; re-train and save again") from None
 
 
 def encoding_record(estimator) -> dict[str, Any] | None:

@@ -219,6 +219,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
             "_weighted",
             "formula_encoding_",
             "_row_index",
+            "robust_cov_",
         ):
             if hasattr(self, key):
                 delattr(self, key)

@@ -21,7 +21,7 @@ from ..errors import DataError, ModelFileError
 from ..exact.state import LeastSquaresState
 from ..files.io import load_tensors, save_tensors
 from ..model import LinearModel
-from .formula_fit import encoding_record, restore_encoding
+from .formula_fit import encoding_record, restore_encoding, restore_robust, robust_record
 from .linear import LinearRegression, Ridge, check_is_fitted
 from .modelcheck import check_model, weights_match_state
 
@@ -82,6 +82,8 @@ def save(estimator: LinearRegression, path: str | Path, *, training: dict | None
         meta["state"] = plain
     if encoding_record(estimator) is not None:
         meta["formula"] = encoding_record(estimator)
+    if robust_record(estimator) is not None:
+        meta["robust_cov"] = robust_record(estimator)
     save_tensors(path, tensors, meta)
     return Path(path)
 
@@ -140,6 +142,8 @@ def load(path: str | Path) -> LinearRegression:
         _load_state(estimator, path, meta, tensors, features)
     if "formula" in meta:
         restore_encoding(estimator, path, meta["formula"])
+    if "robust_cov" in meta and "state" in meta:
+        restore_robust(estimator, path, meta["robust_cov"])
     estimator._publish()
     return estimator
 

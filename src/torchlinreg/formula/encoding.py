@@ -290,7 +290,10 @@ def _spec_json(spec) -> dict:
 
 def _matrix(mm, keep: list[str]) -> np.ndarray:
     """The named columns of a model matrix as float64 (0/1 dummies included)."""
-    return mm[keep].to_numpy(dtype=np.float64, na_value=np.nan) if keep else np.empty((len(mm), 0))
+    if not keep:
+        return np.empty((len(mm), 0))
+    # a writable copy (pandas' copy-on-write hands out read-only views; torch wants to write)
+    return np.array(mm[keep].to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
 
 
 def _spread(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:

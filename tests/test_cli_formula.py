@@ -141,3 +141,45 @@ def test_formula_refusals_are_one_line(capsys, tmp_path, grunfeld):
     r.assert_one_error_line(2, "stateful transform")
     r = cli(capsys, "train", data, "--formula", "invest ~ {open('x')}", "-o", out)
     r.assert_one_error_line(2, "may not call")
+
+
+def test_plain_columns_with_missing_drop_equal_statsmodels(capsys, tmp_path):
+    co2 = sm.datasets.co2.load_pandas().data.reset_index(drop=True)
+    co2["t"] = np.arange(len(co2)) / 52.0
+    co2["t2"] = co2["t"] ** 2
+    data = _write(co2, tmp_path / "co2.parquet", "parquet")
+    model = tmp_path / "m.safetensors"
+    r = cli(capsys, "train", data, "-t", "co2", "--missing", "drop", "-o", model, "--json")
+    assert r.code == 0, r.err
+    assert r.json["rows_dropped"] == 59 and r.json["features"] == ["t", "t2"]
+    theirs = sm.OLS(co2["co2"], sm.add_constant(co2[["t", "t2"]]), missing="drop").fit()
+    res = tlr.load(model).results_
+    np.testing.assert_allclose(res.params.to_numpy(), theirs.params.to_numpy(), rtol=RTOL)
+    # predict keeps the missing rows empty; the others are statsmodels' predictions
+    r = cli(capsys, "predict", model, data, "--missing", "keep")
+    pred = pd.read_csv(io.StringIO(r.out))["co2"]
+    assert pred.notna().sum() == len(co2)  # the features are complete: every row predicted
+    np.testing.assert_allclose(pred, theirs.predict(sm.add_constant(co2[["t", "t2"]])), rtol=RTOL)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda r: r["robust_cov"].update(cov_type="HC9"),
+        lambda r: r["robust_cov"]["cov"].pop(),
+        lambda r: r["robust_cov"]["cov"][0][0].__setitem__(0, "1e3"),
+    ],
+)
+def test_a_forged_robust_covariance_is_refused(capsys, tmp_path, edit):
+    from hostile_helpers import rewrite_record
+    from torchlinreg.errors import ModelFileError
+
+    longley = sm.datasets.longley.load_pandas().data
+    data = _write(longley, tmp_path / "longley.csv", "csv")
+    model = tmp_path / "m.safetensors"
+    args = ["-t", "TOTEMP", "--features", "GNP,POP", "--cov-type", "HC3", "-o", model, "-q"]
+    assert cli(capsys, "train", data, *args).code == 0
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(rewrite_record(model.read_bytes(), edit))
+    with pytest.raises(ModelFileError, match="robust covariance"):
+        tlr.load(bad)

@@ -249,7 +249,7 @@ def demo(seed: int | None, epochs: int, plot_path: str, no_plot: bool, as_json: 
     type=click.Choice(["raise", "drop"]),
     default="raise",
     show_default=True,
-    help="--formula: refuse rows with missing values, or leave them out (counted).",
+    help="Exact solvers: refuse rows with missing values, or leave them out (counted).",
 )
 @click.option(
     "--cov-type",
@@ -264,8 +264,10 @@ def train(data: str, targets: tuple[str, ...], nproc: int | None, **opts: Any) -
         from .formulatrain import train_formula
 
         return train_formula(data, targets, {**opts, "nproc": nproc})
-    if opts["missing"] != "raise":
-        raise click.UsageError("--missing drop is for --formula fits")
+    if opts["missing"] != "raise":  # exact fits of the chosen columns as a formula
+        from .formulatrain import train_columns
+
+        return train_columns(data, targets, {**opts, "nproc": nproc})
     if nproc is not None and nproc > 1:
         from .interrupts import launched_world
 

@@ -15,6 +15,7 @@ from typing import Any
 import click
 import torch
 
+from ..errors import DataError
 from ..estimator.linear import EXACT_SOLVERS, LinearRegression
 from ..estimator.modelfile import save
 from ..files.tables import Block, open_table
@@ -100,6 +101,25 @@ def train_formula(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> 
         _print_report(summary)
         if counts["dropped"]:
             console().print(f"{counts['dropped']:,} rows with missing values dropped")
+
+
+def train_columns(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> None:
+    """``train -t y --missing drop``: the columns chosen as a formula (``y ~ `a` + `b```),
+    so incomplete rows are left out block by block as with ``--formula``."""
+    from .checks import choose_columns
+
+    if not targets:
+        raise click.UsageError("Missing option '-t' / '--target'.")
+    source = open_table(data, delimiter=opts["delimiter"], block_rows=opts["block_rows"])
+    features, targets_l = choose_columns(source, targets, opts["features"], opts["weight_col"])
+    names = [*features, *targets_l]
+    if any("`" in n for n in names):
+        raise DataError("--missing drop cannot name a column with a backtick (`) in its name")
+    quote = lambda names: " + ".join(f"`{n}`" for n in names)  # noqa: E731
+    formula = f"{quote(targets_l)} ~ {quote(features) or '1'}"
+    formula += " - 1" if opts["no_intercept"] else ""
+    opts = {**opts, "formula": formula, "features": None, "no_intercept": False}
+    return train_formula(data, (), opts)
 
 
 def store_robust(est, source, enc, weight_col, missing: str, cov_type: str) -> None:

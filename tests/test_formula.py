@@ -174,6 +174,11 @@ def test_pandas_input_is_labelled_numpy_input_stays_numpy(grunfeld):
     in_sample = labelled.get_prediction().summary_frame()
     pd.testing.assert_index_equal(in_sample.index, grunfeld.index)
     assert "capital" in labelled.summary() and "invest" in labelled.summary()
+    # 4) the estimator's results_ too, for pandas input; numpy input stays numpy
+    est = tlr.LinearRegression().fit(X, y).results_
+    pd.testing.assert_series_equal(est.bse, ref.bse, rtol=RTOL)
+    pd.testing.assert_index_equal(est.resid.index, grunfeld.index)
+    assert type(tlr.LinearRegression().fit(X.to_numpy(), y.to_numpy()).results_.bse) is np.ndarray
 
 
 def test_estimator_keeps_the_encoding_for_predict_and_intervals(grunfeld, tmp_path):

@@ -60,7 +60,6 @@ class FormulaMixin:
         self.fit(X, y, w)
         self.formula_encoding_ = enc
         self.nobs_dropped_ = design.dropped + int((~keep).sum())
-        self._row_index = index
         if getattr(self, "_results", None) is not None:
             self._results = self._label_results(self._results)
         return self
@@ -75,7 +74,8 @@ class FormulaMixin:
 
             with_robust(res, *robust)
         if enc is None:
-            return res
+            index = getattr(self, "_row_index", None)
+            return res if index is None else label(res, row_index=index)
         if enc.fit_intercept and res.param_names and res.param_names[0] == "const":
             res.param_names[0] = "Intercept"
         return label(res, row_index=getattr(self, "_row_index", None), encoding=enc)

@@ -177,6 +177,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
             return self._fit_sparse(X, y, sample_weight, partial=False)
         self._forget()
         self.nobs_dropped_ = dropped
+        self._row_index = _row_index(X, y)  # pandas input: results_ labelled by name
         if self.solver in EXACT_SOLVERS:
             with agree_on_errors():
                 Xt, Yt, wt = self._absorb(X, y, sample_weight)
@@ -435,6 +436,12 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
             None if names is None else list(names),
             self._target_names,
         )
+
+
+def _row_index(X, y):
+    from ..stats.frames import row_index
+
+    return row_index(X, y)
 
 
 def _drop_missing(X, y, sample_weight, missing: str):

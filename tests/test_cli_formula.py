@@ -183,3 +183,23 @@ def test_a_forged_robust_covariance_is_refused(capsys, tmp_path, edit):
     bad.write_bytes(rewrite_record(model.read_bytes(), edit))
     with pytest.raises(ModelFileError, match="robust covariance"):
         tlr.load(bad)
+
+
+def test_evaluate_missing_drop_for_a_model_of_plain_columns(capsys, tmp_path):
+    longley = sm.datasets.longley.load_pandas().data
+    data = _write(longley, tmp_path / "longley.csv", "csv")
+    model = tmp_path / "m.safetensors"
+    assert (
+        cli(capsys, "train", data, "-t", "TOTEMP", "--features", "GNP,POP", "-o", model).code == 0
+    )
+    holes = longley.copy()
+    holes.loc[[2, 9], "GNP"] = np.nan
+    test = _write(holes, tmp_path / "holes.csv", "csv")
+    cli(capsys, "evaluate", model, test).assert_one_error_line(2, "GNP")
+    r = cli(capsys, "evaluate", model, test, "--missing", "drop", "--json")
+    assert r.code == 0, r.err
+    assert r.json["rows"] == 14 and r.json["rows_dropped"] == 2
+    fit = sm.OLS(longley["TOTEMP"], sm.add_constant(longley[["GNP", "POP"]])).fit()
+    kept = holes.dropna()
+    resid = kept["TOTEMP"] - fit.predict(sm.add_constant(kept[["GNP", "POP"]]))
+    assert r.json["targets"]["TOTEMP"]["mse"] == pytest.approx(float(np.mean(resid**2)), rel=1e-9)

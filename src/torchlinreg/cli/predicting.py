@@ -122,10 +122,34 @@ def _interval_columns(res, X: np.ndarray, targets: list[str], level: float) -> l
     return [cols[(t, c)] for t in targets for c in _INTERVALS]
 
 
+def columns_encoding(model, source, block_rows: int):
+    """A model of named numeric columns as a formula encoding (``y ~ `a` + `b```), so that
+    ``evaluate --missing drop`` leaves out incomplete rows as a formula model does."""
+    from ..formula.encoding import Encoding
+
+    features, targets = getattr(model, "feature_names_in_", None), model._target_names
+    if features is None or not targets:
+        raise ModelFileError("--missing drop needs a model with feature and target names")
+    names = [*map(str, features), *targets]
+    if any("`" in n for n in names):
+        raise DataError("--missing drop cannot name a column with a backtick (`) in its name")
+    source._resolve(names)
+    quote = lambda cols: " + ".join(f"`{c}`" for c in cols)  # noqa: E731
+    formula = f"{quote(targets)} ~ {quote(map(str, features)) or '1'}"
+    formula += "" if model.fit_intercept else " - 1"
+    batch, first_row, path = next(iter(raw_blocks(source, names, block_rows)))
+    kinds = dict.fromkeys(names, "number")
+    enc, _ = Encoding.fit(formula, to_frame(batch, kinds, path, first_row), missing="drop")
+    enc.kinds = kinds
+    return enc
+
+
 def evaluate_formula(model, model_path, data, as_json, delimiter, block_rows, weight_col, missing):
     """`torchlinreg evaluate` of a formula model: targets from the formula's left side."""
-    enc = model.formula_encoding_
     source = open_table(data, delimiter=delimiter, block_rows=block_rows)
+    enc = getattr(model, "formula_encoding_", None)
+    if enc is None:
+        enc = columns_encoding(model, source, block_rows)
     acc = StreamingMetrics(uncentered=not model.fit_intercept)
     dropped = 0
     weight = model.model_.weight

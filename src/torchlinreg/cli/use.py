@@ -100,14 +100,12 @@ def evaluate(
     (NOTE [metric definitions] in ``stats/metrics.py``: the same numbers as ``train``).
     """
     model = load(model_path)
-    if getattr(model, "formula_encoding_", None) is not None:  # its encoding: predicting.py
-        from .predicting import evaluate_formula
+    if getattr(model, "formula_encoding_", None) is not None or missing != "raise":
+        from .predicting import evaluate_formula  # an encoding, or rows to drop
 
         return evaluate_formula(
             model, model_path, data, as_json, delimiter, block_rows, weight_col, missing
         )
-    if missing != "raise":
-        raise DataError("--missing drop is for models trained with --formula")
     features, targets = _names(model)
     source = open_table(data, delimiter=delimiter, block_rows=block_rows)
     _missing_features(source, features, model_path)

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..files.rawblocks import raw_blocks
-from ..formula.encoding import Design, Encoding, used_names
+from ..formula.columns import used_names
+from ..formula.encoding import Design, Encoding
 
 MAX_LEVELS = 100_000
 _TRUE, _FALSE = {"true", "t", "yes"}, {"false", "f", "no"}

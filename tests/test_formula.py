@@ -244,6 +244,7 @@ def _forged(tmp_path, grunfeld, edit):
         lambda r: r["formula"]["rhs"]["terms"].append("{__import__('os').system('true')}"),
         lambda r: r["formula"].update(formula="invest ~ value + {open('/etc/passwd')}"),
         lambda r: r["formula"]["rhs"]["terms"].__setitem__(1, "value.__class__"),
+        lambda r: r["formula"]["rhs"]["terms"].append("np.savetxt('pwned.txt', value)"),
         # types and shapes
         lambda r: r["formula"]["rhs"].update(encoder_state={"value": "numerical"}),
         lambda r: r["formula"]["rhs"]["encoder_state"][0][1].__setitem__(0, "pickle"),
@@ -282,6 +283,10 @@ def test_the_record_is_plain_json_and_a_formula_may_not_call_anything(grunfeld):
     np.testing.assert_array_equal(again.design(grunfeld).X, enc.design(grunfeld).X)
     with pytest.raises(DataError, match="may not call"):
         tlr.ols("invest ~ value + {eval('1')}", data=grunfeld)
+    # numpy's element-wise functions only: np.savetxt would write a file
+    with pytest.raises(DataError, match=r"'np\.savetxt', which formulas may not call"):
+        tlr.ols("invest ~ value + np.savetxt('pwned.txt', value)", data=grunfeld)
+    assert "np.power(value, 2)" in tlr.ols("invest ~ np.power(value, 2)", data=grunfeld).params
     with pytest.raises(DataError, match="no column 'nope'"):
         tlr.ols("invest ~ nope", data=grunfeld)
 

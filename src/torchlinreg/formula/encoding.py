@@ -10,8 +10,11 @@ value and row (or, with ``missing="keep"``, an incomplete row). :meth:`to_json` 
 :meth:`from_json` give the encoding as plain JSON (no pickle; reading validates it).
 
 Columns are named as statsmodels (patsy) names them: ``Intercept``, ``C(g)[T.b]``,
-``x1:x2``, ``np.log(x)``. Boolean columns are categorical (``flag[T.True]``), as in
-patsy. Formulas see the table's columns, numpy as ``np`` and formulaic's transforms, and
+``x1:x2``, ``np.log(x)``, ``I(x ** 2)``. Boolean columns are categorical
+(``flag[T.True]``), as in patsy. The order can differ: formulaic sorts terms by degree
+and keeps the formula's order within one, where patsy puts terms of categorical factors
+only first (``invest ~ value + C(firm)``: ours value, then the firms; statsmodels' the
+firms first), so compare results by name (``res.params[theirs.params.index]``). Formulas see the table's columns, numpy as ``np`` and formulaic's transforms, and
 nothing of the caller's variables (:mod:`.safety` checks every term).
 
 Example:

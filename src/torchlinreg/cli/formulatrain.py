@@ -30,8 +30,16 @@ def _refuse(targets, opts: dict[str, Any]) -> None:
         raise click.UsageError(
             "--formula names the target and the features; leave out -t and --features"
         )
+    from .interrupts import launched_world
+
     if opts["update"] or opts["checkpoint"] or opts["resume"] or opts.get("nproc"):
-        raise click.UsageError("--formula takes no --update, --checkpoint, --resume or --nproc")
+        raise click.UsageError(
+            "--formula and --missing drop take no --update, --checkpoint, --resume or --nproc"
+        )
+    if launched_world()[1] > 1:
+        raise click.UsageError(
+            "--formula and --missing drop train in one process; not under torchrun"
+        )
     if opts["solver"] not in EXACT_SOLVERS:
         raise click.UsageError("--formula trains exact models: use --solver qr or gram")
     if opts["no_intercept"]:

@@ -14,8 +14,9 @@ Columns are named as statsmodels (patsy) names them: ``Intercept``, ``C(g)[T.b]`
 (``flag[T.True]``), as in patsy. The order can differ: formulaic sorts terms by degree
 and keeps the formula's order within one, where patsy puts terms of categorical factors
 only first (``invest ~ value + C(firm)``: ours value, then the firms; statsmodels' the
-firms first), so compare results by name (``res.params[theirs.params.index]``). Formulas see the table's columns, numpy as ``np`` and formulaic's transforms, and
-nothing of the caller's variables (:mod:`.safety` checks every term).
+firms first), so compare results by name (``res.params[theirs.params.index]``).
+Formulas see the table's columns, numpy as ``np`` and formulaic's transforms, and nothing
+of the caller's variables (:mod:`.safety` checks every term).
 
 Example:
     >>> import pandas as pd
@@ -38,7 +39,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import jsonstate
-from .columns import _complete_rows, _raise_missing, _variables
+from .columns import _complete_rows, _raise_missing, _variables, used_names
 from .safety import check_formula
 
 FORMAT = "torchlinreg.formula"
@@ -309,6 +310,7 @@ def _spread(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
 def _check_columns(table, specs) -> None:
     for spec in specs:
         wanted = [str(v) for v in spec.required_variables if getattr(v, "source", "data") == "data"]
+        wanted += [v for v in used_names(spec.formula) if v not in wanted]
         lacking = [v for v in wanted if v not in table.columns]
         if lacking:
             raise DataError(

@@ -178,6 +178,8 @@ def _record_with(models, edit):
         (lambda r: r.update(feature_names=["a", "b"]), "feature_names"),
         (lambda r: r.update(target_names=["apples", "apples"]), "target_names"),
         (lambda r: r["params"].update(device="mps\x1b]0;x\x07"), "params.device"),
+        # found by the fuzz test above: a null version was compared with 2 ('this is a bug')
+        (lambda r: r["state"].update(version=None), "state version"),
     ],
 )
 def test_wrong_typed_or_out_of_range_metadata_is_one_clean_line(

@@ -239,8 +239,36 @@ def demo(seed: int | None, epochs: int, plot_path: str, no_plot: bool, as_json: 
     help="Train with N processes on this machine, each on its share of DATA (as torchrun "
     "--nproc_per_node=N does, without its launcher's messages).",
 )
+@click.option(
+    "--formula",
+    default=None,
+    help='Exact solvers: the model as a formula, e.g. "y ~ x1 + C(region) + np.log(x2)" '
+    "(text columns become treatment-coded categories; the encoding is saved with the model).",
+)
+@click.option(
+    "--missing",
+    type=click.Choice(["raise", "drop"]),
+    default="raise",
+    show_default=True,
+    help="Exact solvers: refuse rows with missing values, or leave them out (counted).",
+)
+@click.option(
+    "--cov-type",
+    type=click.Choice(["nonrobust", "HC0", "HC1", "HC2", "HC3"]),
+    default="nonrobust",
+    show_default=True,
+    help="Exact solvers: standard errors to store; HC0-HC3 read the data once more.",
+)
 def train(data: str, targets: tuple[str, ...], nproc: int | None, **opts: Any) -> int | None:
     """Fit a linear model to DATA (CSV, CSV.gz, Parquet, a folder or a glob) and save it."""
+    if opts.get("formula") is not None:
+        from .formulatrain import train_formula
+
+        return train_formula(data, targets, {**opts, "nproc": nproc})
+    if opts["missing"] != "raise":  # exact fits of the chosen columns as a formula
+        from .formulatrain import train_columns
+
+        return train_columns(data, targets, {**opts, "nproc": nproc})
     if nproc is not None and nproc > 1:
         from .interrupts import launched_world
 
@@ -270,10 +298,37 @@ def train(data: str, targets: tuple[str, ...], nproc: int | None, **opts: Any) -
     "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
 )
 @BLOCK_ROWS
+@click.option(
+    "--missing",
+    type=click.Choice(["raise", "keep"]),
+    default="raise",
+    show_default=True,
+    help="Refuse rows with missing values (or unseen levels), or predict them as empty.",
+)
+@click.option(
+    "--interval",
+    type=FiniteFloat(min=0, max=1, min_open=True, max_open=True),
+    default=None,
+    help="Exact models: add mean and observation intervals at this level, e.g. 0.95.",
+)
+@click.option("--keep", default=None, help="Comma-separated columns to copy to the output.")
 def predict(
-    model_path: str, data: str, output: str | None, delimiter: str | None, block_rows: int
+    model_path: str,
+    data: str,
+    output: str | None,
+    delimiter: str | None,
+    block_rows: int,
+    missing: str = "raise",
+    interval: float | None = None,
+    keep: str | None = None,
 ) -> None:
     """Predict every row of DATA with MODEL: one column per target, rows in order."""
+    if missing != "raise" or interval is not None or keep:
+        from .predicting import predict_more
+
+        return predict_more(
+            model_path, data, output, delimiter, block_rows, missing, interval, keep
+        )
     from .use import predict as run
 
     return run(model_path, data, output, delimiter, block_rows)
@@ -293,6 +348,13 @@ def predict(
     "--delimiter", type=Delimiter(), default=None, help="CSV delimiter [default: detected]."
 )
 @BLOCK_ROWS
+@click.option(
+    "--missing",
+    type=click.Choice(["raise", "drop"]),
+    default="raise",
+    show_default=True,
+    help="Formula models: refuse rows with missing values, or leave them out (counted).",
+)
 def evaluate(
     model_path: str,
     data: str,
@@ -300,6 +362,7 @@ def evaluate(
     weight_col: str | None,
     delimiter: str | None,
     block_rows: int,
+    missing: str = "raise",
 ) -> None:
     """Score MODEL on DATA, which must hold the target columns: MSE, RMSE, MAE, R2.
 
@@ -308,7 +371,7 @@ def evaluate(
     """
     from .use import evaluate as run
 
-    return run(model_path, data, as_json, delimiter, block_rows, weight_col)
+    return run(model_path, data, as_json, delimiter, block_rows, weight_col, missing)
 
 
 @click.command("summary")

@@ -251,6 +251,10 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     )
     if exact:
         rows, metrics = _fit_exact(est, source, features, targets_l, weight_col, opts)
+        if opts.get("cov_type", "nonrobust") != "nonrobust":  # a second pass (robustpass.py)
+            from .robustpass import store_robust_columns
+
+            store_robust_columns(est, source, features, targets_l, weight_col, opts["cov_type"])
     else:
         rows, metrics = _fit_iterative(est, source, features, targets_l, weight_col, opts)
     summary = {
@@ -271,6 +275,8 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         "weighted": weight_col is not None,  # the metrics: NOTE [metric definitions]
         "metrics": metrics,
     }
+    if opts.get("cov_type", "nonrobust") != "nonrobust":
+        summary["cov_type"] = opts["cov_type"]
     if opts["features"] is None:  # say which columns the default left out, and why
         used = {*features, *targets_l, weight_col}
         summary["skipped_columns"] = [c for c in source.column_names if c not in used]

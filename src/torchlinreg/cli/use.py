@@ -49,6 +49,10 @@ def predict(
     if output:
         check_writable(output, "output")
     model = load(model_path)
+    if getattr(model, "formula_encoding_", None) is not None:  # its encoding: predicting.py
+        from .predicting import predict_more
+
+        return predict_more(model_path, data, output, delimiter, block_rows, "raise", None, None)
     features, targets = _names(model)
     source = open_table(data, delimiter=delimiter, block_rows=block_rows)
     check_not_input(output, "output", {"data file": source.paths, "model": [model_path]})
@@ -88,6 +92,7 @@ def evaluate(
     delimiter: str | None,
     block_rows: int,
     weight_col: str | None = None,
+    missing: str = "raise",
 ) -> None:
     """`torchlinreg evaluate` (options in commands.py): MSE, RMSE, MAE, R2 per target.
 
@@ -95,6 +100,12 @@ def evaluate(
     (NOTE [metric definitions] in ``stats/metrics.py``: the same numbers as ``train``).
     """
     model = load(model_path)
+    if getattr(model, "formula_encoding_", None) is not None or missing != "raise":
+        from .predicting import evaluate_formula  # an encoding, or rows to drop
+
+        return evaluate_formula(
+            model, model_path, data, as_json, delimiter, block_rows, weight_col, missing
+        )
     features, targets = _names(model)
     source = open_table(data, delimiter=delimiter, block_rows=block_rows)
     _missing_features(source, features, model_path)

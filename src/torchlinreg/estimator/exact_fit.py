@@ -70,6 +70,7 @@ class ExactFitMixin:
             feature_names=self._feature_list(),
             target_names=self._target_names,
         )
+        self._results = self._label_results(self._results)
         return self._results
 
     def _absorb(self, X, y, sample_weight) -> tuple[Tensor, Tensor, Tensor | None]:

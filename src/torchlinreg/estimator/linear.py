@@ -31,6 +31,7 @@ from ..model import LinearModel
 from ..stats.metrics import r2_score
 from ..stats.results import OLSResults
 from .exact_fit import EXACT_SOLVERS, ExactFitMixin
+from .formula_fit import FormulaMixin
 from .inputs import InputMixin, check_is_fitted, concat
 from .iterative_fit import ITERATIVE_SOLVERS, IterativeFitMixin
 from .params import ParamsMixin
@@ -65,7 +66,7 @@ def _pos_number_or_none(v: Any) -> bool:
     return v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0)
 
 
-class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin):
+class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixin, ParamsMixin):
     """Ordinary least squares (and ridge) fitted exactly or iteratively.
 
     Args:
@@ -168,17 +169,25 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         *,
         callbacks: Sequence[Any] = (),
         resume_from: dict | None = None,
+        missing: str = "raise",
     ):
         """Fit on all rows at once and return ``self``.
 
         ``callbacks`` are handed to the iterative engine (progress bars, checkpoints), and
         ``resume_from`` (a trainer state from a checkpoint) continues an interrupted
-        iterative fit; exact solvers need neither.
+        iterative fit; exact solvers need neither. ``missing="drop"`` leaves out rows with
+        NaN in X, y or the weights (``nobs_dropped_`` counts them); ``"raise"`` refuses them.
+        A formula: :meth:`fit_formula`.
         """
         self._validate_params()
+        dropped = 0
+        if missing != "raise":
+            X, y, sample_weight, dropped = _drop_missing(X, y, sample_weight, missing)
         if is_sparse(X):
             return self._fit_sparse(X, y, sample_weight, partial=False)
         self._forget()
+        self.nobs_dropped_ = dropped
+        self._row_index = _row_index(X, y)  # pandas input: results_ labelled by name
         if self.solver in EXACT_SOLVERS:
             with agree_on_errors():
                 Xt, Yt, wt = self._absorb(X, y, sample_weight)
@@ -198,6 +207,7 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
                     target_names=self._target_names,
                 )
                 self._adopt_refined(self._results)
+                self._results = self._label_results(self._results)
         else:
             with agree_on_errors():
                 Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)
@@ -221,6 +231,9 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
             "optimality_gap_",
             "optimality_gap_kind_",
             "converged_",
+            "formula_encoding_",
+            "_row_index",
+            "robust_cov_",
         ):
             if hasattr(self, key):
                 delattr(self, key)
@@ -390,6 +403,7 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
         check_is_fitted(self)
         if is_sparse(X):
             return self._predict_sparse(X)
+        X = self._formula_rows(X)  # a table for a formula fit: the training encoding
         Xm = as_matrix(X, name="X")
         self._check_features(Xm)
         device = self._compute_device(Xm)
@@ -437,6 +451,20 @@ class LinearRegression(ExactFitMixin, IterativeFitMixin, InputMixin, ParamsMixin
             None if names is None else list(names),
             self._target_names,
         )
+
+
+def _row_index(X, y):
+    from ..stats.frames import row_index
+
+    return row_index(X, y)
+
+
+def _drop_missing(X, y, sample_weight, missing: str):
+    from ..stats.frames import MISSING, drop_incomplete
+
+    if missing not in MISSING:
+        raise ValueError(f"missing must be one of {MISSING}; got {missing!r}")
+    return drop_incomplete(X, y, sample_weight)
 
 
 class Ridge(LinearRegression):

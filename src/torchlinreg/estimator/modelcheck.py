@@ -197,7 +197,7 @@ def _check_state(fail: _Fail, meta: dict, tensors: dict[str, Tensor], d: int, k:
     shapes["scale"] = (p,)
     names = _STATE_TENSORS[(method, icpt)]
     version = state.get("version", 1)
-    _require(fail, version in (1, 2) and _int(version), "the state's version is not 1 or 2")
+    _require(fail, version in (1, 2) and _int(version), "bad state version (not 1 or 2)")
     if version >= 2:
         names = names + _STATE_TENSORS_V2.get((method, icpt), ())
     for name in names:

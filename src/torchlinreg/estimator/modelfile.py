@@ -21,6 +21,7 @@ from ..errors import DataError, ModelFileError
 from ..exact.state import LeastSquaresState
 from ..files.io import load_tensors, save_tensors
 from ..model import LinearModel
+from .formula_fit import encoding_record, restore_encoding, restore_robust, robust_record
 from .linear import LinearRegression, Ridge, check_is_fitted
 from .modelcheck import check_model, weights_match_state
 
@@ -79,6 +80,10 @@ def save(estimator: LinearRegression, path: str | Path, *, training: dict | None
             else:
                 plain[key] = value
         meta["state"] = plain
+    if encoding_record(estimator) is not None:
+        meta["formula"] = encoding_record(estimator)
+    if robust_record(estimator) is not None:
+        meta["robust_cov"] = robust_record(estimator)
     save_tensors(path, tensors, meta)
     return Path(path)
 
@@ -135,6 +140,10 @@ def load(path: str | Path) -> LinearRegression:
     estimator.training_ = meta.get("training", {})
     if "state" in meta:
         _load_state(estimator, path, meta, tensors, features)
+    if "formula" in meta:
+        restore_encoding(estimator, path, meta["formula"])
+    if "robust_cov" in meta and "state" in meta:
+        restore_robust(estimator, path, meta["robust_cov"])
     estimator._publish()
     return estimator
 

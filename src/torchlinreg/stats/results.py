@@ -116,6 +116,7 @@ class OLSResults:
         # statsmodels: t and F for the classical covariance, normal for robust ones
         self.use_t = cov_type == "nonrobust" if use_t is None else use_t
         self.condition_number = condition_number
+        self.nobs_dropped = 0  # rows left out for missing values (ols(missing="drop"))
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -542,8 +543,10 @@ class OLSResults:
 @with_fit_threads
 def ols(
     X,
-    y,
+    y=None,
     *,
+    data=None,
+    missing: str = "raise",
     fit_intercept: bool = True,
     sample_weight=None,
     cov_type: str = "nonrobust",
@@ -564,6 +567,12 @@ def ols(
     (False) for the parameters' p-values and intervals; by default t for
     ``cov_type="nonrobust"``, normal for HC.
 
+    ``X`` may be a formula instead, ``ols("y ~ x1 + C(g)", data=df)``: see
+    :mod:`torchlinreg.formula.encoding`. ``missing="drop"`` leaves out the rows with a
+    missing value (statsmodels' ``missing="drop"``; ``nobs_dropped`` counts them), the
+    default ``"raise"`` refuses them. With pandas input or a formula the statistics are
+    labelled by name (:class:`torchlinreg.stats.frames.LabelledResults`).
+
     Example:
         >>> import torch
         >>> X = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
@@ -572,7 +581,23 @@ def ols(
         0.9991
     """
     from ..exact.state import fit_exact
+    from . import frames
 
+    if isinstance(X, str):  # a formula; ols("y ~ x", df) as statsmodels' smf.ols
+        given = {"feature_names": feature_names, "target_names": target_names}
+        given["fit_intercept"] = None if fit_intercept is True else fit_intercept
+        problem = frames.FormulaProblem(
+            X, y if data is None else data, sample_weight, missing, given
+        )
+        res = ols(problem.X, problem.y, cov_type=cov_type, rcond=rcond, use_t=use_t,
+                  **problem.kwargs())  # fmt: skip
+        return problem.finish(res)
+    if missing not in frames.MISSING:
+        raise ValueError(f"missing must be one of {frames.MISSING}; got {missing!r}")
+    dropped = 0
+    if missing == "drop":
+        X, y, sample_weight, dropped = frames.drop_incomplete(X, y, sample_weight)
+    index = frames.row_index(X, y)
     Xm, Ym, w = as_problem(
         X, y, sample_weight, min_features=0 if fit_intercept else 1, allow_1d_x=True
     )
@@ -589,7 +614,7 @@ def ols(
         rcond=rcond,
         feature_names=feature_names,
     )
-    return OLSResults.from_fit(
+    res = OLSResults.from_fit(
         X,
         # statsmodels' convention: a y of one column is one 1-D target, whatever its shape
         Y[:, 0] if Y.shape[1] == 1 else Y,
@@ -602,6 +627,8 @@ def ols(
         target_names=target_names,
         use_t=use_t,
     )
+    res.nobs_dropped = dropped
+    return res if index is None else frames.label(res, row_index=index)
 
 
 def _names(given, found, count: int, what: str) -> list[str] | None:

@@ -106,6 +106,9 @@ def summary_text(res: OLSResults, alpha: float = 0.05) -> str:
 def _notes(res: OLSResults) -> list[str]:
     notes = [f"Condition No. {res.condition_number:.3g}", "Notes:"]
     notes.append(f"[1] Standard errors: {res.cov_type} covariance.")
+    dropped = getattr(res, "nobs_dropped", 0)
+    if dropped:
+        notes.append(f"[-] {dropped} rows with missing values were dropped (missing='drop').")
     if res.aliased:
         names = [res.param_names[a] for a in res.aliased]
         notes.append(
@@ -135,6 +138,7 @@ def results_dict(res: OLSResults) -> dict:
         "param_names": list(res.param_names),
         "target_names": list(res.target_names),
         "nobs": res.nobs,
+        "nobs_dropped": int(getattr(res, "nobs_dropped", 0)),
         "rank": res.rank,
         "aliased": [res.param_names[a] for a in res.aliased],
         "df_model": res.df_model,

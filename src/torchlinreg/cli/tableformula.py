@@ -1,0 +1,240 @@
+"""Formulas over files: kinds and levels from a light first pass, then encoded row blocks.
+
+A file larger than memory is never held: the first pass reads only the formula's columns
+and keeps, per column, its kind (number, bool, text: every value of the whole file
+decides) and the distinct values of the categorical ones; the encoding is learned from the
+first block with those columns made categorical over every level the file holds (so a
+level that first appears in the last block still gets its column). Later passes encode
+block by block with that encoding, exactly as ``fit_formula`` encodes a DataFrame.
+
+Stateful transforms (``center``, ``scale``, ``poly``...) need every row when they are
+learned: a formula with one is refused here (fit it in Python with ``fit_formula``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DataError
+from ..files.rawblocks import raw_blocks
+from ..formula.columns import used_names
+from ..formula.encoding import Design, Encoding
+
+MAX_LEVELS = 100_000
+_TRUE, _FALSE = {"true", "t", "yes"}, {"false", "f", "no"}
+_C_ARG = re.compile(r"\bC\(\s*(?:`([^`]+)`|([A-Za-z_][\w.]*))")
+
+
+@dataclass
+class EncodedBlock:
+    design: Design
+    w: np.ndarray | None
+    first_row: int
+    path: str
+    frame: object  # the block as a DataFrame (for --keep columns)
+
+
+def formula_columns(formula: str, source) -> list[str]:
+    """The file's columns the formula reads (its unknown names are refused later)."""
+    from formulaic import Formula
+
+    from ..formula.safety import check_formula
+
+    check_formula(formula)
+    names = used_names(Formula(formula))
+    lacking = [n for n in names if n not in source.column_names]
+    if lacking:
+        source._resolve(lacking[:1])  # unknown column: names close matches
+    return names
+
+
+def _kind_of(values) -> str:
+    """number, bool or text for one block's non-null text values."""
+    import pandas as pd
+
+    if len(values) == 0:
+        return "number"
+    lowered = values.str.lower()
+    if lowered.isin(_TRUE | _FALSE).all():
+        return "bool"
+    return "number" if pd.to_numeric(values, errors="coerce").notna().all() else "text"
+
+
+def _merge_kind(a: str | None, b: str) -> str:
+    if a is None or a == b:
+        return b
+    return "text"  # numbers in one block and words in another: text, as pandas reads it
+
+
+def learn(source, formula: str, weight_col: str | None, block_rows: int):
+    """First pass: the kind of each formula column and the levels of categorical ones."""
+    import pandas as pd
+
+    columns = formula_columns(formula, source)
+    categorical = {m.group(1) or m.group(2) for m in _C_ARG.finditer(formula)}
+    typed: dict[str, str] = {}
+    kinds: dict[str, str | None] = dict.fromkeys(columns)
+    levels: dict[str, set] = {c: set() for c in columns}
+    for batch, _, _ in raw_blocks(source, columns, block_rows):
+        frame = batch.to_pandas()
+        for c in columns:
+            col = frame[c].dropna()
+            if pd.api.types.is_string_dtype(col.dtype) or col.dtype == object:
+                kinds[c] = _merge_kind(kinds[c], _kind_of(col.astype(str)))
+            else:
+                typed[c] = "bool" if pd.api.types.is_bool_dtype(col.dtype) else "number"
+                kinds[c] = typed[c]
+            if len(levels[c]) <= MAX_LEVELS:
+                levels[c].update(col.unique().tolist())
+    kinds = {c: k or "number" for c, k in kinds.items()}
+    for c in columns:
+        if kinds[c] == "text" and len(levels[c]) > MAX_LEVELS:
+            raise DataError(
+                f"column {c!r} has more than {MAX_LEVELS} distinct values; a categorical "
+                "column with so many levels is not a model column: leave it out",
+                path=source.path,
+            )
+    wanted = {c for c in columns if kinds[c] != "number" or c in categorical}
+    return columns, kinds, {c: _typed_levels(levels[c], kinds[c]) for c in wanted}
+
+
+def _typed_levels(values: set, kind: str) -> list:
+    """Levels as the blocks will hold them (CSV text made numbers), sorted as pandas sorts."""
+    import pandas as pd
+
+    if kind == "bool":
+        return [False, True]
+    if kind == "number":
+        values = set(pd.to_numeric(pd.Series(sorted(map(str, values)))).tolist())
+    return sorted(values, key=lambda v: (str(type(v)), v))
+
+
+def to_frame(batch, kinds: dict[str, str], path: str, first_row: int):
+    """A raw block as a DataFrame of the training kinds (a value of the wrong kind is a
+    one-line error naming file, row and column)."""
+    import pandas as pd
+
+    frame = batch.to_pandas()
+    for c, kind in kinds.items():
+        if c not in frame.columns:
+            continue
+        col = frame[c]
+        if kind == "text":
+            frame[c] = col.astype(object).where(col.notna(), None)
+            continue
+        if pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+            continue  # Parquet: typed already
+        if kind == "number":
+            num = pd.to_numeric(col, errors="coerce")
+        else:
+            low = col.str.lower()
+            num = low.map(lambda v: True if v in _TRUE else False if v in _FALSE else None)
+        bad = (num.isna() & col.notna()).to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{col.iloc[i]!r} is not a {kind} value, as this column held in training; "
+                "fix the value or the column",
+                path=path,
+                row=first_row + i,
+                column=c,
+            )
+        frame[c] = num if kind == "number" else num.astype(object)
+    return frame
+
+
+def learn_encoding(source, formula: str, weight_col: str | None, block_rows: int):
+    """Kinds and levels from the first pass, then the encoding from the first block."""
+    import pandas as pd
+
+    columns, kinds, levels = learn(source, formula, weight_col, block_rows)
+    batch, first_row, path = next(iter(raw_blocks(source, columns, block_rows)))
+    proto = to_frame(batch, kinds, path, first_row)
+    for c, cats in levels.items():
+        proto[c] = pd.Categorical(proto[c], categories=cats)
+    enc, _ = Encoding.fit(formula, proto, missing="drop")
+    if enc.rhs.transform_state or enc.lhs.transform_state:
+        raise DataError(
+            f"formula {formula!r} uses a stateful transform (center, scale, standardize, "
+            "poly, bs...), which needs every row at once; transform the column in the file, "
+            "or fit in Python with LinearRegression().fit_formula(...) and torchlinreg.save"
+        )
+    enc.kinds = {c: kinds[c] for c in columns}
+    return enc
+
+
+def encoded_blocks(
+    source,
+    enc: Encoding,
+    *,
+    targets: bool,
+    weight_col: str | None,
+    missing: str,
+    keep: list[str] = (),
+    block_rows: int | None = None,
+) -> Iterator[EncodedBlock]:
+    """Each block of the file encoded with ``enc``; errors name the file's row."""
+    columns = [c for c in enc.kinds if c in source.column_names]
+    if not targets:
+        from formulaic import Formula
+
+        rhs_only = set(used_names(Formula(enc.formula).rhs))
+        columns = [c for c in columns if c in rhs_only]
+    extra = [c for c in [*keep, weight_col] if c and c not in columns]
+    for batch, first_row, path in raw_blocks(source, [*columns, *extra], block_rows):
+        frame = to_frame(batch, enc.kinds, path, first_row)
+        try:
+            design = enc.design(frame, missing=missing, targets=targets)
+        except DataError as exc:
+            row = getattr(exc, "row", None)
+            if row is None:
+                raise DataError(str(exc), path=path) from None
+            message = re.sub(r" at row \d+ \(counting from 1\)", "", str(exc))
+            raise DataError(
+                message, path=path, row=first_row + row - 1, column=getattr(exc, "column", None)
+            ) from None
+        w = None
+        if weight_col:
+            w = pd_numbers(frame[weight_col], weight_col, path, first_row)[design.rows]
+            if missing == "drop" and np.isnan(w).any():
+                design = _without(design, ~np.isnan(w))
+                w = w[~np.isnan(w)]
+        yield EncodedBlock(design, w, first_row, path, frame)
+
+
+def _without(design: Design, keep: np.ndarray) -> Design:
+    complete = design.complete.copy()
+    complete[design.rows[~keep]] = False
+    return Design(
+        design.X[keep],
+        None if design.Y is None else design.Y[keep],
+        design.rows[keep],
+        design.index[keep],
+        design.dropped + int((~keep).sum()),
+        complete,
+    )
+
+
+def pd_numbers(col, name: str, path: str, first_row: int) -> np.ndarray:
+    import pandas as pd
+
+    num = np.array(pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64))
+    bad = np.isnan(num) & col.notna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{col.iloc[i]!r} is not a number", path=path, row=first_row + i, column=name
+        )
+    if (num < 0).any():
+        i = int(np.flatnonzero(num < 0)[0])
+        raise DataError(
+            f"negative weight {num[i]!r}; sample weights must be >= 0",
+            path=path,
+            row=first_row + i,
+            column=name,
+        )
+    return num

@@ -1,0 +1,169 @@
+"""Estimators fitted through a formula, and missing rows: the formula half of the estimators.
+
+Why a method, ``fit_formula(formula, data)``, and not ``LinearRegression(formula=...)``: a
+formula names the target as well as the features, which scikit-learn's ``fit(X, y)``
+cannot express, and a hyper-parameter would make ``get_params``/``clone`` carry data
+column names. The method reads as statsmodels' ``smf.ols(formula, data)`` and leaves the
+estimator's parameters and ``fit(X, y)`` as they are. The encoding learned (levels,
+reference levels, transforms' parameters) stays in ``formula_encoding_``; ``predict``,
+``get_prediction`` and :func:`torchlinreg.save`/``load`` apply it to new tables.
+
+Example:
+    >>> import pandas as pd, torchlinreg as tlr
+    >>> df = pd.DataFrame({"y": [1.0, 2.1, 2.9, 4.2, 5.1, 5.8], "x": range(6), "g": list("aabbab")})
+    >>> model = tlr.LinearRegression().fit_formula("y ~ x + C(g)", df)
+    >>> list(model.feature_names_in_)
+    ['x', 'C(g)[T.b]']
+    >>> model.predict(pd.DataFrame({"x": [6.0], "g": ["b"]})).shape
+    (1,)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError, ModelFileError
+from ..stats.frames import label
+
+
+class FormulaMixin:
+    """``fit_formula``, formula-aware ``predict`` input, labelled ``results_``."""
+
+    def fit_formula(self, formula: str, data, sample_weight=None, *, missing: str = "raise"):
+        """Fit the model a formula describes on a table and return ``self``.
+
+        ``formula`` is Wilkinson notation as statsmodels and R write it (``"y ~ x1 + C(g)
+        + a:b + I(x**2) + np.log(x) - 1"``; several targets: ``"y1 + y2 ~ ..."``); ``data``
+        a pandas (polars, pyarrow) table or a dict of columns; ``missing`` ``"raise"`` or
+        ``"drop"``. The formula decides the intercept: ``fit_intercept`` is set from it.
+        """
+        import pandas as pd
+
+        from ..formula.encoding import Encoding
+        from ..stats.frames import MISSING
+
+        if missing not in MISSING:
+            raise ValueError(f"missing must be one of {MISSING}; got {missing!r}")
+        enc, design = Encoding.fit(formula, data, missing=missing)
+        w, keep = _weights(sample_weight, design, missing)
+        index = design.index[keep]
+        X = pd.DataFrame(design.X[keep], columns=enc.features, index=index)
+        Y = design.Y[keep]
+        y = (
+            pd.Series(Y[:, 0], name=enc.targets[0], index=index)
+            if Y.shape[1] == 1
+            else pd.DataFrame(Y, columns=enc.targets, index=index)
+        )
+        self.fit_intercept = enc.fit_intercept
+        self.fit(X, y, w)
+        self.formula_encoding_ = enc
+        self.nobs_dropped_ = design.dropped + int((~keep).sum())
+        if getattr(self, "_results", None) is not None:
+            self._results = self._label_results(self._results)
+        return self
+
+    def _label_results(self, res):
+        """Results named as statsmodels names them (labelled when fitted on a table)."""
+        enc = getattr(self, "formula_encoding_", None)
+        res.nobs_dropped = getattr(self, "nobs_dropped_", 0)
+        robust = getattr(self, "robust_cov_", None)
+        if robust is not None and res.cov_type == "nonrobust":
+            from ..stats.streamhc import with_robust
+
+            with_robust(res, *robust)
+        if enc is None:
+            index = getattr(self, "_row_index", None)
+            return res if index is None else label(res, row_index=index)
+        if enc.fit_intercept and res.param_names and res.param_names[0] == "const":
+            res.param_names[0] = "Intercept"
+        return label(res, row_index=getattr(self, "_row_index", None), encoding=enc)
+
+    def _formula_rows(self, X):
+        """A table given to a formula-fitted model becomes the model's columns (levels
+        checked, NaN refused); arrays of those columns pass through unchanged."""
+        enc = getattr(self, "formula_encoding_", None)
+        if enc is None or not _is_table(X):
+            return X
+        import pandas as pd
+
+        design = enc.design(X, missing="raise")
+        return pd.DataFrame(design.X, columns=enc.features, index=design.index)
+
+    def get_prediction(self, X=None, weights=None):
+        """``results_.get_prediction``: mean and observation intervals for new rows (a table
+        for a formula fit), or for the fitted rows when ``X`` is None."""
+        return self.results_.get_prediction(X, weights)
+
+
+def _is_table(X) -> bool:
+    module = type(X).__module__.partition(".")[0]
+    return isinstance(X, dict) or (module in ("pandas", "polars", "pyarrow") and X.ndim == 2)
+
+
+def _weights(sample_weight, design, missing: str):
+    keep = np.ones(len(design.rows), dtype=bool)
+    if sample_weight is None or np.ndim(sample_weight) == 0:
+        return sample_weight, keep
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if len(w) != len(design.complete):
+        raise DataError(
+            f"sample_weight has {len(w)} values but data has {len(design.complete)} rows"
+        )
+    w = w[design.rows]
+    if missing == "drop":
+        keep = ~np.isnan(w)
+    return w[keep], keep
+
+
+def robust_record(estimator) -> dict[str, Any] | None:
+    """A streamed fit's robust covariance (train --cov-type) as plain JSON."""
+    from ..stats.streamhc import cov_record
+
+    robust = getattr(estimator, "robust_cov_", None)
+    return None if robust is None else cov_record(*robust)
+
+
+def restore_robust(estimator, path: str, record: Any) -> None:
+    """Validate the robust covariance against the loaded state and keep it."""
+    from ..stats.streamhc import cov_from_record
+
+    # robust covariances are stored for full-rank fits only: the basis is [1 |] X
+    q = int(estimator.n_features_in_) + int(bool(estimator.fit_intercept))
+    k = int(estimator.model_.n_targets)
+    try:
+        estimator.robust_cov_ = cov_from_record(record, q, k)
+    except DataError as exc:
+        raise ModelFileError(f"{path}: {exc}; re-train and save again") from None
+
+
+def encoding_record(estimator) -> dict[str, Any] | None:
+    """The formula encoding of a fitted estimator as plain JSON, for its model file."""
+    enc = getattr(estimator, "formula_encoding_", None)
+    return None if enc is None else enc.to_json()
+
+
+def restore_encoding(estimator, path: str, record: Any) -> None:
+    """Validate a model file's formula record and attach it (ModelFileError if invalid)."""
+    from ..formula.encoding import Encoding
+
+    try:
+        enc = Encoding.from_json(record)
+    except DataError as exc:
+        raise ModelFileError(
+            f"{path}: the formula encoding is invalid ({str(exc)[:200]}); re-train and save again"
+        ) from None
+    names = getattr(estimator, "feature_names_in_", None)
+    agrees = (
+        names is not None
+        and list(names) == enc.features
+        and enc.fit_intercept == bool(estimator.fit_intercept)
+        and (estimator._target_names is None or estimator._target_names == enc.targets)
+    )
+    if not agrees:
+        raise ModelFileError(
+            f"{path}: the formula encoding's columns {enc.features[:6]} disagree with the "
+            "model's features; the file was edited or damaged; re-train and save again"
+        )
+    estimator.formula_encoding_ = enc

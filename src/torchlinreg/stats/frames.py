@@ -1,0 +1,285 @@
+"""Results as tables: formulas, missing rows, and statistics labelled by name (pandas).
+
+:func:`ols` sends here a formula (``ols("y ~ x + C(g)", data=df)``), ``missing="drop"``,
+and pandas input. :class:`LabelledResults` is an :class:`OLSResults` whose ``params``,
+``bse``, ``tvalues`` and ``pvalues`` are pandas Series indexed by the parameter names
+(DataFrames with one column per target for several targets), ``conf_int()`` and
+``cov_params()`` DataFrames, and whose row statistics (``fittedvalues``, ``resid``) and
+``summary_frame`` keep the data's row index, as statsmodels gives them. Everything is
+computed by :class:`OLSResults` on plain arrays; only what is handed out is labelled.
+
+Example:
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"y": [1, 3.1, 4.9, 7.2, 8.8, 11], "x": range(6), "g": list("ababab")})
+    >>> from torchlinreg.stats.results import ols
+    >>> res = ols("y ~ x + C(g)", data=df)
+    >>> list(res.params.index), res.params.name
+    (['Intercept', 'x', 'C(g)[T.b]'], None)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+
+MISSING = ("raise", "drop")
+_CLASSES: dict[type, type] = {}
+
+
+def label(res, *, row_index=None, encoding=None):
+    """Label ``res`` (an OLSResults) in place: its class becomes a LabelledResults of it.
+
+    The class is made here from ``type(res)`` (results.py imports this module, so this
+    module cannot import results.py back): isinstance(res, OLSResults) still holds.
+    """
+    base = type(res)
+    if not issubclass(base, LabelledResults):
+        if base not in _CLASSES:
+            _CLASSES[base] = type("LabelledResults", (LabelledResults, base), {})
+        res.__class__ = _CLASSES[base]
+    res._row_index = row_index
+    res.encoding = encoding
+    return res
+
+
+class LabelledResults:
+    """Mixed into OLSResults by :func:`label`: pandas objects labelled by parameter and row
+    names; the computing class comes next in the MRO."""
+
+    _raw_depth = 0
+    _row_index: Any = None
+    encoding: Any = None  # the formula's Encoding (torchlinreg.formula), or None
+
+    @contextlib.contextmanager
+    def _raw(self) -> Iterator[None]:
+        """Plain arrays inside: OLSResults' own formulas and the text summary use them."""
+        self._raw_depth += 1
+        try:
+            yield
+        finally:
+            self._raw_depth -= 1
+
+    def _by_param(self, value: np.ndarray):
+        import pandas as pd
+
+        if value.ndim == 1:
+            return pd.Series(value, index=list(self.param_names))
+        return pd.DataFrame(value, index=list(self.param_names), columns=self.target_names)
+
+    def _by_row(self, value: np.ndarray):
+        import pandas as pd
+
+        index = self._row_index if self._row_index is not None else None
+        if value.ndim == 1:
+            return pd.Series(value, index=index)
+        return pd.DataFrame(value, index=index, columns=self.target_names)
+
+    def conf_int(self, alpha: float = 0.05):
+        """Intervals as a DataFrame (columns 0 and 1; ``(target, 0|1)`` for several)."""
+        import pandas as pd
+
+        with self._raw():
+            value = np.asarray(super().conf_int(alpha))
+        if self._raw_depth:
+            return value
+        names = list(self.param_names)
+        if value.ndim == 2:
+            return pd.DataFrame(value, index=names, columns=[0, 1])
+        columns = pd.MultiIndex.from_product([self.target_names, [0, 1]])
+        flat = value.transpose(0, 2, 1).reshape(value.shape[0], -1)
+        return pd.DataFrame(flat, index=names, columns=columns)
+
+    def cov_params(self):
+        """A DataFrame indexed by parameter names (an array for several targets)."""
+        import pandas as pd
+
+        with self._raw():
+            value = np.asarray(super().cov_params())
+        if self._raw_depth or value.ndim != 2:
+            return value
+        names = list(self.param_names)
+        return pd.DataFrame(value, index=names, columns=names)
+
+    def get_prediction(self, exog=None, weights=None):
+        """As :meth:`OLSResults.get_prediction`; with a formula ``exog`` is a table that the
+        training encoding turns into the model's columns (levels checked)."""
+        if exog is not None and self.encoding is not None and _is_table(exog):
+            import pandas as pd
+
+            design = self.encoding.design(exog, missing="raise")
+            exog = pd.DataFrame(design.X, columns=self._exog_names, index=design.index)
+        with self._raw():
+            pred = super().get_prediction(exog, weights)
+        if exog is None and self._row_index is not None:
+            pred.row_labels = self._row_index
+        return pred
+
+    def summary(self, alpha: float = 0.05) -> str:
+        with self._raw():
+            return super().summary(alpha)
+
+    def to_dict(self) -> dict:
+        with self._raw():
+            return super().to_dict()
+
+
+def _labelled(name: str, by: str) -> property:
+    def get(self: LabelledResults):
+        with self._raw():
+            value = getattr(super(LabelledResults, self), name)
+        if self._raw_depth:
+            return value
+        value = np.asarray(value)
+        return self._by_param(value) if by == "param" else self._by_row(value)
+
+    get.__doc__ = f"OLSResults.{name}, labelled by {'parameter' if by == 'param' else 'row'}."
+    return property(get)
+
+
+for _name in ("params", "bse", "tvalues", "pvalues"):
+    setattr(LabelledResults, _name, _labelled(_name, "param"))
+for _name in ("fittedvalues", "resid", "wresid", "resid_pearson"):
+    setattr(LabelledResults, _name, _labelled(_name, "row"))
+
+
+def _is_table(a) -> bool:
+    """A table of named columns (not rows already encoded as the model's columns)."""
+    module = type(a).__module__.partition(".")[0]
+    return isinstance(a, dict) or (module in ("pandas", "polars", "pyarrow") and a.ndim == 2)
+
+
+def _is_pandas(a) -> bool:
+    return type(a).__module__.partition(".")[0] == "pandas"
+
+
+def drop_incomplete(X, y, sample_weight) -> tuple[Any, Any, Any, int]:
+    """Leave out the rows with NaN in X, y or the weights (statsmodels' missing='drop')."""
+    parts = [a for a in (X, y, sample_weight) if a is not None and np.ndim(a) > 0]
+    n = len(parts[0])
+    keep = np.ones(n, dtype=bool)
+    for a in parts:
+        if len(a) != n:
+            return X, y, sample_weight, 0  # the validator names the mismatch
+        keep &= ~_nan_rows(a)
+    dropped = int(n - keep.sum())
+    if not dropped:
+        return X, y, sample_weight, 0
+    return (*(_take(a, keep) for a in (X, y, sample_weight)), dropped)
+
+
+def _nan_rows(a) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return torch.isnan(a.reshape(a.shape[0], -1)).any(1).cpu().numpy()
+    if _is_pandas(a):
+        frame = a.to_frame() if a.ndim == 1 else a
+        return frame.isna().any(axis=1).to_numpy()
+    if hasattr(a, "to_pandas"):  # polars, pyarrow
+        return _nan_rows(a.to_pandas())
+    try:
+        arr = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.zeros(len(a), dtype=bool)  # text: the validator names it
+    return np.isnan(arr.reshape(arr.shape[0], -1)).any(1)
+
+
+def _take(a, keep: np.ndarray):
+    if a is None or np.ndim(a) == 0:
+        return a
+    if isinstance(a, torch.Tensor):
+        return a[torch.as_tensor(keep, device=a.device)]
+    if _is_pandas(a):
+        return a.iloc[keep]
+    if hasattr(a, "to_pandas"):
+        return a.to_pandas().iloc[keep]
+    return np.asarray(a)[keep]
+
+
+def row_index(X, y):
+    """The pandas row index of the input (X's, else y's), or None."""
+    for a in (X, y):
+        if _is_pandas(a):
+            return a.index
+    return None
+
+
+class FormulaProblem:
+    """A formula's table encoded for :func:`ols`: arrays, names, and what was dropped."""
+
+    def __init__(self, formula: str, data, sample_weight, missing: str, given: dict) -> None:
+        from ..formula.encoding import Encoding
+
+        for key, value in given.items():
+            if value is not None:
+                raise DataError(f"{key}= cannot be given with a formula: the formula decides it")
+        if missing not in MISSING:
+            raise ValueError(f"missing must be one of {MISSING}; got {missing!r}")
+        if data is None:
+            raise DataError("a formula needs data=: a table whose columns the formula names")
+        enc, design = Encoding.fit(formula, data, missing=missing)
+        self.sample_weight, rows = _formula_weights(sample_weight, design, missing)
+        self.X = design.X[rows]
+        Y = design.Y[rows]
+        self.y = Y[:, 0] if Y.shape[1] == 1 else Y
+        self.encoding = enc
+        self.index = design.index[rows]
+        self.dropped = design.dropped + int(len(design.rows) - rows.sum())
+
+    def kwargs(self) -> dict:
+        """``ols`` keywords the formula decides."""
+        enc = self.encoding
+        return {
+            "fit_intercept": enc.fit_intercept,
+            "sample_weight": self.sample_weight,
+            "feature_names": enc.features,
+            "target_names": enc.targets,
+        }
+
+    def finish(self, res):
+        """The fitted results, named and labelled as statsmodels' formula results."""
+        if self.encoding.fit_intercept:  # statsmodels' (patsy's) name for the constant
+            res.param_names[0] = "Intercept"
+        res.nobs_dropped = self.dropped
+        if not self.encoding.fit_intercept and _implicit_constant(self.X):
+            _count_the_constant(res)
+        return label(res, row_index=self.index, encoding=self.encoding)
+
+
+def _implicit_constant(X: np.ndarray) -> bool:
+    """The columns span the constant (``C(g) - 1``: every level's dummy): statsmodels' test,
+    the rank of ``[1 | X]`` equal to the rank of ``X``."""
+    if X.shape[1] == 0 or X.shape[0] <= X.shape[1]:
+        return False
+    return np.linalg.matrix_rank(np.c_[np.ones(len(X)), X]) == np.linalg.matrix_rank(X)
+
+
+def _count_the_constant(res) -> None:
+    """Statistics of a model whose columns hold a constant without naming it, as
+    statsmodels gives them: centred R-squared, df_model = rank - 1, ess = tss - ssr, and a
+    robust Wald F that is NaN (statsmodels' #2444: no constant column to leave out)."""
+    res.k_constant = 1
+    res._sums["ess"] = res._sums["centered_tss"] - res._sums["rss"]
+    if res.cov_type != "nonrobust":
+        nan = np.full_like(res._sums["rss"], np.nan)
+        res.__dict__["_f"] = (nan, nan)
+
+
+def _formula_weights(sample_weight, design, missing: str):
+    """The weights of the rows the formula kept, and which of those rows stay."""
+    keep = np.ones(len(design.rows), dtype=bool)
+    if sample_weight is None or np.ndim(sample_weight) == 0:
+        return sample_weight, keep
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if len(w) != len(design.complete):
+        raise DataError(
+            f"sample_weight has {len(w)} values but data has {len(design.complete)} rows"
+        )
+    w = w[design.rows]
+    if missing == "drop":
+        keep = ~np.isnan(w)
+    return w[keep], keep

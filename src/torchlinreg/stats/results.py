@@ -37,8 +37,9 @@ from ..exact.threads import with_fit_threads
 from .covariance import hc_covariance, wald_f
 from .fitstats import as_tensor, results_from_fit, results_from_state
 from .prediction import PredictionResults, prediction
+from .robust import cluster_covariance, hac_covariance, normalize_cov_kwds
 
-COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster", "HAC")
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -85,9 +86,18 @@ class OLSResults:
         n_exog: int | None = None,
         weighted: bool | None = None,
         sum_log_weights: float | None = None,
+        cov_kwds: dict | None = None,
     ) -> None:
+        # what get_robustcov_results needs to build the same fit with another covariance
+        self._init_kwargs = {
+            k: v for k, v in locals().items() if k not in ("self", "cov_kwds", "__class__")
+        }
+        cov_type = "HAC" if str(cov_type).lower() == "hac" else cov_type
         if cov_type not in COV_TYPES:
             raise ValueError(f"cov_type must be one of {COV_TYPES}; got {cov_type!r}")
+        if use_t is None and cov_kwds and "use_t" in cov_kwds:  # statsmodels takes it there
+            use_t = cov_kwds["use_t"]
+        self.cov_kwds = normalize_cov_kwds(cov_type, cov_kwds, nobs)
         self._params = params
         self._b = basis_params
         self._r = basis_r
@@ -134,6 +144,7 @@ class OLSResults:
         refine: bool | None = None,
         warn: bool = False,
         use_t: bool | None = None,
+        cov_kwds: dict | None = None,
     ) -> OLSResults:
         """Results of an exact fit, refined where :func:`needs_refinement` says digits are at risk.
 
@@ -154,7 +165,7 @@ class OLSResults:
             refine=refine,
             warn=warn,
         )
-        return cls(**kwargs, cov_type=cov_type, use_t=use_t)
+        return cls(**kwargs, cov_type=cov_type, use_t=use_t, cov_kwds=cov_kwds)
 
     @classmethod
     def from_state(
@@ -168,6 +179,7 @@ class OLSResults:
         feature_names: Sequence[str] | None = None,
         target_names: Sequence[str] | None = None,
         use_t: bool | None = None,
+        cov_kwds: dict | None = None,
     ) -> OLSResults:
         """Non-robust results from a least-squares state alone (streamed or loaded fits).
 
@@ -182,7 +194,7 @@ class OLSResults:
             feature_names=feature_names,
             target_names=target_names,
         )
-        return cls(**kwargs, cov_type=cov_type, use_t=use_t)
+        return cls(**kwargs, cov_type=cov_type, use_t=use_t, cov_kwds=cov_kwds)
 
     # ---- helpers ------------------------------------------------------------------------
     def _out(self, a: np.ndarray) -> np.ndarray:
@@ -313,7 +325,46 @@ class OLSResults:
         if self._rows is None:
             raise DataError(f"cov_type={self.cov_type!r} needs the rows; refit in memory")
         A, e = self._rows()
+        kw = self.cov_kwds
+        if self.cov_type == "cluster":
+            return cluster_covariance(
+                A, e, kw["groups"], rank=self.rank, use_correction=kw["use_correction"]
+            )
+        if self.cov_type == "HAC":
+            return hac_covariance(
+                A,
+                e,
+                maxlags=kw["maxlags"],
+                kernel=kw["weights_func"],
+                use_correction=kw["use_correction"],
+            )
         return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid)
+
+    @property
+    def df_resid_inference(self) -> float:
+        """Degrees of freedom of t and F tests: ``df_resid``, or with clustered errors the
+        number of clusters minus one (the smaller count two-way), as statsmodels."""
+        kw = self.cov_kwds
+        if self.cov_type == "cluster" and kw["df_correction"]:
+            return float(kw["groups"].inference_groups - 1)
+        return self.df_resid
+
+    def get_robustcov_results(
+        self, cov_type: str = "HC1", use_t: bool | None = None, **cov_kwds
+    ) -> OLSResults:
+        """The same fit with another covariance (statsmodels' name): a new results object.
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.arange(8.0); y = x + np.tile([0.1, -0.1], 4)
+            >>> res = ols(x[:, None], y).get_robustcov_results("cluster", groups=x // 2)
+            >>> res.cov_type, res.df_resid_inference
+            ('cluster', 3.0)
+        """
+        if use_t is None and "use_t" not in cov_kwds:  # statsmodels keeps the fit's choice
+            use_t = self.use_t
+        kwargs = {**self._init_kwargs, "cov_type": cov_type, "use_t": use_t}
+        return type(self)(**kwargs, cov_kwds=cov_kwds)
 
     def cov_params(self) -> np.ndarray:
         """Covariance of the parameters (``cov_type``): ``(p, p)`` or ``(p, p, k)``."""
@@ -344,7 +395,8 @@ class OLSResults:
     def _dist(self):
         if not self.use_t:
             return stats.norm()
-        return stats.t(self.df_resid) if self.df_resid > 0 else stats.t(np.nan)
+        df = self.df_resid_inference
+        return stats.t(df) if df > 0 else stats.t(np.nan)
 
     def conf_int(self, alpha: float = 0.05) -> np.ndarray:
         """Confidence intervals ``(p, 2)`` (or ``(p, 2, k)``): params -+ t_{1-alpha/2} bse."""
@@ -353,7 +405,7 @@ class OLSResults:
 
     @cached_property
     def _f(self) -> tuple[np.ndarray, np.ndarray]:
-        dfm, dfr = self.df_model, self.df_resid
+        dfm, dfr = self.df_model, self.df_resid_inference
         if self.cov_type == "nonrobust":
             with np.errstate(divide="ignore", invalid="ignore"):
                 f = self._sums["ess"] / dfm / self._scale
@@ -551,6 +603,7 @@ def ols(
     feature_names: Sequence[str] | None = None,
     target_names: Sequence[str] | None = None,
     use_t: bool | None = None,
+    cov_kwds: dict | None = None,
 ) -> OLSResults:
     """Fit ordinary (or weighted) least squares exactly and return its statistics.
 
@@ -601,6 +654,7 @@ def ols(
         feature_names=feature_names,
         target_names=target_names,
         use_t=use_t,
+        cov_kwds=cov_kwds,
     )
 
 

@@ -34,8 +34,10 @@ from torch import Tensor
 from ..data import as_matrix, as_problem, as_weights
 from ..errors import DataError, DegenerateWarning
 from ..exact.threads import with_fit_threads
-from .covariance import hc_covariance, wald_f
+from . import hypothesis
+from .covariance import hc_covariance
 from .fitstats import as_tensor, results_from_fit, results_from_state
+from .hypothesis import ContrastResults, wald_statistics
 from .prediction import PredictionResults, prediction
 from .robust import cluster_covariance, hac_covariance, normalize_cov_kwds
 
@@ -411,8 +413,15 @@ class OLSResults:
                 f = self._sums["ess"] / dfm / self._scale
         else:  # Wald test that all non-constant parameters are zero (statsmodels' rule)
             idx = [j for j in range(self._params.shape[0]) if j >= self.k_constant]
-            f = wald_f(self._params, self._cov, [j for j in idx if j not in self.aliased])
-        if dfm <= 0 or dfr <= 0:
+            idx = [j for j in idx if j not in self.aliased]
+            if not idx:
+                f = np.full(self._params.shape[1], np.nan)
+            else:  # a singular robust covariance counts its rank (few clusters), as statsmodels
+                R = np.eye(self._params.shape[0])[idx][:, idx]
+                cov = self._cov[np.ix_(idx, idx)]
+                w, dfm = wald_statistics(self._params[idx], cov, R, np.zeros(len(idx)))
+                f = w / dfm
+        if self.df_model <= 0 or dfr <= 0:
             return np.full_like(f, np.nan), np.full_like(f, np.nan)
         return f, stats.f.sf(f, dfm, dfr)
 
@@ -470,6 +479,38 @@ class OLSResults:
         if crit not in penalty:
             raise ValueError(f"crit must be 'aic', 'bic', 'aicc' or 'hqic'; got {crit!r}")
         return -2 * self.llf + penalty[crit]
+
+    # ---- hypothesis tests (stats/hypothesis.py) -----------------------------------------
+    def t_test(self, r_matrix, use_t: bool | None = None) -> ContrastResults:
+        """t test of each linear hypothesis ``R b = q`` (statsmodels' ``t_test``).
+
+        ``r_matrix`` is a string over ``param_names`` (``"x1 = 0"``, ``"x1 = x2, x3 = 1"``), a
+        matrix ``R`` (``q = 0``) or ``(R, q)``; the results' covariance is used.
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.arange(10.0); y = x + np.tile([0.3, -0.3], 5)
+            >>> tt = ols(x[:, None], y).t_test("x1 = 1")
+            >>> bool(abs(tt.effect - 1) < 0.1), bool(tt.pvalue > 0.05)
+            (True, True)
+        """
+        return hypothesis.t_test(self, r_matrix, use_t=use_t)
+
+    def f_test(self, r_matrix) -> ContrastResults:
+        """F test of the joint hypothesis ``R b = q`` (``wald_test`` with ``use_f=True``)."""
+        return hypothesis.wald_test(self, r_matrix, use_f=True)
+
+    def wald_test(self, r_matrix, use_f: bool | None = None, scalar: bool = True):
+        """Wald test of ``R b = q``: F when ``use_f`` (default ``use_t``), else chi2."""
+        return hypothesis.wald_test(self, r_matrix, use_f=use_f, scalar=scalar)
+
+    def compare_f_test(self, restricted: OLSResults):
+        """``(F, p-value, df_diff)`` against a restricted model nested in this one."""
+        return hypothesis.compare_f_test(self, restricted)
+
+    def compare_lr_test(self, restricted: OLSResults):
+        """``(LR statistic, p-value, df_diff)`` against a nested restricted model."""
+        return hypothesis.compare_lr_test(self, restricted)
 
     # ---- prediction, reporting ----------------------------------------------------------
     @cached_property

@@ -512,6 +512,33 @@ class OLSResults:
         """``(LR statistic, p-value, df_diff)`` against a nested restricted model."""
         return hypothesis.compare_lr_test(self, restricted)
 
+    # ---- influence and residual diagnostics (stats/influence.py, stats/diagnostics.py) ---
+    def get_influence(self):
+        """Leverage, Cook's distance, DFFITS, studentized residuals (statsmodels' names).
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.arange(6.0); y = x + np.array([0.1, -0.1, 0.2, 0.0, -0.2, 0.3])
+            >>> infl = ols(x[:, None], y).get_influence()
+            >>> infl.hat_matrix_diag.shape, infl.cooks_distance[0].shape
+            ((6,), (6,))
+        """
+        from .influence import OLSInfluence
+
+        return OLSInfluence(self)
+
+    @cached_property
+    def _diagnostics(self) -> dict[str, np.ndarray]:
+        from .diagnostics import residual_diagnostics
+
+        return residual_diagnostics(self.wresid)
+
+    @property
+    def diagnostics(self) -> dict[str, np.ndarray]:
+        """Omnibus, skew, kurtosis, Durbin-Watson, Jarque-Bera of the whitened residuals
+        (statsmodels' summary block; needs the fitted rows)."""
+        return {key: self._out(v) for key, v in self._diagnostics.items()}
+
     # ---- prediction, reporting ----------------------------------------------------------
     @cached_property
     def fittedvalues(self) -> np.ndarray:

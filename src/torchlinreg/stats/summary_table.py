@@ -98,6 +98,11 @@ def summary_text(res: OLSResults, alpha: float = 0.05) -> str:
             cells[3] = "nan".rjust(10) if np.isnan(pv[j]) else f"{pv[j]:.3f}".rjust(10)
             lines.append(f"{pname[:14]:<14}" + "".join(" " + cell for cell in cells))
         lines.append("=" * _WIDTH)
+        if res._endog is not None:  # the residuals are at hand: statsmodels' diagnostics
+            from .diagnostics import diagnostics_lines
+
+            lines += diagnostics_lines(res._diagnostics, t, res.condition_number)
+            lines.append("=" * _WIDTH)
         lines += _notes(res)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

@@ -342,6 +342,45 @@ class OLSResults:
             )
         return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid)
 
+    def cluster_from_blocks(
+        self,
+        blocks,
+        groups,
+        *,
+        use_correction: bool = True,
+        df_correction: bool = True,
+        use_t: bool | None = None,
+    ) -> OLSResults:
+        """Cluster-robust results of a streamed (or any) fit by a second pass over the rows.
+
+        ``blocks`` yields the fitted rows again (``(X, y)``, ``(X, y, w)`` or Block objects,
+        in any order and blocking) and ``groups`` each block's cluster labels (``(b,)``, or
+        ``(b, 2)`` / a pair for two-way); a cluster may span blocks. Equals
+        ``get_robustcov_results("cluster", groups=...)`` of an in-memory fit
+        (``stats/robust_blocks.py``).
+        """
+        from .robust_blocks import accumulate
+
+        return self.with_cluster_sums(
+            accumulate(self, blocks, groups),
+            use_correction=use_correction,
+            df_correction=df_correction,
+            use_t=use_t,
+        )
+
+    def with_cluster_sums(
+        self, sums, *, use_correction: bool = True, df_correction: bool = True, use_t=None
+    ) -> OLSResults:
+        """Cluster-robust results from accumulated ``robust_blocks.ClusterSums`` (merged
+        over blocks or ranks)."""
+        kw = {"groups": sums.groups(), "use_correction": use_correction}
+        kw["df_correction"] = df_correction
+        kwargs = {**self._init_kwargs, "cov_type": "cluster"}
+        kwargs["use_t"] = self.use_t if use_t is None else use_t
+        new = type(self)(**kwargs, cov_kwds=kw)
+        new._robust_cov_basis = sums.covariance(self._r, use_correction=use_correction)
+        return new
+
     @property
     def df_resid_inference(self) -> float:
         """Degrees of freedom of t and F tests: ``df_resid``, or with clustered errors the

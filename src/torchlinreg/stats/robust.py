@@ -61,6 +61,8 @@ def cluster_codes(groups, nobs: int) -> ClusterCodes:
     ``groups`` is one label per row (any hashable labels: ints, strings), an ``(n, 1)`` or
     ``(n, 2)`` array or DataFrame, or a tuple/list of two label arrays.
     """
+    if isinstance(groups, ClusterCodes):  # already coded (e.g. counted over streamed blocks)
+        return groups
     if isinstance(groups, (tuple, list)) and len(groups) in (1, 2) and np.ndim(groups[0]) >= 1:
         cols = [np.asarray(g).reshape(-1) for g in groups]
     else:

@@ -1,0 +1,169 @@
+"""Cluster-robust covariance of a streamed fit: a second pass over the row blocks.
+
+The first pass (``fit_blocks``, files, ranks) leaves the R factor and the parameters; the
+scores ``a_i e_i`` need the residuals, so the rows are read again. :class:`ClusterSums`
+adds each block's scores into per-cluster sums keyed by the cluster labels themselves, so
+a cluster's rows may come in any block, in any order, or on any rank (:meth:`merge`);
+memory is one ``q``-vector per cluster and target. The covariance then follows from the
+sums and R alone (``robust.cluster_covariance_from_sums``) and equals the in-memory one.
+
+Example:
+    >>> import numpy as np
+    >>> from torchlinreg.stats.results import ols
+    >>> rng = np.random.default_rng(0); X = rng.normal(size=(40, 2))
+    >>> y = X[:, 0] + rng.normal(size=40)
+    >>> g = np.arange(40) % 5
+    >>> res = ols(X, y)
+    >>> blocks = [(X[:25], y[:25]), (X[25:], y[25:])]
+    >>> cl = res.cluster_from_blocks(blocks, [g[:25], g[25:]])
+    >>> bool(np.allclose(cl.bse, ols(X, y, cov_type="cluster", cov_kwds={"groups": g}).bse))
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data import unpack_block
+from ..errors import DataError
+from .robust import ClusterCodes, cluster_covariance_from_sums
+
+
+class ClusterSums:
+    """Per-cluster sums of the whitened scores ``a_i e_i`` for one or two clusterings."""
+
+    def __init__(self) -> None:
+        self.labels: list[dict] = []  # per clustering (and the intersections): label -> code
+        self.sums: list[Tensor] = []  # per clustering: (k, G, q)
+        self.nobs = 0
+
+    def _codes(self, j: int, labels: np.ndarray) -> np.ndarray:
+        uniq, inv = np.unique(labels, return_inverse=True)
+        table = self.labels[j]
+        codes = np.array([table.setdefault(u.item(), len(table)) for u in uniq], dtype=np.int64)
+        return codes[inv.reshape(-1)]
+
+    def add(self, A: Tensor, e: Tensor, groups) -> None:
+        """Add one block: whitened rows ``A`` ``(b, q)``, residuals ``e`` ``(b, k)`` and
+        the block's cluster labels (``(b,)``, ``(b, 2)`` or a pair of arrays)."""
+        cols = _label_columns(groups, A.shape[0])
+        if not self.labels:
+            n_sets = 1 if len(cols) == 1 else 3
+            self.labels = [{} for _ in range(n_sets)]
+            self.sums = [A.new_zeros(e.shape[1], 0, A.shape[1]) for _ in range(n_sets)]
+        if (len(cols) == 1) != (len(self.labels) == 1):
+            raise DataError("every block needs the same number of clustering variables")
+        codes = [self._codes(j, c) for j, c in enumerate(cols)]
+        if len(cols) == 2:  # the intersections, keyed by both codes
+            codes.append(self._codes(2, codes[0] * (1 << 32) + codes[1]))
+        for j, c in enumerate(codes):
+            self._grow(j, len(self.labels[j]))
+            idx = torch.from_numpy(c).to(A.device)
+            for t in range(e.shape[1]):
+                self.sums[j][t].index_add_(0, idx, A * e[:, t : t + 1])
+        self.nobs += A.shape[0]
+
+    def _grow(self, j: int, size: int) -> None:
+        s = self.sums[j]
+        if s.shape[1] < size:
+            pad = s.new_zeros(s.shape[0], max(size, 2 * s.shape[1]) - s.shape[1], s.shape[2])
+            self.sums[j] = torch.cat([s, pad], 1)
+
+    def merge(self, other: ClusterSums) -> ClusterSums:
+        """Add another accumulator's sums (another rank's rows), matching labels."""
+        if not other.labels:
+            return self
+        if not self.labels:
+            self.labels = [{} for _ in other.labels]
+            self.sums = [s.new_zeros(s.shape[0], 0, s.shape[2]) for s in other.sums]
+        for j, (table, s) in enumerate(zip(other.labels, other.sums, strict=True)):
+            if j == 2:  # intersections: re-key by this accumulator's codes
+                continue
+            codes = np.array([self.labels[j].setdefault(lab, len(self.labels[j])) for lab in table])
+            self._grow(j, len(self.labels[j]))
+            order = np.array(list(table.values()), dtype=np.int64)
+            self.sums[j][:, torch.from_numpy(codes)] += s[:, torch.from_numpy(order)]
+        if len(other.labels) == 3:
+            inverse = [{code: lab for lab, code in other.labels[j].items()} for j in (0, 1)]
+            for key, code in other.labels[2].items():
+                c0, c1 = divmod(int(key), 1 << 32)
+                mine = self.labels[0][inverse[0][c0]] * (1 << 32) + self.labels[1][inverse[1][c1]]
+                new = self.labels[2].setdefault(mine, len(self.labels[2]))
+                self._grow(2, len(self.labels[2]))
+                self.sums[2][:, new] += other.sums[2][:, code]
+        self.nobs += other.nobs
+        return self
+
+    def groups(self) -> ClusterCodes:
+        """The cluster counts (no per-row codes: the rows are gone)."""
+        counts = tuple(len(t) for t in self.labels)
+        return ClusterCodes(tuple(np.empty(0, np.int64) for _ in counts), counts)
+
+    def covariance(self, R: Tensor, *, use_correction: bool = True) -> Tensor:
+        """The cluster covariance ``(q, q, k)`` in the basis of ``R``."""
+        sums = [s[:, : len(t)] for s, t in zip(self.sums, self.labels, strict=True)]
+        return cluster_covariance_from_sums(
+            R, sums, self.groups(), nobs=self.nobs, use_correction=use_correction
+        )
+
+
+def _label_columns(groups, rows: int) -> list[np.ndarray]:
+    if isinstance(groups, (tuple, list)) and len(groups) == 2 and np.ndim(groups[0]) >= 1:
+        cols = [np.asarray(g).reshape(-1) for g in groups]
+    else:
+        arr = np.asarray(groups)
+        if arr.ndim == 2 and arr.shape[1] in (1, 2):
+            cols = [arr[:, j] for j in range(arr.shape[1])]
+        elif arr.ndim == 1:
+            cols = [arr]
+        else:
+            raise DataError(
+                f"a block's cluster labels have shape {arr.shape}; give one label per row, "
+                "or an (n, 2) array for two-way clustering"
+            )
+    for c in cols:
+        if c.shape[0] != rows:
+            raise DataError(
+                f"a block has {rows} rows but {c.shape[0]} cluster labels; give one per row"
+            )
+    return cols
+
+
+def accumulate(results, blocks: Iterable, groups: Iterable) -> ClusterSums:
+    """The second pass over every fitted row: the sums, checked to cover ``nobs`` rows."""
+    acc = add_blocks(results, blocks, groups)
+    check_rows(results, acc)
+    return acc
+
+
+def check_rows(results, acc: ClusterSums) -> None:
+    """The sums must cover the fitted rows (after merging every rank's share)."""
+    if acc.nobs != results.nobs:
+        raise DataError(
+            f"the blocks hold {acc.nobs} rows but the fit has {results.nobs}; pass the same "
+            "rows (in any order) with one cluster label each"
+        )
+
+
+def add_blocks(results, blocks: Iterable, groups: Iterable, acc: ClusterSums | None = None):
+    """Add each block's whitened scores at the fitted parameters (one rank's share)."""
+    from .fitstats import residuals
+
+    acc = ClusterSums() if acc is None else acc
+    for block, labels in zip(blocks, groups, strict=True):
+        X, Y, w = unpack_block(block)
+        X = torch.as_tensor(np.asarray(X, dtype=np.float64) if not isinstance(X, Tensor) else X)
+        X = X.to(device=results._b.device, dtype=torch.float64).reshape(X.shape[0], -1)
+        Y = torch.as_tensor(np.asarray(Y, dtype=np.float64) if not isinstance(Y, Tensor) else Y)
+        Y = Y.to(X).reshape(X.shape[0], -1)
+        A = results._design(X)
+        e = residuals(A, Y, results._b)
+        if w is not None:
+            root = torch.as_tensor(np.asarray(w, dtype=np.float64)).to(X).reshape(-1, 1).sqrt()
+            A, e = A * root, e * root
+        acc.add(A, e, labels)
+    return acc

@@ -101,3 +101,36 @@ def test_wrong_rows_or_labels_raise():
         res.cluster_from_blocks([(X[:100], y[:100])], [firm[:99]])
     with pytest.raises(ValueError):  # a label block missing: zip(strict=True)
         res.cluster_from_blocks([(X[:100], y[:100]), (X[100:], y[100:])], [firm[:100]])
+
+
+@pytest.mark.parametrize(
+    "cov_type, kw",
+    [
+        ("HC0", {}),
+        ("HC1", {}),
+        ("HC2", {}),
+        ("HC3", {}),
+        ("HAC", {"maxlags": 4}),
+        ("HAC", {"maxlags": 9, "use_correction": True}),  # lags longer than a block
+        ("HAC", {"maxlags": 3, "kernel": "uniform"}),
+    ],
+)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_streamed_hc_and_hac_equal_in_memory(cov_type, kw, weighted):
+    X, y, _, _ = _grunfeld()
+    w = 1 / X[:, 0] if weighted else None
+    Y = np.c_[y, np.log(y)]
+    ref = ols(X, Y, sample_weight=w, cov_type=cov_type, cov_kwds=kw)
+    blocks, _ = _blocks(X, Y, w, np.zeros(len(y)), np.arange(len(y)), 7)
+    streamed = LinearRegression().fit_blocks(blocks).results_
+    res = streamed.robust_from_blocks(blocks, cov_type, use_t=False, **kw)
+    assert_allclose(res.cov_params(), ref.cov_params(), rtol=1e-10)
+    assert_allclose(res.pvalues, ref.pvalues, rtol=1e-9)
+
+
+def test_streamed_robust_refuses_cluster_and_unknown_types():
+    X, y, _, _ = _grunfeld()
+    res = ols(X, y)
+    for bad in ("cluster", "nonrobust", "HC9"):
+        with pytest.raises(ValueError, match="HC0-HC3 or HAC"):
+            res.robust_from_blocks([(X, y)], bad)

@@ -368,6 +368,36 @@ class OLSResults:
             use_t=use_t,
         )
 
+    def robust_from_blocks(
+        self, blocks, cov_type: str = "HC1", use_t: bool | None = None, **cov_kwds
+    ) -> OLSResults:
+        """HC0-HC3 or HAC results of a streamed (or any) fit by a second pass over the rows.
+
+        ``blocks`` yields the fitted rows again in their order (HAC's lags follow it);
+        equals ``get_robustcov_results(cov_type, **cov_kwds)`` of an in-memory fit.
+        For ``cov_type="cluster"`` use :meth:`cluster_from_blocks`.
+        """
+        from .robust_blocks import meat_from_blocks
+
+        if cov_type == "cluster" or cov_type not in COV_TYPES or cov_type == "nonrobust":
+            raise ValueError(
+                f"robust_from_blocks takes HC0-HC3 or HAC; got {cov_type!r} "
+                "(cluster: cluster_from_blocks(blocks, groups))"
+            )
+        kwargs = {**self._init_kwargs, "cov_type": cov_type}
+        kwargs["use_t"] = self.use_t if use_t is None else use_t
+        new = type(self)(**kwargs, cov_kwds=cov_kwds)
+        kw = new.cov_kwds
+        meat = meat_from_blocks(self, blocks, new.cov_type, kw)
+        if meat.leverage_one:
+            from .covariance import _warn_leverage_one
+
+            _warn_leverage_one(meat.leverage_one, new.cov_type)
+        new._robust_cov_basis = meat.covariance(
+            df_resid=self.df_resid, use_correction=kw.get("use_correction", False)
+        )
+        return new
+
     def with_cluster_sums(
         self, sums, *, use_correction: bool = True, df_correction: bool = True, use_t=None
     ) -> OLSResults:

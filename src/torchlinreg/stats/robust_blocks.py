@@ -111,6 +111,68 @@ class ClusterSums:
         )
 
 
+class MeatSums:
+    """The meat of HC0-HC3 and HAC accumulated block by block, rows in their order.
+
+    Scores are taken in the ``Q`` basis, ``q_i = a_i R^-1`` (a triangular solve per block
+    with the fit's R), so the leverage ``h_i = ||q_i||^2`` of HC2/HC3 comes with them; HAC
+    keeps the last ``maxlags`` scores of the previous block for the lags that span blocks.
+    """
+
+    def __init__(self, R: Tensor, cov_type: str, maxlags: int = 0, kernel: str = "bartlett"):
+        from .robust import kernel_weights
+
+        self.R, self.cov_type = R, cov_type
+        self.maxlags = maxlags if cov_type == "HAC" else 0
+        self.weights = kernel_weights(kernel, self.maxlags)
+        self.meat: Tensor | None = None  # (k, q, q)
+        self.tail: Tensor | None = None  # (k, <= maxlags, q): the previous rows' scores
+        self.nobs = 0
+        self.leverage_one: list[int] = []
+
+    def add(self, A: Tensor, e: Tensor) -> None:
+        """Add the next rows in order: whitened ``A`` ``(b, q)`` and residuals ``(b, k)``."""
+        from .covariance import leverage_one_rows
+
+        q = torch.linalg.solve_triangular(self.R, A, upper=True, left=False)
+        u = e
+        if self.cov_type in ("HC2", "HC3"):
+            h = (q * q).sum(1, keepdim=True)
+            u = e / (1 - h).sqrt() if self.cov_type == "HC2" else e / (1 - h)
+            ones = leverage_one_rows(h[:, 0], A.shape[1])
+            if ones:
+                u[ones] = float("nan")
+                self.leverage_one += [self.nobs + i for i in ones]
+        x = u.T[:, :, None] * q[None]  # (k, b, q)
+        if self.meat is None:
+            self.meat = x.new_zeros(x.shape[0], x.shape[2], x.shape[2])
+        self.meat += x.transpose(1, 2) @ x
+        if self.maxlags:
+            full = x if self.tail is None else torch.cat([self.tail, x], 1)
+            start = full.shape[1] - x.shape[1]  # where this block's rows begin in ``full``
+            for lag in range(1, self.maxlags + 1):
+                lo = max(start, lag)
+                if lo >= full.shape[1]:
+                    break
+                g = full[:, lo:].transpose(1, 2) @ full[:, lo - lag : full.shape[1] - lag]
+                self.meat += float(self.weights[lag]) * (g + g.transpose(1, 2))
+            self.tail = full[:, -self.maxlags :]
+        self.nobs += A.shape[0]
+
+    def covariance(self, *, df_resid: float, use_correction: bool = False) -> Tensor:
+        """``(q, q, k)``: ``R^-1 meat R^-T`` with HC1's ``n / df_resid`` or HAC's
+        ``use_correction`` factor ``n / (n - q)``."""
+        from .robust import _sandwich
+
+        cov = _sandwich(self.R, self.meat)
+        n, q = self.nobs, self.R.shape[0]
+        if self.cov_type == "HC1":
+            cov = cov * (n / df_resid if df_resid > 0 else float("nan"))
+        if self.cov_type == "HAC" and use_correction:
+            cov = cov * (n / (n - q) if n > q else float("nan"))
+        return cov.permute(1, 2, 0)
+
+
 def _label_columns(groups, rows: int) -> list[np.ndarray]:
     if isinstance(groups, (tuple, list)) and len(groups) == 2 and np.ndim(groups[0]) >= 1:
         cols = [np.asarray(g).reshape(-1) for g in groups]
@@ -140,7 +202,7 @@ def accumulate(results, blocks: Iterable, groups: Iterable) -> ClusterSums:
     return acc
 
 
-def check_rows(results, acc: ClusterSums) -> None:
+def check_rows(results, acc: ClusterSums | MeatSums) -> None:
     """The sums must cover the fitted rows (after merging every rank's share)."""
     if acc.nobs != results.nobs:
         raise DataError(
@@ -149,21 +211,38 @@ def check_rows(results, acc: ClusterSums) -> None:
         )
 
 
-def add_blocks(results, blocks: Iterable, groups: Iterable, acc: ClusterSums | None = None):
-    """Add each block's whitened scores at the fitted parameters (one rank's share)."""
+def whitened_rows(results, block) -> tuple[Tensor, Tensor]:
+    """A block's whitened design ``A`` (kept columns) and residuals at the fitted
+    parameters (double-double where float64 would cancel, ``fitstats.residuals``)."""
     from .fitstats import residuals
 
+    X, Y, w = unpack_block(block)
+    X = torch.as_tensor(np.asarray(X, dtype=np.float64) if not isinstance(X, Tensor) else X)
+    X = X.to(device=results._b.device, dtype=torch.float64).reshape(X.shape[0], -1)
+    Y = torch.as_tensor(np.asarray(Y, dtype=np.float64) if not isinstance(Y, Tensor) else Y)
+    Y = Y.to(X).reshape(X.shape[0], -1)
+    A = results._design(X)
+    e = residuals(A, Y, results._b)
+    if w is not None:
+        root = torch.as_tensor(np.asarray(w, dtype=np.float64)).to(X).reshape(-1, 1).sqrt()
+        A, e = A * root, e * root
+    return A, e
+
+
+def add_blocks(results, blocks: Iterable, groups: Iterable, acc: ClusterSums | None = None):
+    """Add each block's whitened scores at the fitted parameters (one rank's share)."""
     acc = ClusterSums() if acc is None else acc
     for block, labels in zip(blocks, groups, strict=True):
-        X, Y, w = unpack_block(block)
-        X = torch.as_tensor(np.asarray(X, dtype=np.float64) if not isinstance(X, Tensor) else X)
-        X = X.to(device=results._b.device, dtype=torch.float64).reshape(X.shape[0], -1)
-        Y = torch.as_tensor(np.asarray(Y, dtype=np.float64) if not isinstance(Y, Tensor) else Y)
-        Y = Y.to(X).reshape(X.shape[0], -1)
-        A = results._design(X)
-        e = residuals(A, Y, results._b)
-        if w is not None:
-            root = torch.as_tensor(np.asarray(w, dtype=np.float64)).to(X).reshape(-1, 1).sqrt()
-            A, e = A * root, e * root
-        acc.add(A, e, labels)
+        acc.add(*whitened_rows(results, block), labels)
+    return acc
+
+
+def meat_from_blocks(results, blocks: Iterable, cov_type: str, cov_kwds: dict) -> MeatSums:
+    """The second pass for HC0-HC3 and HAC (rows in their order for HAC)."""
+    acc = MeatSums(
+        results._r, cov_type, cov_kwds.get("maxlags", 0), cov_kwds.get("weights_func", "bartlett")
+    )
+    for block in blocks:
+        acc.add(*whitened_rows(results, block))
+    check_rows(results, acc)
     return acc

@@ -186,3 +186,20 @@ def test_diagnostics_of_several_targets_and_few_rows():
         assert_allclose(d["jarque_bera"][t], ols(X, Y[:, t]).diagnostics["jarque_bera"])
     few = ols(X[:6], y[:6]).diagnostics  # Omnibus needs 8 rows, as statsmodels
     assert np.isnan(few["omnibus"]) and np.isfinite(few["durbin_watson"])
+
+
+def test_influence_of_some_rows_equals_get_influence():
+    # the plots' rows: any subset, from R and the scale alone (streamed fits too)
+    from torchlinreg.stats.influence import influence_of_rows
+
+    X, y = _macro()
+    w = 1.0 / (1.0 + np.abs(X[:, 1]))
+    res = ols(X, y, sample_weight=w)
+    infl = res.get_influence()
+    rows = np.arange(10, 60)
+    d = influence_of_rows(res, X[rows], y[rows], w[rows])
+    assert_allclose(d["leverage"], infl.hat_matrix_diag[rows], rtol=1e-12)
+    assert_allclose(d["std_resid"][:, 0], infl.resid_studentized_internal[rows], rtol=1e-10)
+    assert_allclose(d["cooks"][:, 0], infl.cooks_distance[0][rows], rtol=1e-10)
+    assert_allclose(d["resid"][:, 0], res.resid[rows], rtol=1e-10)
+    assert_allclose(d["fitted"][:, 0], res.fittedvalues[rows], rtol=1e-12)

@@ -193,3 +193,41 @@ class OLSInfluence:
                 "dffits": np.ravel(self.dffits[0]),
             }
         )
+
+
+def influence_of_rows(results, X, Y, w=None) -> dict[str, np.ndarray]:
+    """Fitted values, residuals, standardized residuals, leverage and Cook's distance of
+    some of the fitted rows (e.g. the rows a plot shows), from the fit's R and scale alone:
+    works for streamed fits too. Arrays are ``(n, k)`` (leverage ``(n,)``).
+
+    Example:
+        >>> import numpy as np
+        >>> from torchlinreg.stats.results import ols
+        >>> x = np.arange(8.0)[:, None]; y = x[:, 0] + np.tile([0.2, -0.2], 4)
+        >>> d = influence_of_rows(ols(x, y), x, y)
+        >>> bool(np.allclose(d["cooks"][:, 0], ols(x, y).get_influence().cooks_distance[0]))
+        True
+    """
+    from .robust_blocks import whitened_rows
+
+    block = (X, Y) if w is None else (X, Y, w)
+    A, e = whitened_rows(results, block)
+    h = leverage_from_r(A, results._r)
+    raw = whitened_rows(results, (X, Y))[1]  # unweighted residuals for the plots' axes
+    scale = torch.as_tensor(np.asarray(results._scale, dtype=np.float64)).to(e)
+    one_minus_h = (1 - h)[:, None]
+    std = e / (scale[None, :] * one_minus_h).sqrt()
+    cooks = std**2 / results.rank * h[:, None] / one_minus_h
+    to_np = lambda t: t.detach().cpu().to(torch.float64).numpy()  # noqa: E731
+    return {
+        "fitted": to_np(_targets(Y, raw) - raw),
+        "resid": to_np(raw),
+        "std_resid": to_np(std),
+        "leverage": to_np(h),
+        "cooks": to_np(cooks),
+    }
+
+
+def _targets(Y, like: Tensor) -> Tensor:
+    t = Y if isinstance(Y, Tensor) else torch.from_numpy(np.asarray(Y, dtype=np.float64))
+    return t.to(like).reshape(like.shape[0], -1)

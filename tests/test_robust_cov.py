@@ -289,3 +289,35 @@ def test_get_robustcov_results_keeps_use_t_as_statsmodels():
     assert base.cov_type == "nonrobust"
     crit = stats.t.ppf(0.975, 9)
     assert_allclose(res.conf_int()[:, 1] - res.params, crit * res.bse, rtol=1e-12)
+
+
+def test_weighted_hac_matches_statsmodels_wls():
+    X, y = _macro()
+    w = 1.0 / (1.0 + np.abs(X[:, 1]))
+    kw = {"maxlags": 3, "use_correction": True}
+    res1 = ols(X, y, sample_weight=w, cov_type="HAC", cov_kwds=kw)
+    res2 = _statsmodels(X, y, w, "HAC", kw)
+    assert_allclose(res1.cov_params(), res2.cov_params(), rtol=1e-10)
+
+
+def test_cluster_with_an_aliased_column_equals_the_fit_without_it():
+    X, y, firm, _ = _grunfeld()
+    with pytest.warns(UserWarning):  # RankWarning: the copy is aliased
+        res = ols(np.c_[X, X[:, 1]], y, cov_type="cluster", cov_kwds={"groups": firm})
+    ref = ols(X, y, cov_type="cluster", cov_kwds={"groups": firm})
+    # 1. rank (3), not the column count (4), enters (n - 1) / (n - k), as Stata drops it
+    assert_allclose(res.bse[:3], ref.bse, rtol=1e-9)
+    assert np.isnan(res.bse[3])
+
+
+def test_summary_and_json_say_how_the_covariance_was_computed():
+    X, y, firm, time = _grunfeld()
+    res = ols(X, y, cov_type="cluster", cov_kwds={"groups": (firm, time)})
+    text = " ".join(res.summary().split())
+    assert "clustered on 10 and 20 groups, t/F with 9 df" in text
+    d = res.to_dict()
+    assert d["n_groups"] == [10, 20] and d["df_resid_inference"] == 9
+    Xm, ym = _macro()
+    hac = ols(Xm, ym, cov_type="HAC", cov_kwds={"maxlags": 4})
+    assert "4 lags (bartlett), without small-sample correction" in " ".join(hac.summary().split())
+    assert hac.to_dict()["maxlags"] == 4

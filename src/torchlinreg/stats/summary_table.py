@@ -110,7 +110,7 @@ def summary_text(res: OLSResults, alpha: float = 0.05) -> str:
 
 def _notes(res: OLSResults) -> list[str]:
     notes = [f"Condition No. {res.condition_number:.3g}", "Notes:"]
-    notes.append(f"[1] Standard errors: {res.cov_type} covariance.")
+    notes.append(f"[1] Standard errors: {res.cov_type} covariance{_cov_detail(res)}.")
     if res.aliased:
         names = [res.param_names[a] for a in res.aliased]
         notes.append(
@@ -124,6 +124,18 @@ def _notes(res: OLSResults) -> list[str]:
             "precision, but the estimates are sensitive to small changes in the data."
         )
     return [line for note in notes for line in textwrap.wrap(note, _WIDTH)]
+
+
+def _cov_detail(res: OLSResults) -> str:
+    """What a clustered or HAC covariance was computed with (statsmodels' description)."""
+    kw = getattr(res, "cov_kwds", {}) or {}
+    if res.cov_type == "cluster":
+        counts = " and ".join(str(g) for g in kw["groups"].n_groups[:2])
+        return f", clustered on {counts} groups, t/F with {res.df_resid_inference:g} df"
+    if res.cov_type == "HAC":
+        fix = "with" if kw["use_correction"] else "without"
+        return f", {kw['maxlags']} lags ({kw['weights_func']}), {fix} small-sample correction"
+    return ""
 
 
 def _plain(a):
@@ -150,7 +162,13 @@ def results_dict(res: OLSResults) -> dict:
         "statistic": statistic_name(res),
         "weighted": res.weighted,
         "condition_number": _plain(res.condition_number),
+        "df_resid_inference": res.df_resid_inference,
     }
+    kw = getattr(res, "cov_kwds", {}) or {}
+    if res.cov_type == "cluster":
+        out["n_groups"] = list(kw["groups"].n_groups[:2])
+    elif res.cov_type == "HAC":
+        out["maxlags"] = kw["maxlags"]
     for name in (
         "params",
         "bse",

@@ -62,7 +62,7 @@ def merge_cluster_sums(acc: ClusterSums, *, n_targets: int, n_params: int) -> Cl
                 part.labels = [{} for _ in range(n_sets)]
                 part.sums = [torch.zeros(n_targets, 0, n_params) for _ in range(n_sets)]
             values = got_labels[r][:size].tolist()
-            key = (lambda v: int(v)) if j == 2 else (lambda v: v)  # noqa: E731
+            key = (lambda v: int(v)) if j == 2 else (lambda v: v)
             part.labels[j] = {key(v): i for i, v in enumerate(values)}
             part.sums[j] = got_sums[r][:size].transpose(0, 1).contiguous()
     counts = allgather(torch.tensor([acc.nobs], dtype=torch.int64))

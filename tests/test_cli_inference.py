@@ -120,3 +120,18 @@ def test_train_plot_adds_the_four_diagnostic_panels_for_exact_fits(tmp_path, cap
         tmp_path, capsys, "--solver", "adam", "--epochs", "2", "--plot", str(tmp_path / "it")
     )
     assert code == 0 and not (tmp_path / "it" / "diagnostics.png").exists()
+
+
+def test_train_weighted_cluster_matches_statsmodels_wls(tmp_path, capsys):
+    d = _grunfeld().assign(w=lambda f: 1 / f["value"])
+    path = tmp_path / "gw.csv"
+    d.to_csv(path, index=False)
+    argv = ["train", str(path), "-t", "invest", "--features", "value,capital", "--weights", "w"]
+    argv += ["--cluster", "firm", "-o", str(tmp_path / "m.safetensors"), "--json"]
+    assert run(argv) == 0
+    inf = json.loads(capsys.readouterr().out)["inference"]
+    exog = sm.add_constant(d[["value", "capital"]].to_numpy())
+    ref = sm.WLS(d["invest"].to_numpy(), exog, weights=d["w"].to_numpy()).fit()
+    ref = ref.get_robustcov_results("cluster", groups=d["firm"].to_numpy())
+    assert_allclose(inf["bse"], ref.bse, rtol=1e-10)
+    assert inf["weighted"] is True

@@ -356,3 +356,17 @@ def test_anova_lm_several_targets_one_table_per_target():
         one = torchlinreg.anova_lm(ols(small, Y[:, t]), ols(big, Y[:, t]))
         assert_allclose(table["F"][:, t], one["F"], rtol=1e-10)
     assert "target y2" in str(table)
+
+
+def test_tests_of_a_streamed_fit_equal_in_memory():
+    # the state alone gives the classical covariance and the sums: no rows needed
+    X, y = _longley()
+    blocks = [(X[i : i + 5], y[i : i + 5]) for i in range(0, 16, 5)]
+    streamed = torchlinreg.LinearRegression().fit_blocks(blocks).results_
+    small = torchlinreg.LinearRegression().fit_blocks([(b[0][:, :3], b[1]) for b in blocks])
+    full = ols(X, y)
+    hyp = "x1 = x2, x5 = 0"
+    assert_allclose(streamed.f_test(hyp).fvalue, full.f_test(hyp).fvalue, rtol=1e-8)
+    assert_allclose(streamed.t_test(hyp).tvalue, full.t_test(hyp).tvalue, rtol=1e-8)
+    ref = full.compare_f_test(ols(X[:, :3], y))
+    assert_allclose(streamed.compare_f_test(small.results_)[:2], ref[:2], rtol=1e-8)

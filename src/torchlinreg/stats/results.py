@@ -325,7 +325,11 @@ class OLSResults:
     @cached_property
     def _robust_cov_basis(self) -> Tensor:
         if self._rows is None:
-            raise DataError(f"cov_type={self.cov_type!r} needs the rows; refit in memory")
+            second = "cluster_from_blocks" if self.cov_type == "cluster" else "robust_from_blocks"
+            raise DataError(
+                f"cov_type={self.cov_type!r} needs the rows; refit in memory, or pass the "
+                f"blocks again to {second} (a second pass)"
+            )
         A, e = self._rows()
         kw = self.cov_kwds
         if self.cov_type == "cluster":

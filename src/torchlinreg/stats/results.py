@@ -39,7 +39,7 @@ from .covariance import hc_covariance
 from .fitstats import as_tensor, results_from_fit, results_from_state
 from .hypothesis import ContrastResults, wald_statistics
 from .prediction import PredictionResults, prediction
-from .robust import cluster_covariance, hac_covariance, normalize_cov_kwds
+from .robust import normalize_cov_kwds, robust_covariance
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster", "HAC")
 
@@ -331,19 +331,8 @@ class OLSResults:
                 f"blocks again to {second} (a second pass)"
             )
         A, e = self._rows()
-        kw = self.cov_kwds
-        if self.cov_type == "cluster":
-            return cluster_covariance(
-                A, e, kw["groups"], rank=self.rank, use_correction=kw["use_correction"]
-            )
-        if self.cov_type == "HAC":
-            return hac_covariance(
-                A,
-                e,
-                maxlags=kw["maxlags"],
-                kernel=kw["weights_func"],
-                use_correction=kw["use_correction"],
-            )
+        if self.cov_type in ("cluster", "HAC"):
+            return robust_covariance(A, e, self.cov_type, self.cov_kwds, self.rank)
         return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid)
 
     def cluster_from_blocks(
@@ -381,26 +370,9 @@ class OLSResults:
         equals ``get_robustcov_results(cov_type, **cov_kwds)`` of an in-memory fit.
         For ``cov_type="cluster"`` use :meth:`cluster_from_blocks`.
         """
-        from .robust_blocks import meat_from_blocks
+        from .robust_blocks import robust_from_blocks
 
-        if cov_type == "cluster" or cov_type not in COV_TYPES or cov_type == "nonrobust":
-            raise ValueError(
-                f"robust_from_blocks takes HC0-HC3 or HAC; got {cov_type!r} "
-                "(cluster: cluster_from_blocks(blocks, groups))"
-            )
-        kwargs = {**self._init_kwargs, "cov_type": cov_type}
-        kwargs["use_t"] = self.use_t if use_t is None else use_t
-        new = type(self)(**kwargs, cov_kwds=cov_kwds)
-        kw = new.cov_kwds
-        meat = meat_from_blocks(self, blocks, new.cov_type, kw)
-        if meat.leverage_one:
-            from .covariance import _warn_leverage_one
-
-            _warn_leverage_one(meat.leverage_one, new.cov_type)
-        new._robust_cov_basis = meat.covariance(
-            df_resid=self.df_resid, use_correction=kw.get("use_correction", False)
-        )
-        return new
+        return robust_from_blocks(self, blocks, cov_type, self._rebuilt, use_t, cov_kwds)
 
     def with_cluster_sums(
         self, sums, *, use_correction: bool = True, df_correction: bool = True, use_t=None
@@ -408,12 +380,15 @@ class OLSResults:
         """Cluster-robust results from accumulated ``robust_blocks.ClusterSums`` (merged
         over blocks or ranks)."""
         kw = {"groups": sums.groups(), "use_correction": use_correction}
-        kw["df_correction"] = df_correction
-        kwargs = {**self._init_kwargs, "cov_type": "cluster"}
-        kwargs["use_t"] = self.use_t if use_t is None else use_t
-        new = type(self)(**kwargs, cov_kwds=kw)
+        new = self._rebuilt("cluster", use_t, {**kw, "df_correction": df_correction})
         new._robust_cov_basis = sums.covariance(self._r, use_correction=use_correction)
         return new
+
+    def _rebuilt(self, cov_type: str, use_t: bool | None, cov_kwds: dict) -> OLSResults:
+        """The same fit with another covariance; ``use_t`` None keeps this one's."""
+        use_t = self.use_t if use_t is None and "use_t" not in cov_kwds else use_t
+        kwargs = {**self._init_kwargs, "cov_type": cov_type, "use_t": use_t}
+        return type(self)(**kwargs, cov_kwds=cov_kwds)
 
     @property
     def df_resid_inference(self) -> float:
@@ -436,10 +411,7 @@ class OLSResults:
             >>> res.cov_type, res.df_resid_inference
             ('cluster', 3.0)
         """
-        if use_t is None and "use_t" not in cov_kwds:  # statsmodels keeps the fit's choice
-            use_t = self.use_t
-        kwargs = {**self._init_kwargs, "cov_type": cov_type, "use_t": use_t}
-        return type(self)(**kwargs, cov_kwds=cov_kwds)
+        return self._rebuilt(cov_type, use_t, cov_kwds)  # statsmodels keeps the fit's use_t
 
     def cov_params(self) -> np.ndarray:
         """Covariance of the parameters (``cov_type``): ``(p, p)`` or ``(p, p, k)``."""

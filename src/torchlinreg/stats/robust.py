@@ -217,6 +217,17 @@ def hac_covariance(
     return cov.permute(1, 2, 0)
 
 
+def robust_covariance(A: Tensor, e: Tensor, cov_type: str, kw: dict, rank: int) -> Tensor:
+    """``cov_type`` "cluster" or "HAC" with its normalized keywords, ``(q, q, k)``."""
+    if cov_type == "cluster":
+        return cluster_covariance(
+            A, e, kw["groups"], rank=rank, use_correction=kw["use_correction"]
+        )
+    return hac_covariance(
+        A, e, maxlags=kw["maxlags"], kernel=kw["weights_func"], use_correction=kw["use_correction"]
+    )
+
+
 def normalize_cov_kwds(cov_type: str, cov_kwds: dict | None, nobs: int) -> dict:
     """Checked keywords of ``cov_type`` (statsmodels' names); groups become codes."""
     kw = dict(cov_kwds or {})

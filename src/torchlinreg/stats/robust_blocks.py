@@ -246,3 +246,24 @@ def meat_from_blocks(results, blocks: Iterable, cov_type: str, cov_kwds: dict) -
         acc.add(*whitened_rows(results, block))
     check_rows(results, acc)
     return acc
+
+
+def robust_from_blocks(results, blocks, cov_type, rebuild, use_t, cov_kwds: dict):
+    """``OLSResults.robust_from_blocks``: HC0-HC3 or HAC from a second pass (``rebuild``
+    makes the results object with the new covariance type)."""
+    if cov_type not in ("HC0", "HC1", "HC2", "HC3", "HAC", "hac"):
+        raise ValueError(
+            f"robust_from_blocks takes HC0-HC3 or HAC; got {cov_type!r} "
+            "(cluster: cluster_from_blocks(blocks, groups))"
+        )
+    new = rebuild(cov_type, use_t, cov_kwds)
+    kw = new.cov_kwds
+    meat = meat_from_blocks(results, blocks, new.cov_type, kw)
+    if meat.leverage_one:
+        from .covariance import _warn_leverage_one
+
+        _warn_leverage_one(meat.leverage_one, new.cov_type)
+    new._robust_cov_basis = meat.covariance(
+        df_resid=results.df_resid, use_correction=kw.get("use_correction", False)
+    )
+    return new

@@ -135,3 +135,32 @@ def test_train_weighted_cluster_matches_statsmodels_wls(tmp_path, capsys):
     ref = ref.get_robustcov_results("cluster", groups=d["firm"].to_numpy())
     assert_allclose(inf["bse"], ref.bse, rtol=1e-10)
     assert inf["weighted"] is True
+
+
+@pytest.mark.distributed
+def test_torchrun_cluster_equals_one_process(tmp_path):
+    # two processes, each reading its byte range of the CSV; every year is on both ranks
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _grunfeld().to_csv(tmp_path / "g.csv", index=False)
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "src"), env.get("PYTHONPATH", "")])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+           "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "torchlinreg", "train",
+           "g.csv", "-t", "invest", "--features", "value,capital", "--cluster", "year",
+           "--cluster", "firm", "-o", "m.safetensors", "--json"]  # fmt: skip
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    inf = json.loads(done.stdout)["inference"]  # rank 0 alone prints
+    d = _grunfeld()
+    ref = _reference("cluster", groups=np.c_[d["year"], d["firm"]])
+    assert_allclose(inf["bse"], ref.bse, rtol=1e-10)
+    assert inf["n_groups"] == [20, 10]

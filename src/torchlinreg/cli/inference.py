@@ -3,7 +3,8 @@
 The fit streams DATA once (``fit_blocks``); robust covariances need the residuals, so DATA
 is read a second time, block by block (``OLSResults.robust_from_blocks`` for HC0-HC3 and
 HAC in file order, ``cluster_from_blocks`` for one- or two-way clusters, a cluster's rows
-anywhere in the files). Memory stays at one block plus a vector per cluster.
+anywhere in the files, or on any rank under torchrun). Memory stays at one block plus a
+vector per cluster.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ import itertools
 from typing import Any
 
 import click
+
+from ..distributed.clusters import merge_cluster_sums
+from ..distributed.collectives import agree_on_errors, is_distributed
+from ..stats.robust_blocks import add_blocks, check_rows
 
 ROBUST_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC")
 
@@ -39,10 +44,10 @@ def check_options(opts: dict[str, Any], exact: bool, distributed: bool) -> None:
         raise click.UsageError("--cluster takes one or two columns (two-way clustering)")
     if len(set(clusters)) != len(clusters):
         raise click.UsageError("--cluster names the same column twice")
-    if distributed:
+    if distributed and opts.get("cov_type") not in (None, "nonrobust"):
         raise click.UsageError(
-            "--cov-type and --cluster read DATA a second time in one process; run without "
-            "torchrun / --nproc"
+            "--cov-type HC0-HC3/HAC reads DATA a second time in one process; run without "
+            "torchrun / --nproc (--cluster works on several processes)"
         )
 
 
@@ -63,6 +68,15 @@ def robust_results(est, source, features, targets, weight_col, opts):
 
     if clusters:  # one pass, two views (zip takes one item of each in turn)
         rows, labels = itertools.tee(blocks())
-        return res.cluster_from_blocks(((X, Y, w) for X, Y, w, _ in rows), (g for *_, g in labels))
+        rows = ((X, Y, w) for X, Y, w, _ in rows)
+        labels = (g for *_, g in labels)
+        if not is_distributed():
+            return res.cluster_from_blocks(rows, labels)
+        # each rank sums its share; the sums of every rank merge (a cluster may span ranks)
+        with agree_on_errors():
+            acc = add_blocks(res, rows, labels)
+        acc = merge_cluster_sums(acc, n_targets=res._b.shape[1], n_params=res.rank)
+        check_rows(res, acc)
+        return res.with_cluster_sums(acc)
     kwds = {"maxlags": opts.get("maxlags")} if cov_type == "HAC" else {}
     return res.robust_from_blocks(((X, Y, w) for X, Y, w, _ in blocks()), cov_type, **kwds)

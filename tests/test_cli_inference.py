@@ -164,3 +164,18 @@ def test_torchrun_cluster_equals_one_process(tmp_path):
     ref = _reference("cluster", groups=np.c_[d["year"], d["firm"]])
     assert_allclose(inf["bse"], ref.bse, rtol=1e-10)
     assert inf["n_groups"] == [20, 10]
+
+
+def test_train_text_or_unknown_cluster_column_fails_before_fitting(tmp_path, capsys):
+    d = _grunfeld().assign(name=lambda f: "firm " + f["firm"].astype(str))
+    path = tmp_path / "gs.csv"
+    d.to_csv(path, index=False)
+    for col, needle in (
+        ("name", "holds text; cluster labels are read as numbers"),
+        ("nope", "nope"),
+    ):
+        argv = ["train", str(path), "-t", "invest", "--features", "value,capital"]
+        code = run([*argv, "--cluster", col, "-o", str(tmp_path / "m.safetensors")])
+        err = capsys.readouterr().err
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "m.safetensors").exists()  # refused before any fit

@@ -16,6 +16,7 @@ import click
 
 from ..distributed.clusters import merge_cluster_sums
 from ..distributed.collectives import agree_on_errors, is_distributed
+from ..errors import DataError
 from ..stats.robust_blocks import add_blocks, check_rows
 
 ROBUST_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC")
@@ -26,8 +27,8 @@ def wanted(opts: dict[str, Any]) -> bool:
     return bool(opts.get("cov_type") or opts.get("cluster_cols"))
 
 
-def check_options(opts: dict[str, Any], exact: bool, distributed: bool) -> None:
-    """Usage errors before any row is read."""
+def check_options(opts: dict[str, Any], exact: bool, distributed: bool, source=None) -> None:
+    """Usage errors before any row is read (and, given the table, its cluster columns)."""
     clusters = list(opts.get("cluster_cols") or ())
     if opts.get("maxlags") is not None and opts.get("cov_type") != "HAC":
         raise click.UsageError("--maxlags is for --cov-type HAC")
@@ -44,6 +45,17 @@ def check_options(opts: dict[str, Any], exact: bool, distributed: bool) -> None:
         raise click.UsageError("--cluster takes one or two columns (two-way clustering)")
     if len(set(clusters)) != len(clusters):
         raise click.UsageError("--cluster names the same column twice")
+    if source is not None and clusters:
+        source._resolve(clusters)  # an unknown column: the table's own one-line error
+        numeric = set(source.numeric_columns())
+        text = [c for c in clusters if c not in numeric]
+        if text:
+            raise DataError(
+                f"--cluster column {text[0]!r} holds text; cluster labels are read as numbers "
+                "here, so recode them as numeric ids (e.g. integer codes per group)",
+                path=source.path,
+                column=text[0],
+            )
     if distributed and opts.get("cov_type") not in (None, "nonrobust"):
         raise click.UsageError(
             "--cov-type HC0-HC3/HAC reads DATA a second time in one process; run without "

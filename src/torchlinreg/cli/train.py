@@ -252,7 +252,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     source = shard_for_rank(source)
     weight_col = opts["weight_col"]
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)
-    check_inference_options(opts, exact, is_distributed())
+    check_inference_options(opts, exact, is_distributed(), source)
     if opts["features"] is None:  # a cluster column is not a feature unless named one
         features = [f for f in features if f not in opts["cluster_cols"]]
     check_rows_before_reading(source, len(features), opts)

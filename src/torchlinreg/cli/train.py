@@ -32,9 +32,6 @@ from .checks import (
     check_train_paths,
     choose_columns,
 )
-from .inference import check_options as check_inference_options
-from .inference import robust_results
-from .inference import wanted as inference_wanted
 from .output import console, esc, metrics_table, metrics_title, print_json
 from .snapshots import Fingerprint, RowsInto, fingerprint_of, run_config, run_with_snapshots
 from .text import safe
@@ -252,7 +249,9 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     source = shard_for_rank(source)
     weight_col = opts["weight_col"]
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)
-    check_inference_options(opts, exact, is_distributed(), source)
+    from . import inference  # train --cluster / --cov-type (robust coefficient tests)
+
+    inference.check_options(opts, exact, is_distributed(), source)
     if opts["features"] is None:  # a cluster column is not a feature unless named one
         features = [f for f in features if f not in opts["cluster_cols"]]
     check_rows_before_reading(source, len(features), opts)
@@ -288,8 +287,8 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         summary["skipped_columns"] = [c for c in source.column_names if c not in used]
     rank_zero_only(save)(est, opts["output"], training=summary)
     inference_text = None
-    if inference_wanted(opts):
-        results = robust_results(est, source, features, targets_l, weight_col, opts)
+    if inference.wanted(opts):
+        results = inference.robust_results(est, source, features, targets_l, weight_col, opts)
         summary["inference"] = results.to_dict()
         inference_text = results.summary()
     if opts["plot_dir"]:

@@ -240,14 +240,16 @@ def _png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-@pytest.mark.parametrize(("solver", "plots"), [("qr", 2), ("adam", 3)])
+@pytest.mark.parametrize(("solver", "plots"), [("qr", 3), ("adam", 3)])
 def test_plot_folder_gets_valid_pngs(tmp_path, capsys, solver, plots):
     data = write(frame(), tmp_path / "d.csv")
     folder = tmp_path / "plots" / "new"
     r = cli(capsys, "train", data, "-t", "apples", "-t", "oranges", "--solver", solver,
             "--epochs", "60", "-o", tmp_path / "m", "--plot", folder, "--json")  # fmt: skip
     assert r.code == 0, r.err
+    # exact fits add R's four diagnostic panels, iterative ones the loss curve
     names = ["fit.png", "residuals.png"] + (["loss.png"] if solver == "adam" else [])
+    names += ["diagnostics.png"] if solver == "qr" else []
     assert sorted(p.name for p in folder.iterdir()) == sorted(names)
     assert len(r.json["plots"]) == plots
     import matplotlib.image

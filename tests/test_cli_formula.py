@@ -141,6 +141,10 @@ def test_formula_refusals_are_one_line(capsys, tmp_path, grunfeld):
     r.assert_one_error_line(2, "stateful transform")
     r = cli(capsys, "train", data, "--formula", "invest ~ {open('x')}", "-o", out)
     r.assert_one_error_line(2, "may not call")
+    for extra in (["--cov-type", "HAC"], ["--cluster", "year"]):  # not with a formula yet
+        r = cli(capsys, "train", data, "--formula", "invest ~ value", *extra, "-o", out)
+        r.assert_one_error_line(2, "HC0..HC3 only")
+    assert not out.exists()
 
 
 def test_plain_columns_with_missing_drop_equal_statsmodels(capsys, tmp_path):

@@ -17,6 +17,7 @@ from .errors import (
     DataError,
     DegenerateWarning,
     DivergenceError,
+    InvalidTestWarning,
     ModelFileError,
     NotFittedError,
     RankWarning,
@@ -42,6 +43,7 @@ _LAZY = {
     "OLSResults": "stats.results",
     "Ridge": "estimator.linear",
     "TrainState": "iterative.callbacks",
+    "anova_lm": "stats.hypothesis",
     "fit_exact": "exact.state",
     "fit_iterative": "iterative.fit",
     "load": "estimator.modelfile",
@@ -83,6 +85,7 @@ if TYPE_CHECKING:  # the same names for type checkers and editors, imported eage
     )
     from .iterative.fit import IterativeResult, fit_iterative
     from .model import LinearModel
+    from .stats.hypothesis import anova_lm
     from .stats.polyfit import polyfit
     from .stats.results import OLSResults, ols
 
@@ -95,6 +98,7 @@ __all__ = [
     "DivergenceError",
     "DivergenceGuard",
     "EarlyStopping",
+    "InvalidTestWarning",
     "IterativeResult",
     "LeastSquaresState",
     "LinearModel",
@@ -107,6 +111,7 @@ __all__ = [
     "TorchLinRegError",
     "TrainState",
     "__version__",
+    "anova_lm",
     "datasets",
     "fit_exact",
     "fit_iterative",

@@ -120,3 +120,7 @@ class ConvergenceWarning(UserWarning):
 
 class DegenerateWarning(UserWarning):
     """A statistic is undefined (e.g. no residual degrees of freedom) and is NaN."""
+
+
+class InvalidTestWarning(UserWarning):
+    """A test's assumptions do not hold (e.g. an F test between robust fits)."""

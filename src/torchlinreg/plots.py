@@ -104,3 +104,53 @@ def residuals(
         ax.set_ylabel("residual")
 
     return _per_target(y_true, y_pred, target_names, path, draw)
+
+
+def regression_diagnostics(
+    diag: dict[str, np.ndarray], n_params: int, target_names: Sequence[str], path: str | Path
+) -> Path:
+    """R's ``plot(lm)`` four panels per target, in one PNG: residuals vs fitted, normal Q-Q
+    of the standardized residuals, scale-location, and residuals vs leverage with Cook's
+    distance contours at 0.5 and 1. ``diag`` holds ``fitted``, ``resid``, ``std_resid``
+    ``(n, k)`` and ``leverage`` ``(n,)`` (``stats.influence.influence_of_rows``).
+
+    Example:
+        >>> regression_diagnostics(d, 3, ["y"], "diagnostics.png")  # doctest: +SKIP
+    """
+    from scipy import stats
+
+    plt = _pyplot()
+    k = len(target_names)
+    fig, axes = plt.subplots(k, 4, figsize=(16, 3.8 * k), squeeze=False)
+    h = np.asarray(diag["leverage"], dtype=float)
+    for t, name in enumerate(target_names):
+        fitted, resid = diag["fitted"][:, t], diag["resid"][:, t]
+        std = diag["std_resid"][:, t]
+        ok = np.isfinite(std)
+        ax = axes[t, 0]
+        ax.scatter(fitted, resid, s=6, alpha=0.5)
+        ax.axhline(0, color="grey", lw=0.8, ls="--")
+        ax.set(xlabel="fitted values", ylabel="residuals", title=f"{name}: residuals vs fitted")
+        ax = axes[t, 1]
+        (osm, osr), (slope, icpt, _) = stats.probplot(std[ok], dist="norm")
+        ax.scatter(osm, osr, s=6, alpha=0.5)
+        ax.plot(osm, slope * osm + icpt, color="tab:red", lw=1)
+        ax.set(xlabel="theoretical quantiles", ylabel="standardized residuals", title="normal Q-Q")
+        ax = axes[t, 2]
+        ax.scatter(fitted[ok], np.sqrt(np.abs(std[ok])), s=6, alpha=0.5)
+        ax.set(xlabel="fitted values", ylabel="sqrt(|standardized residuals|)")
+        ax.set_title("scale-location")
+        ax = axes[t, 3]
+        ax.scatter(h[ok], std[ok], s=6, alpha=0.5)
+        grid = np.linspace(max(h[ok].min(), 1e-3), max(h[ok].max(), 1e-2) * 1.05, 200)
+        for d, style in ((0.5, "--"), (1.0, ":")):
+            r = np.sqrt(d * n_params * (1 - grid) / grid)
+            ax.plot(grid, r, color="tab:red", ls=style, lw=1, label=f"Cook's D = {d:g}")
+            ax.plot(grid, -r, color="tab:red", ls=style, lw=1)
+        lim = np.nanmax(np.abs(std[ok])) * 1.2 if ok.any() else 1.0
+        ax.set_ylim(-lim, lim)
+        ax.axhline(0, color="grey", lw=0.8, ls="--")
+        ax.set(xlabel="leverage", ylabel="standardized residuals", title="residuals vs leverage")
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -202,6 +202,27 @@ def demo(seed: int | None, epochs: int, plot_path: str, no_plot: bool, as_json: 
     show_default=True,
     help="Streamed iterative fits: rows in the shuffle buffer.",
 )
+@click.option(
+    "--cov-type",
+    type=click.Choice(["nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC"]),
+    default=None,
+    help="Exact solvers: print the coefficient tests with this covariance; robust ones read "
+    "DATA a second time, and HC0-HC3 are also stored in the model for `summary` (HAC takes "
+    "the rows in file order).",
+)
+@click.option(
+    "--maxlags",
+    type=click.IntRange(min=0),
+    default=None,
+    help="--cov-type HAC: lags of the Newey-West window [default: floor(4 (n/100)^(2/9))].",
+)
+@click.option(
+    "--cluster",
+    "cluster_cols",
+    multiple=True,
+    help="Exact solvers: cluster-robust tests clustered on this column (repeat once for "
+    "two-way clustering); reads DATA a second time.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
     "-q", "--quiet", is_flag=True, help="Print no report (warnings and errors still go to stderr)."
@@ -211,7 +232,8 @@ def demo(seed: int | None, epochs: int, plot_path: str, no_plot: bool, as_json: 
     "plot_dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="Folder for loss, fit and residual plots (PNG).",
+    help="Folder for loss, fit and residual plots (PNG); exact fits add R's four "
+    "diagnostic panels (diagnostics.png).",
 )
 @click.option(
     "--checkpoint",
@@ -251,13 +273,6 @@ def demo(seed: int | None, epochs: int, plot_path: str, no_plot: bool, as_json: 
     default="raise",
     show_default=True,
     help="Exact solvers: refuse rows with missing values, or leave them out (counted).",
-)
-@click.option(
-    "--cov-type",
-    type=click.Choice(["nonrobust", "HC0", "HC1", "HC2", "HC3"]),
-    default="nonrobust",
-    show_default=True,
-    help="Exact solvers: standard errors to store; HC0-HC3 read the data once more.",
 )
 def train(data: str, targets: tuple[str, ...], nproc: int | None, **opts: Any) -> int | None:
     """Fit a linear model to DATA (CSV, CSV.gz, Parquet, a folder or a glob) and save it."""

@@ -44,6 +44,11 @@ def _refuse(targets, opts: dict[str, Any]) -> None:
         raise click.UsageError("--formula trains exact models: use --solver qr or gram")
     if opts["no_intercept"]:
         raise click.UsageError("with --formula write '- 1' in the formula for no intercept")
+    if opts.get("cluster_cols") or opts.get("cov_type") == "HAC":
+        raise click.UsageError(
+            "--formula and --missing drop take --cov-type HC0..HC3 only (no --cluster or HAC "
+            "yet): fit in Python with torchlinreg.ols(formula, data, cov_type=...)"
+        )
     if not opts["output"]:
         raise click.UsageError("Missing option '-o' / '--output'.")
 

@@ -35,7 +35,11 @@ from .checks import (
 from .fitwords import convergence_in_cli_words
 from .output import console, esc, metrics_table, metrics_title, print_json
 from .snapshots import Fingerprint, RowsInto, fingerprint_of, run_config, run_with_snapshots
+from .text import safe
 from .torchrun import distributed_command, fit_exact_on_ranks
+
+# Robust covariances a model file keeps (HAC needs the rows in order: printed, not stored).
+STORED_COV_TYPES = ("HC0", "HC1", "HC2", "HC3")
 
 # Rows drawn for the predicted-vs-actual and residual plots: enough to see the shape.
 PLOT_ROWS = 20_000
@@ -216,7 +220,26 @@ def _plots(est, source, features, targets, plot_dir: str, weight_col) -> list[st
     pred = est.model_.predict(X.to(est.model_.weight.device)).cpu().numpy()
     saved.append(plots.predicted_vs_actual(Y.numpy(), pred, targets, Path(plot_dir, "fit.png")))
     saved.append(plots.residuals(Y.numpy(), pred, targets, Path(plot_dir, "residuals.png")))
+    if est.solver in EXACT_SOLVERS and not est.alpha:  # R's plot(lm) panels
+        saved.append(_diagnostic_plot(est, source, features, targets, plot_dir, weight_col))
     return [str(p) for p in saved]
+
+
+def _diagnostic_plot(est, source, features, targets, plot_dir, weight_col) -> Path:
+    from .. import plots
+    from ..stats.influence import influence_of_rows
+
+    blocks, n = [], 0
+    for block in source.read_columns(features, targets, weight_col):
+        blocks.append(block)
+        n += block.n_rows
+        if n >= PLOT_ROWS:
+            break
+    cat = lambda xs: None if xs[0] is None else torch.cat(xs)[:PLOT_ROWS]  # noqa: E731
+    X, Y, w = (cat([getattr(b, a) for b in blocks]) for a in ("X", "Y", "w"))
+    res = est.results_
+    diag = influence_of_rows(res, X, Y, w)
+    return plots.regression_diagnostics(diag, res.rank, targets, Path(plot_dir, "diagnostics.png"))
 
 
 @distributed_command
@@ -238,6 +261,11 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     source = shard_for_rank(source)
     weight_col = opts["weight_col"]
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)
+    from . import inference  # train --cluster / --cov-type (robust coefficient tests)
+
+    inference.check_options(opts, exact, is_distributed(), source)
+    if opts["features"] is None:  # a cluster column is not a feature unless named one
+        features = [f for f in features if f not in opts["cluster_cols"]]
     check_rows_before_reading(source, len(features), opts)
     est = LinearRegression(
         solver=opts["solver"],
@@ -251,7 +279,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     )
     if exact:
         rows, metrics = _fit_exact(est, source, features, targets_l, weight_col, opts)
-        if opts.get("cov_type", "nonrobust") != "nonrobust":  # a second pass (robustpass.py)
+        if opts.get("cov_type") in STORED_COV_TYPES:  # a second pass (robustpass.py)
             from .robustpass import store_robust_columns
 
             store_robust_columns(est, source, features, targets_l, weight_col, opts["cov_type"])
@@ -275,22 +303,27 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         "weighted": weight_col is not None,  # the metrics: NOTE [metric definitions]
         "metrics": metrics,
     }
-    if opts.get("cov_type", "nonrobust") != "nonrobust":
+    if opts.get("cov_type") not in (None, "nonrobust"):
         summary["cov_type"] = opts["cov_type"]
     if opts["features"] is None:  # say which columns the default left out, and why
-        used = {*features, *targets_l, weight_col}
+        used = {*features, *targets_l, weight_col, *opts["cluster_cols"]}
         summary["skipped_columns"] = [c for c in source.column_names if c not in used]
     rank_zero_only(save)(est, opts["output"], training=summary)
+    inference_text = None
+    if inference.wanted(opts):
+        results = inference.robust_results(est, source, features, targets_l, weight_col, opts)
+        summary["inference"] = results.to_dict()
+        inference_text = results.summary()
     if opts["plot_dir"]:
         summary["plots"] = _plots(est, source, features, targets_l, opts["plot_dir"], weight_col)
     summary["model"] = opts["output"]
     if opts["as_json"] and not opts["quiet"]:
         print_json(summary)
     elif not opts["quiet"]:
-        _print_report(summary)
+        _print_report(summary, inference_text)
 
 
-def _print_report(summary: dict[str, Any]) -> None:
+def _print_report(summary: dict[str, Any], inference_text: str | None = None) -> None:
     out = console()
     iterative = summary["epochs"] is not None
     out.print(  # names and paths through esc: NOTE [text from files] in output.py
@@ -308,6 +341,8 @@ def _print_report(summary: dict[str, Any]) -> None:
         + (f" (not numeric, left out: {esc(', '.join(skipped))})" if skipped else "")
     )
     out.print(metrics_table(metrics_title("Training fit", summary["weights"]), summary["metrics"]))
+    if inference_text is not None:  # names from the file: NOTE [text from files]
+        out.print(safe(inference_text, keep_newlines=True), markup=False)
     out.print(f"model saved to {esc(summary['model'])}")
     for p in summary.get("plots", []):
         out.print(f"plot saved to {esc(p)}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import warnings
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -99,16 +98,3 @@ def hc_covariance(A: Tensor, e: Tensor, cov_type: str, nobs: int, df_resid: floa
             )
         cov = cov * (nobs / df_resid if df_resid > 0 else math.nan)
     return cov.permute(1, 2, 0)
-
-
-def wald_f(params: np.ndarray, cov: np.ndarray, idx: list[int]) -> np.ndarray:
-    """F statistic that ``params[idx]`` are all zero, per target: ``b' V^-1 b / len(idx)``."""
-    f = np.full(params.shape[1], np.nan)
-    if not idx:
-        return f
-    for t in range(f.size):
-        b, v = params[idx, t], cov[np.ix_(idx, idx, [t])][..., 0]
-        if not np.isfinite(v).all():  # e.g. HC3 with a leverage-1 row: NaN, not an error
-            continue
-        f[t] = b @ np.linalg.solve(v, b) / len(idx)
-    return f

@@ -34,11 +34,14 @@ from torch import Tensor
 from ..data import as_matrix, as_problem, as_weights
 from ..errors import DataError, DegenerateWarning
 from ..exact.threads import with_fit_threads
-from .covariance import hc_covariance, wald_f
+from . import hypothesis
+from .covariance import hc_covariance
 from .fitstats import as_tensor, results_from_fit, results_from_state
+from .hypothesis import ContrastResults, wald_statistics
 from .prediction import PredictionResults, prediction
+from .robust import normalize_cov_kwds, robust_covariance
 
-COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster", "HAC")
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -85,9 +88,18 @@ class OLSResults:
         n_exog: int | None = None,
         weighted: bool | None = None,
         sum_log_weights: float | None = None,
+        cov_kwds: dict | None = None,
     ) -> None:
+        # what get_robustcov_results needs to build the same fit with another covariance
+        self._init_kwargs = {
+            k: v for k, v in locals().items() if k not in ("self", "cov_kwds", "__class__")
+        }
+        cov_type = "HAC" if str(cov_type).lower() == "hac" else cov_type
         if cov_type not in COV_TYPES:
             raise ValueError(f"cov_type must be one of {COV_TYPES}; got {cov_type!r}")
+        if use_t is None and cov_kwds and "use_t" in cov_kwds:  # statsmodels takes it there
+            use_t = cov_kwds["use_t"]
+        self.cov_kwds = normalize_cov_kwds(cov_type, cov_kwds, nobs)
         self._params = params
         self._b = basis_params
         self._r = basis_r
@@ -135,6 +147,7 @@ class OLSResults:
         refine: bool | None = None,
         warn: bool = False,
         use_t: bool | None = None,
+        cov_kwds: dict | None = None,
     ) -> OLSResults:
         """Results of an exact fit, refined where :func:`needs_refinement` says digits are at risk.
 
@@ -155,7 +168,7 @@ class OLSResults:
             refine=refine,
             warn=warn,
         )
-        return cls(**kwargs, cov_type=cov_type, use_t=use_t)
+        return cls(**kwargs, cov_type=cov_type, use_t=use_t, cov_kwds=cov_kwds)
 
     @classmethod
     def from_state(
@@ -169,6 +182,7 @@ class OLSResults:
         feature_names: Sequence[str] | None = None,
         target_names: Sequence[str] | None = None,
         use_t: bool | None = None,
+        cov_kwds: dict | None = None,
     ) -> OLSResults:
         """Non-robust results from a least-squares state alone (streamed or loaded fits).
 
@@ -183,7 +197,7 @@ class OLSResults:
             feature_names=feature_names,
             target_names=target_names,
         )
-        return cls(**kwargs, cov_type=cov_type, use_t=use_t)
+        return cls(**kwargs, cov_type=cov_type, use_t=use_t, cov_kwds=cov_kwds)
 
     # ---- helpers ------------------------------------------------------------------------
     def _out(self, a: np.ndarray) -> np.ndarray:
@@ -312,9 +326,93 @@ class OLSResults:
     @cached_property
     def _robust_cov_basis(self) -> Tensor:
         if self._rows is None:
-            raise DataError(f"cov_type={self.cov_type!r} needs the rows; refit in memory")
+            second = "cluster_from_blocks" if self.cov_type == "cluster" else "robust_from_blocks"
+            raise DataError(
+                f"cov_type={self.cov_type!r} needs the rows; refit in memory, or pass the "
+                f"blocks again to {second} (a second pass)"
+            )
         A, e = self._rows()
+        if self.cov_type in ("cluster", "HAC"):
+            return robust_covariance(A, e, self.cov_type, self.cov_kwds, self.rank)
         return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid)
+
+    def cluster_from_blocks(
+        self,
+        blocks,
+        groups,
+        *,
+        use_correction: bool = True,
+        df_correction: bool = True,
+        use_t: bool | None = None,
+    ) -> OLSResults:
+        """Cluster-robust results of a streamed (or any) fit by a second pass over the rows.
+
+        ``blocks`` yields the fitted rows again (``(X, y)``, ``(X, y, w)`` or Block objects,
+        in any order and blocking) and ``groups`` each block's cluster labels (``(b,)``, or
+        ``(b, 2)`` / a pair for two-way); a cluster may span blocks. Equals
+        ``get_robustcov_results("cluster", groups=...)`` of an in-memory fit
+        (``stats/robust_blocks.py``).
+        """
+        from .robust_blocks import accumulate
+
+        return self.with_cluster_sums(
+            accumulate(self, blocks, groups),
+            use_correction=use_correction,
+            df_correction=df_correction,
+            use_t=use_t,
+        )
+
+    def robust_from_blocks(
+        self, blocks, cov_type: str = "HC1", use_t: bool | None = None, **cov_kwds
+    ) -> OLSResults:
+        """HC0-HC3 or HAC results of a streamed (or any) fit by a second pass over the rows.
+
+        ``blocks`` yields the fitted rows again in their order (HAC's lags follow it);
+        equals ``get_robustcov_results(cov_type, **cov_kwds)`` of an in-memory fit.
+        For ``cov_type="cluster"`` use :meth:`cluster_from_blocks`.
+        """
+        from .robust_blocks import robust_from_blocks
+
+        return robust_from_blocks(self, blocks, cov_type, self._rebuilt, use_t, cov_kwds)
+
+    def with_cluster_sums(
+        self, sums, *, use_correction: bool = True, df_correction: bool = True, use_t=None
+    ) -> OLSResults:
+        """Cluster-robust results from accumulated ``robust_blocks.ClusterSums`` (merged
+        over blocks or ranks)."""
+        kw = {"groups": sums.groups(), "use_correction": use_correction}
+        new = self._rebuilt("cluster", use_t, {**kw, "df_correction": df_correction})
+        new._robust_cov_basis = sums.covariance(self._r, use_correction=use_correction)
+        return new
+
+    def _rebuilt(self, cov_type: str, use_t: bool | None, cov_kwds: dict) -> OLSResults:
+        """The same fit with another covariance; ``use_t`` None keeps this one's."""
+        use_t = self.use_t if use_t is None and "use_t" not in cov_kwds else use_t
+        kwargs = {**self._init_kwargs, "cov_type": cov_type, "use_t": use_t}
+        return type(self)(**kwargs, cov_kwds=cov_kwds)
+
+    @property
+    def df_resid_inference(self) -> float:
+        """Degrees of freedom of t and F tests: ``df_resid``, or with clustered errors the
+        number of clusters minus one (the smaller count two-way), as statsmodels."""
+        kw = self.cov_kwds
+        if self.cov_type == "cluster" and kw["df_correction"]:
+            return float(kw["groups"].inference_groups - 1)
+        return self.df_resid
+
+    def get_robustcov_results(
+        self, cov_type: str = "HC1", use_t: bool | None = None, **cov_kwds
+    ) -> OLSResults:
+        """The same fit with another covariance (statsmodels' name): a new results object.
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.arange(8.0); y = x + np.tile([0.1, -0.1], 4)
+            >>> res = ols(x[:, None], y).get_robustcov_results("cluster", groups=x // 2)
+            >>> res.cov_type, res.df_resid_inference
+            ('cluster', 3.0)
+        """
+        return self._rebuilt(cov_type, use_t, cov_kwds)  # statsmodels keeps the fit's use_t
 
     def cov_params(self) -> np.ndarray:
         """Covariance of the parameters (``cov_type``): ``(p, p)`` or ``(p, p, k)``."""
@@ -345,7 +443,8 @@ class OLSResults:
     def _dist(self):
         if not self.use_t:
             return stats.norm()
-        return stats.t(self.df_resid) if self.df_resid > 0 else stats.t(np.nan)
+        df = self.df_resid_inference
+        return stats.t(df) if df > 0 else stats.t(np.nan)
 
     def conf_int(self, alpha: float = 0.05) -> np.ndarray:
         """Confidence intervals ``(p, 2)`` (or ``(p, 2, k)``): params -+ t_{1-alpha/2} bse."""
@@ -354,14 +453,21 @@ class OLSResults:
 
     @cached_property
     def _f(self) -> tuple[np.ndarray, np.ndarray]:
-        dfm, dfr = self.df_model, self.df_resid
+        dfm, dfr = self.df_model, self.df_resid_inference
         if self.cov_type == "nonrobust":
             with np.errstate(divide="ignore", invalid="ignore"):
                 f = self._sums["ess"] / dfm / self._scale
         else:  # Wald test that all non-constant parameters are zero (statsmodels' rule)
             idx = [j for j in range(self._params.shape[0]) if j >= self.k_constant]
-            f = wald_f(self._params, self._cov, [j for j in idx if j not in self.aliased])
-        if dfm <= 0 or dfr <= 0:
+            idx = [j for j in idx if j not in self.aliased]
+            if not idx:
+                f = np.full(self._params.shape[1], np.nan)
+            else:  # a singular robust covariance counts its rank (few clusters), as statsmodels
+                R = np.eye(self._params.shape[0])[idx][:, idx]
+                cov = self._cov[np.ix_(idx, idx)]
+                w, dfm = wald_statistics(self._params[idx], cov, R, np.zeros(len(idx)))
+                f = w / dfm
+        if self.df_model <= 0 or dfr <= 0:
             return np.full_like(f, np.nan), np.full_like(f, np.nan)
         return f, stats.f.sf(f, dfm, dfr)
 
@@ -419,6 +525,65 @@ class OLSResults:
         if crit not in penalty:
             raise ValueError(f"crit must be 'aic', 'bic', 'aicc' or 'hqic'; got {crit!r}")
         return -2 * self.llf + penalty[crit]
+
+    # ---- hypothesis tests (stats/hypothesis.py) -----------------------------------------
+    def t_test(self, r_matrix, use_t: bool | None = None) -> ContrastResults:
+        """t test of each linear hypothesis ``R b = q`` (statsmodels' ``t_test``).
+
+        ``r_matrix`` is a string over ``param_names`` (``"x1 = 0"``, ``"x1 = x2, x3 = 1"``), a
+        matrix ``R`` (``q = 0``) or ``(R, q)``; the results' covariance is used.
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.arange(10.0); y = x + np.tile([0.3, -0.3], 5)
+            >>> tt = ols(x[:, None], y).t_test("x1 = 1")
+            >>> bool(abs(tt.effect - 1) < 0.1), bool(tt.pvalue > 0.05)
+            (True, True)
+        """
+        return hypothesis.t_test(self, r_matrix, use_t=use_t)
+
+    def f_test(self, r_matrix) -> ContrastResults:
+        """F test of the joint hypothesis ``R b = q`` (``wald_test`` with ``use_f=True``)."""
+        return hypothesis.wald_test(self, r_matrix, use_f=True)
+
+    def wald_test(self, r_matrix, use_f: bool | None = None, scalar: bool = True):
+        """Wald test of ``R b = q``: F when ``use_f`` (default ``use_t``), else chi2."""
+        return hypothesis.wald_test(self, r_matrix, use_f=use_f, scalar=scalar)
+
+    def compare_f_test(self, restricted: OLSResults):
+        """``(F, p-value, df_diff)`` against a restricted model nested in this one."""
+        return hypothesis.compare_f_test(self, restricted)
+
+    def compare_lr_test(self, restricted: OLSResults):
+        """``(LR statistic, p-value, df_diff)`` against a nested restricted model."""
+        return hypothesis.compare_lr_test(self, restricted)
+
+    # ---- influence and residual diagnostics (stats/influence.py, stats/diagnostics.py) ---
+    def get_influence(self):
+        """Leverage, Cook's distance, DFFITS, studentized residuals (statsmodels' names).
+
+        Example:
+            >>> import numpy as np
+            >>> x = np.arange(6.0); y = x + np.array([0.1, -0.1, 0.2, 0.0, -0.2, 0.3])
+            >>> infl = ols(x[:, None], y).get_influence()
+            >>> infl.hat_matrix_diag.shape, infl.cooks_distance[0].shape
+            ((6,), (6,))
+        """
+        from .influence import OLSInfluence
+
+        return OLSInfluence(self)
+
+    @cached_property
+    def _diagnostics(self) -> dict[str, np.ndarray]:
+        from .diagnostics import residual_diagnostics
+
+        return residual_diagnostics(self.wresid)
+
+    @property
+    def diagnostics(self) -> dict[str, np.ndarray]:
+        """Omnibus, skew, kurtosis, Durbin-Watson, Jarque-Bera of the whitened residuals
+        (statsmodels' summary block; needs the fitted rows)."""
+        return {key: self._out(v) for key, v in self._diagnostics.items()}
 
     # ---- prediction, reporting ----------------------------------------------------------
     @cached_property
@@ -554,6 +719,7 @@ def ols(
     feature_names: Sequence[str] | None = None,
     target_names: Sequence[str] | None = None,
     use_t: bool | None = None,
+    cov_kwds: dict | None = None,
 ) -> OLSResults:
     """Fit ordinary (or weighted) least squares exactly and return its statistics.
 
@@ -626,6 +792,7 @@ def ols(
         feature_names=feature_names,
         target_names=target_names,
         use_t=use_t,
+        cov_kwds=cov_kwds,
     )
     res.nobs_dropped = dropped
     return res if index is None else frames.label(res, row_index=index)

@@ -98,6 +98,11 @@ def summary_text(res: OLSResults, alpha: float = 0.05) -> str:
             cells[3] = "nan".rjust(10) if np.isnan(pv[j]) else f"{pv[j]:.3f}".rjust(10)
             lines.append(f"{pname[:14]:<14}" + "".join(" " + cell for cell in cells))
         lines.append("=" * _WIDTH)
+        if res._endog is not None:  # the residuals are at hand: statsmodels' diagnostics
+            from .diagnostics import diagnostics_lines
+
+            lines += diagnostics_lines(res._diagnostics, t, res.condition_number)
+            lines.append("=" * _WIDTH)
         lines += _notes(res)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
@@ -105,7 +110,7 @@ def summary_text(res: OLSResults, alpha: float = 0.05) -> str:
 
 def _notes(res: OLSResults) -> list[str]:
     notes = [f"Condition No. {res.condition_number:.3g}", "Notes:"]
-    notes.append(f"[1] Standard errors: {res.cov_type} covariance.")
+    notes.append(f"[1] Standard errors: {res.cov_type} covariance{_cov_detail(res)}.")
     dropped = getattr(res, "nobs_dropped", 0)
     if dropped:
         notes.append(f"[-] {dropped} rows with missing values were dropped (missing='drop').")
@@ -122,6 +127,18 @@ def _notes(res: OLSResults) -> list[str]:
             "precision, but the estimates are sensitive to small changes in the data."
         )
     return [line for note in notes for line in textwrap.wrap(note, _WIDTH)]
+
+
+def _cov_detail(res: OLSResults) -> str:
+    """What a clustered or HAC covariance was computed with (statsmodels' description)."""
+    kw = getattr(res, "cov_kwds", {}) or {}
+    if res.cov_type == "cluster":
+        counts = " and ".join(str(g) for g in kw["groups"].n_groups[:2])
+        return f", clustered on {counts} groups, t/F with {res.df_resid_inference:g} df"
+    if res.cov_type == "HAC":
+        fix = "with" if kw["use_correction"] else "without"
+        return f", {kw['maxlags']} lags ({kw['weights_func']}), {fix} small-sample correction"
+    return ""
 
 
 def _plain(a):
@@ -149,7 +166,13 @@ def results_dict(res: OLSResults) -> dict:
         "statistic": statistic_name(res),
         "weighted": res.weighted,
         "condition_number": _plain(res.condition_number),
+        "df_resid_inference": res.df_resid_inference,
     }
+    kw = getattr(res, "cov_kwds", {}) or {}
+    if res.cov_type == "cluster":
+        out["n_groups"] = list(kw["groups"].n_groups[:2])
+    elif res.cov_type == "HAC":
+        out["maxlags"] = kw["maxlags"]
     for name in (
         "params",
         "bse",

@@ -1,0 +1,94 @@
+"""`train --cov-type / --cluster`: coefficient tests of an exact fit with robust errors.
+
+The fit streams DATA once (``fit_blocks``); robust covariances need the residuals, so DATA
+is read a second time, block by block (``OLSResults.robust_from_blocks`` for HC0-HC3 and
+HAC in file order, ``cluster_from_blocks`` for one- or two-way clusters, a cluster's rows
+anywhere in the files, or on any rank under torchrun). Memory stays at one block plus a
+vector per cluster.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import click
+
+from ..distributed.clusters import merge_cluster_sums
+from ..distributed.collectives import agree_on_errors, is_distributed
+from ..errors import DataError
+from ..stats.robust_blocks import add_blocks, check_rows
+
+ROBUST_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC")
+
+
+def wanted(opts: dict[str, Any]) -> bool:
+    """Whether train should report coefficient tests (--cov-type or --cluster given)."""
+    return bool(opts.get("cov_type") or opts.get("cluster_cols"))
+
+
+def check_options(opts: dict[str, Any], exact: bool, distributed: bool, source=None) -> None:
+    """Usage errors before any row is read (and, given the table, its cluster columns)."""
+    clusters = list(opts.get("cluster_cols") or ())
+    if opts.get("maxlags") is not None and opts.get("cov_type") != "HAC":
+        raise click.UsageError("--maxlags is for --cov-type HAC")
+    if not wanted(opts):
+        return
+    if not exact or opts["alpha"]:
+        raise click.UsageError(
+            "--cov-type and --cluster report OLS statistics: use an exact solver (qr, gram) "
+            "with --alpha 0"
+        )
+    if clusters and opts.get("cov_type") not in (None, "cluster"):
+        raise click.UsageError("--cluster sets the covariance; leave out --cov-type")
+    if len(clusters) > 2:
+        raise click.UsageError("--cluster takes one or two columns (two-way clustering)")
+    if len(set(clusters)) != len(clusters):
+        raise click.UsageError("--cluster names the same column twice")
+    if source is not None and clusters:
+        source._resolve(clusters)  # an unknown column: the table's own one-line error
+        numeric = set(source.numeric_columns())
+        text = [c for c in clusters if c not in numeric]
+        if text:
+            raise DataError(
+                f"--cluster column {text[0]!r} holds text; cluster labels are read as numbers "
+                "here, so recode them as numeric ids (e.g. integer codes per group)",
+                path=source.path,
+                column=text[0],
+            )
+    if distributed and opts.get("cov_type") not in (None, "nonrobust"):
+        raise click.UsageError(
+            "--cov-type HC0-HC3/HAC reads DATA a second time in one process; run without "
+            "torchrun / --nproc (--cluster works on several processes)"
+        )
+
+
+def robust_results(est, source, features, targets, weight_col, opts):
+    """The streamed fit's results with the covariance asked for (second pass over DATA)."""
+    res = est.results_
+    clusters = list(opts.get("cluster_cols") or ())
+    cov_type = opts.get("cov_type")
+    if not clusters and cov_type in (None, "nonrobust"):
+        return res
+    d = len(features)
+    cols = features + [c for c in clusters if c not in features]
+    index = {c: cols.index(c) for c in clusters}
+
+    def blocks():
+        for b in source.read_columns(cols, targets, weight_col):
+            yield b.X[:, :d], b.Y, b.w, b.X[:, [index[c] for c in clusters]].numpy()
+
+    if clusters:  # one pass, two views (zip takes one item of each in turn)
+        rows, labels = itertools.tee(blocks())
+        rows = ((X, Y, w) for X, Y, w, _ in rows)
+        labels = (g for *_, g in labels)
+        if not is_distributed():
+            return res.cluster_from_blocks(rows, labels)
+        # each rank sums its share; the sums of every rank merge (a cluster may span ranks)
+        with agree_on_errors():
+            acc = add_blocks(res, rows, labels)
+        acc = merge_cluster_sums(acc, n_targets=res._b.shape[1], n_params=res.rank)
+        check_rows(res, acc)
+        return res.with_cluster_sums(acc)
+    kwds = {"maxlags": opts.get("maxlags")} if cov_type == "HAC" else {}
+    return res.robust_from_blocks(((X, Y, w) for X, Y, w, _ in blocks()), cov_type, **kwds)

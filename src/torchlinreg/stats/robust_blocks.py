@@ -1,0 +1,269 @@
+"""Cluster-robust covariance of a streamed fit: a second pass over the row blocks.
+
+The first pass (``fit_blocks``, files, ranks) leaves the R factor and the parameters; the
+scores ``a_i e_i`` need the residuals, so the rows are read again. :class:`ClusterSums`
+adds each block's scores into per-cluster sums keyed by the cluster labels themselves, so
+a cluster's rows may come in any block, in any order, or on any rank (:meth:`merge`);
+memory is one ``q``-vector per cluster and target. The covariance then follows from the
+sums and R alone (``robust.cluster_covariance_from_sums``) and equals the in-memory one.
+
+Example:
+    >>> import numpy as np
+    >>> from torchlinreg.stats.results import ols
+    >>> rng = np.random.default_rng(0); X = rng.normal(size=(40, 2))
+    >>> y = X[:, 0] + rng.normal(size=40)
+    >>> g = np.arange(40) % 5
+    >>> res = ols(X, y)
+    >>> blocks = [(X[:25], y[:25]), (X[25:], y[25:])]
+    >>> cl = res.cluster_from_blocks(blocks, [g[:25], g[25:]])
+    >>> bool(np.allclose(cl.bse, ols(X, y, cov_type="cluster", cov_kwds={"groups": g}).bse))
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data import unpack_block
+from ..errors import DataError
+from .robust import ClusterCodes, cluster_covariance_from_sums
+
+
+class ClusterSums:
+    """Per-cluster sums of the whitened scores ``a_i e_i`` for one or two clusterings."""
+
+    def __init__(self) -> None:
+        self.labels: list[dict] = []  # per clustering (and the intersections): label -> code
+        self.sums: list[Tensor] = []  # per clustering: (k, G, q)
+        self.nobs = 0
+
+    def _codes(self, j: int, labels: np.ndarray) -> np.ndarray:
+        uniq, inv = np.unique(labels, return_inverse=True)
+        table = self.labels[j]
+        codes = np.array([table.setdefault(u.item(), len(table)) for u in uniq], dtype=np.int64)
+        return codes[inv.reshape(-1)]
+
+    def add(self, A: Tensor, e: Tensor, groups) -> None:
+        """Add one block: whitened rows ``A`` ``(b, q)``, residuals ``e`` ``(b, k)`` and
+        the block's cluster labels (``(b,)``, ``(b, 2)`` or a pair of arrays)."""
+        cols = _label_columns(groups, A.shape[0])
+        if not self.labels:
+            n_sets = 1 if len(cols) == 1 else 3
+            self.labels = [{} for _ in range(n_sets)]
+            self.sums = [A.new_zeros(e.shape[1], 0, A.shape[1]) for _ in range(n_sets)]
+        if (len(cols) == 1) != (len(self.labels) == 1):
+            raise DataError("every block needs the same number of clustering variables")
+        codes = [self._codes(j, c) for j, c in enumerate(cols)]
+        if len(cols) == 2:  # the intersections, keyed by both codes
+            codes.append(self._codes(2, codes[0] * (1 << 32) + codes[1]))
+        for j, c in enumerate(codes):
+            self._grow(j, len(self.labels[j]))
+            idx = torch.from_numpy(c).to(A.device)
+            for t in range(e.shape[1]):
+                self.sums[j][t].index_add_(0, idx, A * e[:, t : t + 1])
+        self.nobs += A.shape[0]
+
+    def _grow(self, j: int, size: int) -> None:
+        s = self.sums[j]
+        if s.shape[1] < size:
+            pad = s.new_zeros(s.shape[0], max(size, 2 * s.shape[1]) - s.shape[1], s.shape[2])
+            self.sums[j] = torch.cat([s, pad], 1)
+
+    def merge(self, other: ClusterSums) -> ClusterSums:
+        """Add another accumulator's sums (another rank's rows), matching labels."""
+        if not other.labels:
+            return self
+        if not self.labels:
+            self.labels = [{} for _ in other.labels]
+            self.sums = [s.new_zeros(s.shape[0], 0, s.shape[2]) for s in other.sums]
+        for j, (table, s) in enumerate(zip(other.labels, other.sums, strict=True)):
+            if j == 2:  # intersections: re-key by this accumulator's codes
+                continue
+            codes = np.array([self.labels[j].setdefault(lab, len(self.labels[j])) for lab in table])
+            self._grow(j, len(self.labels[j]))
+            order = np.array(list(table.values()), dtype=np.int64)
+            self.sums[j][:, torch.from_numpy(codes)] += s[:, torch.from_numpy(order)]
+        if len(other.labels) == 3:
+            inverse = [{code: lab for lab, code in other.labels[j].items()} for j in (0, 1)]
+            for key, code in other.labels[2].items():
+                c0, c1 = divmod(int(key), 1 << 32)
+                mine = self.labels[0][inverse[0][c0]] * (1 << 32) + self.labels[1][inverse[1][c1]]
+                new = self.labels[2].setdefault(mine, len(self.labels[2]))
+                self._grow(2, len(self.labels[2]))
+                self.sums[2][:, new] += other.sums[2][:, code]
+        self.nobs += other.nobs
+        return self
+
+    def groups(self) -> ClusterCodes:
+        """The cluster counts (no per-row codes: the rows are gone)."""
+        counts = tuple(len(t) for t in self.labels)
+        return ClusterCodes(tuple(np.empty(0, np.int64) for _ in counts), counts)
+
+    def covariance(self, R: Tensor, *, use_correction: bool = True) -> Tensor:
+        """The cluster covariance ``(q, q, k)`` in the basis of ``R``."""
+        sums = [s[:, : len(t)] for s, t in zip(self.sums, self.labels, strict=True)]
+        return cluster_covariance_from_sums(
+            R, sums, self.groups(), nobs=self.nobs, use_correction=use_correction
+        )
+
+
+class MeatSums:
+    """The meat of HC0-HC3 and HAC accumulated block by block, rows in their order.
+
+    Scores are taken in the ``Q`` basis, ``q_i = a_i R^-1`` (a triangular solve per block
+    with the fit's R), so the leverage ``h_i = ||q_i||^2`` of HC2/HC3 comes with them; HAC
+    keeps the last ``maxlags`` scores of the previous block for the lags that span blocks.
+    """
+
+    def __init__(self, R: Tensor, cov_type: str, maxlags: int = 0, kernel: str = "bartlett"):
+        from .robust import kernel_weights
+
+        self.R, self.cov_type = R, cov_type
+        self.maxlags = maxlags if cov_type == "HAC" else 0
+        self.weights = kernel_weights(kernel, self.maxlags)
+        self.meat: Tensor | None = None  # (k, q, q)
+        self.tail: Tensor | None = None  # (k, <= maxlags, q): the previous rows' scores
+        self.nobs = 0
+        self.leverage_one: list[int] = []
+
+    def add(self, A: Tensor, e: Tensor) -> None:
+        """Add the next rows in order: whitened ``A`` ``(b, q)`` and residuals ``(b, k)``."""
+        from .covariance import leverage_one_rows
+
+        q = torch.linalg.solve_triangular(self.R, A, upper=True, left=False)
+        u = e
+        if self.cov_type in ("HC2", "HC3"):
+            h = (q * q).sum(1, keepdim=True)
+            u = e / (1 - h).sqrt() if self.cov_type == "HC2" else e / (1 - h)
+            ones = leverage_one_rows(h[:, 0], A.shape[1])
+            if ones:
+                u[ones] = float("nan")
+                self.leverage_one += [self.nobs + i for i in ones]
+        x = u.T[:, :, None] * q[None]  # (k, b, q)
+        if self.meat is None:
+            self.meat = x.new_zeros(x.shape[0], x.shape[2], x.shape[2])
+        self.meat += x.transpose(1, 2) @ x
+        if self.maxlags:
+            full = x if self.tail is None else torch.cat([self.tail, x], 1)
+            start = full.shape[1] - x.shape[1]  # where this block's rows begin in ``full``
+            for lag in range(1, self.maxlags + 1):
+                lo = max(start, lag)
+                if lo >= full.shape[1]:
+                    break
+                g = full[:, lo:].transpose(1, 2) @ full[:, lo - lag : full.shape[1] - lag]
+                self.meat += float(self.weights[lag]) * (g + g.transpose(1, 2))
+            self.tail = full[:, -self.maxlags :]
+        self.nobs += A.shape[0]
+
+    def covariance(self, *, df_resid: float, use_correction: bool = False) -> Tensor:
+        """``(q, q, k)``: ``R^-1 meat R^-T`` with HC1's ``n / df_resid`` or HAC's
+        ``use_correction`` factor ``n / (n - q)``."""
+        from .robust import _sandwich
+
+        cov = _sandwich(self.R, self.meat)
+        n, q = self.nobs, self.R.shape[0]
+        if self.cov_type == "HC1":
+            cov = cov * (n / df_resid if df_resid > 0 else float("nan"))
+        if self.cov_type == "HAC" and use_correction:
+            cov = cov * (n / (n - q) if n > q else float("nan"))
+        return cov.permute(1, 2, 0)
+
+
+def _label_columns(groups, rows: int) -> list[np.ndarray]:
+    if isinstance(groups, (tuple, list)) and len(groups) == 2 and np.ndim(groups[0]) >= 1:
+        cols = [np.asarray(g).reshape(-1) for g in groups]
+    else:
+        arr = np.asarray(groups)
+        if arr.ndim == 2 and arr.shape[1] in (1, 2):
+            cols = [arr[:, j] for j in range(arr.shape[1])]
+        elif arr.ndim == 1:
+            cols = [arr]
+        else:
+            raise DataError(
+                f"a block's cluster labels have shape {arr.shape}; give one label per row, "
+                "or an (n, 2) array for two-way clustering"
+            )
+    for c in cols:
+        if c.shape[0] != rows:
+            raise DataError(
+                f"a block has {rows} rows but {c.shape[0]} cluster labels; give one per row"
+            )
+    return cols
+
+
+def accumulate(results, blocks: Iterable, groups: Iterable) -> ClusterSums:
+    """The second pass over every fitted row: the sums, checked to cover ``nobs`` rows."""
+    acc = add_blocks(results, blocks, groups)
+    check_rows(results, acc)
+    return acc
+
+
+def check_rows(results, acc: ClusterSums | MeatSums) -> None:
+    """The sums must cover the fitted rows (after merging every rank's share)."""
+    if acc.nobs != results.nobs:
+        raise DataError(
+            f"the blocks hold {acc.nobs} rows but the fit has {results.nobs}; pass the same "
+            "rows (in any order) with one cluster label each"
+        )
+
+
+def whitened_rows(results, block) -> tuple[Tensor, Tensor]:
+    """A block's whitened design ``A`` (kept columns) and residuals at the fitted
+    parameters (double-double where float64 would cancel, ``fitstats.residuals``)."""
+    from .fitstats import residuals
+
+    X, Y, w = unpack_block(block)
+    X = torch.as_tensor(np.asarray(X, dtype=np.float64) if not isinstance(X, Tensor) else X)
+    X = X.to(device=results._b.device, dtype=torch.float64).reshape(X.shape[0], -1)
+    Y = torch.as_tensor(np.asarray(Y, dtype=np.float64) if not isinstance(Y, Tensor) else Y)
+    Y = Y.to(X).reshape(X.shape[0], -1)
+    A = results._design(X)
+    e = residuals(A, Y, results._b)
+    if w is not None:
+        root = torch.as_tensor(np.asarray(w, dtype=np.float64)).to(X).reshape(-1, 1).sqrt()
+        A, e = A * root, e * root
+    return A, e
+
+
+def add_blocks(results, blocks: Iterable, groups: Iterable, acc: ClusterSums | None = None):
+    """Add each block's whitened scores at the fitted parameters (one rank's share)."""
+    acc = ClusterSums() if acc is None else acc
+    for block, labels in zip(blocks, groups, strict=True):
+        acc.add(*whitened_rows(results, block), labels)
+    return acc
+
+
+def meat_from_blocks(results, blocks: Iterable, cov_type: str, cov_kwds: dict) -> MeatSums:
+    """The second pass for HC0-HC3 and HAC (rows in their order for HAC)."""
+    acc = MeatSums(
+        results._r, cov_type, cov_kwds.get("maxlags", 0), cov_kwds.get("weights_func", "bartlett")
+    )
+    for block in blocks:
+        acc.add(*whitened_rows(results, block))
+    check_rows(results, acc)
+    return acc
+
+
+def robust_from_blocks(results, blocks, cov_type, rebuild, use_t, cov_kwds: dict):
+    """``OLSResults.robust_from_blocks``: HC0-HC3 or HAC from a second pass (``rebuild``
+    makes the results object with the new covariance type)."""
+    if cov_type not in ("HC0", "HC1", "HC2", "HC3", "HAC", "hac"):
+        raise ValueError(
+            f"robust_from_blocks takes HC0-HC3 or HAC; got {cov_type!r} "
+            "(cluster: cluster_from_blocks(blocks, groups))"
+        )
+    new = rebuild(cov_type, use_t, cov_kwds)
+    kw = new.cov_kwds
+    meat = meat_from_blocks(results, blocks, new.cov_type, kw)
+    if meat.leverage_one:
+        from .covariance import _warn_leverage_one
+
+        _warn_leverage_one(meat.leverage_one, new.cov_type)
+    new._robust_cov_basis = meat.covariance(
+        df_resid=results.df_resid, use_correction=kw.get("use_correction", False)
+    )
+    return new

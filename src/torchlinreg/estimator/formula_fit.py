@@ -22,10 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..errors import DataError, ModelFileError
-from ..stats.frames import label
+from ..stats.frames import _formula_weights, label
 
 
 class FormulaMixin:
@@ -47,7 +45,7 @@ class FormulaMixin:
         if missing not in MISSING:
             raise ValueError(f"missing must be one of {MISSING}; got {missing!r}")
         enc, design = Encoding.fit(formula, data, missing=missing)
-        w, keep = _weights(sample_weight, design, missing)
+        w, keep = _formula_weights(sample_weight, design, missing)
         index = design.index[keep]
         X = pd.DataFrame(design.X[keep], columns=enc.features, index=index)
         Y = design.Y[keep]
@@ -100,21 +98,6 @@ class FormulaMixin:
 def _is_table(X) -> bool:
     module = type(X).__module__.partition(".")[0]
     return isinstance(X, dict) or (module in ("pandas", "polars", "pyarrow") and X.ndim == 2)
-
-
-def _weights(sample_weight, design, missing: str):
-    keep = np.ones(len(design.rows), dtype=bool)
-    if sample_weight is None or np.ndim(sample_weight) == 0:
-        return sample_weight, keep
-    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-    if len(w) != len(design.complete):
-        raise DataError(
-            f"sample_weight has {len(w)} values but data has {len(design.complete)} rows"
-        )
-    w = w[design.rows]
-    if missing == "drop":
-        keep = ~np.isnan(w)
-    return w[keep], keep
 
 
 def robust_record(estimator) -> dict[str, Any] | None:

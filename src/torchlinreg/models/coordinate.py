@@ -110,10 +110,8 @@ def enet_gram(
                 continue
             old = coef[j]
             z = qs[j] - Qw[j] + old * diag[j]
-            if positive and z < 0:
-                new = 0.0
-            else:
-                new = np.sign(z) * max(abs(z) - l1, 0.0) / (diag[j] + l2)
+            shrunk = max(z - l1, 0.0) if positive else np.sign(z) * max(abs(z) - l1, 0.0)
+            new = shrunk / (diag[j] + l2)
             if new != old:
                 Qw += (new - old) * rows[j]
                 coef[j] = new

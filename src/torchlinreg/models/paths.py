@@ -33,11 +33,8 @@ def alpha_grid(
         raise ValueError(
             "an alpha grid needs l1_ratio > 0 (alpha_max is infinite for ridge); pass alphas="
         )
-    if positive:
-        top = max(0.0, float(m.xy.max()))
-    else:
-        top = float(np.sqrt((m.xy**2).sum(axis=1)).max())
-    top /= l1_ratio
+    norms = np.maximum(m.xy.max(axis=1), 0.0) if positive else np.sqrt((m.xy**2).sum(axis=1))
+    top = float(norms.max()) / l1_ratio
     resolution = np.finfo(np.float64).resolution
     if top <= resolution:
         return np.full(n_alphas, resolution)
@@ -114,8 +111,9 @@ def enet_path(
 
     ``coefs`` is ``(d, n_alphas)`` for a 1-D y, else ``(k, d, n_alphas)``; alphas run from
     large to small. Each target of a 2-D y is its own problem (as ``ElasticNet`` fits them),
-    not scikit-learn's multi-task path; the default grid is the multi-task one. As scikit-learn's, the path fits no intercept unless
-    ``fit_intercept=True`` (then on weighted-centred data). ``X`` may be a
+    not scikit-learn's multi-task path; the default grid is the multi-task one. As
+    scikit-learn's, the path fits no intercept unless ``fit_intercept=True`` (then on
+    weighted-centred data). ``X`` may be a
     LeastSquaresState (``y`` None): its own intercept setting and weights apply.
 
     Example:

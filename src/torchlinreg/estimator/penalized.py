@@ -120,6 +120,9 @@ class ElasticNet(LinearRegression):
         self._warm = keep
 
     def _solve_state(self) -> None:
+        self._solve_enet(float(self.alpha), float(self.l1_ratio))
+
+    def _solve_enet(self, alpha: float, l1_ratio: float) -> None:
         m = moments(self.state_)
         d, k = m.xy.shape
         init = getattr(self, "_warm", None)
@@ -128,8 +131,8 @@ class ElasticNet(LinearRegression):
             init = init.detach().cpu().double().numpy()
         coefs, gaps, iters = path_from_moments(
             m,
-            np.array([float(self.alpha)]),
-            float(self.l1_ratio),
+            np.array([alpha]),
+            l1_ratio,
             tol=float(self.tol),
             max_iter=int(self.max_iter),
             positive=bool(self.positive),

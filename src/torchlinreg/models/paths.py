@@ -137,8 +137,9 @@ def enet_path(
         state = LeastSquaresState(Xt.shape[1], Yt.shape[1], fit_intercept=fit_intercept)
         state.absorb(Xt, Yt, w)
     m = moments(state)
-    if alphas is None:
-        alphas = alpha_grid(m, l1_ratio, n_alphas, eps, positive=positive)
+    if alphas is None or isinstance(alphas, (int, np.integer)):  # an int: scikit-learn 1.9's
+        count = n_alphas if alphas is None else int(alphas)
+        alphas = alpha_grid(m, l1_ratio, count, eps, positive=positive)
     else:
         alphas = np.sort(np.asarray(alphas, dtype=np.float64).ravel())[::-1]
     coefs, gaps, iters = path_from_moments(

@@ -50,6 +50,15 @@ def save(estimator: LinearRegression, path: str | Path, *, training: dict | None
         >>> tlr.save(model, "crops.safetensors")  # doctest: +SKIP
     """
     check_is_fitted(estimator)
+    if type(estimator).__name__ not in ("LinearRegression", "Ridge") or getattr(
+        estimator, "positive", False
+    ):
+        # their weights are not the state's least-squares solution the loader checks
+        raise ValueError(
+            f"saving {type(estimator).__name__}"
+            f"{' with positive=True' if getattr(estimator, 'positive', False) else ''} is not "
+            "supported yet; save LinearRegression or Ridge, or pickle the estimator"
+        )
     tensors = {
         "weight": estimator.model_.weight,
         "bias": estimator.model_.bias,

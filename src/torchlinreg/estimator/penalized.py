@@ -57,7 +57,7 @@ class ElasticNet(LinearRegression):
         >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]])
         >>> y = np.array([0.0, 1.0, 2.0, 3.0])
         >>> np.round(ElasticNet(alpha=0.1, l1_ratio=0.5).fit(X, y).coef_, 4).tolist()
-        [0.9293, -0.0]
+        [0.9231, 0.0]
     """
 
     _ravel_one_target = True  # NOTE [scikit-learn's shapes]: as scikit-learn's ElasticNet

@@ -88,9 +88,9 @@ def enet_gram(
 
     Example:
         >>> Q = np.array([[1.0, 0.5], [0.5, 1.0]]); q = np.array([1.0, 0.2])
-        >>> res = enet_gram(Q, q, 2.0, 0.1, 0.0, tol=1e-12)
+        >>> res = enet_gram(Q, q, 2.0, 0.1, 0.0, tol=1e-12)  # KKT: Qw - q = -0.1 sign(w)
         >>> np.round(res.coef, 6).tolist(), res.converged
-        ([0.9, 0.0], True)
+        ([1.0, -0.2], True)
     """
     d = q.shape[0]
     coef = np.zeros(d) if coef_init is None else np.array(coef_init, dtype=np.float64)

@@ -39,8 +39,8 @@ def moments(state: Any) -> Moments:
         >>> from torchlinreg.exact.state import LeastSquaresState
         >>> X = torch.tensor([[0.0], [2.0]]); y = torch.tensor([1.0, 5.0])
         >>> m = moments(LeastSquaresState(1, 1).absorb(X, y))
-        >>> float(m.xx[0, 0]), float(m.xy[0, 0]), float(m.y_mean[0])
-        (1.0, 2.0, 3.0)
+        >>> [round(float(v), 12) for v in (m.xx[0, 0], m.xy[0, 0], m.y_mean[0])]
+        [1.0, 2.0, 3.0]
     """
     if state.n_samples == 0:
         raise DataError("no rows absorbed: the state is empty; fit on at least one row")

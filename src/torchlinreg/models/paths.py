@@ -157,6 +157,6 @@ def lasso_path(X: Any, y: Any = None, **kwargs: Any):
         >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]); y = np.array([1.0, 2.0, 3.0])
         >>> alphas, coefs, gaps = lasso_path(X, y, alphas=[0.01])
         >>> np.round(coefs[:, 0], 3).tolist()
-        [0.991, 1.991]
+        [0.99, 1.99]
     """
     return enet_path(X, y, l1_ratio=1.0, **kwargs)

@@ -139,3 +139,22 @@ def test_paths_equal_scikit_learn_paths(l1_ratio):
     from_state = lasso_path(state, alphas=ours[0], tol=1e-12, max_iter=100_000)
     if l1_ratio == 1.0:
         np.testing.assert_allclose(from_state[1], ours[1], rtol=1e-9, atol=1e-9)
+
+
+def test_model_files_round_trip_and_refuse_edited_weights(tmp_path):
+    from torchlinreg.files.io import load_tensors, save_tensors
+
+    Y = np.c_[Y_DIA, -2 * Y_DIA]
+    for m in (Lasso(alpha=0.1), ElasticNet(alpha=0.01, l1_ratio=0.3, solver="qr")):
+        m.fit(X_DIA, Y)
+        path = tmp_path / "m.safetensors"
+        tlr.save(m, path)
+        back = tlr.load(path)
+        assert type(back) is type(m) and back.get_params() == m.get_params()
+        np.testing.assert_array_equal(back.predict(X_DIA), m.predict(X_DIA))
+        tensors, meta = load_tensors(str(path))
+        tensors["weight"] = tensors["weight"].clone()
+        tensors["weight"][0, 2] *= 1.001  # a small edit of an active coefficient
+        save_tensors(str(tmp_path / "edited.safetensors"), tensors, meta)
+        with pytest.raises(tlr.ModelFileError, match=r"not the .* solution"):
+            tlr.load(tmp_path / "edited.safetensors")

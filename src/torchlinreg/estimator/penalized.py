@@ -149,6 +149,43 @@ class ElasticNet(LinearRegression):
         self.n_iter_ = int(iters[0, 0]) if one else iters[:, 0].copy()
         self.loss_history_ = []
 
+    def weights_fit_state(self, weight: torch.Tensor, bias: torch.Tensor) -> bool:
+        """True when ``(weight, bias)`` fit ``state_`` as well as this model's own solve does,
+        as a model file's weights must.
+
+        The state is solved again with the model's settings (deterministic, so a saved fit
+        is reproduced) and the objectives compared to 1e-10 of the targets' variance: an
+        edit that moves the objective by more is refused; the intercept must be the one the
+        coefficients imply.
+        """
+        from ..models.coordinate import objective
+
+        m = moments(self.state_)
+        W = weight.detach().cpu().double().numpy()
+        b = bias.detach().cpu().double().numpy()
+        l1, l2 = self.alpha * self.l1_ratio, self.alpha * (1 - self.l1_ratio)
+        coefs = path_from_moments(
+            m,
+            np.array([float(self.alpha)]),
+            float(self.l1_ratio),
+            tol=float(self.tol),
+            max_iter=int(self.max_iter),
+            positive=bool(self.positive),
+            warn=False,
+        )[0][:, :, 0]
+        for t in range(W.shape[0]):
+            yy = float(m.yy[t])
+            want_b = m.y_mean[t] - W[t] @ m.x_mean if self.fit_intercept else 0.0
+            if abs(b[t] - want_b) > 1e-9 * (abs(want_b) + np.sqrt(yy)) + 1e-300:
+                return False
+            mine = objective(m.xx, m.xy[:, t], yy, W[t], l1, l2)
+            ref = objective(m.xx, m.xy[:, t], yy, coefs[t], l1, l2)
+            if not mine - ref <= 1e-10 * yy + 1e-12 * abs(ref):
+                return False
+            if self.positive and (W[t] < 0).any():
+                return False
+        return True
+
 
 class Lasso(ElasticNet):
     """Linear regression with an L1 penalty (scikit-learn's Lasso): ElasticNet, l1_ratio 1.

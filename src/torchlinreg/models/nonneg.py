@@ -29,38 +29,44 @@ def nnls(A: np.ndarray, b: np.ndarray, *, max_iter: int | None = None) -> np.nda
     """
     m, n = A.shape
     max_iter = 3 * n if max_iter is None else max_iter
-    tol = 10 * np.finfo(np.float64).eps * np.abs(A).sum(axis=0).max(initial=0.0) * max(m, n)
+    # the gradient A'(b - Ax) is on the scale of |A| |b|: rounding makes it about eps of that
+    scale = np.abs(A).sum(axis=0).max(initial=0.0) * max(np.abs(b).max(initial=0.0), 1e-300)
+    tol = 10 * np.finfo(np.float64).eps * max(m, n) * scale
     x = np.zeros(n)
     passive = np.zeros(n, dtype=bool)
+    skip = np.zeros(n, dtype=bool)  # entered with a non-positive value: rounding's doing
     grad = A.T @ b
     it = 0
-    while (~passive).any() and grad[~passive].max() > tol:
+    while (free := ~passive & ~skip).any() and grad[free].max() > tol:
         if it >= max_iter:
             warnings.warn(
                 f"non-negative least squares stopped after {it} steps with a largest "
-                f"gradient {grad[~passive].max():.3g} on a zero coefficient (tolerance "
+                f"gradient {grad[free].max():.3g} on a zero coefficient (tolerance "
                 f"{tol:.3g}); the result may not be optimal",
                 ConvergenceWarning,
                 stacklevel=2,
             )
             break
         it += 1
-        j = np.flatnonzero(~passive)[np.argmax(grad[~passive])]
+        j = np.flatnonzero(free)[np.argmax(grad[free])]
         passive[j] = True
-        while True:
-            s = np.zeros(n)
-            s[passive] = np.linalg.lstsq(A[:, passive], b, rcond=None)[0]
-            if s[passive].min() > 0:
-                x = s
-                break
+        s = np.zeros(n)
+        s[passive] = np.linalg.lstsq(A[:, passive], b, rcond=None)[0]
+        if s[j] <= 0:  # in exact arithmetic s_j > 0 whenever grad_j > 0
+            passive[j], skip[j] = False, True
+            continue
+        while passive.any() and s[passive].min() <= 0:
             # Step from x toward s until the first passive coefficient reaches zero.
             neg = passive & (s <= 0)
             step = np.min(x[neg] / (x[neg] - s[neg]))
             x = x + step * (s - x)
             passive &= x > tol
             x[~passive] = 0.0
-            if not passive.any():
-                break
+            s = np.zeros(n)
+            if passive.any():
+                s[passive] = np.linalg.lstsq(A[:, passive], b, rcond=None)[0]
+        x = s
+        skip[:] = False
         grad = A.T @ (b - A @ x)
     return x
 

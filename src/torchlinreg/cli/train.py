@@ -33,6 +33,8 @@ from .checks import (
     choose_columns,
 )
 from .output import console, esc, metrics_table, metrics_title, print_json
+from .penalized import PENALIZED_SOLVERS, penalty_plots, penalty_summary, to_save
+from .penalized import estimator as penalized_estimator
 from .snapshots import Fingerprint, RowsInto, fingerprint_of, run_config, run_with_snapshots
 from .torchrun import distributed_command, fit_exact_on_ranks
 
@@ -220,7 +222,10 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         raise click.UsageError("Missing option '-t' / '--target'.")
     if not opts["output"]:
         raise click.UsageError("Missing option '-o' / '--output'.")
-    exact = opts["solver"] in EXACT_SOLVERS
+    penalized = opts["solver"] in PENALIZED_SOLVERS
+    exact = opts["solver"] in EXACT_SOLVERS or penalized
+    if (opts["cv"] or opts["l1_ratio"] != 0.5) and not penalized:
+        raise click.UsageError("--cv and --l1-ratio are for --solver lasso or elasticnet")
     if exact and (opts["checkpoint"] or opts["resume"]):
         raise click.UsageError("--checkpoint and --resume are for iterative solvers")
     check_outputs(opts)
@@ -240,6 +245,8 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         random_state=opts["seed"],
         device=opts["device"],
     )
+    if penalized:
+        est = penalized_estimator(opts)
     if exact:
         rows, metrics = _fit_exact(est, source, features, targets_l, weight_col, opts)
     else:
@@ -257,12 +264,16 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         "weighted": weight_col is not None,  # the metrics: NOTE [metric definitions]
         "metrics": metrics,
     }
+    if penalized:
+        summary["penalty"] = penalty_summary(est)
     if opts["features"] is None:  # say which columns the default left out, and why
         used = {*features, *targets_l, weight_col}
         summary["skipped_columns"] = [c for c in source.column_names if c not in used]
-    rank_zero_only(save)(est, opts["output"], training=summary)
+    rank_zero_only(save)(to_save(est) if penalized else est, opts["output"], training=summary)
     if opts["plot_dir"]:
         summary["plots"] = _plots(est, source, features, targets_l, opts["plot_dir"], weight_col)
+        if penalized:
+            summary["plots"] += penalty_plots(est, features, opts["plot_dir"])
     summary["model"] = opts["output"]
     if opts["as_json"] and not opts["quiet"]:
         print_json(summary)
@@ -289,6 +300,13 @@ def _print_report(summary: dict[str, Any]) -> None:
         f"features: {esc(shown)}"
         + (f" (not numeric, left out: {esc(', '.join(skipped))})" if skipped else "")
     )
+    if "penalty" in summary:
+        p = summary["penalty"]
+        out.print(
+            f"alpha {p['alpha']:.6g}, l1_ratio {p['l1_ratio']:.3g}"
+            + (f" (chosen by {p['cv_folds']}-fold cross-validation)" if "cv_folds" in p else "")
+            + f", {p['nonzero_coefficients']} nonzero coefficient(s)"
+        )
     out.print(metrics_table(metrics_title("Training fit", summary["weights"]), summary["metrics"]))
     out.print(f"model saved to {esc(summary['model'])}")
     for p in summary.get("plots", []):

@@ -2,7 +2,8 @@
 
 Invariants:
 1. Given the same (train, test) splits, alpha_, alphas_ and mse_path_ equal scikit-learn's
-   (LassoCV, ElasticNetCV with a list of l1_ratio, RidgeCV's best R2), weighted or not.
+   (LassoCV, ElasticNetCV with a list of l1_ratio, RidgeCV's best R2), weighted or not;
+   RidgeCV's default leave-one-out equals scikit-learn's.
 2. Hashed folds from one pass: each held-out MSE equals the MSE of the fold's rows under
    the model trained on the other rows (computed from the rows, independently).
 3. fit_blocks deals rows to the same folds whatever the block sizes.
@@ -58,6 +59,20 @@ def test_ridge_cv_equals_scikit_learn_grid_search_given_the_same_folds():
         assert ours.alpha_ == ref.alpha_  # 1.
         assert ours.best_score_ == pytest.approx(ref.best_score_, rel=1e-10)
         np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-8)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("intercept", [True, False])
+def test_ridge_cv_leave_one_out_equals_scikit_learn(weighted, intercept):
+    w = np.random.default_rng(8).uniform(0.2, 3.0, len(Y_DIA)) if weighted else None
+    alphas = np.logspace(-5, 2, 30)
+    for X, y in ((X_DIA, np.c_[Y_DIA, Y_DIA**0.5]), (X_DIA[:8], Y_DIA[:8])):  # and n < p
+        sw = None if w is None else w[: len(y)]
+        ours = RidgeCV(alphas=alphas, fit_intercept=intercept).fit(X, y, sw)
+        ref = sk.RidgeCV(alphas=alphas, fit_intercept=intercept).fit(X, y, sample_weight=sw)
+        assert ours.alpha_ == ref.alpha_  # 1. cv=None: leave-one-out, as scikit-learn
+        assert ours.best_score_ == pytest.approx(ref.best_score_, rel=1e-10)
+        np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-8, atol=1e-8)
 
 
 def test_hashed_folds_score_each_fold_from_its_own_rows():

@@ -25,7 +25,13 @@ from ..errors import DataError
 from ..exact.state import LeastSquaresState
 from ..exact.threads import with_fit_threads
 from ..model import LinearModel
-from ..models.crossval import FoldStates, enet_cv_mse, ridge_cv_scores, split_pairs
+from ..models.crossval import (
+    FoldStates,
+    enet_cv_mse,
+    ridge_cv_scores,
+    ridge_loo_mse,
+    split_pairs,
+)
 from ..models.moments import moments
 from ..models.paths import alpha_grid
 from .linear import LinearRegression
@@ -304,11 +310,13 @@ class LassoCV(ElasticNetCV):
 class RidgeCV(_FoldFit, LinearRegression):
     """Ridge with alpha chosen by cross-validation, as scikit-learn's RidgeCV with ``cv``.
 
-    Each alpha is scored by the mean over folds of the held-out R2 (scikit-learn's default
-    scoring); ``mse_path_`` (n_alphas, n_folds) holds the held-out MSE too. Unlike
-    scikit-learn, ``cv=None`` means 5 hashed folds, not leave-one-out (which needs the rows).
-    Several targets share one alpha. Fitted: ``alpha_``, ``best_score_``, ``alphas_``,
-    ``mse_path_``, ``r2_path_``, ``coef_``, ``intercept_``.
+    ``cv=None`` (default) in ``fit``: leave-one-out from the rows in memory (one SVD), the
+    alpha with the smallest mean squared LOO error, ``best_score_`` its negative and
+    ``mse_path_`` (n_alphas,) the errors, as scikit-learn's. With ``cv`` (or in
+    ``fit_blocks``, where ``cv=None`` means 5 hashed folds): the best mean over folds of the
+    held-out R2 (scikit-learn's default scoring with ``cv``), ``r2_path_`` and ``mse_path_``
+    (n_alphas, n_folds). Several targets share one alpha. Fitted: ``alpha_``,
+    ``best_score_``, ``alphas_``, ``mse_path_``, ``coef_``, ``intercept_``.
 
     Example:
         >>> rng = np.random.default_rng(0); X = rng.normal(size=(100, 2))
@@ -352,16 +360,37 @@ class RidgeCV(_FoldFit, LinearRegression):
     def _unpenalised(self) -> bool:
         return False
 
+    @with_fit_threads
+    def fit(self, X, y, sample_weight=None, groups=None):
+        """Choose alpha (``cv=None``: leave-one-out, as scikit-learn) and refit; return self."""
+        if self.cv is not None or groups is not None:
+            return super().fit(X, y, sample_weight, groups)
+        self._validate_params()
+        self._forget()
+        Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)
+        self._set_input_info(Xm, Ym)
+        kwargs = self._state_kwargs(Xt.dtype)
+        self.state_ = LeastSquaresState(Xt.shape[1], Yt.shape[1], device=Xt.device, **kwargs)
+        self.state_.absorb(Xt, Yt, wt)
+        alphas = np.asarray(self.alphas, dtype=np.float64).ravel()
+        self.mse_path_ = ridge_loo_mse(Xt, Yt, wt, alphas, self.fit_intercept)
+        best = int(np.argmin(self.mse_path_))  # the first of equal errors, as scikit-learn
+        self.alphas_, self.alpha_ = alphas, float(alphas[best])
+        self.best_score_ = -float(self.mse_path_[best])
+        self._refit()
+        self._publish()
+        return self
+
     def _select(self, pairs) -> None:
         alphas = np.asarray(self.alphas, dtype=np.float64).ravel()
         self.mse_path_, self.r2_path_ = ridge_cv_scores(pairs, alphas)
         scores = self.r2_path_.mean(axis=1)
         best = int(np.argmax(scores))  # the first of equal scores, as GridSearchCV
-        self.alphas_, self.alpha_, self.best_score_ = (
-            alphas,
-            float(alphas[best]),
-            float(scores[best]),
-        )
+        self.alphas_, self.alpha_ = alphas, float(alphas[best])
+        self.best_score_ = float(scores[best])
+        self._refit()
+
+    def _refit(self) -> None:
         self.solution_ = self.state_.solve(alpha=self.alpha_, feature_names=self._feature_list())
         self.rank_ = self.solution_.rank
         self.model_ = LinearModel(self.solution_.coef.clone(), self.solution_.intercept.clone())

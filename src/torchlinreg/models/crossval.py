@@ -218,3 +218,35 @@ class _OneTarget:
         d = self._state.n_features
         cols = [*range(d), d + self._t]
         return type(summ)(summ.sum_weights, summ.means[cols], summ.r[:, cols])
+
+
+@torch.no_grad()
+def ridge_loo_mse(
+    X: torch.Tensor, Y: torch.Tensor, w, alphas: np.ndarray, fit_intercept: bool = True
+) -> np.ndarray:
+    """Leave-one-out mean squared error ``(n_alphas,)`` of ridge, as scikit-learn's RidgeCV
+    with ``cv=None`` scores it (errors of the ``sqrt(w)``-scaled problem, averaged over rows
+    and targets). Needs the rows: one thin SVD of the weighted-centred X, then per alpha
+    ``e_i / (1 - h_ii)`` with the hat matrix's diagonal (the unpenalised intercept adds
+    ``w_i / W``).
+    """
+    X, Y = X.to(torch.float64), Y.to(torch.float64)
+    sw = torch.ones(X.shape[0], dtype=X.dtype, device=X.device) if w is None else w.to(X)
+    total = sw.sum()
+    if fit_intercept:
+        X = X - (sw @ X) / total
+        Y = Y - (sw @ Y) / total
+    root = sw.sqrt()
+    Xs, Ys = X * root[:, None], Y * root[:, None]
+    U, s, _ = torch.linalg.svd(Xs, full_matrices=False)
+    keep = s > s.max() * max(Xs.shape) * torch.finfo(s.dtype).eps if s.numel() else s > 0
+    U, s2 = U[:, keep], s[keep] ** 2
+    Uty = U.T @ Ys
+    base = sw / total if fit_intercept else torch.zeros_like(sw)
+    out = np.zeros(len(alphas))
+    for i, alpha in enumerate(alphas):
+        shrink = s2 / (s2 + float(alpha))
+        resid = Ys - U @ (shrink[:, None] * Uty)
+        h = (U**2) @ shrink + base
+        out[i] = float(((resid / (1 - h)[:, None]) ** 2).mean())
+    return out

@@ -198,7 +198,9 @@ def _check_state(fail: _Fail, meta: dict, tensors: dict[str, Tensor], d: int, k:
     shapes = {"r": (m, m), "shift": (p,), "mean": (p,), "comoment": (p, p), "gram": (p, p)}
     shapes["scale"] = (p,)
     names = _STATE_TENSORS[(method, icpt)]
-    if state.get("version", 1) >= 2:
+    version = state.get("version", 1)
+    _require(fail, _int(version) and version in (1, 2), "bad state version")
+    if version >= 2:
         names = names + _STATE_TENSORS_V2.get((method, icpt), ())
     for name in names:
         _check_tensor(fail, tensors, _STATE_PREFIX + name, shapes[name])

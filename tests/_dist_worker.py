@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from torchlinreg import DataError, LinearRegression
+from torchlinreg import DataError, Lasso, LassoCV, LinearRegression
 from torchlinreg.datasets import make_regression
 from torchlinreg.distributed.collectives import count_all_ranks, regression_metrics_all_ranks
 
@@ -58,6 +58,15 @@ def main() -> None:
     blocks = [] if rank == 0 else [(X[i : i + 1000], Y[i : i + 1000]) for i in (0, 1000, 2000)]
     m = LinearRegression().fit_blocks(blocks)
     res["blocks_coef"], res["blocks_icpt"] = m.coef_, m.intercept_
+
+    # Lasso from the merged state; LassoCV's fold states merged across ranks (issue 15).
+    Xl, Yl, wl = split(rank, world, X, Y[:, 0], w)
+    m = Lasso(alpha=0.5, tol=1e-12, max_iter=10_000).fit(Xl, Yl, wl)
+    res["lasso_coef"], res["lasso_icpt"] = m.coef_, np.atleast_1d(m.intercept_)
+    m = LassoCV(cv=3, alphas=8, tol=1e-12, max_iter=10_000)
+    m.fit_blocks([(Xl[i : i + 500], Yl[i : i + 500]) for i in range(0, len(Yl), 500)])
+    res["lassocv_alpha"], res["lassocv_coef"] = np.array([m.alpha_]), m.coef_
+    res["lassocv_mse"], res["lassocv_n"] = m.mse_path_, np.array([m.state_.n_samples])
 
     # partial_fit twice: each call merges the ranks' states again.
     Xl, Yl, _ = split(rank, world, X, Y, None)

@@ -247,3 +247,21 @@ def test_run_quick_regimes_covers_every_regime_and_merges(tmp_path, monkeypatch)
     for case in quick.values():
         assert f"| {case.group} | " in report
     assert "skipped (" in report and "merged from 2 invocations" in report
+
+
+def test_lasso_cv_benchmark_runs_and_both_peers_choose_a_grid_alpha(tmp_path):
+    peers = "torchlinreg LassoCV (memory);scikit-learn LassoCV"
+    args = ["--rows", "3000", "--features", "8", "--alphas", "10", "--peers", peers, "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "lasso_cv.py"), *args],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)
+    assert set(results) == set(peers.split(";"))
+    for r in results.values():
+        assert r["seconds"] > 0 and r["alpha"] > 0 and r["mse"] > 0
+    # the same data and grid: held-out errors agree closely though the folds differ
+    mses = [r["mse"] for r in results.values()]
+    assert abs(mses[0] - mses[1]) < 0.05 * mses[1]

@@ -110,6 +110,20 @@ def test_fit_blocks_with_a_rank_that_has_no_rows(ranks):
     np.testing.assert_allclose(ranks[0]["blocks_icpt"], icpt, rtol=1e-10)
 
 
+def test_lasso_and_lasso_cv_on_two_ranks_use_every_rank_rows(ranks):
+    from sklearn.linear_model import Lasso as SkLasso
+
+    X, Y, w = problem(3000, 6, 3, seed=1)
+    ref = SkLasso(alpha=0.5, tol=1e-12, max_iter=100_000).fit(X, Y[:, 0], sample_weight=w)
+    np.testing.assert_allclose(ranks[0]["lasso_coef"], ref.coef_, rtol=1e-8)
+    np.testing.assert_allclose(ranks[0]["lasso_icpt"], ref.intercept_, rtol=1e-8)
+    # LassoCV: the refit at the chosen alpha is on all 3000 rows (folds merged over ranks)
+    assert int(ranks[0]["lassocv_n"][0]) == 3000 and ranks[0]["lassocv_mse"].shape == (8, 3)
+    alpha = float(ranks[0]["lassocv_alpha"][0])
+    ref = SkLasso(alpha=alpha, tol=1e-12, max_iter=100_000).fit(X, Y[:, 0])
+    np.testing.assert_allclose(ranks[0]["lassocv_coef"], ref.coef_, rtol=1e-8)
+
+
 def test_partial_fit_merges_the_ranks_at_every_call(ranks):
     X, Y, _ = problem(3000, 6, 3, seed=1)
     coef, icpt = _lstsq(X, Y)

@@ -137,3 +137,18 @@ def test_an_edited_coefficient_is_refused_on_real_data(tmp_path):
                 torchlinreg.load(path)
         else:
             torchlinreg.load(path)
+
+
+@pytest.mark.parametrize("version", [None, "2", 3.5])
+def test_a_state_record_with_a_bad_version_is_refused_in_one_line(tmp_path, version):
+    # Found by tests/test_hostile_files.py's forged records: version None raised a TypeError.
+    from torchlinreg.files.io import load_tensors, save_tensors
+
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    path = tmp_path / "m.safetensors"
+    torchlinreg.save(torchlinreg.LinearRegression().fit(X, X[:, 0]), path)
+    tensors, meta = load_tensors(str(path))
+    meta["state"]["version"] = version
+    save_tensors(str(tmp_path / "bad.safetensors"), tensors, meta)
+    with pytest.raises(torchlinreg.ModelFileError, match="version"):
+        torchlinreg.load(tmp_path / "bad.safetensors")

@@ -35,6 +35,11 @@ _LAZY = {
     "Callback": "iterative.callbacks",
     "Checkpoint": "iterative.callbacks",
     "DivergenceGuard": "iterative.callbacks",
+    "ElasticNet": "estimator.penalized",
+    "ElasticNetCV": "estimator.penalized_cv",
+    "HuberRegressor": "estimator.robust",
+    "Lasso": "estimator.penalized",
+    "LassoCV": "estimator.penalized_cv",
     "EarlyStopping": "iterative.callbacks",
     "IterativeResult": "iterative.fit",
     "LeastSquaresState": "exact.state",
@@ -42,10 +47,13 @@ _LAZY = {
     "LinearRegression": "estimator.linear",
     "OLSResults": "stats.results",
     "Ridge": "estimator.linear",
+    "RidgeCV": "estimator.penalized_cv",
     "TrainState": "iterative.callbacks",
     "anova_lm": "stats.hypothesis",
+    "enet_path": "models.paths",
     "fit_exact": "exact.state",
     "fit_iterative": "iterative.fit",
+    "lasso_path": "models.paths",
     "load": "estimator.modelfile",
     "ols": "stats.results",
     "open_table": "files.tables",
@@ -74,6 +82,9 @@ if TYPE_CHECKING:  # the same names for type checkers and editors, imported eage
     from . import datasets, tutorial
     from .estimator.linear import LinearRegression, Ridge
     from .estimator.modelfile import load, save
+    from .estimator.penalized import ElasticNet, Lasso
+    from .estimator.penalized_cv import ElasticNetCV, LassoCV, RidgeCV
+    from .estimator.robust import HuberRegressor
     from .exact.state import LeastSquaresState, fit_exact
     from .files.tables import open_table
     from .iterative.callbacks import (
@@ -85,6 +96,7 @@ if TYPE_CHECKING:  # the same names for type checkers and editors, imported eage
     )
     from .iterative.fit import IterativeResult, fit_iterative
     from .model import LinearModel
+    from .models.paths import enet_path, lasso_path
     from .stats.hypothesis import anova_lm
     from .stats.polyfit import polyfit
     from .stats.results import OLSResults, ols
@@ -98,8 +110,13 @@ __all__ = [
     "DivergenceError",
     "DivergenceGuard",
     "EarlyStopping",
+    "ElasticNet",
+    "ElasticNetCV",
+    "HuberRegressor",
     "InvalidTestWarning",
     "IterativeResult",
+    "Lasso",
+    "LassoCV",
     "LeastSquaresState",
     "LinearModel",
     "LinearRegression",
@@ -108,13 +125,16 @@ __all__ = [
     "OLSResults",
     "RankWarning",
     "Ridge",
+    "RidgeCV",
     "TorchLinRegError",
     "TrainState",
     "__version__",
     "anova_lm",
     "datasets",
+    "enet_path",
     "fit_exact",
     "fit_iterative",
+    "lasso_path",
     "load",
     "ols",
     "open_table",

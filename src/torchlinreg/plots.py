@@ -154,3 +154,60 @@ def regression_diagnostics(
         ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def coefficient_path(
+    alphas: np.ndarray,
+    coefs: np.ndarray,
+    feature_names: Sequence[str],
+    path: str | Path,
+    *,
+    chosen: float | None = None,
+) -> Path:
+    """Each coefficient against alpha (log scale; ``coefs`` is (d, n_alphas)), the chosen
+    alpha as a dashed line; named in a legend for at most ten features.
+
+    Example:
+        >>> coefficient_path(np.array([1.0, 0.1]), np.eye(2), ["a", "b"], "p.png")  # doctest: +SKIP
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for j, name in enumerate(feature_names):
+        ax.plot(alphas, coefs[j], lw=1.2, label=name)
+    if chosen is not None:
+        ax.axvline(chosen, color="k", ls="--", lw=1, label=f"alpha = {chosen:.3g}")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("alpha (penalty)")
+    ax.set_ylabel("coefficient")
+    ax.set_title("Coefficient path")
+    if len(feature_names) <= 10:
+        ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def cv_curve(alphas: np.ndarray, mse_path: np.ndarray, path: str | Path, *, chosen: float) -> Path:
+    """Mean held-out MSE against alpha with a band of one standard error across folds
+    (``mse_path`` is (n_alphas, n_folds)), the chosen alpha as a dashed line.
+
+    Example:
+        >>> cv_curve(np.array([1.0, 0.1]), np.ones((2, 3)), "cv.png", chosen=0.1)  # doctest: +SKIP
+    """
+    plt = _pyplot()
+    mean = mse_path.mean(axis=1)
+    se = mse_path.std(axis=1, ddof=1) / np.sqrt(mse_path.shape[1])
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(alphas, mean, lw=1.6, label="mean held-out MSE")
+    ax.fill_between(alphas, mean - se, mean + se, alpha=0.25, label="one standard error")
+    ax.axvline(chosen, color="k", ls="--", lw=1, label=f"alpha = {chosen:.3g}")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("alpha (penalty)")
+    ax.set_ylabel("mean squared error")
+    ax.set_title(f"{mse_path.shape[1]}-fold cross-validation")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import click
 
 SOLVERS = ("qr", "gram", "gd", "sgd", "adam", "lbfgs")
+PENALIZED_SOLVERS = ("lasso", "elasticnet")  # cli/penalized.py
 
 
 class FiniteFloat(click.FloatRange):
@@ -124,12 +125,36 @@ def demo(seed: int | None, epochs: int, plot_path: str, no_plot: bool, as_json: 
 )
 @click.option(
     "--solver",
-    type=click.Choice(SOLVERS),
+    type=click.Choice(SOLVERS + PENALIZED_SOLVERS),
     default="qr",
     show_default=True,
 )
 @click.option(
-    "--alpha", type=FiniteFloat(min=0), default=0.0, show_default=True, help="Ridge penalty."
+    "--alpha",
+    type=FiniteFloat(min=0),
+    default=0.0,
+    show_default=True,
+    help="Ridge penalty; for lasso and elasticnet, scikit-learn's alpha.",
+)
+@click.option(
+    "--l1-ratio",
+    type=FiniteFloat(min=0, max=1),
+    default=0.5,
+    show_default=True,
+    help="elasticnet: the L1 share of the penalty.",
+)
+@click.option(
+    "--cv",
+    type=click.IntRange(min=2),
+    default=None,
+    help="lasso and elasticnet: choose alpha by K-fold cross-validation (same single pass).",
+)
+@click.option(
+    "--alphas",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="With --cv: alphas on the grid.",
 )
 @click.option("--no-intercept", is_flag=True, help="Fit without an intercept.")
 @click.option("--weights", "weight_col", default=None, help="Column of sample weights.")

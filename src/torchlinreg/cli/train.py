@@ -34,6 +34,8 @@ from .checks import (
 )
 from .fitwords import convergence_in_cli_words
 from .output import console, esc, metrics_table, metrics_title, print_json
+from .penalized import PENALIZED_SOLVERS, penalty_plots, penalty_summary, to_save
+from .penalized import estimator as penalized_estimator
 from .snapshots import Fingerprint, RowsInto, fingerprint_of, run_config, run_with_snapshots
 from .text import safe
 from .torchrun import distributed_command, fit_exact_on_ranks
@@ -220,7 +222,7 @@ def _plots(est, source, features, targets, plot_dir: str, weight_col) -> list[st
     pred = est.model_.predict(X.to(est.model_.weight.device)).cpu().numpy()
     saved.append(plots.predicted_vs_actual(Y.numpy(), pred, targets, Path(plot_dir, "fit.png")))
     saved.append(plots.residuals(Y.numpy(), pred, targets, Path(plot_dir, "residuals.png")))
-    if est.solver in EXACT_SOLVERS and not est.alpha:  # R's plot(lm) panels
+    if getattr(est, "solver", None) in EXACT_SOLVERS and not getattr(est, "alpha", 1):  # plot(lm)
         saved.append(_diagnostic_plot(est, source, features, targets, plot_dir, weight_col))
     return [str(p) for p in saved]
 
@@ -252,7 +254,10 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         raise click.UsageError("Missing option '-t' / '--target'.")
     if not opts["output"]:
         raise click.UsageError("Missing option '-o' / '--output'.")
-    exact = opts["solver"] in EXACT_SOLVERS
+    penalized = opts["solver"] in PENALIZED_SOLVERS
+    exact = opts["solver"] in EXACT_SOLVERS or penalized
+    if (opts["cv"] or opts["l1_ratio"] != 0.5) and not penalized:
+        raise click.UsageError("--cv and --l1-ratio are for --solver lasso or elasticnet")
     if exact and (opts["checkpoint"] or opts["resume"]):
         raise click.UsageError("--checkpoint and --resume are for iterative solvers")
     check_outputs(opts)
@@ -263,7 +268,7 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)
     from . import inference  # train --cluster / --cov-type (robust coefficient tests)
 
-    inference.check_options(opts, exact, is_distributed(), source)
+    inference.check_options(opts, exact and not penalized, is_distributed(), source)
     if opts["features"] is None:  # a cluster column is not a feature unless named one
         features = [f for f in features if f not in opts["cluster_cols"]]
     check_rows_before_reading(source, len(features), opts)
@@ -277,6 +282,8 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         random_state=opts["seed"],
         device=opts["device"],
     )
+    if penalized:
+        est = penalized_estimator(opts)
     if exact:
         rows, metrics = _fit_exact(est, source, features, targets_l, weight_col, opts)
         if opts.get("cov_type") in STORED_COV_TYPES:  # a second pass (robustpass.py)
@@ -305,10 +312,12 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     }
     if opts.get("cov_type") not in (None, "nonrobust"):
         summary["cov_type"] = opts["cov_type"]
+    if penalized:
+        summary["penalty"] = penalty_summary(est)
     if opts["features"] is None:  # say which columns the default left out, and why
         used = {*features, *targets_l, weight_col, *opts["cluster_cols"]}
         summary["skipped_columns"] = [c for c in source.column_names if c not in used]
-    rank_zero_only(save)(est, opts["output"], training=summary)
+    rank_zero_only(save)(to_save(est) if penalized else est, opts["output"], training=summary)
     inference_text = None
     if inference.wanted(opts):
         results = inference.robust_results(est, source, features, targets_l, weight_col, opts)
@@ -316,6 +325,8 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         inference_text = results.summary()
     if opts["plot_dir"]:
         summary["plots"] = _plots(est, source, features, targets_l, opts["plot_dir"], weight_col)
+        if penalized:
+            summary["plots"] += penalty_plots(est, features, opts["plot_dir"])
     summary["model"] = opts["output"]
     if opts["as_json"] and not opts["quiet"]:
         print_json(summary)
@@ -340,6 +351,13 @@ def _print_report(summary: dict[str, Any], inference_text: str | None = None) ->
         f"features: {esc(shown)}"
         + (f" (not numeric, left out: {esc(', '.join(skipped))})" if skipped else "")
     )
+    if "penalty" in summary:
+        p = summary["penalty"]
+        out.print(
+            f"alpha {p['alpha']:.6g}, l1_ratio {p['l1_ratio']:.3g}"
+            + (f" (chosen by {p['cv_folds']}-fold cross-validation)" if "cv_folds" in p else "")
+            + f", {p['nonzero_coefficients']} nonzero coefficient(s)"
+        )
     out.print(metrics_table(metrics_title("Training fit", summary["weights"]), summary["metrics"]))
     if inference_text is not None:  # names from the file: NOTE [text from files]
         out.print(safe(inference_text, keep_newlines=True), markup=False)

@@ -23,7 +23,9 @@ class ExactFitMixin:
 
     @property
     def _unpenalised(self) -> bool:
-        """alpha is 0 (for every target when given one per target)."""
+        """alpha is 0 (for every target when given one per target), no sign constraint."""
+        if getattr(self, "positive", False):
+            return False
         return bool(np.all(np.asarray(self.alpha, dtype=np.float64) == 0))
 
     def _adopt_refined(self, results: OLSResults) -> None:
@@ -138,12 +140,25 @@ class ExactFitMixin:
             raise DataError(
                 "sample_weight is zero for every row absorbed; at least one weight must be positive"
             )
+        if getattr(self, "positive", False):
+            self._solve_nonneg()
+            return
         names = getattr(self, "feature_names_in_", None)
         names = None if names is None else list(names)
         self.solution_ = self.state_.solve(alpha=self.alpha, rcond=self.rcond, feature_names=names)
         self.rank_ = self.solution_.rank
         # A copy: the model's tensors are the user's to change, the solution stays the state's.
         self.model_ = LinearModel(self.solution_.coef.clone(), self.solution_.intercept.clone())
+        self.n_iter_ = 1
+        self.loss_history_ = []
+
+    def _solve_nonneg(self) -> None:
+        """positive=True: Lawson-Hanson from the state (no OLS statistics, no solution_)."""
+        from ..models.nonneg import nonneg_solution
+
+        coef, intercept = nonneg_solution(self.state_, self.alpha)
+        self.model_ = LinearModel(coef, intercept)
+        self.rank_ = None
         self.n_iter_ = 1
         self.loss_history_ = []
 

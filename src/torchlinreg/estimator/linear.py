@@ -94,6 +94,8 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
         dtype: compute dtype; None means float64 for exact solvers whatever the input, and
             the input's float dtype for iterative ones.
         rcond: relative tolerance for declaring columns aliased (exact solvers).
+        positive: constrain the coefficients to be >= 0 (exact solvers): non-negative least
+            squares (or ridge) by Lawson-Hanson from the state (``models/nonneg.py``).
 
     Example:
         >>> import numpy as np
@@ -120,6 +122,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
         "n_iter_no_change": (_pos_int_or_none, "a positive integer"),
         "rcond": (_pos_number_or_none, "a positive real number or None"),
         "init": ("zeros", "randn"),
+        "positive": (True, False),
     }
 
     def __init__(
@@ -139,7 +142,9 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
         device: str | torch.device | None = None,
         dtype: Any = None,
         rcond: float | None = None,
+        positive: bool = False,
     ) -> None:
+        self.positive = positive
         self.solver = solver
         self.fit_intercept = fit_intercept
         self.alpha = alpha
@@ -156,6 +161,13 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
         self.rcond = rcond
 
     # ---------------------------------------------------------------- fitting
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if getattr(self, "positive", False) and self.solver not in EXACT_SOLVERS:
+            raise ValueError(
+                f"positive=True needs an exact solver ('qr' or 'gram'), got {self.solver!r}"
+            )
+
     @property
     def _is_exact(self) -> bool:
         return self.solver in EXACT_SOLVERS
@@ -495,6 +507,7 @@ class Ridge(LinearRegression):
         device: str | torch.device | None = None,
         dtype: Any = None,
         rcond: float | None = None,
+        positive: bool = False,
     ) -> None:
         super().__init__(
             solver=solver,
@@ -511,4 +524,5 @@ class Ridge(LinearRegression):
             device=device,
             dtype=dtype,
             rcond=rcond,
+            positive=positive,
         )

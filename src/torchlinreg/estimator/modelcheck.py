@@ -62,7 +62,8 @@ def _require(fail: _Fail, ok: bool, what: str) -> None:
 def check_model(path: str, meta: dict, tensors: dict[str, Tensor]) -> tuple[int, int]:
     """Check a model file's record and tensors; return ``(n_targets, n_features)``."""
     fail = _Fail(path)
-    _require(fail, meta.get("estimator") in ("LinearRegression", "Ridge"), "unknown estimator")
+    known_estimators = ("LinearRegression", "Ridge", "Lasso", "ElasticNet")
+    _require(fail, meta.get("estimator") in known_estimators, "unknown estimator")
     k, d = meta.get("n_targets"), meta.get("n_features")
     _require(fail, _int(k) and k >= 1, "n_targets is not a positive integer")
     _require(fail, _int(d) and d >= 0, "n_features is not a non-negative integer")
@@ -118,6 +119,8 @@ def _check_params(fail: _Fail, params: Any) -> None:
     values = alpha if isinstance(alpha, list) else [0.0 if alpha is None else alpha]
     ok = bool(values) and all(_number(a) and a >= 0 for a in values)
     _require(fail, ok, "params.alpha is not a non-negative number (or one per target)")
+    ratio = params.get("l1_ratio", 0.0)  # ElasticNet
+    _require(fail, _number(ratio) and 0 <= ratio <= 1, "params.l1_ratio is not in [0, 1]")
     seed = params.get("random_state")
     _require(fail, seed is None or (_int(seed) and abs(seed) < 2**63), "bad params.random_state")
     _require(fail, params.get("dtype") in (None, "float32", "float64"), "bad params.dtype")

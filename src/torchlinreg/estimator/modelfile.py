@@ -24,8 +24,14 @@ from ..model import LinearModel
 from .formula_fit import encoding_record, restore_encoding, restore_robust, robust_record
 from .linear import LinearRegression, Ridge, check_is_fitted
 from .modelcheck import check_model, weights_match_state
+from .penalized import ElasticNet, Lasso
 
-_ESTIMATORS = {"LinearRegression": LinearRegression, "Ridge": Ridge}
+_ESTIMATORS = {
+    "LinearRegression": LinearRegression,
+    "Ridge": Ridge,
+    "Lasso": Lasso,
+    "ElasticNet": ElasticNet,
+}
 _STATE_PREFIX = "state."
 
 
@@ -51,6 +57,14 @@ def save(estimator: LinearRegression, path: str | Path, *, training: dict | None
         >>> tlr.save(model, "crops.safetensors")  # doctest: +SKIP
     """
     check_is_fitted(estimator)
+    if type(estimator).__name__ not in _ESTIMATORS or getattr(estimator, "positive", False):
+        # their weights are not the state's least-squares solution the loader checks
+        raise ValueError(
+            f"saving {type(estimator).__name__}"
+            f"{' with positive=True' if getattr(estimator, 'positive', False) else ''} is not "
+            "supported yet; save LinearRegression, Ridge, Lasso or ElasticNet (for a *CV "
+            "model: one fitted at its alpha_), or pickle the estimator"
+        )
     tensors = {
         "weight": estimator.model_.weight,
         "bias": estimator.model_.bias,
@@ -64,8 +78,8 @@ def save(estimator: LinearRegression, path: str | Path, *, training: dict | None
         "y_was_1d": bool(estimator._y_was_1d),
         "n_features": int(estimator.n_features_in_),
         "n_targets": int(estimator.model_.n_targets),
-        "n_iter": int(estimator.n_iter_),
-        "rank": estimator.rank_,
+        "n_iter": int(np.max(estimator.n_iter_)),  # one per target for Lasso (as scikit-learn)
+        "rank": getattr(estimator, "rank_", None),
         "weighted": bool(getattr(estimator, "_weighted", False)),
         "training": training or {},
     }
@@ -165,15 +179,24 @@ def _load_state(estimator, path: str, meta: dict, tensors: dict, features) -> No
         with warnings.catch_warnings():
             # the fit already warned about aliased columns; loading repeats no warnings
             warnings.simplefilter("ignore")
-            estimator.solution_ = estimator.state_.solve(
-                alpha=estimator.alpha, rcond=estimator.rcond, feature_names=features
-            )
+            if not isinstance(estimator, ElasticNet):  # the penalised fits check their own
+                estimator.solution_ = estimator.state_.solve(
+                    alpha=estimator.alpha, rcond=estimator.rcond, feature_names=features
+                )
     except (ModelFileError, DataError, ValueError, RuntimeError) as exc:
         raise ModelFileError(
             f"{path}: the least-squares state is invalid ({_short(exc)}); re-train and save again"
         ) from None
     estimator._weighted = bool(meta.get("weighted", False))
     model = estimator.model_
+    if isinstance(estimator, ElasticNet):  # lasso and elastic net: optimal for their penalty
+        if not estimator.weights_fit_state(model.weight, model.bias):
+            raise ModelFileError(
+                f"{path}: the weights are not the {type(estimator).__name__} solution of the "
+                "least-squares state stored with them (the file was edited or damaged); "
+                "restore it, or re-train and save again"
+            )
+        return
     if not weights_match_state(
         estimator.state_, estimator.solution_, model.weight, model.bias, estimator.alpha
     ):

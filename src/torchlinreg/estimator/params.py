@@ -22,7 +22,9 @@ class ParamsMixin:
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
         return sorted(
-            p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.KEYWORD_ONLY
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         )
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:

@@ -1,0 +1,252 @@
+"""k-fold cross-validation from one pass: one least-squares state per fold.
+
+NOTE [one-pass cross-validation]
+A row's fold is a seeded hash of its index (or of its group's value, so a group never
+straddles folds, as GroupKFold), so rows can be dealt to fold states as they stream past.
+Fold ``i`` trains on the merge of the other folds' states (a merge costs ``(d + k)^2``, no
+rows) and is scored exactly from its own state: for any coefficients ``c`` and intercept
+``b`` the held-out weighted residual sum of squares is
+``||R [c; -1]||^2 + W (m_y - m_x c - b)^2`` with ``R``, ``m``, ``W`` the fold's centred factor,
+means and weight. The same code scores given splits (``cv=`` an iterable of ``(train,
+test)`` index arrays, in memory), which is how results are checked against scikit-learn.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..exact.state import LeastSquaresState
+from .moments import moments
+from .paths import path_from_moments
+
+_MASK = (1 << 64) - 1
+
+
+def hash_folds(keys: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
+    """Fold of each integer key: splitmix64 of ``key + seed``, modulo ``n_folds``.
+
+    Example:
+        >>> f = hash_folds(np.arange(10_000), 5, seed=0)
+        >>> sorted(set(f.tolist())), bool(abs(np.bincount(f) - 2000).max() < 150)
+        ([0, 1, 2, 3, 4], True)
+    """
+    z = np.asarray(keys).astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        z += np.uint64((seed * 0x9E3779B97F4A7C15 + 0x9E3779B97F4A7C15) & _MASK)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return (z % np.uint64(n_folds)).astype(np.int64)
+
+
+def group_keys(groups: Any) -> np.ndarray:
+    """Integer keys of group labels: integers as they are, anything else by CRC-32 of its
+    text (stable across processes, unlike Python's ``hash``)."""
+    g = np.asarray(groups)
+    if g.dtype.kind in "iub":
+        return g.astype(np.int64)
+    labels, inverse = np.unique(g.astype(str), return_inverse=True)
+    codes = np.array([zlib.crc32(s.encode()) for s in labels], dtype=np.int64)
+    return codes[inverse]
+
+
+class FoldStates:
+    """``n_folds`` least-squares states, rows dealt by :func:`hash_folds`.
+
+    Example:
+        >>> X = torch.randn(100, 2, dtype=torch.float64); y = X.sum(dim=1)
+        >>> folds = FoldStates(5, seed=0).absorb(X, y[:, None])
+        >>> sum(s.n_samples for s in folds.states)
+        100
+    """
+
+    def __init__(self, n_folds: int, *, seed: int = 0, **state_kwargs: Any) -> None:
+        if n_folds < 2:
+            raise ValueError(f"cross-validation needs at least 2 folds, got cv={n_folds}")
+        self.n_folds, self.seed, self.state_kwargs = n_folds, seed, state_kwargs
+        self.states: list[LeastSquaresState] = []
+        self.rows_seen = 0
+
+    def absorb(
+        self, X: torch.Tensor, Y: torch.Tensor, w=None, groups=None, *, balanced: bool = False
+    ) -> FoldStates:
+        """Deal the rows of ``X`` (n, d), ``Y`` (n, k) (weights ``w``) to their folds.
+
+        ``balanced`` (one block holding all rows, as an in-memory fit): the rows are ordered
+        by their hash and cut into folds of ``n // n_folds`` or one more rows, so no fold is
+        empty by chance; streamed blocks take the hash modulo ``n_folds``.
+        """
+        n = X.shape[0]
+        if balanced and groups is None and n < self.n_folds:
+            raise DataError(
+                f"cannot have cv={self.n_folds} folds with n_samples={n}: lower cv or add rows"
+            )
+        if not self.states:
+            self.states = [
+                LeastSquaresState(X.shape[1], Y.shape[1], device=X.device, **self.state_kwargs)
+                for _ in range(self.n_folds)
+            ]
+        if groups is not None:
+            keys = group_keys(groups)
+            if keys.shape != (n,):
+                raise DataError(f"groups must have shape ({n},), got {keys.shape}")
+        else:
+            keys = np.arange(self.rows_seen, self.rows_seen + n)
+        if balanced and groups is None:
+            order = np.argsort(hash_folds(keys, 1 << 62, self.seed), kind="stable")
+            folds = np.empty(n, dtype=np.int64)
+            folds[order] = np.arange(n) * self.n_folds // n
+        else:
+            folds = hash_folds(keys, self.n_folds, self.seed)
+        for i, state in enumerate(self.states):
+            idx = torch.as_tensor(np.flatnonzero(folds == i), device=X.device)
+            if idx.numel():
+                state.absorb(X[idx], Y[idx], None if w is None else w[idx])
+        self.rows_seen += n
+        return self
+
+    def pairs(self) -> list[tuple[LeastSquaresState, LeastSquaresState]]:
+        """(training state, held-out state) per fold; training is the merge of the others."""
+        for i, s in enumerate(self.states):
+            if s.n_samples == 0 or not s.sum_weights > 0:
+                raise DataError(
+                    f"fold {i} of {self.n_folds} got no rows (or only zero weights): too few "
+                    "rows or groups for this many folds; lower cv"
+                )
+        return [
+            (LeastSquaresState.merge_all([t for j, t in enumerate(self.states) if j != i]), s)
+            for i, s in enumerate(self.states)
+        ]
+
+    def merged(self) -> LeastSquaresState:
+        """The state of all rows."""
+        return LeastSquaresState.merge_all(self.states)
+
+
+def split_pairs(
+    X: torch.Tensor, Y: torch.Tensor, w, splits, **state_kwargs: Any
+) -> list[tuple[LeastSquaresState, LeastSquaresState]]:
+    """(training, held-out) states of given ``(train, test)`` index arrays (rows in memory)."""
+    out = []
+    for train, test in splits:
+        pair = []
+        for idx in (train, test):
+            idx = torch.as_tensor(np.asarray(idx), device=X.device)
+            if idx.dtype == torch.bool:
+                idx = idx.nonzero()[:, 0]
+            s = LeastSquaresState(X.shape[1], Y.shape[1], device=X.device, **state_kwargs)
+            pair.append(s.absorb(X[idx], Y[idx], None if w is None else w[idx]))
+        out.append(tuple(pair))
+    if not out:
+        raise DataError("cv gave no splits; pass an int >= 2 or a non-empty list of splits")
+    return out
+
+
+def heldout_sums(state: LeastSquaresState, coef: np.ndarray, intercept: np.ndarray):
+    """Weighted residual and total sums of squares on ``state``'s rows, one target.
+
+    ``coef`` is ``(n_models, d)`` and ``intercept`` ``(n_models,)``; returns ``(sse
+    (n_models,), sst, W)``, ``sst`` about the rows' own weighted mean (zero without an
+    intercept: then the uncentred sum).
+    """
+    summ = state.centred_summary()
+    r = summ.r.detach().cpu().double().numpy()
+    means = summ.means.detach().cpu().double().numpy()
+    d, w = coef.shape[1], float(summ.sum_weights)
+    offset = means[d] - coef @ means[:d] - intercept
+    sse = ((r[:, :d] @ coef.T - r[:, d : d + 1]) ** 2).sum(axis=0) + w * offset**2
+    return sse, float((r[:, d] ** 2).sum()), w
+
+
+def enet_cv_mse(
+    pairs: Sequence[tuple[LeastSquaresState, LeastSquaresState]],
+    alphas: np.ndarray,
+    l1_ratio: float,
+    *,
+    fit_intercept: bool = True,
+    **path_kwargs: Any,
+) -> np.ndarray:
+    """Held-out weighted MSE ``(n_alphas, n_folds)`` of the elastic-net path of each pair."""
+    out = np.zeros((len(alphas), len(pairs)))
+    for f, (train, test) in enumerate(pairs):
+        m = moments(train)
+        coefs = path_from_moments(m, alphas, l1_ratio, **path_kwargs)[0][0].T  # (n_alphas, d)
+        b = m.y_mean[0] - coefs @ m.x_mean if fit_intercept else np.zeros(len(alphas))
+        sse, _, w = heldout_sums(test, coefs, b)
+        out[:, f] = sse / w
+    return out
+
+
+def ridge_cv_scores(
+    pairs: Sequence[tuple[LeastSquaresState, LeastSquaresState]], alphas: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out MSE and R2 ``(n_alphas, n_folds)`` of ridge (scikit-learn's Ridge alpha),
+    averaged over targets as scikit-learn's ``score`` does."""
+    mse = np.zeros((len(alphas), len(pairs)))
+    r2 = np.zeros_like(mse)
+    for f, (train, test) in enumerate(pairs):
+        for i, alpha in enumerate(alphas):
+            sol = train.solve(alpha=float(alpha))
+            coef = sol.coef.detach().cpu().double().numpy()
+            b = sol.intercept.detach().cpu().double().numpy()
+            for t in range(coef.shape[0]):
+                sse, sst, w = heldout_sums(_target(test, t), coef[t : t + 1], b[t : t + 1])
+                mse[i, f] += sse[0] / w / coef.shape[0]
+                r2[i, f] += (1.0 - sse[0] / sst if sst > 0 else 0.0) / coef.shape[0]
+    return mse, r2
+
+
+def _target(state: LeastSquaresState, t: int) -> LeastSquaresState:
+    """A view of one target's columns of ``state`` for :func:`heldout_sums`."""
+    if state.n_targets == 1:
+        return state
+    return _OneTarget(state, t)
+
+
+class _OneTarget:
+    def __init__(self, state: LeastSquaresState, t: int) -> None:
+        self._state, self._t = state, t
+
+    def centred_summary(self):
+        summ = self._state.centred_summary()
+        d = self._state.n_features
+        cols = [*range(d), d + self._t]
+        return type(summ)(summ.sum_weights, summ.means[cols], summ.r[:, cols])
+
+
+@torch.no_grad()
+def ridge_loo_mse(
+    X: torch.Tensor, Y: torch.Tensor, w, alphas: np.ndarray, fit_intercept: bool = True
+) -> np.ndarray:
+    """Leave-one-out mean squared error ``(n_alphas,)`` of ridge, as scikit-learn's RidgeCV
+    with ``cv=None`` scores it (errors of the ``sqrt(w)``-scaled problem, averaged over rows
+    and targets). Needs the rows: one thin SVD of the weighted-centred X, then per alpha
+    ``e_i / (1 - h_ii)`` with the hat matrix's diagonal (the unpenalised intercept adds
+    ``w_i / W``).
+    """
+    X, Y = X.to(torch.float64), Y.to(torch.float64)
+    sw = torch.ones(X.shape[0], dtype=X.dtype, device=X.device) if w is None else w.to(X)
+    total = sw.sum()
+    if fit_intercept:
+        X = X - (sw @ X) / total
+        Y = Y - (sw @ Y) / total
+    root = sw.sqrt()
+    Xs, Ys = X * root[:, None], Y * root[:, None]
+    U, s, _ = torch.linalg.svd(Xs, full_matrices=False)
+    keep = s > s.max() * max(Xs.shape) * torch.finfo(s.dtype).eps if s.numel() else s > 0
+    U, s2 = U[:, keep], s[keep] ** 2
+    Uty = U.T @ Ys
+    base = sw / total if fit_intercept else torch.zeros_like(sw)
+    out = np.zeros(len(alphas))
+    for i, alpha in enumerate(alphas):
+        shrink = s2 / (s2 + float(alpha))
+        resid = Ys - U @ (shrink[:, None] * Uty)
+        h = (U**2) @ shrink + base
+        out[i] = float(((resid / (1 - h)[:, None]) ** 2).mean())
+    return out

@@ -1,0 +1,70 @@
+"""`train --solver lasso|elasticnet [--cv K --alphas N] [--plot DIR]` (issue 15).
+
+Invariants:
+1. The saved lasso/elastic net predicts as scikit-learn's model fitted on the same rows.
+2. --cv picks the alpha that LassoCV picks from the same hashed folds (one pass), and the
+   saved model is the plain lasso at that alpha.
+3. --plot writes the coefficient path and (with --cv) the CV curve.
+4. --cv and --l1-ratio with a least-squares solver are a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import sklearn.linear_model as sk
+
+import torchlinreg
+from cli_helpers import cli, frame, read_csv_text, write
+from torchlinreg.estimator.penalized_cv import LassoCV
+
+FEATURES = ["a", "b", "c"]
+
+
+def test_lasso_and_elastic_net_models_predict_as_scikit_learn(tmp_path, capsys):
+    df = frame(300)
+    data = write(df, tmp_path / "train.csv")
+    X, y = df[FEATURES].to_numpy(), df["apples"].to_numpy()
+    for solver, extra, ref in (
+        ("lasso", [], sk.Lasso(alpha=0.05, tol=1e-10, max_iter=100_000)),
+        ("elasticnet", ["--l1-ratio", "0.3"], sk.ElasticNet(alpha=0.05, l1_ratio=0.3, tol=1e-10)),
+    ):
+        model = tmp_path / f"{solver}.safetensors"
+        args = ["train", data, "-t", "apples", "--features", "a,b,c", "--solver", solver]
+        r = cli(capsys, *args, "--alpha", "0.05", *extra, "-o", model, "-q")
+        assert r.code == 0, r.err
+        r = cli(capsys, "predict", model, data)
+        pred = read_csv_text(r.out)["apples"].to_numpy()
+        ref.fit(X, y)
+        np.testing.assert_allclose(pred, ref.predict(X), rtol=1e-6)  # 1.
+        assert type(torchlinreg.load(model)).__name__ == {"lasso": "Lasso"}.get(
+            solver, "ElasticNet"
+        )
+
+
+def test_cv_picks_lasso_cv_alpha_and_plots(tmp_path, capsys):
+    df = frame(400)
+    data = write(df, tmp_path / "train.csv")
+    model = tmp_path / "m.safetensors"
+    args = ["train", data, "-t", "apples", "--features", "a,b,c", "--solver", "lasso"]
+    r = cli(capsys, *args, "--cv", "4", "--alphas", "20", "--seed", "7", "-o", model, "--json",
+            "--plot", tmp_path / "plots")  # fmt: skip
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    X, y = df[FEATURES].to_numpy(), df["apples"].to_numpy()
+    ref = LassoCV(cv=4, alphas=20, random_state=7).fit_blocks([(X, y)])
+    assert report["penalty"]["alpha"] == ref.alpha_  # 2.
+    assert report["penalty"]["cv_folds"] == 4
+    saved = torchlinreg.load(model)
+    assert type(saved).__name__ == "Lasso" and saved.alpha == ref.alpha_
+    np.testing.assert_allclose(saved.predict(X), ref.predict(X), rtol=1e-12)
+    names = sorted(p.rsplit("/", 1)[-1] for p in report["plots"])
+    assert names == ["cv.png", "fit.png", "path.png", "residuals.png"]  # 3.
+    assert all((tmp_path / "plots" / n).stat().st_size > 1000 for n in names)
+
+
+def test_cv_with_a_least_squares_solver_is_a_usage_error(tmp_path, capsys):
+    data = write(frame(50), tmp_path / "train.csv")
+    r = cli(capsys, "train", data, "-t", "apples", "--cv", "5", "-o", tmp_path / "m.safetensors")
+    assert r.code == 2 and "--cv and --l1-ratio are for" in r.err  # 4.

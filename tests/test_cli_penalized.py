@@ -68,3 +68,15 @@ def test_cv_with_a_least_squares_solver_is_a_usage_error(tmp_path, capsys):
     data = write(frame(50), tmp_path / "train.csv")
     r = cli(capsys, "train", data, "-t", "apples", "--cv", "5", "-o", tmp_path / "m.safetensors")
     assert r.code == 2 and "--cv and --l1-ratio are for" in r.err  # 4.
+
+
+def test_ols_inference_options_are_refused_for_penalized_fits(tmp_path, capsys):
+    # a lasso's coefficients have no OLS covariance: --cov-type and --cluster must not print
+    # (or store) one as if they had
+    data = write(frame(100), tmp_path / "train.csv")
+    model = tmp_path / "m.safetensors"
+    base = ["train", data, "-t", "apples", "--features", "a,b", "--solver", "lasso"]
+    for extra in (["--cov-type", "HC3"], ["--cluster", "c"]):
+        r = cli(capsys, *base, "--alpha", "0.05", *extra, "-o", model)
+        r.assert_one_error_line(2, "exact solver")
+    assert not model.exists()

@@ -16,6 +16,7 @@ Also the regression test for the lbfgs line search found while porting
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -32,7 +33,7 @@ EXACT = ["qr", "gram"]
 
 def _ridge(solver, **params):
     if solver == "lbfgs":
-        params.update(tol=1e-14, max_iter=1000)
+        params = {"tol": 1e-14, "max_iter": 1000, **params}
     return tlr.Ridge(solver=solver, **params)
 
 
@@ -82,7 +83,10 @@ def _dtype_fits(solver):
     rng = np.random.RandomState(0)
     X_64, y_64 = rng.randn(6, 5), rng.randn(6)
     X_32, y_32 = X_64.astype(np.float32), y_64.astype(np.float32)
-    ridge_32 = _ridge(solver, alpha=1.0).fit(X_32, y_32)
+    # float32 cannot resolve the R2 gap to lbfgs's 1e-14: it says so, and is close anyway
+    lbfgs = solver == "lbfgs"
+    with pytest.warns(tlr.ConvergenceWarning) if lbfgs else contextlib.nullcontext():
+        ridge_32 = _ridge(solver, alpha=1.0).fit(X_32, y_32)
     ridge_64 = _ridge(solver, alpha=1.0).fit(X_64, y_64)
     return X_32, X_64, ridge_32, ridge_64
 

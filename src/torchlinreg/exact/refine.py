@@ -39,7 +39,7 @@ from .ddouble import (
     dd_sub,
     dd_sum,
 )
-from .linalg import column_norms
+from .linalg import column_norms, extreme_singular_values
 from .products import SplitRows
 from .rowpasses import RowPasses, chunked, finish_sums, gradient, weighted
 
@@ -131,10 +131,10 @@ def targets_at_risk(
     scale = column_norms(rxx)  # safe for columns of 1e-200 or 1e160
     if not bool((scale > 0).all()):
         return every
-    sv = torch.linalg.svdvals(rxx / scale)
-    if not float(sv[-1]) > 0.0:
+    top, low = extreme_singular_values(rxx / scale)
+    if not low > 0.0:
         return every
-    kappa = float(sv[0] / sv[-1])
+    kappa = top / low
     if getattr(state_or_r, "method", "qr") == "gram":  # R from the Gram matrix: kappa squared
         kappa = kappa * kappa
     if R.shape[1] <= p:
@@ -142,7 +142,7 @@ def targets_at_risk(
     x = torch.linalg.solve_triangular(rxx, R[:p, p:], upper=True) * scale[:, None]
     xnorm = torch.linalg.vector_norm(x, dim=0).clamp_min(torch.finfo(R.dtype).tiny)
     rnorm = column_norms(R[p:, p:])
-    risk = kappa + kappa**2 * rnorm / (float(sv[0]) * xnorm)  # (k,) normwise, relative
+    risk = kappa + kappa**2 * rnorm / (top * xnorm)  # (k,) normwise, relative
     err = _EPS * risk * xnorm  # (k,) absolute error of each column-scaled coefficient
     rel = err / torch.maximum(x.abs(), floor * xnorm)  # (p, k)
     if offsets is not None and p > 1:

@@ -41,6 +41,7 @@ from .linalg import (
     ExactSolution,
     aliased_columns,
     column_norms,
+    condition_number,
     decision_norms,
     residual_sums,
     unit_columns,
@@ -189,8 +190,7 @@ def solve_centred(
     aliased = aliased_columns(rxx, norms, tol, amplified=True)
     rank = d - len(aliased)
     ridge = any(a > 0 for a in alphas)
-    sv = torch.linalg.svdvals(unit_columns(rxx))
-    cond = float(sv[0] / sv[-1]) if d else 1.0
+    cond = condition_number(unit_columns(rxx)) if d else 1.0
     if not ridge and not aliased:
         coef_t = torch.linalg.solve_triangular(rxx, rxy, upper=True)
         rss = (r[d:, d:] * r[d:, d:]).sum(dim=0)
@@ -214,7 +214,6 @@ def solve_centred(
         rank=rank,
         aliased=tuple(aliased),
         rss=rss,
-        singular_values=sv,
         cond=cond,
         tol=tol,
         alpha=alphas[0] if len(set(alphas)) == 1 else alphas,

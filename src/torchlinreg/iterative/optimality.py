@@ -50,9 +50,12 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
-from ..exact.linalg import psd_upper_factor
+from ..exact.linalg import condition_number, psd_upper_factor, unit_columns
 from ..exact.state import LeastSquaresState
 from .scaling import Scaler, scaled_moments
+
+# A unit-column factor this ill-conditioned is singular to the Gram's float64 resolution.
+_SINGULAR = 1e13
 
 __all__ = ["GRAM_MAX_COLUMNS", "Optimum", "column_units", "gram_state"]
 
@@ -182,6 +185,25 @@ class Optimum:
             r = torch.linalg.qr(torch.cat([r, pen]), mode="r").R
         self._rm, self._t = r[:d, :d], r[:d, d:]
         self.optimum = r[d:, d:].square().sum(dim=0)  # opt_j, unit-scaled
+        self._best = self._rank_deficient_minimum()
+
+    def _rank_deficient_minimum(self) -> Tensor | None:
+        """``argmin ||Rm b - t||`` (d, k) where ``Rm`` is numerically singular, else None.
+
+        With a singular ``Rm`` (collinear columns, alpha = 0) ``t`` need not lie in its range,
+        so ``||Rm b - t||^2`` keeps a floor and ``s^2`` alone is not the optimum: a fit at the
+        optimum read as 0.06..0.46 from it. Then the gap is ``||Rm (b - b*)||^2`` (Pythagoras:
+        the minimal residual is orthogonal to ``Rm``'s range) and the floor joins the optimum.
+        """
+        rm = self._rm
+        if rm.shape[0] == 0 or condition_number(unit_columns(rm)) < _SINGULAR:
+            return None
+        # on the CPU: gelsd (SVD, minimum norm) is the rank-revealing driver, and d is small
+        sol = torch.linalg.lstsq(
+            rm.cpu(), self._t.cpu(), rcond=1.0 / _SINGULAR, driver="gelsd"
+        ).solution.to(rm)
+        self.optimum = self.optimum + (rm @ sol - self._t).square().sum(dim=0)
+        return sol
 
     def gaps(self, coef: Tensor, intercept: Tensor) -> Tensor:
         """Per target, the excess objective of ``(coef (k, d), intercept (k,))`` over the
@@ -195,7 +217,10 @@ class Optimum:
     def _excess(self, coef: Tensor, intercept: Tensor) -> Tensor:
         rm = self._rm
         beta = coef.to(rm) * self.x_units[None, :] / self.y_units[:, None]
-        excess = (beta @ rm.T - self._t.T).square().sum(dim=1)
+        if self._best is None:
+            excess = (beta @ rm.T - self._t.T).square().sum(dim=1)
+        else:
+            excess = ((beta - self._best.T) @ rm.T).square().sum(dim=1)
         if self.fit_intercept:
             b = intercept.to(rm) / self.y_units
             d = self.n_features

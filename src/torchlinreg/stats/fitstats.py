@@ -28,6 +28,7 @@ from torch import Tensor
 
 from ..errors import DataError, RankWarning
 from ..exact.ddouble import dd_add_fast, dd_from, two_prod
+from ..exact.linalg import condition_number
 from ..exact.refine import refine_solution, targets_at_risk
 
 _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
@@ -258,8 +259,8 @@ def _householder_r(X: Tensor, w: Tensor | None, fit_intercept: bool) -> Tensor:
 
 
 def _condition_number(rxx: Tensor) -> float:
-    sv = torch.linalg.svdvals(rxx)
-    return float(sv[0] / sv[-1]) if float(sv[-1]) > 0 else math.inf
+    # statsmodels' condition number (of [1 | X]); estimated above 512 columns
+    return condition_number(rxx)
 
 
 def _sums_from_r(R: Tensor, p: int, fit_intercept: bool, rss: Tensor, aliased: bool) -> dict:

@@ -6,11 +6,11 @@ import torchlinreg
 
 EXPECTED = {
     "Callback", "Checkpoint", "ConvergenceWarning", "DataError", "DegenerateWarning",
-    "DivergenceError", "DivergenceGuard", "EarlyStopping", "IterativeResult",
+    "DivergenceError", "DivergenceGuard", "EarlyStopping", "GroupedOLSResults", "IterativeResult",
     "LeastSquaresState", "LinearModel", "LinearRegression", "ModelFileError",
     "NotFittedError", "OLSResults", "RankWarning", "Ridge", "TorchLinRegError", "TrainState",
     "__version__", "datasets", "fit_exact", "fit_iterative", "load", "ols", "open_table",
-    "polyfit", "save", "tutorial",
+    "polyfit", "rolling_ols", "save", "tutorial",
 }  # fmt: skip
 
 

@@ -35,6 +35,7 @@ _LAZY = {
     "Checkpoint": "iterative.callbacks",
     "DivergenceGuard": "iterative.callbacks",
     "EarlyStopping": "iterative.callbacks",
+    "GroupedOLSResults": "models.grouped_results",
     "IterativeResult": "iterative.fit",
     "LeastSquaresState": "exact.state",
     "LinearModel": "model",
@@ -45,9 +46,10 @@ _LAZY = {
     "fit_exact": "exact.state",
     "fit_iterative": "iterative.fit",
     "load": "estimator.modelfile",
-    "ols": "stats.results",
+    "ols": "models.grouped",  # stats.results.ols, or one fit per group with groups=
     "open_table": "files.tables",
     "polyfit": "stats.polyfit",
+    "rolling_ols": "models.rolling",
     "save": "estimator.modelfile",
 }
 _SUBMODULES = ("datasets", "tutorial")
@@ -83,8 +85,11 @@ if TYPE_CHECKING:  # the same names for type checkers and editors, imported eage
     )
     from .iterative.fit import IterativeResult, fit_iterative
     from .model import LinearModel
+    from .models.grouped import ols
+    from .models.grouped_results import GroupedOLSResults
+    from .models.rolling import rolling_ols
     from .stats.polyfit import polyfit
-    from .stats.results import OLSResults, ols
+    from .stats.results import OLSResults
 
 __all__ = [
     "Callback",
@@ -95,6 +100,7 @@ __all__ = [
     "DivergenceError",
     "DivergenceGuard",
     "EarlyStopping",
+    "GroupedOLSResults",
     "IterativeResult",
     "LeastSquaresState",
     "LinearModel",
@@ -114,6 +120,7 @@ __all__ = [
     "ols",
     "open_table",
     "polyfit",
+    "rolling_ols",
     "save",
     "tutorial",
 ]

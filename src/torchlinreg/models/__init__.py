@@ -1,0 +1,1 @@
+"""Many fits at once: one regression per group (batched) and over rolling windows."""

@@ -1,0 +1,116 @@
+"""One least-squares fit per group, all groups in one batched computation: ``ols(groups=)``.
+
+See NOTE [grouped fit] in ``groupfit.py`` for how the fit keeps its digits.
+
+Example:
+    >>> import numpy as np
+    >>> x = np.arange(8.0); g = np.repeat(["a", "b"], 4)
+    >>> y = np.where(g == "a", 1 + 2 * x, 3 - x) + np.tile([0.1, -0.1], 4)
+    >>> res = ols(x, y, groups=g)
+    >>> res.groups.tolist(), np.round(res.params[:, 1], 2).tolist()
+    (['a', 'b'], [1.96, -1.04])
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+
+from ..data import as_problem
+from ..errors import DataError, DegenerateWarning
+from ..stats import results as single
+from .grouped_results import GroupedOLSResults
+from .groupfit import GroupedFit, fit_groups
+from .segments import Segments
+
+_NAMED = 5  # group labels named in a warning
+
+
+def ols(X, y=None, *, groups=None, **kwargs):
+    """:func:`torchlinreg.stats.results.ols`, or with ``groups=`` one fit per group.
+
+    Without ``groups`` this is the single fit (every keyword as there). With ``groups``
+    (one label per row, or the name of a column of a DataFrame ``X``) it returns a
+    :class:`GroupedOLSResults` whose statistics carry a leading group axis; see
+    :func:`grouped_ols`.
+
+    Example:
+        >>> import numpy as np
+        >>> res = ols(np.arange(6.0), np.arange(6.0) ** 2, groups=[0, 0, 0, 1, 1, 1])
+        >>> res.params.round(6).tolist()
+        [[-0.333333, 2.0], [-15.333333, 8.0]]
+    """
+    if groups is None:
+        return single.ols(X, y, **kwargs)
+    return grouped_ols(X, y, groups=groups, **kwargs)
+
+
+def grouped_ols(
+    X,
+    y,
+    *,
+    groups,
+    fit_intercept: bool = True,
+    sample_weight=None,
+    cov_type: str = "nonrobust",
+    feature_names: Sequence[str] | None = None,
+    use_t: bool | None = None,
+) -> GroupedOLSResults:
+    """Fit OLS (or WLS with ``sample_weight``) separately for each group, batched.
+
+    ``X`` ``(n, d)`` without a constant, ``y`` ``(n,)``, ``groups`` one label per row (any
+    labels numpy can sort; a column name when ``X`` is a DataFrame). Each group's
+    statistics equal a statsmodels ``OLS``/``WLS`` fit of that group's rows
+    (NOTE [grouped fit]); rows of a group may be anywhere. Runs where the data lies.
+
+    Example:
+        >>> import numpy as np
+        >>> res = grouped_ols(np.arange(6.0), np.arange(6.0) ** 2, groups=[1, 1, 1, 2, 2, 2])
+        >>> res.rsquared.round(4).tolist()
+        [0.9231, 0.9948]
+    """
+    if isinstance(groups, str) and hasattr(X, "columns") and groups in list(X.columns):
+        X, groups = X.drop(columns=[groups]), X[groups]
+    Xm, Ym, w = as_problem(
+        X, y, sample_weight, min_features=0 if fit_intercept else 1, allow_1d_x=True
+    )
+    if Ym.values.shape[1] != 1:
+        raise DataError(
+            f"grouped fits take one target; y has {Ym.values.shape[1]} columns: "
+            "fit each target separately"
+        )
+    Xt = Xm.values.to(torch.float64)
+    yt = Ym.values[:, 0].to(device=Xt.device, dtype=torch.float64)
+    w = None if w is None else w.to(device=Xt.device, dtype=torch.float64)
+    seg = Segments.from_labels(groups, Xt.shape[0], device=Xt.device)
+    names = single._names(feature_names, Xm.columns, Xt.shape[1], "feature_names")
+    names = names or [f"x{j + 1}" for j in range(Xt.shape[1])]
+    fit = fit_groups(seg, Xt, yt, w, fit_intercept)
+    _warn_bad(fit, Xt.shape[1] + fit_intercept)
+    return GroupedOLSResults(
+        fit,
+        param_names=(["const"] if fit_intercept else []) + names,
+        cov_type=cov_type,
+        use_t=use_t,
+    )
+
+
+def _warn_bad(fit: GroupedFit, p: int) -> None:
+    """One warning that counts the groups left NaN and says why."""
+    bad = fit.bad.cpu().numpy()
+    if not bad.any():
+        return
+    counts = fit.seg.counts.cpu().numpy()
+    few = bad & (counts <= p)
+    labels = fit.seg.labels[bad][:_NAMED].tolist()
+    more = f" and {int(bad.sum()) - _NAMED} more" if bad.sum() > _NAMED else ""
+    warnings.warn(
+        f"{int(bad.sum())} of {len(bad)} groups get NaN statistics ({int(few.sum())} with at "
+        f"most {p} rows for {p} parameters, {int((bad & ~few).sum())} rank-deficient: a "
+        f"column constant or collinear within the group), e.g. {labels}{more}; "
+        "drop those groups or columns to fit them",
+        DegenerateWarning,
+        stacklevel=3,
+    )

@@ -190,4 +190,5 @@ class BatchStatistics:
     @property
     def bic(self) -> np.ndarray:
         """-2 llf + log(nobs) rank."""
-        return -2 * self.llf + np.log(self.nobs) * self.rank
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return -2 * self.llf + np.log(self.nobs) * self.rank

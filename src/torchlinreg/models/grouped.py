@@ -20,6 +20,7 @@ import torch
 
 from ..data import as_problem
 from ..errors import DataError, DegenerateWarning
+from ..exact.threads import with_fit_threads
 from ..stats import results as single
 from .grouped_results import GroupedOLSResults
 from .groupfit import GroupedFit, fit_groups
@@ -47,6 +48,7 @@ def ols(X, y=None, *, groups=None, **kwargs):
     return grouped_ols(X, y, groups=groups, **kwargs)
 
 
+@with_fit_threads
 def grouped_ols(
     X,
     y,

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ..data import as_problem
 from ..errors import DataError, DegenerateWarning, RankWarning
+from ..exact.threads import with_fit_threads
 from ..stats import results as single
 from .batchstats import BatchStatistics
 from .segments import encode_groups
@@ -75,6 +76,7 @@ class RollingOLSResults(BatchStatistics):
         return pd.DataFrame(cols, index=self.row_labels)
 
 
+@with_fit_threads
 def rolling_ols(
     X,
     y,
@@ -125,8 +127,12 @@ def rolling_ols(
     Z = torch.cat([X, yt[:, None]], dim=1)
     mom = window_moments(Z, wt, codes, window=window)
     full = mom.count >= (min_nobs if expanding else window)
-    logw = torch.log(wt) if w is not None else torch.zeros_like(wt)
-    slogw = window_moments(logw[:, None], torch.ones_like(wt), codes, window=window)
+    if w is None:
+        sum_log_w = np.zeros(n)
+    else:  # WLS's llf adds 0.5 * sum(log w) over the window
+        logw = torch.log(wt)[:, None]
+        slogw = window_moments(logw, torch.ones_like(wt), codes, window=window)
+        sum_log_w = _np(slogw.mean[:, 0] * slogw.w)
     fit = _solve(mom, full, fit_intercept)
     if bool(fit["risk"].any()):
         rows = torch.nonzero(fit["risk"]).reshape(-1)
@@ -145,7 +151,7 @@ def rolling_ols(
         centered_tss=fit["ctss"],
         uncentered_tss=fit["utss"],
         nobs=np.where(fit["bad"], 0.0, _np(mom.count)),
-        sum_log_w=_np(slogw.mean[:, 0] * slogw.w),
+        sum_log_w=sum_log_w,
         bad=fit["bad"],
         k_constant=int(fit_intercept),
         param_names=(["const"] if fit_intercept else []) + names,

@@ -151,6 +151,8 @@ def window_moments(
     m = torch.where(inner, gb - sb - 1, 0)
     for j, level in enumerate(levels):
         use = ((m >> j) & 1).bool()
+        if not bool(use.any()):
+            continue
         acc = merge(acc, _where(use, level.take(torch.clamp(start, max=B - 1)), empty))
         start = start + (use.to(start.dtype) << j)
     out = merge(acc, prefix.take(slot))

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,19 +24,14 @@ import torch
 from torch import Tensor
 
 from ..data import as_problem
-from ..errors import DataError, DegenerateWarning, RankWarning
+from ..errors import DataError
 from ..exact.threads import with_fit_threads
 from ..stats import results as single
 from .batchstats import BatchStatistics
+from .momentsolve import solve_moments
 from .segments import encode_groups
-from .windows import Moments, window_moments
+from .windows import window_moments
 
-# 1 - R^2 of a column on the others (the factor's squared diagonal, columns scaled):
-# below _ALIASED the window is NaN; below _AT_RISK its parameters may have lost digits
-_ALIASED = 1e-13
-_AT_RISK = 1e-6
-_FLAT = 1024.0
-_SSR_RISK = 1e-11
 _CHUNK = 1 << 22  # elements of one gather of window rows
 
 
@@ -133,7 +127,7 @@ def rolling_ols(
         logw = torch.log(wt)[:, None]
         slogw = window_moments(logw, torch.ones_like(wt), codes, window=window)
         sum_log_w = _np(slogw.mean[:, 0] * slogw.w)
-    fit = _solve(mom, full, fit_intercept)
+    fit = solve_moments(mom, full, fit_intercept)
     if bool(fit["risk"].any()):
         rows = torch.nonzero(fit["risk"]).reshape(-1)
         centre = mom.mean if fit_intercept else torch.zeros_like(mom.mean)
@@ -196,68 +190,3 @@ def _check_window(window, min_nobs, expanding, n, p) -> int:
 
 def _np(t: Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
-
-
-def _solve(m: Moments, full: Tensor, fit_intercept: bool) -> dict:
-    """Parameters, unscaled covariances and sums of squares of every window, batched."""
-    q = m.mean.shape[1]
-    d = q - 1
-    eps = torch.finfo(torch.float64).eps
-    G = m.M if fit_intercept else m.M + m.w[:, None, None] * m.mean[:, :, None] * m.mean[:, None, :]
-    Gxx, gxy, gyy = G[:, :d, :d], G[:, :d, d], G[:, d, d]
-    sd = torch.sqrt(torch.diagonal(Gxx, dim1=1, dim2=2).clamp(min=0))
-    # a column's centred sum of squares within its rounding (NOTE [rolling moments]'s raw
-    # sums): constant in the window, or too nearly so for the moments to resolve
-    flat = (sd**2 <= _FLAT * eps * m.raw[:, :d]) | (sd == 0) if fit_intercept else sd == 0
-    safe = torch.where(flat, 1.0, sd)
-    C = Gxx / (safe[:, :, None] * safe[:, None, :])
-    eye = torch.eye(d, dtype=C.dtype, device=C.device)
-    C = torch.where(flat.any(1)[:, None, None], eye, C)
-    L, info = torch.linalg.cholesky_ex(C)
-    pivots = torch.diagonal(L, dim1=1, dim2=2) ** 2
-    low = pivots.min(1).values if d else torch.ones_like(m.w)
-    bad = ~full | flat.any(1) | (info != 0) | ~(low > _ALIASED)
-    L = torch.where(bad[:, None, None], eye, L)
-    b = torch.cholesky_solve((gxy / safe)[:, :, None], L)[:, :, 0] / safe
-    V = torch.cholesky_inverse(L) / (safe[:, :, None] * safe[:, None, :])
-    ssr = (gyy - (gxy * b).sum(1)).clamp(min=0)
-    # ssr = gyy - gxy'b cancels when the fit is close to exact: the moments' rounding
-    # (eps * raw) against ssr says where the rows must give it instead (_exact_ssr)
-    risk = ~bad & (eps * m.raw[:, d] > _SSR_RISK * ssr)
-    ctss = m.M[:, d, d]
-    utss = ctss + m.w * m.mean[:, d] ** 2
-    if fit_intercept:
-        mx = m.mean[:, :d]
-        vm = (V @ mx[:, :, None])[:, :, 0]
-        params = torch.cat([(m.mean[:, d] - (mx * b).sum(1))[:, None], b], dim=1)
-        cov = V.new_zeros((V.shape[0], q, q))
-        cov[:, 0, 0] = 1 / m.w + (mx * vm).sum(1)
-        cov[:, 0, 1:] = -vm
-        cov[:, 1:, 0] = -vm
-        cov[:, 1:, 1:] = V
-    else:
-        params, cov = b, V
-    _warn(bad & full, full & ~bad & (low < _AT_RISK), low)
-    return {
-        "params": _np(params), "cov": _np(cov), "ssr": _np(ssr), "ctss": _np(ctss),
-        "utss": _np(utss), "bad": _np(bad).astype(bool), "b": b, "risk": risk,
-    }  # fmt: skip
-
-
-def _warn(aliased: Tensor, at_risk: Tensor, low: Tensor) -> None:
-    if bool(aliased.any()):
-        warnings.warn(
-            f"{int(aliased.sum())} windows get NaN statistics: a column is constant or "
-            "collinear with others within them; drop the column or widen the window",
-            DegenerateWarning,
-            stacklevel=3,
-        )
-    if bool(at_risk.any()):
-        worst = float(low[at_risk].min())
-        warnings.warn(
-            f"{int(at_risk.sum())} windows have nearly collinear columns (1 - R^2 of a "
-            f"column on the others down to {worst:.1e}); their parameters may have lost "
-            f"up to {int(np.log10(1 / worst))} digits; drop or combine columns",
-            RankWarning,
-            stacklevel=3,
-        )

@@ -200,3 +200,25 @@ def test_any_grouping_equals_the_loop(sizes, d, weighted, intercept, seed):
     w = rng.uniform(0.5, 2.0, size=len(g)) if weighted else None
     res = torchlinreg.ols(X, y, groups=g, sample_weight=w, fit_intercept=intercept)
     _assert_matches_loop(res, X, y, g, w=w, intercept=intercept, rtol=1e-9)
+
+
+def test_grouped_moments_over_blocks_equal_the_loop_wherever_the_rows_are():
+    from torchlinreg.models.groupstate import GroupedMoments
+
+    data = sm.datasets.grunfeld.load_pandas().data.sample(frac=1.0, random_state=1)
+    X, y = data[["value", "capital"]].to_numpy(), data["invest"].to_numpy()
+    g = data["firm"].to_numpy()
+    X[g == "IBM", 1] = 5.0  # constant within one group: that group has no fit
+    acc = GroupedMoments(2)
+    for lo in range(0, len(y), 37):  # 1. blocks that cut groups anywhere
+        acc.absorb(X[lo : lo + 37] + 1e6, y[lo : lo + 37], None, g[lo : lo + 37])
+    with pytest.warns(DegenerateWarning, match="1 groups get NaN"):
+        fit = acc.solve(True)
+    for i, label in enumerate(acc.labels):
+        if label == "IBM":  # 2. NaN for the group with a constant column
+            assert np.isnan(fit["params"][i]).all()
+            continue
+        ref = _reference(X, y, g, label)  # 3. slopes of the loop (offset 1e6 on X), normwise
+        atol = 1e-10 * np.abs(ref.params[1:]).max()
+        np.testing.assert_allclose(fit["params"][i, 1:], ref.params[1:], rtol=1e-10, atol=atol)
+        np.testing.assert_allclose(fit["ssr"][i], ref.ssr, rtol=1e-10)

@@ -80,7 +80,11 @@ class GroupedMoments:
         raw = m.w[:, None] * (self.amax * _FLAT_ULPS) ** 2 * eps / 1024.0
         m = Moments(m.w, m.mean, m.M, m.count, raw)
         full = m.count > self.d + fit_intercept
-        return solve_moments(m, full, fit_intercept, what="groups")
+        out = solve_moments(m, full, fit_intercept, what="groups")
+        bad = out["bad"]
+        for key in ("params", "cov", "ssr"):
+            out[key][bad] = np.nan
+        return out
 
 
 def _summarise(seg: Segments, Z: Tensor, w: Tensor) -> Moments:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from ..data import as_problem
@@ -24,7 +25,7 @@ from ..exact.threads import with_fit_threads
 from ..stats import results as single
 from .grouped_results import GroupedOLSResults
 from .groupfit import GroupedFit, fit_groups
-from .segments import Segments
+from .segments import Segments, encode_groups
 
 _NAMED = 5  # group labels named in a warning
 
@@ -86,7 +87,12 @@ def grouped_ols(
     Xt = Xm.values.to(torch.float64)
     yt = Ym.values[:, 0].to(device=Xt.device, dtype=torch.float64)
     w = None if w is None else w.to(device=Xt.device, dtype=torch.float64)
-    seg = Segments.from_labels(groups, Xt.shape[0], device=Xt.device)
+    labels, codes = encode_groups(groups, Xt.shape[0])
+    # rows sorted by group: every per-row gather below then reads memory in order
+    order = torch.as_tensor(np.argsort(codes, kind="stable"), device=Xt.device)
+    Xt, yt = Xt[order], yt[order]
+    w = None if w is None else w[order]
+    seg = Segments(labels, torch.as_tensor(codes, device=Xt.device)[order])
     names = single._names(feature_names, Xm.columns, Xt.shape[1], "feature_names")
     names = names or [f"x{j + 1}" for j in range(Xt.shape[1])]
     fit = fit_groups(seg, Xt, yt, w, fit_intercept)

@@ -51,12 +51,18 @@ class GroupedFit:
     fit_intercept: bool
 
 
-def _centre(seg: Segments, Z: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+def _centre(seg: Segments, Z: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor]:
     """(per-group weighted means, rows minus their group's mean), in two passes."""
-    sw = seg.sum(w)[:, None]
-    mean = seg.sum(w[:, None] * Z) / sw
-    D = Z - mean[seg.codes]
-    mean = mean + seg.sum(w[:, None] * D) / sw  # what rounding left of the mean
+    if w is None:
+        sw = seg.counts.to(Z.dtype)[:, None]
+        mean = seg.sum(Z) / sw
+        D = Z - mean[seg.codes]
+        mean = mean + seg.sum(D) / sw  # what rounding left of the mean
+    else:
+        sw = seg.sum(w)[:, None]
+        mean = seg.sum(w[:, None] * Z) / sw
+        D = Z - mean[seg.codes]
+        mean = mean + seg.sum(w[:, None] * D) / sw
     return mean, Z - mean[seg.codes]
 
 
@@ -69,10 +75,11 @@ def fit_groups(
     wt = torch.ones_like(y) if w is None else w
     Z = torch.cat([X, y[:, None]], dim=1)
     if fit_intercept:
-        mean, D = _centre(seg, Z, wt)
+        mean, D = _centre(seg, Z, w)
     else:
         mean, D = Z.new_zeros((seg.n_groups, d + 1)), Z
-    A = D * wt.sqrt()[:, None]
+    root_w = None if w is None else w.sqrt()[:, None]
+    A = D if w is None else D * root_w
     # powers of two: exact, and keep data near 1e200 or 1e-200 inside the range
     amax = seg.amax(A.abs())
     scale = torch.where(amax > 0, torch.exp2(torch.round(torch.log2(amax))), 1.0)
@@ -82,9 +89,9 @@ def fit_groups(
     diag = torch.diagonal(Rxx, dim1=1, dim2=2).abs()
     norms = torch.linalg.vector_norm(Rxx, dim=1)
     nobs = seg.counts.to(torch.float64)
-    positive = seg.sum((wt > 0).to(torch.float64))
+    positive = nobs if w is None else seg.sum((w > 0).to(torch.float64))
     tol = torch.clamp(nobs, min=d + 1)[:, None] * eps * 8
-    raw = seg.amax((X * wt.sqrt()[:, None]).abs())
+    raw = seg.amax(X.abs() if w is None else (X * root_w).abs())
     flat = amax[:, :d] <= 16 * eps * raw if fit_intercept else raw == 0
     bad = (positive <= d + fit_intercept) | (diag <= tol * norms).any(1) | flat.any(1)
     eye = torch.eye(d, dtype=X.dtype, device=X.device).expand_as(Rxx)
@@ -94,8 +101,9 @@ def fit_groups(
     rinv = torch.linalg.solve_triangular(Rsafe, eye, upper=True)
     V = (rinv @ rinv.mT) / (scale[:, :d, None] * scale[:, None, :d])
     resid = D[:, d] - (D[:, :d] * b[seg.codes]).sum(1)
-    ssr = seg.sum(wt * resid * resid)
-    ctss = seg.sum(wt * D[:, d] * D[:, d]) if fit_intercept else seg.sum(wt * y * y)
+    ssr = seg.sum(resid * resid if w is None else w * resid * resid)
+    yc = D[:, d] if fit_intercept else y
+    ctss = seg.sum(yc * yc if w is None else w * yc * yc)
     with np.errstate(divide="ignore"):
         logw = torch.log(wt) if w is not None else torch.zeros_like(wt)
     if fit_intercept:

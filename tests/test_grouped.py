@@ -222,3 +222,18 @@ def test_grouped_moments_over_blocks_equal_the_loop_wherever_the_rows_are():
         atol = 1e-10 * np.abs(ref.params[1:]).max()
         np.testing.assert_allclose(fit["params"][i, 1:], ref.params[1:], rtol=1e-10, atol=atol)
         np.testing.assert_allclose(fit["ssr"][i], ref.ssr, rtol=1e-10)
+
+
+def test_fits_in_chunks_of_groups_equal_one_batch(monkeypatch):
+    from torchlinreg.models import grouped
+
+    data = sm.datasets.grunfeld.load_pandas().data
+    X, y, g = data[["value", "capital"]], data["invest"], data["firm"]
+    w = 1 + np.arange(len(y)) % 4
+    whole = torchlinreg.ols(X, y, groups=g, sample_weight=w, cov_type="HC2")
+    monkeypatch.setattr(grouped, "_CHUNK_VALUES", 90)  # 30 rows a chunk: whole firms, or one
+    parts = torchlinreg.ols(X, y, groups=g, sample_weight=w, cov_type="HC2")
+    for name in ("params", "bse", "rsquared", "llf", "fvalue", "HC0_se"):
+        np.testing.assert_allclose(getattr(parts, name), getattr(whole, name), rtol=1e-13)
+    plain = torchlinreg.ols(X, y, groups=g, sample_weight=w)
+    _assert_matches_loop(plain, X.to_numpy(), y.to_numpy(), g.to_numpy(), w=w)

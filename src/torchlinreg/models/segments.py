@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -72,7 +73,11 @@ class Segments:
         self.codes = codes
         self.n_groups = len(labels)
         self.counts = torch.bincount(codes, minlength=self.n_groups)
-        self.buckets = _buckets(codes, self.counts)
+
+    @cached_property
+    def buckets(self) -> list[Bucket]:
+        """The padded buckets (built on first use: sums and maxima do not need them)."""
+        return _buckets(self.codes, self.counts)
 
     @classmethod
     def from_labels(cls, groups, n: int | None = None, device=None) -> Segments:

@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import statsmodels.api as sm
 from hypothesis import given, settings
@@ -56,6 +57,19 @@ def test_weights_equal_rolling_wls():
     res = torchlinreg.rolling_ols(X, y, window=30, sample_weight=w)
     ref = RollingWLS(y, sm.add_constant(X), window=30, weights=w).fit()
     _assert_close(res, ref)
+
+
+def test_a_zero_weight_makes_its_windows_llf_minus_infinity_as_in_rolling_wls():
+    X, y = _macro()
+    w = 1 + np.arange(len(y)) % 3.0
+    w[50] = 0.0
+    res = torchlinreg.rolling_ols(X, y, window=30, sample_weight=w)
+    with np.errstate(divide="ignore"):
+        ref = RollingWLS(y, sm.add_constant(X), window=30, weights=w).fit()
+    # 1. -inf exactly for the windows holding row 50; 2. the rest as statsmodels
+    np.testing.assert_array_equal(np.isneginf(res.llf), np.isneginf(ref.llf))
+    assert np.isneginf(res.llf[50:80]).all()
+    _assert_close(res, ref, names=("params", "bse", "rsquared"))
 
 
 def test_without_intercept_equals_rolling_ols_without_constant():
@@ -157,3 +171,16 @@ def test_nearly_exact_fits_take_their_ssr_from_the_rows():
     res = torchlinreg.rolling_ols(X, y, window=12)
     ref = RollingOLS(y, sm.add_constant(X), window=12).fit()
     _assert_close(res, ref, rtol=1e-8, names=("ssr", "bse", "llf", "params"))
+
+
+def test_to_frame_gives_the_paths_labelled_by_the_rows():
+    data = sm.datasets.macrodata.load_pandas().data
+    X = data[["realgdp", "realcons"]]
+    X.index = pd.period_range("1959Q1", periods=len(X), freq="Q")
+    res = torchlinreg.rolling_ols(X, data["realinv"].to_numpy(), window=24)
+    frame = res.to_frame()
+    ref = RollingOLS(data["realinv"].to_numpy(), sm.add_constant(X.to_numpy()), window=24).fit()
+    assert list(frame.index) == list(X.index)  # 1. one row per window end, by the rows' labels
+    assert list(frame.columns[:4]) == ["nobs", "const", "realgdp", "realcons"]
+    np.testing.assert_allclose(frame["realgdp"], ref.params[:, 1], rtol=1e-8, equal_nan=True)
+    np.testing.assert_allclose(frame["se_realgdp"], ref.bse[:, 1], rtol=1e-8, equal_nan=True)

@@ -100,6 +100,7 @@ def rolling_ols(
         >>> res.params[:, 1].round(3).tolist()
         [nan, 1.0, 2.0, 3.0, 4.0, 5.0]
     """
+    index = getattr(X, "index", None)  # a DataFrame's row labels label the windows
     Xm, Ym, w = as_problem(
         X, y, sample_weight, min_features=0 if fit_intercept else 1, allow_1d_x=True,
         allow_all_zero=True,
@@ -124,9 +125,12 @@ def rolling_ols(
     if w is None:
         sum_log_w = np.zeros(n)
     else:  # WLS's llf adds 0.5 * sum(log w) over the window
-        logw = torch.log(wt)[:, None]
+        # a zero weight makes the sum -inf (statsmodels' WLS): counted apart, not summed
+        zero = wt == 0
+        logw = torch.stack([torch.log(torch.where(zero, 1.0, wt)), zero.to(wt.dtype)], 1)
         slogw = window_moments(logw, torch.ones_like(wt), codes, window=window)
-        sum_log_w = _np(slogw.mean[:, 0] * slogw.w)
+        sums = slogw.mean * slogw.w[:, None]
+        sum_log_w = np.where(_np(sums[:, 1]) > 0.5, -np.inf, _np(sums[:, 0]))
     fit = solve_moments(mom, full, fit_intercept)
     if bool(fit["risk"].any()):
         rows = torch.nonzero(fit["risk"]).reshape(-1)
@@ -135,7 +139,6 @@ def rolling_ols(
         fit["ssr"][_np(rows).astype(np.int64)] = _np(exact)
     names = single._names(feature_names, Xm.columns, d, "feature_names")
     names = names or [f"x{j + 1}" for j in range(d)]
-    index = getattr(X, "index", None)
     return RollingOLSResults(
         labels,
         index,

@@ -141,6 +141,10 @@ def test_window_arguments_are_checked():
         torchlinreg.rolling_ols(X, y, window=2)
     with pytest.raises(DataError, match="min_nobs=1 must be between 2"):
         torchlinreg.rolling_ols(X, y, window=5, min_nobs=1, expanding=True)
+    # a window longer than the data: no window is full (expanding ones still fit)
+    assert np.isnan(torchlinreg.rolling_ols(X, y**2, window=24).params).all()
+    grown = torchlinreg.rolling_ols(X, y**2, window=24, expanding=True, min_nobs=3).params
+    assert np.isnan(grown[:2]).all() and np.isfinite(grown[2:]).all()
 
 
 @settings(max_examples=10, deadline=None)
@@ -153,7 +157,7 @@ def test_window_arguments_are_checked():
 )
 def test_any_window_equals_rolling_ols(n, d, window, expanding, seed):
     rng = np.random.default_rng(seed)
-    window = max(window, d + 2)
+    window = min(max(window, d + 2), n)  # statsmodels fails on a window longer than the data
     X = rng.normal(size=(n, d)) * 10 + rng.normal(size=d) * 100
     y = X @ rng.normal(size=d) + rng.normal(size=n)
     kw = {"window": window, "expanding": expanding, "min_nobs": d + 2 if expanding else None}

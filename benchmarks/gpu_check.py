@@ -120,6 +120,23 @@ def build_checks(X, Y, w, quick: bool) -> list[Check]:
 
         return fit
 
+    def grouped(device):
+        # one fit per group, batched where the data lies (models/grouped.py)
+        from torchlinreg.models.grouped import grouped_ols
+
+        Xd, Yd, wd = data(device)
+        groups = torch.arange(Xd.shape[0], device=device) % (50 if quick else 1000)
+        res = grouped_ols(Xd, Yd[:, 0], groups=groups, sample_weight=wd)
+        return torch.as_tensor(res.params), torch.as_tensor(res.bse)
+
+    def rolling(device):
+        from torchlinreg.models.rolling import rolling_ols
+
+        Xd, Yd, _ = data(device)
+        rows = min(Xd.shape[0], 20_000)
+        res = rolling_ols(Xd[:rows], Yd[:rows, 0], window=250)
+        return torch.as_tensor(res.params).nan_to_num(), torch.as_tensor(res.bse).nan_to_num()
+
     epochs = 20 if quick else 50
     return [
         Check("exact qr, weighted, float64", exact("qr"), 1e-10),
@@ -127,6 +144,8 @@ def build_checks(X, Y, w, quick: bool) -> list[Check]:
         Check("exact qr, float32 compute", exact("qr", torch.float32), 1e-3),
         Check("LinearRegression() + results_ + predict", estimator, 1e-10),
         Check("two states merged", merged, 1e-10),
+        Check("grouped OLS, one fit per group, weighted", grouped, 1e-10),
+        Check("rolling OLS, window 250", rolling, 1e-8),
         # Full-batch solvers draw no random order, so CPU and GPU differ by rounding only.
         Check(f"fit_iterative gd, {epochs} epochs", iterative("gd", epochs), 1e-8, 2),
         Check(f"fit_iterative lbfgs, {epochs} epochs", iterative("lbfgs", epochs), 1e-6, 2),

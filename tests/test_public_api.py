@@ -12,10 +12,11 @@ EXPECTED = {
     "__version__", "anova_lm", "datasets", "fit_exact", "fit_iterative", "load", "ols",
     "open_table", "polyfit", "save", "tutorial",
 }  # fmt: skip
-# issue 15: more linear models on the state
+# issues 15 and 16: more linear models on the state, many fits at once
 EXPECTED |= {
     "ElasticNet", "ElasticNetCV", "HuberRegressor", "Lasso", "LassoCV", "RidgeCV",
     "enet_path", "lasso_path",
+    "GroupedOLSResults", "rolling_ols",
 }  # fmt: skip
 
 

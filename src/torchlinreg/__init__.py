@@ -41,6 +41,7 @@ _LAZY = {
     "Lasso": "estimator.penalized",
     "LassoCV": "estimator.penalized_cv",
     "EarlyStopping": "iterative.callbacks",
+    "GroupedOLSResults": "models.grouped_results",
     "IterativeResult": "iterative.fit",
     "LeastSquaresState": "exact.state",
     "LinearModel": "model",
@@ -55,9 +56,10 @@ _LAZY = {
     "fit_iterative": "iterative.fit",
     "lasso_path": "models.paths",
     "load": "estimator.modelfile",
-    "ols": "stats.results",
+    "ols": "models.grouped",  # stats.results.ols, or one fit per group with groups=
     "open_table": "files.tables",
     "polyfit": "stats.polyfit",
+    "rolling_ols": "models.rolling",
     "save": "estimator.modelfile",
 }
 _SUBMODULES = ("datasets", "tutorial")
@@ -96,10 +98,13 @@ if TYPE_CHECKING:  # the same names for type checkers and editors, imported eage
     )
     from .iterative.fit import IterativeResult, fit_iterative
     from .model import LinearModel
+    from .models.grouped import ols
+    from .models.grouped_results import GroupedOLSResults
     from .models.paths import enet_path, lasso_path
+    from .models.rolling import rolling_ols
     from .stats.hypothesis import anova_lm
     from .stats.polyfit import polyfit
-    from .stats.results import OLSResults, ols
+    from .stats.results import OLSResults
 
 __all__ = [
     "Callback",
@@ -112,6 +117,7 @@ __all__ = [
     "EarlyStopping",
     "ElasticNet",
     "ElasticNetCV",
+    "GroupedOLSResults",
     "HuberRegressor",
     "InvalidTestWarning",
     "IterativeResult",
@@ -139,6 +145,7 @@ __all__ = [
     "ols",
     "open_table",
     "polyfit",
+    "rolling_ols",
     "save",
     "tutorial",
 ]

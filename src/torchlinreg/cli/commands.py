@@ -159,6 +159,21 @@ def demo(seed: int | None, epochs: int, plot_path: str, no_plot: bool, as_json: 
 @click.option("--no-intercept", is_flag=True, help="Fit without an intercept.")
 @click.option("--weights", "weight_col", default=None, help="Column of sample weights.")
 @click.option(
+    "--by",
+    default=None,
+    help="Fit one OLS model per value of this (numeric) column, saved in one file; rows of a "
+    "group may be anywhere.",
+)
+@click.option(
+    "--window",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Rolling OLS over windows of W rows (ordered by --order-by, per --by group): writes "
+    "the coefficient paths to -o as CSV or Parquet.",
+)
+@click.option("--order-by", default=None, help="With --window: the (numeric) column ordering rows.")
+@click.option("--expanding", is_flag=True, help="With --window: windows grow from the first row.")
+@click.option(
     "--epochs",
     type=click.IntRange(min=1),
     default=None,

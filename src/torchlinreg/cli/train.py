@@ -248,6 +248,10 @@ def _diagnostic_plot(est, source, features, targets, plot_dir, weight_col) -> Pa
 def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     """`torchlinreg train` (options in commands.py): fit on DATA and save the model."""
     started = time.perf_counter()
+    if opts.get("by") or opts.get("window") is not None:  # many fits: cli/grouped.py
+        from .grouped import train_grouped
+
+        return train_grouped(data, targets, opts)
     if opts["update"]:
         return _update(data, targets, opts)
     if not targets:

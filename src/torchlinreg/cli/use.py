@@ -13,7 +13,9 @@ from ..estimator.modelfile import load
 from ..files.io import write_table_blocks
 from ..files.tables import name_list, open_table
 from ..stats.metrics import StreamingMetrics
+from . import grouped
 from .checks import check_not_input, check_writable
+from .grouped import is_grouped_model
 from .output import cell, console, esc, metrics_table, metrics_title, print_json
 from .text import safe
 
@@ -46,6 +48,8 @@ def predict(
     model_path: str, data: str, output: str | None, delimiter: str | None, block_rows: int
 ) -> None:
     """`torchlinreg predict` (options in commands.py): one column per target, rows in order."""
+    if is_grouped_model(model_path):
+        return grouped.predict(model_path, data, output, delimiter, block_rows)
     if output:
         check_writable(output, "output")
     model = load(model_path)
@@ -99,6 +103,8 @@ def evaluate(
     Weighted by ``weight_col`` when given; without an intercept ``r2_uncentered`` too
     (NOTE [metric definitions] in ``stats/metrics.py``: the same numbers as ``train``).
     """
+    if is_grouped_model(model_path):
+        return grouped.evaluate(model_path, data, as_json, delimiter, block_rows, weight_col)
     model = load(model_path)
     if getattr(model, "formula_encoding_", None) is not None or missing != "raise":
         from .predicting import evaluate_formula  # an encoding, or rows to drop
@@ -187,6 +193,8 @@ def _statistics(model):
 
 def summary(model_path: str, as_json: bool) -> None:
     """`torchlinreg summary` (options in commands.py): names, coefficients, statistics."""
+    if is_grouped_model(model_path):
+        return grouped.summary(model_path, as_json)
     model = load(model_path)
     record = summary_record(model)
     stats = _statistics(model)

@@ -1,1 +1,1 @@
-"""More linear models from the exact state: lasso, elastic net, cross-validation, NNLS, Huber."""
+"""More models on the exact state (lasso, enet, CV, NNLS, Huber); per-group and rolling fits."""

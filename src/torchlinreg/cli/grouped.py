@@ -1,0 +1,271 @@
+"""`train --by` / `--window`, and predict, evaluate and summary of grouped model files.
+
+A grouped model file holds one least-squares summary per group (``models/groupstate.py``:
+weights sum, means, centred co-moments) and each group's solution, in a safetensors file
+of its own format (``torchlinreg-grouped-model``), so the single-model loader never takes
+it for one of its own. Training streams: a group's rows may be anywhere in DATA. Group
+labels are read as numbers (a store id, a sensor id). ``--window W --order-by COL``
+writes coefficient paths (one row per window end) to a CSV or Parquet file instead.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from typing import Any
+
+import click
+import numpy as np
+import torch
+
+from ..errors import DataError, ModelFileError
+from ..files.io import write_table, write_table_blocks
+from ..files.tables import open_table
+from ..files.tensorfile import load_tensors, save_tensors
+from ..models.groupstate import GroupedMoments
+from ..stats.metrics import StreamingMetrics
+from .checks import check_train_paths, check_writable, choose_columns
+from .output import console, esc, metrics_table, metrics_title, print_json
+
+FORMAT = "torchlinreg-grouped-model"
+_SHOWN = 20  # groups in the text summary
+
+
+def is_grouped_model(path: str) -> bool:
+    """Whether ``path`` is a grouped model file (its header says so; anything else: no)."""
+    try:
+        with open(path, "rb") as f:
+            size = struct.unpack("<Q", f.read(8))[0]
+            if size > 16 << 20:
+                return False
+            header = json.loads(f.read(size))
+        return header.get("__metadata__", {}).get("format") == FORMAT
+    except (OSError, ValueError, struct.error, AttributeError):
+        return False
+
+
+def _label(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _columns(source, targets, opts) -> tuple[list[str], list[str]]:
+    if len(targets) != 1:
+        raise click.UsageError("--by and --window fit one target; give one -t")
+    if opts["solver"] not in ("qr", "gram") or opts["alpha"]:
+        raise click.UsageError("--by and --window fit OLS exactly: leave --solver and --alpha")
+    features, targets_l = choose_columns(source, targets, opts["features"], opts["weight_col"])
+    extra = [c for c in (opts.get("by"), opts.get("order_by")) if c]
+    source._resolve(extra)  # unknown names: close matches
+    features = [f for f in features if f not in extra]
+    if not features:
+        raise DataError("no feature columns besides --by/--order-by; name them with --features")
+    return features, targets_l
+
+
+def train_grouped(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> None:
+    """`train --by COL` (one model per group) or `train --window W --order-by COL`."""
+    started = time.perf_counter()
+    if opts["update"] or opts.get("nproc"):
+        raise click.UsageError("--by and --window cannot be combined with --update or --nproc")
+    if not opts["output"]:
+        raise click.UsageError("Missing option '-o' / '--output'.")
+    check_writable(opts["output"], "output")
+    source = open_table(data, delimiter=opts["delimiter"], block_rows=opts["block_rows"])
+    check_train_paths(opts, source.paths)
+    features, targets_l = _columns(source, targets, opts)
+    if opts.get("window") is not None:
+        return _rolling(source, features, targets_l, opts, data)
+    by, intercept = opts["by"], not opts["no_intercept"]
+    acc, rows = GroupedMoments(len(features)), 0
+    for block in source.read_columns([*features, by], targets_l, opts["weight_col"]):
+        acc.absorb(block.X[:, :-1], block.Y[:, 0], block.w, block.X[:, -1].numpy())
+        rows += block.n_rows
+    fit = acc.solve(intercept)
+    d = len(features)
+    params = torch.as_tensor(fit["params"])
+    m = acc.moments
+    tensors = {
+        "labels": torch.as_tensor(acc.labels, dtype=torch.float64),
+        "bias": params[:, 0] if intercept else torch.zeros(len(acc.labels), dtype=torch.float64),
+        "weight": params[:, 1:] if intercept else params,
+        "nobs": m.count, "sum_w": m.w, "mean": m.mean, "comoments": m.M, "amax": acc.amax,
+    }  # fmt: skip
+    no_fit = int(fit["bad"].sum())
+    training = {
+        "data": data, "rows": rows, "groups": len(acc.labels), "groups_without_fit": no_fit,
+        "seconds": round(time.perf_counter() - started, 4), "weights": opts["weight_col"],
+    }  # fmt: skip
+    record = {"by": by, "features": features, "target": targets_l[0], "fit_intercept": intercept}
+    record["training"] = training
+    assert tensors["weight"].shape[1] == d
+    save_tensors(opts["output"], tensors, record, file_format=FORMAT)
+    if opts["quiet"]:
+        return
+    if opts["as_json"]:
+        print_json({**training, "model": opts["output"], "by": by, "features": features})
+        return
+    console().print(
+        f"fitted {len(acc.labels):,} groups by {esc(by)} on {rows:,} rows of {esc(data)} "
+        f"({no_fit} without a fit) -> {esc(opts['output'])}"
+    )
+
+
+def _rolling(source, features, targets_l, opts, data) -> None:
+    """Coefficient paths of rolling (or expanding) windows, ordered by --order-by."""
+    from ..models.rolling import rolling_ols
+
+    order_by, by = opts.get("order_by"), opts.get("by")
+    if not order_by:
+        raise click.UsageError("--window needs --order-by COL: the column that orders the rows")
+    keys = [order_by, *([by] if by else [])]
+    block = source.read_all([*features, *keys], targets_l, opts["weight_col"])
+    X = block.X.numpy()
+    k = len(features)
+    key = X[:, k]
+    groups = X[:, k + 1] if by else None
+    order = np.lexsort((key, groups) if by else (key,))
+    res = rolling_ols(
+        X[order, :k], block.Y[order, 0].numpy(), window=opts["window"],
+        expanding=bool(opts.get("expanding")), groups=None if by is None else groups[order],
+        fit_intercept=not opts["no_intercept"], feature_names=features,
+        sample_weight=None if block.w is None else block.w.numpy()[order],
+    )  # fmt: skip
+    cols = {} if by is None else {by: groups[order]}
+    cols[order_by] = key[order]
+    cols["nobs"] = res.nobs
+    for j, name in enumerate(res.param_names):
+        cols[name] = res.params[:, j]
+    for j, name in enumerate(res.param_names):
+        cols[f"se_{name}"] = res.bse[:, j]
+    cols["rsquared"] = res.rsquared
+    write_table(opts["output"], cols)
+    if not opts["quiet"]:
+        fitted = int(np.isfinite(res.params[:, 0]).sum())
+        summary = {"data": data, "rows": len(order), "windows": fitted, "output": opts["output"]}
+        if opts["as_json"]:
+            print_json(summary)
+        else:
+            console().print(
+                f"{fitted:,} windows of {opts['window']} rows over {len(order):,} rows of "
+                f"{esc(data)} -> {esc(opts['output'])}"
+            )
+
+
+class GroupedModel:
+    """A grouped model file, checked: labels sorted, shapes consistent."""
+
+    def __init__(self, path: str) -> None:
+        tensors, meta = load_tensors(path, expected_format=FORMAT)
+        try:
+            self.features = [str(f) for f in meta["features"]]
+            self.target, self.by = str(meta["target"]), str(meta["by"])
+            self.fit_intercept = bool(meta["fit_intercept"])
+            self.training = dict(meta.get("training", {}))
+            self.labels = tensors["labels"].numpy()
+            self.weight, self.bias = tensors["weight"], tensors["bias"]
+            self.nobs = tensors["nobs"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: the grouped model record is invalid ({exc})") from None
+        G, d = len(self.labels), len(self.features)
+        if (
+            self.weight.shape != (G, d) or self.bias.shape != (G,)
+            or not np.all(np.diff(self.labels) > 0)
+        ):  # fmt: skip
+            raise ModelFileError(f"{path}: the grouped model's tensors do not match its record")
+        self.path = path
+
+    def route(self, values: np.ndarray, block) -> torch.Tensor:
+        """Each row's group index; an unknown label is an error naming its row."""
+        idx = np.searchsorted(self.labels, values).clip(max=len(self.labels) - 1)
+        unknown = self.labels[idx] != values
+        if unknown.any():
+            i = int(np.flatnonzero(unknown)[0])
+            raise DataError(
+                f"group {_label(values[i])} of column {self.by!r} is not in the model "
+                f"{self.path} ({len(self.labels)} groups); train with its rows or drop them",
+                path=block.path,
+                row=block.first_row + i,
+            )
+        return torch.as_tensor(idx, dtype=torch.int64)
+
+    def predict(self, X: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return self.bias[idx] + (X.double() * self.weight[idx]).sum(1)
+
+
+def predict(model_path: str, data: str, output, delimiter, block_rows: int) -> None:
+    """`predict` with a grouped model: each row by its group's coefficients."""
+    model = GroupedModel(model_path)
+    source = open_table(data, delimiter=delimiter, block_rows=block_rows)
+
+    def blocks():
+        for block in source.read_columns([*model.features, model.by]):
+            idx = model.route(block.X[:, -1].numpy(), block)
+            yield {model.target: model.predict(block.X[:, :-1], idx).numpy()}
+
+    write_table_blocks(output or "-", [model.target], blocks())
+
+
+def evaluate(model_path, data, as_json, delimiter, block_rows, weight_col=None) -> None:
+    """`evaluate` with a grouped model: metrics of the routed predictions."""
+    model = GroupedModel(model_path)
+    source = open_table(data, delimiter=delimiter, block_rows=block_rows)
+    acc = StreamingMetrics(uncentered=not model.fit_intercept)
+    cols = [*model.features, model.by]
+    for block in source.read_columns(cols, [model.target], weight_col):
+        idx = model.route(block.X[:, -1].numpy(), block)
+        pred = model.predict(block.X[:, :-1], idx)
+        if bool(torch.isnan(pred).any()):
+            i = int(torch.nonzero(torch.isnan(pred))[0, 0])
+            raise DataError(
+                f"group {_label(block.X[i, -1])} has no fit in {model_path} (too few rows or "
+                "collinear columns at training); drop its rows",
+                path=block.path,
+                row=block.first_row + i,
+            )
+        acc.update(block.Y, pred[:, None], block.w)
+    values = {k: float(v[0]) for k, v in acc.result().items()}
+    if as_json:
+        print_json({"targets": {model.target: values}, "rows": acc.n, "weights": weight_col})
+        return
+    out = console()
+    out.print(f"evaluated {esc(model_path)} on {acc.n:,} rows of {esc(data)}")
+    out.print(metrics_table(metrics_title("Metrics", weight_col), {model.target: values}))
+
+
+def summary(model_path: str, as_json: bool) -> None:
+    """`summary` of a grouped model: per-group coefficients."""
+    model = GroupedModel(model_path)
+    names = (["intercept"] if model.fit_intercept else []) + model.features
+    coef = (
+        torch.cat([model.bias[:, None], model.weight], 1) if model.fit_intercept else model.weight
+    )
+    groups = {
+        _label(v): {"nobs": int(model.nobs[g]), **dict(zip(names, map(_num, coef[g]), strict=True))}
+        for g, v in enumerate(model.labels)
+    }
+    record = {
+        "estimator": "GroupedOLS", "by": model.by, "features": model.features,
+        "target": model.target, "fit_intercept": model.fit_intercept,
+        "coefficients": groups, "training": model.training,
+    }  # fmt: skip
+    if as_json:
+        print_json(record)
+        return
+    from rich.table import Table
+
+    out = console()
+    out.print(
+        f"[bold]GroupedOLS[/bold] by {esc(model.by)}: {len(groups):,} groups, {esc(model_path)}"
+    )
+    table = Table(title=f"Coefficients (first {min(_SHOWN, len(groups))})", title_justify="left")
+    for name in [model.by, "nobs", *names]:
+        table.add_column(esc(name), justify="right")
+    for label, row in list(groups.items())[:_SHOWN]:
+        table.add_row(label, *(f"{v:.10g}" if v is not None else "NaN" for v in row.values()))
+    out.print(table)
+
+
+def _num(v) -> float | None:
+    v = float(v)
+    return None if np.isnan(v) else v

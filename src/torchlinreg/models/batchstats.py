@@ -1,0 +1,194 @@
+"""Statistics of many least-squares fits at once, one per row of a batch axis.
+
+The formulas of ``OLSResults`` (statsmodels' names) over arrays whose first axis is the
+fit: a group (grouped fits) or a window end (rolling fits). Built from per-fit parameters,
+unscaled covariances ``(X'WX)^-1`` and sums of squares; NaN rows are fits left out.
+
+Example:
+    >>> import numpy as np
+    >>> st = BatchStatistics(
+    ...     params=np.array([[1.0, 2.0]]), cov_unscaled=np.array([[[0.5, 0.0], [0.0, 0.25]]]),
+    ...     ssr=np.array([2.0]), centered_tss=np.array([10.0]), uncentered_tss=np.array([20.0]),
+    ...     nobs=np.array([6.0]), sum_log_w=np.array([0.0]), bad=np.array([False]),
+    ...     k_constant=1, param_names=["const", "x"])
+    >>> st.rsquared.tolist(), st.bse.round(4).tolist()
+    ([0.8], [[0.5, 0.3536]])
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+from scipy import stats
+
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
+
+
+class BatchStatistics:
+    """statsmodels ``RegressionResults`` statistics with a leading batch axis."""
+
+    def __init__(
+        self,
+        *,
+        params,
+        cov_unscaled,
+        ssr,
+        centered_tss,
+        uncentered_tss,
+        nobs,
+        sum_log_w,
+        bad,
+        k_constant: int,
+        param_names,
+        cov_type: str = "nonrobust",
+        use_t: bool | None = None,
+    ) -> None:
+        if cov_type not in COV_TYPES:
+            raise ValueError(f"cov_type must be one of {COV_TYPES}; got {cov_type!r}")
+        self.param_names = list(param_names)
+        self.cov_type = cov_type
+        self.use_t = cov_type == "nonrobust" if use_t is None else bool(use_t)
+        self.k_constant = int(k_constant)
+        self.nobs = np.asarray(nobs, dtype=np.float64)
+        bad = np.asarray(bad, dtype=bool)
+        self.rank = np.where(bad, np.nan, float(len(self.param_names)))
+        self.df_model = self.rank - self.k_constant
+        self.df_resid = self.nobs - self.rank
+        nan = np.nan
+        self.params = np.where(bad[:, None], nan, params)
+        self.ssr = np.where(bad, nan, ssr)
+        self.centered_tss = np.where(bad, nan, centered_tss)
+        self.uncentered_tss = np.where(bad, nan, uncentered_tss)
+        self.normalized_cov_params = np.where(bad[:, None, None], nan, cov_unscaled)
+        self._sum_log_w = np.asarray(sum_log_w, dtype=np.float64)
+
+    # ---- sums of squares ----------------------------------------------------------------
+    @property
+    def _tss(self) -> np.ndarray:
+        return self.centered_tss if self.k_constant else self.uncentered_tss
+
+    @property
+    def ess(self) -> np.ndarray:
+        """Explained sum of squares, tss - ssr."""
+        return self._tss - self.ssr
+
+    @cached_property
+    def rsquared(self) -> np.ndarray:
+        """R-squared per group: 1 - ssr / tss (uncentred tss without an intercept)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 1 - self.ssr / self._tss
+
+    @cached_property
+    def rsquared_adj(self) -> np.ndarray:
+        """Adjusted R-squared: 1 - (nobs - k_constant) / df_resid * (1 - rsquared)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 1 - (self.nobs - self.k_constant) / self.df_resid * (1 - self.rsquared)
+
+    @cached_property
+    def scale(self) -> np.ndarray:
+        """Residual variance ssr / df_resid per group."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.ssr / self.df_resid
+
+    @property
+    def mse_resid(self) -> np.ndarray:
+        """ssr / df_resid."""
+        return self.scale
+
+    @property
+    def mse_model(self) -> np.ndarray:
+        """ess / df_model."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.ess / self.df_model
+
+    @property
+    def mse_total(self) -> np.ndarray:
+        """tss / (nobs - k_constant)."""
+        return self._tss / (self.nobs - self.k_constant)
+
+    # ---- covariances --------------------------------------------------------------------
+    def cov_params(self) -> np.ndarray:
+        """Parameter covariance per group ``(G, p, p)`` of ``cov_type``."""
+        if self.cov_type == "nonrobust":
+            return self.normalized_cov_params * self.scale[:, None, None]
+        return self._hc(self.cov_type)
+
+    def _hc(self, kind: str) -> np.ndarray:
+        raise ValueError(f"cov_type={kind!r} is not available for these fits; use 'nonrobust'")
+
+    @cached_property
+    def _cov(self) -> np.ndarray:
+        return self.cov_params()
+
+    @cached_property
+    def bse(self) -> np.ndarray:
+        """Standard errors ``(G, p)``."""
+        return np.sqrt(np.diagonal(self._cov, axis1=1, axis2=2))
+
+    # ---- tests --------------------------------------------------------------------------
+    @cached_property
+    def tvalues(self) -> np.ndarray:
+        """params / bse."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.params / self.bse
+
+    def _sf(self, x: np.ndarray) -> np.ndarray:
+        if self.use_t:
+            return stats.t.sf(x, self.df_resid[:, None])
+        return stats.norm.sf(x)
+
+    def _q(self, prob: float) -> np.ndarray:
+        if self.use_t:
+            return stats.t.ppf(prob, self.df_resid)[:, None]
+        return np.full((len(self.nobs), 1), stats.norm.ppf(prob))
+
+    @cached_property
+    def pvalues(self) -> np.ndarray:
+        """Two-sided p-values of the t statistics ``(G, p)``."""
+        return 2 * self._sf(np.abs(self.tvalues))
+
+    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
+        """Confidence intervals ``(G, p, 2)``: params -+ q_{1-alpha/2} bse."""
+        q = self._q(1 - alpha / 2)
+        return np.stack([self.params - q * self.bse, self.params + q * self.bse], axis=2)
+
+    @cached_property
+    def fvalue(self) -> np.ndarray:
+        """F statistic against the constant-only model (a Wald test for HC covariances)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.cov_type == "nonrobust":
+                return self.ess / self.df_model / self.scale
+            k = self.k_constant
+            b = self.params[:, k:]
+            cov = self._cov[:, k:, k:]
+            ok = np.isfinite(cov).all(axis=(1, 2)) & np.isfinite(b).all(1)
+            out = np.full(len(b), np.nan)
+            if ok.any():
+                sol = np.linalg.solve(cov[ok], b[ok][..., None])[..., 0]
+                out[ok] = (b[ok] * sol).sum(1) / b.shape[1]
+            return out
+
+    @cached_property
+    def f_pvalue(self) -> np.ndarray:
+        """p-value of the F statistic."""
+        return stats.f.sf(self.fvalue, self.df_model, self.df_resid)
+
+    @cached_property
+    def llf(self) -> np.ndarray:
+        """Gaussian log-likelihood per group (WLS: plus 0.5 * sum(log w))."""
+        n2 = self.nobs / 2.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            llf = -np.log(self.ssr) * n2 - (1 + np.log(np.pi / n2)) * n2
+        return llf + 0.5 * self._sum_log_w
+
+    @property
+    def aic(self) -> np.ndarray:
+        """-2 llf + 2 rank."""
+        return -2 * self.llf + 2 * self.rank
+
+    @property
+    def bic(self) -> np.ndarray:
+        """-2 llf + log(nobs) rank."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return -2 * self.llf + np.log(self.nobs) * self.rank

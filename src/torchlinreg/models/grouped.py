@@ -1,0 +1,153 @@
+"""One least-squares fit per group, all groups in one batched computation: ``ols(groups=)``.
+
+See NOTE [grouped fit] in ``groupfit.py`` for how the fit keeps its digits.
+
+Example:
+    >>> import numpy as np
+    >>> x = np.arange(8.0); g = np.repeat(["a", "b"], 4)
+    >>> y = np.where(g == "a", 1 + 2 * x, 3 - x) + np.tile([0.1, -0.1], 4)
+    >>> res = ols(x, y, groups=g)
+    >>> res.groups.tolist(), np.round(res.params[:, 1], 2).tolist()
+    (['a', 'b'], [1.96, -1.04])
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..data import as_problem
+from ..errors import DataError, DegenerateWarning
+from ..exact.threads import with_fit_threads
+from ..stats import results as single
+from .grouped_results import GroupedOLSResults
+from .groupfit import GroupedFit, fit_groups
+from .segments import Segments, encode_groups
+
+_NAMED = 5  # group labels named in a warning
+_CHUNK_VALUES = 1 << 19  # values (rows x columns) of one chunk of groups: about 4 MiB
+
+
+def ols(X, y=None, *, groups=None, **kwargs):
+    """:func:`torchlinreg.stats.results.ols`, or with ``groups=`` one fit per group.
+
+    Without ``groups`` this is the single fit (every keyword as there). With ``groups``
+    (one label per row, or the name of a column of a DataFrame ``X``) it returns a
+    :class:`GroupedOLSResults` whose statistics carry a leading group axis; see
+    :func:`grouped_ols`.
+
+    Example:
+        >>> import numpy as np
+        >>> res = ols(np.arange(6.0), np.arange(6.0) ** 2, groups=[0, 0, 0, 1, 1, 1])
+        >>> res.params.round(6).tolist()
+        [[-0.333333, 2.0], [-15.333333, 8.0]]
+    """
+    if groups is None:
+        return single.ols(X, y, **kwargs)
+    return grouped_ols(X, y, groups=groups, **kwargs)
+
+
+@with_fit_threads
+def grouped_ols(
+    X,
+    y,
+    *,
+    groups,
+    fit_intercept: bool = True,
+    sample_weight=None,
+    cov_type: str = "nonrobust",
+    feature_names: Sequence[str] | None = None,
+    use_t: bool | None = None,
+) -> GroupedOLSResults:
+    """Fit OLS (or WLS with ``sample_weight``) separately for each group, batched.
+
+    ``X`` ``(n, d)`` without a constant, ``y`` ``(n,)``, ``groups`` one label per row (any
+    labels numpy can sort; a column name when ``X`` is a DataFrame). Each group's
+    statistics equal a statsmodels ``OLS``/``WLS`` fit of that group's rows
+    (NOTE [grouped fit]); rows of a group may be anywhere. Runs where the data lies.
+
+    Example:
+        >>> import numpy as np
+        >>> res = grouped_ols(np.arange(6.0), np.arange(6.0) ** 2, groups=[1, 1, 1, 2, 2, 2])
+        >>> res.rsquared.round(4).tolist()
+        [0.9231, 0.9948]
+    """
+    if isinstance(groups, str) and hasattr(X, "columns") and groups in list(X.columns):
+        X, groups = X.drop(columns=[groups]), X[groups]
+    Xm, Ym, w = as_problem(
+        X, y, sample_weight, min_features=0 if fit_intercept else 1, allow_1d_x=True
+    )
+    if Ym.values.shape[1] != 1:
+        raise DataError(
+            f"grouped fits take one target; y has {Ym.values.shape[1]} columns: "
+            "fit each target separately"
+        )
+    Xt = Xm.values.to(torch.float64)
+    yt = Ym.values[:, 0].to(device=Xt.device, dtype=torch.float64)
+    w = None if w is None else w.to(device=Xt.device, dtype=torch.float64)
+    labels, codes = encode_groups(groups, Xt.shape[0])
+    # rows sorted by group: every per-row gather below then reads memory in order
+    order = torch.as_tensor(np.argsort(codes, kind="stable"), device=Xt.device)
+    Xt, yt = Xt[order], yt[order]
+    w = None if w is None else w[order]
+    seg = Segments(labels, torch.as_tensor(codes, device=Xt.device)[order])
+    names = single._names(feature_names, Xm.columns, Xt.shape[1], "feature_names")
+    names = names or [f"x{j + 1}" for j in range(Xt.shape[1])]
+    fit = _fit_in_chunks(seg, Xt, yt, w, fit_intercept)
+    _warn_bad(fit, Xt.shape[1] + fit_intercept)
+    return GroupedOLSResults(
+        fit,
+        param_names=(["const"] if fit_intercept else []) + names,
+        cov_type=cov_type,
+        use_t=use_t,
+    )
+
+
+def _fit_in_chunks(seg: Segments, X, y, w, fit_intercept: bool) -> GroupedFit:
+    """``fit_groups`` over runs of whole groups of about ``_CHUNK_VALUES`` values each.
+
+    The fit is memory-bound (a dozen passes over the rows): a chunk that stays in cache
+    makes them cheap. Rows are sorted by group, so a chunk is a slice of rows; a group
+    larger than a chunk is a chunk of its own. Each chunk is batched over its groups.
+    """
+    counts = seg.counts.cpu()
+    ends = torch.cumsum(counts, 0)
+    per_chunk = max(1, _CHUNK_VALUES // (X.shape[1] + 1))
+    chunk = torch.div(ends - 1, per_chunk, rounding_mode="floor")
+    cuts = (torch.nonzero(torch.diff(chunk)).reshape(-1) + 1).tolist()
+    bounds = [0, *cuts, seg.n_groups]
+    if len(bounds) == 2:
+        return fit_groups(seg, X, y, w, fit_intercept)
+    parts = []
+    for g0, g1 in itertools.pairwise(bounds):
+        r0, r1 = int(ends[g0] - counts[g0]), int(ends[g1 - 1])
+        sub = Segments(seg.labels[g0:g1], seg.codes[r0:r1] - g0)
+        parts.append(fit_groups(sub, X[r0:r1], y[r0:r1], None if w is None else w[r0:r1],
+                                fit_intercept))  # fmt: skip
+    cat = lambda name: torch.cat([getattr(f, name) for f in parts])  # noqa: E731
+    names = ("params", "cov_unscaled", "ssr", "centered_tss", "uncentered_tss", "sum_log_w",
+             "bad", "xc", "resid", "x_mean")  # fmt: skip
+    return GroupedFit(seg=seg, weights=w, fit_intercept=fit_intercept, **{n: cat(n) for n in names})
+
+
+def _warn_bad(fit: GroupedFit, p: int) -> None:
+    """One warning that counts the groups left NaN and says why."""
+    bad = fit.bad.cpu().numpy()
+    if not bad.any():
+        return
+    counts = fit.seg.counts.cpu().numpy()
+    few = bad & (counts <= p)
+    labels = fit.seg.labels[bad][:_NAMED].tolist()
+    more = f" and {int(bad.sum()) - _NAMED} more" if bad.sum() > _NAMED else ""
+    warnings.warn(
+        f"{int(bad.sum())} of {len(bad)} groups get NaN statistics ({int(few.sum())} with at "
+        f"most {p} rows for {p} parameters, {int((bad & ~few).sum())} rank-deficient: a "
+        f"column constant or collinear within the group), e.g. {labels}{more}; "
+        "drop those groups or columns to fit them",
+        DegenerateWarning,
+        stacklevel=3,
+    )

@@ -1,0 +1,195 @@
+"""Rolling and expanding window regressions: ``rolling_ols``, statsmodels' ``RollingOLS``.
+
+Each window's centred moments come from NOTE [rolling moments] (``windows.py``); the
+parameters from a Cholesky factor of the window's correlation matrix (columns scaled to
+unit length, so only the correlation's condition number counts), the intercept as
+``mean(y) - mean(x) b``. Windows whose columns are collinear (a column constant within
+the window, a combination of others) are NaN, and one warning counts them; windows near
+that, where the moments' route may have lost digits, are counted in a warning too.
+
+Example:
+    >>> import numpy as np
+    >>> x = np.arange(6.0); y = 2 * x + np.array([0.0, 0.1, -0.1, 0.0, 0.2, -0.2])
+    >>> res = rolling_ols(x, y, window=4)
+    >>> np.round(res.params[:, 1], 3).tolist()
+    [nan, nan, nan, 1.98, 2.04, 1.99]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data import as_problem
+from ..errors import DataError
+from ..exact.threads import with_fit_threads
+from ..stats import results as single
+from .batchstats import BatchStatistics
+from .momentsolve import solve_moments
+from .segments import encode_groups
+from .windows import window_moments
+
+_CHUNK = 1 << 22  # elements of one gather of window rows
+
+
+class RollingOLSResults(BatchStatistics):
+    """One fit per window end (row), statsmodels ``RollingRegressionResults`` names.
+
+    Row ``t`` of every statistic is the fit of the window ending at row ``t`` (NaN before
+    the first full window, or before ``min_nobs`` rows when expanding). ``groups`` holds
+    each row's group label (None without groups).
+
+    Example:
+        >>> import numpy as np
+        >>> res = rolling_ols(np.arange(5.0), np.arange(5.0) ** 2, window=3)
+        >>> res.rsquared.round(4).tolist()
+        [nan, nan, 0.9231, 0.9796, 0.9908]
+    """
+
+    def __init__(self, groups, row_labels, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.groups = groups
+        self.row_labels = row_labels
+
+    def to_frame(self):
+        """Coefficient paths: one row per window end (group, nobs, params, bse, R2)."""
+        import pandas as pd
+
+        cols = {}
+        if self.groups is not None:
+            cols["group"] = self.groups
+        cols["nobs"] = self.nobs
+        for j, name in enumerate(self.param_names):
+            cols[name] = self.params[:, j]
+        for j, name in enumerate(self.param_names):
+            cols[f"se_{name}"] = self.bse[:, j]
+        cols["rsquared"] = self.rsquared
+        return pd.DataFrame(cols, index=self.row_labels)
+
+
+@with_fit_threads
+def rolling_ols(
+    X,
+    y,
+    *,
+    window: int | None = None,
+    min_nobs: int | None = None,
+    expanding: bool = False,
+    groups=None,
+    fit_intercept: bool = True,
+    sample_weight=None,
+    feature_names: Sequence[str] | None = None,
+    use_t: bool = False,
+) -> RollingOLSResults:
+    """OLS (WLS with ``sample_weight``) over every window of ``window`` consecutive rows.
+
+    As statsmodels' ``RollingOLS(y, add_constant(X), window, min_nobs=, expanding=)``:
+    the window ending at row ``t`` holds rows ``t - window + 1 .. t``; before the first full
+    window the results are NaN, unless ``expanding`` (then windows grow from the first row
+    and start at ``min_nobs`` rows, by default the number of parameters; ``window=None``
+    with ``expanding`` never drops a row). With ``groups`` (one label per row) windows
+    run over each group's rows in their order and never cross groups. p-values use the
+    normal distribution unless ``use_t`` (statsmodels' default). Rows must be in time order.
+
+    Example:
+        >>> import numpy as np
+        >>> res = rolling_ols(np.arange(6.0), np.arange(6.0) ** 2, window=None, expanding=True)
+        >>> res.params[:, 1].round(3).tolist()
+        [nan, 1.0, 2.0, 3.0, 4.0, 5.0]
+    """
+    index = getattr(X, "index", None)  # a DataFrame's row labels label the windows
+    Xm, Ym, w = as_problem(
+        X, y, sample_weight, min_features=0 if fit_intercept else 1, allow_1d_x=True,
+        allow_all_zero=True,
+    )  # fmt: skip
+    if Ym.values.shape[1] != 1:
+        raise DataError(f"rolling fits take one target; y has {Ym.values.shape[1]} columns")
+    X = Xm.values.to(torch.float64)
+    yt = Ym.values[:, 0].to(device=X.device, dtype=torch.float64)
+    n, d = X.shape
+    p = d + fit_intercept
+    window = _check_window(window, min_nobs, expanding, n, p)
+    min_nobs = p if min_nobs is None else int(min_nobs)
+    if groups is None:
+        labels, codes = None, torch.zeros(n, dtype=torch.int64, device=X.device)
+    else:
+        names_g, c = encode_groups(groups, n)
+        labels, codes = names_g[c], torch.as_tensor(c, device=X.device)
+    wt = torch.ones_like(yt) if w is None else w.to(device=X.device, dtype=torch.float64)
+    Z = torch.cat([X, yt[:, None]], dim=1)
+    mom = window_moments(Z, wt, codes, window=window)
+    full = mom.count >= (min_nobs if expanding else window)
+    if w is None:
+        sum_log_w = np.zeros(n)
+    else:  # WLS's llf adds 0.5 * sum(log w) over the window
+        # a zero weight makes the sum -inf (statsmodels' WLS): counted apart, not summed
+        zero = wt == 0
+        logw = torch.stack([torch.log(torch.where(zero, 1.0, wt)), zero.to(wt.dtype)], 1)
+        slogw = window_moments(logw, torch.ones_like(wt), codes, window=window)
+        sums = slogw.mean * slogw.w[:, None]
+        sum_log_w = np.where(_np(sums[:, 1]) > 0.5, -np.inf, _np(sums[:, 0]))
+    fit = solve_moments(mom, full, fit_intercept)
+    if bool(fit["risk"].any()):
+        rows = torch.nonzero(fit["risk"]).reshape(-1)
+        centre = mom.mean if fit_intercept else torch.zeros_like(mom.mean)
+        exact = _exact_ssr(Z, wt, codes, rows, mom.count, centre, fit["b"])
+        fit["ssr"][_np(rows).astype(np.int64)] = _np(exact)
+    names = single._names(feature_names, Xm.columns, d, "feature_names")
+    names = names or [f"x{j + 1}" for j in range(d)]
+    return RollingOLSResults(
+        labels,
+        index,
+        params=fit["params"],
+        cov_unscaled=fit["cov"],
+        ssr=fit["ssr"],
+        centered_tss=fit["ctss"],
+        uncentered_tss=fit["utss"],
+        nobs=np.where(fit["bad"], 0.0, _np(mom.count)),
+        sum_log_w=sum_log_w,
+        bad=fit["bad"],
+        k_constant=int(fit_intercept),
+        param_names=(["const"] if fit_intercept else []) + names,
+        use_t=use_t,
+    )
+
+
+def _exact_ssr(
+    Z: Tensor, w: Tensor, codes: Tensor, ends: Tensor, count: Tensor, centre: Tensor, b: Tensor
+) -> Tensor:
+    """Weighted residual sums of squares of the windows ending at rows ``ends``, from rows."""
+    d = Z.shape[1] - 1
+    order = torch.argsort(codes, stable=True)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel(), device=Z.device)
+    width = int(count[ends].max())
+    offsets = torch.arange(width, device=Z.device)
+    out = []
+    step = max(1, _CHUNK // max(1, width * (d + 1)))
+    for lo in range(0, ends.numel(), step):
+        t = ends[lo : lo + step]
+        inside = offsets[None, :] < count[t][:, None]
+        idx = order[(rank[t][:, None] - offsets[None, :]).clamp(min=0)]
+        D = Z[idx] - centre[t][:, None, :]
+        e = D[..., d] - (D[..., :d] * b[t][:, None, :]).sum(-1)
+        out.append((w[idx] * e * e * inside).sum(1))
+    return torch.cat(out)
+
+
+def _check_window(window, min_nobs, expanding, n, p) -> int:
+    if window is None:
+        if not expanding:
+            raise DataError("rolling_ols needs window=W, or expanding=True for growing windows")
+        return max(n, 1)
+    window = int(window)
+    if window < p + 1 and not expanding:
+        raise DataError(f"window={window} is too short for {p} parameters; use at least {p + 1}")
+    if min_nobs is not None and not p <= int(min_nobs) <= window:
+        raise DataError(f"min_nobs={min_nobs} must be between {p} (the parameters) and {window}")
+    return window
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy()

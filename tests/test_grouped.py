@@ -1,0 +1,239 @@
+"""Grouped fits (torchlinreg.ols(..., groups=)) against a statsmodels loop, one fit per group."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import torchlinreg
+from torchlinreg.errors import DataError, DegenerateWarning
+
+SCALARS = ("rsquared", "rsquared_adj", "fvalue", "f_pvalue", "llf", "aic", "bic", "ssr")
+ROWS = ("params", "bse", "tvalues", "pvalues", "HC0_se", "HC1_se", "HC2_se", "HC3_se")
+
+
+def _reference(X, y, g, label, w=None, intercept=True):
+    m = g == label
+    A = sm.add_constant(X[m], has_constant="add") if intercept else X[m]
+    if w is None:
+        return sm.OLS(y[m], A).fit()
+    return sm.WLS(y[m], A, weights=w[m]).fit()
+
+
+def _assert_matches_loop(res, X, y, g, w=None, intercept=True, rtol=1e-10):
+    for i, label in enumerate(res.groups):
+        ref = _reference(X, y, g, label, w, intercept)
+        for name in SCALARS:
+            got, want = getattr(res, name)[i], getattr(ref, name)
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=0, err_msg=name)
+        for name in ROWS:
+            want = np.asarray(getattr(ref, name))
+            atol = rtol * np.abs(want).max()
+            np.testing.assert_allclose(getattr(res, name)[i], want, rtol=rtol, atol=atol)
+        ci = np.asarray(ref.conf_int())
+        np.testing.assert_allclose(res.conf_int()[i], ci, rtol=rtol, atol=rtol * np.abs(ci).max())
+
+
+def test_grunfeld_per_firm_equals_a_statsmodels_loop():
+    data = sm.datasets.grunfeld.load_pandas().data
+    X, y, g = data[["value", "capital"]], data["invest"], data["firm"]
+    res = torchlinreg.ols(X, y, groups=g)
+    # 1. one row per firm, labels sorted, parameter names from the DataFrame
+    assert list(res.groups) == sorted(g.unique())
+    assert res.param_names == ["const", "value", "capital"]
+    G = g.nunique()
+    assert res.params.shape == (G, 3) and res.conf_int().shape == (G, 3, 2)
+    # 2. every statistic equals statsmodels' fit of that firm's rows
+    _assert_matches_loop(res, X.to_numpy(), y.to_numpy(), g.to_numpy())
+
+
+def test_groups_may_be_a_column_of_the_dataframe_and_rows_of_a_group_anywhere():
+    data = sm.datasets.grunfeld.load_pandas().data
+    shuffled = data.sample(frac=1.0, random_state=0)
+    a = torchlinreg.ols(shuffled[["value", "capital", "firm"]], shuffled["invest"], groups="firm")
+    b = torchlinreg.ols(data[["value", "capital"]], data["invest"], groups=data["firm"])
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-12)
+    np.testing.assert_allclose(a.bse, b.bse, rtol=1e-12)
+
+
+def test_to_frame_is_the_tidy_table_of_the_statistics():
+    data = sm.datasets.grunfeld.load_pandas().data
+    res = torchlinreg.ols(data[["value", "capital"]], data["invest"], groups=data["firm"])
+    frame = res.to_frame()
+    assert list(frame.columns) == [
+        "group",
+        "parameter",
+        "estimate",
+        "se",
+        "t",
+        "p",
+        "lower",
+        "upper",
+    ]
+    assert len(frame) == 3 * data["firm"].nunique()
+    row = frame[(frame.group == "IBM") & (frame.parameter == "value")].iloc[0]
+    ref = _reference(
+        data[["value", "capital"]].to_numpy(), data["invest"].to_numpy(),
+        data["firm"].to_numpy(), "IBM",
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        [row.estimate, row.se, row.t, row.p, row.lower, row.upper],
+        [ref.params[1], ref.bse[1], ref.tvalues[1], ref.pvalues[1], *ref.conf_int()[1]],
+        rtol=1e-10,
+    )
+
+
+def test_large_offsets_keep_the_digits_of_the_spread():
+    # x = 1e9 + small: statsmodels would lose ~9 digits on the raw data, so the reference is
+    # statsmodels on the exactly shifted data, mapped back (the shift is exact in float64)
+    rng = np.random.default_rng(1)
+    G, m, off, offy = 40, 30, 1e9, 5e8
+    g = np.repeat(np.arange(G), m)
+    small = np.round(rng.normal(size=(G * m, 2)) * 1024) / 1024
+    noise = np.round(rng.normal(size=G * m) * 1024) / 1024
+    ys = small @ np.array([2.0, -1.0]) + noise + g
+    res = torchlinreg.ols(small + off, ys + offy, groups=g)
+    for i in range(G):
+        ref = _reference(small, ys, g, i)
+        J = np.eye(3)
+        J[0, 1:] = -off
+        b = ref.params
+        want = np.r_[b[0] + offy - off * (b[1] + b[2]), b[1:]]
+        cov = J @ ref.cov_params() @ J.T
+        # 1. slopes and their errors to 1e-10, the intercept to 1e-10 of its own size
+        np.testing.assert_allclose(res.params[i, 1:], want[1:], rtol=1e-10)
+        np.testing.assert_allclose(res.params[i, 0], want[0], rtol=0, atol=1e-10 * off * 3)
+        np.testing.assert_allclose(res.bse[i], np.sqrt(np.diag(cov)), rtol=1e-10)
+        # 2. R2 and llf do not depend on the offset
+        np.testing.assert_allclose(res.rsquared[i], ref.rsquared, rtol=1e-10)
+        np.testing.assert_allclose(res.llf[i], ref.llf, rtol=1e-10)
+
+
+def test_weights_equal_a_statsmodels_wls_loop():
+    data = sm.datasets.grunfeld.load_pandas().data
+    X, y, g = data[["value", "capital"]].to_numpy(), data["invest"].to_numpy(), data["firm"]
+    w = 1 + np.arange(len(y)) % 5
+    res = torchlinreg.ols(X, y, groups=g, sample_weight=w)
+    _assert_matches_loop(res, X, y, g.to_numpy(), w=w)
+
+
+def test_hc_cov_type_gives_robust_errors_and_normal_p_values():
+    data = sm.datasets.grunfeld.load_pandas().data
+    X, y, g = data[["value", "capital"]].to_numpy(), data["invest"].to_numpy(), data["firm"]
+    res = torchlinreg.ols(X, y, groups=g, cov_type="HC3")
+    for i, label in enumerate(res.groups):
+        m = (g == label).to_numpy()
+        ref = sm.OLS(y[m], sm.add_constant(X[m])).fit(cov_type="HC3")
+        np.testing.assert_allclose(res.bse[i], ref.bse, rtol=1e-10)
+        np.testing.assert_allclose(res.pvalues[i], ref.pvalues, rtol=1e-9)
+        np.testing.assert_allclose(res.fvalue[i], ref.fvalue, rtol=1e-10)
+
+
+def test_degenerate_groups_get_nan_and_one_warning_that_counts_them():
+    rng = np.random.default_rng(2)
+    g = np.repeat(["ok1", "few", "flat", "twin", "ok2"], [20, 3, 20, 20, 20])
+    X = rng.normal(size=(len(g), 2))
+    X[g == "flat", 1] = 7.0  # constant within the group: aliased with the intercept
+    X[g == "twin", 1] = 2 * X[g == "twin", 0]
+    y = X @ np.array([1.0, 2.0]) + rng.normal(size=len(g))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = torchlinreg.ols(X, y, groups=g)
+    # 1. exactly one warning, counting 3 groups: 1 with too few rows, 2 rank-deficient
+    msgs = [str(w.message) for w in caught if issubclass(w.category, DegenerateWarning)]
+    assert len(msgs) == 1 and msgs[0].startswith("3 of 5 groups") and "1 with at most" in msgs[0]
+    bad = {"few", "flat", "twin"}
+    for i, label in enumerate(res.groups):
+        if label in bad:  # 2. NaN everywhere for them
+            assert np.isnan(res.params[i]).all() and np.isnan(res.bse[i]).all()
+            assert np.isnan(res.rsquared[i]) and np.isnan(res.HC1_se[i]).all()
+        else:  # 3. the others are untouched
+            ref = _reference(X, y, g, label)
+            np.testing.assert_allclose(res.params[i], ref.params, rtol=1e-10)
+            np.testing.assert_allclose(res.HC2_se[i], ref.HC2_se, rtol=1e-10)
+
+
+def test_labels_must_be_one_per_row_and_not_missing():
+    X, y = np.ones((4, 1)), np.arange(4.0)
+    with pytest.raises(DataError, match="one label per row"):
+        torchlinreg.ols(X, y, groups=[1, 2])
+    with pytest.raises(DataError, match="NaN\\) label at row 2"):
+        torchlinreg.ols(X, y, groups=[1.0, np.nan, 1.0, 2.0])
+    with pytest.raises(DataError, match="one target"):
+        torchlinreg.ols(X, np.ones((4, 2)), groups=[1, 1, 2, 2])
+
+
+def test_without_groups_ols_is_the_single_fit():
+    X, y = np.arange(10.0), np.arange(10.0) ** 1.5
+    assert isinstance(torchlinreg.ols(X, y), torchlinreg.OLSResults)
+
+
+def test_torch_inputs_on_their_device_give_the_same_answer():
+    data = sm.datasets.grunfeld.load_pandas().data
+    X = torch.tensor(data[["value", "capital"]].to_numpy())
+    y = torch.tensor(data["invest"].to_numpy())
+    codes = torch.tensor(pd.factorize(data["firm"], sort=True)[0])
+    res = torchlinreg.ols(X, y, groups=codes)
+    ref = torchlinreg.ols(X.numpy(), y.numpy(), groups=data["firm"])
+    np.testing.assert_allclose(res.params, ref.params, rtol=1e-13)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    sizes=st.lists(st.integers(5, 40), min_size=1, max_size=6),
+    d=st.integers(1, 3),
+    weighted=st.booleans(),
+    intercept=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_any_grouping_equals_the_loop(sizes, d, weighted, intercept, seed):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(len(sizes)), sizes)
+    rng.shuffle(g)
+    X = rng.normal(size=(len(g), d)) * rng.uniform(0.1, 100, size=d) + rng.normal(size=d) * 50
+    y = X @ rng.normal(size=d) + rng.normal(size=len(g)) * 3 + 10
+    w = rng.uniform(0.5, 2.0, size=len(g)) if weighted else None
+    res = torchlinreg.ols(X, y, groups=g, sample_weight=w, fit_intercept=intercept)
+    _assert_matches_loop(res, X, y, g, w=w, intercept=intercept, rtol=1e-9)
+
+
+def test_grouped_moments_over_blocks_equal_the_loop_wherever_the_rows_are():
+    from torchlinreg.models.groupstate import GroupedMoments
+
+    data = sm.datasets.grunfeld.load_pandas().data.sample(frac=1.0, random_state=1)
+    X, y = data[["value", "capital"]].to_numpy(), data["invest"].to_numpy()
+    g = data["firm"].to_numpy()
+    X[g == "IBM", 1] = 5.0  # constant within one group: that group has no fit
+    acc = GroupedMoments(2)
+    for lo in range(0, len(y), 37):  # 1. blocks that cut groups anywhere
+        acc.absorb(X[lo : lo + 37] + 1e6, y[lo : lo + 37], None, g[lo : lo + 37])
+    with pytest.warns(DegenerateWarning, match="1 groups get NaN"):
+        fit = acc.solve(True)
+    for i, label in enumerate(acc.labels):
+        if label == "IBM":  # 2. NaN for the group with a constant column
+            assert np.isnan(fit["params"][i]).all()
+            continue
+        ref = _reference(X, y, g, label)  # 3. slopes of the loop (offset 1e6 on X), normwise
+        atol = 1e-10 * np.abs(ref.params[1:]).max()
+        np.testing.assert_allclose(fit["params"][i, 1:], ref.params[1:], rtol=1e-10, atol=atol)
+        np.testing.assert_allclose(fit["ssr"][i], ref.ssr, rtol=1e-10)
+
+
+def test_fits_in_chunks_of_groups_equal_one_batch(monkeypatch):
+    from torchlinreg.models import grouped
+
+    data = sm.datasets.grunfeld.load_pandas().data
+    X, y, g = data[["value", "capital"]], data["invest"], data["firm"]
+    w = 1 + np.arange(len(y)) % 4
+    whole = torchlinreg.ols(X, y, groups=g, sample_weight=w, cov_type="HC2")
+    monkeypatch.setattr(grouped, "_CHUNK_VALUES", 90)  # 30 rows a chunk: whole firms, or one
+    parts = torchlinreg.ols(X, y, groups=g, sample_weight=w, cov_type="HC2")
+    for name in ("params", "bse", "rsquared", "llf", "fvalue", "HC0_se"):
+        np.testing.assert_allclose(getattr(parts, name), getattr(whole, name), rtol=1e-13)
+    plain = torchlinreg.ols(X, y, groups=g, sample_weight=w)
+    _assert_matches_loop(plain, X.to_numpy(), y.to_numpy(), g.to_numpy(), w=w)

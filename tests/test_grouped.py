@@ -237,3 +237,19 @@ def test_fits_in_chunks_of_groups_equal_one_batch(monkeypatch):
         np.testing.assert_allclose(getattr(parts, name), getattr(whole, name), rtol=1e-13)
     plain = torchlinreg.ols(X, y, groups=g, sample_weight=w)
     _assert_matches_loop(plain, X.to_numpy(), y.to_numpy(), g.to_numpy(), w=w)
+
+
+def test_a_formula_with_groups_equals_a_statsmodels_formula_loop():
+    # ols("invest ~ value + np.log(capital)", data=df, groups="firm"): the formula's design,
+    # one fit per firm, each equal to statsmodels' smf.ols on that firm's rows
+    import statsmodels.formula.api as smf
+
+    data = sm.datasets.grunfeld.load_pandas().data.sample(frac=1.0, random_state=3)
+    formula = "invest ~ value + np.log(capital)"
+    res = torchlinreg.ols(formula, data=data, groups="firm")
+    assert list(res.groups) == sorted(data["firm"].unique())
+    for i, firm in enumerate(res.groups):
+        ref = smf.ols(formula, data[data["firm"] == firm]).fit()
+        np.testing.assert_allclose(res.params[i], ref.params.to_numpy(), rtol=1e-10)
+        np.testing.assert_allclose(res.bse[i], ref.bse.to_numpy(), rtol=1e-10)
+        assert res.rsquared[i] == pytest.approx(ref.rsquared, rel=1e-10)

@@ -38,7 +38,8 @@ def ols(X, y=None, *, groups=None, **kwargs):
     Without ``groups`` this is the single fit (every keyword as there). With ``groups``
     (one label per row, or the name of a column of a DataFrame ``X``) it returns a
     :class:`GroupedOLSResults` whose statistics carry a leading group axis; see
-    :func:`grouped_ols`.
+    :func:`grouped_ols`. A formula works too: ``ols("y ~ x1 + x2", data=df, groups="g")``
+    (``groups`` a column of ``df`` or one label per row of it).
 
     Example:
         >>> import numpy as np
@@ -48,7 +49,27 @@ def ols(X, y=None, *, groups=None, **kwargs):
     """
     if groups is None:
         return single.ols(X, y, **kwargs)
+    if isinstance(X, str):
+        return _grouped_formula(X, y, groups, **kwargs)
     return grouped_ols(X, y, groups=groups, **kwargs)
+
+
+def _grouped_formula(formula: str, y, groups, *, sample_weight=None, missing="raise", **kw):
+    """``ols("y ~ x", data=df, groups="g")``: the formula's design, one fit per group."""
+    from ..stats.frames import FormulaProblem
+
+    table = kw.pop("data", None)
+    table = y if table is None else table  # ols(formula, df) as statsmodels' smf.ols
+    problem = FormulaProblem(formula, table, sample_weight, missing, {})
+    labels = table[groups] if isinstance(groups, str) else groups
+    labels = np.asarray(labels)[problem.positions]
+    enc = problem.encoding
+    if len(enc.targets) != 1:
+        raise DataError("a grouped fit takes one target; fit each target's formula apart")
+    return grouped_ols(
+        problem.X, problem.y, groups=labels, fit_intercept=enc.fit_intercept,
+        sample_weight=problem.sample_weight, feature_names=enc.features, **kw,
+    )  # fmt: skip
 
 
 @with_fit_threads

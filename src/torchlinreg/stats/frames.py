@@ -228,6 +228,7 @@ class FormulaProblem:
         self.y = Y[:, 0] if Y.shape[1] == 1 else Y
         self.encoding = enc
         self.index = design.index[rows]
+        self.positions = np.asarray(design.rows)[rows]  # of the kept rows, in the table
         self.dropped = design.dropped + int(len(design.rows) - rows.sum())
 
     def kwargs(self) -> dict:

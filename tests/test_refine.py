@@ -181,3 +181,22 @@ def test_streamed_refinement_equals_in_memory(weighted):
     if not weighted:  # the certified values are for the unweighted fit
         params = np.r_[streamed.intercept[:1].numpy(), streamed.coef[0].numpy()]
         assert lre(params, s.params).min() >= 14.5
+
+
+def test_offsets_over_many_columns_do_not_flag_a_well_conditioned_fit():
+    # The intercept's bound summed every slope's normwise error over the columns, so any fit
+    # with a few hundred offset columns was refined (200,000 x 500: 8-12x the fit). 1) the
+    # policy leaves this kappa ~1.4 fit alone; 2) the unrefined fit, intercept included, is
+    # as close to numpy's lstsq as the two can tell (1e-12 normwise)
+    import torchlinreg as tlr
+    from torchlinreg.exact.refine import targets_at_risk
+
+    rng = np.random.default_rng(7)
+    n, d = 20_000, 300
+    X = rng.standard_normal((n, d)) * rng.uniform(0.5, 20.0, d) + rng.uniform(-10, 10, d)
+    Y = X @ rng.standard_normal((d, 2)) + rng.standard_normal(2) + rng.standard_normal((n, 2))
+    model = tlr.LinearRegression().fit(X, Y)
+    assert targets_at_risk(model.state_, d + 1) == [False, False]  # 1
+    ref = np.linalg.lstsq(np.c_[np.ones(n), X], Y, rcond=None)[0]
+    got = np.r_[model.intercept_[None, :], model.coef_.T]
+    assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-12  # 2

@@ -96,7 +96,9 @@ def launch(nproc: int, argv: list[str]) -> int:
 
 def _report(failures: dict) -> int:
     """One line for a worker that was killed; the exit code of the root cause."""
-    ranked = sorted(failures.items())
+    # A worker killed from outside (SIGKILL: the OOM killer, a user) is the cause of the
+    # others' failures, whatever order they were noticed in.
+    ranked = sorted(failures.items(), key=lambda i: (i[1].exitcode != -signal.SIGKILL, i[0]))
     for rank, failure in ranked:
         if failure.exitcode < 0 and failure.exitcode not in _FOLLOWERS:
             name = failure.signal_name()

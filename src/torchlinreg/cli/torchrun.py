@@ -30,6 +30,7 @@ import functools
 import gc
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -136,9 +137,13 @@ def distributed_command(fn: Callable[..., Any]) -> Callable[..., Any]:
                     f"[{_one_line(exc)[:200]}]",
                     err=True,
                 )
-            raise click.exceptions.Exit(
-                PEER_LOST if os.environ.get(LAUNCHED_BY_US) else 1
-            ) from None
+            # Out now, past the interpreter's teardown: the group cannot be destroyed with a
+            # peer gone, and gloo's threads left joinable made the C++ runtime abort at exit
+            # ("terminate called without an active exception", SIGABRT), which the launcher
+            # then reported as this worker's failure instead of the killed one's.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(PEER_LOST if os.environ.get(LAUNCHED_BY_US) else 1)
         if not joined:
             # Every rank past its last collective before the group goes (gloo's worker
             # threads may otherwise still hold work at interpreter exit), and no DDP

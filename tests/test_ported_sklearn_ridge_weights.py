@@ -132,7 +132,7 @@ def test_ridge_regression_dtype_stability(solver):
 
 
 LBFGS_SLOW = (
-    "not in issue 9's items: on this 300 x 300 problem our lbfgs (standardized, history 10) "
+    "not in issue 9's items: on this 300 x 300 problem our lbfgs (standardized) "
     "is still 1e-2 to 5e-1 from the solution after 1000 epochs at alpha <= 0.1 (it says so "
     "with a ConvergenceWarning); the peer's scipy L-BFGS reaches 1e-4"
 )

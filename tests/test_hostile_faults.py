@@ -6,6 +6,7 @@ leaves no file damaged and no temp file behind.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -336,14 +337,17 @@ def test_nproc_names_a_killed_worker_and_stops_on_ctrl_c_in_one_line(shared, fau
     finally:
         if proc.poll() is None:
             proc.kill()
-    expected = {
-        "kill worker 1": (
-            1,
-            "torchlinreg: error: worker 1 stopped: killed by SIGKILL (out of memory?)",
-        ),
-        "ctrl-c": (130, "torchlinreg: interrupted"),
-    }[fault]
-    assert (proc.returncode, err.splitlines()) == (expected[0], [expected[1]])
+    if fault == "kill worker 1":
+        # One line naming a SIGKILLed worker. Usually worker 1; under load torch's agent may
+        # SIGKILL the survivor too while it still waits in a collective, and the two
+        # failures then read alike (both -9): the launcher names the lower rank.
+        assert proc.returncode == 1
+        (line,) = err.splitlines()
+        assert re.fullmatch(
+            r"torchlinreg: error: worker [01] stopped: killed by SIGKILL \(out of memory\?\)", line
+        ), line
+    else:
+        assert (proc.returncode, err.splitlines()) == (130, ["torchlinreg: interrupted"])
     assert not (shared / "long.safetensors").exists()
 
 

@@ -243,7 +243,8 @@ def _kwargs(*, R, full, keep, aliased, c, names, exog_names, target_names, squee
         if target_names
         else [f"y{t + 1}" for t in range(full.shape[1])],
         squeeze=squeeze,
-        condition_number=_condition_number(R[:p, :p]),
+        # statsmodels' condition number (of [1 | X]); estimated above 512 columns
+        condition_number=condition_number(R[:p, :p]),
         **rest,
     )
 
@@ -256,11 +257,6 @@ def _householder_r(X: Tensor, w: Tensor | None, fit_intercept: bool) -> Tensor:
     if R.shape[0] < A.shape[1]:  # fewer rows than columns: pad to square
         R = torch.cat([R, R.new_zeros(A.shape[1] - R.shape[0], A.shape[1])])
     return R
-
-
-def _condition_number(rxx: Tensor) -> float:
-    # statsmodels' condition number (of [1 | X]); estimated above 512 columns
-    return condition_number(rxx)
 
 
 def _sums_from_r(R: Tensor, p: int, fit_intercept: bool, rss: Tensor, aliased: bool) -> dict:

@@ -4,6 +4,7 @@ traceback, nothing partial written, and no model file can run code."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
 import io
 import json
@@ -751,8 +752,10 @@ def _finite(cell: str) -> bool:
 
 
 def _data_lines(text: str) -> int:
-    """Data rows: lines after the header, blank lines skipped (as pyarrow and csv do)."""
-    return sum(1 for line in text.split("\n")[1:] if line)
+    """Data rows: records after the header, blank lines skipped (as pyarrow and csv do); a
+    quoted field may hold newlines, so records are counted by the csv module, not lines."""
+    records = list(csv.reader(io.StringIO(text)))[1:]
+    return sum(1 for record in records if record)
 
 
 @settings(

@@ -398,3 +398,27 @@ def test_locked_serialises_two_writers_of_one_file(tmp_path):
     for t in threads:
         t.join()
     assert path.read_bytes() == b"8" and _files(tmp_path) == ["count.bin"]
+
+
+def test_an_interrupt_just_after_the_temp_file_is_created_leaves_nothing(tmp_path, monkeypatch):
+    # Ctrl-C/SIGTERM inside mkstemp, after it created the file and before its name was
+    # returned, left a temp file behind (seen under load). Invariants: 1) the interrupt
+    # propagates; 2) the old file is intact; 3) no temp file remains
+    from torchlinreg.files import atomic
+
+    out = tmp_path / "p.csv"
+    out.write_text("old\n")
+    real_open = os.open
+
+    def interrupted_open(name, flags, *args):
+        if str(name).endswith(".tmp"):  # the temp file exists, then the interrupt lands
+            os.close(real_open(name, flags, *args))
+            raise KeyboardInterrupt
+        return real_open(name, flags, *args)
+
+    monkeypatch.setattr(atomic.os, "open", interrupted_open)
+    with pytest.raises(KeyboardInterrupt):  # 1
+        atomic.atomic_write(out, lambda tmp: tmp_path.joinpath(tmp).write_text("new\n"))
+    monkeypatch.undo()
+    assert out.read_text() == "old\n"  # 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]  # 3

@@ -20,9 +20,9 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import socket
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 
@@ -133,8 +133,7 @@ def atomic_write(path, write_fn: Callable[[str], None]) -> None:
     remove_stale_temp_files(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{_prefix(path)}{_tag()}.", suffix=".tmp", dir=folder)
-        os.close(fd)
+        tmp = _new_temp_file(path, folder)
     except OSError as exc:
         _discard(tmp)
         raise type(exc)(
@@ -157,6 +156,23 @@ def atomic_write(path, write_fn: Callable[[str], None]) -> None:
         _discard(tmp)
         raise
     _fsync_dir(folder)
+
+
+def _new_temp_file(path: str, folder: str) -> str:
+    """Create the temp file and return its name, the name chosen first: ``mkstemp`` names
+    the file only once it exists, so Ctrl-C or SIGTERM arriving inside it left a temp file
+    nobody knew to remove."""
+    for _ in range(100):
+        name = os.path.join(folder, f"{_prefix(path)}{_tag()}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            continue
+        except BaseException:  # a signal between creating and returning: leave nothing
+            _discard(name)
+            raise
+        return name
+    raise FileExistsError(errno.EEXIST, "no free temp file name", folder)
 
 
 def _discard(tmp: str | None) -> None:

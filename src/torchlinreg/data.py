@@ -247,6 +247,23 @@ def _check_finite(values: Tensor, name: str, columns: list[str] | None) -> None:
     raise err
 
 
+def check_finite(Xm: Matrix, Ym: Matrix) -> None:
+    """Raise the :class:`DataError` that :func:`as_problem` would for NaN or infinity.
+
+    For callers that passed ``check_finite=False`` and then saw non-finite totals.
+
+    Example:
+        >>> Xm, Ym, _ = as_problem([[1.0], [np.nan]], [1.0, 2.0], check_finite=False)
+        >>> try:
+        ...     check_finite(Xm, Ym)
+        ... except DataError as err:
+        ...     print(err.row, err.column)
+        2 None
+    """
+    _check_finite(Xm.values, "X", Xm.columns)
+    _check_finite(Ym.values, "y", Ym.columns)
+
+
 def _check_size(values: Tensor, name: str, min_rows: int = 1, min_columns: int = 1) -> None:
     n, d = values.shape
     if n < min_rows:
@@ -269,6 +286,7 @@ def as_matrix(
     device=None,
     min_features: int = 1,
     allow_1d: bool = False,
+    check_finite: bool = True,
 ) -> Matrix:
     """Validate a 2-D data source and return it as a float tensor in a :class:`Matrix`.
 
@@ -276,7 +294,8 @@ def as_matrix(
     on its device unless ``device`` is given. Raises :class:`DataError` for wrong shape, empty
     data, fewer than ``min_features`` columns, non-numeric, complex, NaN or infinite values.
     ``allow_1d`` takes a 1-D input as one column (statsmodels' convention; scikit-learn's
-    estimators refuse it).
+    estimators refuse it). ``check_finite=False`` leaves the NaN/infinity scan to the caller
+    (:func:`check_finite`), for a fit whose totals show non-finite data for free.
 
     Example:
         >>> as_matrix(np.ones((3, 2), dtype=np.float32)).values.dtype
@@ -296,11 +315,14 @@ def as_matrix(
             f"{name} must be 2-D (n_samples, n_features), got shape {tuple(values.shape)}"
         )
     _check_size(values, name, min_columns=min_features)
-    _check_finite(values, name, columns)
+    if check_finite:
+        _check_finite(values, name, columns)
     return Matrix(values, columns, kind, orig_device, was_1d=False)
 
 
-def as_targets(y, n_rows: int, *, name: str = "y", dtype=None, device=None) -> Matrix:
+def as_targets(
+    y, n_rows: int, *, name: str = "y", dtype=None, device=None, check_finite: bool = True
+) -> Matrix:
     """Validate targets: 1-D ``(n,)`` becomes ``(n, 1)`` with ``was_1d=True``; 2-D is kept.
 
     Example:
@@ -326,7 +348,8 @@ def as_targets(y, n_rows: int, *, name: str = "y", dtype=None, device=None) -> M
             "pass one target row per row of X"
         )
     _check_size(values, name)
-    _check_finite(values, name, columns)
+    if check_finite:
+        _check_finite(values, name, columns)
     return Matrix(values, columns, kind, orig_device, was_1d=was_1d)
 
 
@@ -377,13 +400,15 @@ def as_problem(
     min_features: int = 1,
     allow_1d_x: bool = False,
     allow_all_zero: bool = False,
+    check_finite: bool = True,
 ) -> tuple[Matrix, Matrix, Tensor | None]:
     """Validate a regression problem: X ``(n, d)``, y ``(n,)`` or ``(n, k)``, weights.
 
     The one validator behind the estimators and :func:`torchlinreg.ols`: shapes that agree,
     numbers only, no NaN or infinity (the message names row and column), weights finite and
     non-negative (a scalar weights every row alike). ``min_features=0`` admits an
-    intercept-only model.
+    intercept-only model. ``check_finite=False`` defers the NaN/infinity scan of X and y to
+    the caller (:func:`check_finite`); the weights are always checked.
 
     Example:
         >>> Xm, Ym, w = as_problem([[1.0], [2.0]], [3.0, 4.0], 2.0)
@@ -392,9 +417,11 @@ def as_problem(
     """
     if y is None:
         raise DataError("y is None: a regression needs targets; pass y")
-    Xm = as_matrix(X, name="X", min_features=min_features, allow_1d=allow_1d_x)
+    Xm = as_matrix(
+        X, name="X", min_features=min_features, allow_1d=allow_1d_x, check_finite=check_finite
+    )
     n = Xm.values.shape[0]
-    Ym = as_targets(y, n, name="y")
+    Ym = as_targets(y, n, name="y", check_finite=check_finite)
     w = as_weights(sample_weight, n, allow_all_zero=allow_all_zero)
     return Xm, Ym, w
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data import is_sparse
+from ..data import check_finite, is_sparse
 from ..distributed.collectives import is_distributed, merge_across_ranks
 from ..errors import DataError
 from ..exact.state import LeastSquaresState
@@ -75,15 +75,26 @@ class ExactFitMixin:
         self._results = self._label_results(self._results)
         return self._results
 
-    def _absorb(self, X, y, sample_weight) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Absorb one block into the exact state, creating it from the first block."""
+    def _absorb(
+        self, X, y, sample_weight, *, whole_fit: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Absorb one block into the exact state, creating it from the first block.
+
+        ``whole_fit``: the block is all of a ``fit``'s rows, so a failure may drop the state.
+        The Gram route then skips the NaN/infinity scan, one read of X that cost 12% of the
+        fit: NaN and infinity always reach its totals (a product with NaN or inf is never
+        finite), and only then are the rows scanned for the message naming row and column.
+        """
         if hasattr(self, "_local_state"):
             # Distributed: state_ holds every rank's rows; this rank absorbs into its own.
             self.state_ = self._local_state
         first = not hasattr(self, "state_")
         if is_sparse(X):  # one block of a blocked fit: dense is a block's worth
             X = X.toarray()
-        Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first, block=True)
+        defer = whole_fit and first and self.solver == "gram"
+        Xm, Ym, Xt, Yt, wt = self._prepare(
+            X, y, sample_weight, reset=first, block=True, check_finite=not defer
+        )
         if first:
             self.state_ = LeastSquaresState(
                 Xt.shape[1],
@@ -99,6 +110,12 @@ class ExactFitMixin:
                 f"y has {Yt.shape[1]} targets, but earlier blocks had {self.state_.n_targets}."
             )
         self.state_.absorb(Xt, Yt, wt)
+        if defer and not self.state_.is_finite():
+            try:
+                check_finite(Xm, Ym)
+            except DataError:
+                del self.state_  # as if the scan had come first: nothing was learned
+                raise
         self._weighted = getattr(self, "_weighted", False) or wt is not None
         self._results = None
         return Xt, Yt, wt

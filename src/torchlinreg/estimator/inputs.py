@@ -56,12 +56,16 @@ class InputMixin:
             Xm.values.dtype if Xm.values.dtype in (torch.float32, torch.float64) else torch.float64
         )
 
-    def _prepare(self, X, y, sample_weight, *, reset: bool, block: bool = False):
+    def _prepare(
+        self, X, y, sample_weight, *, reset: bool, block: bool = False, check_finite: bool = True
+    ):
         if y is None:
             raise DataError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        Xm, Ym, w = as_problem(X, y, sample_weight, allow_all_zero=block)
+        Xm, Ym, w = as_problem(
+            X, y, sample_weight, allow_all_zero=block, check_finite=check_finite
+        )
         if not reset:
             self._check_features(Xm)
         device = self._compute_device(Xm)

@@ -202,7 +202,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
         self._row_index = _row_index(X, y)  # pandas input: results_ labelled by name
         if self.solver in EXACT_SOLVERS:
             with agree_on_errors():
-                Xt, Yt, wt = self._absorb(X, y, sample_weight)
+                Xt, Yt, wt = self._absorb(X, y, sample_weight, whole_fit=True)
             self._merge_ranks()
             self._solve_state()
             # Refinement and robust covariances need all rows: a distributed fit has only

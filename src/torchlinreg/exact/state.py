@@ -173,6 +173,15 @@ class LeastSquaresState:
         self.n_samples += n
         return self
 
+    def is_finite(self) -> bool:
+        """Whether every stored total is finite (NaN or infinity in the rows makes them not).
+
+        Example:
+            >>> LeastSquaresState(1, 1).absorb(torch.tensor([[float("nan")]]), [1.0]).is_finite()
+            False
+        """
+        return all(bool(torch.isfinite(t).all()) for t in self._summary.tensors().values())
+
     def _check_block(self, X: Any, Y: Any, sample_weight: Any) -> tuple[Tensor, Tensor, Any]:
         X, Y = _as_tensor(X), _as_tensor(Y)
         if X.ndim != 2 or X.shape[1] != self.n_features:

@@ -1,0 +1,104 @@
+"""The Gram route's panel products and its deferred NaN/infinity scan (issue 11, item 3).
+
+NOTE [upper block triangle] in ``exact/summaries.py``: the fast path forms only the panels on
+and above the diagonal; NOTE in ``ExactFitMixin._absorb``: a whole ``fit`` with the Gram
+route finds NaN and infinity in its totals and only then scans the rows for the message.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from torchlinreg import LinearRegression
+from torchlinreg.errors import DataError
+from torchlinreg.exact.state import LeastSquaresState
+from torchlinreg.exact.summaries import _add_upper_gram, _column_cuts, _symmetrized
+
+
+@pytest.mark.parametrize("q", [1, 31, 32, 63, 64, 104, 257, 600])
+def test_the_panel_gram_equals_the_full_product(q):
+    # 1. the cuts cover 0..q in increasing order, at most 8 panels of at least 32 columns
+    # 2. upper panels + symmetrization = z.T @ z to rounding
+    cuts = _column_cuts(q)
+    assert cuts[0] == 0 and cuts[-1] == q and bool(np.all(np.diff(cuts) > 0))
+    assert len(cuts) - 1 <= 8 and (len(cuts) == 2 or min(np.diff(cuts)) >= 32)
+    z = torch.randn(700, q, dtype=torch.float64) + 3.0
+    acc = torch.zeros(q, q, dtype=torch.float64)
+    _add_upper_gram(acc, z, cuts)
+    _add_upper_gram(acc, z[:50], cuts)  # accumulates like addmm_
+    full = z.T @ z + z[:50].T @ z[:50]
+    torch.testing.assert_close(_symmetrized(acc, cuts), full, rtol=1e-13, atol=1e-9)
+
+
+@pytest.mark.parametrize("p, k", [(40, 1), (120, 3), (300, 2)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_wide_gram_fits_match_numpy_lstsq_with_offsets(p, k, weighted):
+    # several panels (p >= 64 columns of [X | Y | 1]): coefficients as numpy's lstsq on the
+    # centred problem, with offsets 1e4 that the shift must keep out of the squares
+    rng = np.random.default_rng(p + k)
+    n = 6000
+    X = rng.normal(size=(n, p)) * rng.uniform(0.5, 5.0, p) + rng.uniform(-1e4, 1e4, p)
+    Y = X @ rng.normal(size=(p, k)) + rng.normal(size=(n, k)) + 7.0
+    w = rng.uniform(0.1, 2.0, n) if weighted else np.ones(n)
+    state = LeastSquaresState(p, k, method="gram", block_rows=1024)
+    state.absorb(
+        torch.from_numpy(X), torch.from_numpy(Y), torch.from_numpy(w) if weighted else None
+    )
+    sol = state.solve()
+    mx, my = w @ X / w.sum(), w @ Y / w.sum()
+    sw = np.sqrt(w)[:, None]
+    ref = np.linalg.lstsq((X - mx) * sw, (Y - my) * sw, rcond=None)[0]
+    np.testing.assert_allclose(sol.coef.numpy().T, ref, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(sol.intercept.numpy(), my - mx @ ref, rtol=1e-8)
+
+
+def _problem(n=9000, p=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)) + 5.0
+    return X, X @ np.arange(1.0, p + 1) + rng.normal(size=n)
+
+
+@pytest.mark.parametrize("row", [0, 3, 8999])  # the first block (careful path), later ones
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", ["X", "y"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_gram_fit_names_the_row_and_column_of_non_finite_data_as_qr_does(
+    row, value, where, weighted
+):
+    # 1. the same one-line DataError (row, column, what to do) as the up-front scan of qr
+    # 2. the estimator learned nothing (no state left behind)
+    X, y = _problem()
+    if where == "X":
+        X[row, 2] = value
+    else:
+        y[row] = value
+    w = np.random.default_rng(1).uniform(0.0, 2.0, len(y)) if weighted else None
+    messages = []
+    for solver in ("qr", "gram"):
+        model = LinearRegression(solver=solver)
+        with pytest.raises(DataError) as err:
+            model.fit(X, y, w)
+        messages.append((str(err.value), err.value.row, err.value.column))
+        assert not hasattr(model, "state_") and not hasattr(model, "coef_")
+    assert messages[0] == messages[1]
+    assert f"row {row + 1}" in messages[1][0]
+
+
+def test_a_partial_gram_fit_still_refuses_a_bad_block_before_absorbing_it():
+    # partial_fit keeps the up-front scan: the state learned from earlier blocks survives
+    X, y = _problem()
+    model = LinearRegression(solver="gram").partial_fit(X[:100], y[:100])
+    before = model.state_.state_dict()
+    bad = X[100:200].copy()
+    bad[7, 1] = np.nan
+    with pytest.raises(DataError, match="row 8"):
+        model.partial_fit(bad, y[100:200])
+    after = model.state_.state_dict()
+    for key, value in before.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, after[key]), key
+    model.partial_fit(X[100:], y[100:])
+    ref = LinearRegression(solver="gram").fit(X, y)
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-12)

@@ -200,3 +200,23 @@ def test_offsets_over_many_columns_do_not_flag_a_well_conditioned_fit():
     ref = np.linalg.lstsq(np.c_[np.ones(n), X], Y, rcond=None)[0]
     got = np.r_[model.intercept_[None, :], model.coef_.T]
     assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-12  # 2
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 1000, 4096, 5000])
+def test_dd_sum_of_columns_with_low_parts_is_exact_to_double_double(n):
+    # NOTE [exact sums]: columns of different scales, real low parts, cancellation; the
+    # rational sum of hi + lo within 2^-100 of sum |hi|, each column on its own
+    g = torch.Generator().manual_seed(n)
+    hi = torch.randn(n, 3, generator=g, dtype=torch.float64) * torch.tensor([1e-8, 1.0, 1e12])
+    if n > 2:
+        hi[n // 2 :, 2] = -hi[: n - n // 2, 2]  # the large column cancels to its tail
+    lo = hi * torch.randn(n, 3, generator=g, dtype=torch.float64) * 2.0**-60
+    s_hi, s_lo = dd_sum((hi, lo))
+    for j in range(3):
+        exact = sum(
+            Fraction(a) + Fraction(b)
+            for a, b in zip(hi[:, j].tolist(), lo[:, j].tolist(), strict=True)
+        )
+        got = Fraction(float(s_hi[j])) + Fraction(float(s_lo[j]))
+        scale = float(hi[:, j].abs().sum())
+        assert abs(float(got - exact)) <= 2.0**-100 * scale, (j, float(got - exact))

@@ -63,9 +63,7 @@ class InputMixin:
             raise DataError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        Xm, Ym, w = as_problem(
-            X, y, sample_weight, allow_all_zero=block, check_finite=check_finite
-        )
+        Xm, Ym, w = as_problem(X, y, sample_weight, allow_all_zero=block, check_finite=check_finite)
         if not reset:
             self._check_features(Xm)
         device = self._compute_device(Xm)

@@ -114,15 +114,39 @@ def dd_div_d(a: DD, b: Tensor) -> DD:
 
 
 def dd_sum(a: DD, dim: int = 0) -> DD:
-    """Sum a double-double tensor along ``dim`` by pairwise halving (log2(n) vector steps).
+    """Sum a double-double tensor along ``dim``, to about ``log2(n) * eps**2 * sum(|a|)``.
 
-    The error is at most about ``log2(n) * eps**2 * sum(|a|)``, far below float64 rounding
-    of any sum that does not cancel by more than 16 digits.
+    NOTE [exact sums]: the high parts are cut (error-free) into two pieces on a grid fixed
+    by the column's largest power of two, each narrow enough that any float64 sum of ``n``
+    of them is exact; what they leave, below ``2^-(2 (52 - log2 n))`` of the largest term,
+    is summed plainly with the low parts. A dozen vector passes, where the pairwise TwoSum
+    tree this replaces took ~8 per halving (about a hundred at 4096 rows): refinement sums
+    nine of these per chunk. Non-finite input takes the pairwise tree, which propagates it.
     """
     hi, lo = a[0].movedim(dim, 0), a[1].movedim(dim, 0)
-    if hi.shape[0] == 0:
+    n = hi.shape[0]
+    if n == 0:
         z = hi.new_zeros(hi.shape[1:])
         return z, z.clone()
+    if n < 16:
+        return _dd_sum_pairwise(hi, lo)
+    top = hi.abs().amax(dim=0, keepdim=True)
+    if not bool(torch.isfinite(top).all()):
+        return _dd_sum_pairwise(hi, lo)
+    bound = torch.ldexp(torch.ones_like(top), torch.frexp(top).exponent)
+    bits = 53 - max(n - 1, 1).bit_length() - 1
+    sigma = bound * 2.0 ** (53 - bits)
+    first = (hi + sigma) - sigma
+    rest = hi - first
+    sigma = sigma * 2.0**-bits
+    second = (rest + sigma) - sigma
+    rest = (rest - second) + lo
+    s, e = two_sum(first.sum(0), second.sum(0))  # both sums exact: TwoSum keeps them whole
+    return quick_two_sum(s, e + rest.sum(0))
+
+
+def _dd_sum_pairwise(hi: Tensor, lo: Tensor) -> DD:
+    """Pairwise halving with double-double adds (log2(n) vector steps) along dim 0."""
     while hi.shape[0] > 1:
         odd = hi.shape[0] % 2
         half = hi.shape[0] // 2

@@ -66,6 +66,58 @@ def _split(M: Tensor, bound: Tensor, bits: int, count: int) -> list[Tensor]:
     return pieces
 
 
+def _split_owned(rest: Tensor, bits: int, count: int) -> list[Tensor]:
+    """:func:`_split` of ``rest`` (entries at most 1, changed in place) plus the remainder.
+
+    Three in-place passes per piece; the last entry is what the pieces leave (below
+    ``2^(-count bits)``, up to 53 bits, so its products round: see NOTE [the remainder]).
+    """
+    pieces = []
+    sigma = 2.0 ** (_MANTISSA - bits)
+    for _ in range(count):
+        hi = rest + sigma
+        hi.sub_(sigma)
+        rest.sub_(hi)
+        pieces.append(hi)
+        sigma *= 2.0**-bits
+    pieces.append(rest)
+    return pieces
+
+
+# NOTE [the remainder]
+# A piece of ``a`` bits times a piece of ``b`` bits, summed over ``2^L`` terms, is exact when
+# a + b + L <= 53: wide A pieces leave narrow pieces of the other operand. The other operand
+# is small (the parameters, or one chunk's residuals), A is the rows: so A is cut into wide
+# pieces (few elementwise passes over the rows) and the small operand into many narrow ones,
+# side by side in one GEMM per A piece. What the exact A pieces leave (below 2^(-count a))
+# is multiplied as it is, by the other operand's float64 part: that product rounds, by at
+# most about 2^(L - 53 - count a) of |A| |B|, so ``count`` is taken to put that below
+# 2^-bits. How wide the A pieces are is a trade (``_a_bits``): each A piece costs three
+# passes over the chunk, each pair of pieces a GEMM column per target; with many targets
+# the balanced split (a = b) of Ozaki et al. is cheaper, with few the wide one.
+_PASS_COST = 10  # one elementwise pass over a chunk, in GEMM flops per element of A
+
+
+def _exact_pieces(bits: int, a: int, L: int) -> int:
+    return max(1, math.ceil((bits - _MANTISSA + L) / a))
+
+
+def _pairs(bits: int, a: int, b: int, count: int) -> int:
+    return sum(max(0, math.ceil((bits - s * a) / b)) for s in range(count))
+
+
+def _a_bits(bits: int, L: int, targets: int) -> int:
+    """The width of the A pieces with the least estimated work (NOTE [the remainder])."""
+    best, best_cost = None, math.inf
+    for a in range((_MANTISSA - L) // 2, _MANTISSA - L - 2):
+        b = _MANTISSA - L - a
+        count = _exact_pieces(bits, a, L)
+        cost = 3 * _PASS_COST * count + 2 * targets * (_pairs(bits, a, b, count) + 1)
+        if cost < best_cost:
+            best, best_cost = a, cost
+    return best if best is not None else (_MANTISSA - L) // 2
+
+
 def _accumulate(groups: list[tuple[int, Tensor]], bits: int) -> DD:
     """The sum of exact partial products as a double-double.
 
@@ -91,30 +143,31 @@ class SplitRows:
     """A block of rows of ``A`` ``(m, q)``, split once for ``A @ x`` and ``A.T @ r``.
 
     ``bits`` is the accuracy asked of the products, relative to ``|A| |B|``; m should be a
-    few thousand rows at most (``A.T @ r`` sums over them, and each piece is a copy of A).
-    The bits per piece are shared evenly between A and the other operand, which minimises
-    the number of exact partial products.
+    few thousand rows at most (``A.T @ r`` sums over them). ``targets`` (the columns of the
+    other operand) sets how wide the pieces of A are (NOTE [the remainder]).
     """
 
-    def __init__(self, A: Tensor, *, bits: int = FULL_BITS) -> None:
+    def __init__(self, A: Tensor, *, bits: int = FULL_BITS, targets: int = 1) -> None:
         m, q = A.shape
         self.shape = (m, q)
-        # margin: the pairs and remainders left out add up over a few dozen terms
+        # margin: the pairs left out add up over a few dozen terms
         self.bits = bits + 6
-        self.a_bits = (_MANTISSA - max(_log2(q), _log2(m))) // 2
+        self.L = max(_log2(q), _log2(m))
         if m == 0 or q == 0:  # nothing to split (an intercept-only model, an empty chunk)
-            self.col, self.pieces = A.new_ones(1, q), []
+            self.col, self.pieces, self.a_bits = A.new_ones(1, q), [], 1
             return
+        self.a_bits = _a_bits(self.bits, self.L, targets)
         self.col = _power_of_two_bound(A, 0)  # (1, q): A / col has entries <= 1
-        count = math.ceil(bits / self.a_bits)
-        self.pieces = _split(A / self.col, torch.ones_like(self.col), self.a_bits, count)
+        count = _exact_pieces(self.bits, self.a_bits, self.L)
+        self.pieces = _split_owned(A / self.col, self.a_bits, count)
 
     def _products(self, pieces_t: bool, hi: Tensor, lo: Tensor, length: int) -> DD:
         """Sum over the pairs (A piece, other piece) that reach ``bits``.
 
         The other operand is the double-double ``hi + lo``: hi's pieces start at its column
         bound, lo's at ``2^-52`` of it (lo is below half an ulp of hi); each piece is
-        tagged with how many bits below the bound it starts.
+        tagged with how many bits below the bound it starts. The remainder of A (the last
+        piece) meets hi alone (NOTE [the remainder]).
         """
         b_bits = _MANTISSA - self.a_bits - _log2(length)
         bound = _power_of_two_bound(hi, 0)
@@ -129,13 +182,15 @@ class SplitRows:
         ]
         groups = []
         k = hi.shape[1]
-        for s, piece in enumerate(self.pieces):
+        *exact, remainder = self.pieces
+        for s, piece in enumerate(exact):
             wanted = [(e, p) for e, p in others if s * self.a_bits + e < self.bits]
             if not wanted:
                 break
             product = (piece.T if pieces_t else piece) @ torch.cat([p for _, p in wanted], 1)
             for i, (e, _) in enumerate(wanted):
                 groups.append((s * self.a_bits + e, product[:, i * k : (i + 1) * k]))
+        groups.append((len(exact) * self.a_bits, (remainder.T if pieces_t else remainder) @ hi))
         return _accumulate(groups, self.bits)
 
     def matmul(self, B: DD) -> DD:

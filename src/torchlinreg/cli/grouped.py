@@ -4,8 +4,10 @@ A grouped model file holds one least-squares summary per group (``models/groupst
 weights sum, means, centred co-moments) and each group's solution, in a safetensors file
 of its own format (``torchlinreg-grouped-model``), so the single-model loader never takes
 it for one of its own. Training streams: a group's rows may be anywhere in DATA. Group
-labels are read as numbers (a store id, a sensor id). ``--window W --order-by COL``
-writes coefficient paths (one row per window end) to a CSV or Parquet file instead.
+labels are numbers (a store id) or text (a store name: a first pass over that one column
+learns the labels, stored in the record); ``--window W --order-by COL`` writes coefficient
+paths (one row per window end) to a CSV or Parquet file instead, ordered by numbers or
+times (``files/keys.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 
 from ..errors import DataError, ModelFileError
 from ..files.io import write_table, write_table_blocks
+from ..files.keys import KeyStream, is_numeric, order_keys, text_labels, unique_text
 from ..files.tables import open_table
 from ..files.tensorfile import load_tensors, save_tensors
 from ..models.groupstate import GroupedMoments
@@ -78,8 +81,9 @@ def train_grouped(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> 
         return _rolling(source, features, targets_l, opts, data)
     by, intercept = opts["by"], not opts["no_intercept"]
     acc, rows = GroupedMoments(len(features)), 0
-    for block in source.read_columns([*features, by], targets_l, opts["weight_col"]):
-        acc.absorb(block.X[:, :-1], block.Y[:, 0], block.w, block.X[:, -1].numpy())
+    names = None if is_numeric(source, by) else _learn_labels(source, by)
+    for block, labels in _keyed_blocks(source, features, targets_l, opts["weight_col"], by, names):
+        acc.absorb(block.X, block.Y[:, 0], block.w, labels)
         rows += block.n_rows
     fit = acc.solve(intercept)
     d = len(features)
@@ -98,6 +102,8 @@ def train_grouped(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> 
     }  # fmt: skip
     record = {"by": by, "features": features, "target": targets_l[0], "fit_intercept": intercept}
     record["training"] = training
+    if names is not None:  # text labels: the tensor holds their codes (NOTE in _learn_labels)
+        record["label_text"] = [names[int(c)] for c in acc.labels]
     assert tensors["weight"].shape[1] == d
     save_tensors(opts["output"], tensors, record, file_format=FORMAT)
     if opts["quiet"]:
@@ -111,6 +117,56 @@ def train_grouped(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> 
     )
 
 
+def _learn_labels(source, by: str) -> list[str]:
+    """The sorted text labels of column ``by`` (a first pass over that column alone).
+
+    Group moments are keyed by numbers, so a text label is keyed by its position in this
+    list; the file stores the list, and predict routes rows by it.
+    """
+    stream, seen = KeyStream(source, by), set()
+    while len(values := stream.take(1 << 16)):
+        seen.update(unique_text(values))
+    return sorted(seen)
+
+
+def _keyed_blocks(source, features, targets, weight_col, by, names):
+    """``(numeric block of the features, its rows' group keys as float64)`` in file order.
+
+    Numeric labels come with the block; text labels from a :class:`KeyStream` lined up row
+    for row (and mapped to their codes in ``names``).
+    """
+    if names is None:
+        for block in source.read_columns([*features, by], targets, weight_col):
+            keys = block.X[:, -1].numpy()
+            block.X = block.X[:, :-1]
+            yield block, keys
+        return
+    stream = KeyStream(source, by)
+    codes = {name: float(i) for i, name in enumerate(names)}
+    for block in source.read_columns(features, targets, weight_col):
+        yield block, _codes(stream, block, codes, by)
+
+
+def _codes(stream, block, codes: dict, by: str) -> np.ndarray:
+    where = stream.where()
+    if where is not None and where[0] != block.path:  # both read the same files in order
+        raise RuntimeError(f"--by {by}: key rows out of step with {block.path}; this is a bug")
+    labels = text_labels(stream.take(block.n_rows))
+    if len(labels) != block.n_rows:
+        raise RuntimeError(f"--by {by}: fewer keys than rows in {block.path}; this is a bug")
+    out = np.fromiter((codes.get(v, np.nan) for v in labels), np.float64, len(labels))
+    if np.isnan(out).any():
+        i = int(np.flatnonzero(np.isnan(out))[0])
+        raise DataError(
+            f"group {labels[i]!r} was not there on the first pass over the file: did it "
+            "change while training? Train again on a file that is not being written",
+            path=block.path,
+            row=block.first_row + i,
+            column=by,
+        )
+    return out
+
+
 def _rolling(source, features, targets_l, opts, data) -> None:
     """Coefficient paths of rolling (or expanding) windows, ordered by --order-by."""
     from ..models.rolling import rolling_ols
@@ -118,12 +174,14 @@ def _rolling(source, features, targets_l, opts, data) -> None:
     order_by, by = opts.get("order_by"), opts.get("by")
     if not order_by:
         raise click.UsageError("--window needs --order-by COL: the column that orders the rows")
-    keys = [order_by, *([by] if by else [])]
-    block = source.read_all([*features, *keys], targets_l, opts["weight_col"])
+    block = source.read_all(features, targets_l, opts["weight_col"])
     X = block.X.numpy()
     k = len(features)
-    key = X[:, k]
-    groups = X[:, k + 1] if by else None
+    key, shown_key = _order_column(source, order_by, block)
+    groups = shown_groups = None
+    if by:
+        shown_groups = _key_column(source, by, block)
+        groups = np.unique(shown_groups, return_inverse=True)[1].astype(np.float64)
     order = np.lexsort((key, groups) if by else (key,))
     res = rolling_ols(
         X[order, :k], block.Y[order, 0].numpy(), window=opts["window"],
@@ -131,8 +189,8 @@ def _rolling(source, features, targets_l, opts, data) -> None:
         fit_intercept=not opts["no_intercept"], feature_names=features,
         sample_weight=None if block.w is None else block.w.numpy()[order],
     )  # fmt: skip
-    cols = {} if by is None else {by: groups[order]}
-    cols[order_by] = key[order]
+    cols = {} if by is None else {by: shown_groups[order]}
+    cols[order_by] = shown_key[order]
     cols["nobs"] = res.nobs
     for j, name in enumerate(res.param_names):
         cols[name] = res.params[:, j]
@@ -152,6 +210,31 @@ def _rolling(source, features, targets_l, opts, data) -> None:
             )
 
 
+def _key_column(source, column: str, block) -> np.ndarray:
+    """A key column of all rows, as written: float64 numbers, or text as Python strings."""
+    if is_numeric(source, column):
+        return source.read_all([column]).X[:, 0].numpy()
+    values = KeyStream(source, column).all()
+    _check_length(values, block, column)
+    return text_labels(values)
+
+
+def _order_column(source, column: str, block) -> tuple[np.ndarray, np.ndarray]:
+    """``(sort keys, the values as written)`` of ``--order-by`` (numbers or times)."""
+    if is_numeric(source, column):
+        key = source.read_all([column]).X[:, 0].numpy()
+        return key, key
+    values = KeyStream(source, column).all()
+    _check_length(values, block, column)
+    keys = order_keys(values, column, block.path, block.first_row)
+    return keys, values.to_numpy(zero_copy_only=False)
+
+
+def _check_length(values, block, column: str) -> None:
+    if len(values) != block.n_rows:
+        raise RuntimeError(f"column {column!r}: {len(values)} keys for {block.n_rows} rows; a bug")
+
+
 class GroupedModel:
     """A grouped model file, checked: labels sorted, shapes consistent."""
 
@@ -165,15 +248,50 @@ class GroupedModel:
             self.labels = tensors["labels"].numpy()
             self.weight, self.bias = tensors["weight"], tensors["bias"]
             self.nobs = tensors["nobs"]
+            text = meta.get("label_text")
+            self.text = None if text is None else [str(t) for t in text]
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}: the grouped model record is invalid ({exc})") from None
         G, d = len(self.labels), len(self.features)
         if (
             self.weight.shape != (G, d) or self.bias.shape != (G,)
             or not np.all(np.diff(self.labels) > 0)
+            or (self.text is not None and len(self.text) != G)
         ):  # fmt: skip
             raise ModelFileError(f"{path}: the grouped model's tensors do not match its record")
+        self.codes = None if self.text is None else {t: i for i, t in enumerate(self.text)}
         self.path = path
+
+    def shown(self, g: int) -> str:
+        """Group ``g``'s label as the data wrote it."""
+        return self.text[g] if self.text is not None else _label(self.labels[g])
+
+    def blocks(self, source, targets=None, weight_col=None):
+        """``(block of the features, each row's group index)`` over ``source``."""
+        if self.text is not None:  # numbers in the column are matched as their text
+            stream = KeyStream(source, self.by)
+            for block in source.read_columns(self.features, targets, weight_col):
+                yield block, self._route_text(text_labels(stream.take(block.n_rows)), block)
+            return
+        for block in source.read_columns([*self.features, self.by], targets, weight_col):
+            keys = block.X[:, -1].numpy()
+            block.X = block.X[:, :-1]
+            yield block, self.route(keys, block)
+
+    def _route_text(self, values: np.ndarray, block) -> torch.Tensor:
+        idx = np.fromiter((self.codes.get(v, -1) for v in values), np.int64, len(values))
+        if (idx < 0).any():
+            i = int(np.flatnonzero(idx < 0)[0])
+            self._unknown(repr(values[i]), block, i)
+        return torch.as_tensor(idx)
+
+    def _unknown(self, shown: str, block, i: int) -> None:
+        raise DataError(
+            f"group {shown} of column {self.by!r} is not in the model "
+            f"{self.path} ({len(self.labels)} groups); train with its rows or drop them",
+            path=block.path,
+            row=block.first_row + i,
+        )
 
     def route(self, values: np.ndarray, block) -> torch.Tensor:
         """Each row's group index; an unknown label is an error naming its row."""
@@ -181,12 +299,7 @@ class GroupedModel:
         unknown = self.labels[idx] != values
         if unknown.any():
             i = int(np.flatnonzero(unknown)[0])
-            raise DataError(
-                f"group {_label(values[i])} of column {self.by!r} is not in the model "
-                f"{self.path} ({len(self.labels)} groups); train with its rows or drop them",
-                path=block.path,
-                row=block.first_row + i,
-            )
+            self._unknown(_label(values[i]), block, i)
         return torch.as_tensor(idx, dtype=torch.int64)
 
     def predict(self, X: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -199,9 +312,8 @@ def predict(model_path: str, data: str, output, delimiter, block_rows: int) -> N
     source = open_table(data, delimiter=delimiter, block_rows=block_rows)
 
     def blocks():
-        for block in source.read_columns([*model.features, model.by]):
-            idx = model.route(block.X[:, -1].numpy(), block)
-            yield {model.target: model.predict(block.X[:, :-1], idx).numpy()}
+        for block, idx in model.blocks(source):
+            yield {model.target: model.predict(block.X, idx).numpy()}
 
     write_table_blocks(output or "-", [model.target], blocks())
 
@@ -211,14 +323,12 @@ def evaluate(model_path, data, as_json, delimiter, block_rows, weight_col=None) 
     model = GroupedModel(model_path)
     source = open_table(data, delimiter=delimiter, block_rows=block_rows)
     acc = StreamingMetrics(uncentered=not model.fit_intercept)
-    cols = [*model.features, model.by]
-    for block in source.read_columns(cols, [model.target], weight_col):
-        idx = model.route(block.X[:, -1].numpy(), block)
-        pred = model.predict(block.X[:, :-1], idx)
+    for block, idx in model.blocks(source, [model.target], weight_col):
+        pred = model.predict(block.X, idx)
         if bool(torch.isnan(pred).any()):
             i = int(torch.nonzero(torch.isnan(pred))[0, 0])
             raise DataError(
-                f"group {_label(block.X[i, -1])} has no fit in {model_path} (too few rows or "
+                f"group {model.shown(int(idx[i]))} has no fit in {model_path} (too few rows or "
                 "collinear columns at training); drop its rows",
                 path=block.path,
                 row=block.first_row + i,
@@ -241,8 +351,11 @@ def summary(model_path: str, as_json: bool) -> None:
         torch.cat([model.bias[:, None], model.weight], 1) if model.fit_intercept else model.weight
     )
     groups = {
-        _label(v): {"nobs": int(model.nobs[g]), **dict(zip(names, map(_num, coef[g]), strict=True))}
-        for g, v in enumerate(model.labels)
+        model.shown(g): {
+            "nobs": int(model.nobs[g]),
+            **dict(zip(names, map(_num, coef[g]), strict=True)),
+        }
+        for g in range(len(model.labels))
     }
     record = {
         "estimator": "GroupedOLS", "by": model.by, "features": model.features,

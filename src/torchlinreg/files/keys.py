@@ -1,0 +1,149 @@
+"""Key columns of grouped and rolling fits, as written: group labels and the rows' order.
+
+``train --by store`` names groups by what the column holds: numbers (a store id) or text (a
+store name); ``--order-by date`` orders rows by numbers or by time: Parquet dates and
+timestamps, or CSV text in ISO 8601 form (``2024-03-01``, ``2024-03-01T09:30``). Numeric
+keys keep the numeric path of :meth:`TableSource.read_columns`; other keys are read here,
+one column at a time (:func:`~torchlinreg.files.rawblocks.raw_blocks`), and handed out
+``n`` rows at a time by :class:`KeyStream` to line up with the numeric blocks row for row.
+Text that is not a time is refused as an order, never sorted as text: "10/2/2024" would
+come before "9/30/2024".
+
+Example:
+    >>> import pyarrow as pa
+    >>> order_keys(pa.array(["2024-03-02", "2024-03-01"]), "date", "d.csv", 2).tolist()
+    [1709337600000000000, 1709251200000000000]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import DataError
+from .rawblocks import raw_blocks
+
+
+def is_numeric(source, column: str) -> bool:
+    """Whether ``column`` holds numbers (judged as the numeric reader judges it)."""
+    return column in source.numeric_columns()
+
+
+class KeyStream:
+    """One column's values in file order, ``take(n)`` at a time (arrow arrays, no nulls).
+
+    ``where()`` is the file and row number of the next value, to check that a numeric block
+    and its keys start on the same row.
+    """
+
+    def __init__(self, source, column: str, block_rows: int | None = None) -> None:
+        self.column = column
+        self._batches = self._read(source, block_rows)
+        self._pending: list[tuple[pa.Array, int, str]] = []
+
+    def _read(self, source, block_rows) -> Iterator[tuple[pa.Array, int, str]]:
+        for batch, first_row, path in raw_blocks(source, [self.column], block_rows):
+            values = batch.column(0)
+            if values.null_count:
+                i = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+                raise DataError(
+                    "missing value; every row needs a key: drop or fill those rows first",
+                    path=path,
+                    row=first_row + i,
+                    column=self.column,
+                )
+            yield values, first_row, path
+
+    def where(self) -> tuple[str, int] | None:
+        if not self._pending:
+            nxt = next(self._batches, None)
+            if nxt is None:
+                return None
+            self._pending.append(nxt)
+        _, row, path = self._pending[0]
+        return path, row
+
+    def take(self, n: int) -> pa.Array:
+        """The next ``n`` values (fewer only at the end of the data)."""
+        parts, have = [], 0
+        while have < n:
+            if not self._pending:
+                nxt = next(self._batches, None)
+                if nxt is None:
+                    break
+                self._pending.append(nxt)
+            values, row, path = self._pending.pop(0)
+            need = n - have
+            if len(values) > need:
+                self._pending.insert(0, (values.slice(need), row + need, path))
+                values = values.slice(0, need)
+            parts.append(values)
+            have += len(values)
+        if not parts:
+            return pa.array([], type=pa.string())
+        return pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
+
+    def all(self) -> pa.Array:
+        """Every remaining value."""
+        parts = [values for values, _, _ in self._pending] + [v for v, _, _ in self._batches]
+        self._pending = []
+        if not parts:
+            return pa.array([], type=pa.string())
+        return pa.concat_arrays([p.cast(parts[0].type) for p in parts])
+
+
+def text_labels(values: pa.Array) -> np.ndarray:
+    """Group labels as Python strings (numbers and dates as their text)."""
+    if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
+        values = pc.cast(values, pa.string())
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def unique_text(values: pa.Array) -> np.ndarray:
+    """The distinct labels of ``values``, as :func:`text_labels` gives them."""
+    return text_labels(pc.unique(values))
+
+
+def order_keys(values: pa.Array, column: str, path: str, first_row: int) -> np.ndarray:
+    """Sort keys (int64 nanoseconds, or float64 numbers) for ``--order-by``.
+
+    Text must read as ISO 8601 times; the first value that does not is named with its row.
+    """
+    kind = values.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return values.to_numpy(zero_copy_only=False).astype(np.float64)
+    if pa.types.is_date(kind):
+        values = pc.cast(pc.cast(values, pa.timestamp("s")), pa.timestamp("ns"))
+    elif pa.types.is_timestamp(kind):
+        values = pc.cast(values, pa.timestamp("ns", tz=kind.tz))
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        try:
+            values = pc.cast(values, pa.timestamp("ns"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            i, text = _first_non_time(values)
+            raise DataError(
+                f"{text!r} is not a number or an ISO 8601 time (like 2024-03-01); --order-by "
+                "needs numbers or times: write dates as YYYY-MM-DD or order by a number",
+                path=path,
+                row=first_row + i,
+                column=column,
+            ) from None
+    else:
+        raise DataError(
+            f"a column of type {kind} cannot order rows; --order-by needs numbers or times",
+            path=path,
+            column=column,
+        )
+    return values.cast(pa.int64()).to_numpy(zero_copy_only=False)
+
+
+def _first_non_time(values: pa.Array) -> tuple[int, str]:
+    for i, text in enumerate(values.to_pylist()):
+        try:
+            pc.cast(pa.array([text]), pa.timestamp("ns"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return i, text
+    return 0, str(values[0])

@@ -1,0 +1,122 @@
+"""`--by` and `--order-by` columns as users have them: store names, and dates as text (CSV)
+or as dates and timestamps (Parquet), against statsmodels (``files/keys.py``)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from statsmodels.regression.rolling import RollingOLS
+
+from cli_helpers import cli, read_csv_text, write
+
+STORES = ["north", "south", "east", "west side"]
+
+
+def _shops(n=800, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, 4, size=n)  # a store's rows anywhere in the file
+    x1, x2 = rng.normal(size=n), rng.normal(10, 3, size=n)
+    y = (k + 1) * x1 - 0.5 * x2 + 3 * k + rng.normal(size=n)
+    days = pd.Timestamp("2023-12-20") + pd.to_timedelta(rng.permutation(n), unit="D")
+    return pd.DataFrame({"store": np.array(STORES)[k], "date": days, "x1": x1, "x2": x2, "y": y})
+
+
+def _as_text_dates(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(date=df.date.dt.strftime("%Y-%m-%d"))
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_train_by_a_text_column_fits_each_store_as_statsmodels_does(tmp_path, capsys, kind):
+    # 1. labels as written (a space inside one), 2. blocks of 37 rows: a store's rows and the
+    # key stream's batches cut at different places, 3. summary keyed by the names
+    df = _shops()
+    data = write(_as_text_dates(df), tmp_path / f"d.{kind}", kind)
+    model = tmp_path / "m.safetensors"
+    r = cli(capsys, "train", data, "-t", "y", "--by", "store", "--features", "x1,x2",
+            "--block-rows", "37", "-o", model)  # fmt: skip
+    assert r.code == 0, r.err
+    s = cli(capsys, "summary", model, "--json").json
+    assert sorted(s["coefficients"]) == sorted(STORES)
+    for label, coef in s["coefficients"].items():
+        part = df[df.store == label]
+        ref = sm.OLS(part.y, sm.add_constant(part[["x1", "x2"]])).fit()
+        got = [coef["intercept"], coef["x1"], coef["x2"]]
+        np.testing.assert_allclose(got, ref.params.to_numpy(), rtol=1e-10)
+        assert coef["nobs"] == len(part)
+    # 4. predict and evaluate route each row by its store's name
+    new = _shops(60, seed=1)
+    pred = read_csv_text(
+        cli(capsys, "predict", model, write(new, tmp_path / "n.csv"), "--block-rows", "7").out
+    )
+    want = np.empty(len(new))
+    for label in new.store.unique():
+        part = df[df.store == label]
+        ref = sm.OLS(part.y, sm.add_constant(part[["x1", "x2"]])).fit()
+        m = (new.store == label).to_numpy()
+        want[m] = ref.predict(sm.add_constant(new.loc[m, ["x1", "x2"]], has_constant="add"))
+    np.testing.assert_allclose(pred["y"], want, rtol=1e-10)
+    ev = cli(capsys, "evaluate", model, tmp_path / "n.csv", "--json").json
+    np.testing.assert_allclose(ev["targets"]["y"]["mse"], np.mean((new.y - want) ** 2), rtol=1e-10)
+
+
+def test_an_unknown_store_name_is_one_error_line_naming_its_row(tmp_path, capsys):
+    model = tmp_path / "m.safetensors"
+    cli(capsys, "train", write(_shops(), tmp_path / "d.csv"), "-t", "y", "--by", "store",
+        "--features", "x1,x2", "-o", model)  # fmt: skip
+    new = _shops(5, seed=2)
+    new.loc[3, "store"] = "harbour"
+    r = cli(capsys, "predict", model, write(new, tmp_path / "n.csv"))
+    r.assert_one_error_line(2, "row 5", "group 'harbour' of column 'store' is not in the model")
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+@pytest.mark.parametrize("by", [False, True])
+def test_window_orders_rows_by_a_date_column(tmp_path, capsys, kind, by):
+    # CSV: ISO text; Parquet: a timestamp column. Rows are shuffled in the file; the paths
+    # come out in date order (per store with --by) and equal RollingOLS on the sorted rows
+    df = _shops(500)
+    data = write(_as_text_dates(df) if kind == "csv" else df, tmp_path / f"d.{kind}", kind)
+    out = tmp_path / "paths.parquet"
+    extra = ["--by", "store"] if by else []
+    r = cli(capsys, "train", data, "-t", "y", "--window", "40", "--order-by", "date",
+            "--features", "x1,x2", *extra, "-o", out)  # fmt: skip
+    assert r.code == 0, r.err
+    paths = pd.read_parquet(out)
+    groups = [df[df.store == s] for s in sorted(STORES)] if by else [df]
+    start = 0
+    for part in groups:
+        ordered = part.sort_values("date")
+        got = paths.iloc[start : start + len(ordered)]
+        start += len(ordered)
+        want_dates = ordered.date.dt.strftime("%Y-%m-%d").to_numpy()
+        shown = pd.to_datetime(got.date).dt.strftime("%Y-%m-%d").to_numpy()
+        np.testing.assert_array_equal(shown, want_dates)
+        if by:
+            assert set(got.store) == {part.store.iloc[0]}
+        exog = sm.add_constant(ordered[["x1", "x2"]].to_numpy())
+        ref = RollingOLS(ordered.y.to_numpy(), exog, window=40).fit()
+        np.testing.assert_allclose(got[["const", "x1", "x2"]].to_numpy(), ref.params,
+                                   rtol=1e-8, equal_nan=True)  # fmt: skip
+    assert start == len(paths)
+
+
+def test_an_order_column_of_text_that_is_not_a_date_is_refused_with_its_row(tmp_path, capsys):
+    df = _as_text_dates(_shops(50))
+    df.loc[6, "date"] = "10/2/2024"  # sorted as text it would come before 9/30/2024
+    data = write(df, tmp_path / "d.csv")
+    r = cli(capsys, "train", data, "-t", "y", "--window", "10", "--order-by", "date",
+            "--features", "x1,x2", "-o", tmp_path / "p.csv")  # fmt: skip
+    r.assert_one_error_line(2, "row 8", "'10/2/2024' is not a number or an ISO 8601 time")
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_missing_store_is_one_error_line_naming_its_row(tmp_path, capsys):
+    df = _shops(40)
+    text = write(df, tmp_path / "d.csv").read_text().splitlines()
+    cells = text[9].split(",")
+    cells[0] = ""
+    text[9] = ",".join(cells)
+    (tmp_path / "d.csv").write_text("\n".join(text) + "\n")
+    r = cli(capsys, "train", tmp_path / "d.csv", "-t", "y", "--by", "store",
+            "--features", "x1,x2", "-o", tmp_path / "m.safetensors")  # fmt: skip
+    r.assert_one_error_line(2, "row 10", "column 'store'", "missing value")

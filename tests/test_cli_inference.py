@@ -166,16 +166,46 @@ def test_torchrun_cluster_equals_one_process(tmp_path):
     assert inf["n_groups"] == [20, 10]
 
 
-def test_train_text_or_unknown_cluster_column_fails_before_fitting(tmp_path, capsys):
+@pytest.mark.parametrize("two_way", [False, True])
+def test_train_clusters_on_a_text_column_as_statsmodels_does(tmp_path, capsys, two_way):
+    # firm names as written ("firm 3"), in blocks of 16 rows: the same errors as the codes
     d = _grunfeld().assign(name=lambda f: "firm " + f["firm"].astype(str))
     path = tmp_path / "gs.csv"
     d.to_csv(path, index=False)
-    for col, needle in (
-        ("name", "holds text; cluster labels are read as numbers"),
-        ("nope", "nope"),
-    ):
-        argv = ["train", str(path), "-t", "invest", "--features", "value,capital"]
-        code = run([*argv, "--cluster", col, "-o", str(tmp_path / "m.safetensors")])
-        err = capsys.readouterr().err
-        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
-        assert not (tmp_path / "m.safetensors").exists()  # refused before any fit
+    extra = ["--cluster", "name"] + (["--cluster", "year"] if two_way else [])
+    argv = ["train", str(path), "-t", "invest", "--features", "value,capital", "--json"]
+    code = run([*argv, *extra, "--block-rows", "16", "-o", str(tmp_path / "m.safetensors")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    inf = json.loads(out.out)["inference"]
+    groups = np.c_[d["firm"], d["year"]] if two_way else d["firm"].to_numpy()
+    assert_allclose(inf["bse"], _reference("cluster", groups=groups).bse, rtol=1e-10)
+
+
+def test_train_unknown_cluster_column_fails_before_fitting(tmp_path, capsys):
+    path = tmp_path / "gs.csv"
+    _grunfeld().to_csv(path, index=False)
+    argv = ["train", str(path), "-t", "invest", "--features", "value,capital"]
+    code = run([*argv, "--cluster", "nope", "-o", str(tmp_path / "m.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 2 and "nope" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "m.safetensors").exists()  # refused before any fit
+
+
+def test_text_cluster_labels_on_several_processes_are_refused_in_one_line():
+    from torchlinreg.cli.inference import check_options
+    from torchlinreg.errors import DataError
+
+    class Source:  # the two questions check_options asks of a table
+        path = "gs.csv"
+
+        def _resolve(self, cols):
+            return cols
+
+        def numeric_columns(self):
+            return ["invest", "value"]
+
+    opts = {"cluster_cols": ["name"], "alpha": 0.0, "cov_type": None, "maxlags": None}
+    with pytest.raises(DataError, match="on several processes cluster labels must be numbers"):
+        check_options(opts, exact=True, distributed=True, source=Source())
+    check_options(opts, exact=True, distributed=False, source=Source())  # one process: fine

@@ -3,7 +3,8 @@
 The fit streams DATA once (``fit_blocks``); robust covariances need the residuals, so DATA
 is read a second time, block by block (``OLSResults.robust_from_blocks`` for HC0-HC3 and
 HAC in file order, ``cluster_from_blocks`` for one- or two-way clusters, a cluster's rows
-anywhere in the files, or on any rank under torchrun). Memory stays at one block plus a
+anywhere in the files, or on any rank under torchrun). Cluster labels are numbers or, in
+one process, text (firm names, read by ``files.keys.KeyStream``). Memory stays at one block plus a
 vector per cluster.
 """
 
@@ -13,10 +14,12 @@ import itertools
 from typing import Any
 
 import click
+import numpy as np
 
 from ..distributed.clusters import merge_cluster_sums
 from ..distributed.collectives import agree_on_errors, is_distributed
 from ..errors import DataError
+from ..files.keys import KeyStream, text_labels
 from ..stats.robust_blocks import add_blocks, check_rows
 
 ROBUST_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC")
@@ -49,10 +52,10 @@ def check_options(opts: dict[str, Any], exact: bool, distributed: bool, source=N
         source._resolve(clusters)  # an unknown column: the table's own one-line error
         numeric = set(source.numeric_columns())
         text = [c for c in clusters if c not in numeric]
-        if text:
+        if text and distributed:  # ranks exchange labels as tensors: numbers only
             raise DataError(
-                f"--cluster column {text[0]!r} holds text; cluster labels are read as numbers "
-                "here, so recode them as numeric ids (e.g. integer codes per group)",
+                f"--cluster column {text[0]!r} holds text; on several processes cluster "
+                "labels must be numbers: recode them as numeric ids, or run in one process",
                 path=source.path,
                 column=text[0],
             )
@@ -71,12 +74,21 @@ def robust_results(est, source, features, targets, weight_col, opts):
     if not clusters and cov_type in (None, "nonrobust"):
         return res
     d = len(features)
-    cols = features + [c for c in clusters if c not in features]
-    index = {c: cols.index(c) for c in clusters}
+    numeric = set(source.numeric_columns()) if clusters else set()
+    cols = features + [c for c in clusters if c not in features and c in numeric]
+    index = {c: cols.index(c) for c in clusters if c in cols}
 
     def blocks():
+        # text labels (firm names) come from a stream of their own, row for row
+        streams = {c: KeyStream(source, c) for c in clusters if c not in index}
         for b in source.read_columns(cols, targets, weight_col):
-            yield b.X[:, :d], b.Y, b.w, b.X[:, [index[c] for c in clusters]].numpy()
+            labels = [
+                b.X[:, index[c]].numpy()
+                if c in index
+                else np.asarray(text_labels(streams[c].take(b.n_rows)), dtype=str)
+                for c in clusters
+            ]
+            yield b.X[:, :d], b.Y, b.w, labels[0] if len(labels) == 1 else tuple(labels)
 
     if clusters:  # one pass, two views (zip takes one item of each in turn)
         rows, labels = itertools.tee(blocks())

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -25,12 +26,12 @@ from torch import Tensor
 
 from ..data import as_problem
 from ..errors import DataError
-from ..exact.threads import with_fit_threads
+from ..exact.threads import fit_threads, with_fit_threads
 from ..stats import results as single
 from .batchstats import BatchStatistics
-from .momentsolve import solve_moments
+from .momentsolve import _warn, solve_batch
 from .segments import encode_groups
-from .windows import window_moments
+from .windows import WindowLayout
 
 _CHUNK = 1 << 22  # elements of one gather of window rows
 
@@ -49,10 +50,29 @@ class RollingOLSResults(BatchStatistics):
         [nan, nan, 0.9231, 0.9796, 0.9908]
     """
 
-    def __init__(self, groups, row_labels, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, groups, row_labels, full_cov, *, cov_unscaled, **kwargs) -> None:
+        # only the diagonal of each window's (X'WX)^-1 is kept (what bse needs): the base
+        # class gets an empty matrix per window, and normalized_cov_params recomputes the
+        # (n, p, p) matrices when asked (NOTE [rolling moments])
+        super().__init__(cov_unscaled=np.empty((len(cov_unscaled), 0, 0)), **kwargs)
+        del self.normalized_cov_params
+        bad = np.isnan(self.rank)
+        self._cov_diag = np.where(bad[:, None], np.nan, cov_unscaled)
+        self._full_cov = full_cov
         self.groups = groups
         self.row_labels = row_labels
+
+    @cached_property
+    def normalized_cov_params(self) -> np.ndarray:
+        """``(X'WX)^-1`` of every window ``(n, p, p)``, computed again from the rows."""
+        return np.where(np.isnan(self.rank)[:, None, None], np.nan, self._full_cov())
+
+    @cached_property
+    def bse(self) -> np.ndarray:
+        """Standard errors ``(n, p)``, from the diagonal alone for ``nonrobust``."""
+        if self.cov_type != "nonrobust":
+            return np.sqrt(np.diagonal(self._cov, axis1=1, axis2=2))
+        return np.sqrt(self._cov_diag * self.scale[:, None])
 
     def to_frame(self):
         """Coefficient paths: one row per window end (group, nobs, params, bse, R2)."""
@@ -120,34 +140,37 @@ def rolling_ols(
         labels, codes = names_g[c], torch.as_tensor(c, device=X.device)
     wt = torch.ones_like(yt) if w is None else w.to(device=X.device, dtype=torch.float64)
     Z = torch.cat([X, yt[:, None]], dim=1)
-    mom = window_moments(Z, wt, codes, window=window)
-    full = mom.count >= (min_nobs if expanding else window)
+    layout = WindowLayout(codes, window)
+    need = min_nobs if expanding else window
+    fit = _fit_windows(layout, Z, wt, need, fit_intercept, cov="diag")
+    _warn(fit.pop("aliased"), fit.pop("at_risk"), fit.pop("low"), "windows")
     if w is None:
         sum_log_w = np.zeros(n)
     else:  # WLS's llf adds 0.5 * sum(log w) over the window
         # a zero weight makes the sum -inf (statsmodels' WLS): counted apart, not summed
         zero = wt == 0
         logw = torch.stack([torch.log(torch.where(zero, 1.0, wt)), zero.to(wt.dtype)], 1)
-        slogw = window_moments(logw, torch.ones_like(wt), codes, window=window)
-        sums = slogw.mean * slogw.w[:, None]
-        sum_log_w = np.where(_np(sums[:, 1]) > 0.5, -np.inf, _np(sums[:, 0]))
-    fit = solve_moments(mom, full, fit_intercept)
-    if bool(fit["risk"].any()):
-        rows = torch.nonzero(fit["risk"]).reshape(-1)
-        centre = mom.mean if fit_intercept else torch.zeros_like(mom.mean)
-        exact = _exact_ssr(Z, wt, codes, rows, mom.count, centre, fit["b"])
-        fit["ssr"][_np(rows).astype(np.int64)] = _np(exact)
+        sums = np.zeros((n, 2))
+        for rows, m in layout.chunks(logw, torch.ones_like(wt)):
+            sums[_np(rows).astype(np.int64)] = _np(m.mean * m.w[:, None])
+        sum_log_w = np.where(sums[:, 1] > 0.5, -np.inf, sums[:, 0])
     names = single._names(feature_names, Xm.columns, d, "feature_names")
     names = names or [f"x{j + 1}" for j in range(d)]
+
+    def full_cov() -> np.ndarray:
+        with fit_threads():
+            return _fit_windows(layout, Z, wt, need, fit_intercept, cov="full")["cov"]
+
     return RollingOLSResults(
         labels,
         index,
+        full_cov,
         params=fit["params"],
         cov_unscaled=fit["cov"],
         ssr=fit["ssr"],
         centered_tss=fit["ctss"],
         uncentered_tss=fit["utss"],
-        nobs=np.where(fit["bad"], 0.0, _np(mom.count)),
+        nobs=np.where(fit["bad"], 0.0, fit["count"]),
         sum_log_w=sum_log_w,
         bad=fit["bad"],
         k_constant=int(fit_intercept),
@@ -156,24 +179,67 @@ def rolling_ols(
     )
 
 
+def _fit_windows(
+    layout: WindowLayout, Z: Tensor, w: Tensor, need: int, fit_intercept: bool, cov: str
+) -> dict:
+    """Every window's fit, a run of window ends at a time (NOTE [rolling moments]).
+
+    Only the outputs are one row per window: ``cov="diag"`` keeps the diagonal of each
+    unscaled covariance, ``cov="full"`` the ``(n, p, p)`` matrices.
+    """
+    n, q = Z.shape
+    p = q - 1 + fit_intercept
+    out = {key: np.zeros(n) for key in ("ssr", "ctss", "utss", "count", "low")}
+    out["params"] = np.zeros((n, p))
+    out["cov"] = np.zeros((n, p) if cov == "diag" else (n, p, p))
+    for key in ("bad", "aliased", "at_risk"):
+        out[key] = np.zeros(n, dtype=bool)
+    risky = []
+    for rows, mom in layout.chunks(Z, w):
+        fit = solve_batch(mom, mom.count >= need, fit_intercept, cov=cov)
+        r = _np(rows).astype(np.int64)
+        for key in ("params", "cov", "ssr", "ctss", "utss", "low"):
+            out[key][r] = _np(fit[key])
+        for key in ("bad", "aliased", "at_risk"):
+            out[key][r] = _np(fit[key]).astype(bool)
+        out["count"][r] = _np(mom.count)
+        if bool(fit["risk"].any()):
+            k = fit["risk"]
+            centre = mom.mean[k] if fit_intercept else torch.zeros_like(mom.mean[k])
+            risky.append((rows[k], mom.count[k], centre, fit["b"][k]))
+    if risky:
+        ends, count, centre, b = (torch.cat(parts) for parts in zip(*risky, strict=True))
+        out["ssr"][_np(ends).astype(np.int64)] = _np(
+            _exact_ssr(Z, w, layout, ends, count, centre, b)
+        )
+    return out
+
+
 def _exact_ssr(
-    Z: Tensor, w: Tensor, codes: Tensor, ends: Tensor, count: Tensor, centre: Tensor, b: Tensor
+    Z: Tensor,
+    w: Tensor,
+    layout: WindowLayout,
+    ends: Tensor,
+    count: Tensor,
+    centre: Tensor,
+    b: Tensor,
 ) -> Tensor:
     """Weighted residual sums of squares of the windows ending at rows ``ends``, from rows."""
     d = Z.shape[1] - 1
-    order = torch.argsort(codes, stable=True)
+    order = layout.order
     rank = torch.empty_like(order)
     rank[order] = torch.arange(order.numel(), device=Z.device)
-    width = int(count[ends].max())
+    width = int(count.max())
     offsets = torch.arange(width, device=Z.device)
     out = []
     step = max(1, _CHUNK // max(1, width * (d + 1)))
     for lo in range(0, ends.numel(), step):
         t = ends[lo : lo + step]
-        inside = offsets[None, :] < count[t][:, None]
+        sl = slice(lo, lo + step)
+        inside = offsets[None, :] < count[sl][:, None]
         idx = order[(rank[t][:, None] - offsets[None, :]).clamp(min=0)]
-        D = Z[idx] - centre[t][:, None, :]
-        e = D[..., d] - (D[..., :d] * b[t][:, None, :]).sum(-1)
+        D = Z[idx] - centre[sl][:, None, :]
+        e = D[..., d] - (D[..., :d] * b[sl][:, None, :]).sum(-1)
         out.append((w[idx] * e * e * inside).sum(1))
     return torch.cat(out)
 

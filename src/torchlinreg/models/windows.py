@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -99,6 +101,145 @@ def _block_layout(codes: Tensor, block: int):
     return order, sc, pos, first_block, int(nblocks.sum())
 
 
+class WindowLayout:
+    """Where each window starts and ends in the padded block layout (NOTE [rolling moments]).
+
+    Built from the group codes and the window alone, so several sets of columns (the data,
+    the log weights) reuse it. Rows are sorted by group (stably), each group cut into
+    blocks of ``K`` rows from its first row, blocks zero-padded to ``K`` slots.
+    """
+
+    def __init__(self, codes: Tensor, window: int, block: int | None = None) -> None:
+        self.n = n = codes.numel()
+        self.window = window
+        self.K = K = max(1, min(window, block or 256))
+        self.codes = codes
+        order, sc, pos, first_block, self.B = _block_layout(codes, K)
+        self.order = order
+        self.gb = first_block[sc] + pos // K  # each sorted row's block (non-decreasing)
+        self.slot = self.gb * K + pos % K
+        length = torch.clamp(pos + 1, max=window)
+        spos = pos - length + 1
+        self.sb = first_block[sc] + spos // K  # the block where the window starts
+        self.so = spos % K
+        self.count = length
+        valid = torch.zeros(self.B * K, dtype=torch.bool, device=codes.device)
+        valid[self.slot] = True
+        self.valid = valid.reshape(self.B, K)
+        self.G = int(codes.max()) + 1 if n else 0
+
+    def pad(self, Z: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Rows about their group's mean in ``(B, K, q)`` blocks; weights; the group means."""
+        q = Z.shape[1]
+        codes = self.codes
+        # about each group's mean first: merges subtract means, so they must not carry an
+        # offset
+        cnt = torch.bincount(codes, minlength=self.G).to(Z.dtype)[:, None]
+        ref = Z.new_zeros((self.G, q)).index_add_(0, codes, Z) / cnt
+        ref = ref + Z.new_zeros((self.G, q)).index_add_(0, codes, Z - ref[codes]) / cnt
+        B, K = self.B, self.K
+        Zp = Z.new_zeros((B * K, q)).index_copy_(0, self.slot, (Z - ref[codes])[self.order])
+        wp = Z.new_zeros(B * K).index_copy_(0, self.slot, w[self.order])
+        return Zp.reshape(B, K, q), wp.reshape(B, K), ref
+
+    def chunks(self, Z: Tensor, w: Tensor, rows: int = 8192) -> Iterator[tuple[Tensor, Moments]]:
+        """``(row indices, their windows' moments)`` for runs of about ``rows`` window ends.
+
+        The extra memory is a few ``(rows, q, q)`` summaries and the table of whole blocks
+        (``B log2(W / K)`` summaries), never one summary per row of the data.
+        """
+        if self.n == 0:
+            return
+        Zp, wp, ref = self.pad(Z, w)
+        vf = self.valid.to(Z.dtype)
+        cnt = vf.sum(1).clamp(min=1)[:, None]
+        anchor = (Zp * vf[..., None]).sum(1) / cnt
+        anchor = anchor + ((Zp - anchor[:, None]) * vf[..., None]).sum(1) / cnt
+        D = (Zp - anchor[:, None]) * vf[..., None]
+        levels = self._levels(D, wp, anchor)
+        step = max(1, rows // self.K)
+        bounds = torch.searchsorted(
+            self.gb, torch.arange(0, self.B + step, step, device=Z.device).clamp(max=self.B)
+        ).tolist()
+        for b0, (i0, i1) in enumerate(itertools.pairwise(bounds)):
+            if i1 > i0:
+                out = self._chunk(D, wp, anchor, levels, b0 * step, i0, i1)
+                rows_i = self.order[i0:i1]
+                out.mean = out.mean + ref[self.codes[rows_i]]
+                yield rows_i, out
+
+    def _levels(self, D: Tensor, w: Tensor, anchor: Tensor) -> list[Moments]:
+        """Level ``j``: blocks ``i .. i + 2^j - 1`` merged, for every block ``i``."""
+        span_max = max(1, -(-self.window // self.K))
+        if span_max < 2:  # a window never holds a whole block beside its prefix
+            return []
+        totals = []
+        for b0 in range(0, self.B, max(1, 65536 // self.K)):
+            b1 = min(self.B, b0 + max(1, 65536 // self.K))
+            totals.append(_totals(D[b0:b1], w[b0:b1], self.valid[b0:b1], anchor[b0:b1]))
+        levels = [_cat(totals)]
+        idx = torch.arange(self.B, device=D.device)
+        span = 1
+        while span * 2 <= span_max:
+            last = levels[-1]
+            levels.append(merge(last, last.take(torch.clamp(idx + span, max=self.B - 1))))
+            span *= 2
+        return levels
+
+    def _chunk(self, D, w, anchor, levels, b0, i0, i1) -> Moments:
+        """The windows ending at sorted rows ``i0 .. i1 - 1`` (blocks from ``b0``)."""
+        K = self.K
+        gb, sb, so = self.gb[i0:i1], self.sb[i0:i1], self.so[i0:i1]
+        b1 = int(gb[-1]) + 1
+        prefix = _running(D[b0:b1], w[b0:b1], self.valid[b0:b1], anchor[b0:b1])
+        out = prefix.take(self.slot[i0:i1] - b0 * K)
+        # a window starting inside a block takes that block's suffix from its start
+        inner = (so > 0) & (sb < gb)
+        if bool(inner.any()):
+            used = torch.unique(sb[inner])
+            suffix = _running(D[used].flip(1), w[used].flip(1), self.valid[used].flip(1),
+                              anchor[used])  # fmt: skip
+            at = torch.searchsorted(used, sb[inner]) * K + (K - 1 - so[inner])
+            acc = _empty(i1 - i0, D.shape[2], D)
+            _put(acc, inner, suffix.take(at))
+        else:
+            acc = _empty(i1 - i0, D.shape[2], D)
+        # whole blocks between the start and the end block, in binary from the table
+        start = torch.where(so > 0, sb + 1, sb)
+        m = gb - start
+        for j, level in enumerate(levels):
+            use = ((m >> j) & 1).bool()
+            if not bool(use.any()):
+                continue
+            acc = merge(acc, _where(use, level.take(torch.clamp(start, max=self.B - 1)),
+                                    _empty(i1 - i0, D.shape[2], D)))  # fmt: skip
+            start = start + (use.to(start.dtype) << j)
+        return merge(acc, out)
+
+
+def _totals(D: Tensor, w: Tensor, valid: Tensor, anchor: Tensor) -> Moments:
+    """Each block's summary ``(B,)`` about its anchor, in one batched product."""
+    sw = w.sum(1)
+    wd = w[..., None] * D
+    s1 = wd.sum(1)
+    s2 = wd.transpose(1, 2) @ D
+    safe = torch.where(sw > 0, sw, 1.0)[:, None]
+    M = s2 - s1[:, :, None] * (s1 / safe)[:, None, :]
+    return Moments(sw, anchor + s1 / safe, M, valid.sum(1).to(D.dtype), (wd * D).sum(1))
+
+
+def _cat(parts: list[Moments]) -> Moments:
+    return Moments(*(torch.cat([getattr(p, f) for p in parts]) for f in _FIELDS))
+
+
+_FIELDS = ("w", "mean", "M", "count", "raw")
+
+
+def _put(dst: Moments, mask: Tensor, src: Moments) -> None:
+    for f in _FIELDS:
+        getattr(dst, f)[mask] = getattr(src, f)
+
+
 def window_moments(
     Z: Tensor, w: Tensor, codes: Tensor, *, window: int, block: int | None = None
 ) -> Moments:
@@ -106,63 +247,18 @@ def window_moments(
 
     ``Z`` ``(n, q)``, weights ``w`` ``(n,)``, group codes ``(n,)`` (0 to G - 1); rows of a
     group in their order. Returns one summary per row, in the rows' order (NOTE [rolling
-    moments]).
+    moments]); ``WindowLayout.chunks`` gives the same a run of rows at a time.
     """
     n, q = Z.shape
-    K = max(1, min(window, block or 256))
-    # about each group's mean first: merges subtract means, so they must not carry an offset
-    G = int(codes.max()) + 1 if n else 0
-    cnt = torch.bincount(codes, minlength=G).to(Z.dtype)[:, None]
-    ref = Z.new_zeros((G, q)).index_add_(0, codes, Z) / cnt
-    ref = ref + Z.new_zeros((G, q)).index_add_(0, codes, Z - ref[codes]) / cnt
-    Z = Z - ref[codes]
-    order, sc, pos, first_block, B = _block_layout(codes, K)
-    gb = first_block[sc] + pos // K
-    slot = gb * K + pos % K
-    Zp = Z.new_zeros((B * K, q)).index_copy_(0, slot, Z[order]).reshape(B, K, q)
-    wp = Z.new_zeros(B * K).index_copy_(0, slot, w[order]).reshape(B, K)
-    valid = torch.zeros(B * K, dtype=torch.bool, device=Z.device)
-    valid[slot] = True
-    valid = valid.reshape(B, K)
-    vf = valid.to(Z.dtype)
-    cnt = vf.sum(1).clamp(min=1)[:, None]
-    anchor = (Zp * vf[..., None]).sum(1) / cnt
-    anchor = anchor + ((Zp - anchor[:, None]) * vf[..., None]).sum(1) / cnt
-    D = (Zp - anchor[:, None]) * vf[..., None]
-    prefix = _running(D, wp, valid, anchor)
-    suffix = _running(D.flip(1), wp.flip(1), valid.flip(1), anchor)
-    rev = torch.arange(B * K, device=Z.device).reshape(B, K).flip(1).reshape(-1)
-    suffix = suffix.take(rev)  # suffix at offset o: rows o..K-1
-    levels = [prefix.take(torch.arange(B, device=Z.device) * K + K - 1)]
-    span = 1
-    while span * 2 <= max(1, -(-window // K)):
-        last = levels[-1]
-        shifted = last.take(torch.clamp(torch.arange(B, device=Z.device) + span, max=B - 1))
-        levels.append(merge(last, shifted))
-        span *= 2
-    # the window ending at each (sorted) row
-    length = torch.clamp(pos + 1, max=window)
-    spos = pos - length + 1
-    sb = first_block[sc] + spos // K
-    inner = sb < gb
-    empty = _empty(n, q, Z)
-    acc = _where(inner, suffix.take(sb * K + spos % K), empty)
-    start = sb + 1
-    m = torch.where(inner, gb - sb - 1, 0)
-    for j, level in enumerate(levels):
-        use = ((m >> j) & 1).bool()
-        if not bool(use.any()):
-            continue
-        acc = merge(acc, _where(use, level.take(torch.clamp(start, max=B - 1)), empty))
-        start = start + (use.to(start.dtype) << j)
-    out = merge(acc, prefix.take(slot))
-    back = torch.empty_like(order)
-    back[order] = torch.arange(n, device=Z.device)
-    out = out.take(back)
-    out.mean = out.mean + ref[codes]
+    out = _empty(n, q, Z)
+    for rows, m in WindowLayout(codes, window, block).chunks(Z, w):
+        for f in _FIELDS:
+            getattr(out, f)[rows] = getattr(m, f)
     return out
 
 
 def _empty(n: int, q: int, like: Tensor) -> Moments:
     z = like.new_zeros(n)
-    return Moments(z, like.new_zeros((n, q)), like.new_zeros((n, q, q)), z, like.new_zeros((n, q)))
+    return Moments(
+        z, like.new_zeros((n, q)), like.new_zeros((n, q, q)), z.clone(), like.new_zeros((n, q))
+    )

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .windowsums import Triangle, at_rows, empty, merge_packed, pack, running_sums, take
+
 
 @dataclass
 class Moments:
@@ -58,34 +60,6 @@ def merge(a: Moments, b: Moments) -> Moments:
     mean = a.mean + delta * f[:, None]
     M = a.M + b.M + (a.w * f)[:, None, None] * delta[:, :, None] * delta[:, None, :]
     return Moments(w, mean, M, a.count + b.count, a.raw + b.raw)
-
-
-def _where(cond: Tensor, a: Moments, b: Moments) -> Moments:
-    return Moments(
-        torch.where(cond, a.w, b.w),
-        torch.where(cond[:, None], a.mean, b.mean),
-        torch.where(cond[:, None, None], a.M, b.M),
-        torch.where(cond, a.count, b.count),
-        torch.where(cond[:, None], a.raw, b.raw),
-    )
-
-
-def _running(D: Tensor, w: Tensor, valid: Tensor, anchor: Tensor) -> Moments:
-    """Moments of rows ``0..o`` of each block ``(B, K, q)``, for every ``o``."""
-    q = D.shape[2]
-    cw = torch.cumsum(w, 1)
-    wd = w[..., None] * D
-    c1 = torch.cumsum(wd, 1)
-    c2 = torch.cumsum(wd[..., :, None] * D[..., None, :], 1)
-    safe = torch.where(cw > 0, cw, 1.0)[..., None]
-    mean = anchor[:, None, :] + c1 / safe
-    M = c2 - c1[..., :, None] * (c1 / safe)[..., None, :]
-    count = torch.cumsum(valid.to(D.dtype), 1)
-    raw = torch.cumsum(wd * D, 1)
-    return Moments(
-        cw.reshape(-1), mean.reshape(-1, q), M.reshape(-1, q, q), count.reshape(-1),
-        raw.reshape(-1, q),
-    )  # fmt: skip
 
 
 def _block_layout(codes: Tensor, block: int):
@@ -156,14 +130,16 @@ class WindowLayout:
         anchor = (Zp * vf[..., None]).sum(1) / cnt
         anchor = anchor + ((Zp - anchor[:, None]) * vf[..., None]).sum(1) / cnt
         D = (Zp - anchor[:, None]) * vf[..., None]
-        levels = self._levels(D, wp, anchor)
+        tri = Triangle(Z.shape[1], device=Z.device)
+        levels = [pack(*_fields(m), tri) for m in self._levels(D, wp, anchor)]
+        D = D.transpose(1, 2).contiguous()  # (B, q, K): running sums along the last axis
         step = max(1, rows // self.K)
         bounds = torch.searchsorted(
             self.gb, torch.arange(0, self.B + step, step, device=Z.device).clamp(max=self.B)
         ).tolist()
         for b0, (i0, i1) in enumerate(itertools.pairwise(bounds)):
             if i1 > i0:
-                out = self._chunk(D, wp, anchor, levels, b0 * step, i0, i1)
+                out = self._chunk(D, wp, vf, anchor, levels, tri, b0 * step, i0, i1)
                 rows_i = self.order[i0:i1]
                 out.mean = out.mean + ref[self.codes[rows_i]]
                 yield rows_i, out
@@ -186,24 +162,26 @@ class WindowLayout:
             span *= 2
         return levels
 
-    def _chunk(self, D, w, anchor, levels, b0, i0, i1) -> Moments:
+    def _chunk(self, D, w, vf, anchor, levels, tri, b0, i0, i1) -> Moments:
         """The windows ending at sorted rows ``i0 .. i1 - 1`` (blocks from ``b0``)."""
         K = self.K
         gb, sb, so = self.gb[i0:i1], self.sb[i0:i1], self.so[i0:i1]
         b1 = int(gb[-1]) + 1
-        prefix = _running(D[b0:b1], w[b0:b1], self.valid[b0:b1], anchor[b0:b1])
-        out = prefix.take(self.slot[i0:i1] - b0 * K)
+        prefix = running_sums(D[b0:b1], w[b0:b1], vf[b0:b1], tri)
+        out = at_rows(prefix, gb - b0, self.slot[i0:i1] % K, anchor[gb], tri)
         # a window starting inside a block takes that block's suffix from its start
         inner = (so > 0) & (sb < gb)
+        acc = empty(i1 - i0, D.shape[1], tri, D)
         if bool(inner.any()):
             used = torch.unique(sb[inner])
-            suffix = _running(D[used].flip(1), w[used].flip(1), self.valid[used].flip(1),
-                              anchor[used])  # fmt: skip
-            at = torch.searchsorted(used, sb[inner]) * K + (K - 1 - so[inner])
-            acc = _empty(i1 - i0, D.shape[2], D)
-            _put(acc, inner, suffix.take(at))
-        else:
-            acc = _empty(i1 - i0, D.shape[2], D)
+            suffix = running_sums(D[used].flip(2), w[used].flip(1), vf[used].flip(1), tri)
+            at = torch.searchsorted(used, sb[inner])
+            part = at_rows(suffix, at, K - 1 - so[inner], anchor[sb[inner]], tri)
+            if bool(inner.all()):
+                acc = part
+            else:
+                for f in ("w", "mean", "T", "count", "raw"):
+                    getattr(acc, f)[inner] = getattr(part, f)
         # whole blocks between the start and the end block, in binary from the table
         start = torch.where(so > 0, sb + 1, sb)
         m = gb - start
@@ -211,10 +189,10 @@ class WindowLayout:
             use = ((m >> j) & 1).bool()
             if not bool(use.any()):
                 continue
-            acc = merge(acc, _where(use, level.take(torch.clamp(start, max=self.B - 1)),
-                                    _empty(i1 - i0, D.shape[2], D)))  # fmt: skip
+            whole = take(level, torch.clamp(start, max=self.B - 1)).masked(use)
+            acc = merge_packed(acc, whole, tri)
             start = start + (use.to(start.dtype) << j)
-        return merge(acc, out)
+        return Moments(*merge_packed(acc, out, tri).unpack(tri))
 
 
 def _totals(D: Tensor, w: Tensor, valid: Tensor, anchor: Tensor) -> Moments:
@@ -235,9 +213,8 @@ def _cat(parts: list[Moments]) -> Moments:
 _FIELDS = ("w", "mean", "M", "count", "raw")
 
 
-def _put(dst: Moments, mask: Tensor, src: Moments) -> None:
-    for f in _FIELDS:
-        getattr(dst, f)[mask] = getattr(src, f)
+def _fields(m: Moments) -> tuple[Tensor, ...]:
+    return tuple(getattr(m, f) for f in _FIELDS)
 
 
 def window_moments(

@@ -1,0 +1,112 @@
+"""Packed window summaries: the upper triangle of the co-moments, running sums in one pass.
+
+The inner loop of NOTE [rolling moments] (``windows.py``) over a run of window ends. A
+summary keeps the ``q (q + 1) / 2`` entries of its symmetric co-moment matrix (21 instead
+of 36 for five features and a target), and a block's running sums (weight, first
+moments, the triangle of second moments, row count, squares) are one ``(blocks, F, K)``
+tensor summed along its last, contiguous axis: one cumulative sum per block instead of
+five, read back only at the rows a window needs, and centred there.
+
+Example:
+    >>> tri = Triangle(2)
+    >>> D = torch.tensor([[[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0]]], dtype=torch.float64)
+    >>> one = torch.ones(1, 3, dtype=torch.float64)
+    >>> P = running_sums(D, one, one, tri)
+    >>> s = at_rows(P, torch.tensor([0]), torch.tensor([2]), torch.zeros(1, 2), tri)
+    >>> s.unpack(tri)[2][0].tolist()
+    [[2.0, 4.0], [4.0, 8.0]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+class Triangle:
+    """Index maps between a ``q x q`` symmetric matrix and its upper triangle."""
+
+    def __init__(self, q: int, device=None) -> None:
+        iu, ju = torch.triu_indices(q, q, device=device)
+        self.q, self.iu, self.ju = q, iu, ju
+        full = torch.empty((q, q), dtype=torch.int64, device=device)
+        full[iu, ju] = torch.arange(iu.numel(), device=device)
+        full[ju, iu] = torch.arange(iu.numel(), device=device)
+        self.full = full.reshape(-1)
+        self.nt = iu.numel()
+
+
+@dataclass
+class Packed:
+    """Summaries with the co-moments' upper triangle ``T`` ``(m, q (q + 1) / 2)``."""
+
+    w: Tensor
+    mean: Tensor
+    T: Tensor
+    count: Tensor
+    raw: Tensor
+
+    def unpack(self, tri: Triangle) -> tuple[Tensor, ...]:
+        """``(w, mean, M, count, raw)`` with the full ``(m, q, q)`` co-moments."""
+        M = self.T[:, tri.full].reshape(-1, tri.q, tri.q)
+        return self.w, self.mean, M, self.count, self.raw
+
+    def masked(self, keep: Tensor) -> Packed:
+        """Empty summaries (all zero) where ``keep`` is False."""
+        k = keep.to(self.w.dtype)
+        return Packed(
+            self.w * k, self.mean * k[:, None], self.T * k[:, None], self.count * k,
+            self.raw * k[:, None],
+        )  # fmt: skip
+
+
+def pack(w: Tensor, mean: Tensor, M: Tensor, count: Tensor, raw: Tensor, tri: Triangle) -> Packed:
+    return Packed(w, mean, M[:, tri.iu, tri.ju], count, raw)
+
+
+def take(p: Packed, index: Tensor) -> Packed:
+    return Packed(p.w[index], p.mean[index], p.T[index], p.count[index], p.raw[index])
+
+
+def merge_packed(a: Packed, b: Packed, tri: Triangle) -> Packed:
+    """``windows.merge`` on packed summaries (Chan, Golub & LeVeque)."""
+    w = a.w + b.w
+    f = b.w / torch.where(w > 0, w, 1.0)
+    f = torch.where((a.w == 0) & (b.count > 0), 1.0, f)  # zero weights: keep a centre
+    delta = b.mean - a.mean
+    mean = a.mean + delta * f[:, None]
+    T = a.T + b.T + (a.w * f)[:, None] * delta[:, tri.iu] * delta[:, tri.ju]
+    return Packed(w, mean, T, a.count + b.count, a.raw + b.raw)
+
+
+def running_sums(D: Tensor, w: Tensor, valid: Tensor, tri: Triangle) -> Tensor:
+    """Running sums along each block: ``D`` ``(blocks, q, K)`` about the block's anchor.
+
+    ``w`` and ``valid`` (1.0 for a row, 0.0 for a padding slot) are ``(blocks, K)``.
+    Returns ``(blocks, F, K)``: weight, ``w D``, the triangle of ``w D D'``, row count and
+    ``w D^2``.
+    """
+    wd = w[:, None, :] * D
+    parts = [w[:, None, :], wd, wd[:, tri.iu] * D[:, tri.ju], valid[:, None, :], wd * D]
+    P = torch.cat(parts, dim=1)
+    return torch.cumsum(P, dim=2, out=P)
+
+
+def at_rows(P: Tensor, block: Tensor, offset: Tensor, anchor: Tensor, tri: Triangle) -> Packed:
+    """Centred summaries of the running sums at ``(block, offset)``; ``anchor`` per row."""
+    q, nt = tri.q, tri.nt
+    K = P.shape[2]
+    R = P.transpose(1, 2).reshape(-1, P.shape[1])[block * K + offset]  # rows, contiguous
+    cw, c1 = R[:, 0], R[:, 1 : 1 + q]
+    safe = torch.where(cw > 0, cw, 1.0)[:, None]
+    m1 = c1 / safe
+    T = R[:, 1 + q : 1 + q + nt] - c1[:, tri.iu] * m1[:, tri.ju]
+    return Packed(cw, anchor + m1, T, R[:, 1 + q + nt], R[:, 2 + q + nt :])
+
+
+def empty(m: int, q: int, tri: Triangle, like: Tensor) -> Packed:
+    z = like.new_zeros(m)
+    return Packed(z, like.new_zeros((m, q)), like.new_zeros((m, tri.nt)), z.clone(),
+                  like.new_zeros((m, q)))  # fmt: skip

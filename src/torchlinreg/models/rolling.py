@@ -57,7 +57,8 @@ class RollingOLSResults(BatchStatistics):
         super().__init__(cov_unscaled=np.empty((len(cov_unscaled), 0, 0)), **kwargs)
         del self.normalized_cov_params
         bad = np.isnan(self.rank)
-        self._cov_diag = np.where(bad[:, None], np.nan, cov_unscaled)
+        cov_unscaled[bad] = np.nan  # in place: the array is ours (_fit_windows made it)
+        self._cov_diag = cov_unscaled
         self._full_cov = full_cov
         self.groups = groups
         self.row_labels = row_labels
@@ -198,6 +199,8 @@ def _fit_windows(
     for rows, mom in layout.chunks(Z, w):
         fit = solve_batch(mom, mom.count >= need, fit_intercept, cov=cov)
         r = _np(rows).astype(np.int64)
+        if r.size and r[-1] - r[0] == r.size - 1 and bool((np.diff(r) == 1).all()):
+            r = slice(int(r[0]), int(r[-1]) + 1)  # rows in order (no groups): no scatter
         for key in ("params", "cov", "ssr", "ctss", "utss", "low"):
             out[key][r] = _np(fit[key])
         for key in ("bad", "aliased", "at_risk"):

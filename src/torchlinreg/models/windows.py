@@ -33,6 +33,9 @@ from torch import Tensor
 
 from .windowsums import Triangle, at_rows, empty, merge_packed, pack, running_sums, take
 
+# window ends per run: a run's temporaries (a few (ROWS, q, q) tensors) stay in cache
+ROWS = 8192
+
 
 @dataclass
 class Moments:
@@ -116,7 +119,9 @@ class WindowLayout:
         wp = Z.new_zeros(B * K).index_copy_(0, self.slot, w[self.order])
         return Zp.reshape(B, K, q), wp.reshape(B, K), ref
 
-    def chunks(self, Z: Tensor, w: Tensor, rows: int = 8192) -> Iterator[tuple[Tensor, Moments]]:
+    def chunks(
+        self, Z: Tensor, w: Tensor, rows: int | None = None
+    ) -> Iterator[tuple[Tensor, Moments]]:
         """``(row indices, their windows' moments)`` for runs of about ``rows`` window ends.
 
         The extra memory is a few ``(rows, q, q)`` summaries and the table of whole blocks
@@ -130,10 +135,11 @@ class WindowLayout:
         anchor = (Zp * vf[..., None]).sum(1) / cnt
         anchor = anchor + ((Zp - anchor[:, None]) * vf[..., None]).sum(1) / cnt
         D = (Zp - anchor[:, None]) * vf[..., None]
+        del Zp  # this generator lives as long as its runs: keep one copy of the rows
         tri = Triangle(Z.shape[1], device=Z.device)
         levels = [pack(*_fields(m), tri) for m in self._levels(D, wp, anchor)]
         D = D.transpose(1, 2).contiguous()  # (B, q, K): running sums along the last axis
-        step = max(1, rows // self.K)
+        step = max(1, (rows or ROWS) // self.K)
         bounds = torch.searchsorted(
             self.gb, torch.arange(0, self.B + step, step, device=Z.device).clamp(max=self.B)
         ).tolist()
@@ -168,15 +174,17 @@ class WindowLayout:
         gb, sb, so = self.gb[i0:i1], self.sb[i0:i1], self.so[i0:i1]
         b1 = int(gb[-1]) + 1
         prefix = running_sums(D[b0:b1], w[b0:b1], vf[b0:b1], tri)
-        out = at_rows(prefix, gb - b0, self.slot[i0:i1] % K, anchor[gb], tri)
+        slots = self.slot[i0:i1] - b0 * K
+        every = i1 - i0 == (b1 - b0) * K  # no padding in these blocks: every slot, in order
+        out = at_rows(prefix, None if every else slots, anchor[gb], tri)
         # a window starting inside a block takes that block's suffix from its start
         inner = (so > 0) & (sb < gb)
         acc = empty(i1 - i0, D.shape[1], tri, D)
         if bool(inner.any()):
             used = torch.unique(sb[inner])
             suffix = running_sums(D[used].flip(2), w[used].flip(1), vf[used].flip(1), tri)
-            at = torch.searchsorted(used, sb[inner])
-            part = at_rows(suffix, at, K - 1 - so[inner], anchor[sb[inner]], tri)
+            at = torch.searchsorted(used, sb[inner]) * K + (K - 1 - so[inner])
+            part = at_rows(suffix, at, anchor[sb[inner]], tri)
             if bool(inner.all()):
                 acc = part
             else:

@@ -12,7 +12,7 @@ Example:
     >>> D = torch.tensor([[[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0]]], dtype=torch.float64)
     >>> one = torch.ones(1, 3, dtype=torch.float64)
     >>> P = running_sums(D, one, one, tri)
-    >>> s = at_rows(P, torch.tensor([0]), torch.tensor([2]), torch.zeros(1, 2), tri)
+    >>> s = at_rows(P, torch.tensor([2]), torch.zeros(1, 2), tri)
     >>> s.unpack(tri)[2][0].tolist()
     [[2.0, 4.0], [4.0, 8.0]]
 """
@@ -94,11 +94,12 @@ def running_sums(D: Tensor, w: Tensor, valid: Tensor, tri: Triangle) -> Tensor:
     return torch.cumsum(P, dim=2, out=P)
 
 
-def at_rows(P: Tensor, block: Tensor, offset: Tensor, anchor: Tensor, tri: Triangle) -> Packed:
-    """Centred summaries of the running sums at ``(block, offset)``; ``anchor`` per row."""
+def at_rows(P: Tensor, slots: Tensor | None, anchor: Tensor, tri: Triangle) -> Packed:
+    """Centred summaries of the running sums at ``slots`` (``block * K + offset``; None:
+    every slot in order); ``anchor`` per row."""
     q, nt = tri.q, tri.nt
-    K = P.shape[2]
-    R = P.transpose(1, 2).reshape(-1, P.shape[1])[block * K + offset]  # rows, contiguous
+    R = P.transpose(1, 2).reshape(-1, P.shape[1])  # a row per slot, contiguous
+    R = R if slots is None else R[slots]
     cw, c1 = R[:, 0], R[:, 1 : 1 + q]
     safe = torch.where(cw > 0, cw, 1.0)[:, None]
     m1 = c1 / safe

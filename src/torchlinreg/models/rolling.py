@@ -30,6 +30,7 @@ from ..exact.threads import fit_threads, with_fit_threads
 from ..stats import results as single
 from .batchstats import BatchStatistics
 from .momentsolve import _warn, solve_batch
+from .rollinghc import KINDS, hc_cov, window_rows
 from .segments import encode_groups
 from .windows import WindowLayout
 
@@ -60,6 +61,8 @@ class RollingOLSResults(BatchStatistics):
         cov_unscaled[bad] = np.nan  # in place: the array is ours (_fit_windows made it)
         self._cov_diag = cov_unscaled
         self._full_cov = full_cov
+        self._hc_full: dict = {}
+        self._hc_diag: dict = {}
         self.groups = groups
         self.row_labels = row_labels
 
@@ -70,10 +73,45 @@ class RollingOLSResults(BatchStatistics):
 
     @cached_property
     def bse(self) -> np.ndarray:
-        """Standard errors ``(n, p)``, from the diagonal alone for ``nonrobust``."""
+        """Standard errors ``(n, p)`` of ``cov_type``, from the covariances' diagonals."""
         if self.cov_type != "nonrobust":
-            return np.sqrt(np.diagonal(self._cov, axis1=1, axis2=2))
+            return self._hc_se(self.cov_type)
         return np.sqrt(self._cov_diag * self.scale[:, None])
+
+    def _hc(self, kind: str) -> np.ndarray:
+        """HC covariances ``(n, p, p)`` of every window, from the windows' rows."""
+        if kind not in self._hc_full:
+            self._hc_full[kind] = self._nan_bad(self._full_cov(kind))
+        return self._hc_full[kind]
+
+    def _hc_se(self, kind: str) -> np.ndarray:
+        if kind not in self._hc_diag:
+            self._hc_diag[kind] = np.sqrt(self._nan_bad(self._full_cov(kind, diag=True)))
+        return self._hc_diag[kind]
+
+    def _nan_bad(self, a: np.ndarray) -> np.ndarray:
+        a[np.isnan(self.rank)] = np.nan
+        return a
+
+    @property
+    def HC0_se(self) -> np.ndarray:
+        """White's standard errors (statsmodels' rolling ``cov_type="HC0"``)."""
+        return self._hc_se("HC0")
+
+    @property
+    def HC1_se(self) -> np.ndarray:
+        """HC0 times ``sqrt(nobs / df_resid)``."""
+        return self._hc_se("HC1")
+
+    @property
+    def HC2_se(self) -> np.ndarray:
+        """Each row's squared residual over ``1 - h`` (its leverage in the window)."""
+        return self._hc_se("HC2")
+
+    @property
+    def HC3_se(self) -> np.ndarray:
+        """Each row's squared residual over ``(1 - h)^2``."""
+        return self._hc_se("HC3")
 
     def to_frame(self):
         """Coefficient paths: one row per window end (group, nobs, params, bse, R2)."""
@@ -104,6 +142,7 @@ def rolling_ols(
     sample_weight=None,
     feature_names: Sequence[str] | None = None,
     use_t: bool = False,
+    cov_type: str = "nonrobust",
 ) -> RollingOLSResults:
     """OLS (WLS with ``sample_weight``) over every window of ``window`` consecutive rows.
 
@@ -114,6 +153,9 @@ def rolling_ols(
     with ``expanding`` never drops a row). With ``groups`` (one label per row) windows
     run over each group's rows in their order and never cross groups. p-values use the
     normal distribution unless ``use_t`` (statsmodels' default). Rows must be in time order.
+    ``cov_type`` ``"HC0"`` (statsmodels' ``"HCCM"`` too) to ``"HC3"`` gives robust standard
+    errors from each window's rows (``rollinghc.py``); ``HC0_se`` .. ``HC3_se`` are there
+    whatever ``cov_type``.
 
     Example:
         >>> import numpy as np
@@ -122,6 +164,9 @@ def rolling_ols(
         [nan, 1.0, 2.0, 3.0, 4.0, 5.0]
     """
     index = getattr(X, "index", None)  # a DataFrame's row labels label the windows
+    cov_type = "HC0" if cov_type == "HCCM" else cov_type
+    if cov_type not in ("nonrobust", *KINDS):
+        raise DataError(f"cov_type must be 'nonrobust' or one of {KINDS}; got {cov_type!r}")
     Xm, Ym, w = as_problem(
         X, y, sample_weight, min_features=0 if fit_intercept else 1, allow_1d_x=True,
         allow_all_zero=True,
@@ -158,9 +203,11 @@ def rolling_ols(
     names = single._names(feature_names, Xm.columns, d, "feature_names")
     names = names or [f"x{j + 1}" for j in range(d)]
 
-    def full_cov() -> np.ndarray:
+    def full_cov(kind: str = "nonrobust", diag: bool = False) -> np.ndarray:
         with fit_threads():
-            return _fit_windows(layout, Z, wt, need, fit_intercept, cov="full")["cov"]
+            if kind == "nonrobust":
+                return _fit_windows(layout, Z, wt, need, fit_intercept, cov="full")["cov"]
+            return _np(hc_cov(layout, Z, wt, need, fit_intercept, kind, diag))
 
     return RollingOLSResults(
         labels,
@@ -177,6 +224,7 @@ def rolling_ols(
         k_constant=int(fit_intercept),
         param_names=(["const"] if fit_intercept else []) + names,
         use_t=use_t,
+        cov_type=cov_type,
     )
 
 
@@ -229,18 +277,11 @@ def _exact_ssr(
 ) -> Tensor:
     """Weighted residual sums of squares of the windows ending at rows ``ends``, from rows."""
     d = Z.shape[1] - 1
-    order = layout.order
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.numel(), device=Z.device)
-    width = int(count.max())
-    offsets = torch.arange(width, device=Z.device)
     out = []
-    step = max(1, _CHUNK // max(1, width * (d + 1)))
+    step = max(1, _CHUNK // max(1, int(count.max()) * (d + 1)))
     for lo in range(0, ends.numel(), step):
-        t = ends[lo : lo + step]
         sl = slice(lo, lo + step)
-        inside = offsets[None, :] < count[sl][:, None]
-        idx = order[(rank[t][:, None] - offsets[None, :]).clamp(min=0)]
+        idx, inside = window_rows(layout, ends[sl], count[sl])
         D = Z[idx] - centre[sl][:, None, :]
         e = D[..., d] - (D[..., :d] * b[sl][:, None, :]).sum(-1)
         out.append((w[idx] * e * e * inside).sum(1))

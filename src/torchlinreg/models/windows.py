@@ -93,6 +93,8 @@ class WindowLayout:
         self.codes = codes
         order, sc, pos, first_block, self.B = _block_layout(codes, K)
         self.order = order
+        self.rank = torch.empty_like(order)  # each row's place in the sorted order
+        self.rank[order] = torch.arange(n, device=codes.device)
         self.gb = first_block[sc] + pos // K  # each sorted row's block (non-decreasing)
         self.slot = self.gb * K + pos % K
         length = torch.clamp(pos + 1, max=window)

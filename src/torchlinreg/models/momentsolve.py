@@ -130,17 +130,61 @@ def _lapack(C, gxy, mx, safe, full, flat, w, fit_intercept: bool, cov: str):
     return b, V, low, bad
 
 
+def solve_packed(w, mean, M, raw, full: Tensor, fit_intercept: bool) -> dict:
+    """``solve_batch(..., cov="diag")`` on feature-major summaries (the batch last).
+
+    ``w`` ``(m,)``, ``mean`` and ``raw`` ``(q, m)``, ``M`` ``(q, q, m)``, at most
+    ``_SMALL`` features: every step a vector operation over the batch, no transposes.
+    Returns the same dictionary, row-major (``params`` ``(m, p)``, ``cov`` ``(m, p)``).
+    """
+    q = mean.shape[0]
+    d = q - 1
+    eps = torch.finfo(torch.float64).eps
+    G = M if fit_intercept else M + w * mean[:, None] * mean[None, :]
+    Gxx, gxy, gyy = G[:d, :d], G[:d, d], G[d, d]
+    sd = torch.sqrt(torch.diagonal(Gxx).T.clamp(min=0))  # (d, m)
+    flat = (sd**2 <= _FLAT * eps * raw[:d]) | (sd == 0) if fit_intercept else sd == 0
+    safe = torch.where(flat, 1.0, sd)
+    C = Gxx / (safe[:, None] * safe[None, :])
+    anyflat = flat.any(0)
+    eye = torch.eye(d, dtype=C.dtype, device=C.device)[:, :, None]
+    C = torch.where(anyflat, eye, C)
+    mx = mean[:d]
+    pivots, bs, Vd, u2 = _small_fm(C, gxy / safe, mx / safe)
+    low = pivots.min(0).values
+    bad = ~full | anyflat | ~(low > _ALIASED)
+    b = bs / safe
+    V = Vd / safe**2
+    if fit_intercept:
+        V = torch.cat([(1 / w + u2)[None], V], dim=0)
+    ssr = (gyy - (gxy * b).sum(0)).clamp(min=0)
+    risk = ~bad & (eps * raw[d] > _SSR_RISK * ssr)  # as solve_batch
+    ctss = M[d, d]
+    utss = ctss + w * mean[d] ** 2
+    params = torch.cat([(mean[d] - (mx * b).sum(0))[None], b]) if fit_intercept else b
+    return {
+        "params": params.T, "cov": V.T, "ssr": ssr, "ctss": ctss, "utss": utss, "bad": bad,
+        "b": b.T, "risk": risk, "aliased": bad & full, "at_risk": full & ~bad & (low < _AT_RISK),
+        "low": low,
+    }  # fmt: skip
+
+
 def _small_diag(C: Tensor, g: Tensor, mx: Tensor):
-    """Cholesky ``C = L L'`` of many small matrices with the batch as the last axis.
+    """``_small_fm`` on row-major ``C`` ``(m, d, d)``, ``g`` and ``mx`` ``(m, d)``."""
+    piv, b, v, u2 = _small_fm(C.permute(1, 2, 0), g.T, mx.T)
+    return piv.T, b.T, v.T, u2
+
+
+def _small_fm(A: Tensor, gt: Tensor, mxt: Tensor):
+    """Cholesky ``A = L L'`` of many small matrices with the batch as the last axis.
 
     Batched LAPACK pays a call per matrix; here every step is one vector operation over
-    the batch (``4 d`` of them per factor and inverse). Returns the pivots ``(m, d)``,
-    ``C^-1 g``, ``diag(C^-1)`` and ``mx' C^-1 mx``. A failed pivot (not positive) is kept
-    as it is (the caller's ``low`` test makes that summary NaN) and replaced by 1 so the
-    rest stays finite.
+    the batch (``4 d`` of them per factor and inverse). ``A`` ``(d, d, m)``, ``gt`` and
+    ``mxt`` ``(d, m)``. Returns the pivots ``(d, m)``, ``A^-1 g``, ``diag(A^-1)`` and
+    ``mx' A^-1 mx``. A failed pivot (not positive) is kept as it is (the caller's ``low``
+    test makes that summary NaN) and replaced by 1 so the rest stays finite.
     """
-    d = C.shape[1]
-    A = C.permute(1, 2, 0)  # (d, d, m)
+    d = A.shape[0]
     L = A.new_zeros(A.shape)
     piv = A.new_empty((d, A.shape[2]))
     for j in range(d):
@@ -154,16 +198,15 @@ def _small_diag(C: Tensor, g: Tensor, mx: Tensor):
         r = -(L[i, :i, None] * Li[:i]).sum(0)
         r[i] += 1
         Li[i] = r / L[i, i]
-    # C^-1 g by substitution, not with L^-1: ssr = gyy - g'b is first-order in b's error
-    gt = g.T
+    # A^-1 g by substitution, not with L^-1: ssr = gyy - g'b is first-order in b's error
     z = A.new_empty(gt.shape)
     for i in range(d):
         z[i] = (gt[i] - (L[i, :i] * z[:i]).sum(0)) / L[i, i]
     b = A.new_empty(gt.shape)
     for i in reversed(range(d)):
         b[i] = (z[i] - (L[i + 1 :, i] * b[i + 1 :]).sum(0)) / L[i, i]
-    u = (Li * mx.T[None]).sum(1)
-    return piv.T, b.T, (Li * Li).sum(0).T, (u * u).sum(0)
+    u = (Li * mxt[None]).sum(1)
+    return piv, b, (Li * Li).sum(0), (u * u).sum(0)
 
 
 def _warn(aliased: Tensor, at_risk: Tensor, low: Tensor, what: str) -> None:

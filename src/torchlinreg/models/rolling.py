@@ -29,10 +29,10 @@ from ..errors import DataError
 from ..exact.threads import fit_threads, with_fit_threads
 from ..stats import results as single
 from .batchstats import BatchStatistics
-from .momentsolve import _warn, solve_batch
+from .momentsolve import _SMALL, _warn, solve_batch, solve_packed
 from .rollinghc import KINDS, hc_cov, window_rows
 from .segments import encode_groups
-from .windows import WindowLayout
+from .windows import Moments, WindowLayout
 
 _CHUNK = 1 << 22  # elements of one gather of window rows
 
@@ -244,8 +244,15 @@ def _fit_windows(
     for key in ("bad", "aliased", "at_risk"):
         out[key] = np.zeros(n, dtype=bool)
     risky = []
-    for rows, mom in layout.chunks(Z, w):
-        fit = solve_batch(mom, mom.count >= need, fit_intercept, cov=cov)
+    for rows, pk in layout.packed_chunks(Z, w):
+        q = pk.mean.shape[0]
+        if cov == "diag" and 0 < q - 1 <= _SMALL:  # feature-major all through
+            M = pk.T[layout.tri.full].reshape(q, q, -1)
+            fit = solve_packed(pk.w, pk.mean, M, pk.raw, pk.count >= need, fit_intercept)
+            mom = Moments(pk.w, pk.mean.T, None, pk.count, None)
+        else:
+            mom = Moments(*pk.unpack(layout.tri))
+            fit = solve_batch(mom, mom.count >= need, fit_intercept, cov=cov)
         r = _np(rows).astype(np.int64)
         if r.size and r[-1] - r[0] == r.size - 1 and bool((np.diff(r) == 1).all()):
             r = slice(int(r[0]), int(r[-1]) + 1)  # rows in order (no groups): no scatter

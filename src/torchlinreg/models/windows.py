@@ -31,7 +31,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .windowsums import Triangle, at_rows, empty, merge_packed, pack, running_sums, take
+from .windowsums import (
+    Packed,
+    Triangle,
+    at_rows,
+    empty,
+    merge_packed,
+    pack,
+    running_sums,
+    take,
+)
 
 # window ends per run: a run's temporaries (a few (ROWS, q, q) tensors) stay in cache
 ROWS = 8192
@@ -129,6 +138,13 @@ class WindowLayout:
         The extra memory is a few ``(rows, q, q)`` summaries and the table of whole blocks
         (``B log2(W / K)`` summaries), never one summary per row of the data.
         """
+        for idx, p in self.packed_chunks(Z, w, rows):
+            yield idx, Moments(*p.unpack(self.tri))
+
+    def packed_chunks(
+        self, Z: Tensor, w: Tensor, rows: int | None = None
+    ) -> Iterator[tuple[Tensor, Packed]]:
+        """``chunks`` as feature-major packed summaries (``windowsums.Packed``)."""
         if self.n == 0:
             return
         Zp, wp, ref = self.pad(Z, w)
@@ -138,9 +154,10 @@ class WindowLayout:
         anchor = anchor + ((Zp - anchor[:, None]) * vf[..., None]).sum(1) / cnt
         D = (Zp - anchor[:, None]) * vf[..., None]
         del Zp  # this generator lives as long as its runs: keep one copy of the rows
-        tri = Triangle(Z.shape[1], device=Z.device)
+        self.tri = tri = Triangle(Z.shape[1], device=Z.device)
         levels = [pack(*_fields(m), tri) for m in self._levels(D, wp, anchor)]
         D = D.transpose(1, 2).contiguous()  # (B, q, K): running sums along the last axis
+        anchor, ref = anchor.T.contiguous(), ref.T.contiguous()  # feature-major
         step = max(1, (rows or ROWS) // self.K)
         bounds = torch.searchsorted(
             self.gb, torch.arange(0, self.B + step, step, device=Z.device).clamp(max=self.B)
@@ -149,7 +166,7 @@ class WindowLayout:
             if i1 > i0:
                 out = self._chunk(D, wp, vf, anchor, levels, tri, b0 * step, i0, i1)
                 rows_i = self.order[i0:i1]
-                out.mean = out.mean + ref[self.codes[rows_i]]
+                out.mean = out.mean + ref[:, self.codes[rows_i]]
                 yield rows_i, out
 
     def _levels(self, D: Tensor, w: Tensor, anchor: Tensor) -> list[Moments]:
@@ -170,7 +187,7 @@ class WindowLayout:
             span *= 2
         return levels
 
-    def _chunk(self, D, w, vf, anchor, levels, tri, b0, i0, i1) -> Moments:
+    def _chunk(self, D, w, vf, anchor, levels, tri, b0, i0, i1) -> Packed:
         """The windows ending at sorted rows ``i0 .. i1 - 1`` (blocks from ``b0``)."""
         K = self.K
         gb, sb, so = self.gb[i0:i1], self.sb[i0:i1], self.so[i0:i1]
@@ -178,20 +195,17 @@ class WindowLayout:
         prefix = running_sums(D[b0:b1], w[b0:b1], vf[b0:b1], tri)
         slots = self.slot[i0:i1] - b0 * K
         every = i1 - i0 == (b1 - b0) * K  # no padding in these blocks: every slot, in order
-        out = at_rows(prefix, None if every else slots, anchor[gb], tri)
+        out = at_rows(prefix, None if every else slots, anchor[:, gb], tri)
         # a window starting inside a block takes that block's suffix from its start
         inner = (so > 0) & (sb < gb)
-        acc = empty(i1 - i0, D.shape[1], tri, D)
         if bool(inner.any()):
             used = torch.unique(sb[inner])
             suffix = running_sums(D[used].flip(2), w[used].flip(1), vf[used].flip(1), tri)
-            at = torch.searchsorted(used, sb[inner]) * K + (K - 1 - so[inner])
-            part = at_rows(suffix, at, anchor[sb[inner]], tri)
-            if bool(inner.all()):
-                acc = part
-            else:
-                for f in ("w", "mean", "T", "count", "raw"):
-                    getattr(acc, f)[inner] = getattr(part, f)
+            u = torch.searchsorted(used, sb).clamp(max=used.numel() - 1)
+            at = torch.where(inner, u * K + (K - 1 - so), 0)
+            acc = at_rows(suffix, at, anchor[:, used[u]], tri).masked(inner)
+        else:
+            acc = empty(i1 - i0, D.shape[1], tri, D)
         # whole blocks between the start and the end block, in binary from the table
         start = torch.where(so > 0, sb + 1, sb)
         m = gb - start
@@ -202,7 +216,7 @@ class WindowLayout:
             whole = take(level, torch.clamp(start, max=self.B - 1)).masked(use)
             acc = merge_packed(acc, whole, tri)
             start = start + (use.to(start.dtype) << j)
-        return Moments(*merge_packed(acc, out, tri).unpack(tri))
+        return merge_packed(acc, out, tri)
 
 
 def _totals(D: Tensor, w: Tensor, valid: Tensor, anchor: Tensor) -> Moments:

@@ -12,7 +12,7 @@ Example:
     >>> D = torch.tensor([[[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0]]], dtype=torch.float64)
     >>> one = torch.ones(1, 3, dtype=torch.float64)
     >>> P = running_sums(D, one, one, tri)
-    >>> s = at_rows(P, torch.tensor([2]), torch.zeros(1, 2), tri)
+    >>> s = at_rows(P, torch.tensor([2]), torch.zeros(2, 1), tri)
     >>> s.unpack(tri)[2][0].tolist()
     [[2.0, 4.0], [4.0, 8.0]]
 """
@@ -40,7 +40,9 @@ class Triangle:
 
 @dataclass
 class Packed:
-    """Summaries with the co-moments' upper triangle ``T`` ``(m, q (q + 1) / 2)``."""
+    """Summaries feature-major (the batch last): weight ``(m,)``, mean ``(q, m)``, the
+    co-moments' upper triangle ``T`` ``(q (q + 1) / 2, m)``, row count ``(m,)``, ``raw``
+    ``(q, m)``. Every operation is then a few long contiguous vector operations."""
 
     w: Tensor
     mean: Tensor
@@ -49,25 +51,30 @@ class Packed:
     raw: Tensor
 
     def unpack(self, tri: Triangle) -> tuple[Tensor, ...]:
-        """``(w, mean, M, count, raw)`` with the full ``(m, q, q)`` co-moments."""
-        M = self.T[:, tri.full].reshape(-1, tri.q, tri.q)
-        return self.w, self.mean, M, self.count, self.raw
+        """``(w, mean, M, count, raw)`` row-major, with the full ``(m, q, q)`` co-moments."""
+        M = self.T[tri.full].reshape(tri.q, tri.q, -1).permute(2, 0, 1)
+        return self.w, self.mean.T, M, self.count, self.raw.T
 
     def masked(self, keep: Tensor) -> Packed:
         """Empty summaries (all zero) where ``keep`` is False."""
         k = keep.to(self.w.dtype)
-        return Packed(
-            self.w * k, self.mean * k[:, None], self.T * k[:, None], self.count * k,
-            self.raw * k[:, None],
-        )  # fmt: skip
+        return Packed(self.w * k, self.mean * k, self.T * k, self.count * k, self.raw * k)
+
+    def put(self, mask: Tensor, part: Packed) -> None:
+        """Summaries ``part`` in the places ``mask`` (in place)."""
+        self.w[mask], self.count[mask] = part.w, part.count
+        self.mean[:, mask], self.T[:, mask], self.raw[:, mask] = part.mean, part.T, part.raw
 
 
 def pack(w: Tensor, mean: Tensor, M: Tensor, count: Tensor, raw: Tensor, tri: Triangle) -> Packed:
-    return Packed(w, mean, M[:, tri.iu, tri.ju], count, raw)
+    """Row-major summaries (``M`` ``(m, q, q)``), packed."""
+    return Packed(
+        w, mean.T.contiguous(), M[:, tri.iu, tri.ju].T.contiguous(), count, raw.T.contiguous()
+    )
 
 
 def take(p: Packed, index: Tensor) -> Packed:
-    return Packed(p.w[index], p.mean[index], p.T[index], p.count[index], p.raw[index])
+    return Packed(p.w[index], p.mean[:, index], p.T[:, index], p.count[index], p.raw[:, index])
 
 
 def merge_packed(a: Packed, b: Packed, tri: Triangle) -> Packed:
@@ -76,8 +83,8 @@ def merge_packed(a: Packed, b: Packed, tri: Triangle) -> Packed:
     f = b.w / torch.where(w > 0, w, 1.0)
     f = torch.where((a.w == 0) & (b.count > 0), 1.0, f)  # zero weights: keep a centre
     delta = b.mean - a.mean
-    mean = a.mean + delta * f[:, None]
-    T = a.T + b.T + (a.w * f)[:, None] * delta[:, tri.iu] * delta[:, tri.ju]
+    mean = a.mean + delta * f
+    T = a.T + b.T + (a.w * f) * delta[tri.iu] * delta[tri.ju]
     return Packed(w, mean, T, a.count + b.count, a.raw + b.raw)
 
 
@@ -96,18 +103,20 @@ def running_sums(D: Tensor, w: Tensor, valid: Tensor, tri: Triangle) -> Tensor:
 
 def at_rows(P: Tensor, slots: Tensor | None, anchor: Tensor, tri: Triangle) -> Packed:
     """Centred summaries of the running sums at ``slots`` (``block * K + offset``; None:
-    every slot in order); ``anchor`` per row."""
+    every slot in order); ``anchor`` ``(q, m)`` per row."""
     q, nt = tri.q, tri.nt
-    R = P.transpose(1, 2).reshape(-1, P.shape[1])  # a row per slot, contiguous
-    R = R if slots is None else R[slots]
-    cw, c1 = R[:, 0], R[:, 1 : 1 + q]
-    safe = torch.where(cw > 0, cw, 1.0)[:, None]
-    m1 = c1 / safe
-    T = R[:, 1 + q : 1 + q + nt] - c1[:, tri.iu] * m1[:, tri.ju]
-    return Packed(cw, anchor + m1, T, R[:, 1 + q + nt], R[:, 2 + q + nt :])
+    if slots is None:
+        R = P.transpose(0, 1).reshape(P.shape[1], -1)  # (F, slots), each row contiguous
+    else:
+        K = P.shape[2]
+        R = P.transpose(0, 1)[:, slots // K, slots % K]
+    cw, c1 = R[0], R[1 : 1 + q]
+    m1 = c1 / torch.where(cw > 0, cw, 1.0)
+    T = R[1 + q : 1 + q + nt] - c1[tri.iu] * m1[tri.ju]
+    return Packed(cw, anchor + m1, T, R[1 + q + nt], R[2 + q + nt :])
 
 
 def empty(m: int, q: int, tri: Triangle, like: Tensor) -> Packed:
     z = like.new_zeros(m)
-    return Packed(z, like.new_zeros((m, q)), like.new_zeros((m, tri.nt)), z.clone(),
-                  like.new_zeros((m, q)))  # fmt: skip
+    return Packed(z, like.new_zeros((q, m)), like.new_zeros((tri.nt, m)), z.clone(),
+                  like.new_zeros((q, m)))  # fmt: skip

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from statsmodels.regression.rolling import RollingOLS, RollingWLS
 
 import torchlinreg
-from torchlinreg.models import windows
+from torchlinreg.models import rolling, windows
 
 
 def _close(got, want, rtol=1e-8):
@@ -132,3 +132,21 @@ def test_one_feature_and_many_features_equal_rolling_ols(d):
     _close(res.params, ref.params)
     _close(res.bse, ref.bse)
     _close(res.rsquared, ref.rsquared)
+
+
+def test_runs_on_several_threads_give_the_same_numbers(monkeypatch):
+    # NOTE [rolling threads]: runs in parallel write their own rows; the order is free
+    rng = np.random.default_rng(12)
+    g = rng.integers(0, 4, size=5_000)
+    X = rng.normal(size=(5_000, 3)) + 50
+    y = X @ np.array([1.0, -1.0, 0.5]) + rng.normal(size=5_000)
+    monkeypatch.setattr(windows, "ROWS", 256)
+    monkeypatch.setattr(rolling, "_workers", lambda: 1)
+    one = torchlinreg.rolling_ols(X, y, window=50, groups=g)
+    monkeypatch.setattr(rolling, "_workers", lambda: 4)
+    four = torchlinreg.rolling_ols(X, y, window=50, groups=g)
+    # 1. bit for bit: each run is computed the same way whichever thread takes it
+    for name in ("params", "bse", "rsquared", "ssr", "nobs"):
+        np.testing.assert_array_equal(getattr(four, name), getattr(one, name))
+    ref = RollingOLS(y[g == 2], sm.add_constant(X[g == 2]), window=50).fit()
+    _close(four.params[g == 2], ref.params)  # 2. and statsmodels' answer

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 import numpy as np
@@ -234,7 +235,8 @@ def _fit_windows(
     """Every window's fit, a run of window ends at a time (NOTE [rolling moments]).
 
     Only the outputs are one row per window: ``cov="diag"`` keeps the diagonal of each
-    unscaled covariance, ``cov="full"`` the ``(n, p, p)`` matrices.
+    unscaled covariance, ``cov="full"`` the ``(n, p, p)`` matrices. Runs go in parallel
+    over the fit's threads, each run's kernels on one thread (NOTE [rolling threads]).
     """
     n, q = Z.shape
     p = q - 1 + fit_intercept
@@ -243,34 +245,73 @@ def _fit_windows(
     out["cov"] = np.zeros((n, p) if cov == "diag" else (n, p, p))
     for key in ("bad", "aliased", "at_risk"):
         out[key] = np.zeros(n, dtype=bool)
-    risky = []
-    for rows, pk in layout.packed_chunks(Z, w):
-        q = pk.mean.shape[0]
-        if cov == "diag" and 0 < q - 1 <= _SMALL:  # feature-major all through
-            M = pk.T[layout.tri.full].reshape(q, q, -1)
-            fit = solve_packed(pk.w, pk.mean, M, pk.raw, pk.count >= need, fit_intercept)
-            mom = Moments(pk.w, pk.mean.T, None, pk.count, None)
+    risky: list = []
+    if n == 0:
+        return out
+    prep = layout.prepare(Z, w)
+
+    def one(k: int) -> None:
+        got = layout.run(prep, k)
+        if got is not None:
+            _fit_run(layout, *got, need, fit_intercept, cov, out, risky)
+
+    before = torch.get_num_threads()
+    workers = _workers() if Z.device.type == "cpu" else 1
+    torch.set_num_threads(1)
+    try:
+        if workers > 1 and prep.runs > 1:
+            with ThreadPoolExecutor(min(workers, prep.runs)) as pool:
+                list(pool.map(one, range(prep.runs)))
         else:
-            mom = Moments(*pk.unpack(layout.tri))
-            fit = solve_batch(mom, mom.count >= need, fit_intercept, cov=cov)
-        r = _np(rows).astype(np.int64)
-        if r.size and r[-1] - r[0] == r.size - 1 and bool((np.diff(r) == 1).all()):
-            r = slice(int(r[0]), int(r[-1]) + 1)  # rows in order (no groups): no scatter
-        for key in ("params", "cov", "ssr", "ctss", "utss", "low"):
-            out[key][r] = _np(fit[key])
-        for key in ("bad", "aliased", "at_risk"):
-            out[key][r] = _np(fit[key]).astype(bool)
-        out["count"][r] = _np(mom.count)
-        if bool(fit["risk"].any()):
-            k = fit["risk"]
-            centre = mom.mean[k] if fit_intercept else torch.zeros_like(mom.mean[k])
-            risky.append((rows[k], mom.count[k], centre, fit["b"][k]))
+            for k in range(prep.runs):
+                one(k)
+    finally:
+        torch.set_num_threads(before)
     if risky:
         ends, count, centre, b = (torch.cat(parts) for parts in zip(*risky, strict=True))
         out["ssr"][_np(ends).astype(np.int64)] = _np(
             _exact_ssr(Z, w, layout, ends, count, centre, b)
         )
     return out
+
+
+def _workers() -> int:
+    """Threads for the runs: the fit's intra-op threads (``fit_threads``: the idle cores).
+
+    NOTE [rolling threads]
+    A run is about a hundred small kernels (a few hundred thousand numbers each). Over
+    intra-op threads each kernel would end at a barrier, and beside a busy process one
+    thread misses its time slice at every barrier (NOTE [threads on shared cores]: 200,000
+    rows took 3 to 49 s with two intra-op threads under load, 0.7 s with one). So kernels
+    run on one thread, and runs go in parallel on Python threads (torch drops the GIL in
+    its kernels): no barrier between them, and a thread that lost its core holds up only
+    its own run. Runs write disjoint rows, so the answer does not depend on the order.
+    """
+    return torch.get_num_threads()
+
+
+def _fit_run(layout, rows, pk, need, fit_intercept, cov, out, risky) -> None:
+    """Solve one run's windows and write them into ``out`` (rows no other run writes)."""
+    q = pk.mean.shape[0]
+    if cov == "diag" and 0 < q - 1 <= _SMALL:  # feature-major all through
+        M = layout.tri.square(pk.T)
+        fit = solve_packed(pk.w, pk.mean, M, pk.raw, pk.count >= need, fit_intercept)
+        mom = Moments(pk.w, pk.mean.T, None, pk.count, None)
+    else:
+        mom = Moments(*pk.unpack(layout.tri))
+        fit = solve_batch(mom, mom.count >= need, fit_intercept, cov=cov)
+    r = _np(rows).astype(np.int64)
+    if r.size and r[-1] - r[0] == r.size - 1 and bool((np.diff(r) == 1).all()):
+        r = slice(int(r[0]), int(r[-1]) + 1)  # rows in order (no groups): no scatter
+    for key in ("params", "cov", "ssr", "ctss", "utss", "low"):
+        out[key][r] = _np(fit[key])
+    for key in ("bad", "aliased", "at_risk"):
+        out[key][r] = _np(fit[key]).astype(bool)
+    out["count"][r] = _np(mom.count)
+    if bool(fit["risk"].any()):
+        k = fit["risk"]
+        centre = mom.mean[k] if fit_intercept else torch.zeros_like(mom.mean[k])
+        risky.append((rows[k], mom.count[k], centre, fit["b"][k]))
 
 
 def _exact_ssr(

@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -126,7 +125,8 @@ class WindowLayout:
         ref = Z.new_zeros((self.G, q)).index_add_(0, codes, Z) / cnt
         ref = ref + Z.new_zeros((self.G, q)).index_add_(0, codes, Z - ref[codes]) / cnt
         B, K = self.B, self.K
-        Zp = Z.new_zeros((B * K, q)).index_copy_(0, self.slot, (Z - ref[codes])[self.order])
+        Zs = Z[self.order] - torch.index_select(ref, 0, codes[self.order])
+        Zp = Z.new_zeros((B * K, q)).index_copy_(0, self.slot, Zs)
         wp = Z.new_zeros(B * K).index_copy_(0, self.slot, w[self.order])
         return Zp.reshape(B, K, q), wp.reshape(B, K), ref
 
@@ -147,27 +147,44 @@ class WindowLayout:
         """``chunks`` as feature-major packed summaries (``windowsums.Packed``)."""
         if self.n == 0:
             return
+        prep = self.prepare(Z, w, rows)
+        for k in range(prep.runs):
+            if (got := self.run(prep, k)) is not None:
+                yield got
+
+    def prepare(self, Z: Tensor, w: Tensor, rows: int | None = None) -> Prepared:
+        """What every run reads: the centred rows in blocks, their anchors, the table."""
         Zp, wp, ref = self.pad(Z, w)
         vf = self.valid.to(Z.dtype)
         cnt = vf.sum(1).clamp(min=1)[:, None]
         anchor = (Zp * vf[..., None]).sum(1) / cnt
         anchor = anchor + ((Zp - anchor[:, None]) * vf[..., None]).sum(1) / cnt
         D = (Zp - anchor[:, None]) * vf[..., None]
-        del Zp  # this generator lives as long as its runs: keep one copy of the rows
+        del Zp  # one copy of the rows
         self.tri = tri = Triangle(Z.shape[1], device=Z.device)
         levels = [pack(*_fields(m), tri) for m in self._levels(D, wp, anchor)]
         D = D.transpose(1, 2).contiguous()  # (B, q, K): running sums along the last axis
-        anchor, ref = anchor.T.contiguous(), ref.T.contiguous()  # feature-major
         step = max(1, (rows or ROWS) // self.K)
         bounds = torch.searchsorted(
             self.gb, torch.arange(0, self.B + step, step, device=Z.device).clamp(max=self.B)
         ).tolist()
-        for b0, (i0, i1) in enumerate(itertools.pairwise(bounds)):
-            if i1 > i0:
-                out = self._chunk(D, wp, vf, anchor, levels, tri, b0 * step, i0, i1)
-                rows_i = self.order[i0:i1]
-                out.mean = out.mean + ref[:, self.codes[rows_i]]
-                yield rows_i, out
+        # feature-major anchors and group means
+        return Prepared(D, wp, vf, anchor.T.contiguous(), ref.T.contiguous(), levels, step,
+                        bounds)  # fmt: skip
+
+    def run(self, prep: Prepared, k: int) -> tuple[Tensor, Packed] | None:
+        """Run ``k``: ``(row indices, packed summaries)`` (None: no window ends in it).
+
+        Runs read ``prep`` only, so they may go in any order, or at once in threads.
+        """
+        i0, i1 = prep.bounds[k], prep.bounds[k + 1]
+        if i1 <= i0:
+            return None
+        b0 = k * prep.step
+        out = self._chunk(prep.D, prep.w, prep.vf, prep.anchor, prep.levels, self.tri, b0, i0, i1)
+        rows_i = self.order[i0:i1]
+        out.mean = out.mean + torch.index_select(prep.ref, 1, self.codes[rows_i])
+        return rows_i, out
 
     def _levels(self, D: Tensor, w: Tensor, anchor: Tensor) -> list[Moments]:
         """Level ``j``: blocks ``i .. i + 2^j - 1`` merged, for every block ``i``."""
@@ -195,15 +212,22 @@ class WindowLayout:
         prefix = running_sums(D[b0:b1], w[b0:b1], vf[b0:b1], tri)
         slots = self.slot[i0:i1] - b0 * K
         every = i1 - i0 == (b1 - b0) * K  # no padding in these blocks: every slot, in order
-        out = at_rows(prefix, None if every else slots, anchor[:, gb], tri)
+        out = at_rows(prefix, None if every else slots, _cols(anchor, gb, b0, b1, every, K), tri)
         # a window starting inside a block takes that block's suffix from its start
         inner = (so > 0) & (sb < gb)
         if bool(inner.any()):
             used = torch.unique(sb[inner])
-            suffix = running_sums(D[used].flip(2), w[used].flip(1), vf[used].flip(1), tri)
+            u0, u1 = int(used[0]), int(used[-1]) + 1
+            span = u1 - u0 == used.numel()  # a run of blocks: slices, no gathers
+            Du, wu, vu = (D[u0:u1], w[u0:u1], vf[u0:u1]) if span else (D[used], w[used], vf[used])
+            # suffix sums: running sums of the reversed blocks, turned back
+            suffix = running_sums(Du.flip(2), wu.flip(1), vu.flip(1), tri).flip(2)
             u = torch.searchsorted(used, sb).clamp(max=used.numel() - 1)
-            at = torch.where(inner, u * K + (K - 1 - so), 0)
-            acc = at_rows(suffix, at, anchor[:, used[u]], tri).masked(inner)
+            at = u * K + so  # rows so .. K - 1 of block used[u]
+            first, last = int(at[0]), int(at[-1])
+            run = last - first == at.numel() - 1 and bool((at[1:] - at[:-1] == 1).all())
+            acc = at_rows(suffix, (first, last + 1) if run else at,
+                          torch.index_select(anchor, 1, used[u]), tri).masked(inner)  # fmt: skip
         else:
             acc = empty(i1 - i0, D.shape[1], tri, D)
         # whole blocks between the start and the end block, in binary from the table
@@ -217,6 +241,33 @@ class WindowLayout:
             acc = merge_packed(acc, whole, tri)
             start = start + (use.to(start.dtype) << j)
         return merge_packed(acc, out, tri)
+
+
+@dataclass
+class Prepared:
+    """``WindowLayout.prepare``'s result: read-only inputs of every run."""
+
+    D: Tensor  # (B, q, K) rows about their block's anchor, zero in padding slots
+    w: Tensor  # (B, K)
+    vf: Tensor  # (B, K) 1.0 for a row, 0.0 for padding
+    anchor: Tensor  # (q, B)
+    ref: Tensor  # (q, G) the group means taken off first
+    levels: list  # packed tables of whole blocks
+    step: int  # blocks a run
+    bounds: list  # sorted row where each run starts
+
+    @property
+    def runs(self) -> int:
+        return len(self.bounds) - 1
+
+
+def _cols(anchor: Tensor, gb: Tensor, b0: int, b1: int, every: bool, K: int) -> Tensor:
+    """Each row's block anchor ``(q, rows)``: blocks b0 .. b1 - 1 repeated K times when
+    every slot is a row, else gathered."""
+    if every:
+        a = anchor[:, b0:b1]
+        return a[:, :, None].expand(a.shape[0], a.shape[1], K).reshape(a.shape[0], -1)
+    return torch.index_select(anchor, 1, gb)
 
 
 def _totals(D: Tensor, w: Tensor, valid: Tensor, anchor: Tensor) -> Moments:

@@ -37,6 +37,15 @@ class Triangle:
         self.full = full.reshape(-1)
         self.nt = iu.numel()
 
+    def square(self, T: Tensor) -> Tensor:
+        """The full ``(q, q, m)`` matrices of triangles ``T`` ``(nt, m)``."""
+        return _rows(T, self.full).reshape(self.q, self.q, -1)
+
+
+def _rows(a: Tensor, index: Tensor) -> Tensor:
+    """Rows ``index`` of ``a``: whole rows copied (``a[index]`` gathers element-wise)."""
+    return torch.index_select(a, 0, index)
+
 
 @dataclass
 class Packed:
@@ -52,7 +61,7 @@ class Packed:
 
     def unpack(self, tri: Triangle) -> tuple[Tensor, ...]:
         """``(w, mean, M, count, raw)`` row-major, with the full ``(m, q, q)`` co-moments."""
-        M = self.T[tri.full].reshape(tri.q, tri.q, -1).permute(2, 0, 1)
+        M = tri.square(self.T).permute(2, 0, 1)
         return self.w, self.mean.T, M, self.count, self.raw.T
 
     def masked(self, keep: Tensor) -> Packed:
@@ -84,7 +93,7 @@ def merge_packed(a: Packed, b: Packed, tri: Triangle) -> Packed:
     f = torch.where((a.w == 0) & (b.count > 0), 1.0, f)  # zero weights: keep a centre
     delta = b.mean - a.mean
     mean = a.mean + delta * f
-    T = a.T + b.T + (a.w * f) * delta[tri.iu] * delta[tri.ju]
+    T = torch.addcmul(a.T + b.T, _rows(delta * (a.w * f), tri.iu), _rows(delta, tri.ju))
     return Packed(w, mean, T, a.count + b.count, a.raw + b.raw)
 
 
@@ -96,23 +105,22 @@ def running_sums(D: Tensor, w: Tensor, valid: Tensor, tri: Triangle) -> Tensor:
     ``w D^2``.
     """
     wd = w[:, None, :] * D
-    parts = [w[:, None, :], wd, wd[:, tri.iu] * D[:, tri.ju], valid[:, None, :], wd * D]
+    outer = torch.index_select(wd, 1, tri.iu) * torch.index_select(D, 1, tri.ju)
+    parts = [w[:, None, :], wd, outer, valid[:, None, :], wd * D]
     P = torch.cat(parts, dim=1)
     return torch.cumsum(P, dim=2, out=P)
 
 
-def at_rows(P: Tensor, slots: Tensor | None, anchor: Tensor, tri: Triangle) -> Packed:
-    """Centred summaries of the running sums at ``slots`` (``block * K + offset``; None:
-    every slot in order); ``anchor`` ``(q, m)`` per row."""
+def at_rows(P: Tensor, slots, anchor: Tensor, tri: Triangle) -> Packed:
+    """Centred summaries of the running sums at ``slots`` (``block * K + offset``: a
+    tensor, a ``(start, stop)`` range, or None for every slot); ``anchor`` ``(q, m)``."""
     q, nt = tri.q, tri.nt
-    if slots is None:
-        R = P.transpose(0, 1).reshape(P.shape[1], -1)  # (F, slots), each row contiguous
-    else:
-        K = P.shape[2]
-        R = P.transpose(0, 1)[:, slots // K, slots % K]
+    R = P.transpose(0, 1).reshape(P.shape[1], -1)  # (F, slots), each row contiguous
+    if slots is not None:
+        R = R[:, slots] if isinstance(slots, Tensor) else R[:, slots[0] : slots[1]]
     cw, c1 = R[0], R[1 : 1 + q]
     m1 = c1 / torch.where(cw > 0, cw, 1.0)
-    T = R[1 + q : 1 + q + nt] - c1[tri.iu] * m1[tri.ju]
+    T = R[1 + q : 1 + q + nt] - _rows(c1, tri.iu) * _rows(m1, tri.ju)
     return Packed(cw, anchor + m1, T, R[1 + q + nt], R[2 + q + nt :])
 
 

@@ -216,18 +216,26 @@ class WindowLayout:
         # a window starting inside a block takes that block's suffix from its start
         inner = (so > 0) & (sb < gb)
         if bool(inner.any()):
-            used = torch.unique(sb[inner])
-            u0, u1 = int(used[0]), int(used[-1]) + 1
-            span = u1 - u0 == used.numel()  # a run of blocks: slices, no gathers
-            Du, wu, vu = (D[u0:u1], w[u0:u1], vf[u0:u1]) if span else (D[used], w[used], vf[used])
+            lo, hi = int(sb[0]), int(sb[-1]) + 1  # sb never decreases along sorted rows
+            if hi - lo <= 2 * (b1 - b0) + 2:  # a run of blocks: slices, no gathers
+                Du, wu, vu, blocks = D[lo:hi], w[lo:hi], vf[lo:hi], None
+                u = sb - lo
+            else:  # e.g. expanding windows from a group's first block, far back
+                blocks = torch.unique(sb[inner])
+                Du, wu, vu = D[blocks], w[blocks], vf[blocks]
+                u = torch.searchsorted(blocks, sb).clamp(max=blocks.numel() - 1)
             # suffix sums: running sums of the reversed blocks, turned back
             suffix = running_sums(Du.flip(2), wu.flip(1), vu.flip(1), tri).flip(2)
-            u = torch.searchsorted(used, sb).clamp(max=used.numel() - 1)
-            at = u * K + so  # rows so .. K - 1 of block used[u]
+            at = u * K + so  # rows so .. K - 1 of the block
             first, last = int(at[0]), int(at[-1])
             run = last - first == at.numel() - 1 and bool((at[1:] - at[:-1] == 1).all())
-            acc = at_rows(suffix, (first, last + 1) if run else at,
-                          torch.index_select(anchor, 1, used[u]), tri).masked(inner)  # fmt: skip
+            if run and blocks is None:
+                A = _cols(anchor, sb, lo, hi, True, K)[:, first : last + 1]
+                acc = at_rows(suffix, (first, last + 1), A, tri)
+            else:
+                A = torch.index_select(anchor, 1, sb)
+                acc = at_rows(suffix, at, A, tri)
+            acc = acc.masked(inner)
         else:
             acc = empty(i1 - i0, D.shape[1], tri, D)
         # whole blocks between the start and the end block, in binary from the table

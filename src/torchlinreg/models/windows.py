@@ -14,6 +14,13 @@ LeVeque. Rounding is bounded by the data of a block and a window, whatever the l
 the series (``raw``, the sums of squares about the anchors, measures it); everything is
 batched over window ends (a Python loop over the ``log2`` levels only).
 
+Window ends go in runs of about ``ROWS`` rows (whole blocks): a run computes its blocks'
+prefix sums and the suffix sums of the blocks where its windows start, merges them, and
+is solved and written out before the next, so the extra memory is a run's summaries and
+the table (``B log2(W / K)`` summaries), never a ``q x q`` summary per row of the data.
+Inside a run summaries are packed (``windowsums.py``: the upper triangle, the batch last),
+and runs are independent (NOTE [rolling threads] in ``rolling.py`` runs them in threads).
+
 Example:
     >>> Z = torch.tensor([[0.0, 1.0], [1.0, 3.0], [2.0, 5.0], [3.0, 8.0]], dtype=torch.float64)
     >>> m = window_moments(Z, torch.ones(4, dtype=torch.float64), torch.zeros(4, dtype=torch.int64),

@@ -32,6 +32,8 @@ _ALIASED = 1e-13
 _AT_RISK = 1e-6
 _FLAT = 1024.0
 _SSR_RISK = 1e-11
+# up to this many features the factor runs as vector operations over the batch
+_SMALL = 12
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -42,6 +44,21 @@ def solve_moments(m: Moments, full: Tensor, fit_intercept: bool, what: str = "wi
     """Parameters, unscaled covariances and sums of squares of every summary, batched.
 
     ``full``: the summaries that hold enough rows; ``what`` names them in warnings.
+    """
+    fit = solve_batch(m, full, fit_intercept)
+    _warn(fit["aliased"], fit["at_risk"], fit["low"], what)
+    return {
+        "params": _np(fit["params"]), "cov": _np(fit["cov"]), "ssr": _np(fit["ssr"]),
+        "ctss": _np(fit["ctss"]), "utss": _np(fit["utss"]), "bad": _np(fit["bad"]).astype(bool),
+        "b": fit["b"], "risk": fit["risk"],
+    }  # fmt: skip
+
+
+def solve_batch(m: Moments, full: Tensor, fit_intercept: bool, cov: str = "full") -> dict:
+    """``solve_moments``' tensors, without warnings: ``aliased`` and ``at_risk`` say which.
+
+    ``cov="diag"`` gives only the diagonal of each unscaled covariance ``(m, p)`` (the
+    standard errors' part): no ``p x p`` matrix per summary is formed.
     """
     q = m.mean.shape[1]
     d = q - 1
@@ -56,13 +73,17 @@ def solve_moments(m: Moments, full: Tensor, fit_intercept: bool, what: str = "wi
     C = Gxx / (safe[:, :, None] * safe[:, None, :])
     eye = torch.eye(d, dtype=C.dtype, device=C.device)
     C = torch.where(flat.any(1)[:, None, None], eye, C)
-    L, info = torch.linalg.cholesky_ex(C)
-    pivots = torch.diagonal(L, dim1=1, dim2=2) ** 2
-    low = pivots.min(1).values if d else torch.ones_like(m.w)
-    bad = ~full | flat.any(1) | (info != 0) | ~(low > _ALIASED)
-    L = torch.where(bad[:, None, None], eye, L)
-    b = torch.cholesky_solve((gxy / safe)[:, :, None], L)[:, :, 0] / safe
-    V = torch.cholesky_inverse(L) / (safe[:, :, None] * safe[:, None, :])
+    mx = m.mean[:, :d]
+    if cov == "diag" and 0 < d <= _SMALL:
+        pivots, bs, Vd, u2 = _small_diag(C, gxy / safe, mx / safe)
+        low = pivots.min(1).values
+        bad = ~full | flat.any(1) | ~(low > _ALIASED)
+        b = bs / safe
+        V = Vd / safe**2
+        if fit_intercept:
+            V = torch.cat([(1 / m.w + u2)[:, None], V], dim=1)
+    else:
+        b, V, low, bad = _lapack(C, gxy, mx, safe, full, flat, m.w, fit_intercept, cov)
     ssr = (gyy - (gxy * b).sum(1)).clamp(min=0)
     # ssr = gyy - gxy'b cancels when the fit is close to exact: the moments' rounding
     # (eps * raw) against ssr says where the rows must give it instead (_exact_ssr)
@@ -70,21 +91,122 @@ def solve_moments(m: Moments, full: Tensor, fit_intercept: bool, what: str = "wi
     ctss = m.M[:, d, d]
     utss = ctss + m.w * m.mean[:, d] ** 2
     if fit_intercept:
-        mx = m.mean[:, :d]
-        vm = (V @ mx[:, :, None])[:, :, 0]
         params = torch.cat([(m.mean[:, d] - (mx * b).sum(1))[:, None], b], dim=1)
-        cov = V.new_zeros((V.shape[0], q, q))
-        cov[:, 0, 0] = 1 / m.w + (mx * vm).sum(1)
-        cov[:, 0, 1:] = -vm
-        cov[:, 1:, 0] = -vm
-        cov[:, 1:, 1:] = V
     else:
-        params, cov = b, V
-    _warn(bad & full, full & ~bad & (low < _AT_RISK), low, what)
+        params = b
     return {
-        "params": _np(params), "cov": _np(cov), "ssr": _np(ssr), "ctss": _np(ctss),
-        "utss": _np(utss), "bad": _np(bad).astype(bool), "b": b, "risk": risk,
+        "params": params, "cov": V, "ssr": ssr, "ctss": ctss, "utss": utss, "bad": bad,
+        "b": b, "risk": risk, "aliased": bad & full, "at_risk": full & ~bad & (low < _AT_RISK),
+        "low": low,
     }  # fmt: skip
+
+
+def _lapack(C, gxy, mx, safe, full, flat, w, fit_intercept: bool, cov: str):
+    """Batched LAPACK Cholesky: slopes, unscaled covariances, smallest pivot, no-fit mask."""
+    d = C.shape[1]
+    eye = torch.eye(d, dtype=C.dtype, device=C.device)
+    L, info = torch.linalg.cholesky_ex(C)
+    pivots = torch.diagonal(L, dim1=1, dim2=2) ** 2
+    low = pivots.min(1).values if d else torch.ones_like(w)
+    bad = ~full | flat.any(1) | (info != 0) | ~(low > _ALIASED)
+    L = torch.where(bad[:, None, None], eye, L)
+    b = torch.cholesky_solve((gxy / safe)[:, :, None], L)[:, :, 0] / safe
+    if cov == "diag":  # V = Li' Li / (sd sd'): diag from Li's columns, mx'V mx = |Li mx/sd|^2
+        Li = torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False)
+        V = (Li * Li).sum(1) / safe**2
+        if fit_intercept:
+            u = (Li @ (mx / safe)[:, :, None])[:, :, 0]
+            V = torch.cat([(1 / w + (u * u).sum(1))[:, None], V], dim=1)
+        return b, V, low, bad
+    V = torch.cholesky_inverse(L) / (safe[:, :, None] * safe[:, None, :])
+    if fit_intercept:
+        vm = (V @ mx[:, :, None])[:, :, 0]
+        Vx = V
+        V = Vx.new_zeros((Vx.shape[0], d + 1, d + 1))
+        V[:, 0, 0] = 1 / w + (mx * vm).sum(1)
+        V[:, 0, 1:] = -vm
+        V[:, 1:, 0] = -vm
+        V[:, 1:, 1:] = Vx
+    return b, V, low, bad
+
+
+def solve_packed(w, mean, M, raw, full: Tensor, fit_intercept: bool) -> dict:
+    """``solve_batch(..., cov="diag")`` on feature-major summaries (the batch last).
+
+    ``w`` ``(m,)``, ``mean`` and ``raw`` ``(q, m)``, ``M`` ``(q, q, m)``, at most
+    ``_SMALL`` features: every step a vector operation over the batch, no transposes.
+    Returns the same dictionary, row-major (``params`` ``(m, p)``, ``cov`` ``(m, p)``).
+    """
+    q = mean.shape[0]
+    d = q - 1
+    eps = torch.finfo(torch.float64).eps
+    G = M if fit_intercept else M + w * mean[:, None] * mean[None, :]
+    Gxx, gxy, gyy = G[:d, :d], G[:d, d], G[d, d]
+    sd = torch.sqrt(torch.diagonal(Gxx).T.clamp(min=0))  # (d, m)
+    flat = (sd**2 <= _FLAT * eps * raw[:d]) | (sd == 0) if fit_intercept else sd == 0
+    safe = torch.where(flat, 1.0, sd)
+    C = Gxx / (safe[:, None] * safe[None, :])
+    anyflat = flat.any(0)
+    eye = torch.eye(d, dtype=C.dtype, device=C.device)[:, :, None]
+    C = torch.where(anyflat, eye, C)
+    mx = mean[:d]
+    pivots, bs, Vd, u2 = _small_fm(C, gxy / safe, mx / safe)
+    low = pivots.min(0).values
+    bad = ~full | anyflat | ~(low > _ALIASED)
+    b = bs / safe
+    V = Vd / safe**2
+    if fit_intercept:
+        V = torch.cat([(1 / w + u2)[None], V], dim=0)
+    ssr = (gyy - (gxy * b).sum(0)).clamp(min=0)
+    risk = ~bad & (eps * raw[d] > _SSR_RISK * ssr)  # as solve_batch
+    ctss = M[d, d]
+    utss = ctss + w * mean[d] ** 2
+    params = torch.cat([(mean[d] - (mx * b).sum(0))[None], b]) if fit_intercept else b
+    return {
+        "params": params.T, "cov": V.T, "ssr": ssr, "ctss": ctss, "utss": utss, "bad": bad,
+        "b": b.T, "risk": risk, "aliased": bad & full, "at_risk": full & ~bad & (low < _AT_RISK),
+        "low": low,
+    }  # fmt: skip
+
+
+def _small_diag(C: Tensor, g: Tensor, mx: Tensor):
+    """``_small_fm`` on row-major ``C`` ``(m, d, d)``, ``g`` and ``mx`` ``(m, d)``."""
+    piv, b, v, u2 = _small_fm(C.permute(1, 2, 0), g.T, mx.T)
+    return piv.T, b.T, v.T, u2
+
+
+def _small_fm(A: Tensor, gt: Tensor, mxt: Tensor):
+    """Cholesky ``A = L L'`` of many small matrices with the batch as the last axis.
+
+    Batched LAPACK pays a call per matrix; here every step is one vector operation over
+    the batch (``4 d`` of them per factor and inverse). ``A`` ``(d, d, m)``, ``gt`` and
+    ``mxt`` ``(d, m)``. Returns the pivots ``(d, m)``, ``A^-1 g``, ``diag(A^-1)`` and
+    ``mx' A^-1 mx``. A failed pivot (not positive) is kept as it is (the caller's ``low``
+    test makes that summary NaN) and replaced by 1 so the rest stays finite.
+    """
+    d = A.shape[0]
+    L = A.new_zeros(A.shape)
+    piv = A.new_empty((d, A.shape[2]))
+    for j in range(d):
+        s = A[j:, j] - (L[j:, :j] * L[j, :j][None]).sum(1)  # column j below the diagonal
+        piv[j] = s[0]
+        ljj = torch.sqrt(torch.where(s[0] > 0, s[0], 1.0))
+        L[j, j] = ljj
+        L[j + 1 :, j] = s[1:] / ljj
+    Li = A.new_zeros(A.shape)  # L^-1, row by row
+    for i in range(d):
+        r = -(L[i, :i, None] * Li[:i]).sum(0)
+        r[i] += 1
+        Li[i] = r / L[i, i]
+    # A^-1 g by substitution, not with L^-1: ssr = gyy - g'b is first-order in b's error
+    z = A.new_empty(gt.shape)
+    for i in range(d):
+        z[i] = (gt[i] - (L[i, :i] * z[:i]).sum(0)) / L[i, i]
+    b = A.new_empty(gt.shape)
+    for i in reversed(range(d)):
+        b[i] = (z[i] - (L[i + 1 :, i] * b[i + 1 :]).sum(0)) / L[i, i]
+    u = (Li * mxt[None]).sum(1)
+    return piv, b, (Li * Li).sum(0), (u * u).sum(0)
 
 
 def _warn(aliased: Tensor, at_risk: Tensor, low: Tensor, what: str) -> None:

@@ -18,6 +18,8 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -25,12 +27,13 @@ from torch import Tensor
 
 from ..data import as_problem
 from ..errors import DataError
-from ..exact.threads import with_fit_threads
+from ..exact.threads import fit_threads, with_fit_threads
 from ..stats import results as single
 from .batchstats import BatchStatistics
-from .momentsolve import solve_moments
+from .momentsolve import _SMALL, _warn, solve_batch, solve_packed
+from .rollinghc import KINDS, hc_cov, window_rows
 from .segments import encode_groups
-from .windows import window_moments
+from .windows import Moments, WindowLayout
 
 _CHUNK = 1 << 22  # elements of one gather of window rows
 
@@ -49,10 +52,67 @@ class RollingOLSResults(BatchStatistics):
         [nan, nan, 0.9231, 0.9796, 0.9908]
     """
 
-    def __init__(self, groups, row_labels, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, groups, row_labels, full_cov, *, cov_unscaled, **kwargs) -> None:
+        # only the diagonal of each window's (X'WX)^-1 is kept (what bse needs): the base
+        # class gets an empty matrix per window, and normalized_cov_params recomputes the
+        # (n, p, p) matrices when asked (NOTE [rolling moments])
+        super().__init__(cov_unscaled=np.empty((len(cov_unscaled), 0, 0)), **kwargs)
+        del self.normalized_cov_params
+        bad = np.isnan(self.rank)
+        cov_unscaled[bad] = np.nan  # in place: the array is ours (_fit_windows made it)
+        self._cov_diag = cov_unscaled
+        self._full_cov = full_cov
+        self._hc_full: dict = {}
+        self._hc_diag: dict = {}
         self.groups = groups
         self.row_labels = row_labels
+
+    @cached_property
+    def normalized_cov_params(self) -> np.ndarray:
+        """``(X'WX)^-1`` of every window ``(n, p, p)``, computed again from the rows."""
+        return np.where(np.isnan(self.rank)[:, None, None], np.nan, self._full_cov())
+
+    @cached_property
+    def bse(self) -> np.ndarray:
+        """Standard errors ``(n, p)`` of ``cov_type``, from the covariances' diagonals."""
+        if self.cov_type != "nonrobust":
+            return self._hc_se(self.cov_type)
+        return np.sqrt(self._cov_diag * self.scale[:, None])
+
+    def _hc(self, kind: str) -> np.ndarray:
+        """HC covariances ``(n, p, p)`` of every window, from the windows' rows."""
+        if kind not in self._hc_full:
+            self._hc_full[kind] = self._nan_bad(self._full_cov(kind))
+        return self._hc_full[kind]
+
+    def _hc_se(self, kind: str) -> np.ndarray:
+        if kind not in self._hc_diag:
+            self._hc_diag[kind] = np.sqrt(self._nan_bad(self._full_cov(kind, diag=True)))
+        return self._hc_diag[kind]
+
+    def _nan_bad(self, a: np.ndarray) -> np.ndarray:
+        a[np.isnan(self.rank)] = np.nan
+        return a
+
+    @property
+    def HC0_se(self) -> np.ndarray:
+        """White's standard errors (statsmodels' rolling ``cov_type="HC0"``)."""
+        return self._hc_se("HC0")
+
+    @property
+    def HC1_se(self) -> np.ndarray:
+        """HC0 times ``sqrt(nobs / df_resid)``."""
+        return self._hc_se("HC1")
+
+    @property
+    def HC2_se(self) -> np.ndarray:
+        """Each row's squared residual over ``1 - h`` (its leverage in the window)."""
+        return self._hc_se("HC2")
+
+    @property
+    def HC3_se(self) -> np.ndarray:
+        """Each row's squared residual over ``(1 - h)^2``."""
+        return self._hc_se("HC3")
 
     def to_frame(self):
         """Coefficient paths: one row per window end (group, nobs, params, bse, R2)."""
@@ -83,6 +143,7 @@ def rolling_ols(
     sample_weight=None,
     feature_names: Sequence[str] | None = None,
     use_t: bool = False,
+    cov_type: str = "nonrobust",
 ) -> RollingOLSResults:
     """OLS (WLS with ``sample_weight``) over every window of ``window`` consecutive rows.
 
@@ -93,6 +154,9 @@ def rolling_ols(
     with ``expanding`` never drops a row). With ``groups`` (one label per row) windows
     run over each group's rows in their order and never cross groups. p-values use the
     normal distribution unless ``use_t`` (statsmodels' default). Rows must be in time order.
+    ``cov_type`` ``"HC0"`` (statsmodels' ``"HCCM"`` too) to ``"HC3"`` gives robust standard
+    errors from each window's rows (``rollinghc.py``); ``HC0_se`` .. ``HC3_se`` are there
+    whatever ``cov_type``.
 
     Example:
         >>> import numpy as np
@@ -101,6 +165,9 @@ def rolling_ols(
         [nan, 1.0, 2.0, 3.0, 4.0, 5.0]
     """
     index = getattr(X, "index", None)  # a DataFrame's row labels label the windows
+    cov_type = "HC0" if cov_type == "HCCM" else cov_type
+    if cov_type not in ("nonrobust", *KINDS):
+        raise DataError(f"cov_type must be 'nonrobust' or one of {KINDS}; got {cov_type!r}")
     Xm, Ym, w = as_problem(
         X, y, sample_weight, min_features=0 if fit_intercept else 1, allow_1d_x=True,
         allow_all_zero=True,
@@ -120,60 +187,151 @@ def rolling_ols(
         labels, codes = names_g[c], torch.as_tensor(c, device=X.device)
     wt = torch.ones_like(yt) if w is None else w.to(device=X.device, dtype=torch.float64)
     Z = torch.cat([X, yt[:, None]], dim=1)
-    mom = window_moments(Z, wt, codes, window=window)
-    full = mom.count >= (min_nobs if expanding else window)
+    layout = WindowLayout(codes, window)
+    need = min_nobs if expanding else window
+    fit = _fit_windows(layout, Z, wt, need, fit_intercept, cov="diag")
+    _warn(fit.pop("aliased"), fit.pop("at_risk"), fit.pop("low"), "windows")
     if w is None:
         sum_log_w = np.zeros(n)
     else:  # WLS's llf adds 0.5 * sum(log w) over the window
         # a zero weight makes the sum -inf (statsmodels' WLS): counted apart, not summed
         zero = wt == 0
         logw = torch.stack([torch.log(torch.where(zero, 1.0, wt)), zero.to(wt.dtype)], 1)
-        slogw = window_moments(logw, torch.ones_like(wt), codes, window=window)
-        sums = slogw.mean * slogw.w[:, None]
-        sum_log_w = np.where(_np(sums[:, 1]) > 0.5, -np.inf, _np(sums[:, 0]))
-    fit = solve_moments(mom, full, fit_intercept)
-    if bool(fit["risk"].any()):
-        rows = torch.nonzero(fit["risk"]).reshape(-1)
-        centre = mom.mean if fit_intercept else torch.zeros_like(mom.mean)
-        exact = _exact_ssr(Z, wt, codes, rows, mom.count, centre, fit["b"])
-        fit["ssr"][_np(rows).astype(np.int64)] = _np(exact)
+        sums = np.zeros((n, 2))
+        for rows, m in layout.chunks(logw, torch.ones_like(wt)):
+            sums[_np(rows).astype(np.int64)] = _np(m.mean * m.w[:, None])
+        sum_log_w = np.where(sums[:, 1] > 0.5, -np.inf, sums[:, 0])
     names = single._names(feature_names, Xm.columns, d, "feature_names")
     names = names or [f"x{j + 1}" for j in range(d)]
+
+    def full_cov(kind: str = "nonrobust", diag: bool = False) -> np.ndarray:
+        with fit_threads():
+            if kind == "nonrobust":
+                return _fit_windows(layout, Z, wt, need, fit_intercept, cov="full")["cov"]
+            return _np(hc_cov(layout, Z, wt, need, fit_intercept, kind, diag))
+
     return RollingOLSResults(
         labels,
         index,
+        full_cov,
         params=fit["params"],
         cov_unscaled=fit["cov"],
         ssr=fit["ssr"],
         centered_tss=fit["ctss"],
         uncentered_tss=fit["utss"],
-        nobs=np.where(fit["bad"], 0.0, _np(mom.count)),
+        nobs=np.where(fit["bad"], 0.0, fit["count"]),
         sum_log_w=sum_log_w,
         bad=fit["bad"],
         k_constant=int(fit_intercept),
         param_names=(["const"] if fit_intercept else []) + names,
         use_t=use_t,
+        cov_type=cov_type,
     )
 
 
+def _fit_windows(
+    layout: WindowLayout, Z: Tensor, w: Tensor, need: int, fit_intercept: bool, cov: str
+) -> dict:
+    """Every window's fit, a run of window ends at a time (NOTE [rolling moments]).
+
+    Only the outputs are one row per window: ``cov="diag"`` keeps the diagonal of each
+    unscaled covariance, ``cov="full"`` the ``(n, p, p)`` matrices. Runs go in parallel
+    over the fit's threads, each run's kernels on one thread (NOTE [rolling threads]).
+    """
+    n, q = Z.shape
+    p = q - 1 + fit_intercept
+    out = {key: np.zeros(n) for key in ("ssr", "ctss", "utss", "count", "low")}
+    out["params"] = np.zeros((n, p))
+    out["cov"] = np.zeros((n, p) if cov == "diag" else (n, p, p))
+    for key in ("bad", "aliased", "at_risk"):
+        out[key] = np.zeros(n, dtype=bool)
+    risky: list = []
+    if n == 0:
+        return out
+    prep = layout.prepare(Z, w)
+
+    def one(k: int) -> None:
+        got = layout.run(prep, k)
+        if got is not None:
+            _fit_run(layout, *got, need, fit_intercept, cov, out, risky)
+
+    before = torch.get_num_threads()
+    workers = _workers() if Z.device.type == "cpu" else 1
+    torch.set_num_threads(1)
+    try:
+        if workers > 1 and prep.runs > 1:
+            with ThreadPoolExecutor(min(workers, prep.runs)) as pool:
+                list(pool.map(one, range(prep.runs)))
+        else:
+            for k in range(prep.runs):
+                one(k)
+    finally:
+        torch.set_num_threads(before)
+    if risky:
+        ends, count, centre, b = (torch.cat(parts) for parts in zip(*risky, strict=True))
+        out["ssr"][_np(ends).astype(np.int64)] = _np(
+            _exact_ssr(Z, w, layout, ends, count, centre, b)
+        )
+    return out
+
+
+def _workers() -> int:
+    """Threads for the runs: the fit's intra-op threads (``fit_threads``: the idle cores).
+
+    NOTE [rolling threads]
+    A run is about a hundred small kernels (a few hundred thousand numbers each). Over
+    intra-op threads each kernel would end at a barrier, and beside a busy process one
+    thread misses its time slice at every barrier (NOTE [threads on shared cores]: 200,000
+    rows took 3 to 49 s with two intra-op threads under load, 0.7 s with one). So kernels
+    run on one thread, and runs go in parallel on Python threads (torch drops the GIL in
+    its kernels): no barrier between them, and a thread that lost its core holds up only
+    its own run. Runs write disjoint rows, so the answer does not depend on the order.
+    """
+    return torch.get_num_threads()
+
+
+def _fit_run(layout, rows, pk, need, fit_intercept, cov, out, risky) -> None:
+    """Solve one run's windows and write them into ``out`` (rows no other run writes)."""
+    q = pk.mean.shape[0]
+    if cov == "diag" and 0 < q - 1 <= _SMALL:  # feature-major all through
+        M = layout.tri.square(pk.T)
+        fit = solve_packed(pk.w, pk.mean, M, pk.raw, pk.count >= need, fit_intercept)
+        mom = Moments(pk.w, pk.mean.T, None, pk.count, None)
+    else:
+        mom = Moments(*pk.unpack(layout.tri))
+        fit = solve_batch(mom, mom.count >= need, fit_intercept, cov=cov)
+    r = _np(rows).astype(np.int64)
+    if r.size and r[-1] - r[0] == r.size - 1 and bool((np.diff(r) == 1).all()):
+        r = slice(int(r[0]), int(r[-1]) + 1)  # rows in order (no groups): no scatter
+    for key in ("params", "cov", "ssr", "ctss", "utss", "low"):
+        out[key][r] = _np(fit[key])
+    for key in ("bad", "aliased", "at_risk"):
+        out[key][r] = _np(fit[key]).astype(bool)
+    out["count"][r] = _np(mom.count)
+    if bool(fit["risk"].any()):
+        k = fit["risk"]
+        centre = mom.mean[k] if fit_intercept else torch.zeros_like(mom.mean[k])
+        risky.append((rows[k], mom.count[k], centre, fit["b"][k]))
+
+
 def _exact_ssr(
-    Z: Tensor, w: Tensor, codes: Tensor, ends: Tensor, count: Tensor, centre: Tensor, b: Tensor
+    Z: Tensor,
+    w: Tensor,
+    layout: WindowLayout,
+    ends: Tensor,
+    count: Tensor,
+    centre: Tensor,
+    b: Tensor,
 ) -> Tensor:
     """Weighted residual sums of squares of the windows ending at rows ``ends``, from rows."""
     d = Z.shape[1] - 1
-    order = torch.argsort(codes, stable=True)
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.numel(), device=Z.device)
-    width = int(count[ends].max())
-    offsets = torch.arange(width, device=Z.device)
     out = []
-    step = max(1, _CHUNK // max(1, width * (d + 1)))
+    step = max(1, _CHUNK // max(1, int(count.max()) * (d + 1)))
     for lo in range(0, ends.numel(), step):
-        t = ends[lo : lo + step]
-        inside = offsets[None, :] < count[t][:, None]
-        idx = order[(rank[t][:, None] - offsets[None, :]).clamp(min=0)]
-        D = Z[idx] - centre[t][:, None, :]
-        e = D[..., d] - (D[..., :d] * b[t][:, None, :]).sum(-1)
+        sl = slice(lo, lo + step)
+        idx, inside = window_rows(layout, ends[sl], count[sl])
+        D = Z[idx] - centre[sl][:, None, :]
+        e = D[..., d] - (D[..., :d] * b[sl][:, None, :]).sum(-1)
         out.append((w[idx] * e * e * inside).sum(1))
     return torch.cat(out)
 

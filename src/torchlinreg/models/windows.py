@@ -14,6 +14,13 @@ LeVeque. Rounding is bounded by the data of a block and a window, whatever the l
 the series (``raw``, the sums of squares about the anchors, measures it); everything is
 batched over window ends (a Python loop over the ``log2`` levels only).
 
+Window ends go in runs of about ``ROWS`` rows (whole blocks): a run computes its blocks'
+prefix sums and the suffix sums of the blocks where its windows start, merges them, and
+is solved and written out before the next, so the extra memory is a run's summaries and
+the table (``B log2(W / K)`` summaries), never a ``q x q`` summary per row of the data.
+Inside a run summaries are packed (``windowsums.py``: the upper triangle, the batch last),
+and runs are independent (NOTE [rolling threads] in ``rolling.py`` runs them in threads).
+
 Example:
     >>> Z = torch.tensor([[0.0, 1.0], [1.0, 3.0], [2.0, 5.0], [3.0, 8.0]], dtype=torch.float64)
     >>> m = window_moments(Z, torch.ones(4, dtype=torch.float64), torch.zeros(4, dtype=torch.int64),
@@ -24,10 +31,25 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from .windowsums import (
+    Packed,
+    Triangle,
+    at_rows,
+    empty,
+    merge_packed,
+    pack,
+    running_sums,
+    take,
+)
+
+# window ends per run: a run's temporaries (a few (ROWS, q, q) tensors) stay in cache
+ROWS = 8192
 
 
 @dataclass
@@ -58,34 +80,6 @@ def merge(a: Moments, b: Moments) -> Moments:
     return Moments(w, mean, M, a.count + b.count, a.raw + b.raw)
 
 
-def _where(cond: Tensor, a: Moments, b: Moments) -> Moments:
-    return Moments(
-        torch.where(cond, a.w, b.w),
-        torch.where(cond[:, None], a.mean, b.mean),
-        torch.where(cond[:, None, None], a.M, b.M),
-        torch.where(cond, a.count, b.count),
-        torch.where(cond[:, None], a.raw, b.raw),
-    )
-
-
-def _running(D: Tensor, w: Tensor, valid: Tensor, anchor: Tensor) -> Moments:
-    """Moments of rows ``0..o`` of each block ``(B, K, q)``, for every ``o``."""
-    q = D.shape[2]
-    cw = torch.cumsum(w, 1)
-    wd = w[..., None] * D
-    c1 = torch.cumsum(wd, 1)
-    c2 = torch.cumsum(wd[..., :, None] * D[..., None, :], 1)
-    safe = torch.where(cw > 0, cw, 1.0)[..., None]
-    mean = anchor[:, None, :] + c1 / safe
-    M = c2 - c1[..., :, None] * (c1 / safe)[..., None, :]
-    count = torch.cumsum(valid.to(D.dtype), 1)
-    raw = torch.cumsum(wd * D, 1)
-    return Moments(
-        cw.reshape(-1), mean.reshape(-1, q), M.reshape(-1, q, q), count.reshape(-1),
-        raw.reshape(-1, q),
-    )  # fmt: skip
-
-
 def _block_layout(codes: Tensor, block: int):
     """Per sorted row: group position, global block and offset; rows sorted by group."""
     device = codes.device
@@ -99,6 +93,220 @@ def _block_layout(codes: Tensor, block: int):
     return order, sc, pos, first_block, int(nblocks.sum())
 
 
+class WindowLayout:
+    """Where each window starts and ends in the padded block layout (NOTE [rolling moments]).
+
+    Built from the group codes and the window alone, so several sets of columns (the data,
+    the log weights) reuse it. Rows are sorted by group (stably), each group cut into
+    blocks of ``K`` rows from its first row, blocks zero-padded to ``K`` slots.
+    """
+
+    def __init__(self, codes: Tensor, window: int, block: int | None = None) -> None:
+        self.n = n = codes.numel()
+        self.window = window
+        self.K = K = max(1, min(window, block or 256))
+        self.codes = codes
+        order, sc, pos, first_block, self.B = _block_layout(codes, K)
+        self.order = order
+        self.rank = torch.empty_like(order)  # each row's place in the sorted order
+        self.rank[order] = torch.arange(n, device=codes.device)
+        self.gb = first_block[sc] + pos // K  # each sorted row's block (non-decreasing)
+        self.slot = self.gb * K + pos % K
+        length = torch.clamp(pos + 1, max=window)
+        spos = pos - length + 1
+        self.sb = first_block[sc] + spos // K  # the block where the window starts
+        self.so = spos % K
+        self.count = length
+        valid = torch.zeros(self.B * K, dtype=torch.bool, device=codes.device)
+        valid[self.slot] = True
+        self.valid = valid.reshape(self.B, K)
+        self.G = int(codes.max()) + 1 if n else 0
+
+    def pad(self, Z: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Rows about their group's mean in ``(B, K, q)`` blocks; weights; the group means."""
+        q = Z.shape[1]
+        codes = self.codes
+        # about each group's mean first: merges subtract means, so they must not carry an
+        # offset
+        cnt = torch.bincount(codes, minlength=self.G).to(Z.dtype)[:, None]
+        ref = Z.new_zeros((self.G, q)).index_add_(0, codes, Z) / cnt
+        ref = ref + Z.new_zeros((self.G, q)).index_add_(0, codes, Z - ref[codes]) / cnt
+        B, K = self.B, self.K
+        Zs = Z[self.order] - torch.index_select(ref, 0, codes[self.order])
+        Zp = Z.new_zeros((B * K, q)).index_copy_(0, self.slot, Zs)
+        wp = Z.new_zeros(B * K).index_copy_(0, self.slot, w[self.order])
+        return Zp.reshape(B, K, q), wp.reshape(B, K), ref
+
+    def chunks(
+        self, Z: Tensor, w: Tensor, rows: int | None = None
+    ) -> Iterator[tuple[Tensor, Moments]]:
+        """``(row indices, their windows' moments)`` for runs of about ``rows`` window ends.
+
+        The extra memory is a few ``(rows, q, q)`` summaries and the table of whole blocks
+        (``B log2(W / K)`` summaries), never one summary per row of the data.
+        """
+        for idx, p in self.packed_chunks(Z, w, rows):
+            yield idx, Moments(*p.unpack(self.tri))
+
+    def packed_chunks(
+        self, Z: Tensor, w: Tensor, rows: int | None = None
+    ) -> Iterator[tuple[Tensor, Packed]]:
+        """``chunks`` as feature-major packed summaries (``windowsums.Packed``)."""
+        if self.n == 0:
+            return
+        prep = self.prepare(Z, w, rows)
+        for k in range(prep.runs):
+            if (got := self.run(prep, k)) is not None:
+                yield got
+
+    def prepare(self, Z: Tensor, w: Tensor, rows: int | None = None) -> Prepared:
+        """What every run reads: the centred rows in blocks, their anchors, the table."""
+        Zp, wp, ref = self.pad(Z, w)
+        vf = self.valid.to(Z.dtype)
+        cnt = vf.sum(1).clamp(min=1)[:, None]
+        anchor = (Zp * vf[..., None]).sum(1) / cnt
+        anchor = anchor + ((Zp - anchor[:, None]) * vf[..., None]).sum(1) / cnt
+        D = (Zp - anchor[:, None]) * vf[..., None]
+        del Zp  # one copy of the rows
+        self.tri = tri = Triangle(Z.shape[1], device=Z.device)
+        levels = [pack(*_fields(m), tri) for m in self._levels(D, wp, anchor)]
+        D = D.transpose(1, 2).contiguous()  # (B, q, K): running sums along the last axis
+        step = max(1, (rows or ROWS) // self.K)
+        bounds = torch.searchsorted(
+            self.gb, torch.arange(0, self.B + step, step, device=Z.device).clamp(max=self.B)
+        ).tolist()
+        # feature-major anchors and group means
+        return Prepared(D, wp, vf, anchor.T.contiguous(), ref.T.contiguous(), levels, step,
+                        bounds)  # fmt: skip
+
+    def run(self, prep: Prepared, k: int) -> tuple[Tensor, Packed] | None:
+        """Run ``k``: ``(row indices, packed summaries)`` (None: no window ends in it).
+
+        Runs read ``prep`` only, so they may go in any order, or at once in threads.
+        """
+        i0, i1 = prep.bounds[k], prep.bounds[k + 1]
+        if i1 <= i0:
+            return None
+        b0 = k * prep.step
+        out = self._chunk(prep.D, prep.w, prep.vf, prep.anchor, prep.levels, self.tri, b0, i0, i1)
+        rows_i = self.order[i0:i1]
+        out.mean = out.mean + torch.index_select(prep.ref, 1, self.codes[rows_i])
+        return rows_i, out
+
+    def _levels(self, D: Tensor, w: Tensor, anchor: Tensor) -> list[Moments]:
+        """Level ``j``: blocks ``i .. i + 2^j - 1`` merged, for every block ``i``."""
+        span_max = max(1, -(-self.window // self.K))
+        if span_max < 2:  # a window never holds a whole block beside its prefix
+            return []
+        totals = []
+        for b0 in range(0, self.B, max(1, 65536 // self.K)):
+            b1 = min(self.B, b0 + max(1, 65536 // self.K))
+            totals.append(_totals(D[b0:b1], w[b0:b1], self.valid[b0:b1], anchor[b0:b1]))
+        levels = [_cat(totals)]
+        idx = torch.arange(self.B, device=D.device)
+        span = 1
+        while span * 2 <= span_max:
+            last = levels[-1]
+            levels.append(merge(last, last.take(torch.clamp(idx + span, max=self.B - 1))))
+            span *= 2
+        return levels
+
+    def _chunk(self, D, w, vf, anchor, levels, tri, b0, i0, i1) -> Packed:
+        """The windows ending at sorted rows ``i0 .. i1 - 1`` (blocks from ``b0``)."""
+        K = self.K
+        gb, sb, so = self.gb[i0:i1], self.sb[i0:i1], self.so[i0:i1]
+        b1 = int(gb[-1]) + 1
+        prefix = running_sums(D[b0:b1], w[b0:b1], vf[b0:b1], tri)
+        slots = self.slot[i0:i1] - b0 * K
+        every = i1 - i0 == (b1 - b0) * K  # no padding in these blocks: every slot, in order
+        out = at_rows(prefix, None if every else slots, _cols(anchor, gb, b0, b1, every, K), tri)
+        # a window starting inside a block takes that block's suffix from its start
+        inner = (so > 0) & (sb < gb)
+        if bool(inner.any()):
+            lo, hi = int(sb[0]), int(sb[-1]) + 1  # sb never decreases along sorted rows
+            if hi - lo <= 2 * (b1 - b0) + 2:  # a run of blocks: slices, no gathers
+                Du, wu, vu, blocks = D[lo:hi], w[lo:hi], vf[lo:hi], None
+                u = sb - lo
+            else:  # e.g. expanding windows from a group's first block, far back
+                blocks = torch.unique(sb[inner])
+                Du, wu, vu = D[blocks], w[blocks], vf[blocks]
+                u = torch.searchsorted(blocks, sb).clamp(max=blocks.numel() - 1)
+            # suffix sums: running sums of the reversed blocks, turned back
+            suffix = running_sums(Du.flip(2), wu.flip(1), vu.flip(1), tri).flip(2)
+            at = u * K + so  # rows so .. K - 1 of the block
+            first, last = int(at[0]), int(at[-1])
+            run = last - first == at.numel() - 1 and bool((at[1:] - at[:-1] == 1).all())
+            if run and blocks is None:
+                A = _cols(anchor, sb, lo, hi, True, K)[:, first : last + 1]
+                acc = at_rows(suffix, (first, last + 1), A, tri)
+            else:
+                A = torch.index_select(anchor, 1, sb)
+                acc = at_rows(suffix, at, A, tri)
+            acc = acc.masked(inner)
+        else:
+            acc = empty(i1 - i0, D.shape[1], tri, D)
+        # whole blocks between the start and the end block, in binary from the table
+        start = torch.where(so > 0, sb + 1, sb)
+        m = gb - start
+        for j, level in enumerate(levels):
+            use = ((m >> j) & 1).bool()
+            if not bool(use.any()):
+                continue
+            whole = take(level, torch.clamp(start, max=self.B - 1)).masked(use)
+            acc = merge_packed(acc, whole, tri)
+            start = start + (use.to(start.dtype) << j)
+        return merge_packed(acc, out, tri)
+
+
+@dataclass
+class Prepared:
+    """``WindowLayout.prepare``'s result: read-only inputs of every run."""
+
+    D: Tensor  # (B, q, K) rows about their block's anchor, zero in padding slots
+    w: Tensor  # (B, K)
+    vf: Tensor  # (B, K) 1.0 for a row, 0.0 for padding
+    anchor: Tensor  # (q, B)
+    ref: Tensor  # (q, G) the group means taken off first
+    levels: list  # packed tables of whole blocks
+    step: int  # blocks a run
+    bounds: list  # sorted row where each run starts
+
+    @property
+    def runs(self) -> int:
+        return len(self.bounds) - 1
+
+
+def _cols(anchor: Tensor, gb: Tensor, b0: int, b1: int, every: bool, K: int) -> Tensor:
+    """Each row's block anchor ``(q, rows)``: blocks b0 .. b1 - 1 repeated K times when
+    every slot is a row, else gathered."""
+    if every:
+        a = anchor[:, b0:b1]
+        return a[:, :, None].expand(a.shape[0], a.shape[1], K).reshape(a.shape[0], -1)
+    return torch.index_select(anchor, 1, gb)
+
+
+def _totals(D: Tensor, w: Tensor, valid: Tensor, anchor: Tensor) -> Moments:
+    """Each block's summary ``(B,)`` about its anchor, in one batched product."""
+    sw = w.sum(1)
+    wd = w[..., None] * D
+    s1 = wd.sum(1)
+    s2 = wd.transpose(1, 2) @ D
+    safe = torch.where(sw > 0, sw, 1.0)[:, None]
+    M = s2 - s1[:, :, None] * (s1 / safe)[:, None, :]
+    return Moments(sw, anchor + s1 / safe, M, valid.sum(1).to(D.dtype), (wd * D).sum(1))
+
+
+def _cat(parts: list[Moments]) -> Moments:
+    return Moments(*(torch.cat([getattr(p, f) for p in parts]) for f in _FIELDS))
+
+
+_FIELDS = ("w", "mean", "M", "count", "raw")
+
+
+def _fields(m: Moments) -> tuple[Tensor, ...]:
+    return tuple(getattr(m, f) for f in _FIELDS)
+
+
 def window_moments(
     Z: Tensor, w: Tensor, codes: Tensor, *, window: int, block: int | None = None
 ) -> Moments:
@@ -106,63 +314,18 @@ def window_moments(
 
     ``Z`` ``(n, q)``, weights ``w`` ``(n,)``, group codes ``(n,)`` (0 to G - 1); rows of a
     group in their order. Returns one summary per row, in the rows' order (NOTE [rolling
-    moments]).
+    moments]); ``WindowLayout.chunks`` gives the same a run of rows at a time.
     """
     n, q = Z.shape
-    K = max(1, min(window, block or 256))
-    # about each group's mean first: merges subtract means, so they must not carry an offset
-    G = int(codes.max()) + 1 if n else 0
-    cnt = torch.bincount(codes, minlength=G).to(Z.dtype)[:, None]
-    ref = Z.new_zeros((G, q)).index_add_(0, codes, Z) / cnt
-    ref = ref + Z.new_zeros((G, q)).index_add_(0, codes, Z - ref[codes]) / cnt
-    Z = Z - ref[codes]
-    order, sc, pos, first_block, B = _block_layout(codes, K)
-    gb = first_block[sc] + pos // K
-    slot = gb * K + pos % K
-    Zp = Z.new_zeros((B * K, q)).index_copy_(0, slot, Z[order]).reshape(B, K, q)
-    wp = Z.new_zeros(B * K).index_copy_(0, slot, w[order]).reshape(B, K)
-    valid = torch.zeros(B * K, dtype=torch.bool, device=Z.device)
-    valid[slot] = True
-    valid = valid.reshape(B, K)
-    vf = valid.to(Z.dtype)
-    cnt = vf.sum(1).clamp(min=1)[:, None]
-    anchor = (Zp * vf[..., None]).sum(1) / cnt
-    anchor = anchor + ((Zp - anchor[:, None]) * vf[..., None]).sum(1) / cnt
-    D = (Zp - anchor[:, None]) * vf[..., None]
-    prefix = _running(D, wp, valid, anchor)
-    suffix = _running(D.flip(1), wp.flip(1), valid.flip(1), anchor)
-    rev = torch.arange(B * K, device=Z.device).reshape(B, K).flip(1).reshape(-1)
-    suffix = suffix.take(rev)  # suffix at offset o: rows o..K-1
-    levels = [prefix.take(torch.arange(B, device=Z.device) * K + K - 1)]
-    span = 1
-    while span * 2 <= max(1, -(-window // K)):
-        last = levels[-1]
-        shifted = last.take(torch.clamp(torch.arange(B, device=Z.device) + span, max=B - 1))
-        levels.append(merge(last, shifted))
-        span *= 2
-    # the window ending at each (sorted) row
-    length = torch.clamp(pos + 1, max=window)
-    spos = pos - length + 1
-    sb = first_block[sc] + spos // K
-    inner = sb < gb
-    empty = _empty(n, q, Z)
-    acc = _where(inner, suffix.take(sb * K + spos % K), empty)
-    start = sb + 1
-    m = torch.where(inner, gb - sb - 1, 0)
-    for j, level in enumerate(levels):
-        use = ((m >> j) & 1).bool()
-        if not bool(use.any()):
-            continue
-        acc = merge(acc, _where(use, level.take(torch.clamp(start, max=B - 1)), empty))
-        start = start + (use.to(start.dtype) << j)
-    out = merge(acc, prefix.take(slot))
-    back = torch.empty_like(order)
-    back[order] = torch.arange(n, device=Z.device)
-    out = out.take(back)
-    out.mean = out.mean + ref[codes]
+    out = _empty(n, q, Z)
+    for rows, m in WindowLayout(codes, window, block).chunks(Z, w):
+        for f in _FIELDS:
+            getattr(out, f)[rows] = getattr(m, f)
     return out
 
 
 def _empty(n: int, q: int, like: Tensor) -> Moments:
     z = like.new_zeros(n)
-    return Moments(z, like.new_zeros((n, q)), like.new_zeros((n, q, q)), z, like.new_zeros((n, q)))
+    return Moments(
+        z, like.new_zeros((n, q)), like.new_zeros((n, q, q)), z.clone(), like.new_zeros((n, q))
+    )

@@ -1,16 +1,30 @@
 """The batched fit behind ``ols(groups=)``: one R factor per group, and what it yields.
 
 NOTE [grouped fit]
-Rows are centred by their group's (weighted) mean, twice (the second pass removes what
-rounding left of the mean, so data near 1e9 keeps the digits of its spread), scaled per
-group and column by a power of two, and reduced to one R factor per group by batched
-Householder QR over padded slabs (``segments.py``). From R: the slopes by a triangular
-solve, ``(X'WX)^-1`` as ``R^-1 R^-T`` (the condition number is not squared), the
-intercept as ``mean(y) - mean(x) b``. Residuals, sums of squares and leverages come from
-the rows again (one more pass), so the statistics do not lose the digits a fit close to
-exact would lose from R alone. A group with no more rows than parameters, or whose
-columns are collinear (a column constant within the group, two columns proportional),
-gets NaN everywhere; one DegenerateWarning counts them, and no group stops the others.
+Groups are fitted a chunk at a time (``segments.chunks``: whole groups of similar size,
+their rows gathered into a ``(groups, rows, columns)`` batch, zero-weight padding where
+sizes differ). Each group's rows are centred by its (weighted) mean, and what rounding
+left of the mean is measured in a second sum and removed by a rank-one correction, so
+data near 1e9 keeps the digits of its spread. Two routes then give each group's R factor
+of the centred ``[X | y]``:
+
+- the Gram route (every group it can certify): one batched GEMM for the centred Gram,
+  one batched Cholesky. Its error is that of the normal equations, ``cond(C) eps`` with
+  ``C`` the group's correlation matrix of X (equilibrated: van der Sluis); a group is
+  kept only when the 1-norm condition number of ``C`` (exact, from the inverse the
+  covariance needs anyway) is at most ``GRAM_COND_LIMIT`` = 1024, i.e. at most 3 digits
+  more than QR's ``sqrt(cond(C)) eps`` (about 1.5 more), and when the Gram is finite and
+  away from over- and underflow and no column can be constant within the group.
+- the QR route (every other group): the rows centred again, scaled per group and column
+  by a power of two, and one batched Householder QR, as a single fit does. Rank decisions
+  are made here: a column (nearly) in the span of those before it, or constant within
+  the group (its centred values at rounding level of its magnitude), leaves the group out.
+
+From R: the slopes by a triangular solve, ``(X'WX)^-1`` as ``R^-1 R^-T``, the intercept
+as ``mean(y) - mean(x) b``. Residuals and ``ssr`` come from the rows again, so the
+statistics do not lose the digits a fit close to exact would lose from R alone. A group
+with no more rows than parameters, or with collinear columns, gets NaN everywhere; one
+DegenerateWarning counts them, and no group stops the others.
 
 Example:
     >>> import numpy as np
@@ -23,19 +37,24 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .segments import Segments
+from .segments import Chunk, Segments, chunks
+
+GRAM_COND_LIMIT = 1024.0  # NOTE [grouped fit]: the Gram route's largest cond(C)
+_EPS = torch.finfo(torch.float64).eps
+# the Gram's diagonal must lie within these: no product over- or underflowed unseen
+_TINY, _HUGE = 2.0**-900, 2.0**900
 
 
 @dataclass
 class GroupedFit:
     """What the batched fit leaves for the statistics (tensors with a group axis)."""
 
-    seg: Segments
+    seg: Segments  # labels, and each row's group code (rows in the caller's order)
     params: Tensor  # (G, p)
     cov_unscaled: Tensor  # (G, p, p)
     ssr: Tensor
@@ -43,97 +62,199 @@ class GroupedFit:
     uncentered_tss: Tensor
     sum_log_w: Tensor
     bad: Tensor  # (G,) bool: NaN statistics
-    # rows kept for HC covariances: centred X, residuals, weights, means of X
-    xc: Tensor
-    resid: Tensor
+    mean: Tensor  # (G, d + 1): weighted means of [X | y] (zero without an intercept)
+    slopes: Tensor  # (G, d): the slopes, finite also for the groups left out
+    X: Tensor  # the rows, for HC covariances
+    y: Tensor
     weights: Tensor | None
-    x_mean: Tensor
     fit_intercept: bool
 
+    @property
+    def x_mean(self) -> Tensor:
+        return self.mean[:, :-1]
 
-def _centre(seg: Segments, Z: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor]:
-    """(per-group weighted means, rows minus their group's mean), in two passes."""
-    if w is None:
-        sw = seg.counts.to(Z.dtype)[:, None]
-        mean = seg.sum(Z) / sw
-        D = Z - mean[seg.codes]
-        mean = mean + seg.sum(D) / sw  # what rounding left of the mean
-    else:
-        sw = seg.sum(w)[:, None]
-        mean = seg.sum(w[:, None] * Z) / sw
-        D = Z - mean[seg.codes]
-        mean = mean + seg.sum(w[:, None] * D) / sw
-    return mean, Z - mean[seg.codes]
+    @cached_property
+    def xc(self) -> Tensor:
+        """Rows of X minus their group's mean (``(n, d)``, the caller's row order)."""
+        return self.X - self.x_mean[self.seg.codes]
+
+    @cached_property
+    def resid(self) -> Tensor:
+        """Residuals ``(n,)`` in the caller's row order."""
+        codes = self.seg.codes
+        yc = self.y - self.mean[codes, -1]
+        return yc - (self.xc * self.slopes[codes]).sum(1)
 
 
 def fit_groups(
-    seg: Segments, X: Tensor, y: Tensor, w: Tensor | None, fit_intercept: bool
+    seg: Segments,
+    X: Tensor,
+    y: Tensor,
+    w: Tensor | None,
+    fit_intercept: bool,
+    chunk_values: int = 1 << 19,
 ) -> GroupedFit:
-    """The batched fit of NOTE [grouped fit]."""
+    """The batched fit of NOTE [grouped fit], a chunk of about ``chunk_values`` at a time."""
     d = X.shape[1]
-    eps = torch.finfo(torch.float64).eps
-    wt = torch.ones_like(y) if w is None else w
-    Z = torch.cat([X, y[:, None]], dim=1)
+    counts = seg.counts.cpu().numpy()
+    order, parts = chunks(seg.codes.cpu().numpy(), counts, chunk_values, d + 1, X.device)
+    Z = torch.cat([X, y[:, None]], dim=1)  # one gather per chunk reads a row of both
+    fits = [_fit_chunk(ch, Z, w, fit_intercept) for ch in parts]
+    out = {}
+    for name in fits[0]:
+        cat = torch.cat([f[name] for f in fits])
+        out[name] = torch.empty_like(cat).index_copy_(0, order, cat)  # back to label order
+    # -inf with a zero weight, as statsmodels
+    sum_log_w = X.new_zeros(seg.n_groups) if w is None else seg.sum(torch.log(w))
+    return GroupedFit(seg=seg, sum_log_w=sum_log_w, X=X, y=y, weights=w,
+                      fit_intercept=fit_intercept, **out)  # fmt: skip
+
+
+def _gather(ch: Chunk, Z: Tensor, w: Tensor | None):
+    """The chunk's rows ``(g, width, d + 1)`` of ``[X | y]``, weights ``(g, width)`` (None:
+    every row weighs one and none is padding) and each group's row count."""
+    index = ch.rows.clamp(min=0).reshape(-1) if ch.padded else ch.rows
+    P = Z.index_select(0, index).reshape(ch.groups.shape[0], ch.width, Z.shape[1])
+    if not ch.padded:
+        count = P.new_full(P.shape[:1], float(ch.width))
+        return P, None if w is None else w.index_select(0, index).reshape(P.shape[:2]), count
+    inside = (ch.rows >= 0).to(P.dtype)
+    W = inside if w is None else w.index_select(0, index).reshape(P.shape[:2]) * inside
+    return P, W, inside.sum(1)
+
+
+def _fit_chunk(ch: Chunk, Z: Tensor, w: Tensor | None, fit_intercept: bool):
+    """Every group of one chunk: the Gram route, and the QR route where it cannot certify."""
+    P, W, count = _gather(ch, Z, w)
+    g, m, c = P.shape
+    d = c - 1
+    rw = None if W is None else W.sqrt()
+    sw = P.new_full((g,), float(m)) if W is None else W.sum(1)
+    nonzero = sw.new_full((g,), float(m)) if W is None else (W > 0).sum(1).to(P.dtype)
+    safe_sw = torch.where(sw > 0, sw, 1.0)
     if fit_intercept:
-        mean, D = _centre(seg, Z, w)
+        mean = (P.sum(1) if W is None else (W[:, None, :] @ P)[:, 0]) / safe_sw[:, None]
+        D = P - mean[:, None, :]
     else:
-        mean, D = Z.new_zeros((seg.n_groups, d + 1)), Z
-    root_w = None if w is None else w.sqrt()[:, None]
-    A = D if w is None else D * root_w
-    # powers of two: exact, and keep data near 1e200 or 1e-200 inside the range
-    amax = seg.amax(A.abs())
-    scale = torch.where(amax > 0, torch.exp2(torch.round(torch.log2(amax))), 1.0)
-    R = seg.qr_r(A / scale[seg.codes])
-    Rxx, rxy = R[:, :d, :d], R[:, :d, d]
-    # rank: a column (nearly) in the span of those before it, or constant within its group
-    diag = torch.diagonal(Rxx, dim1=1, dim2=2).abs()
-    norms = torch.linalg.vector_norm(Rxx, dim=1)
-    nobs = seg.counts.to(torch.float64)
-    positive = nobs if w is None else seg.sum((w > 0).to(torch.float64))
-    tol = torch.clamp(nobs, min=d + 1)[:, None] * eps * 8
-    raw = seg.amax(X.abs() if w is None else (X * root_w).abs())
-    flat = amax[:, :d] <= 16 * eps * raw if fit_intercept else raw == 0
-    bad = (positive <= d + fit_intercept) | (diag <= tol * norms).any(1) | flat.any(1)
-    eye = torch.eye(d, dtype=X.dtype, device=X.device).expand_as(Rxx)
-    Rsafe = torch.where(bad[:, None, None], eye, Rxx)
-    b = torch.linalg.solve_triangular(Rsafe, rxy[..., None], upper=True)[..., 0]
-    b = b * scale[:, d : d + 1] / scale[:, :d]
-    rinv = torch.linalg.solve_triangular(Rsafe, eye, upper=True)
+        mean, D = P.new_zeros((g, c)), P
+    A = D if rw is None else D * rw[..., None]
+    gram = A.mT @ A
+    delta = P.new_zeros((g, c))
+    if fit_intercept:  # what rounding left of the mean: a rank-one correction
+        s = A.sum(1) if rw is None else (rw[:, None, :] @ A)[:, 0]
+        delta = s / safe_sw[:, None]
+        gram = gram - sw[:, None, None] * delta[:, :, None] * delta[:, None, :]
+        mean = mean + delta
+    few = nonzero <= d + fit_intercept
+    R, scale, rinv, risky = _gram_route(gram, mean, W, m, fit_intercept)
+    risky &= ~few
+    bad = few.clone()
+    if bool(risky.any()):
+        at = torch.nonzero(risky).reshape(-1)
+        Wq = None if W is None else W[at]
+        Rq, sq, bad_q = _qr_route(P[at], Wq, count[at], mean[at], fit_intercept)
+        R[at], scale[at], bad[at] = Rq, sq, bad_q
+        eye = torch.eye(d, dtype=P.dtype, device=P.device).expand(len(at), d, d)
+        Rsafe = torch.where(bad_q[:, None, None], eye, Rq[:, :d, :d])
+        rinv[at] = torch.linalg.solve_triangular(Rsafe, eye, upper=True)
+    eye = torch.eye(d, dtype=P.dtype, device=P.device).expand(g, d, d)
+    Rsafe = torch.where(bad[:, None, None], eye, R[:, :d, :d])
+    b = torch.linalg.solve_triangular(Rsafe, R[:, :d, d:], upper=True)[..., 0]
+    b = torch.where(bad[:, None], 0.0, b * scale[:, d : d + 1] / scale[:, :d])
+    rinv = torch.where(bad[:, None, None], eye, rinv)
     V = (rinv @ rinv.mT) / (scale[:, :d, None] * scale[:, None, :d])
-    resid = D[:, d] - (D[:, :d] * b[seg.codes]).sum(1)
-    ssr = seg.sum(resid * resid if w is None else w * resid * resid)
-    yc = D[:, d] if fit_intercept else y
-    ctss = seg.sum(yc * yc if w is None else w * yc * yc)
-    with np.errstate(divide="ignore"):
-        logw = torch.log(wt) if w is not None else torch.zeros_like(wt)
+    # residuals from the rows: [-b, 1] applied to the centred rows, less the rounding left
+    beta = torch.cat([-b, b.new_ones((g, 1))], dim=1)
+    resid = (D @ beta[..., None])[..., 0] - (delta * beta).sum(1)[:, None]
+    if rw is not None:
+        resid = resid * rw
+    ssr = (resid * resid).sum(1)
+    ctss = gram[:, d, d]
+    utss = ctss + sw * mean[:, d] ** 2 if fit_intercept else ctss
+    return _assemble(b, V, mean, sw, ssr, ctss, utss, bad, fit_intercept)
+
+
+def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_intercept: bool):
+    """R from a batched Cholesky of the centred Gram, and which groups it cannot certify.
+
+    Returns ``(R, scale, R_xx^-1, risky)``; ``scale`` is one (the Gram is not scaled:
+    it is checked against over- and underflow instead).
+    """
+    g, c, _ = gram.shape
+    d = c - 1
+    L, info = torch.linalg.cholesky_ex(gram)
+    R = L.mT.contiguous()
+    diag = torch.diagonal(gram, dim1=1, dim2=2)
+    ok = (info == 0) & torch.isfinite(gram.sum((1, 2)))  # a sum of inf or NaN is not finite
+    ok &= (diag[:, :d] >= _TINY).all(1) & (diag <= _HUGE).all(1)
+    eye = torch.eye(d, dtype=gram.dtype, device=gram.device).expand(g, d, d)
+    rinv = torch.linalg.solve_triangular(torch.where(ok[:, None, None], R[:, :d, :d], eye), eye,
+                                         upper=True)  # fmt: skip
+    # 1-norm condition number of the correlation matrix C = S gram S, S = diag^-1/2
+    root = torch.where(ok[:, None], diag[:, :d], 1.0).sqrt()
+    cn = gram[:, :d, :d] / (root[:, :, None] * root[:, None, :])
+    inv = (rinv @ rinv.mT) * (root[:, :, None] * root[:, None, :])
+    if d:
+        ok &= cn.abs().sum(1).amax(1) * inv.abs().sum(1).amax(1) <= GRAM_COND_LIMIT
+    # no column constant within its group: its centred values are not at the rounding
+    # level of its magnitude (the QR route decides when this cannot be certified)
     if fit_intercept:
-        sw = seg.sum(wt)
+        wmax = gram.new_ones(g) if W is None else W.amax(1)
+        spread = diag[:, :d].clamp(min=0).sqrt()  # >= the largest centred value
+        raw = mean[:, :d].abs() * wmax.sqrt()[:, None] + spread  # >= the largest value
+        ok &= (spread / rows**0.5 > 16 * _EPS * raw).all(1)  # largest centred value >= lhs
+    return R, gram.new_ones((g, c)), rinv, ~ok
+
+
+def _qr_route(P: Tensor, W: Tensor | None, count: Tensor, mean: Tensor, fit_intercept: bool):
+    """R factors by Householder QR of the rows, centred again and scaled by powers of two.
+
+    Returns ``(R, scale, bad)``: ``bad`` marks a column (nearly) in the span of those
+    before it, or constant within its group.
+    """
+    g, m, c = P.shape
+    d = c - 1
+    rw = None if W is None else W.sqrt()[..., None]
+    D = P - mean[:, None, :] if fit_intercept else P
+    A = D if rw is None else D * rw
+    amax = A.abs().amax(1)
+    # powers of two: exact, and keep data near 1e200 or 1e-200 inside the range
+    scale = torch.where(amax > 0, torch.exp2(torch.round(torch.log2(amax))), 1.0)
+    A = A / scale[:, None, :]
+    if m < c:  # fewer rows than columns: pad to a square factor
+        A = torch.cat([A, A.new_zeros((g, c - m, c))], dim=1)
+    R = torch.linalg.qr(A, mode="r").R
+    diag = torch.diagonal(R[:, :d, :d], dim1=1, dim2=2).abs()
+    norms = torch.linalg.vector_norm(R[:, :d, :d], dim=1)
+    tol = torch.clamp(count, min=d + 1)[:, None] * _EPS * 8
+    raw = (P[..., :d] if rw is None else P[..., :d] * rw).abs().amax(1)
+    flat = amax[:, :d] <= 16 * _EPS * raw if fit_intercept else raw == 0
+    bad = (diag <= tol * norms).any(1) | flat.any(1)
+    return R, scale, bad
+
+
+def _assemble(b, V, mean, sw, ssr, ctss, utss, bad, fit_intercept: bool) -> dict:
+    """Parameters and ``(X'WX)^-1`` with the intercept first; NaN for the groups left out."""
+    g, d = b.shape
+    if fit_intercept:
         mx = mean[:, :d]
         vm = (V @ mx[..., None])[..., 0]
         params = torch.cat([(mean[:, d] - (mx * b).sum(1))[:, None], b], dim=1)
-        cov = X.new_zeros((seg.n_groups, d + 1, d + 1))
+        cov = V.new_empty((g, d + 1, d + 1))
         cov[:, 0, 0] = 1 / sw + (mx * vm).sum(1)
         cov[:, 0, 1:] = -vm
         cov[:, 1:, 0] = -vm
         cov[:, 1:, 1:] = V
     else:
-        params, cov, mx = b, V, mean[:, :d]
-    nan = torch.tensor(float("nan"), dtype=X.dtype, device=X.device)
-    params = torch.where(bad[:, None], nan, params)
-    cov = torch.where(bad[:, None, None], nan, cov)
-    ssr = torch.where(bad, nan, ssr)
-    return GroupedFit(
-        seg=seg,
-        params=params,
-        cov_unscaled=cov,
-        ssr=ssr,
-        centered_tss=ctss,
-        uncentered_tss=seg.sum(wt * y * y),
-        sum_log_w=seg.sum(logw),
-        bad=bad,
-        xc=D[:, :d],
-        resid=resid,
-        weights=w,
-        x_mean=mx,
-        fit_intercept=fit_intercept,
-    )
+        params, cov = b, V
+    nan = float("nan")
+    return {
+        "params": torch.where(bad[:, None], nan, params),
+        "cov_unscaled": torch.where(bad[:, None, None], nan, cov),
+        "ssr": torch.where(bad, nan, ssr),
+        "centered_tss": ctss,
+        "uncentered_tss": utss,
+        "bad": bad,
+        "mean": mean,
+        "slopes": b,
+    }

@@ -41,6 +41,9 @@ def encode_groups(groups, n: int) -> tuple[np.ndarray, np.ndarray]:
             f"groups must be 1-D with one label per row ({n} rows), got shape {values.shape}; "
             "pass a column of group labels"
         )
+    small = _small_integer_codes(values)
+    if small is not None:
+        return small
     try:
         labels, codes = np.unique(values, return_inverse=True)
     except TypeError as exc:  # mixed label types that do not order
@@ -54,6 +57,40 @@ def encode_groups(groups, n: int) -> tuple[np.ndarray, np.ndarray]:
         row = next(i for i, v in enumerate(values) if v is None) + 1
         raise DataError(f"groups has a missing (None) label at row {row}; drop or label the row")
     return labels, codes.reshape(-1)
+
+
+def _small_integer_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``np.unique``'s answer for integer labels of a small range, by counting (no sort).
+
+    A sort of ``n`` labels costs ``n log n``; labels within a range of a few ``n`` are
+    coded in two linear passes (a count per value, then a lookup). None otherwise.
+    """
+    if values.dtype.kind not in "iub" or values.size == 0:
+        return None
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo > max(4 * values.size, 1 << 16):
+        return None
+    shifted = (values - values.dtype.type(lo)).astype(np.int64)  # no overflow: all >= lo
+    present = np.bincount(shifted, minlength=hi - lo + 1) > 0
+    lookup = np.cumsum(present) - 1
+    labels = (np.flatnonzero(present) + lo).astype(values.dtype)
+    return labels, lookup[shifted]
+
+
+def stable_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for integer keys in ``[0, n_keys)``, in linear time.
+
+    numpy sorts 16-bit keys by radix; wider keys take two such passes (low half, then high
+    half: a least-significant-digit radix sort), where a comparison sort would take
+    ``n log n``.
+    """
+    if n_keys <= 1 << 16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    if n_keys > 1 << 32:
+        return np.argsort(keys, kind="stable")
+    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    high = (keys[low] >> 16).astype(np.uint16)
+    return low[np.argsort(high, kind="stable")]
 
 
 @dataclass
@@ -160,3 +197,61 @@ def _buckets(codes: Tensor, counts: Tensor) -> list[Bucket]:
         index = torch.where(inside, order[slot.clamp(max=pos.numel() - 1)], -1)
         out.append(Bucket(by_size[lo:hi], index, width))
     return out
+
+
+@dataclass
+class Chunk:
+    """Whole groups fitted together: ``rows`` index the data, ``(g, width)`` when padded."""
+
+    groups: Tensor  # (g,) group codes
+    rows: Tensor  # (g * width,) row indices, or (g, width) with -1 for padding
+    width: int
+
+    @property
+    def padded(self) -> bool:
+        return self.rows.ndim == 2
+
+
+def chunks(codes: np.ndarray, counts: np.ndarray, values: int, columns: int, device=None):
+    """The groups in chunks of about ``values`` values (rows x ``columns``), by group size.
+
+    Groups are sorted by size (stable), so groups of equal size are neighbours; a run of
+    equal sizes is a dense chunk (its rows, sorted by group, reshape to ``(g, m)``: no
+    padding), and groups of sizes within a factor of two share a padded chunk. Returns
+    ``(order of the groups, chunks)``; the loop over chunks is over ``n / values`` chunks
+    and about ``log2(n)`` size classes, never over groups.
+    """
+    G = len(counts)
+    by_size = np.argsort(counts, kind="stable")
+    sizes = counts[by_size]
+    if sizes[0] == sizes[-1]:
+        keys = codes  # equal sizes: the size order is the code order
+    else:
+        rank = np.empty(G, dtype=np.int64)
+        rank[by_size] = np.arange(G)
+        keys = rank[codes]
+    order = stable_order(keys, G)  # rows by group, groups by size
+    starts = np.cumsum(sizes) - sizes
+    size_class = np.ceil(np.log2(np.maximum(sizes, 1)))
+    cuts = np.flatnonzero(np.diff(size_class) != 0)
+    bounds = [0, *(cuts + 1).tolist(), G]
+    order_t = torch.as_tensor(order, device=device)
+    by_size_t = torch.as_tensor(by_size, device=device)
+    out = []
+    for lo, hi in itertools.pairwise(bounds):
+        width = int(sizes[hi - 1])
+        if hi == lo or width == 0:
+            continue
+        step = max(1, values // (width * columns))
+        dense = sizes[lo] == width
+        for a in range(lo, hi, step):
+            b = min(a + step, hi)
+            if dense:
+                rows = order_t[int(starts[a]) : int(starts[a]) + (b - a) * width]
+            else:
+                slot = starts[a:b, None] + np.arange(width)[None, :]
+                inside = np.arange(width)[None, :] < sizes[a:b, None]
+                index = np.where(inside, order[np.minimum(slot, len(order) - 1)], -1)
+                rows = torch.as_tensor(index, device=device)
+            out.append(Chunk(by_size_t[a:b], rows, width))
+    return by_size_t, out

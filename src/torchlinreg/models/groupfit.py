@@ -63,6 +63,10 @@ class GroupedFit:
     sum_log_w: Tensor
     bad: Tensor  # (G,) bool: NaN statistics
     mean: Tensor  # (G, d + 1): weighted means of [X | y] (zero without an intercept)
+    # the mean as first computed, and the correction the second sum found: their sum is
+    # the mean to within rounding of the spread, though `mean` rounds it to the offset's ulp
+    centre: Tensor
+    centre_low: Tensor
     slopes: Tensor  # (G, d): the slopes, finite also for the groups left out
     X: Tensor  # the rows, for HC covariances
     y: Tensor
@@ -76,13 +80,14 @@ class GroupedFit:
     @cached_property
     def xc(self) -> Tensor:
         """Rows of X minus their group's mean (``(n, d)``, the caller's row order)."""
-        return self.X - self.x_mean[self.seg.codes]
+        codes = self.seg.codes
+        return (self.X - self.centre[codes, :-1]) - self.centre_low[codes, :-1]
 
     @cached_property
     def resid(self) -> Tensor:
         """Residuals ``(n,)`` in the caller's row order."""
         codes = self.seg.codes
-        yc = self.y - self.mean[codes, -1]
+        yc = (self.y - self.centre[codes, -1]) - self.centre_low[codes, -1]
         return yc - (self.xc * self.slopes[codes]).sum(1)
 
 
@@ -98,8 +103,11 @@ def fit_groups(
     d = X.shape[1]
     counts = seg.counts.cpu().numpy()
     order, parts = chunks(seg.codes.cpu().numpy(), counts, chunk_values, d + 1, X.device)
-    Z = torch.cat([X, y[:, None]], dim=1)  # one gather per chunk reads a row of both
-    fits = [_fit_chunk(ch, Z, w, fit_intercept) for ch in parts]
+    # buffers for every chunk's rows, worked on in place: fresh pages cost more than the
+    # arithmetic (and a copy of [X | y] whole costs more than the fit)
+    rows = max(ch.rows.numel() for ch in parts)
+    bufs = (X.new_empty(rows * d), X.new_empty(rows), X.new_empty(rows * (d + 1)))
+    fits = [_fit_chunk(ch, X, y, w, fit_intercept, bufs) for ch in parts]
     out = {}
     for name in fits[0]:
         cat = torch.cat([f[name] for f in fits])
@@ -110,49 +118,57 @@ def fit_groups(
                       fit_intercept=fit_intercept, **out)  # fmt: skip
 
 
-def _gather(ch: Chunk, Z: Tensor, w: Tensor | None):
-    """The chunk's rows ``(g, width, d + 1)`` of ``[X | y]``, weights ``(g, width)`` (None:
-    every row weighs one and none is padding) and each group's row count."""
+def _gather(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, bufs):
+    """The chunk's rows ``(g, width, d + 1)`` of ``[X | y]`` (in a buffer), weights
+    ``(g, width)`` (None: every row weighs one and none is padding), each group's row count.
+    """
     index = ch.rows.clamp(min=0).reshape(-1) if ch.padded else ch.rows
-    P = Z.index_select(0, index).reshape(ch.groups.shape[0], ch.width, Z.shape[1])
+    n, d = index.numel(), X.shape[1]
+    xs, ys = bufs[0][: n * d].view(n, d), bufs[1][:n]
+    torch.index_select(X, 0, index, out=xs)
+    torch.index_select(y, 0, index, out=ys)
+    P = bufs[2][: n * (d + 1)].view(n, d + 1)
+    P[:, :d] = xs
+    P[:, d] = ys
+    P = P.view(ch.groups.shape[0], ch.width, d + 1)
     if not ch.padded:
         count = P.new_full(P.shape[:1], float(ch.width))
-        return P, None if w is None else w.index_select(0, index).reshape(P.shape[:2]), count
+        return P, None if w is None else w.index_select(0, index).view(P.shape[:2]), count
     inside = (ch.rows >= 0).to(P.dtype)
-    W = inside if w is None else w.index_select(0, index).reshape(P.shape[:2]) * inside
+    W = inside if w is None else w.index_select(0, index).view(P.shape[:2]) * inside
     return P, W, inside.sum(1)
 
 
-def _fit_chunk(ch: Chunk, Z: Tensor, w: Tensor | None, fit_intercept: bool):
+def _fit_chunk(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, fit_intercept: bool, bufs):
     """Every group of one chunk: the Gram route, and the QR route where it cannot certify."""
-    P, W, count = _gather(ch, Z, w)
+    P, W, count = _gather(ch, X, y, w, bufs)
     g, m, c = P.shape
     d = c - 1
     rw = None if W is None else W.sqrt()
     sw = P.new_full((g,), float(m)) if W is None else W.sum(1)
     nonzero = sw.new_full((g,), float(m)) if W is None else (W > 0).sum(1).to(P.dtype)
     safe_sw = torch.where(sw > 0, sw, 1.0)
+    mean = P.new_zeros((g, c))
     if fit_intercept:
         mean = (P.sum(1) if W is None else (W[:, None, :] @ P)[:, 0]) / safe_sw[:, None]
-        D = P - mean[:, None, :]
-    else:
-        mean, D = P.new_zeros((g, c)), P
-    A = D if rw is None else D * rw[..., None]
+        P.sub_(mean[:, None, :])  # centred in place
+    A = P if rw is None else P.mul_(rw[..., None])  # rows times sqrt(w), in place
     gram = A.mT @ A
     delta = P.new_zeros((g, c))
     if fit_intercept:  # what rounding left of the mean: a rank-one correction
         s = A.sum(1) if rw is None else (rw[:, None, :] @ A)[:, 0]
         delta = s / safe_sw[:, None]
         gram = gram - sw[:, None, None] * delta[:, :, None] * delta[:, None, :]
-        mean = mean + delta
     few = nonzero <= d + fit_intercept
-    R, scale, rinv, risky = _gram_route(gram, mean, W, m, fit_intercept)
+    R, scale, rinv, risky = _gram_route(gram, mean + delta, W, m, fit_intercept)
     risky &= ~few
     bad = few.clone()
     if bool(risky.any()):
         at = torch.nonzero(risky).reshape(-1)
-        Wq = None if W is None else W[at]
-        Rq, sq, bad_q = _qr_route(P[at], Wq, count[at], mean[at], fit_intercept)
+        rwq = torch.ones_like(A[at, :, 0]) if rw is None else rw[at]
+        Aq = A[at] - rwq[..., None] * delta[at, None, :]  # centred twice
+        raw = (A[at, :, :d] + rwq[..., None] * mean[at, None, :d]).abs().amax(1)
+        Rq, sq, bad_q = _qr_route(Aq, raw, count[at], fit_intercept)
         R[at], scale[at], bad[at] = Rq, sq, bad_q
         eye = torch.eye(d, dtype=P.dtype, device=P.device).expand(len(at), d, d)
         Rsafe = torch.where(bad_q[:, None, None], eye, Rq[:, :d, :d])
@@ -163,15 +179,18 @@ def _fit_chunk(ch: Chunk, Z: Tensor, w: Tensor | None, fit_intercept: bool):
     b = torch.where(bad[:, None], 0.0, b * scale[:, d : d + 1] / scale[:, :d])
     rinv = torch.where(bad[:, None, None], eye, rinv)
     V = (rinv @ rinv.mT) / (scale[:, :d, None] * scale[:, None, :d])
-    # residuals from the rows: [-b, 1] applied to the centred rows, less the rounding left
+    # residuals (times sqrt(w)) from the rows: [-b, 1] on the centred rows, less the
+    # rounding left of the mean
     beta = torch.cat([-b, b.new_ones((g, 1))], dim=1)
-    resid = (D @ beta[..., None])[..., 0] - (delta * beta).sum(1)[:, None]
-    if rw is not None:
-        resid = resid * rw
+    resid = (A @ beta[..., None])[..., 0]
+    if fit_intercept:
+        shift = (delta * beta).sum(1)[:, None]
+        resid -= shift if rw is None else rw * shift
     ssr = (resid * resid).sum(1)
     ctss = gram[:, d, d]
-    utss = ctss + sw * mean[:, d] ** 2 if fit_intercept else ctss
-    return _assemble(b, V, mean, sw, ssr, ctss, utss, bad, fit_intercept)
+    utss = ctss + sw * (mean[:, d] + delta[:, d]) ** 2 if fit_intercept else ctss
+    out = _assemble(b, V, mean + delta, sw, ssr, ctss, utss, bad, fit_intercept)
+    return {**out, "centre": mean, "centre_low": delta}
 
 
 def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_intercept: bool):
@@ -206,17 +225,15 @@ def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_int
     return R, gram.new_ones((g, c)), rinv, ~ok
 
 
-def _qr_route(P: Tensor, W: Tensor | None, count: Tensor, mean: Tensor, fit_intercept: bool):
-    """R factors by Householder QR of the rows, centred again and scaled by powers of two.
+def _qr_route(A: Tensor, raw: Tensor, count: Tensor, fit_intercept: bool):
+    """R factors by Householder QR of the centred rows ``A``, scaled by powers of two.
 
-    Returns ``(R, scale, bad)``: ``bad`` marks a column (nearly) in the span of those
-    before it, or constant within its group.
+    ``raw`` holds each column's largest magnitude before centring. Returns ``(R, scale,
+    bad)``: ``bad`` marks a column (nearly) in the span of those before it, or constant
+    within its group.
     """
-    g, m, c = P.shape
+    g, m, c = A.shape
     d = c - 1
-    rw = None if W is None else W.sqrt()[..., None]
-    D = P - mean[:, None, :] if fit_intercept else P
-    A = D if rw is None else D * rw
     amax = A.abs().amax(1)
     # powers of two: exact, and keep data near 1e200 or 1e-200 inside the range
     scale = torch.where(amax > 0, torch.exp2(torch.round(torch.log2(amax))), 1.0)
@@ -227,7 +244,6 @@ def _qr_route(P: Tensor, W: Tensor | None, count: Tensor, mean: Tensor, fit_inte
     diag = torch.diagonal(R[:, :d, :d], dim1=1, dim2=2).abs()
     norms = torch.linalg.vector_norm(R[:, :d, :d], dim=1)
     tol = torch.clamp(count, min=d + 1)[:, None] * _EPS * 8
-    raw = (P[..., :d] if rw is None else P[..., :d] * rw).abs().amax(1)
     flat = amax[:, :d] <= 16 * _EPS * raw if fit_intercept else raw == 0
     bad = (diag <= tol * norms).any(1) | flat.any(1)
     return R, scale, bad

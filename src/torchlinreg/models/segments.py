@@ -67,13 +67,16 @@ def _small_integer_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | 
     """
     if values.dtype.kind not in "iub" or values.size == 0:
         return None
-    lo, hi = int(values.min()), int(values.max())
+    ints = values.view(np.uint8) if values.dtype.kind == "b" else values
+    lo, hi = int(ints.min()), int(ints.max())
     if hi - lo > max(4 * values.size, 1 << 16):
         return None
-    shifted = (values - values.dtype.type(lo)).astype(np.int64)  # no overflow: all >= lo
+    shifted = (ints - ints.dtype.type(lo)).astype(np.int64)  # no overflow: all >= lo
     present = np.bincount(shifted, minlength=hi - lo + 1) > 0
     lookup = np.cumsum(present) - 1
-    labels = (np.flatnonzero(present) + lo).astype(values.dtype)
+    # offsets cast first (integer arithmetic wraps, so int8 and uint64 come out exact)
+    labels = np.flatnonzero(present).astype(ints.dtype) + ints.dtype.type(lo)
+    labels = labels.astype(values.dtype)
     return labels, lookup[shifted]
 
 

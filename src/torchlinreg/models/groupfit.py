@@ -160,25 +160,19 @@ def _fit_chunk(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, fit_intercept:
         delta = s / safe_sw[:, None]
         gram = gram - sw[:, None, None] * delta[:, :, None] * delta[:, None, :]
     few = nonzero <= d + fit_intercept
-    R, scale, rinv, risky = _gram_route(gram, mean + delta, W, m, fit_intercept)
+    b, V, risky = _gram_route(gram, mean + delta, W, m, fit_intercept)
     risky &= ~few
-    bad = few.clone()
+    bad = few
     if bool(risky.any()):
         at = torch.nonzero(risky).reshape(-1)
         rwq = torch.ones_like(A[at, :, 0]) if rw is None else rw[at]
         Aq = A[at] - rwq[..., None] * delta[at, None, :]  # centred twice
         raw = (A[at, :, :d] + rwq[..., None] * mean[at, None, :d]).abs().amax(1)
-        Rq, sq, bad_q = _qr_route(Aq, raw, count[at], fit_intercept)
-        R[at], scale[at], bad[at] = Rq, sq, bad_q
-        eye = torch.eye(d, dtype=P.dtype, device=P.device).expand(len(at), d, d)
-        Rsafe = torch.where(bad_q[:, None, None], eye, Rq[:, :d, :d])
-        rinv[at] = torch.linalg.solve_triangular(Rsafe, eye, upper=True)
-    eye = torch.eye(d, dtype=P.dtype, device=P.device).expand(g, d, d)
-    Rsafe = torch.where(bad[:, None, None], eye, R[:, :d, :d])
-    b = torch.linalg.solve_triangular(Rsafe, R[:, :d, d:], upper=True)[..., 0]
-    b = torch.where(bad[:, None], 0.0, b * scale[:, d : d + 1] / scale[:, :d])
-    rinv = torch.where(bad[:, None, None], eye, rinv)
-    V = (rinv @ rinv.mT) / (scale[:, :d, None] * scale[:, None, :d])
+        b[at], V[at], bad_q = _qr_route(Aq, raw, count[at], fit_intercept)
+        bad = bad.clone()
+        bad[at] = bad_q
+    if bool(bad.any()):  # finite slopes for the residuals below; NaN statistics later
+        b = torch.where(bad[:, None], 0.0, b)
     # residuals (times sqrt(w)) from the rows: [-b, 1] on the centred rows, less the
     # rounding left of the mean
     beta = torch.cat([-b, b.new_ones((g, 1))], dim=1)
@@ -194,27 +188,25 @@ def _fit_chunk(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, fit_intercept:
 
 
 def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_intercept: bool):
-    """R from a batched Cholesky of the centred Gram, and which groups it cannot certify.
-
-    Returns ``(R, scale, R_xx^-1, risky)``; ``scale`` is one (the Gram is not scaled:
-    it is checked against over- and underflow instead).
-    """
+    """Slopes and ``(X'WX)^-1`` from a batched Cholesky of the centred Gram ``(g, c, c)``,
+    and which groups it cannot certify (NOTE [grouped fit]; the Gram is not scaled: it is
+    checked against over- and underflow instead)."""
     g, c, _ = gram.shape
     d = c - 1
-    L, info = torch.linalg.cholesky_ex(gram)
-    R = L.mT.contiguous()
+    U, info = torch.linalg.cholesky_ex(gram, upper=True)
     diag = torch.diagonal(gram, dim1=1, dim2=2)
     ok = (info == 0) & torch.isfinite(gram.sum((1, 2)))  # a sum of inf or NaN is not finite
     ok &= (diag[:, :d] >= _TINY).all(1) & (diag <= _HUGE).all(1)
     eye = torch.eye(d, dtype=gram.dtype, device=gram.device).expand(g, d, d)
-    rinv = torch.linalg.solve_triangular(torch.where(ok[:, None, None], R[:, :d, :d], eye), eye,
-                                         upper=True)  # fmt: skip
-    # 1-norm condition number of the correlation matrix C = S gram S, S = diag^-1/2
-    root = torch.where(ok[:, None], diag[:, :d], 1.0).sqrt()
-    cn = gram[:, :d, :d] / (root[:, :, None] * root[:, None, :])
-    inv = (rinv @ rinv.mT) * (root[:, :, None] * root[:, None, :])
-    if d:
-        ok &= cn.abs().sum(1).amax(1) * inv.abs().sum(1).amax(1) <= GRAM_COND_LIMIT
+    Uxx = U[:, :d, :d] if bool(ok.all()) else torch.where(ok[:, None, None], U[:, :d, :d], eye)
+    rinv = torch.linalg.solve_triangular(Uxx, eye, upper=True)
+    b = (rinv @ U[:, :d, d:])[..., 0]
+    V = rinv @ rinv.mT
+    if d:  # 1-norm condition number of the correlation matrix S gram S, S = diag^-1/2
+        root = torch.where(ok[:, None], diag[:, :d], 1.0).sqrt()
+        outer = root[:, :, None] * root[:, None, :]
+        norm = (gram[:, :d, :d] / outer).abs().sum(1).amax(1)
+        ok &= norm * (V * outer).abs().sum(1).amax(1) <= GRAM_COND_LIMIT
     # no column constant within its group: its centred values are not at the rounding
     # level of its magnitude (the QR route decides when this cannot be certified)
     if fit_intercept:
@@ -222,16 +214,14 @@ def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_int
         spread = diag[:, :d].clamp(min=0).sqrt()  # >= the largest centred value
         raw = mean[:, :d].abs() * wmax.sqrt()[:, None] + spread  # >= the largest value
         ok &= (spread / rows**0.5 > 16 * _EPS * raw).all(1)  # largest centred value >= lhs
-    return R, gram.new_ones((g, c)), rinv, ~ok
+    return b, V, ~ok
 
 
 def _qr_route(A: Tensor, raw: Tensor, count: Tensor, fit_intercept: bool):
-    """R factors by Householder QR of the centred rows ``A``, scaled by powers of two.
-
-    ``raw`` holds each column's largest magnitude before centring. Returns ``(R, scale,
-    bad)``: ``bad`` marks a column (nearly) in the span of those before it, or constant
-    within its group.
-    """
+    """Slopes and ``(X'WX)^-1`` by Householder QR of the centred rows ``A`` scaled by powers
+    of two, and which groups are rank-deficient: a column (nearly) in the span of those
+    before it, or constant within its group (``raw``: each column's largest magnitude
+    before centring)."""
     g, m, c = A.shape
     d = c - 1
     amax = A.abs().amax(1)
@@ -246,7 +236,12 @@ def _qr_route(A: Tensor, raw: Tensor, count: Tensor, fit_intercept: bool):
     tol = torch.clamp(count, min=d + 1)[:, None] * _EPS * 8
     flat = amax[:, :d] <= 16 * _EPS * raw if fit_intercept else raw == 0
     bad = (diag <= tol * norms).any(1) | flat.any(1)
-    return R, scale, bad
+    eye = torch.eye(d, dtype=A.dtype, device=A.device).expand(g, d, d)
+    Rxx = torch.where(bad[:, None, None], eye, R[:, :d, :d])
+    b = torch.linalg.solve_triangular(Rxx, R[:, :d, d:], upper=True)[..., 0]
+    rinv = torch.linalg.solve_triangular(Rxx, eye, upper=True)
+    sx = scale[:, :d]
+    return b * scale[:, d:] / sx, (rinv @ rinv.mT) / (sx[:, :, None] * sx[:, None, :]), bad
 
 
 def _assemble(b, V, mean, sw, ssr, ctss, utss, bad, fit_intercept: bool) -> dict:

@@ -110,7 +110,8 @@ def grouped_ols(
     yt = Ym.values[:, 0].to(device=Xt.device, dtype=torch.float64)
     w = None if w is None else w.to(device=Xt.device, dtype=torch.float64)
     labels, codes = encode_groups(groups, Xt.shape[0])
-    seg = Segments(labels, torch.as_tensor(codes, device=Xt.device))
+    counts = torch.as_tensor(np.bincount(codes, minlength=len(labels)), device=Xt.device)
+    seg = Segments(labels, torch.as_tensor(codes, device=Xt.device), counts)
     names = single._names(feature_names, Xm.columns, Xt.shape[1], "feature_names")
     names = names or [f"x{j + 1}" for j in range(Xt.shape[1])]
     fit = fit_groups(seg, Xt, yt, w, fit_intercept, _CHUNK_VALUES)

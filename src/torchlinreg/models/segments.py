@@ -1,10 +1,13 @@
-"""Rows split by group, as batched padded blocks: the layout behind the grouped fits.
+"""Rows split by group, as batched blocks: the layouts behind the grouped fits.
 
-Rows are ordered by group size then group (a stable sort, so a group's rows keep their
-order); groups of similar size share a bucket (sizes within a factor of two), and each
-bucket is a zero-padded ``(groups, rows, columns)`` batch read in row slabs. Every
-per-group reduction (a QR, a Gram, a sum) is then one batched call per slab and bucket:
-a Python loop over about ``log2(n)`` buckets, never over groups.
+Groups are coded by ``encode_groups`` (integer labels of a small range by counting, others
+by ``np.unique``). The fit (``chunks``) orders groups by size and rows by group with a
+radix sort, and gathers whole groups a chunk at a time into a ``(groups, rows, columns)``
+batch: a reshape where the sizes are equal, zero-weight padding where they differ (sizes
+within a factor of two). ``Segments`` keeps each row's group code for per-group sums,
+maxima and Grams over rows in any order, and padded buckets read in row slabs for the
+HC leverages. Every loop is over chunks or about ``log2(n)`` size classes, never over
+groups.
 
 Example:
     >>> seg = Segments.from_labels(np.array(["b", "a", "b", "b"]))
@@ -73,6 +76,8 @@ def _small_integer_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | 
         return None
     shifted = (ints - ints.dtype.type(lo)).astype(np.int64)  # no overflow: all >= lo
     present = np.bincount(shifted, minlength=hi - lo + 1) > 0
+    if present.all():  # every value in the range is a label: the offsets are the codes
+        return np.arange(lo, hi + 1).astype(ints.dtype).astype(values.dtype), shifted
     lookup = np.cumsum(present) - 1
     # offsets cast first (integer arithmetic wraps, so int8 and uint64 come out exact)
     labels = np.flatnonzero(present).astype(ints.dtype) + ints.dtype.type(lo)
@@ -108,11 +113,13 @@ class Bucket:
 class Segments:
     """The grouping of ``n`` rows into ``G`` groups, with padded buckets for batched work."""
 
-    def __init__(self, labels: np.ndarray, codes: Tensor) -> None:
+    def __init__(self, labels: np.ndarray, codes: Tensor, counts: Tensor | None = None) -> None:
         self.labels = labels
         self.codes = codes
         self.n_groups = len(labels)
-        self.counts = torch.bincount(codes, minlength=self.n_groups)
+        if counts is None:
+            counts = torch.bincount(codes, minlength=self.n_groups)
+        self.counts = counts
 
     @cached_property
     def buckets(self) -> list[Bucket]:
@@ -150,22 +157,6 @@ class Segments:
                 index = bucket.index[:, start : start + step]
                 rows = flat[index.clamp(min=0)] * (index >= 0)[..., None].to(flat.dtype)
                 yield bucket.groups, rows, index
-
-    def qr_r(self, values: Tensor) -> Tensor:
-        """Per-group R factor ``(G, c, c)`` of the rows of ``values`` ``(n, c)`` (TSQR)."""
-        c = values.shape[1]
-        out = values.new_zeros((self.n_groups, c, c))
-        acc: dict[int, Tensor] = {}
-        for groups, rows, _ in self.slabs(values):
-            key = int(groups[0]) if groups.numel() else -1
-            if key in acc:
-                rows = torch.cat([acc[key], rows], dim=1)
-            if rows.shape[1] < c:  # fewer rows than columns: pad to a square factor
-                pad = rows.new_zeros((rows.shape[0], c - rows.shape[1], c))
-                rows = torch.cat([rows, pad], dim=1)
-            acc[key] = torch.linalg.qr(rows, mode="r").R
-            out[groups] = acc[key]
-        return out
 
     def gram(self, values: Tensor) -> Tensor:
         """Per-group ``V'V`` ``(G, c, c)`` of the rows of ``values`` ``(n, c)``."""

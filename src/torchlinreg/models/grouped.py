@@ -28,7 +28,7 @@ from .groupfit import GroupedFit, fit_groups
 from .segments import Segments, encode_groups
 
 _NAMED = 5  # group labels named in a warning
-_CHUNK_VALUES = 1 << 19  # values (rows x columns) of one chunk of groups: about 4 MiB
+_CHUNK_VALUES = 1 << 20  # values (rows x columns) of one chunk of groups: 8 MiB
 
 
 def ols(X, y=None, *, groups=None, **kwargs):

@@ -97,7 +97,7 @@ def fit_groups(
     y: Tensor,
     w: Tensor | None,
     fit_intercept: bool,
-    chunk_values: int = 1 << 19,
+    chunk_values: int = 1 << 20,
 ) -> GroupedFit:
     """The batched fit of NOTE [grouped fit], a chunk of about ``chunk_values`` at a time."""
     d = X.shape[1]

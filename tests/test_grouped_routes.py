@@ -168,3 +168,25 @@ def test_group_codes_equal_numpy_unique(labels):
 def test_stable_order_is_a_stable_argsort(n_keys):
     keys = np.random.default_rng(7).integers(0, n_keys, 20_000)
     np.testing.assert_array_equal(stable_order(keys, n_keys), np.argsort(keys, kind="stable"))
+
+
+def test_p_values_are_scipys_t_and_normal_tails():
+    from scipy import stats
+
+    from torchlinreg.models.batchstats import BatchStatistics
+
+    rng = np.random.default_rng(8)
+    t = np.r_[rng.standard_cauchy(size=(200, 3)) * 5, [[np.inf, -np.inf, 0.0]] * 3]
+    df = np.r_[rng.integers(1, 300, 200).astype(float), [np.nan, 0.0, 2.0]]
+    G = len(df)
+    st = BatchStatistics(
+        params=t, cov_unscaled=np.ones((G, 3, 3)), ssr=np.ones(G), centered_tss=np.ones(G),
+        uncentered_tss=np.ones(G), nobs=df + 3, sum_log_w=np.zeros(G), bad=np.zeros(G, bool),
+        k_constant=1, param_names=["const", "a", "b"],
+    )  # fmt: skip
+    with np.errstate(invalid="ignore"):
+        want = stats.t.sf(t, df[:, None])
+    # 1. bit for bit scipy's t tail, NaN where df is not positive; 2. the normal tail
+    np.testing.assert_array_equal(st._sf(t), want)
+    st.use_t = False
+    np.testing.assert_array_equal(st._sf(t), stats.norm.sf(t))

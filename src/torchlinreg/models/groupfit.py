@@ -9,12 +9,13 @@ data near 1e9 keeps the digits of its spread. Two routes then give each group's 
 of the centred ``[X | y]``:
 
 - the Gram route (every group it can certify): one batched GEMM for the centred Gram,
-  one batched Cholesky. Its error is that of the normal equations, ``cond(C) eps`` with
-  ``C`` the group's correlation matrix of X (equilibrated: van der Sluis); a group is
-  kept only when the 1-norm condition number of ``C`` (exact, from the inverse the
-  covariance needs anyway) is at most ``GRAM_COND_LIMIT`` = 1024, i.e. at most 3 digits
-  more than QR's ``sqrt(cond(C)) eps`` (about 1.5 more), and when the Gram is finite and
-  away from over- and underflow and no column can be constant within the group.
+  one batched Cholesky, one triangular inverse. Its error is that of the normal
+  equations, about ``cond(C) eps`` with ``C`` the group's correlation matrix of X
+  (equilibrated: van der Sluis), against QR's ``sqrt(cond(C)) eps``; a group stays on this
+  route only when the 1-norm condition number of ``C`` (exact, from the inverse the
+  covariance needs anyway) is at most ``GRAM_COND_LIMIT`` = 1024 (so about 1.5 digits
+  more than QR at worst, an error near 1e-13), when its Gram is finite and away from over-
+  and underflow, and when no column can be constant within the group.
 - the QR route (every other group): the rows centred again, scaled per group and column
   by a power of two, and one batched Householder QR, as a single fit does. Rank decisions
   are made here: a column (nearly) in the span of those before it, or constant within
@@ -106,7 +107,7 @@ def fit_groups(
     # buffers for every chunk's rows, worked on in place: fresh pages cost more than the
     # arithmetic (and a copy of [X | y] whole costs more than the fit)
     rows = max(ch.rows.numel() for ch in parts)
-    bufs = (X.new_empty(rows * d), X.new_empty(rows), X.new_empty(rows * (d + 1)))
+    bufs = (X.new_empty(rows * d), X.new_empty(rows))
     fits = [_fit_chunk(ch, X, y, w, fit_intercept, bufs) for ch in parts]
     out = {}
     for name in fits[0]:
@@ -119,45 +120,47 @@ def fit_groups(
 
 
 def _gather(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, bufs):
-    """The chunk's rows ``(g, width, d + 1)`` of ``[X | y]`` (in a buffer), weights
+    """The chunk's rows of X ``(g, width, d)`` and y ``(g, width)`` (in buffers), weights
     ``(g, width)`` (None: every row weighs one and none is padding), each group's row count.
     """
     index = ch.rows.clamp(min=0).reshape(-1) if ch.padded else ch.rows
-    n, d = index.numel(), X.shape[1]
-    xs, ys = bufs[0][: n * d].view(n, d), bufs[1][:n]
-    torch.index_select(X, 0, index, out=xs)
-    torch.index_select(y, 0, index, out=ys)
-    P = bufs[2][: n * (d + 1)].view(n, d + 1)
-    P[:, :d] = xs
-    P[:, d] = ys
-    P = P.view(ch.groups.shape[0], ch.width, d + 1)
+    n, d, g = index.numel(), X.shape[1], ch.groups.shape[0]
+    Px = torch.index_select(X, 0, index, out=bufs[0][: n * d].view(n, d)).view(g, ch.width, d)
+    Py = torch.index_select(y, 0, index, out=bufs[1][:n]).view(g, ch.width)
     if not ch.padded:
-        count = P.new_full(P.shape[:1], float(ch.width))
-        return P, None if w is None else w.index_select(0, index).view(P.shape[:2]), count
-    inside = (ch.rows >= 0).to(P.dtype)
-    W = inside if w is None else w.index_select(0, index).view(P.shape[:2]) * inside
-    return P, W, inside.sum(1)
+        count = Py.new_full((g,), float(ch.width))
+        return Px, Py, None if w is None else w.index_select(0, index).view(Py.shape), count
+    inside = (ch.rows >= 0).to(Py.dtype)
+    W = inside if w is None else w.index_select(0, index).view(Py.shape) * inside
+    return Px, Py, W, inside.sum(1)
 
 
 def _fit_chunk(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, fit_intercept: bool, bufs):
-    """Every group of one chunk: the Gram route, and the QR route where it cannot certify."""
-    P, W, count = _gather(ch, X, y, w, bufs)
-    g, m, c = P.shape
-    d = c - 1
+    """Every group of one chunk: the Gram route, and the QR route where it cannot certify.
+
+    X and y stay apart (one gather each, no copy into one array): the Gram is assembled
+    from ``X'X``, ``X'y`` and ``y'y``.
+    """
+    Px, Py, W, count = _gather(ch, X, y, w, bufs)
+    g, m, d = Px.shape
     rw = None if W is None else W.sqrt()
-    sw = P.new_full((g,), float(m)) if W is None else W.sum(1)
-    nonzero = sw.new_full((g,), float(m)) if W is None else (W > 0).sum(1).to(P.dtype)
-    safe_sw = torch.where(sw > 0, sw, 1.0)
-    mean = P.new_zeros((g, c))
+    sw = Py.new_full((g,), float(m)) if W is None else W.sum(1)
+    nonzero = sw if W is None else (W > 0).sum(1).to(Py.dtype)
+    safe_sw = torch.where(sw > 0, sw, 1.0)[:, None]
+    mean = Py.new_zeros((g, d + 1))
     if fit_intercept:
-        mean = (P.sum(1) if W is None else (W[:, None, :] @ P)[:, 0]) / safe_sw[:, None]
-        P.sub_(mean[:, None, :])  # centred in place
-    A = P if rw is None else P.mul_(rw[..., None])  # rows times sqrt(w), in place
-    gram = A.mT @ A
-    delta = P.new_zeros((g, c))
+        mean = _sums(Px, Py, W) / safe_sw
+        Px.sub_(mean[:, None, :d])  # centred in place
+        Py.sub_(mean[:, d:])
+    if rw is not None:  # rows times sqrt(w), in place
+        Px.mul_(rw[..., None])
+        Py.mul_(rw)
+    xy = Px.mT @ Py[..., None]
+    gram = torch.cat([torch.cat([Px.mT @ Px, xy], 2),
+                      torch.cat([xy.mT, (Py * Py).sum(1)[:, None, None]], 2)], 1)  # fmt: skip
+    delta = Py.new_zeros((g, d + 1))
     if fit_intercept:  # what rounding left of the mean: a rank-one correction
-        s = A.sum(1) if rw is None else (rw[:, None, :] @ A)[:, 0]
-        delta = s / safe_sw[:, None]
+        delta = _sums(Px, Py, rw) / safe_sw
         gram = gram - sw[:, None, None] * delta[:, :, None] * delta[:, None, :]
     few = nonzero <= d + fit_intercept
     b, V, risky = _gram_route(gram, mean + delta, W, m, fit_intercept)
@@ -165,9 +168,9 @@ def _fit_chunk(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, fit_intercept:
     bad = few
     if bool(risky.any()):
         at = torch.nonzero(risky).reshape(-1)
-        rwq = torch.ones_like(A[at, :, 0]) if rw is None else rw[at]
-        Aq = A[at] - rwq[..., None] * delta[at, None, :]  # centred twice
-        raw = (A[at, :, :d] + rwq[..., None] * mean[at, None, :d]).abs().amax(1)
+        rwq = torch.ones_like(Py[at]) if rw is None else rw[at]
+        Aq = torch.cat([Px[at], Py[at, :, None]], 2) - rwq[..., None] * delta[at, None, :]
+        raw = (Px[at] + rwq[..., None] * mean[at, None, :d]).abs().amax(1)
         b[at], V[at], bad_q = _qr_route(Aq, raw, count[at], fit_intercept)
         bad = bad.clone()
         bad[at] = bad_q
@@ -175,16 +178,22 @@ def _fit_chunk(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, fit_intercept:
         b = torch.where(bad[:, None], 0.0, b)
     # residuals (times sqrt(w)) from the rows: [-b, 1] on the centred rows, less the
     # rounding left of the mean
-    beta = torch.cat([-b, b.new_ones((g, 1))], dim=1)
-    resid = (A @ beta[..., None])[..., 0]
+    resid = Py - (Px @ b[..., None])[..., 0]
     if fit_intercept:
-        shift = (delta * beta).sum(1)[:, None]
+        shift = (delta[:, d] - (delta[:, :d] * b).sum(1))[:, None]
         resid -= shift if rw is None else rw * shift
     ssr = (resid * resid).sum(1)
     ctss = gram[:, d, d]
     utss = ctss + sw * (mean[:, d] + delta[:, d]) ** 2 if fit_intercept else ctss
     out = _assemble(b, V, mean + delta, sw, ssr, ctss, utss, bad, fit_intercept)
     return {**out, "centre": mean, "centre_low": delta}
+
+
+def _sums(Px: Tensor, Py: Tensor, W: Tensor | None) -> Tensor:
+    """Per-group sums of the rows of ``[X | y]`` ``(g, d + 1)``, weighted by ``W``."""
+    if W is None:
+        return torch.cat([Px.sum(1), Py.sum(1, keepdim=True)], 1)
+    return torch.cat([(W[:, None, :] @ Px)[:, 0], (W * Py).sum(1, keepdim=True)], 1)
 
 
 def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_intercept: bool):

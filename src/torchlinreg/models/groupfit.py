@@ -111,8 +111,9 @@ def fit_groups(
     fits = [_fit_chunk(ch, X, y, w, fit_intercept, bufs) for ch in parts]
     out = {}
     for name in fits[0]:
-        cat = torch.cat([f[name] for f in fits])
-        out[name] = torch.empty_like(cat).index_copy_(0, order, cat)  # back to label order
+        cat = torch.cat([f[name] for f in fits]) if len(fits) > 1 else fits[0][name]
+        # back to label order (groups of equal size are fitted in label order already)
+        out[name] = cat if order is None else torch.empty_like(cat).index_copy_(0, order, cat)
     # -inf with a zero weight, as statsmodels
     sum_log_w = X.new_zeros(seg.n_groups) if w is None else seg.sum(torch.log(w))
     return GroupedFit(seg=seg, sum_log_w=sum_log_w, X=X, y=y, weights=w,

@@ -212,14 +212,15 @@ def chunks(codes: np.ndarray, counts: np.ndarray, values: int, columns: int, dev
     Groups are sorted by size (stable), so groups of equal size are neighbours; a run of
     equal sizes is a dense chunk (its rows, sorted by group, reshape to ``(g, m)``: no
     padding), and groups of sizes within a factor of two share a padded chunk. Returns
-    ``(order of the groups, chunks)``; the loop over chunks is over ``n / values`` chunks
-    and about ``log2(n)`` size classes, never over groups.
+    ``(order of the groups or None for label order, chunks)``; the loop is over about
+    ``n / values`` chunks and ``log2(n)`` size classes, never over groups.
     """
     G = len(counts)
     by_size = np.argsort(counts, kind="stable")
     sizes = counts[by_size]
-    if sizes[0] == sizes[-1]:
-        keys = codes  # equal sizes: the size order is the code order
+    equal = sizes[0] == sizes[-1]
+    if equal:
+        keys = codes  # equal sizes: the size order is the label order
     else:
         rank = np.empty(G, dtype=np.int64)
         rank[by_size] = np.arange(G)
@@ -248,4 +249,4 @@ def chunks(codes: np.ndarray, counts: np.ndarray, values: int, columns: int, dev
                 index = np.where(inside, order[np.minimum(slot, len(order) - 1)], -1)
                 rows = torch.as_tensor(index, device=device)
             out.append(Chunk(by_size_t[a:b], rows, width))
-    return by_size_t, out
+    return None if equal else by_size_t, out

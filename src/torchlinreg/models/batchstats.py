@@ -20,7 +20,7 @@ from __future__ import annotations
 from functools import cached_property
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 
@@ -134,9 +134,13 @@ class BatchStatistics:
             return self.params / self.bse
 
     def _sf(self, x: np.ndarray) -> np.ndarray:
+        # scipy's own kernels (t.sf is stdtr(df, -x), norm.sf is ndtr(-x)) without the
+        # distribution machinery's argument checks, which cost a third as much again
         if self.use_t:
-            return stats.t.sf(x, self.df_resid[:, None])
-        return stats.norm.sf(x)
+            df = self.df_resid[:, None]
+            with np.errstate(invalid="ignore"):
+                return np.where(df > 0, special.stdtr(np.where(df > 0, df, 1.0), -x), np.nan)
+        return special.ndtr(-x)
 
     def _q(self, prob: float) -> np.ndarray:
         if self.use_t:

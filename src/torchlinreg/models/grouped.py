@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from collections.abc import Sequence
 
@@ -29,7 +28,7 @@ from .groupfit import GroupedFit, fit_groups
 from .segments import Segments, encode_groups
 
 _NAMED = 5  # group labels named in a warning
-_CHUNK_VALUES = 1 << 19  # values (rows x columns) of one chunk of groups: about 4 MiB
+_CHUNK_VALUES = 1 << 20  # values (rows x columns) of one chunk of groups: 8 MiB
 
 
 def ols(X, y=None, *, groups=None, **kwargs):
@@ -111,14 +110,11 @@ def grouped_ols(
     yt = Ym.values[:, 0].to(device=Xt.device, dtype=torch.float64)
     w = None if w is None else w.to(device=Xt.device, dtype=torch.float64)
     labels, codes = encode_groups(groups, Xt.shape[0])
-    # rows sorted by group: every per-row gather below then reads memory in order
-    order = torch.as_tensor(np.argsort(codes, kind="stable"), device=Xt.device)
-    Xt, yt = Xt[order], yt[order]
-    w = None if w is None else w[order]
-    seg = Segments(labels, torch.as_tensor(codes, device=Xt.device)[order])
+    counts = torch.as_tensor(np.bincount(codes, minlength=len(labels)), device=Xt.device)
+    seg = Segments(labels, torch.as_tensor(codes, device=Xt.device), counts)
     names = single._names(feature_names, Xm.columns, Xt.shape[1], "feature_names")
     names = names or [f"x{j + 1}" for j in range(Xt.shape[1])]
-    fit = _fit_in_chunks(seg, Xt, yt, w, fit_intercept)
+    fit = fit_groups(seg, Xt, yt, w, fit_intercept, _CHUNK_VALUES)
     _warn_bad(fit, Xt.shape[1] + fit_intercept)
     return GroupedOLSResults(
         fit,
@@ -126,33 +122,6 @@ def grouped_ols(
         cov_type=cov_type,
         use_t=use_t,
     )
-
-
-def _fit_in_chunks(seg: Segments, X, y, w, fit_intercept: bool) -> GroupedFit:
-    """``fit_groups`` over runs of whole groups of about ``_CHUNK_VALUES`` values each.
-
-    The fit is memory-bound (a dozen passes over the rows): a chunk that stays in cache
-    makes them cheap. Rows are sorted by group, so a chunk is a slice of rows; a group
-    larger than a chunk is a chunk of its own. Each chunk is batched over its groups.
-    """
-    counts = seg.counts.cpu()
-    ends = torch.cumsum(counts, 0)
-    per_chunk = max(1, _CHUNK_VALUES // (X.shape[1] + 1))
-    chunk = torch.div(ends - 1, per_chunk, rounding_mode="floor")
-    cuts = (torch.nonzero(torch.diff(chunk)).reshape(-1) + 1).tolist()
-    bounds = [0, *cuts, seg.n_groups]
-    if len(bounds) == 2:
-        return fit_groups(seg, X, y, w, fit_intercept)
-    parts = []
-    for g0, g1 in itertools.pairwise(bounds):
-        r0, r1 = int(ends[g0] - counts[g0]), int(ends[g1 - 1])
-        sub = Segments(seg.labels[g0:g1], seg.codes[r0:r1] - g0)
-        parts.append(fit_groups(sub, X[r0:r1], y[r0:r1], None if w is None else w[r0:r1],
-                                fit_intercept))  # fmt: skip
-    cat = lambda name: torch.cat([getattr(f, name) for f in parts])  # noqa: E731
-    names = ("params", "cov_unscaled", "ssr", "centered_tss", "uncentered_tss", "sum_log_w",
-             "bad", "xc", "resid", "x_mean")  # fmt: skip
-    return GroupedFit(seg=seg, weights=w, fit_intercept=fit_intercept, **{n: cat(n) for n in names})
 
 
 def _warn_bad(fit: GroupedFit, p: int) -> None:

@@ -1,16 +1,31 @@
 """The batched fit behind ``ols(groups=)``: one R factor per group, and what it yields.
 
 NOTE [grouped fit]
-Rows are centred by their group's (weighted) mean, twice (the second pass removes what
-rounding left of the mean, so data near 1e9 keeps the digits of its spread), scaled per
-group and column by a power of two, and reduced to one R factor per group by batched
-Householder QR over padded slabs (``segments.py``). From R: the slopes by a triangular
-solve, ``(X'WX)^-1`` as ``R^-1 R^-T`` (the condition number is not squared), the
-intercept as ``mean(y) - mean(x) b``. Residuals, sums of squares and leverages come from
-the rows again (one more pass), so the statistics do not lose the digits a fit close to
-exact would lose from R alone. A group with no more rows than parameters, or whose
-columns are collinear (a column constant within the group, two columns proportional),
-gets NaN everywhere; one DegenerateWarning counts them, and no group stops the others.
+Groups are fitted a chunk at a time (``segments.chunks``: whole groups of similar size,
+their rows gathered into a ``(groups, rows, columns)`` batch, zero-weight padding where
+sizes differ). Each group's rows are centred by its (weighted) mean, and what rounding
+left of the mean is measured in a second sum and removed by a rank-one correction, so
+data near 1e9 keeps the digits of its spread. Two routes then give each group's R factor
+of the centred ``[X | y]``:
+
+- the Gram route (every group it can certify): one batched GEMM for the centred Gram,
+  one batched Cholesky, one triangular inverse. Its error is that of the normal
+  equations, about ``cond(C) eps`` with ``C`` the group's correlation matrix of X
+  (equilibrated: van der Sluis), against QR's ``sqrt(cond(C)) eps``; a group stays on this
+  route only when the 1-norm condition number of ``C`` (exact, from the inverse the
+  covariance needs anyway) is at most ``GRAM_COND_LIMIT`` = 1024 (so about 1.5 digits
+  more than QR at worst, an error near 1e-13), when its Gram is finite and away from over-
+  and underflow, and when no column can be constant within the group.
+- the QR route (every other group): the rows centred again, scaled per group and column
+  by a power of two, and one batched Householder QR, as a single fit does. Rank decisions
+  are made here: a column (nearly) in the span of those before it, or constant within
+  the group (its centred values at rounding level of its magnitude), leaves the group out.
+
+From R: the slopes by a triangular solve, ``(X'WX)^-1`` as ``R^-1 R^-T``, the intercept
+as ``mean(y) - mean(x) b``. Residuals and ``ssr`` come from the rows again, so the
+statistics do not lose the digits a fit close to exact would lose from R alone. A group
+with no more rows than parameters, or with collinear columns, gets NaN everywhere; one
+DegenerateWarning counts them, and no group stops the others.
 
 Example:
     >>> import numpy as np
@@ -23,19 +38,24 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .segments import Segments
+from .segments import Chunk, Segments, chunks
+
+GRAM_COND_LIMIT = 1024.0  # NOTE [grouped fit]: the Gram route's largest cond(C)
+_EPS = torch.finfo(torch.float64).eps
+# the Gram's diagonal must lie within these: no product over- or underflowed unseen
+_TINY, _HUGE = 2.0**-900, 2.0**900
 
 
 @dataclass
 class GroupedFit:
     """What the batched fit leaves for the statistics (tensors with a group axis)."""
 
-    seg: Segments
+    seg: Segments  # labels, and each row's group code (rows in the caller's order)
     params: Tensor  # (G, p)
     cov_unscaled: Tensor  # (G, p, p)
     ssr: Tensor
@@ -43,97 +63,219 @@ class GroupedFit:
     uncentered_tss: Tensor
     sum_log_w: Tensor
     bad: Tensor  # (G,) bool: NaN statistics
-    # rows kept for HC covariances: centred X, residuals, weights, means of X
-    xc: Tensor
-    resid: Tensor
+    mean: Tensor  # (G, d + 1): weighted means of [X | y] (zero without an intercept)
+    # the mean as first computed, and the correction the second sum found: their sum is
+    # the mean to within rounding of the spread, though `mean` rounds it to the offset's ulp
+    centre: Tensor
+    centre_low: Tensor
+    slopes: Tensor  # (G, d): the slopes, finite also for the groups left out
+    X: Tensor  # the rows, for HC covariances
+    y: Tensor
     weights: Tensor | None
-    x_mean: Tensor
     fit_intercept: bool
 
+    @property
+    def x_mean(self) -> Tensor:
+        return self.mean[:, :-1]
 
-def _centre(seg: Segments, Z: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor]:
-    """(per-group weighted means, rows minus their group's mean), in two passes."""
-    if w is None:
-        sw = seg.counts.to(Z.dtype)[:, None]
-        mean = seg.sum(Z) / sw
-        D = Z - mean[seg.codes]
-        mean = mean + seg.sum(D) / sw  # what rounding left of the mean
-    else:
-        sw = seg.sum(w)[:, None]
-        mean = seg.sum(w[:, None] * Z) / sw
-        D = Z - mean[seg.codes]
-        mean = mean + seg.sum(w[:, None] * D) / sw
-    return mean, Z - mean[seg.codes]
+    @cached_property
+    def xc(self) -> Tensor:
+        """Rows of X minus their group's mean (``(n, d)``, the caller's row order)."""
+        codes = self.seg.codes
+        return (self.X - self.centre[codes, :-1]) - self.centre_low[codes, :-1]
+
+    @cached_property
+    def resid(self) -> Tensor:
+        """Residuals ``(n,)`` in the caller's row order."""
+        codes = self.seg.codes
+        yc = (self.y - self.centre[codes, -1]) - self.centre_low[codes, -1]
+        return yc - (self.xc * self.slopes[codes]).sum(1)
 
 
 def fit_groups(
-    seg: Segments, X: Tensor, y: Tensor, w: Tensor | None, fit_intercept: bool
+    seg: Segments,
+    X: Tensor,
+    y: Tensor,
+    w: Tensor | None,
+    fit_intercept: bool,
+    chunk_values: int = 1 << 20,
 ) -> GroupedFit:
-    """The batched fit of NOTE [grouped fit]."""
+    """The batched fit of NOTE [grouped fit], a chunk of about ``chunk_values`` at a time."""
     d = X.shape[1]
-    eps = torch.finfo(torch.float64).eps
-    wt = torch.ones_like(y) if w is None else w
-    Z = torch.cat([X, y[:, None]], dim=1)
+    counts = seg.counts.cpu().numpy()
+    order, parts = chunks(seg.codes.cpu().numpy(), counts, chunk_values, d + 1, X.device)
+    # buffers for every chunk's rows, worked on in place: fresh pages cost more than the
+    # arithmetic (and a copy of [X | y] whole costs more than the fit)
+    rows = max(ch.rows.numel() for ch in parts)
+    bufs = (X.new_empty(rows * d), X.new_empty(rows))
+    fits = [_fit_chunk(ch, X, y, w, fit_intercept, bufs) for ch in parts]
+    out = {}
+    for name in fits[0]:
+        cat = torch.cat([f[name] for f in fits]) if len(fits) > 1 else fits[0][name]
+        # back to label order (groups of equal size are fitted in label order already)
+        out[name] = cat if order is None else torch.empty_like(cat).index_copy_(0, order, cat)
+    # -inf with a zero weight, as statsmodels
+    sum_log_w = X.new_zeros(seg.n_groups) if w is None else seg.sum(torch.log(w))
+    return GroupedFit(seg=seg, sum_log_w=sum_log_w, X=X, y=y, weights=w,
+                      fit_intercept=fit_intercept, **out)  # fmt: skip
+
+
+def _gather(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, bufs):
+    """The chunk's rows of X ``(g, width, d)`` and y ``(g, width)`` (in buffers), weights
+    ``(g, width)`` (None: every row weighs one and none is padding), each group's row count.
+    """
+    index = ch.rows.clamp(min=0).reshape(-1) if ch.padded else ch.rows
+    n, d, g = index.numel(), X.shape[1], ch.groups.shape[0]
+    Px = torch.index_select(X, 0, index, out=bufs[0][: n * d].view(n, d)).view(g, ch.width, d)
+    Py = torch.index_select(y, 0, index, out=bufs[1][:n]).view(g, ch.width)
+    if not ch.padded:
+        count = Py.new_full((g,), float(ch.width))
+        return Px, Py, None if w is None else w.index_select(0, index).view(Py.shape), count
+    inside = (ch.rows >= 0).to(Py.dtype)
+    W = inside if w is None else w.index_select(0, index).view(Py.shape) * inside
+    return Px, Py, W, inside.sum(1)
+
+
+def _fit_chunk(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, fit_intercept: bool, bufs):
+    """Every group of one chunk: the Gram route, and the QR route where it cannot certify.
+
+    X and y stay apart (one gather each, no copy into one array): the Gram is assembled
+    from ``X'X``, ``X'y`` and ``y'y``.
+    """
+    Px, Py, W, count = _gather(ch, X, y, w, bufs)
+    g, m, d = Px.shape
+    rw = None if W is None else W.sqrt()
+    sw = Py.new_full((g,), float(m)) if W is None else W.sum(1)
+    nonzero = sw if W is None else (W > 0).sum(1).to(Py.dtype)
+    safe_sw = torch.where(sw > 0, sw, 1.0)[:, None]
+    mean = Py.new_zeros((g, d + 1))
     if fit_intercept:
-        mean, D = _centre(seg, Z, w)
-    else:
-        mean, D = Z.new_zeros((seg.n_groups, d + 1)), Z
-    root_w = None if w is None else w.sqrt()[:, None]
-    A = D if w is None else D * root_w
+        mean = _sums(Px, Py, W) / safe_sw
+        Px.sub_(mean[:, None, :d])  # centred in place
+        Py.sub_(mean[:, d:])
+    if rw is not None:  # rows times sqrt(w), in place
+        Px.mul_(rw[..., None])
+        Py.mul_(rw)
+    xy = Px.mT @ Py[..., None]
+    gram = torch.cat([torch.cat([Px.mT @ Px, xy], 2),
+                      torch.cat([xy.mT, (Py * Py).sum(1)[:, None, None]], 2)], 1)  # fmt: skip
+    delta = Py.new_zeros((g, d + 1))
+    if fit_intercept:  # what rounding left of the mean: a rank-one correction
+        delta = _sums(Px, Py, rw) / safe_sw
+        gram = gram - sw[:, None, None] * delta[:, :, None] * delta[:, None, :]
+    few = nonzero <= d + fit_intercept
+    b, V, risky = _gram_route(gram, mean + delta, W, m, fit_intercept)
+    risky &= ~few
+    bad = few
+    if bool(risky.any()):
+        at = torch.nonzero(risky).reshape(-1)
+        rwq = torch.ones_like(Py[at]) if rw is None else rw[at]
+        Aq = torch.cat([Px[at], Py[at, :, None]], 2) - rwq[..., None] * delta[at, None, :]
+        raw = (Px[at] + rwq[..., None] * mean[at, None, :d]).abs().amax(1)
+        b[at], V[at], bad_q = _qr_route(Aq, raw, count[at], fit_intercept)
+        bad = bad.clone()
+        bad[at] = bad_q
+    if bool(bad.any()):  # finite slopes for the residuals below; NaN statistics later
+        b = torch.where(bad[:, None], 0.0, b)
+    # residuals (times sqrt(w)) from the rows: [-b, 1] on the centred rows, less the
+    # rounding left of the mean
+    resid = Py - (Px @ b[..., None])[..., 0]
+    if fit_intercept:
+        shift = (delta[:, d] - (delta[:, :d] * b).sum(1))[:, None]
+        resid -= shift if rw is None else rw * shift
+    ssr = (resid * resid).sum(1)
+    ctss = gram[:, d, d]
+    utss = ctss + sw * (mean[:, d] + delta[:, d]) ** 2 if fit_intercept else ctss
+    out = _assemble(b, V, mean + delta, sw, ssr, ctss, utss, bad, fit_intercept)
+    return {**out, "centre": mean, "centre_low": delta}
+
+
+def _sums(Px: Tensor, Py: Tensor, W: Tensor | None) -> Tensor:
+    """Per-group sums of the rows of ``[X | y]`` ``(g, d + 1)``, weighted by ``W``."""
+    if W is None:
+        return torch.cat([Px.sum(1), Py.sum(1, keepdim=True)], 1)
+    return torch.cat([(W[:, None, :] @ Px)[:, 0], (W * Py).sum(1, keepdim=True)], 1)
+
+
+def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_intercept: bool):
+    """Slopes and ``(X'WX)^-1`` from a batched Cholesky of the centred Gram ``(g, c, c)``,
+    and which groups it cannot certify (NOTE [grouped fit]; the Gram is not scaled: it is
+    checked against over- and underflow instead)."""
+    g, c, _ = gram.shape
+    d = c - 1
+    U, info = torch.linalg.cholesky_ex(gram, upper=True)
+    diag = torch.diagonal(gram, dim1=1, dim2=2)
+    ok = (info == 0) & torch.isfinite(gram.sum((1, 2)))  # a sum of inf or NaN is not finite
+    ok &= (diag[:, :d] >= _TINY).all(1) & (diag <= _HUGE).all(1)
+    eye = torch.eye(d, dtype=gram.dtype, device=gram.device).expand(g, d, d)
+    Uxx = U[:, :d, :d] if bool(ok.all()) else torch.where(ok[:, None, None], U[:, :d, :d], eye)
+    rinv = torch.linalg.solve_triangular(Uxx, eye, upper=True)
+    b = (rinv @ U[:, :d, d:])[..., 0]
+    V = rinv @ rinv.mT
+    if d:  # 1-norm condition number of the correlation matrix S gram S, S = diag^-1/2
+        root = torch.where(ok[:, None], diag[:, :d], 1.0).sqrt()
+        outer = root[:, :, None] * root[:, None, :]
+        norm = (gram[:, :d, :d] / outer).abs().sum(1).amax(1)
+        ok &= norm * (V * outer).abs().sum(1).amax(1) <= GRAM_COND_LIMIT
+    # no column constant within its group: its centred values are not at the rounding
+    # level of its magnitude (the QR route decides when this cannot be certified)
+    if fit_intercept:
+        wmax = gram.new_ones(g) if W is None else W.amax(1)
+        spread = diag[:, :d].clamp(min=0).sqrt()  # >= the largest centred value
+        raw = mean[:, :d].abs() * wmax.sqrt()[:, None] + spread  # >= the largest value
+        ok &= (spread / rows**0.5 > 16 * _EPS * raw).all(1)  # largest centred value >= lhs
+    return b, V, ~ok
+
+
+def _qr_route(A: Tensor, raw: Tensor, count: Tensor, fit_intercept: bool):
+    """Slopes and ``(X'WX)^-1`` by Householder QR of the centred rows ``A`` scaled by powers
+    of two, and which groups are rank-deficient: a column (nearly) in the span of those
+    before it, or constant within its group (``raw``: each column's largest magnitude
+    before centring)."""
+    g, m, c = A.shape
+    d = c - 1
+    amax = A.abs().amax(1)
     # powers of two: exact, and keep data near 1e200 or 1e-200 inside the range
-    amax = seg.amax(A.abs())
     scale = torch.where(amax > 0, torch.exp2(torch.round(torch.log2(amax))), 1.0)
-    R = seg.qr_r(A / scale[seg.codes])
-    Rxx, rxy = R[:, :d, :d], R[:, :d, d]
-    # rank: a column (nearly) in the span of those before it, or constant within its group
-    diag = torch.diagonal(Rxx, dim1=1, dim2=2).abs()
-    norms = torch.linalg.vector_norm(Rxx, dim=1)
-    nobs = seg.counts.to(torch.float64)
-    positive = nobs if w is None else seg.sum((w > 0).to(torch.float64))
-    tol = torch.clamp(nobs, min=d + 1)[:, None] * eps * 8
-    raw = seg.amax(X.abs() if w is None else (X * root_w).abs())
-    flat = amax[:, :d] <= 16 * eps * raw if fit_intercept else raw == 0
-    bad = (positive <= d + fit_intercept) | (diag <= tol * norms).any(1) | flat.any(1)
-    eye = torch.eye(d, dtype=X.dtype, device=X.device).expand_as(Rxx)
-    Rsafe = torch.where(bad[:, None, None], eye, Rxx)
-    b = torch.linalg.solve_triangular(Rsafe, rxy[..., None], upper=True)[..., 0]
-    b = b * scale[:, d : d + 1] / scale[:, :d]
-    rinv = torch.linalg.solve_triangular(Rsafe, eye, upper=True)
-    V = (rinv @ rinv.mT) / (scale[:, :d, None] * scale[:, None, :d])
-    resid = D[:, d] - (D[:, :d] * b[seg.codes]).sum(1)
-    ssr = seg.sum(resid * resid if w is None else w * resid * resid)
-    yc = D[:, d] if fit_intercept else y
-    ctss = seg.sum(yc * yc if w is None else w * yc * yc)
-    with np.errstate(divide="ignore"):
-        logw = torch.log(wt) if w is not None else torch.zeros_like(wt)
+    A = A / scale[:, None, :]
+    if m < c:  # fewer rows than columns: pad to a square factor
+        A = torch.cat([A, A.new_zeros((g, c - m, c))], dim=1)
+    R = torch.linalg.qr(A, mode="r").R
+    diag = torch.diagonal(R[:, :d, :d], dim1=1, dim2=2).abs()
+    norms = torch.linalg.vector_norm(R[:, :d, :d], dim=1)
+    tol = torch.clamp(count, min=d + 1)[:, None] * _EPS * 8
+    flat = amax[:, :d] <= 16 * _EPS * raw if fit_intercept else raw == 0
+    bad = (diag <= tol * norms).any(1) | flat.any(1)
+    eye = torch.eye(d, dtype=A.dtype, device=A.device).expand(g, d, d)
+    Rxx = torch.where(bad[:, None, None], eye, R[:, :d, :d])
+    b = torch.linalg.solve_triangular(Rxx, R[:, :d, d:], upper=True)[..., 0]
+    rinv = torch.linalg.solve_triangular(Rxx, eye, upper=True)
+    sx = scale[:, :d]
+    return b * scale[:, d:] / sx, (rinv @ rinv.mT) / (sx[:, :, None] * sx[:, None, :]), bad
+
+
+def _assemble(b, V, mean, sw, ssr, ctss, utss, bad, fit_intercept: bool) -> dict:
+    """Parameters and ``(X'WX)^-1`` with the intercept first; NaN for the groups left out."""
+    g, d = b.shape
     if fit_intercept:
-        sw = seg.sum(wt)
         mx = mean[:, :d]
         vm = (V @ mx[..., None])[..., 0]
         params = torch.cat([(mean[:, d] - (mx * b).sum(1))[:, None], b], dim=1)
-        cov = X.new_zeros((seg.n_groups, d + 1, d + 1))
+        cov = V.new_empty((g, d + 1, d + 1))
         cov[:, 0, 0] = 1 / sw + (mx * vm).sum(1)
         cov[:, 0, 1:] = -vm
         cov[:, 1:, 0] = -vm
         cov[:, 1:, 1:] = V
     else:
-        params, cov, mx = b, V, mean[:, :d]
-    nan = torch.tensor(float("nan"), dtype=X.dtype, device=X.device)
-    params = torch.where(bad[:, None], nan, params)
-    cov = torch.where(bad[:, None, None], nan, cov)
-    ssr = torch.where(bad, nan, ssr)
-    return GroupedFit(
-        seg=seg,
-        params=params,
-        cov_unscaled=cov,
-        ssr=ssr,
-        centered_tss=ctss,
-        uncentered_tss=seg.sum(wt * y * y),
-        sum_log_w=seg.sum(logw),
-        bad=bad,
-        xc=D[:, :d],
-        resid=resid,
-        weights=w,
-        x_mean=mx,
-        fit_intercept=fit_intercept,
-    )
+        params, cov = b, V
+    nan = float("nan")
+    return {
+        "params": torch.where(bad[:, None], nan, params),
+        "cov_unscaled": torch.where(bad[:, None, None], nan, cov),
+        "ssr": torch.where(bad, nan, ssr),
+        "centered_tss": ctss,
+        "uncentered_tss": utss,
+        "bad": bad,
+        "mean": mean,
+        "slopes": b,
+    }

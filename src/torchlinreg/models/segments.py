@@ -1,10 +1,13 @@
-"""Rows split by group, as batched padded blocks: the layout behind the grouped fits.
+"""Rows split by group, as batched blocks: the layouts behind the grouped fits.
 
-Rows are ordered by group size then group (a stable sort, so a group's rows keep their
-order); groups of similar size share a bucket (sizes within a factor of two), and each
-bucket is a zero-padded ``(groups, rows, columns)`` batch read in row slabs. Every
-per-group reduction (a QR, a Gram, a sum) is then one batched call per slab and bucket:
-a Python loop over about ``log2(n)`` buckets, never over groups.
+Groups are coded by ``encode_groups`` (integer labels of a small range by counting, others
+by ``np.unique``). The fit (``chunks``) orders groups by size and rows by group with a
+radix sort, and gathers whole groups a chunk at a time into a ``(groups, rows, columns)``
+batch: a reshape where the sizes are equal, zero-weight padding where they differ (sizes
+within a factor of two). ``Segments`` keeps each row's group code for per-group sums,
+maxima and Grams over rows in any order, and padded buckets read in row slabs for the
+HC leverages. Every loop is over chunks or about ``log2(n)`` size classes, never over
+groups.
 
 Example:
     >>> seg = Segments.from_labels(np.array(["b", "a", "b", "b"]))
@@ -41,6 +44,9 @@ def encode_groups(groups, n: int) -> tuple[np.ndarray, np.ndarray]:
             f"groups must be 1-D with one label per row ({n} rows), got shape {values.shape}; "
             "pass a column of group labels"
         )
+    small = _small_integer_codes(values)
+    if small is not None:
+        return small
     try:
         labels, codes = np.unique(values, return_inverse=True)
     except TypeError as exc:  # mixed label types that do not order
@@ -56,6 +62,45 @@ def encode_groups(groups, n: int) -> tuple[np.ndarray, np.ndarray]:
     return labels, codes.reshape(-1)
 
 
+def _small_integer_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``np.unique``'s answer for integer labels of a small range, by counting (no sort).
+
+    A sort of ``n`` labels costs ``n log n``; labels within a range of a few ``n`` are
+    coded in two linear passes (a count per value, then a lookup). None otherwise.
+    """
+    if values.dtype.kind not in "iub" or values.size == 0:
+        return None
+    ints = values.view(np.uint8) if values.dtype.kind == "b" else values
+    lo, hi = int(ints.min()), int(ints.max())
+    if hi - lo > max(4 * values.size, 1 << 16):
+        return None
+    shifted = (ints - ints.dtype.type(lo)).astype(np.int64)  # no overflow: all >= lo
+    present = np.bincount(shifted, minlength=hi - lo + 1) > 0
+    if present.all():  # every value in the range is a label: the offsets are the codes
+        return np.arange(lo, hi + 1).astype(ints.dtype).astype(values.dtype), shifted
+    lookup = np.cumsum(present) - 1
+    # offsets cast first (integer arithmetic wraps, so int8 and uint64 come out exact)
+    labels = np.flatnonzero(present).astype(ints.dtype) + ints.dtype.type(lo)
+    labels = labels.astype(values.dtype)
+    return labels, lookup[shifted]
+
+
+def stable_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for integer keys in ``[0, n_keys)``, in linear time.
+
+    numpy sorts 16-bit keys by radix; wider keys take two such passes (low half, then high
+    half: a least-significant-digit radix sort), where a comparison sort would take
+    ``n log n``.
+    """
+    if n_keys <= 1 << 16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    if n_keys > 1 << 32:
+        return np.argsort(keys, kind="stable")
+    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    high = (keys[low] >> 16).astype(np.uint16)
+    return low[np.argsort(high, kind="stable")]
+
+
 @dataclass
 class Bucket:
     """Groups ``first:first + size`` (in size order) padded to ``width`` rows."""
@@ -68,11 +113,13 @@ class Bucket:
 class Segments:
     """The grouping of ``n`` rows into ``G`` groups, with padded buckets for batched work."""
 
-    def __init__(self, labels: np.ndarray, codes: Tensor) -> None:
+    def __init__(self, labels: np.ndarray, codes: Tensor, counts: Tensor | None = None) -> None:
         self.labels = labels
         self.codes = codes
         self.n_groups = len(labels)
-        self.counts = torch.bincount(codes, minlength=self.n_groups)
+        if counts is None:
+            counts = torch.bincount(codes, minlength=self.n_groups)
+        self.counts = counts
 
     @cached_property
     def buckets(self) -> list[Bucket]:
@@ -111,22 +158,6 @@ class Segments:
                 rows = flat[index.clamp(min=0)] * (index >= 0)[..., None].to(flat.dtype)
                 yield bucket.groups, rows, index
 
-    def qr_r(self, values: Tensor) -> Tensor:
-        """Per-group R factor ``(G, c, c)`` of the rows of ``values`` ``(n, c)`` (TSQR)."""
-        c = values.shape[1]
-        out = values.new_zeros((self.n_groups, c, c))
-        acc: dict[int, Tensor] = {}
-        for groups, rows, _ in self.slabs(values):
-            key = int(groups[0]) if groups.numel() else -1
-            if key in acc:
-                rows = torch.cat([acc[key], rows], dim=1)
-            if rows.shape[1] < c:  # fewer rows than columns: pad to a square factor
-                pad = rows.new_zeros((rows.shape[0], c - rows.shape[1], c))
-                rows = torch.cat([rows, pad], dim=1)
-            acc[key] = torch.linalg.qr(rows, mode="r").R
-            out[groups] = acc[key]
-        return out
-
     def gram(self, values: Tensor) -> Tensor:
         """Per-group ``V'V`` ``(G, c, c)`` of the rows of ``values`` ``(n, c)``."""
         c = values.shape[1]
@@ -160,3 +191,62 @@ def _buckets(codes: Tensor, counts: Tensor) -> list[Bucket]:
         index = torch.where(inside, order[slot.clamp(max=pos.numel() - 1)], -1)
         out.append(Bucket(by_size[lo:hi], index, width))
     return out
+
+
+@dataclass
+class Chunk:
+    """Whole groups fitted together: ``rows`` index the data, ``(g, width)`` when padded."""
+
+    groups: Tensor  # (g,) group codes
+    rows: Tensor  # (g * width,) row indices, or (g, width) with -1 for padding
+    width: int
+
+    @property
+    def padded(self) -> bool:
+        return self.rows.ndim == 2
+
+
+def chunks(codes: np.ndarray, counts: np.ndarray, values: int, columns: int, device=None):
+    """The groups in chunks of about ``values`` values (rows x ``columns``), by group size.
+
+    Groups are sorted by size (stable), so groups of equal size are neighbours; a run of
+    equal sizes is a dense chunk (its rows, sorted by group, reshape to ``(g, m)``: no
+    padding), and groups of sizes within a factor of two share a padded chunk. Returns
+    ``(order of the groups or None for label order, chunks)``; the loop is over about
+    ``n / values`` chunks and ``log2(n)`` size classes, never over groups.
+    """
+    G = len(counts)
+    by_size = np.argsort(counts, kind="stable")
+    sizes = counts[by_size]
+    equal = sizes[0] == sizes[-1]
+    if equal:
+        keys = codes  # equal sizes: the size order is the label order
+    else:
+        rank = np.empty(G, dtype=np.int64)
+        rank[by_size] = np.arange(G)
+        keys = rank[codes]
+    order = stable_order(keys, G)  # rows by group, groups by size
+    starts = np.cumsum(sizes) - sizes
+    size_class = np.ceil(np.log2(np.maximum(sizes, 1)))
+    cuts = np.flatnonzero(np.diff(size_class) != 0)
+    bounds = [0, *(cuts + 1).tolist(), G]
+    order_t = torch.as_tensor(order, device=device)
+    by_size_t = torch.as_tensor(by_size, device=device)
+    out = []
+    for lo, hi in itertools.pairwise(bounds):
+        width = int(sizes[hi - 1])
+        if hi == lo or width == 0:
+            continue
+        step = max(1, values // (width * columns))
+        dense = sizes[lo] == width
+        for a in range(lo, hi, step):
+            b = min(a + step, hi)
+            if dense:
+                rows = order_t[int(starts[a]) : int(starts[a]) + (b - a) * width]
+            else:
+                slot = starts[a:b, None] + np.arange(width)[None, :]
+                inside = np.arange(width)[None, :] < sizes[a:b, None]
+                index = np.where(inside, order[np.minimum(slot, len(order) - 1)], -1)
+                rows = torch.as_tensor(index, device=device)
+            out.append(Chunk(by_size_t[a:b], rows, width))
+    return None if equal else by_size_t, out

@@ -1,0 +1,192 @@
+"""The grouped fit's two routes (NOTE [grouped fit]): the Gram/Cholesky route where its
+condition check certifies it, the QR route elsewhere; layouts (equal sizes, padding, chunks)
+and the group coding, each against an independent reference."""
+
+import warnings
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+
+import torchlinreg
+from test_grouped import _assert_matches_loop
+from torchlinreg.errors import DegenerateWarning
+from torchlinreg.models import grouped, groupfit
+from torchlinreg.models.segments import encode_groups, stable_order
+
+
+@pytest.fixture
+def qr_groups(monkeypatch):
+    """Counts the groups that take the QR route."""
+    seen = []
+    real = groupfit._qr_route
+
+    def spy(A, *args):
+        seen.append(A.shape[0])
+        return real(A, *args)
+
+    monkeypatch.setattr(groupfit, "_qr_route", spy)
+    return seen
+
+
+def _panel(G, sizes, d, seed, offset=0.0):
+    rng = np.random.default_rng(seed)
+    g = rng.permutation(np.repeat(np.arange(G), sizes))
+    X = rng.normal(size=(len(g), d)) * rng.uniform(0.5, 20, d) + rng.uniform(-10, 10, d) + offset
+    y = (X - offset) @ rng.normal(size=d) + g % 7 + rng.normal(size=len(g))
+    return X, y, g
+
+
+def test_well_conditioned_groups_take_the_gram_route_and_equal_the_loop(qr_groups):
+    X, y, g = _panel(60, 25, 4, seed=0)
+    res = torchlinreg.ols(X, y, groups=g)
+    # 1. no group needed the QR route; 2. every statistic equals statsmodels' per group
+    assert sum(qr_groups) == 0
+    _assert_matches_loop(res, X, y, g)
+
+
+def test_the_qr_route_alone_equals_the_loop(monkeypatch, qr_groups):
+    # a condition limit of 0 sends every group to the QR route: it must stand on its own
+    monkeypatch.setattr(groupfit, "GRAM_COND_LIMIT", 0.0)
+    X, y, g = _panel(30, [12, 30, 45] * 10, 3, seed=1)
+    w = 1 + np.arange(len(y)) % 3
+    res = torchlinreg.ols(X, y, groups=g, sample_weight=w)
+    assert sum(qr_groups) == 30
+    _assert_matches_loop(res, X, y, g, w=w)
+
+
+def test_ill_conditioned_groups_go_to_qr_and_keep_their_digits(qr_groups, monkeypatch):
+    # x2 = x1 + 1e-4 noise: cond(C) ~ 1e9, beyond the Gram route's limit; a near-exact fit
+    rng = np.random.default_rng(2)
+    G, m = 20, 40
+    g = np.repeat(np.arange(G), m)
+    x1 = rng.normal(size=G * m)
+    X = np.c_[x1, x1 + 1e-4 * rng.normal(size=G * m), rng.normal(size=G * m)]
+    y = 1 + X @ np.array([1.0, 2.0, -1.0]) + 1e-6 * rng.normal(size=G * m)
+    res = torchlinreg.ols(X, y, groups=g)
+    # 1. every group took the QR route
+    assert sum(qr_groups) == G
+
+    def errors(fit):
+        out = []
+        for i in range(G):  # lstsq (SVD) of the centred rows: cond(A) eps ~ 1e-11
+            Xi, yi = X[g == i], y[g == i]
+            b = np.linalg.lstsq(Xi - Xi.mean(0), yi - yi.mean(), rcond=None)[0]
+            out.append(np.abs(fit.params[i, 1:] - b).max() / np.abs(b).max())
+        return max(out)
+
+    # 2. the routed fit keeps the digits of a QR (or SVD) solve
+    assert errors(res) < 1e-9
+    # 3. the check matters: the Gram route alone loses digits on these groups
+    monkeypatch.setattr(groupfit, "GRAM_COND_LIMIT", float("inf"))
+    assert errors(torchlinreg.ols(X, y, groups=g)) > 1e-8
+
+
+@pytest.mark.parametrize("power", [-140, 140])
+def test_data_near_overflow_or_underflow_takes_the_qr_route(power, qr_groups):
+    # sums of squares of 1e140 come near overflow and of 1e-140 near underflow: the Gram
+    # cannot be trusted there
+    X, y, g = _panel(8, 20, 2, seed=3)
+    s = 10.0**power
+    res = torchlinreg.ols(X * s, y * s, groups=g)
+    ref = torchlinreg.ols(X, y, groups=g)
+    assert sum(qr_groups) == 8
+    # 1. slopes, t values and R2 do not depend on a common scale of X and y
+    np.testing.assert_allclose(res.params[:, 1:], ref.params[:, 1:], rtol=1e-12)
+    np.testing.assert_allclose(res.tvalues, ref.tvalues, rtol=1e-11)
+    np.testing.assert_allclose(res.rsquared, ref.rsquared, rtol=1e-12)
+
+
+def test_unequal_sizes_with_offsets_and_weights_in_small_chunks_equal_the_loop(monkeypatch):
+    # dense chunks (a run of equal sizes), padded ones (sizes within a factor of two) and a
+    # group larger than a chunk, all with data near 1e9 (reference: the exactly shifted data)
+    monkeypatch.setattr(grouped, "_CHUNK_VALUES", 400)
+    off = 1e9
+    sizes = [40] * 6 + [17, 23, 31, 9, 12, 150]
+    rng = np.random.default_rng(4)
+    g = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
+    small = np.round(rng.normal(size=(len(g), 2)) * 1024) / 1024
+    y = small @ np.array([2.0, -1.0]) + np.round(rng.normal(size=len(g)) * 256) / 256 + g
+    w = 1.0 + np.arange(len(g)) % 4
+    res = torchlinreg.ols(small + off, y, groups=g, sample_weight=w)
+    for i in range(len(sizes)):
+        m = g == i
+        ref = sm.WLS(y[m], sm.add_constant(small[m]), weights=w[m]).fit()
+        np.testing.assert_allclose(res.params[i, 1:], ref.params[1:], rtol=1e-10)
+        np.testing.assert_allclose(res.bse[i, 1:], ref.bse[1:], rtol=1e-10)
+        np.testing.assert_allclose(res.rsquared[i], ref.rsquared, rtol=1e-10)
+        np.testing.assert_allclose(res.llf[i], ref.llf, rtol=1e-10)
+        np.testing.assert_allclose(res.HC1_se[i, 1:], ref.HC1_se[1:], rtol=1e-9)
+
+
+def test_a_column_flat_up_to_rounding_at_1e9_is_degenerate():
+    # values 1e9 and 1e9 + 1 ulp: constant within the group up to rounding of its magnitude
+    rng = np.random.default_rng(5)
+    g = np.repeat([0, 1], 30)
+    X = rng.normal(size=(60, 2))
+    X[:30, 1] = 1e9 + np.spacing(1e9) * rng.integers(0, 2, 30)
+    y = X[:, 0] + rng.normal(size=60)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = torchlinreg.ols(X, y, groups=g)
+    msgs = [str(w.message) for w in caught if issubclass(w.category, DegenerateWarning)]
+    # 1. one warning for one rank-deficient group; 2. NaN there, the other group fitted
+    assert len(msgs) == 1 and msgs[0].startswith("1 of 2 groups")
+    assert np.isnan(res.params[0]).all()
+    ref = sm.OLS(y[30:], sm.add_constant(X[30:])).fit()
+    np.testing.assert_allclose(res.params[1], ref.params, rtol=1e-10)
+
+
+def test_a_group_with_every_weight_zero_is_nan():
+    X, y, g = _panel(3, 10, 1, seed=6)
+    w = np.where(g == 1, 0.0, 1.0)
+    with pytest.warns(DegenerateWarning, match="1 of 3 groups"):
+        res = torchlinreg.ols(X, y, groups=g, sample_weight=w)
+    assert np.isnan(res.params[1]).all() and np.isfinite(res.params[[0, 2]]).all()
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array([5, -3, 5, 7, -3, 0]),
+        np.array([3, 1, 2], dtype=np.uint8),
+        np.array([True, False, True]),
+        np.array([2**63 + 5, 2**63 + 1, 2**63 + 5], dtype=np.uint64),
+        np.array([10**12, 0, 10**12]),  # a wide range: sorted, not counted
+        np.array(["b", "a", "b"]),
+    ],
+)
+def test_group_codes_equal_numpy_unique(labels):
+    got_labels, got_codes = encode_groups(labels, len(labels))
+    want_labels, want_codes = np.unique(labels, return_inverse=True)
+    assert got_labels.dtype == want_labels.dtype
+    np.testing.assert_array_equal(got_labels, want_labels)
+    np.testing.assert_array_equal(got_codes, want_codes)
+
+
+@pytest.mark.parametrize("n_keys", [3, 70_000, 5_000_000])
+def test_stable_order_is_a_stable_argsort(n_keys):
+    keys = np.random.default_rng(7).integers(0, n_keys, 20_000)
+    np.testing.assert_array_equal(stable_order(keys, n_keys), np.argsort(keys, kind="stable"))
+
+
+def test_p_values_are_scipys_t_and_normal_tails():
+    from scipy import stats
+
+    from torchlinreg.models.batchstats import BatchStatistics
+
+    rng = np.random.default_rng(8)
+    t = np.r_[rng.standard_cauchy(size=(200, 3)) * 5, [[np.inf, -np.inf, 0.0]] * 3]
+    df = np.r_[rng.integers(1, 300, 200).astype(float), [np.nan, 0.0, 2.0]]
+    G = len(df)
+    st = BatchStatistics(
+        params=t, cov_unscaled=np.ones((G, 3, 3)), ssr=np.ones(G), centered_tss=np.ones(G),
+        uncentered_tss=np.ones(G), nobs=df + 3, sum_log_w=np.zeros(G), bad=np.zeros(G, bool),
+        k_constant=1, param_names=["const", "a", "b"],
+    )  # fmt: skip
+    with np.errstate(invalid="ignore"):
+        want = stats.t.sf(t, df[:, None])
+    # 1. bit for bit scipy's t tail, NaN where df is not positive; 2. the normal tail
+    np.testing.assert_array_equal(st._sf(t), want)
+    st.use_t = False
+    np.testing.assert_array_equal(st._sf(t), stats.norm.sf(t))

@@ -111,7 +111,9 @@ class BatchStatistics:
     def cov_params(self) -> np.ndarray:
         """Parameter covariance per group ``(G, p, p)`` of ``cov_type``."""
         if self.cov_type == "nonrobust":
-            return self.normalized_cov_params * self.scale[:, None, None]
+            # inf x 0 where squares left float64: the fit has said so (DegenerateWarning)
+            with np.errstate(invalid="ignore", over="ignore"):
+                return self.normalized_cov_params * self.scale[:, None, None]
         return self._hc(self.cov_type)
 
     def _hc(self, kind: str) -> np.ndarray:

@@ -116,11 +116,32 @@ def grouped_ols(
     names = names or [f"x{j + 1}" for j in range(Xt.shape[1])]
     fit = fit_groups(seg, Xt, yt, w, fit_intercept, _CHUNK_VALUES)
     _warn_bad(fit, Xt.shape[1] + fit_intercept)
+    _warn_out_of_range(fit)
     return GroupedOLSResults(
         fit,
         param_names=(["const"] if fit_intercept else []) + names,
         cov_type=cov_type,
         use_t=use_t,
+    )
+
+
+def _warn_out_of_range(fit: GroupedFit) -> None:
+    """One warning for the groups whose sums of squares leave float64 (NOTE [squares out
+    of range] in groupfit.py)."""
+    if fit.out_of_range is None:
+        return
+    flagged = fit.out_of_range.cpu().numpy()
+    if not flagged.any():
+        return
+    labels = fit.seg.labels[flagged][:_NAMED].tolist()
+    more = f" and {int(flagged.sum()) - _NAMED} more" if flagged.sum() > _NAMED else ""
+    warnings.warn(
+        f"{int(flagged.sum())} of {len(flagged)} groups have centred values beyond 1e150 or "
+        f"below 1e-150, e.g. {labels}{more}: their sums of squares over- or underflow "
+        "float64, so standard errors, R2 and F are inf, 0 or NaN (the parameters are "
+        "right); rescale y and X (e.g. by a power of ten) and fit again",
+        DegenerateWarning,
+        stacklevel=3,
     )
 
 

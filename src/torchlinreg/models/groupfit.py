@@ -73,6 +73,9 @@ class GroupedFit:
     y: Tensor
     weights: Tensor | None
     fit_intercept: bool
+    # (G,) bool: centred rows beyond 2^+-500, where sums of squares over- or underflow
+    # float64 (NOTE [squares out of range]); the parameters are right, the rest is not
+    out_of_range: Tensor | None = None
 
     @property
     def x_mean(self) -> Tensor:
@@ -187,7 +190,21 @@ def _fit_chunk(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, fit_intercept:
     ctss = gram[:, d, d]
     utss = ctss + sw * (mean[:, d] + delta[:, d]) ** 2 if fit_intercept else ctss
     out = _assemble(b, V, mean + delta, sw, ssr, ctss, utss, bad, fit_intercept)
+    out["out_of_range"] = _out_of_range(Px, Py) & ~bad
     return {**out, "centre": mean, "centre_low": delta}
+
+
+# NOTE [squares out of range]
+# The statistics rest on sums of squares of the centred rows: past about 2^511 they
+# overflow, below 2^-511 they sink into subnormals and then zero, and standard errors, R2
+# and F come out inf, 0 or NaN while the parameters (solved on the rows) stay right. Each
+# group whose centred columns reach beyond 2^+-500 is flagged, and the caller says so once.
+_RANGE = 2.0**500
+
+
+def _out_of_range(Px: Tensor, Py: Tensor) -> Tensor:
+    top = torch.cat([Px.abs().amax(1), Py.abs().amax(1, keepdim=True)], 1)
+    return ((top > _RANGE) | ((top > 0) & (top < 1 / _RANGE))).any(1)
 
 
 def _sums(Px: Tensor, Py: Tensor, W: Tensor | None) -> Tensor:

@@ -233,3 +233,15 @@ def test_a_block_beyond_the_scales_falls_back_to_the_careful_path():
     sol = state.solve()
     assert torch.isfinite(sol.coef).all()
     np.testing.assert_allclose(sol.coef[0].numpy(), [2.0, -1.0], rtol=1e-3)
+
+
+def test_qr_overflow_at_1e160_says_what_to_do_and_gram_fits_it():
+    # the QR factor of data near 1e160 overflows; the error names the cause and the remedy,
+    # and the Gram route (power-of-two column scales) fits the same data as unscaled
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = X @ [1.0, 2.0] + rng.normal(size=200)
+    with pytest.raises(DataError, match=r"overflowed the QR factor.*solver='gram'"):
+        LinearRegression(solver="qr").fit(X * 1e160, y * 1e160)
+    got = LinearRegression(solver="gram").fit(X * 1e160, y * 1e160).coef_
+    np.testing.assert_allclose(got, LinearRegression().fit(X, y).coef_, rtol=1e-12)

@@ -323,8 +323,10 @@ class LeastSquaresState:
         summ = self.centred_summary()
         if not bool(torch.isfinite(summ.r).all() & torch.isfinite(summ.means).all()):
             raise DataError(
-                "the state holds non-finite values: X, Y or sample_weight had NaN or inf; "
-                "clean the data before absorbing it"
+                "the state holds non-finite values: X, Y or sample_weight had NaN or inf, "
+                "or values beyond about 1e150 overflowed the QR factor; clean the data, or "
+                "for such magnitudes rescale it or use the Gram route (solver='gram', "
+                "--solver gram), which scales columns"
             )
         if self.fit_intercept and not float(summ.sum_weights) > 0:
             raise DataError("all sample weights are zero: nothing to fit an intercept to")

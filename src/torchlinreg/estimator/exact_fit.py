@@ -83,14 +83,17 @@ class ExactFitMixin:
         first = not hasattr(self, "state_")
         if is_sparse(X):  # one block of a blocked fit: dense is a block's worth
             X = X.toarray()
-        Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first, block=True)
+        # float32 rows stay float32: the state and the statistics convert them block by block
+        Xm, Ym, Xt, Yt, wt = self._prepare(
+            X, y, sample_weight, reset=first, block=True, upcast=False
+        )
         if first:
             self.state_ = LeastSquaresState(
                 Xt.shape[1],
                 Yt.shape[1],
                 fit_intercept=self.fit_intercept,
                 method=self.solver,
-                dtype=Xt.dtype,
+                dtype=self._compute_dtype(Xm),
                 device=Xt.device,
             )
             self._set_input_info(Xm, Ym)

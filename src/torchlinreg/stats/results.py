@@ -767,8 +767,9 @@ def ols(
     Xm, Ym, w = as_problem(
         X, y, sample_weight, min_features=0 if fit_intercept else 1, allow_1d_x=True
     )
-    X = Xm.values.to(torch.float64)
-    Y = Ym.values.to(device=X.device, dtype=torch.float64)
+    # float32 input stays float32: the state and the statistics convert it block by block
+    X = Xm.values
+    Y = Ym.values.to(device=X.device)
     w = None if w is None else w.to(device=X.device, dtype=torch.float64)
     feature_names = _names(feature_names, Xm.columns, X.shape[1], "feature_names")
     target_names = _names(target_names, Ym.columns, Y.shape[1], "target_names")

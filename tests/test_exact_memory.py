@@ -147,3 +147,58 @@ def test_refinement_of_a_wide_fit_reads_short_chunks(monkeypatch):
     params = torch.as_tensor(kw["params"][:, 0])
     ref = torch.linalg.lstsq(A, y[:, None]).solution[:, 0]
     np.testing.assert_allclose(params.numpy(), ref.numpy(), rtol=0, atol=1e-12)
+
+
+def _many_targets(rows=3000, d=10, k=600, seed=7):
+    """Diabetes' ten columns, resampled to ``rows``, with ``k`` targets of different offsets."""
+    X = load_diabetes().data
+    rng = np.random.default_rng(seed)
+    X = X[rng.integers(0, len(X), rows)] * 100 + rng.uniform(-5, 5, d)
+    Y = X @ rng.standard_normal((d, k)) + rng.standard_normal((rows, k)) + rng.uniform(-1e3, 1e3, k)
+    return X, Y
+
+
+def test_many_targets_each_equal_a_separate_least_squares_fit():
+    X, Y = _many_targets()
+    res = tlr.ols(X, Y)
+    A = np.c_[np.ones(len(X)), X]
+    coef, *_ = np.linalg.lstsq(A, Y, rcond=None)
+    resid = Y - A @ coef
+    # 1) parameters and every sum of squares, target by target (numpy's LAPACK reference)
+    np.testing.assert_allclose(res.params, coef, rtol=1e-9, atol=1e-9 * np.abs(coef).max())
+    np.testing.assert_allclose(res.ssr, (resid**2).sum(0), rtol=1e-10)
+    tss = ((Y - Y.mean(0)) ** 2).sum(0)
+    np.testing.assert_allclose(res.centered_tss, tss, rtol=1e-10)
+    np.testing.assert_allclose(res.ess, tss - (resid**2).sum(0), rtol=1e-9)
+    np.testing.assert_allclose(res.uncentered_tss, (Y**2).sum(0), rtol=1e-10)
+
+
+def test_statistics_of_many_targets_copy_the_factor_a_few_columns_at_a_time(monkeypatch):
+    from torchlinreg.exact.state import LeastSquaresState
+
+    X, Y = _many_targets()
+    asked = []
+    r_factor = LeastSquaresState.r_factor
+
+    def record(self, columns=None):
+        out = r_factor(self, columns)
+        asked.append(out.numel())
+        return out
+
+    monkeypatch.setattr(LeastSquaresState, "r_factor", record)
+    state, sol = fit_exact(torch.from_numpy(X), torch.from_numpy(Y))
+    results_from_fit(torch.from_numpy(X), torch.from_numpy(Y), None, True, state, sol)
+    m = X.shape[1] + Y.shape[1] + 1
+    # 1) never the whole (d + k + 1)^2 factor, only column slices of it
+    assert asked and max(asked) < m * m // 2
+    # 2) a slice equals those columns of the whole factor, bit for bit
+    whole = r_factor(state)
+    np.testing.assert_array_equal(state.r_factor(slice(5, 300)).numpy(), whole[:, 5:300].numpy())
+
+
+def test_a_nan_among_many_targets_is_refused_by_the_solve():
+    X, Y = _many_targets(rows=200, k=500)
+    Y[17, 321] = np.nan
+    # 1) the factor is checked in row chunks (isfinite of all of it made 10 MB temporaries)
+    with pytest.raises(tlr.DataError, match="non-finite"):
+        fit_exact(torch.from_numpy(X), torch.from_numpy(Y))

@@ -116,6 +116,9 @@ def pow2_scales(a: Tensor, dim: int = 0) -> Tensor:
     return torch.pow(two, -half) * torch.pow(two, half - expo)
 
 
+_NORM_VALUES = 1 << 17  # column_norms scales copies of at most this many values
+
+
 def column_norms(a: Tensor) -> Tensor:
     """Euclidean norms of the columns of ``a`` without overflow or underflow of the squares.
 
@@ -125,8 +128,27 @@ def column_norms(a: Tensor) -> Tensor:
     """
     if a.shape[1] == 0:
         return a.new_zeros(0)
+    if a.numel() > _NORM_VALUES and a.shape[1] > 1:  # a scaled copy of a few columns at a time
+        step = max(1, _NORM_VALUES // max(a.shape[0], 1))
+        return torch.cat([column_norms(a[:, j : j + step]) for j in range(0, a.shape[1], step)])
     s = pow2_scales(a)
     return torch.linalg.vector_norm(a * s, dim=0) / s
+
+
+def squared_column_sums(block: Tensor) -> Tensor:
+    """``(block * block).sum(0)``, a few columns at a time when the block is large: the
+    targets' block of the factor is ``k x k`` (8 MB with 1000 targets). The QR state keeps
+    it diagonal, so its sums do not depend on the chunks.
+
+    Example:
+        >>> squared_column_sums(torch.tensor([[3.0, 1.0], [4.0, 0.0]]))
+        tensor([25.,  1.])
+    """
+    if block.numel() <= _NORM_VALUES or block.shape[1] < 2:
+        return (block * block).sum(dim=0)
+    step = max(1, _NORM_VALUES // max(block.shape[0], 1))
+    parts = [block[:, j : j + step] for j in range(0, block.shape[1], step)]
+    return torch.cat([(part * part).sum(dim=0) for part in parts])
 
 
 def psd_upper_factor(M: Tensor) -> Tensor:

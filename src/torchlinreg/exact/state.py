@@ -51,6 +51,15 @@ _READABLE_VERSIONS = (1, 2)
 DEFAULT_BLOCK_ROWS = {"cpu": 4096, "other": 65536}
 
 
+def _all_finite(t: Tensor, values: int = 1 << 17) -> bool:
+    """``isfinite(t).all()``, a few rows at a time: isfinite makes float temporaries of its
+    input's size (with 1000 targets the factor is 10 MB)."""
+    if t.ndim < 2 or t.numel() <= values:
+        return bool(torch.isfinite(t).all())
+    rows = max(1, values // max(t.shape[1], 1))
+    return all(bool(torch.isfinite(t[i : i + rows]).all()) for i in range(0, t.shape[0], rows))
+
+
 def _as_tensor(a: Any) -> Tensor:
     """A tensor view of ``a`` without copying; read-only arrays (memory maps) are fine."""
     if isinstance(a, Tensor):
@@ -276,13 +285,17 @@ class LeastSquaresState:
         """
         return self._summary.working()
 
-    def r_factor(self) -> Tensor:
+    def r_factor(self, columns: slice | None = None) -> Tensor:
         """Upper-triangular ``R`` (m, m) with ``R.T @ R == A.T @ A`` for the weighted ``A``.
 
         ``A = [sqrt(w) | sqrt(w) * X | sqrt(w) * Y]`` (no first column without an intercept),
-        columns ordered intercept, features, targets.
+        columns ordered intercept, features, targets. ``columns`` (a slice) asks for those
+        columns only: with many targets R is ``(d + k)^2`` values, and the QR state then
+        copies just the columns asked for.
         """
-        return self._summary.full_r()
+        if columns is None:
+            return self._summary.full_r()
+        return self._summary.full_r_columns(columns)
 
     @torch.no_grad()
     def solve(
@@ -312,7 +325,7 @@ class LeastSquaresState:
         if self.n_samples == 0:
             raise DataError("no rows absorbed: call absorb(X, Y) with at least one row first")
         summ = self.centred_summary()
-        if not bool(torch.isfinite(summ.r).all() & torch.isfinite(summ.means).all()):
+        if not (_all_finite(summ.r) and _all_finite(summ.means)):
             raise DataError(
                 "the state holds non-finite values: X, Y or sample_weight had NaN or inf; "
                 "clean the data before absorbing it"

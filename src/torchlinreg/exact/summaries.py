@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .linalg import CentredSummary, pow2_scales, psd_upper_factor
+from .linalg import CentredSummary, pow2_scales, psd_upper_factor, squared_column_sums
 
 
 class Summary:
@@ -63,6 +63,10 @@ class Summary:
         """The upper-triangular factor of the weighted ``[1 | X | Y]`` (uncentred)."""
         raise NotImplementedError
 
+    def full_r_columns(self, cols: slice) -> Tensor:
+        """Columns ``cols`` of :meth:`full_r` (the QR summary copies only those)."""
+        return self.full_r()[:, cols]
+
     def _weights(self, w: Any, lo: int, hi: int) -> tuple[Tensor | None, Tensor | None]:
         """Count rows ``lo:hi``; return their weights and square roots (None when unweighted)."""
         if w is None:
@@ -83,6 +87,7 @@ class Summary:
 
 
 _JOINT_TARGETS = 16  # up to this many targets, one QR of [1 | X | Y] per block is cheaper
+_RHS_VALUES = 1 << 19  # values in the targets' work block (past _JOINT_TARGETS targets)
 
 
 class QRSummary(Summary):
@@ -111,14 +116,18 @@ class QRSummary(Summary):
     def _parts(self, d: int) -> tuple[Tensor, Tensor, Tensor]:
         """The design factor, the projected targets and the targets' residual sums."""
         px = int(self.intercept) + d
-        return self.r[:px, :px], self.r[:px, px:], self.r[px:, px:].square().sum(0)
+        return self.r[:px, :px], self.r[:px, px:], squared_column_sums(self.r[px:, px:])
 
     def _assemble(self, rx: Tensor, z: Tensor, rss: Tensor) -> None:
         px = rx.shape[0]
-        r = torch.zeros_like(self.r)
+        like = dict(size=self.r.shape, dtype=self.r.dtype, device=self.r.device)
+        # the old factor goes before the new one is made (unless rx, z are its views): with
+        # 1000 targets each is 10 MB
+        self.r = None
+        r = torch.zeros(**like)
         r[:px, :px] = rx
         r[:px, px:] = z
-        r[px:, px:] = torch.diag(rss.sqrt())
+        r[px:, px:].diagonal().copy_(rss.sqrt())  # torch.diag would make a dense k x k
         self.r = r
 
     def absorb(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
@@ -126,9 +135,9 @@ class QRSummary(Summary):
         targets: one QR of the joint block, which costs less than applying reflectors)."""
         if Y.shape[1] <= _JOINT_TARGETS:
             self._absorb_joint(X, Y, w, rows)
+            self._assemble(*self._parts(X.shape[1]))  # the target block kept diagonal
         else:
-            self._absorb_rhs(X, Y, w, rows)
-        self._assemble(*self._parts(X.shape[1]))  # the target block kept diagonal
+            self._absorb_rhs(X, Y, w, rows)  # assembles its own, diagonal already
 
     def _set_shift(self, X: Tensor, Y: Tensor, rows: int) -> None:
         if self.intercept and not self.has_shift:
@@ -165,13 +174,16 @@ class QRSummary(Summary):
         n, d = X.shape
         c, k = int(self.intercept), Y.shape[1]
         px = c + d
-        # the targets' block is a copy of Y's rows: keep it to about 16 MB
-        rows = max(min(rows, n, (1 << 21) // max(px + k, 1)), 1)
+        # the targets' block is a copy of Y's rows: keep it to about 4 MB (with 1000 targets
+        # the factor r alone is 10 MB; issue 11 asks for at most 0.25 size(X) + the results)
+        rows = max(min(rows, n, _RHS_VALUES // max(px + k, 1)), 1)
         self._set_shift(X, Y, rows)
         rx, z, rss = self._parts(d)
-        # Column-major work buffers, the layout LAPACK wants (saves transpose copies).
+        # Column-major work buffers, the layout LAPACK wants (saves transpose copies), and
+        # factored in place (geqrf's and ormqr's out=): no copy of the block per step.
         wx = torch.empty(px, px + rows, dtype=self.r.dtype, device=self.r.device)
         wy = torch.empty(k, px + rows, dtype=self.r.dtype, device=self.r.device)
+        tau = torch.empty(px, dtype=self.r.dtype, device=self.r.device)
         for lo in range(0, n, rows):
             hi = min(lo + rows, n)
             _, sb = self._weights(w, lo, hi)
@@ -187,10 +199,10 @@ class QRSummary(Summary):
             if sb is not None:
                 xb[:, c:].mul_(sb[:, None])
                 yb.mul_(sb[:, None])
-            a, tau = torch.geqrf(bx)
-            q = torch.ormqr(a, tau, by, left=True, transpose=True)
-            rx, z = a[:px].triu(), q[:px]
-            rss = rss + q[px:].square().sum(0)
+            torch.geqrf(bx, out=(bx, tau))
+            torch.ormqr(bx, tau, by, left=True, transpose=True, out=by)
+            rx, z = bx[:px].triu(), by[:px]  # z: a view, written back in place next block
+            rss = rss + by[px:].square_().sum(0)
         self._assemble(rx, z, rss)
 
     def merge(self, others: Sequence[QRSummary]) -> None:
@@ -226,6 +238,15 @@ class QRSummary(Summary):
         r = self.r.clone()
         if self.intercept:
             r[0, 1:] += self.shift * r[0, 0]
+        return r
+
+    def full_r_columns(self, cols: slice) -> Tensor:
+        # with 1000 targets r is 10 MB: a copy of a few columns, not of all of it
+        r = self.r[:, cols].clone()
+        if self.intercept:
+            row = self.r[0].clone()
+            row[1:] += self.shift * row[0]  # full_r's first row, the same operations
+            r[0] = row[cols]
         return r
 
     def working(self) -> tuple[Tensor, Tensor | None]:

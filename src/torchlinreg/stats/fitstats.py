@@ -39,6 +39,7 @@ RESIDUAL_TOL = 1e-12  # relative error of the residuals that HC covariances may 
 # columns its rows shrink so that a chunk holds at most this many values (NOTE [memory of
 # the statistics]).
 CHUNK_VALUES = 1 << 20
+SUM_VALUES = 1 << 17  # the QR factor's target columns are read this many values at a time
 
 
 def as_tensor(a) -> Tensor:
@@ -80,7 +81,7 @@ def results_from_fit(
     w = None if sample_weight is None else sample_weight.to(torch.float64).reshape(-1)
     c, d = int(fit_intercept), X.shape[1]
     p = c + d
-    R = state.r_factor().to(torch.float64)  # type: ignore[attr-defined]
+    R = _design_r(state, p)
     aliased = tuple(int(a) for a in solution.aliased)  # type: ignore[attr-defined]
     keep = [j for j in range(p) if j - c not in aliased]
     targets = _targets_to_refine(X, Y, p, state, bool(aliased), refine)
@@ -88,7 +89,7 @@ def results_from_fit(
     coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
     icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
     full = torch.cat([icpt, coef]) if fit_intercept else coef.clone()
-    sums = _sums_from_r(R, p, fit_intercept, solution.rss, bool(aliased))  # type: ignore[attr-defined]
+    sums = _sums_from_r(state, p, fit_intercept, solution.rss, bool(aliased))  # type: ignore[attr-defined]
     if not fit_intercept:  # R has no ones column to centre with: one pass over Y
         sums["centered_tss"] = _centered_tss(Y.to(torch.float64), w)
     if targets:
@@ -305,14 +306,28 @@ def _householder_r(X: Tensor, w: Tensor | None, fit_intercept: bool) -> Tensor:
     return R
 
 
-def _sums_from_r(R: Tensor, p: int, fit_intercept: bool, rss: Tensor, aliased: bool) -> dict:
-    """Sums of squares read off the R factor of ``[1 | X | Y]`` (no pass over the rows)."""
-    ycols = R[:, p:]
-    uncentered = (ycols**2).sum(0)
-    c = int(fit_intercept)
-    centered = (ycols[c:] ** 2).sum(0) if fit_intercept else None
+def _design_r(state, p: int) -> Tensor:
+    """``R[:p, :p]``, the design's factor: the target columns are not copied."""
+    return state.r_factor(slice(0, p)).to(torch.float64)[:p]
+
+
+def _sums_from_r(state, p: int, fit_intercept: bool, rss: Tensor, aliased: bool) -> dict:
+    """Sums of squares read off the R factor of ``[1 | X | Y]`` (no pass over the rows).
+
+    The QR state's target columns are read a few at a time (with 1000 targets R is 10 MB,
+    NOTE [memory of the statistics]); a Gram state builds its factor whole anyway.
+    """
+    m = int(state.n_features) + int(state.n_targets) + int(fit_intercept)
+    step = max(1, SUM_VALUES // m) if getattr(state, "method", "qr") == "qr" else m
+    if step >= m - p:
+        parts = [_column_sums(state.r_factor().to(torch.float64)[:, p:], p, fit_intercept)]
+    else:
+        cols = [slice(lo, min(lo + step, m)) for lo in range(p, m, step)]
+        parts = [_column_sums(state.r_factor(j).to(torch.float64), p, fit_intercept) for j in cols]
+    uncentered, centered, ess = (
+        torch.cat(v) if v[0] is not None else None for v in zip(*parts, strict=True)
+    )
     rss = rss.to(torch.float64).reshape(-1)
-    ess = (ycols[c:p] ** 2).sum(0)
     if aliased:
         ess = (centered if fit_intercept else uncentered) - rss
     return {
@@ -321,6 +336,12 @@ def _sums_from_r(R: Tensor, p: int, fit_intercept: bool, rss: Tensor, aliased: b
         "centered_tss": None if centered is None else _np(centered),
         "uncentered_tss": _np(uncentered),
     }
+
+
+def _column_sums(ycols: Tensor, p: int, fit_intercept: bool):
+    c = int(fit_intercept)
+    centered = (ycols[c:] ** 2).sum(0) if fit_intercept else None
+    return (ycols**2).sum(0), centered, (ycols[c:p] ** 2).sum(0)
 
 
 def results_from_state(
@@ -346,13 +367,13 @@ def results_from_state(
     c = int(state.fit_intercept)  # type: ignore[attr-defined]
     d = int(state.n_features)  # type: ignore[attr-defined]
     p = c + d
-    R = state.r_factor().to(torch.float64)  # type: ignore[attr-defined]
+    R = _design_r(state, p)
     aliased = tuple(int(a) for a in solution.aliased)  # type: ignore[attr-defined]
     keep = [j for j in range(p) if j - c not in aliased]
     coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
     icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
     full = torch.cat([icpt, coef]) if c else coef
-    sums = _sums_from_r(R, p, bool(c), solution.rss, bool(aliased))  # type: ignore[attr-defined]
+    sums = _sums_from_r(state, p, bool(c), solution.rss, bool(aliased))  # type: ignore[attr-defined]
     if not c:
         sums["centered_tss"] = np.full(full.shape[1], np.nan)
     names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]

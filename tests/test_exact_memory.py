@@ -202,3 +202,25 @@ def test_a_nan_among_many_targets_is_refused_by_the_solve():
     # 1) the factor is checked in row chunks (isfinite of all of it made 10 MB temporaries)
     with pytest.raises(tlr.DataError, match="non-finite"):
         fit_exact(torch.from_numpy(X), torch.from_numpy(Y))
+
+
+def test_the_rank_scan_in_column_blocks_finds_what_one_solve_finds(monkeypatch):
+    from torchlinreg.exact import linalg
+
+    g = torch.Generator().manual_seed(11)
+    A = torch.randn(700, 600, generator=g, dtype=torch.float64)
+    A[:, 450] = A[:, :40] @ torch.randn(40, generator=g, dtype=torch.float64)  # dependent
+    A[:, 451] = A[:, 450] * 3 + 1e-9 * A[:, 451]  # nearly dependent
+    r = torch.linalg.qr(A, mode="r").R
+    norms = torch.linalg.vector_norm(A, dim=0)
+    t = r / norms
+    whole = linalg._beta_norms(t)
+    found = linalg.aliased_columns(r, norms, 1e-10, amplified=True)
+    monkeypatch.setattr(linalg, "_SOLVE_VALUES", 1 << 15)  # 54 columns per block
+    # 1) the column norms of beta, block by block, are those of one solve (to rounding)
+    np.testing.assert_allclose(linalg._beta_norms(t).numpy(), whole.numpy(), rtol=1e-10)
+    # 2) the scan drops the same columns, and t is left as it was
+    before = t.clone()
+    assert linalg.aliased_columns(r, norms, 1e-10, amplified=True) == found == [450, 451]
+    linalg._thresholds(t, 1e-10, True)
+    assert torch.equal(t, before)

@@ -51,15 +51,6 @@ _READABLE_VERSIONS = (1, 2)
 DEFAULT_BLOCK_ROWS = {"cpu": 4096, "other": 65536}
 
 
-def _all_finite(t: Tensor, values: int = 1 << 17) -> bool:
-    """``isfinite(t).all()``, a few rows at a time: isfinite makes float temporaries of its
-    input's size (with 1000 targets the factor is 10 MB)."""
-    if t.ndim < 2 or t.numel() <= values:
-        return bool(torch.isfinite(t).all())
-    rows = max(1, values // max(t.shape[1], 1))
-    return all(bool(torch.isfinite(t[i : i + rows]).all()) for i in range(0, t.shape[0], rows))
-
-
 def _as_tensor(a: Any) -> Tensor:
     """A tensor view of ``a`` without copying; read-only arrays (memory maps) are fine."""
     if isinstance(a, Tensor):
@@ -325,7 +316,7 @@ class LeastSquaresState:
         if self.n_samples == 0:
             raise DataError("no rows absorbed: call absorb(X, Y) with at least one row first")
         summ = self.centred_summary()
-        if not (_all_finite(summ.r) and _all_finite(summ.means)):
+        if not (linalg.all_finite(summ.r) and linalg.all_finite(summ.means)):
             raise DataError(
                 "the state holds non-finite values: X, Y or sample_weight had NaN or inf; "
                 "clean the data before absorbing it"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -81,10 +82,11 @@ def results_from_fit(
     w = None if sample_weight is None else sample_weight.to(torch.float64).reshape(-1)
     c, d = int(fit_intercept), X.shape[1]
     p = c + d
-    R = _design_r(state, p)
     aliased = tuple(int(a) for a in solution.aliased)  # type: ignore[attr-defined]
     keep = [j for j in range(p) if j - c not in aliased]
+    # the risk estimate's temporaries come and go before R is copied out of the state
     targets = _targets_to_refine(X, Y, p, state, bool(aliased), refine)
+    R = _design_r(state, p)
     # every target's parameters and sums from the factor; refined targets then replace theirs
     coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
     icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
@@ -271,14 +273,13 @@ def _kwargs(*, R, full, keep, aliased, c, names, exog_names, target_names, squee
     p = c + len(names)
     params = _np(full).copy()
     params[[j for j in range(p) if j not in keep]] = np.nan
-    rk = R[:p, :p][:, keep]
-    rk = torch.linalg.qr(rk, mode="r").R if len(keep) < p else rk
-    eye = torch.eye(p, dtype=torch.float64, device=R.device)
+    # full rank: R itself (indexing would copy it: 800 MB at 10,000 columns)
+    rk = torch.linalg.qr(R[:p, :p][:, keep], mode="r").R if len(keep) < p else R[:p, :p]
     return dict(
         params=params,
         basis_params=full[keep],
         basis_r=rk,
-        basis_map=eye[:, keep],
+        basis_map=None,  # the kept parameters themselves (OLSResults._embed)
         k_constant=c,
         aliased_params=[a + c for a in aliased],
         param_names=(["const"] if c else []) + list(names),
@@ -288,8 +289,11 @@ def _kwargs(*, R, full, keep, aliased, c, names, exog_names, target_names, squee
         if target_names
         else [f"y{t + 1}" for t in range(full.shape[1])],
         squeeze=squeeze,
-        # statsmodels' condition number (of [1 | X]); estimated above 512 columns
-        condition_number=condition_number(R[:p, :p]),
+        # statsmodels' condition number (of [1 | X]); estimated above 512 columns, when read
+        # (full rank: R is kept as basis_r anyway)
+        condition_number=partial(condition_number, rk)
+        if len(keep) == p
+        else condition_number(R[:p, :p]),
         **rest,
     )
 

@@ -163,12 +163,12 @@ class QRSummary(Summary):
         self._set_shift(X, Y, rows)
         # Column-major work buffer, the layout LAPACK's geqrf wants (saves a transpose copy),
         # factored in place (linalg.qr copies it first: at 4,000 columns 260 MB more)
-        work = torch.empty(m, m + rows, dtype=self.r.dtype, device=self.r.device)
-        tau = torch.empty(min(m, m + rows), dtype=self.r.dtype, device=self.r.device)
+        work = torch.empty(m * (m + rows), dtype=self.r.dtype, device=self.r.device)
+        tau = torch.empty(m, dtype=self.r.dtype, device=self.r.device)
         for lo in range(0, n, rows):
             hi = min(lo + rows, n)
             _, sb = self._weights(w, lo, hi)
-            buf = work[:, : m + hi - lo].T
+            buf = _column_major(work, m + hi - lo, m)
             buf[:m] = self.r
             block = buf[m:]
             block[:, c : c + d].copy_(X[lo:hi])
@@ -179,7 +179,7 @@ class QRSummary(Summary):
                 block[:, 0] = 1.0 if sb is None else sb
             if sb is not None:
                 data.mul_(sb[:, None])
-            torch.geqrf(buf, out=(buf, tau[: min(buf.shape)]))  # the R of linalg.qr, bitwise
+            torch.geqrf(buf, out=(buf, tau))  # the R of linalg.qr, bitwise
             self.r = None  # in buf already: freed before the new factor is made
             self.r = buf[:m].triu()
 
@@ -194,13 +194,13 @@ class QRSummary(Summary):
         rx, z, rss = self._parts(d)
         # Column-major work buffers, the layout LAPACK wants (saves transpose copies), and
         # factored in place (geqrf's and ormqr's out=): no copy of the block per step.
-        wx = torch.empty(px, px + rows, dtype=self.r.dtype, device=self.r.device)
-        wy = torch.empty(k, px + rows, dtype=self.r.dtype, device=self.r.device)
+        wx = torch.empty(px * (px + rows), dtype=self.r.dtype, device=self.r.device)
+        wy = torch.empty(k * (px + rows), dtype=self.r.dtype, device=self.r.device)
         tau = torch.empty(px, dtype=self.r.dtype, device=self.r.device)
         for lo in range(0, n, rows):
             hi = min(lo + rows, n)
             _, sb = self._weights(w, lo, hi)
-            bx, by = wx[:, : px + hi - lo].T, wy[:, : px + hi - lo].T
+            bx, by = _column_major(wx, px + hi - lo, px), _column_major(wy, px + hi - lo, k)
             bx[:px], by[:px] = rx, z
             xb, yb = bx[px:], by[px:]
             xb[:, c:].copy_(X[lo:hi])
@@ -215,6 +215,8 @@ class QRSummary(Summary):
             torch.geqrf(bx, out=(bx, tau))
             torch.ormqr(bx, tau, by, left=True, transpose=True, out=by)
             rx, z = bx[:px].triu(), by[:px]  # z: a view, written back in place next block
+            if n - hi < rows:  # the last, shorter block lays the buffer out anew
+                z = z.clone()
             rss = rss + by[px:].square_().sum(0)
         self._assemble(rx, z, rss)
 
@@ -516,6 +518,13 @@ def _scale_both_sides(m: Tensor, ratio: Tensor) -> None:
     """``m <- diag(ratio) m diag(ratio)`` in place, one side at a time: ``outer(ratio, ratio)``
     overflows for a column that held only zeros so far (ratio up to 2**1074, times 0)."""
     m.mul_(ratio[:, None]).mul_(ratio[None, :])
+
+
+def _column_major(flat: Tensor, rows: int, cols: int) -> Tensor:
+    """A ``rows x cols`` column-major view of the start of ``flat``: its leading dimension
+    is ``rows`` exactly, or LAPACK's in-place calls (geqrf, ormqr ``out=``) copy the block
+    (the last, shorter one: 1.1 GB at 10,000 columns)."""
+    return flat[: rows * cols].view(cols, rows).T
 
 
 def _fill(z: Tensor, xb: Tensor, yb: Tensor, d: int) -> Tensor:

@@ -86,12 +86,11 @@ def results_from_fit(
     keep = [j for j in range(p) if j - c not in aliased]
     # the risk estimate's temporaries come and go before R is copied out of the state
     targets = _targets_to_refine(X, Y, p, state, bool(aliased), refine)
-    R = _design_r(state, p)
+    R, sums = _factor_and_sums(state, p, fit_intercept, solution.rss, bool(aliased))  # type: ignore[attr-defined]
     # every target's parameters and sums from the factor; refined targets then replace theirs
     coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
     icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
     full = torch.cat([icpt, coef]) if fit_intercept else coef.clone()
-    sums = _sums_from_r(state, p, fit_intercept, solution.rss, bool(aliased))  # type: ignore[attr-defined]
     if not fit_intercept:  # R has no ones column to centre with: one pass over Y
         sums["centered_tss"] = _centered_tss(Y.to(torch.float64), w)
     if targets:
@@ -310,22 +309,23 @@ def _householder_r(X: Tensor, w: Tensor | None, fit_intercept: bool) -> Tensor:
     return R
 
 
-def _design_r(state, p: int) -> Tensor:
-    """``R[:p, :p]``, the design's factor: the target columns are not copied."""
-    return state.r_factor(slice(0, p)).to(torch.float64)[:p]
-
-
-def _sums_from_r(state, p: int, fit_intercept: bool, rss: Tensor, aliased: bool) -> dict:
-    """Sums of squares read off the R factor of ``[1 | X | Y]`` (no pass over the rows).
+def _factor_and_sums(state, p: int, fit_intercept: bool, rss: Tensor, aliased: bool):
+    """``R[:p, :p]`` (the design's factor) and the sums of squares read
+    off the R factor of ``[1 | X | Y]`` (no pass over the rows).
 
     The QR state's target columns are read a few at a time (with 1000 targets R is 10 MB,
-    NOTE [memory of the statistics]); a Gram state builds its factor whole anyway.
+    NOTE [memory of the statistics]); a Gram state builds its factor whole, once.
     """
     m = int(state.n_features) + int(state.n_targets) + int(fit_intercept)
     step = max(1, SUM_VALUES // m) if getattr(state, "method", "qr") == "qr" else m
     if step >= m - p:
-        parts = [_column_sums(state.r_factor().to(torch.float64)[:, p:], p, fit_intercept)]
+        R = state.r_factor().to(torch.float64)
+        design = R[:p, :p]  # a view, unless it would keep many target columns alive
+        design = design.clone() if R.numel() > 2 * design.numel() else design
+        parts = [_column_sums(R[:, p:], p, fit_intercept)]
+        del R
     else:
+        design = state.r_factor(slice(0, p)).to(torch.float64)[:p]
         cols = [slice(lo, min(lo + step, m)) for lo in range(p, m, step)]
         parts = [_column_sums(state.r_factor(j).to(torch.float64), p, fit_intercept) for j in cols]
     uncentered, centered, ess = (
@@ -334,7 +334,7 @@ def _sums_from_r(state, p: int, fit_intercept: bool, rss: Tensor, aliased: bool)
     rss = rss.to(torch.float64).reshape(-1)
     if aliased:
         ess = (centered if fit_intercept else uncentered) - rss
-    return {
+    return design, {
         "rss": _np(rss),
         "ess": _np(ess),
         "centered_tss": None if centered is None else _np(centered),
@@ -371,13 +371,12 @@ def results_from_state(
     c = int(state.fit_intercept)  # type: ignore[attr-defined]
     d = int(state.n_features)  # type: ignore[attr-defined]
     p = c + d
-    R = _design_r(state, p)
     aliased = tuple(int(a) for a in solution.aliased)  # type: ignore[attr-defined]
     keep = [j for j in range(p) if j - c not in aliased]
     coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
     icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
     full = torch.cat([icpt, coef]) if c else coef
-    sums = _sums_from_r(state, p, bool(c), solution.rss, bool(aliased))  # type: ignore[attr-defined]
+    R, sums = _factor_and_sums(state, p, bool(c), solution.rss, bool(aliased))  # type: ignore[attr-defined]
     if not c:
         sums["centered_tss"] = np.full(full.shape[1], np.nan)
     names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]

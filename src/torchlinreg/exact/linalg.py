@@ -176,7 +176,7 @@ def psd_upper_factor(M: Tensor) -> Tensor:
     m = M.shape[0]
     if m == 0:
         return M.clone()
-    if not bool(torch.isfinite(M).all()):
+    if not all_finite(M):
         # NaN or inf in the data: a NaN factor, which the solver reports as a DataError
         # (eigh would raise a LinAlgError instead).
         return torch.full_like(M, math.nan)

@@ -92,8 +92,9 @@ class ExactFitMixin:
         if is_sparse(X):  # one block of a blocked fit: dense is a block's worth
             X = X.toarray()
         defer = whole_fit and first and self.solver == "gram"
+        # float32 rows stay float32: the state and the statistics convert them block by block
         Xm, Ym, Xt, Yt, wt = self._prepare(
-            X, y, sample_weight, reset=first, block=True, check_finite=not defer
+            X, y, sample_weight, reset=first, block=True, check_finite=not defer, upcast=False
         )
         if first:
             self.state_ = LeastSquaresState(
@@ -101,7 +102,7 @@ class ExactFitMixin:
                 Yt.shape[1],
                 fit_intercept=self.fit_intercept,
                 method=self.solver,
-                dtype=Xt.dtype,
+                dtype=self._compute_dtype(Xm),
                 device=Xt.device,
             )
             self._set_input_info(Xm, Ym)

@@ -57,8 +57,23 @@ class InputMixin:
         )
 
     def _prepare(
-        self, X, y, sample_weight, *, reset: bool, block: bool = False, check_finite: bool = True
+        self,
+        X,
+        y,
+        sample_weight,
+        *,
+        reset: bool,
+        block: bool = False,
+        check_finite: bool = True,
+        upcast: bool = True,
     ):
+        """Validated inputs and their tensors on the compute device and dtype.
+
+        ``upcast=False`` leaves float32 input as it is where the compute dtype is float64:
+        the exact state converts each row block on the fly (exactly), so no float64 copy of
+        X (twice its size) is made up front. ``check_finite=False`` leaves the NaN/infinity
+        scan of X and y to the caller (``data.check_finite``).
+        """
         if y is None:
             raise DataError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
@@ -68,8 +83,8 @@ class InputMixin:
             self._check_features(Xm)
         device = self._compute_device(Xm)
         dtype = self._compute_dtype(Xm)
-        Xt = Xm.values.to(device=device, dtype=dtype)
-        Yt = Ym.values.to(device=device, dtype=dtype)
+        Xt = Xm.values.to(device=device, dtype=_input_dtype(Xm.values, dtype, upcast))
+        Yt = Ym.values.to(device=device, dtype=_input_dtype(Ym.values, dtype, upcast))
         wt = None if w is None else w.to(device=device, dtype=dtype)
         return Xm, Ym, Xt, Yt, wt
 
@@ -156,3 +171,10 @@ class InputMixin:
         if not self.fit_intercept:
             intercept = 0.0
         self.coef_, self.intercept_ = coef, intercept
+
+
+def _input_dtype(values, dtype: torch.dtype, upcast: bool) -> torch.dtype:
+    """``dtype``, or float32 kept as it is when only an exact upcast to float64 would follow."""
+    if not upcast and values.dtype == torch.float32 and dtype == torch.float64:
+        return torch.float32
+    return dtype

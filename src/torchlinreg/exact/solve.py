@@ -44,6 +44,7 @@ from .linalg import (
     condition_number,
     decision_norms,
     residual_sums,
+    squared_column_sums,
     unit_columns,
 )
 
@@ -193,7 +194,7 @@ def solve_centred(
     cond = condition_number(unit_columns(rxx)) if d else 1.0
     if not ridge and not aliased:
         coef_t = torch.linalg.solve_triangular(rxx, rxy, upper=True)
-        rss = (r[d:, d:] * r[d:, d:]).sum(dim=0)
+        rss = squared_column_sums(r[d:, d:])
     else:
         basis = range_basis(rxx, norms, rank) if aliased else None
         rest = column_norms(r[d:, d:])

@@ -285,13 +285,17 @@ class LeastSquaresState:
         """
         return self._summary.working()
 
-    def r_factor(self) -> Tensor:
+    def r_factor(self, columns: slice | None = None) -> Tensor:
         """Upper-triangular ``R`` (m, m) with ``R.T @ R == A.T @ A`` for the weighted ``A``.
 
         ``A = [sqrt(w) | sqrt(w) * X | sqrt(w) * Y]`` (no first column without an intercept),
-        columns ordered intercept, features, targets.
+        columns ordered intercept, features, targets. ``columns`` (a slice) asks for those
+        columns only: with many targets R is ``(d + k)^2`` values, and the QR state then
+        copies just the columns asked for.
         """
-        return self._summary.full_r()
+        if columns is None:
+            return self._summary.full_r()
+        return self._summary.full_r_columns(columns)
 
     @torch.no_grad()
     def solve(
@@ -321,7 +325,7 @@ class LeastSquaresState:
         if self.n_samples == 0:
             raise DataError("no rows absorbed: call absorb(X, Y) with at least one row first")
         summ = self.centred_summary()
-        if not bool(torch.isfinite(summ.r).all() & torch.isfinite(summ.means).all()):
+        if not (linalg.all_finite(summ.r) and linalg.all_finite(summ.means)):
             raise DataError(
                 "the state holds non-finite values: X, Y or sample_weight had NaN or inf, "
                 "or values beyond about 1e150 overflowed the QR factor; clean the data, or "

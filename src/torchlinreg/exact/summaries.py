@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .linalg import CentredSummary, pow2_scales, psd_upper_factor
+from .linalg import CentredSummary, pow2_scales, psd_upper_factor, squared_column_sums
 
 
 class Summary:
@@ -64,6 +64,10 @@ class Summary:
         """The upper-triangular factor of the weighted ``[1 | X | Y]`` (uncentred)."""
         raise NotImplementedError
 
+    def full_r_columns(self, cols: slice) -> Tensor:
+        """Columns ``cols`` of :meth:`full_r` (the QR summary copies only those)."""
+        return self.full_r()[:, cols]
+
     def _weights(self, w: Any, lo: int, hi: int) -> tuple[Tensor | None, Tensor | None]:
         """Count rows ``lo:hi``; return their weights and square roots (None when unweighted)."""
         if w is None:
@@ -84,6 +88,7 @@ class Summary:
 
 
 _JOINT_TARGETS = 16  # up to this many targets, one QR of [1 | X | Y] per block is cheaper
+_RHS_VALUES = 1 << 19  # values in the targets' work block (past _JOINT_TARGETS targets)
 
 
 class QRSummary(Summary):
@@ -112,14 +117,18 @@ class QRSummary(Summary):
     def _parts(self, d: int) -> tuple[Tensor, Tensor, Tensor]:
         """The design factor, the projected targets and the targets' residual sums."""
         px = int(self.intercept) + d
-        return self.r[:px, :px], self.r[:px, px:], self.r[px:, px:].square().sum(0)
+        return self.r[:px, :px], self.r[:px, px:], squared_column_sums(self.r[px:, px:])
 
     def _assemble(self, rx: Tensor, z: Tensor, rss: Tensor) -> None:
         px = rx.shape[0]
-        r = torch.zeros_like(self.r)
+        like = dict(size=self.r.shape, dtype=self.r.dtype, device=self.r.device)
+        # the old factor goes before the new one is made (unless rx, z are its views): with
+        # 1000 targets each is 10 MB
+        self.r = None
+        r = torch.zeros(**like)
         r[:px, :px] = rx
         r[:px, px:] = z
-        r[px:, px:] = torch.diag(rss.sqrt())
+        r[px:, px:].diagonal().copy_(rss.sqrt())  # torch.diag would make a dense k x k
         self.r = r
 
     def absorb(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
@@ -127,9 +136,18 @@ class QRSummary(Summary):
         targets: one QR of the joint block, which costs less than applying reflectors)."""
         if Y.shape[1] <= _JOINT_TARGETS:
             self._absorb_joint(X, Y, w, rows)
+            self._diagonal_targets(X.shape[1])
         else:
-            self._absorb_rhs(X, Y, w, rows)
-        self._assemble(*self._parts(X.shape[1]))  # the target block kept diagonal
+            self._absorb_rhs(X, Y, w, rows)  # assembles its own, diagonal already
+
+    def _diagonal_targets(self, d: int) -> None:
+        """The target block kept diagonal, in place: ``_absorb_joint`` has just made ``r``
+        (nobody holds a view of it), and a second factor is 800 MB at 10,000 columns."""
+        px = int(self.intercept) + d
+        rss = self._parts(d)[2]
+        block = self.r[px:, px:]
+        block.zero_()
+        block.diagonal().copy_(rss.sqrt())
 
     def _set_shift(self, X: Tensor, Y: Tensor, rows: int) -> None:
         if self.intercept and not self.has_shift:
@@ -144,12 +162,14 @@ class QRSummary(Summary):
         c, m = int(self.intercept), self.r.shape[0]
         rows = min(rows, n)
         self._set_shift(X, Y, rows)
-        # Column-major work buffer, the layout LAPACK's geqrf wants (saves a transpose copy).
-        work = torch.empty(m, m + rows, dtype=self.r.dtype, device=self.r.device)
+        # Column-major work buffer, the layout LAPACK's geqrf wants (saves a transpose copy),
+        # factored in place (linalg.qr copies it first: at 4,000 columns 260 MB more)
+        work = torch.empty(m * (m + rows), dtype=self.r.dtype, device=self.r.device)
+        tau = torch.empty(m, dtype=self.r.dtype, device=self.r.device)
         for lo in range(0, n, rows):
             hi = min(lo + rows, n)
             _, sb = self._weights(w, lo, hi)
-            buf = work[:, : m + hi - lo].T
+            buf = _column_major(work, m + hi - lo, m)
             buf[:m] = self.r
             block = buf[m:]
             block[:, c : c + d].copy_(X[lo:hi])
@@ -160,23 +180,28 @@ class QRSummary(Summary):
                 block[:, 0] = 1.0 if sb is None else sb
             if sb is not None:
                 data.mul_(sb[:, None])
-            self.r = torch.linalg.qr(buf, mode="r").R
+            torch.geqrf(buf, out=(buf, tau))  # the R of linalg.qr, bitwise
+            self.r = None  # in buf already: freed before the new factor is made
+            self.r = buf[:m].triu()
 
     def _absorb_rhs(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
         n, d = X.shape
         c, k = int(self.intercept), Y.shape[1]
         px = c + d
-        # the targets' block is a copy of Y's rows: keep it to about 16 MB
-        rows = max(min(rows, n, (1 << 21) // max(px + k, 1)), 1)
+        # the targets' block is a copy of Y's rows: keep it to about 4 MB (with 1000 targets
+        # the factor r alone is 10 MB; issue 11 asks for at most 0.25 size(X) + the results)
+        rows = max(min(rows, n, _RHS_VALUES // max(px + k, 1)), 1)
         self._set_shift(X, Y, rows)
         rx, z, rss = self._parts(d)
-        # Column-major work buffers, the layout LAPACK wants (saves transpose copies).
-        wx = torch.empty(px, px + rows, dtype=self.r.dtype, device=self.r.device)
-        wy = torch.empty(k, px + rows, dtype=self.r.dtype, device=self.r.device)
+        # Column-major work buffers, the layout LAPACK wants (saves transpose copies), and
+        # factored in place (geqrf's and ormqr's out=): no copy of the block per step.
+        wx = torch.empty(px * (px + rows), dtype=self.r.dtype, device=self.r.device)
+        wy = torch.empty(k * (px + rows), dtype=self.r.dtype, device=self.r.device)
+        tau = torch.empty(px, dtype=self.r.dtype, device=self.r.device)
         for lo in range(0, n, rows):
             hi = min(lo + rows, n)
             _, sb = self._weights(w, lo, hi)
-            bx, by = wx[:, : px + hi - lo].T, wy[:, : px + hi - lo].T
+            bx, by = _column_major(wx, px + hi - lo, px), _column_major(wy, px + hi - lo, k)
             bx[:px], by[:px] = rx, z
             xb, yb = bx[px:], by[px:]
             xb[:, c:].copy_(X[lo:hi])
@@ -188,10 +213,12 @@ class QRSummary(Summary):
             if sb is not None:
                 xb[:, c:].mul_(sb[:, None])
                 yb.mul_(sb[:, None])
-            a, tau = torch.geqrf(bx)
-            q = torch.ormqr(a, tau, by, left=True, transpose=True)
-            rx, z = a[:px].triu(), q[:px]
-            rss = rss + q[px:].square().sum(0)
+            torch.geqrf(bx, out=(bx, tau))
+            torch.ormqr(bx, tau, by, left=True, transpose=True, out=by)
+            rx, z = bx[:px].triu(), by[:px]  # z: a view, written back in place next block
+            if n - hi < rows:  # the last, shorter block lays the buffer out anew
+                z = z.clone()
+            rss = rss + by[px:].square_().sum(0)
         self._assemble(rx, z, rss)
 
     def merge(self, others: Sequence[QRSummary]) -> None:
@@ -227,6 +254,15 @@ class QRSummary(Summary):
         r = self.r.clone()
         if self.intercept:
             r[0, 1:] += self.shift * r[0, 0]
+        return r
+
+    def full_r_columns(self, cols: slice) -> Tensor:
+        # with 1000 targets r is 10 MB: a copy of a few columns, not of all of it
+        r = self.r[:, cols].clone()
+        if self.intercept:
+            row = self.r[0].clone()
+            row[1:] += self.shift * row[0]  # full_r's first row, the same operations
+            r[0] = row[cols]
         return r
 
     def working(self) -> tuple[Tensor, Tensor | None]:
@@ -486,6 +522,13 @@ def _scale_both_sides(m: Tensor, ratio: Tensor) -> None:
     """``m <- diag(ratio) m diag(ratio)`` in place, one side at a time: ``outer(ratio, ratio)``
     overflows for a column that held only zeros so far (ratio up to 2**1074, times 0)."""
     m.mul_(ratio[:, None]).mul_(ratio[None, :])
+
+
+def _column_major(flat: Tensor, rows: int, cols: int) -> Tensor:
+    """A ``rows x cols`` column-major view of the start of ``flat``: its leading dimension
+    is ``rows`` exactly, or LAPACK's in-place calls (geqrf, ormqr ``out=``) copy the block
+    (the last, shorter one: 1.1 GB at 10,000 columns)."""
+    return flat[: rows * cols].view(cols, rows).T
 
 
 def _fill(z: Tensor, xb: Tensor, yb: Tensor, d: int) -> Tensor:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -29,11 +30,17 @@ from torch import Tensor
 from ..errors import DataError, RankWarning
 from ..exact.ddouble import dd_add_fast, dd_from, two_prod
 from ..exact.linalg import condition_number
-from ..exact.refine import refine_solution, targets_at_risk
+from ..exact.refine import refine_blocks, refine_solution, targets_at_risk
+from ..exact.rowpasses import CHUNK_ROWS
 
 _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
 SMALL_WORK = 1 << 16  # rows x params x targets below which an in-memory fit always refines
 RESIDUAL_TOL = 1e-12  # relative error of the residuals that HC covariances may inherit
+# Refinement splits each chunk of rows into several float64 copies (products.py): past 256
+# columns its rows shrink so that a chunk holds at most this many values (NOTE [memory of
+# the statistics]).
+CHUNK_VALUES = 1 << 20
+SUM_VALUES = 1 << 17  # the QR factor's target columns are read this many values at a time
 
 
 def as_tensor(a) -> Tensor:
@@ -70,40 +77,28 @@ def results_from_fit(
     X, Y = as_tensor(X), as_tensor(Y)
     sample_weight = None if sample_weight is None else as_tensor(sample_weight)
     squeeze = Y.ndim == 1
-    X, Y = X.to(torch.float64), Y.to(torch.float64).reshape(X.shape[0], -1)
+    # X and Y stay in their dtype (NOTE [memory of the statistics])
+    Y = Y.reshape(X.shape[0], -1)
     w = None if sample_weight is None else sample_weight.to(torch.float64).reshape(-1)
     c, d = int(fit_intercept), X.shape[1]
     p = c + d
-    R = state.r_factor().to(torch.float64)  # type: ignore[attr-defined]
     aliased = tuple(int(a) for a in solution.aliased)  # type: ignore[attr-defined]
     keep = [j for j in range(p) if j - c not in aliased]
+    # the risk estimate's temporaries come and go before R is copied out of the state
     targets = _targets_to_refine(X, Y, p, state, bool(aliased), refine)
+    R, sums = _factor_and_sums(state, p, fit_intercept, solution.rss, bool(aliased))  # type: ignore[attr-defined]
     # every target's parameters and sums from the factor; refined targets then replace theirs
     coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
     icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
     full = torch.cat([icpt, coef]) if fit_intercept else coef.clone()
-    sums = _sums_from_r(R, p, fit_intercept, solution.rss, bool(aliased))  # type: ignore[attr-defined]
     if not fit_intercept:  # R has no ones column to centre with: one pass over Y
-        sw = float(Y.shape[0]) if w is None else w.sum()
-        wy = Y if w is None else w[:, None] * Y
-        dev = Y - wy.sum(0) / sw
-        sums["centered_tss"] = _np(((dev if w is None else w[:, None] * dev) * dev).sum(0))
+        sums["centered_tss"] = _centered_tss(Y.to(torch.float64), w)
     if targets:
         if getattr(state, "method", "qr") == "gram":
             # the Gram factor squares kappa: in memory, one Householder QR of the rows gives
             # an R that refinement and the covariance can trust
             R = _householder_r(X, w, fit_intercept)
-        every = len(targets) == Y.shape[1]
-        fit = refine_solution(
-            X,
-            Y if every else Y[:, targets],
-            w,
-            fit_intercept,
-            R,
-            solution.coef if every else solution.coef[targets],  # type: ignore[attr-defined]
-            solution.intercept if every else solution.intercept[targets],  # type: ignore[attr-defined]
-            aliased=aliased,
-        )
+        fit = _refine(X, Y, w, fit_intercept, R, solution, targets, aliased)
         full[:, targets] = fit.params + fit.params_lo
         for key in _SUMS:
             sums[key] = np.array(sums[key], dtype=np.float64, copy=True)
@@ -120,8 +115,8 @@ def results_from_fit(
 
     def rows() -> tuple[Tensor, Tensor]:
         A = design(None)
-        resid = residuals(A, Y, full[keep])
-        s = torch.ones_like(Y[:, 0]) if w is None else w.sqrt()
+        resid = residuals(A, Y.to(torch.float64), full[keep])
+        s = A.new_ones(A.shape[0]) if w is None else w.sqrt()
         return s[:, None] * A, s[:, None] * resid
 
     return _kwargs(
@@ -141,6 +136,54 @@ def results_from_fit(
         target_names=target_names,
         squeeze=squeeze,
     )
+
+
+# NOTE [memory of the statistics]
+# The statistics must not cost a copy of the rows up front. X and Y keep the dtype they came
+# in (float32 rows are not converted whole: the state absorbed them block by block, in
+# float64); what reads the rows again converts a block at a time: refinement gets float64
+# chunks of CHUNK_ROWS rows (the chunks refine_solution cuts, so the numbers are the same),
+# fewer rows past 256 columns (each chunk is split into several float64 copies: 4096 rows
+# at 4,000 columns were 1 GB), and the design for residuals, HC covariances and leverage
+# is built in float64 when asked for. Only the Gram route's refinement factors one float64
+# copy of [1 | X] (Householder QR of the rows; the Gram factor squares kappa).
+
+
+def _centered_tss(Y: Tensor, w: Tensor | None) -> np.ndarray:
+    sw = float(Y.shape[0]) if w is None else w.sum()
+    wy = Y if w is None else w[:, None] * Y
+    dev = Y - wy.sum(0) / sw
+    return _np(((dev if w is None else w[:, None] * dev) * dev).sum(0))
+
+
+def _refine(X, Y, w, fit_intercept, R, solution, targets, aliased):
+    """Refine ``targets`` against the rows (``exact.refine``), reading them in float64
+    chunks where X is not float64, has aliased columns or is wide (NOTE [memory of the
+    statistics]); otherwise as one float64 matrix, as ``refine_solution`` takes it."""
+    every = len(targets) == Y.shape[1]
+    coef = solution.coef if every else solution.coef[targets]
+    intercept = solution.intercept if every else solution.intercept[targets]
+    rows = chunk_rows(X.shape[1] + int(fit_intercept))
+    whole = X.dtype == Y.dtype == torch.float64 and not aliased and rows == CHUNK_ROWS
+    if whole:
+        Yt = Y if every else Y[:, targets]
+        return refine_solution(X, Yt, w, fit_intercept, R, coef, intercept, aliased=aliased)
+
+    def blocks():
+        for lo in range(0, X.shape[0], rows):
+            Yb = Y[lo : lo + rows]
+            yield (
+                X[lo : lo + rows],
+                Yb if every else Yb[:, targets],
+                None if w is None else w[lo : lo + rows],
+            )
+
+    return refine_blocks(blocks, fit_intercept, R, coef, intercept, aliased=aliased)
+
+
+def chunk_rows(p: int) -> int:
+    """Rows per chunk of a pass over the rows: ``CHUNK_ROWS``, fewer past 256 columns."""
+    return min(CHUNK_ROWS, max(16, CHUNK_VALUES // max(p, 1)))
 
 
 def residuals(A: Tensor, Y: Tensor, b: Tensor) -> Tensor:
@@ -208,11 +251,14 @@ def _design_fn(X: Tensor | None, c: int, d: int, keep: list[int], device: torch.
                     "this needs the training rows, which a streamed or loaded fit does not "
                     "keep; pass new rows (get_prediction(X)) or refit in memory"
                 )
-            Xn = X
+            Xn = X  # float32 rows are converted into the design, never copied whole first
         else:
             Xn = Xn.to(device=device, dtype=torch.float64).reshape(Xn.shape[0], d)
-        ones = [Xn.new_ones(Xn.shape[0], 1)] if (c and 0 in keep) else []
-        return torch.cat([*ones, Xn[:, cols]], 1)
+        ones = int(c and 0 in keep)
+        A = Xn.new_empty((Xn.shape[0], ones + len(cols)), dtype=torch.float64)
+        A[:, :ones] = 1.0
+        A[:, ones:] = Xn if len(cols) == d else Xn[:, cols]
+        return A
 
     return design
 
@@ -226,14 +272,13 @@ def _kwargs(*, R, full, keep, aliased, c, names, exog_names, target_names, squee
     p = c + len(names)
     params = _np(full).copy()
     params[[j for j in range(p) if j not in keep]] = np.nan
-    rk = R[:p, :p][:, keep]
-    rk = torch.linalg.qr(rk, mode="r").R if len(keep) < p else rk
-    eye = torch.eye(p, dtype=torch.float64, device=R.device)
+    # full rank: R itself (indexing would copy it: 800 MB at 10,000 columns)
+    rk = torch.linalg.qr(R[:p, :p][:, keep], mode="r").R if len(keep) < p else R[:p, :p]
     return dict(
         params=params,
         basis_params=full[keep],
         basis_r=rk,
-        basis_map=eye[:, keep],
+        basis_map=None,  # the kept parameters themselves (OLSResults._embed)
         k_constant=c,
         aliased_params=[a + c for a in aliased],
         param_names=(["const"] if c else []) + list(names),
@@ -243,14 +288,19 @@ def _kwargs(*, R, full, keep, aliased, c, names, exog_names, target_names, squee
         if target_names
         else [f"y{t + 1}" for t in range(full.shape[1])],
         squeeze=squeeze,
-        # statsmodels' condition number (of [1 | X]); estimated above 512 columns
-        condition_number=condition_number(R[:p, :p]),
+        # statsmodels' condition number (of [1 | X]); estimated above 512 columns, when read
+        # (full rank: R is kept as basis_r anyway)
+        condition_number=partial(condition_number, rk)
+        if len(keep) == p
+        else condition_number(R[:p, :p]),
         **rest,
     )
 
 
 def _householder_r(X: Tensor, w: Tensor | None, fit_intercept: bool) -> Tensor:
-    A = torch.cat([torch.ones_like(X[:, :1]), X], 1) if fit_intercept else X
+    # one float64 copy of the rows (cat converts float32 as it copies): LAPACK factors it
+    ones = torch.ones(X.shape[0], 1, dtype=torch.float64, device=X.device)
+    A = torch.cat([ones, X], 1) if fit_intercept else X.to(torch.float64)
     if w is not None:
         A = A * w.sqrt()[:, None]
     R = torch.linalg.qr(A, mode="r").R
@@ -259,22 +309,43 @@ def _householder_r(X: Tensor, w: Tensor | None, fit_intercept: bool) -> Tensor:
     return R
 
 
-def _sums_from_r(R: Tensor, p: int, fit_intercept: bool, rss: Tensor, aliased: bool) -> dict:
-    """Sums of squares read off the R factor of ``[1 | X | Y]`` (no pass over the rows)."""
-    ycols = R[:, p:]
-    uncentered = (ycols**2).sum(0)
-    c = int(fit_intercept)
-    centered = (ycols[c:] ** 2).sum(0) if fit_intercept else None
+def _factor_and_sums(state, p: int, fit_intercept: bool, rss: Tensor, aliased: bool):
+    """``R[:p, :p]`` (the design's factor) and the sums of squares read
+    off the R factor of ``[1 | X | Y]`` (no pass over the rows).
+
+    The QR state's target columns are read a few at a time (with 1000 targets R is 10 MB,
+    NOTE [memory of the statistics]); a Gram state builds its factor whole, once.
+    """
+    m = int(state.n_features) + int(state.n_targets) + int(fit_intercept)
+    step = max(1, SUM_VALUES // m) if getattr(state, "method", "qr") == "qr" else m
+    if step >= m - p:
+        R = state.r_factor().to(torch.float64)
+        design = R[:p, :p]  # a view, unless it would keep many target columns alive
+        design = design.clone() if R.numel() > 2 * design.numel() else design
+        parts = [_column_sums(R[:, p:], p, fit_intercept)]
+        del R
+    else:
+        design = state.r_factor(slice(0, p)).to(torch.float64)[:p]
+        cols = [slice(lo, min(lo + step, m)) for lo in range(p, m, step)]
+        parts = [_column_sums(state.r_factor(j).to(torch.float64), p, fit_intercept) for j in cols]
+    uncentered, centered, ess = (
+        torch.cat(v) if v[0] is not None else None for v in zip(*parts, strict=True)
+    )
     rss = rss.to(torch.float64).reshape(-1)
-    ess = (ycols[c:p] ** 2).sum(0)
     if aliased:
         ess = (centered if fit_intercept else uncentered) - rss
-    return {
+    return design, {
         "rss": _np(rss),
         "ess": _np(ess),
         "centered_tss": None if centered is None else _np(centered),
         "uncentered_tss": _np(uncentered),
     }
+
+
+def _column_sums(ycols: Tensor, p: int, fit_intercept: bool):
+    c = int(fit_intercept)
+    centered = (ycols[c:] ** 2).sum(0) if fit_intercept else None
+    return (ycols**2).sum(0), centered, (ycols[c:p] ** 2).sum(0)
 
 
 def results_from_state(
@@ -300,13 +371,12 @@ def results_from_state(
     c = int(state.fit_intercept)  # type: ignore[attr-defined]
     d = int(state.n_features)  # type: ignore[attr-defined]
     p = c + d
-    R = state.r_factor().to(torch.float64)  # type: ignore[attr-defined]
     aliased = tuple(int(a) for a in solution.aliased)  # type: ignore[attr-defined]
     keep = [j for j in range(p) if j - c not in aliased]
     coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
     icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
     full = torch.cat([icpt, coef]) if c else coef
-    sums = _sums_from_r(R, p, bool(c), solution.rss, bool(aliased))  # type: ignore[attr-defined]
+    R, sums = _factor_and_sums(state, p, bool(c), solution.rss, bool(aliased))  # type: ignore[attr-defined]
     if not c:
         sums["centered_tss"] = np.full(full.shape[1], np.nan)
     names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]

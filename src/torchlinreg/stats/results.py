@@ -53,7 +53,7 @@ class OLSResults:
 
     Build it with :func:`ols`, :meth:`from_fit` or :func:`torchlinreg.stats.polyfit.polyfit`.
     Internally the model is ``y = A b`` in a basis ``A`` (kept columns only) with
-    ``params = M b``; for plain OLS ``A = [1 | X]`` and ``M`` selects the kept columns.
+    ``params = M b``; for plain OLS ``A = [1 | X]`` and ``M`` (None) selects the kept columns.
 
     Example:
         >>> import numpy as np
@@ -69,7 +69,7 @@ class OLSResults:
         params: np.ndarray,
         basis_params: Tensor,
         basis_r: Tensor,
-        basis_map: Tensor,
+        basis_map: Tensor | None,
         design: Callable[[Tensor | None], Tensor],
         rows: Callable[[], tuple[Tensor, Tensor]] | None,
         sums: dict[str, np.ndarray],
@@ -81,7 +81,7 @@ class OLSResults:
         target_names: Sequence[str],
         squeeze: bool,
         cov_type: str = "nonrobust",
-        condition_number: float = math.nan,
+        condition_number: float | Callable[[], float] = math.nan,
         use_t: bool | None = None,
         endog: Tensor | None = None,
         exog_names: Sequence[str] | None = None,
@@ -103,7 +103,7 @@ class OLSResults:
         self._params = params
         self._b = basis_params
         self._r = basis_r
-        self._m = basis_map
+        self._map = basis_map  # None: the kept parameters themselves (see _m)
         self._design = design
         self._rows = rows
         self._endog = endog
@@ -127,7 +127,7 @@ class OLSResults:
         self.cov_type = cov_type
         # statsmodels: t and F for the classical covariance, normal for robust ones
         self.use_t = cov_type == "nonrobust" if use_t is None else use_t
-        self.condition_number = condition_number
+        self._condition_number = condition_number  # a float, or what computes it when read
         self.nobs_dropped = 0  # rows left out for missing values (ols(missing="drop"))
 
     # ---- construction -------------------------------------------------------------------
@@ -199,6 +199,26 @@ class OLSResults:
         )
         return cls(**kwargs, cov_type=cov_type, use_t=use_t, cov_kwds=cov_kwds)
 
+    @property
+    def condition_number(self) -> float:
+        """statsmodels' condition number of the design, computed when first read (above 512
+        columns it is an estimate and costs seconds at 10,000 columns)."""
+        if callable(self._condition_number):
+            self._condition_number = float(self._condition_number())
+        return self._condition_number
+
+    def _kept(self) -> list[int]:
+        return [j for j in range(self._params.shape[0]) if j not in set(self.aliased)]
+
+    @property
+    def _m(self) -> Tensor:
+        """``M`` of ``params = M b`` (p x q); for plain OLS the columns of eye(p) kept, made
+        when asked (it is p x p: 800 MB at 10,000 columns)."""
+        if self._map is None:
+            eye = torch.eye(self._params.shape[0], dtype=self._r.dtype, device=self._r.device)
+            return eye[:, self._kept()]
+        return self._map
+
     # ---- helpers ------------------------------------------------------------------------
     def _out(self, a: np.ndarray) -> np.ndarray:
         # one 1-D target: drop the target axis; a scalar statistic becomes a numpy float
@@ -213,7 +233,14 @@ class OLSResults:
 
     def _embed(self, cov_basis: Tensor) -> np.ndarray:
         """Map a basis covariance ``(q, q[, k])`` to the parameters, NaN for aliased ones."""
-        m = self._m
+        m = self._map
+        if m is None:  # the basis is the kept parameters: placed, not multiplied by eye(p)
+            p, keep = self._params.shape[0], self._kept()
+            if len(keep) == p:
+                return _np(cov_basis)
+            out = np.full((p, p, *cov_basis.shape[2:]), np.nan)
+            out[np.ix_(keep, keep)] = _np(cov_basis)
+            return out
         if cov_basis.ndim == 2:
             out = _np(m @ cov_basis @ m.T)
         else:
@@ -767,8 +794,9 @@ def ols(
     Xm, Ym, w = as_problem(
         X, y, sample_weight, min_features=0 if fit_intercept else 1, allow_1d_x=True
     )
-    X = Xm.values.to(torch.float64)
-    Y = Ym.values.to(device=X.device, dtype=torch.float64)
+    # float32 input stays float32: the state and the statistics convert it block by block
+    X = Xm.values
+    Y = Ym.values.to(device=X.device)
     w = None if w is None else w.to(device=X.device, dtype=torch.float64)
     feature_names = _names(feature_names, Xm.columns, X.shape[1], "feature_names")
     target_names = _names(target_names, Ym.columns, Y.shape[1], "target_names")

@@ -7,6 +7,8 @@ route finds NaN and infinity in its totals and only then scans the rows for the 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -102,3 +104,32 @@ def test_a_partial_gram_fit_still_refuses_a_bad_block_before_absorbing_it():
     model.partial_fit(X[100:], y[100:])
     ref = LinearRegression(solver="gram").fit(X, y)
     np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("aliased", [False, True])
+def test_many_targets_on_the_gram_route_equal_lstsq(fit_intercept, aliased):
+    # past 16 targets the Gram factor's target block is diagonal (its column norms: each
+    # target's rss); an aliased feature column takes the whole-matrix factor instead
+    rng = np.random.default_rng(7)
+    n, d, k = 2000, 12, 40
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 20, d) + rng.uniform(-100, 100, d)
+    if aliased:
+        X[:, 5] = X[:, 1] - 2 * X[:, 2]
+    Y = X @ rng.normal(size=(d, k)) + rng.normal(size=(n, k)) * rng.uniform(0.1, 10, k) + 3
+    w = rng.uniform(0.2, 2.0, n)
+    gram = LinearRegression(solver="gram", fit_intercept=fit_intercept)
+    qr = LinearRegression(solver="qr", fit_intercept=fit_intercept)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the aliased column's RankWarning
+        rg = gram.fit(X, Y, w).results_
+        rq = qr.fit(X, Y, w).results_
+    A = np.c_[np.ones(n), X] if fit_intercept else X
+    sw = np.sqrt(w)[:, None]
+    ref, *_ = np.linalg.lstsq(A * sw, Y * sw, rcond=None)
+    ssr = (((Y - A @ ref) * sw) ** 2).sum(0)
+    np.testing.assert_allclose(rg.ssr, ssr, rtol=1e-9)
+    np.testing.assert_allclose(rg.ssr, rq.ssr, rtol=1e-9)
+    if not aliased:
+        np.testing.assert_allclose(rg.params, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+        np.testing.assert_allclose(rg.bse, rq.bse, rtol=1e-8)

@@ -314,8 +314,31 @@ class GramSummary(Summary):
             other.scale = self.scale.clone()
 
     def _factor(self, m: Tensor) -> Tensor:
-        """The upper factor of the stored (scaled) matrix ``m``, in the data's units."""
-        return psd_upper_factor(m) / self._effective()[None, :]
+        """The upper factor of the stored (scaled) matrix ``m``, in the data's units.
+
+        Past ``_JOINT_TARGETS`` targets the targets' block of the factor is kept diagonal,
+        as the QR state keeps it (NOTE [one big right-hand side]): a blocked Cholesky
+        ``R11 = chol(A)``, ``R12 = R11^-T B``, and for ``chol(C - R12' R12)`` only its
+        column norms, which are all the solve reads (each target's residual sum of
+        squares). A thousand targets then cost a d x d Cholesky, not a (d + k)^2 one and its
+        copies. A semidefinite ``A`` (aliased features) takes the whole-matrix factor.
+        """
+        d = getattr(self, "d", None)
+        eff = self._effective()
+        if d is None or self.p - d <= _JOINT_TARGETS or d == 0:
+            return psd_upper_factor(m) / eff[None, :]
+        A = m[:d, :d]
+        sa = A.diagonal().clamp_min(0).sqrt()
+        sa = torch.where(sa > 0, sa, torch.ones_like(sa))
+        r11, info = torch.linalg.cholesky_ex(A / sa[:, None] / sa[None, :], upper=True)
+        if int(info) != 0 or not bool(torch.isfinite(r11).all()):
+            return psd_upper_factor(m) / eff[None, :]
+        r = m.new_zeros(self.p, self.p)
+        r[:d, :d] = r11 * sa[None, :]
+        r[:d, d:] = torch.linalg.solve_triangular(r[:d, :d].T, m[:d, d:], upper=False)
+        rest = m.diagonal()[d:] - squared_column_sums(r[:d, d:])
+        r[d:, d:].diagonal().copy_(rest.clamp_min(0).sqrt())
+        return r.div_(eff[None, :])
 
 
 class CentredGramSummary(GramSummary):
@@ -344,6 +367,7 @@ class CentredGramSummary(GramSummary):
 
     def absorb(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
         """Absorb rows (NOTE [gram fast path]), or block by block where scales change."""
+        rows = _gram_rows(rows, self.p)
         if not self.has_shift:  # the first block fixes the shift and the scales
             first = min(rows, X.shape[0])
             self._absorb_blocks(X[:first], Y[:first], None if w is None else w[:first], rows)
@@ -398,7 +422,7 @@ class CentredGramSummary(GramSummary):
         safe = torch.where(part_w > 0, part_w, 1.0)
         part_mean = acc[p, :p] / safe
         prior = self.sum_w - part_w
-        self.comoment.add_(acc[:p, :p] - torch.outer(acc[p, :p], part_mean))
+        self.comoment.add_(acc[:p, :p]).addr_(acc[p, :p], part_mean, alpha=-1)
         self._chan_update(prior, part_w, part_mean)
         return True
 
@@ -447,7 +471,7 @@ class CentredGramSummary(GramSummary):
         frac = part_w / torch.where(total > 0, total, 1.0)
         delta = part_mean - self.mean
         self.mean.add_(delta * frac)
-        self.comoment.add_(torch.outer(delta, delta) * (prior_w * frac))
+        self.comoment.addr_(delta * (prior_w * frac), delta)
 
     def centred(self) -> CentredSummary:
         means = (self.shift + self.mean) / self._effective()
@@ -480,7 +504,7 @@ class RawGramSummary(GramSummary):
 
     def absorb(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
         n, d = X.shape
-        rows = min(rows, n)
+        rows = min(_gram_rows(rows, self.p), n)
         work = torch.empty(rows, self.p, dtype=self.gram.dtype, device=self.gram.device)
         for lo in range(0, n, rows):
             hi = min(lo + rows, n)
@@ -515,7 +539,9 @@ def new_summary(
         summary.d = d  # the targets are a right-hand side (NOTE [one big right-hand side])
         return summary
     kind = CentredGramSummary if intercept else RawGramSummary
-    return kind(p, intercept, dtype, device)
+    summary = kind(p, intercept, dtype, device)
+    summary.d = d  # past _JOINT_TARGETS targets their factor block is diagonal
+    return summary
 
 
 def _scale_both_sides(m: Tensor, ratio: Tensor) -> None:
@@ -563,8 +589,18 @@ def _add_upper_gram(acc: Tensor, z: Tensor, cuts: list[int]) -> None:
 
 
 def _symmetrized(acc: Tensor, cuts: list[int]) -> Tensor:
-    """The full Gram from its upper block triangle (the strictly lower panels are zero)."""
-    if len(cuts) == 2:
-        return acc
-    upper = acc.triu()
-    return upper + upper.triu(1).T
+    """The full Gram from its upper block triangle, in place (panel by panel: no copy of
+    the whole matrix, which is most of the memory with a thousand targets)."""
+    for a, b in itertools.pairwise(cuts[:-1]):
+        acc[b:, a:b].copy_(acc[a:b, b:].T)
+    return acc
+
+
+# A block's work buffers (the block, its magnitudes in the careful path) are capped at
+# this many values: with a thousand targets 4096 rows of [X | Y] were 36 MB, three times
+# over in the first block, where the issue allows a quarter of X.
+_BLOCK_VALUES = 1 << 19
+
+
+def _gram_rows(rows: int, p: int) -> int:
+    return max(64, min(rows, _BLOCK_VALUES // max(p + 1, 1)))

@@ -313,8 +313,9 @@ class GramSummary(Summary):
             other._rescale(self._effective() / other._effective())
             other.scale = self.scale.clone()
 
-    def _factor(self, m: Tensor) -> Tensor:
-        """The upper factor of the stored (scaled) matrix ``m``, in the data's units.
+    def _factor(self, m: Tensor, out: Tensor | None = None) -> Tensor:
+        """The upper factor of the stored (scaled) matrix ``m``, in the data's units
+        (written into ``out``, a zeroed ``p x p`` view, when given).
 
         Past ``_JOINT_TARGETS`` targets the targets' block of the factor is kept diagonal,
         as the QR state keeps it (NOTE [one big right-hand side]): a blocked Cholesky
@@ -325,15 +326,17 @@ class GramSummary(Summary):
         """
         d = getattr(self, "d", None)
         eff = self._effective()
-        if d is None or self.p - d <= _JOINT_TARGETS or d == 0:
-            return psd_upper_factor(m) / eff[None, :]
-        A = m[:d, :d]
-        sa = A.diagonal().clamp_min(0).sqrt()
-        sa = torch.where(sa > 0, sa, torch.ones_like(sa))
-        r11, info = torch.linalg.cholesky_ex(A / sa[:, None] / sa[None, :], upper=True)
-        if int(info) != 0 or not bool(torch.isfinite(r11).all()):
-            return psd_upper_factor(m) / eff[None, :]
-        r = m.new_zeros(self.p, self.p)
+        whole = d is None or self.p - d <= _JOINT_TARGETS or d == 0
+        if not whole:
+            A = m[:d, :d]
+            sa = A.diagonal().clamp_min(0).sqrt()
+            sa = torch.where(sa > 0, sa, torch.ones_like(sa))
+            r11, info = torch.linalg.cholesky_ex(A / sa[:, None] / sa[None, :], upper=True)
+            whole = int(info) != 0 or not bool(torch.isfinite(r11).all())
+        if whole:
+            r = psd_upper_factor(m).div_(eff[None, :])
+            return r if out is None else out.copy_(r)
+        r = m.new_zeros(self.p, self.p) if out is None else out
         r[:d, :d] = r11 * sa[None, :]
         r[:d, d:] = torch.linalg.solve_triangular(r[:d, :d].T, m[:d, d:], upper=False)
         rest = m.diagonal()[d:] - squared_column_sums(r[:d, d:])
@@ -485,7 +488,7 @@ class CentredGramSummary(GramSummary):
     def working(self) -> tuple[Tensor, Tensor | None]:
         r = torch.zeros(self.p + 1, self.p + 1, dtype=self.mean.dtype, device=self.mean.device)
         r[0, 0] = self.sum_w.sqrt()
-        r[1:, 1:] = self._factor(self.comoment)
+        self._factor(self.comoment, out=r[1:, 1:])
         return r, (self.shift + self.mean) / self._effective()
 
 

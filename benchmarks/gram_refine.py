@@ -9,9 +9,11 @@ a forced refinement against the fit it refines.
   1.5x the fit.
 
 Each size runs in a fresh process, with torch's threads as given (``--threads``, default:
-one and two). Times are CPU seconds of the process with one thread (less sensitive to a
-shared machine), wall seconds with more. numpy runs with ``OPENBLAS_CORETYPE`` and
-``OPENBLAS_L2_SIZE`` unset (they slow it on this machine).
+one and two); each peer's runs go together (OpenBLAS threads spin on after numpy's product
+and would be counted against the next peer), wall seconds, median. numpy runs with
+``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` unset (they slow it on this machine). The
+fits run under the library's thread policy, so on a busy machine they take fewer threads
+than the bare products are given.
 
 Usage::
 
@@ -42,7 +44,7 @@ rng = np.random.default_rng(0)
 Xn = rng.normal(size=(n, d)) * rng.uniform(0.5, 20, d) + rng.uniform(-10, 10, d)
 Yn = Xn @ rng.normal(size=(d, k)) + rng.normal(size=(n, k))
 X, Y = torch.from_numpy(Xn), torch.from_numpy(Yn)
-clock = time.process_time if {threads} == 1 else time.perf_counter
+clock = time.perf_counter
 if what == "gram":
     runs = {{
         "gram": lambda: tlr.LinearRegression(solver="gram").fit(X, Y),
@@ -60,11 +62,10 @@ else:
         "statistics refined": lambda: stats(True),
         "statistics": lambda: stats(False),
     }}
-for f in runs.values():
-    f()
 times = {{name: [] for name in runs}}
-for _ in range({repeat}):
-    for name, f in runs.items():
+for name, f in runs.items():  # one peer's runs together: OpenBLAS threads spin after numpy
+    f()
+    for _ in range({repeat}):
         t0 = clock(); f(); times[name].append(clock() - t0)
 print(json.dumps({{name: statistics.median(v) for name, v in times.items()}}))
 """
@@ -82,6 +83,7 @@ CASES = [  # (what, rows, features, targets)
 def run(what: str, rows: int, features: int, targets: int, threads: int, repeat: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env["OPENBLAS_NUM_THREADS"] = str(threads)  # numpy gets the threads torch gets
     code = CODE.format(
         what=what, rows=rows, features=features, targets=targets, threads=threads, repeat=repeat
     )
@@ -95,10 +97,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, action="append")
+    ap.add_argument("--only", choices=["gram", "refine"], help="one of the two comparisons")
     args = ap.parse_args(argv)
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     for threads in args.threads or [1, 2]:
         for what, n, d, k in CASES:
+            if args.only and what != args.only:
+                continue
             t = run(what, n, d, k, threads, args.repeat)
             if what == "gram":
                 bare = min(t["torch X'X"], t["numpy X'X"])

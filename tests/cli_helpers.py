@@ -110,3 +110,17 @@ def subprocess_env() -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+def statsmodels_by_group(train: pd.DataFrame, new: pd.DataFrame, by: str = "store") -> np.ndarray:
+    """Each row of ``new`` predicted by statsmodels' OLS of y on x1, x2 over its own group
+    of ``train`` (the reference for routed predictions)."""
+    import statsmodels.api as sm
+
+    want = np.empty(len(new))
+    for label in new[by].unique():
+        part = train[train[by] == label]
+        ref = sm.OLS(part.y, sm.add_constant(part[["x1", "x2"]])).fit()
+        m = (new[by] == label).to_numpy()
+        want[m] = ref.predict(sm.add_constant(new.loc[m, ["x1", "x2"]], has_constant="add"))
+    return want

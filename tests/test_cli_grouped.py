@@ -7,7 +7,7 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.regression.rolling import RollingOLS
 
-from cli_helpers import cli, read_csv_text, write
+from cli_helpers import cli, read_csv_text, statsmodels_by_group, write
 
 
 def _stores(n=900, seed=0) -> pd.DataFrame:
@@ -45,12 +45,7 @@ def test_predict_and_evaluate_route_rows_to_their_store(tmp_path, capsys):
                "-o", model).code == 0  # fmt: skip
     new = _stores(50, seed=1)
     pred = read_csv_text(cli(capsys, "predict", model, write(new, tmp_path / "n.csv")).out)
-    want = np.empty(len(new))
-    for label in new.store.unique():  # 1. each row by its own store's fit
-        part = df[df.store == label]
-        ref = sm.OLS(part.y, sm.add_constant(part[["x1", "x2"]])).fit()
-        m = (new.store == label).to_numpy()
-        want[m] = ref.predict(sm.add_constant(new.loc[m, ["x1", "x2"]], has_constant="add"))
+    want = statsmodels_by_group(df, new)  # each row by its own store's fit
     np.testing.assert_allclose(pred["y"], want, rtol=1e-10)
     # 2. evaluate's MSE is that of the routed predictions
     ev = cli(capsys, "evaluate", model, tmp_path / "n.csv", "--json").json

@@ -7,7 +7,7 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.regression.rolling import RollingOLS
 
-from cli_helpers import cli, read_csv_text, write
+from cli_helpers import cli, read_csv_text, statsmodels_by_group, write
 
 STORES = ["north", "south", "east", "west side"]
 
@@ -48,12 +48,7 @@ def test_train_by_a_text_column_fits_each_store_as_statsmodels_does(tmp_path, ca
     pred = read_csv_text(
         cli(capsys, "predict", model, write(new, tmp_path / "n.csv"), "--block-rows", "7").out
     )
-    want = np.empty(len(new))
-    for label in new.store.unique():
-        part = df[df.store == label]
-        ref = sm.OLS(part.y, sm.add_constant(part[["x1", "x2"]])).fit()
-        m = (new.store == label).to_numpy()
-        want[m] = ref.predict(sm.add_constant(new.loc[m, ["x1", "x2"]], has_constant="add"))
+    want = statsmodels_by_group(df, new)  # each row by its own store's fit
     np.testing.assert_allclose(pred["y"], want, rtol=1e-10)
     ev = cli(capsys, "evaluate", model, tmp_path / "n.csv", "--json").json
     np.testing.assert_allclose(ev["targets"]["y"]["mse"], np.mean((new.y - want) ** 2), rtol=1e-10)

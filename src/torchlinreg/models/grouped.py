@@ -136,8 +136,8 @@ def _warn_out_of_range(fit: GroupedFit) -> None:
     labels = fit.seg.labels[flagged][:_NAMED].tolist()
     more = f" and {int(flagged.sum()) - _NAMED} more" if flagged.sum() > _NAMED else ""
     warnings.warn(
-        f"{int(flagged.sum())} of {len(flagged)} groups have centred values beyond 1e150 or "
-        f"below 1e-150, e.g. {labels}{more}: their sums of squares over- or underflow "
+        f"{int(flagged.sum())} of {len(flagged)} groups have centred values beyond about "
+        f"1e150 or below 1e-150, e.g. {labels}{more}: their sums of squares over- or underflow "
         "float64, so standard errors, R2 and F are inf, 0 or NaN (the parameters are "
         "right); rescale y and X (e.g. by a power of ten) and fit again",
         DegenerateWarning,

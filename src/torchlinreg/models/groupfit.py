@@ -190,21 +190,22 @@ def _fit_chunk(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, fit_intercept:
     ctss = gram[:, d, d]
     utss = ctss + sw * (mean[:, d] + delta[:, d]) ** 2 if fit_intercept else ctss
     out = _assemble(b, V, mean + delta, sw, ssr, ctss, utss, bad, fit_intercept)
-    out["out_of_range"] = _out_of_range(Px, Py) & ~bad
+    out["out_of_range"] = _out_of_range(gram) & ~bad
     return {**out, "centre": mean, "centre_low": delta}
 
 
 # NOTE [squares out of range]
-# The statistics rest on sums of squares of the centred rows: past about 2^511 they
-# overflow, below 2^-511 they sink into subnormals and then zero, and standard errors, R2
-# and F come out inf, 0 or NaN while the parameters (solved on the rows) stay right. Each
-# group whose centred columns reach beyond 2^+-500 is flagged, and the caller says so once.
-_RANGE = 2.0**500
+# The statistics rest on sums of squares of the centred rows: with values past about 1e154
+# they overflow, below about 1e-154 they sink into subnormals and then zero, and standard
+# errors, R2 and F come out inf, 0 or NaN while the parameters (solved on the rows) stay
+# right. The Gram's diagonal holds those sums already: a group with one that is not finite,
+# above 2^1016 or (nonzero and) below 2^-1000 is flagged, and the caller says so once.
+_HIGH, _LOW = 2.0**1016, 2.0**-1000
 
 
-def _out_of_range(Px: Tensor, Py: Tensor) -> Tensor:
-    top = torch.cat([Px.abs().amax(1), Py.abs().amax(1, keepdim=True)], 1)
-    return ((top > _RANGE) | ((top > 0) & (top < 1 / _RANGE))).any(1)
+def _out_of_range(gram: Tensor) -> Tensor:
+    sq = gram.diagonal(dim1=1, dim2=2)
+    return (~torch.isfinite(sq) | (sq > _HIGH) | ((sq > 0) & (sq < _LOW))).any(1)
 
 
 def _sums(Px: Tensor, Py: Tensor, W: Tensor | None) -> Tensor:

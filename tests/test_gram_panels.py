@@ -133,3 +133,37 @@ def test_many_targets_on_the_gram_route_equal_lstsq(fit_intercept, aliased):
     if not aliased:
         np.testing.assert_allclose(rg.params, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
         np.testing.assert_allclose(rg.bse, rq.bse, rtol=1e-8)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_row_ranges_on_threads_equal_one_thread(weighted):
+    # NOTE [parallel row ranges]: with two intra-op threads the fast path cuts the rows into
+    # two ranges on Python threads; the state equals the one-thread state to rounding and
+    # its weight totals exactly
+    from torchlinreg.exact.summaries import _row_ranges
+
+    assert _row_ranges(10, 3, 2) == [(0, 6), (6, 10)]
+    assert _row_ranges(10, 3, 1) == [(0, 10)]
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(9000, 6)) * [1.0, 3.0, 0.1, 10.0, 2.0, 5.0] + 1e6
+    Y = X @ rng.normal(size=(6, 2)) + rng.normal(size=(9000, 2))
+    w = rng.uniform(0.0, 2.0, 9000) if weighted else None
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    wt = None if w is None else torch.from_numpy(w)
+    states = []
+    before = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            st = LeastSquaresState(6, 2, method="gram", block_rows=256).absorb(Xt, Yt, wt)
+        finally:
+            torch.set_num_threads(before)
+        states.append(st)
+    one, two = (s._summary for s in states)
+    assert float(one.sum_w) == float(two.sum_w) or weighted
+    np.testing.assert_allclose(float(two.sum_w), float(one.sum_w), rtol=1e-14)
+    assert int(one.n_nonzero) == int(two.n_nonzero)
+    np.testing.assert_allclose(float(two.sum_log_w), float(one.sum_log_w), rtol=1e-13)
+    torch.testing.assert_close(two.comoment, one.comoment, rtol=1e-12, atol=0.0)
+    torch.testing.assert_close(two.mean, one.mean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(states[1].solve().coef, states[0].solve().coef, rtol=1e-10)

@@ -70,16 +70,23 @@ class Summary:
 
     def _weights(self, w: Any, lo: int, hi: int) -> tuple[Tensor | None, Tensor | None]:
         """Count rows ``lo:hi``; return their weights and square roots (None when unweighted)."""
+        (sw, nz, slw), wb, sb = self._block_weights(w, lo, hi)
+        self.sum_w += sw
+        self.n_nonzero += nz
+        self.sum_log_w += slw
+        return wb, sb
+
+    def _block_weights(self, w: Any, lo: int, hi: int):
+        """Rows ``lo:hi``'s totals ``(sum_w, n_nonzero, sum_log_w)``, weights and their
+        square roots (None when unweighted), without touching the state."""
         if w is None:
-            self.sum_w += hi - lo
-            self.n_nonzero += hi - lo
-            return None, None
+            count = self.sum_w.new_tensor(float(hi - lo))
+            zero = self.sum_log_w.new_zeros(())
+            return (count, self.n_nonzero.new_tensor(hi - lo), zero), None, None
         wb = w[lo:hi].to(device=self.sum_w.device, dtype=self.sum_w.dtype)
-        self.sum_w += wb.sum()
-        self.n_nonzero += (wb > 0).sum()
         w64 = w[lo:hi].to(device=self.sum_log_w.device, dtype=torch.float64)
-        self.sum_log_w += torch.where(w64 > 0, w64, 1.0).log().sum()  # zero weights: left out
-        return wb, wb.sqrt()
+        log = torch.where(w64 > 0, w64, 1.0).log().sum()  # zero weights: left out
+        return (wb.sum(), (wb > 0).sum().to(self.n_nonzero.dtype), log), wb, wb.sqrt()
 
     def _add_totals(self, other: Summary) -> None:
         self.sum_w += other.sum_w
@@ -412,7 +419,7 @@ class CentredGramSummary(GramSummary):
         acc = _symmetrized(acc, cuts)
         if not bool(torch.isfinite(acc).all()):  # a block out of the scales' range
             return False
-        for _, (sw, nz, slw) in parts:
+        for _, (sw, nz, slw) in parts:  # the totals, once the path has succeeded
             self.sum_w += sw
             self.n_nonzero += nz
             self.sum_log_w += slw
@@ -423,17 +430,6 @@ class CentredGramSummary(GramSummary):
         self.comoment.add_(acc[:p, :p]).addr_(acc[p, :p], part_mean, alpha=-1)
         self._chan_update(prior, part_w, part_mean)
         return True
-
-    def _block_weights(self, w: Any, lo: int, hi: int):
-        """Rows ``lo:hi``'s weight totals ``(sum_w, n_nonzero, sum_log_w)`` and square roots,
-        without touching the state (the fast path adds them once it has succeeded)."""
-        if w is None:
-            count = self.sum_w.new_tensor(float(hi - lo))
-            return (count, self.n_nonzero.new_tensor(hi - lo), self.sum_log_w.new_zeros(())), None
-        wb = w[lo:hi].to(device=self.sum_w.device, dtype=self.sum_w.dtype)
-        w64 = w[lo:hi].to(device=self.sum_log_w.device, dtype=torch.float64)
-        log = torch.where(w64 > 0, w64, 1.0).log().sum()  # zero weights: left out
-        return (wb.sum(), (wb > 0).sum().to(self.n_nonzero.dtype), log), wb.sqrt()
 
     def _absorb_blocks(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
         """Centre each block on its own weighted mean, ``addmm_`` it, fold in with Chan."""
@@ -627,7 +623,7 @@ def _shifted_gram(X, Y, w, lo, hi, rows, eff, neg, cuts, block_weights):
     for start in range(lo, hi, rows):
         stop = min(start + rows, hi)
         z = work[: stop - start]
-        block, sb = block_weights(w, start, stop)
+        block, _, sb = block_weights(w, start, stop)
         if totals is not None:
             block = tuple(a + b for a, b in zip(totals, block, strict=True))
         totals = block

@@ -4,8 +4,8 @@ A grouped model file holds one least-squares summary per group (``models/groupst
 weights sum, means, centred co-moments) and each group's solution, in a safetensors file
 of its own format (``torchlinreg-grouped-model``), so the single-model loader never takes
 it for one of its own. Training streams: a group's rows may be anywhere in DATA. Group
-labels are numbers (a store id) or text (a store name: a first pass over that one column
-learns the labels, stored in the record); ``--window W --order-by COL`` writes coefficient
+labels are numbers (a store id) or text (a store name, coded as first met; the record
+keeps the text of each code); ``--window W --order-by COL`` writes coefficient
 paths (one row per window end) to a CSV or Parquet file instead, ordered by numbers or
 times (``files/keys.py``).
 """
@@ -23,7 +23,7 @@ import torch
 
 from ..errors import DataError, ModelFileError
 from ..files.io import write_table, write_table_blocks
-from ..files.keys import KeyStream, is_numeric, order_keys, text_labels, unique_text
+from ..files.keys import KeyStream, is_numeric, order_keys, text_labels
 from ..files.tables import open_table
 from ..files.tensorfile import load_tensors, save_tensors
 from ..models.groupstate import GroupedMoments
@@ -81,8 +81,8 @@ def train_grouped(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> 
         return _rolling(source, features, targets_l, opts, data)
     by, intercept = opts["by"], not opts["no_intercept"]
     acc, rows = GroupedMoments(len(features)), 0
-    names = None if is_numeric(source, by) else _learn_labels(source, by)
-    for block, labels in _keyed_blocks(source, features, targets_l, opts["weight_col"], by, names):
+    codes = None if is_numeric(source, by) else {}  # text label -> its code, as met
+    for block, labels in _keyed_blocks(source, features, targets_l, opts["weight_col"], by, codes):
         acc.absorb(block.X, block.Y[:, 0], block.w, labels)
         rows += block.n_rows
     fit = acc.solve(intercept)
@@ -102,7 +102,8 @@ def train_grouped(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> 
     }  # fmt: skip
     record = {"by": by, "features": features, "target": targets_l[0], "fit_intercept": intercept}
     record["training"] = training
-    if names is not None:  # text labels: the tensor holds their codes (NOTE in _learn_labels)
+    if codes is not None:  # text labels: the tensor holds their codes, the record the text
+        names = list(codes)  # in code order
         record["label_text"] = [names[int(c)] for c in acc.labels]
     assert tensors["weight"].shape[1] == d
     save_tensors(opts["output"], tensors, record, file_format=FORMAT)
@@ -117,54 +118,33 @@ def train_grouped(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> 
     )
 
 
-def _learn_labels(source, by: str) -> list[str]:
-    """The sorted text labels of column ``by`` (a first pass over that column alone).
-
-    Group moments are keyed by numbers, so a text label is keyed by its position in this
-    list; the file stores the list, and predict routes rows by it.
-    """
-    stream, seen = KeyStream(source, by), set()
-    while len(values := stream.take(1 << 16)):
-        seen.update(unique_text(values))
-    return sorted(seen)
-
-
-def _keyed_blocks(source, features, targets, weight_col, by, names):
+def _keyed_blocks(source, features, targets, weight_col, by, codes):
     """``(numeric block of the features, its rows' group keys as float64)`` in file order.
 
-    Numeric labels come with the block; text labels from a :class:`KeyStream` lined up row
-    for row (and mapped to their codes in ``names``).
+    Numeric labels come with the block. Text labels come from a :class:`KeyStream` lined up
+    row for row, each keyed by a code given the first time it is met (``codes`` grows: group
+    moments are keyed by numbers, and the model file stores the text of each code).
     """
-    if names is None:
+    if codes is None:
         for block in source.read_columns([*features, by], targets, weight_col):
             keys = block.X[:, -1].numpy()
             block.X = block.X[:, :-1]
             yield block, keys
         return
     stream = KeyStream(source, by)
-    codes = {name: float(i) for i, name in enumerate(names)}
     for block in source.read_columns(features, targets, weight_col):
-        yield block, _codes(stream, block, codes, by)
-
-
-def _codes(stream, block, codes: dict, by: str) -> np.ndarray:
-    where = stream.where()
-    if where is not None and where[0] != block.path:  # both read the same files in order
-        raise RuntimeError(f"--by {by}: key rows out of step with {block.path}; this is a bug")
-    labels = text_labels(stream.take(block.n_rows))
-    if len(labels) != block.n_rows:
-        raise RuntimeError(f"--by {by}: fewer keys than rows in {block.path}; this is a bug")
-    out = np.fromiter((codes.get(v, np.nan) for v in labels), np.float64, len(labels))
-    if np.isnan(out).any():
-        i = int(np.flatnonzero(np.isnan(out))[0])
-        raise DataError(
-            f"group {labels[i]!r} was not there on the first pass over the file: did it "
-            "change while training? Train again on a file that is not being written",
-            path=block.path,
-            row=block.first_row + i,
-            column=by,
+        where = stream.where()
+        if where is not None and where[0] != block.path:  # both read the same files in order
+            raise RuntimeError(f"--by {by}: key rows out of step with {block.path}; a bug")
+        labels = text_labels(stream.take(block.n_rows))
+        if len(labels) != block.n_rows:
+            raise RuntimeError(f"--by {by}: fewer keys than rows in {block.path}; a bug")
+        yield (
+            block,
+            np.fromiter(
+                (codes.setdefault(v, float(len(codes))) for v in labels), np.float64, len(labels)
+            ),
         )
-    return out
 
 
 def _rolling(source, features, targets_l, opts, data) -> None:
@@ -174,13 +154,15 @@ def _rolling(source, features, targets_l, opts, data) -> None:
     order_by, by = opts.get("order_by"), opts.get("by")
     if not order_by:
         raise click.UsageError("--window needs --order-by COL: the column that orders the rows")
-    block = source.read_all(features, targets_l, opts["weight_col"])
+    numeric = [c for c in (order_by, by) if c and is_numeric(source, c)]
+    block = source.read_all([*features, *numeric], targets_l, opts["weight_col"])
     X = block.X.numpy()
     k = len(features)
-    key, shown_key = _order_column(source, order_by, block)
+    read = {c: X[:, k + i] for i, c in enumerate(numeric)}  # numeric keys, read with X
+    key, shown_key = _order_column(source, order_by, block, read)
     groups = shown_groups = None
     if by:
-        shown_groups = _key_column(source, by, block)
+        shown_groups = read[by] if by in read else _text_column(source, by, block)
         groups = np.unique(shown_groups, return_inverse=True)[1].astype(np.float64)
     order = np.lexsort((key, groups) if by else (key,))
     res = rolling_ols(
@@ -191,13 +173,7 @@ def _rolling(source, features, targets_l, opts, data) -> None:
     )  # fmt: skip
     cols = {} if by is None else {by: shown_groups[order]}
     cols[order_by] = shown_key[order]
-    cols["nobs"] = res.nobs
-    for j, name in enumerate(res.param_names):
-        cols[name] = res.params[:, j]
-    for j, name in enumerate(res.param_names):
-        cols[f"se_{name}"] = res.bse[:, j]
-    cols["rsquared"] = res.rsquared
-    write_table(opts["output"], cols)
+    write_table(opts["output"], {**cols, **res.path_columns()})
     if not opts["quiet"]:
         fitted = int(np.isfinite(res.params[:, 0]).sum())
         summary = {"data": data, "rows": len(order), "windows": fitted, "output": opts["output"]}
@@ -210,20 +186,17 @@ def _rolling(source, features, targets_l, opts, data) -> None:
             )
 
 
-def _key_column(source, column: str, block) -> np.ndarray:
-    """A key column of all rows, as written: float64 numbers, or text as Python strings."""
-    if is_numeric(source, column):
-        return source.read_all([column]).X[:, 0].numpy()
+def _text_column(source, column: str, block) -> np.ndarray:
+    """A text key column of all rows, as Python strings."""
     values = KeyStream(source, column).all()
     _check_length(values, block, column)
     return text_labels(values)
 
 
-def _order_column(source, column: str, block) -> tuple[np.ndarray, np.ndarray]:
+def _order_column(source, column: str, block, read: dict) -> tuple[np.ndarray, np.ndarray]:
     """``(sort keys, the values as written)`` of ``--order-by`` (numbers or times)."""
-    if is_numeric(source, column):
-        key = source.read_all([column]).X[:, 0].numpy()
-        return key, key
+    if column in read:
+        return read[column], read[column]
     values = KeyStream(source, column).all()
     _check_length(values, block, column)
     keys = order_keys(values, column, block.path, block.first_row)
@@ -261,6 +234,12 @@ class GroupedModel:
             raise ModelFileError(f"{path}: the grouped model's tensors do not match its record")
         self.codes = None if self.text is None else {t: i for i, t in enumerate(self.text)}
         self.path = path
+
+    def display_order(self) -> list[int]:
+        """Groups by label: numbers are stored sorted, text labels in the order first met."""
+        if self.text is None:
+            return list(range(len(self.labels)))
+        return sorted(range(len(self.text)), key=self.text.__getitem__)
 
     def shown(self, g: int) -> str:
         """Group ``g``'s label as the data wrote it."""
@@ -355,7 +334,7 @@ def summary(model_path: str, as_json: bool) -> None:
             "nobs": int(model.nobs[g]),
             **dict(zip(names, map(_num, coef[g]), strict=True)),
         }
-        for g in range(len(model.labels))
+        for g in model.display_order()
     }
     record = {
         "estimator": "GroupedOLS", "by": model.by, "features": model.features,

@@ -102,11 +102,6 @@ def text_labels(values: pa.Array) -> np.ndarray:
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def unique_text(values: pa.Array) -> np.ndarray:
-    """The distinct labels of ``values``, as :func:`text_labels` gives them."""
-    return text_labels(pc.unique(values))
-
-
 def order_keys(values: pa.Array, column: str, path: str, first_row: int) -> np.ndarray:
     """Sort keys (int64 nanoseconds, or float64 numbers) for ``--order-by``.
 

@@ -114,20 +114,22 @@ class RollingOLSResults(BatchStatistics):
         """Each row's squared residual over ``(1 - h)^2``."""
         return self._hc_se("HC3")
 
-    def to_frame(self):
-        """Coefficient paths: one row per window end (group, nobs, params, bse, R2)."""
-        import pandas as pd
-
-        cols = {}
-        if self.groups is not None:
-            cols["group"] = self.groups
-        cols["nobs"] = self.nobs
+    def path_columns(self) -> dict[str, np.ndarray]:
+        """The coefficient paths as columns: nobs, each parameter, ``se_`` of each, R2."""
+        cols = {"nobs": self.nobs}
         for j, name in enumerate(self.param_names):
             cols[name] = self.params[:, j]
         for j, name in enumerate(self.param_names):
             cols[f"se_{name}"] = self.bse[:, j]
         cols["rsquared"] = self.rsquared
-        return pd.DataFrame(cols, index=self.row_labels)
+        return cols
+
+    def to_frame(self):
+        """Coefficient paths: one row per window end (group, nobs, params, bse, R2)."""
+        import pandas as pd
+
+        cols = {} if self.groups is None else {"group": self.groups}
+        return pd.DataFrame({**cols, **self.path_columns()}, index=self.row_labels)
 
 
 @with_fit_threads

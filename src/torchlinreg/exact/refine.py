@@ -133,20 +133,12 @@ def targets_at_risk(
         >>> targets_at_risk(torch.linalg.qr(torch.cat([torch.ones_like(x), X, y], 1)).R, 3)
         [False, True]
     """
-    working = getattr(state_or_r, "working_factor", None)
-    R, offsets = working() if callable(working) else (_r_factor(state_or_r), None)
+    R, offsets, scale, top, kappa = _working_conditioning(state_or_r, n_params)
     p = n_params
     every = [True] * max(R.shape[1] - p, 1)
+    if not kappa < float("inf"):
+        return every
     rxx = R[:p, :p]
-    scale = column_norms(rxx)  # safe for columns of 1e-200 or 1e160
-    if not bool((scale > 0).all()):
-        return every
-    top, low = extreme_singular_values(rxx / scale)
-    if not low > 0.0:
-        return every
-    kappa = top / low
-    if getattr(state_or_r, "method", "qr") == "gram":  # R from the Gram matrix: kappa squared
-        kappa = kappa * kappa
     if R.shape[1] <= p:
         return [_EPS * kappa / floor > tol]
     x = torch.linalg.solve_triangular(rxx, R[:p, p:], upper=True) * scale[:, None]
@@ -158,6 +150,92 @@ def targets_at_risk(
     if offsets is not None and p > 1:
         rel[0] = _intercept_risk(x, scale, err, offsets, p, floor)
     return (rel > tol).any(dim=0).tolist()
+
+
+def _working_conditioning(state_or_r: object, p: int):
+    """The working factor, its offsets, the design columns' scale, the largest singular
+    value of the column-scaled design factor and the solution's condition number (squared
+    for a ``method="gram"`` state: R from the Gram matrix); inf where singular."""
+    working = getattr(state_or_r, "working_factor", None)
+    R, offsets = working() if callable(working) else (_r_factor(state_or_r), None)
+    rxx = R[:p, :p]
+    scale = column_norms(rxx)  # safe for columns of 1e-200 or 1e160
+    if not bool((scale > 0).all()):
+        return R, offsets, scale, 0.0, float("inf")
+    top, low = extreme_singular_values(rxx / scale)
+    if not low > 0.0:
+        return R, offsets, scale, top, float("inf")
+    kappa = top / low
+    if getattr(state_or_r, "method", "qr") == "gram":
+        kappa = kappa * kappa
+    return R, offsets, scale, top, kappa
+
+
+def factor_kappa(state: object, n_params: int, *, householder: bool = False) -> float:
+    """The condition number bounding how far the factor refinement runs from is from the
+    rows (NOTE [one certified step]): a QR state's, or a Householder factor's (``householder``),
+    kappa; a Gram state's own factor squares it. inf where singular."""
+    kappa = _working_conditioning(state, n_params)[4]
+    gram = getattr(state, "method", "qr") == "gram"
+    return kappa**0.5 if gram and householder else kappa
+
+
+def gram_factor_trusted(state: object, n_params: int, *, tol: float = 1e-12) -> bool:
+    """Whether a Gram state's own factor is as good as a Householder R of the rows for
+    refinement and the covariance: ``eps * kappa^2 <= tol`` (kappa of the column-scaled,
+    shifted design; NOTE [the Gram factor in refinement] in ``stats/fitstats.py``).
+
+    Example:
+        >>> from torchlinreg.exact.state import LeastSquaresState
+        >>> X = torch.linspace(-1, 1, 100, dtype=torch.float64)[:, None]
+        >>> state = LeastSquaresState(1, 1, method="gram").absorb(X, 2 + 3 * X)
+        >>> gram_factor_trusted(state, 2)
+        True
+        >>> near = torch.cat([X, X + 1e-5 * X**2], 1)
+        >>> state = LeastSquaresState(2, 1, method="gram").absorb(near, 2 + 3 * X)
+        >>> gram_factor_trusted(state, 3)
+        False
+    """
+    return _EPS * _working_conditioning(state, n_params)[4] <= tol
+
+
+# NOTE [one certified step]
+# A correction dx leaves an error of about rho |dx| in x + dx, rho being the contraction of
+# the corrected seminormal equations: how far (R'R)^-1 A'WA is from the identity, about
+# p eps kappa for a Householder factor of the rows and p eps kappa^2 for a Gram one. The
+# first correction of a large fit is typically 1e-12 of x and rho below 1e-10, so x + dx is
+# already at float64 rounding, and the usual confirming pass (the rows read and split
+# again, only to find a correction at rounding level) would double the cost. Where
+# ``rho |dx| <= eps / 4``, with rho taken 32 times over the bound, x + dx is returned
+# without it. Its sums of squares are carried from the pass at x: with ``r' = r - A dx``,
+# ``rss' = rss - 2 dx.g + |R dx|^2`` and the fitted values' sums move by ``A.T W (y - s)``
+# and ``A.T W 1``, gathered in float64 by the same pass: they only enter through terms
+# of the size of dx, where float64 is more than enough. Small fits (the NIST sets) keep
+# the confirming pass: it costs microseconds.
+_RHO_MARGIN = 32.0
+
+
+def _contraction(R: Tensor, scale: Tensor, factor_kappa: float) -> float:
+    """The per-step contraction bound of refinement from ``R`` (NOTE [one certified step])."""
+    top, low = extreme_singular_values(R / scale.T)
+    kappa = max(top / low if low > 0 else float("inf"), factor_kappa)
+    return _RHO_MARGIN * R.shape[0] * _EPS * kappa
+
+
+def _carry_sums(passes: RowPasses, R: Tensor, dx: Tensor, g: Tensor) -> None:
+    """The pass's sums moved from x to ``x + dx`` (NOTE [one certified step])."""
+    h, col = passes.moments  # type: ignore[misc]
+    shift = passes.shift[0]  # type: ignore[index]
+    quad = (R @ dx).square().sum(0)
+    moved = {
+        "rss": quad - 2 * (dx * g).sum(0),
+        "sf": col @ dx,
+        "sff": quad + 2 * (dx * (h - g)).sum(0),
+        "uff": quad + 2 * (dx * (h + col[:, None] * shift - g)).sum(0),
+    }
+    sums = passes.sums
+    for key, v in moved.items():
+        sums[key] = dd_add(sums[key], (v, torch.zeros_like(v)))  # type: ignore[index]
 
 
 def _intercept_risk(x: Tensor, scale: Tensor, err: Tensor, offsets: Tensor, p: int, floor):
@@ -312,13 +390,17 @@ def refine_solution(
     *,
     aliased: Sequence[int] = (),
     max_steps: int = 10,
+    factor_kappa: float | None = None,
 ) -> RefinedFit:
     """Refine an exact-engine solution against the rows ``(X, Y, sample_weight)``.
 
     ``state_or_r`` is the LeastSquaresState (or its R factor, the design part being the
     leading ``int(fit_intercept) + d`` columns); ``coef`` is ``(k, d)``, ``intercept``
     ``(k,)``. Aliased feature columns keep their values; the others are refined.
-    The returned sums of squares come from double-double residuals.
+    The returned sums of squares come from double-double residuals. ``factor_kappa``, the
+    condition number that bounds how far the factor's R'R is from the rows' A'A (the
+    design's for a Householder factor, its square for a Gram one), lets a small enough
+    correction end the refinement without a confirming pass (NOTE [one certified step]).
 
     Example: see the module docstring.
     """
@@ -330,7 +412,7 @@ def refine_solution(
     # Advanced indexing copies X: select only when a column is aliased.
     Xk = X if len(cols) == X.shape[1] else X[:, cols]
     passes = RowPasses(lambda: [(Xk, Y, w)], intercept=fit_intercept)
-    return _refine(passes, R, params, keep, int(fit_intercept), max_steps)
+    return _refine(passes, R, params, keep, int(fit_intercept), max_steps, factor_kappa)
 
 
 Blocks = Callable[[], Iterable[tuple[Tensor, Tensor, Tensor | None]]]
@@ -345,6 +427,7 @@ def refine_blocks(
     *,
     aliased: Sequence[int] = (),
     max_steps: int = 10,
+    factor_kappa: float | None = None,
 ) -> RefinedFit:
     """The opt-in extra passes for streamed input: :func:`refine_solution` over row blocks.
 
@@ -373,11 +456,17 @@ def refine_blocks(
             yield X.to(torch.float64)[:, cols], Y, w
 
     passes = RowPasses(chunks, intercept=fit_intercept)
-    return _refine(passes, R, params, keep, int(fit_intercept), max_steps)
+    return _refine(passes, R, params, keep, int(fit_intercept), max_steps, factor_kappa)
 
 
 def _refine(
-    passes: RowPasses, R: Tensor, params: Tensor, keep: list[int], c: int, max_steps: int
+    passes: RowPasses,
+    R: Tensor,
+    params: Tensor,
+    keep: list[int],
+    c: int,
+    max_steps: int,
+    factor_kappa: float | None = None,
 ) -> RefinedFit:
     """The corrected seminormal equations on float64 parameters, one row pass per step.
 
@@ -385,13 +474,15 @@ def _refine(
     parameters (and the sums of squares there). The parameters users get are float64, so
     they are refined as float64: a correction at rounding level ends the loop, and the sums
     of that last pass are the sums of the parameters returned: no extra pass over the rows.
+    So does a correction the contraction certifies (NOTE [one certified step]).
     """
     scale = column_norms(R).clamp_min(torch.finfo(R.dtype).tiny)[:, None]
+    rho = None if factor_kappa is None else _contraction(R, scale, factor_kappa)
     x = params[keep].clone()
     previous, steps, converged = float("inf"), 0, False
     for _ in range(max_steps):
         steps += 1
-        g = passes((x, torch.zeros_like(x)))
+        g = passes((x, torch.zeros_like(x)), moments=rho is not None)
         dx = torch.linalg.solve_triangular(
             R, torch.linalg.solve_triangular(R.T, g, upper=False), upper=True
         )
@@ -402,6 +493,11 @@ def _refine(
             break
         if not size < previous:  # diverging or stalled (NaN included): keep this x
             converged = size <= 4 * _EPS
+            break
+        if rho is not None and rho * size <= _EPS / 4:
+            _carry_sums(passes, R, dx, g)
+            x = x + dx
+            converged = True
             break
         x = x + dx
         previous = size

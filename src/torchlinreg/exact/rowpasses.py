@@ -119,6 +119,8 @@ class RowPasses:
         self.shift: Tensor | None = None
         self.x: DD | None = None
         self.sums: dict[str, DD] | None = None
+        # float64 A.T W (y - shift) and A.T W 1 of the last pass (see ``moments``)
+        self.moments: tuple[Tensor, Tensor] | None = None
 
     def _shift(self, Y: Tensor, w: Tensor | None) -> Tensor:
         # the first chunk's weighted mean: sums about it lose no digits to offsets
@@ -126,8 +128,11 @@ class RowPasses:
         sw = float(Y.shape[0]) if w is None else w.sum().clamp_min(1e-300)
         return (wy.sum(0) / sw)[None, :]
 
-    def __call__(self, x: DD, *, gradient_too: bool = True) -> Tensor | None:
-        g, total = None, None
+    def __call__(self, x: DD, *, gradient_too: bool = True, moments: bool = False) -> Tensor | None:
+        """One pass at ``x``; ``moments`` also gathers ``A.T W (y - shift)`` and ``A.T W 1``
+        in float64 (``self.moments``), which carry the sums to a corrected ``x`` without
+        another pass (NOTE [one certified step] in ``refine.py``)."""
+        g, total, h, c = None, None, None, None
         for X, Y, w in chunked(self.chunks()):
             if self.shift is None:
                 self.shift = self._shift(Y, w)
@@ -138,5 +143,21 @@ class RowPasses:
             if gradient_too:
                 gb = gradient(split, weighted(r, w), self.intercept)
                 g = gb if g is None else dd_add(g, gb)
+            if moments:
+                hb, cb = _moments(X, Y - self.shift, w, self.intercept)
+                h, c = (hb, cb) if h is None else (h + hb, c + cb)
         self.x, self.sums = x, total
+        self.moments = None if h is None else (h, c)
         return None if g is None else g[0] + g[1]
+
+
+def _moments(X: Tensor, dy: Tensor, w: Tensor | None, intercept: bool) -> tuple[Tensor, Tensor]:
+    """``A.T W dy`` ``(q, k)`` and ``A.T W 1`` ``(q,)`` of one chunk, ``A = [1 | X]``."""
+    wdy = dy if w is None else dy * w[:, None]
+    h = X.T @ wdy
+    col = X.sum(0) if w is None else w @ X
+    if intercept:
+        h = torch.cat([wdy.sum(0, keepdim=True), h])
+        total = torch.full((1,), float(X.shape[0]), dtype=X.dtype) if w is None else w.sum()[None]
+        col = torch.cat([total.to(X.device), col])
+    return h, col

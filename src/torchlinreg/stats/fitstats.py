@@ -30,7 +30,13 @@ from torch import Tensor
 from ..errors import DataError, RankWarning
 from ..exact.ddouble import dd_add_fast, dd_from, two_prod
 from ..exact.linalg import condition_number
-from ..exact.refine import refine_blocks, refine_solution, targets_at_risk
+from ..exact.refine import (
+    factor_kappa,
+    gram_factor_trusted,
+    refine_blocks,
+    refine_solution,
+    targets_at_risk,
+)
 from ..exact.rowpasses import CHUNK_ROWS
 
 _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
@@ -94,11 +100,19 @@ def results_from_fit(
     if not fit_intercept:  # R has no ones column to centre with: one pass over Y
         sums["centered_tss"] = _centered_tss(Y.to(torch.float64), w)
     if targets:
-        if getattr(state, "method", "qr") == "gram":
-            # the Gram factor squares kappa: in memory, one Householder QR of the rows gives
-            # an R that refinement and the covariance can trust
+        gram = getattr(state, "method", "qr") == "gram"
+        # NOTE [the Gram factor in refinement]
+        untrusted = gram and (aliased or not gram_factor_trusted(state, p))
+        if untrusted:
             R = _householder_r(X, w, fit_intercept)
-        fit = _refine(X, Y, w, fit_intercept, R, solution, targets, aliased)
+        # NOTE [one certified step] (in exact/refine.py): large fits only
+        large = not aliased and X.shape[0] * p * Y.shape[1] > SMALL_WORK
+        kappa = factor_kappa(state, p, householder=untrusted) if large else None
+        fit = _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, kappa)
+        if gram and not untrusted and not fit.converged:  # the Gram R fell short after all
+            R = _householder_r(X, w, fit_intercept)
+            kappa = factor_kappa(state, p, householder=True) if large else None
+            fit = _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, kappa)
         full[:, targets] = fit.params + fit.params_lo
         for key in _SUMS:
             sums[key] = np.array(sums[key], dtype=np.float64, copy=True)
@@ -138,6 +152,19 @@ def results_from_fit(
     )
 
 
+# NOTE [the Gram factor in refinement]
+# A Gram state's factor squares kappa, so the Gram route used to refine (and take the
+# covariance) from one Householder QR of a float64 copy of [1 | X]: at 1M x 100 that copy
+# is 800 MB and its QR 1.5-1.8 s, four times the fit, paid whenever one target was at risk,
+# and a target unrelated to X is at risk at a million rows (its coefficients are small
+# next to the residual). Refinement only needs a factor whose R'R is close to the rows'
+# A'A: it contracts the error by about eps * kappa^2 per step with the Gram factor. Where
+# that is at most 1e-12 (kappa of the scaled, shifted design below ~70, what the policy's
+# risk estimate already computes) the factor is as good as a Householder R for the
+# covariance too, and refinement runs from it; should it still fail to converge, the
+# Householder R is taken and the refinement redone. Rank-deficient fits take the
+# Householder R as before.
+
 # NOTE [memory of the statistics]
 # The statistics must not cost a copy of the rows up front. X and Y keep the dtype they came
 # in (float32 rows are not converted whole: the state absorbed them block by block, in
@@ -145,8 +172,9 @@ def results_from_fit(
 # chunks of CHUNK_ROWS rows (the chunks refine_solution cuts, so the numbers are the same),
 # fewer rows past 256 columns (each chunk is split into several float64 copies: 4096 rows
 # at 4,000 columns were 1 GB), and the design for residuals, HC covariances and leverage
-# is built in float64 when asked for. Only the Gram route's refinement factors one float64
-# copy of [1 | X] (Householder QR of the rows; the Gram factor squares kappa).
+# is built in float64 when asked for. Only the Gram route's refinement may factor one
+# float64 copy of [1 | X], where its own factor is not trusted (NOTE [the Gram factor in
+# refinement]).
 
 
 def _centered_tss(Y: Tensor, w: Tensor | None) -> np.ndarray:
@@ -156,7 +184,7 @@ def _centered_tss(Y: Tensor, w: Tensor | None) -> np.ndarray:
     return _np(((dev if w is None else w[:, None] * dev) * dev).sum(0))
 
 
-def _refine(X, Y, w, fit_intercept, R, solution, targets, aliased):
+def _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, kappa=None):
     """Refine ``targets`` against the rows (``exact.refine``), reading them in float64
     chunks where X is not float64, has aliased columns or is wide (NOTE [memory of the
     statistics]); otherwise as one float64 matrix, as ``refine_solution`` takes it."""
@@ -167,7 +195,9 @@ def _refine(X, Y, w, fit_intercept, R, solution, targets, aliased):
     whole = X.dtype == Y.dtype == torch.float64 and not aliased and rows == CHUNK_ROWS
     if whole:
         Yt = Y if every else Y[:, targets]
-        return refine_solution(X, Yt, w, fit_intercept, R, coef, intercept, aliased=aliased)
+        return refine_solution(
+            X, Yt, w, fit_intercept, R, coef, intercept, aliased=aliased, factor_kappa=kappa
+        )
 
     def blocks():
         for lo in range(0, X.shape[0], rows):
@@ -178,7 +208,9 @@ def _refine(X, Y, w, fit_intercept, R, solution, targets, aliased):
                 None if w is None else w[lo : lo + rows],
             )
 
-    return refine_blocks(blocks, fit_intercept, R, coef, intercept, aliased=aliased)
+    return refine_blocks(
+        blocks, fit_intercept, R, coef, intercept, aliased=aliased, factor_kappa=kappa
+    )
 
 
 def chunk_rows(p: int) -> int:

@@ -253,3 +253,19 @@ def test_a_formula_with_groups_equals_a_statsmodels_formula_loop():
         np.testing.assert_allclose(res.params[i], ref.params.to_numpy(), rtol=1e-10)
         np.testing.assert_allclose(res.bse[i], ref.bse.to_numpy(), rtol=1e-10)
         assert res.rsquared[i] == pytest.approx(ref.rsquared, rel=1e-10)
+
+
+def test_p_values_split_over_idle_cores_equal_scipy_in_one_piece(monkeypatch):
+    from scipy import stats
+
+    from torchlinreg.models import batchstats
+
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(300), rng.integers(8, 20, 300))  # df differs by group
+    X = rng.normal(size=(len(g), 3))
+    y = X @ [0.1, 0.0, -0.05] + rng.normal(size=len(g))
+    monkeypatch.setattr(batchstats, "threads_for_a_fit", lambda: 3)
+    monkeypatch.setattr(batchstats, "_PARALLEL_SF_VALUES", 100)  # 1200 values: 3 parts
+    res = torchlinreg.ols(X, y, groups=g)
+    t, df = res.tvalues, res.df_resid[:, None]
+    np.testing.assert_array_equal(res.pvalues, 2 * stats.t.sf(np.abs(t), df))

@@ -17,10 +17,13 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from functools import cached_property
 
 import numpy as np
 from scipy import special, stats
+
+from ..exact.threads import threads_for_a_fit
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 
@@ -141,7 +144,8 @@ class BatchStatistics:
         if self.use_t:
             df = self.df_resid[:, None]
             with np.errstate(invalid="ignore"):
-                return np.where(df > 0, special.stdtr(np.where(df > 0, df, 1.0), -x), np.nan)
+                sf = _on_idle_cores(special.stdtr, np.where(df > 0, df, 1.0), -x)
+                return np.where(df > 0, sf, np.nan)
         return special.ndtr(-x)
 
     def _q(self, prob: float) -> np.ndarray:
@@ -198,3 +202,23 @@ class BatchStatistics:
         """-2 llf + log(nobs) rank."""
         with np.errstate(divide="ignore", invalid="ignore"):
             return -2 * self.llf + np.log(self.nobs) * self.rank
+
+
+# The incomplete beta behind each t p-value costs ~200 ns: 10,000 groups x 6 parameters
+# took 14 ms, a fifth of the whole grouped fit. scipy's kernels release the GIL, so the
+# rows are cut into one part per idle core (NOTE [threads on shared cores]), each on a
+# Python thread: no barrier to stall on a busy machine, where it takes one part.
+_PARALLEL_SF_VALUES = 1 << 15
+
+
+def _on_idle_cores(kernel, df: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``kernel(df, x)`` (df ``(G, 1)``, x ``(G, p)``), split by rows over the idle cores."""
+    parts = min(threads_for_a_fit(), max(1, x.size // _PARALLEL_SF_VALUES))
+    if parts < 2:
+        return kernel(df, x)
+    from concurrent.futures import ThreadPoolExecutor
+
+    cuts = np.linspace(0, len(x), parts + 1).astype(int)
+    with ThreadPoolExecutor(parts) as pool:
+        done = [pool.submit(kernel, df[a:b], x[a:b]) for a, b in itertools.pairwise(cuts)]
+        return np.concatenate([f.result() for f in done])

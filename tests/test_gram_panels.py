@@ -167,3 +167,59 @@ def test_row_ranges_on_threads_equal_one_thread(weighted):
     torch.testing.assert_close(two.comoment, one.comoment, rtol=1e-12, atol=0.0)
     torch.testing.assert_close(two.mean, one.mean, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(states[1].solve().coef, states[0].solve().coef, rtol=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_an_empty_state_sums_into_its_own_co_moment(monkeypatch, weighted):
+    # NOTE [an empty state's co-moment]: a first call's rows after the first block go into
+    # the state's co-moment (no second (d + k)^2 Gram), later calls into a Gram of their
+    # own; the state equals the one whose first block came in a call of its own
+    from torchlinreg.exact import summaries
+
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(6000, 5)) * [1.0, 3.0, 0.1, 10.0, 2.0] + 1e5
+    Y = X @ rng.normal(size=(5, 20)) + rng.normal(size=(6000, 20))  # 20 targets
+    w = rng.uniform(0.0, 2.0, 6000) if weighted else None
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    wt = None if w is None else torch.from_numpy(w)
+    seen, real = [], summaries._shifted_gram
+
+    def spy(*args):
+        seen.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(summaries, "_shifted_gram", spy)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # one range: one accumulator
+    whole = LeastSquaresState(5, 20, method="gram", block_rows=512)
+    whole.absorb(Xt, Yt, wt)
+    assert len(seen) == 1 and seen[0] is whole._summary.comoment
+    split = LeastSquaresState(5, 20, method="gram", block_rows=512)
+    split.absorb(Xt[:512], Yt[:512], None if wt is None else wt[:512])  # the first block
+    split.absorb(Xt[512:], Yt[512:], None if wt is None else wt[512:])
+    assert len(seen) == 2 and seen[1] is None  # a later call: a Gram of its own
+    a, b = whole._summary, split._summary
+    torch.testing.assert_close(a.comoment, b.comoment, rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(a.mean, b.mean, rtol=1e-12, atol=1e-12)
+    assert float(a.sum_w) == pytest.approx(float(b.sum_w), rel=1e-15)
+    np.testing.assert_allclose(whole.solve().coef, split.solve().coef, rtol=1e-10)
+
+
+def test_an_empty_state_that_cannot_take_the_fast_path_is_reset_first():
+    # a block near 1e200 after a first block near 1: the fast path fails on an empty state,
+    # which is reset and refitted on the careful path; the same as one block per call
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 2)) + 5.0
+    Y = X @ [[2.0], [-1.0]] + 0.01 * rng.normal(size=(3000, 1))
+    X[2000:] *= 1e200
+    Y[2000:] *= 1e200
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    whole = LeastSquaresState(2, 1, method="gram", block_rows=1000).absorb(Xt, Yt)
+    careful = LeastSquaresState(2, 1, method="gram", block_rows=1000)
+    for lo in range(0, 3000, 1000):
+        careful._summary._absorb_blocks(Xt[lo : lo + 1000], Yt[lo : lo + 1000], None, 1000)
+    careful.n_samples = whole.n_samples
+    a, b = whole._summary, careful._summary
+    assert torch.equal(a.scale, b.scale) and torch.equal(a.shift, b.shift)
+    torch.testing.assert_close(a.comoment, b.comoment, rtol=0, atol=0)
+    assert float(a.sum_w) == float(b.sum_w) == 3000.0
+    np.testing.assert_allclose(whole.solve().coef, careful.solve().coef, rtol=0, atol=0)

@@ -170,33 +170,37 @@ def test_row_ranges_on_threads_equal_one_thread(weighted):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_an_empty_state_sums_into_its_own_co_moment(monkeypatch, weighted):
+@pytest.mark.parametrize("targets", [20, 600])
+def test_an_empty_state_sums_into_its_own_co_moment(monkeypatch, weighted, targets):
     # NOTE [an empty state's co-moment]: a first call's rows after the first block go into
-    # the state's co-moment (no second (d + k)^2 Gram), later calls into a Gram of their
-    # own; the state equals the one whose first block came in a call of its own
+    # the state's co-moment (no second (d + k)^2 Gram; 20 targets: with the size threshold
+    # lowered, 600: past it as it is), later calls into a Gram of their own; the state
+    # equals the one whose first block came in a call of its own
     from torchlinreg.exact import summaries
 
     rng = np.random.default_rng(9)
-    X = rng.normal(size=(6000, 5)) * [1.0, 3.0, 0.1, 10.0, 2.0] + 1e5
-    Y = X @ rng.normal(size=(5, 20)) + rng.normal(size=(6000, 20))  # 20 targets
-    w = rng.uniform(0.0, 2.0, 6000) if weighted else None
+    X = rng.normal(size=(3000, 5)) * [1.0, 3.0, 0.1, 10.0, 2.0] + 1e5
+    Y = X @ rng.normal(size=(5, targets)) + rng.normal(size=(3000, targets))
+    w = rng.uniform(0.0, 2.0, 3000) if weighted else None
     Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
     wt = None if w is None else torch.from_numpy(w)
-    seen, real = [], summaries._shifted_gram
+    seen, real = [], summaries._shifted_gram_into
 
-    def spy(*args):
-        seen.append(args[-1])
-        return real(*args)
+    def spy(acc, *args):
+        seen.append(acc)
+        return real(acc, *args)
 
-    monkeypatch.setattr(summaries, "_shifted_gram", spy)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # one range: one accumulator
-    whole = LeastSquaresState(5, 20, method="gram", block_rows=512)
+    monkeypatch.setattr(summaries, "_shifted_gram_into", spy)
+    if targets == 20:
+        monkeypatch.setattr(summaries, "_PARALLEL_GRAM_VALUES", 64)
+    whole = LeastSquaresState(5, targets, method="gram", block_rows=512)
     whole.absorb(Xt, Yt, wt)
     assert len(seen) == 1 and seen[0] is whole._summary.comoment
-    split = LeastSquaresState(5, 20, method="gram", block_rows=512)
-    split.absorb(Xt[:512], Yt[:512], None if wt is None else wt[:512])  # the first block
-    split.absorb(Xt[512:], Yt[512:], None if wt is None else wt[512:])
-    assert len(seen) == 2 and seen[1] is None  # a later call: a Gram of its own
+    split = LeastSquaresState(5, targets, method="gram", block_rows=512)
+    rows = summaries._gram_rows(512, 5 + targets)  # the first block as absorb cuts it
+    split.absorb(Xt[:rows], Yt[:rows], None if wt is None else wt[:rows])
+    split.absorb(Xt[rows:], Yt[rows:], None if wt is None else wt[rows:])
+    assert len(seen) == 1  # later calls: a Gram of their own
     a, b = whole._summary, split._summary
     torch.testing.assert_close(a.comoment, b.comoment, rtol=1e-12, atol=1e-9)
     torch.testing.assert_close(a.mean, b.mean, rtol=1e-12, atol=1e-12)
@@ -204,9 +208,12 @@ def test_an_empty_state_sums_into_its_own_co_moment(monkeypatch, weighted):
     np.testing.assert_allclose(whole.solve().coef, split.solve().coef, rtol=1e-10)
 
 
-def test_an_empty_state_that_cannot_take_the_fast_path_is_reset_first():
+def test_an_empty_state_that_cannot_take_the_fast_path_is_reset_first(monkeypatch):
     # a block near 1e200 after a first block near 1: the fast path fails on an empty state,
     # which is reset and refitted on the careful path; the same as one block per call
+    from torchlinreg.exact import summaries
+
+    monkeypatch.setattr(summaries, "_PARALLEL_GRAM_VALUES", 4)  # the empty-state road
     rng = np.random.default_rng(3)
     X = rng.normal(size=(3000, 2)) + 5.0
     Y = X @ [[2.0], [-1.0]] + 0.01 * rng.normal(size=(3000, 1))

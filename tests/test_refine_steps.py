@@ -103,22 +103,26 @@ def _householder_calls(monkeypatch):
     return calls
 
 
-def _results(X, Y, w, solver):
-    state = LeastSquaresState(X.shape[1], Y.shape[1], method=solver)
+def _results(X, Y, w, solver, intercept=True, refine=None):
+    state = LeastSquaresState(X.shape[1], Y.shape[1], method=solver, fit_intercept=intercept)
     sol = state.absorb(X, Y, sample_weight=w).solve()
-    return OLSResults.from_fit(X, Y, w, True, state, sol), state
+    return OLSResults.from_fit(X, Y, w, intercept, state, sol, refine=refine), state
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_a_well_conditioned_gram_fit_refines_from_its_own_factor(monkeypatch, weighted):
+@pytest.mark.parametrize("intercept", [True, False])
+def test_a_well_conditioned_gram_fit_refines_from_its_own_factor(monkeypatch, weighted, intercept):
     X, Y, w = _data(40_000, 8, seed=4, mixing=3.0)
     w = w if weighted else None
+    X = X if intercept else X - X.mean(0)  # no intercept: columns about zero (kappa small)
     calls = _householder_calls(monkeypatch)
-    gram, state = _results(X, Y, w, "gram")
+    gram, state = _results(X, Y, w, "gram", intercept)
+    p = 8 + intercept
     # the premise: the noise target is at risk, and kappa^2 eps is small
-    assert targets_at_risk(state, 9)[0] and gram_factor_trusted(state, 9)
+    assert targets_at_risk(state, p)[0] and gram_factor_trusted(state, p)
     assert not calls  # no float64 copy of the rows was factored
-    qr, _ = _results(X, Y, w, "qr")
+    # every QR target refined too (the policy leaves the QR ones it does not doubt at ~1e-14)
+    qr, _ = _results(X, Y, w, "qr", intercept, refine=True)
     # both refined to rounding, normwise (|dx| <= 2 eps |x|): small entries by a few ulps more
     np.testing.assert_allclose(gram.params, qr.params, rtol=1e-14, atol=0)
     np.testing.assert_allclose(gram.bse, qr.bse, rtol=1e-13)

@@ -235,7 +235,8 @@ def _carry_sums(passes: RowPasses, R: Tensor, dx: Tensor, g: Tensor) -> None:
     }
     sums = passes.sums
     for key, v in moved.items():
-        sums[key] = dd_add(sums[key], (v, torch.zeros_like(v)))  # type: ignore[index]
+        if key in sums:  # type: ignore[operator]  (uff: only without an intercept)
+            sums[key] = dd_add(sums[key], (v, torch.zeros_like(v)))  # type: ignore[index]
 
 
 def _intercept_risk(x: Tensor, scale: Tensor, err: Tensor, offsets: Tensor, p: int, floor):

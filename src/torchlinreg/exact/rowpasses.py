@@ -56,26 +56,43 @@ def gradient(split: SplitRows, wr: DD, intercept: bool) -> DD:
     return torch.cat([hi[None], g[0]]), torch.cat([lo[None], g[1]])
 
 
-def block_sums(Y: Tensor, r: DD, w: Tensor | None, shift: Tensor) -> dict[str, DD]:
-    """Mergeable dd sums of one chunk; y and fitted values are taken about ``shift``."""
+Y_SUMS = ("sw", "sy", "syy", "uyy")  # the sums of y alone: the same in every pass
+
+
+def block_sums(
+    Y: Tensor,
+    r: DD,
+    w: Tensor | None,
+    shift: Tensor,
+    *,
+    y_too: bool = True,
+    fitted_too: bool = True,
+) -> dict[str, DD]:
+    """Mergeable dd sums of one chunk; y and fitted values are taken about ``shift``.
+
+    ``y_too`` adds the sums of y alone (``Y_SUMS``), which a later pass can take from the
+    first; ``fitted_too`` the uncentred sum of squares of the fitted values, which only a
+    fit without an intercept reads.
+    """
     dy = dd_sub(dd_from(Y), dd_from(shift.expand_as(Y)))
     df = dd_sub(dy, r)
-    fitted = dd_sub(dd_from(Y), r)
-    ones = dd_from(torch.ones_like(Y[:, :1]))
 
     def total(v: DD) -> DD:
         return dd_sum(weighted(v, w), 0)
 
-    return {
-        "sw": total(ones),
-        "sy": total(dy),
-        "syy": total(dd_mul(dy, dy)),
-        "sf": total(df),
-        "sff": total(dd_mul(df, df)),
-        "uyy": total(dd_mul(dd_from(Y), dd_from(Y))),
-        "uff": total(dd_mul(fitted, fitted)),
-        "rss": total(dd_mul(r, r)),
-    }
+    out = {"sf": total(df), "sff": total(dd_mul(df, df)), "rss": total(dd_mul(r, r))}
+    if y_too:
+        ones = dd_from(torch.ones_like(Y[:, :1]))
+        out.update(
+            sw=total(ones),
+            sy=total(dy),
+            syy=total(dd_mul(dy, dy)),
+            uyy=total(dd_mul(dd_from(Y), dd_from(Y))),
+        )
+    if fitted_too:
+        fitted = dd_sub(dd_from(Y), r)
+        out["uff"] = total(dd_mul(fitted, fitted))
+    return out
 
 
 def finish_sums(s: dict[str, DD], fit_intercept: bool) -> dict[str, Tensor]:
@@ -117,6 +134,7 @@ class RowPasses:
         self.intercept = intercept
         self.bits = bits
         self.shift: Tensor | None = None
+        self._y_sums: dict[str, DD] | None = None  # Y_SUMS of the first pass
         self.x: DD | None = None
         self.sums: dict[str, DD] | None = None
         # float64 A.T W (y - shift) and A.T W 1 of the last pass (see ``moments``)
@@ -138,7 +156,9 @@ class RowPasses:
                 self.shift = self._shift(Y, w)
             split = SplitRows(X, bits=self.bits)
             r = residual(split, Y, x, self.intercept)
-            sb = block_sums(Y, r, w, self.shift)
+            sb = block_sums(
+                Y, r, w, self.shift, y_too=self._y_sums is None, fitted_too=not self.intercept
+            )
             total = sb if total is None else {k: dd_add(total[k], sb[k]) for k in sb}
             if gradient_too:
                 gb = gradient(split, weighted(r, w), self.intercept)
@@ -146,6 +166,11 @@ class RowPasses:
             if moments:
                 hb, cb = _moments(X, Y - self.shift, w, self.intercept)
                 h, c = (hb, cb) if h is None else (h + hb, c + cb)
+        if total is not None:
+            if self._y_sums is None:
+                self._y_sums = {k: total[k] for k in Y_SUMS}
+            else:
+                total.update(self._y_sums)
         self.x, self.sums = x, total
         self.moments = None if h is None else (h, c)
         return None if g is None else g[0] + g[1]

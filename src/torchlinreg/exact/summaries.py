@@ -660,31 +660,36 @@ def _gram_rows(rows: int, p: int) -> int:
     return max(64, min(rows, _BLOCK_VALUES // max(p + 1, 1)))
 
 
-def _shifted_gram(X, Y, w, lo, hi, rows, eff, neg, cuts, block_weights):
-    """The upper block triangle of ``[z | sqrt(w)]``'s Gram over rows ``lo:hi`` (NOTE [gram
-    fast path]), a block of ``rows`` at a time, and those rows' weight totals."""
-    d = X.shape[1]
-    p = eff.shape[0]
-    dtype, device = eff.dtype, eff.device
-    work = torch.empty(min(rows, hi - lo), p + 1, dtype=dtype, device=device)
-    acc = torch.zeros(p + 1, p + 1, dtype=dtype, device=device)
-    totals = None
+def _shifted_blocks(X, Y, w, lo, hi, rows, eff, neg, block_weights, work, totals: list):
+    """Each block of rows ``lo:hi`` as ``[z | sqrt(w)]`` with ``z = sqrt(w) (x * scale -
+    shift)`` (in ``work``, NOTE [gram fast path]); ``totals`` holds the weight totals of the
+    blocks so far."""
+    d, p = X.shape[1], eff.shape[0]
     for start in range(lo, hi, rows):
         stop = min(start + rows, hi)
         z = work[: stop - start]
         block, _, sb = block_weights(w, start, stop)
-        if totals is not None:
-            block = tuple(a + b for a, b in zip(totals, block, strict=True))
-        totals = block
-        torch.addcmul(neg[:d], X[start:stop].to(device), eff[:d], out=z[:, :d])
-        torch.addcmul(neg[d:], Y[start:stop].to(device), eff[d:], out=z[:, d:p])
+        totals[:] = [a + b for a, b in zip(totals, block, strict=True)] if totals else block
+        torch.addcmul(neg[:d], X[start:stop].to(z.device), eff[:d], out=z[:, :d])
+        torch.addcmul(neg[d:], Y[start:stop].to(z.device), eff[d:], out=z[:, d:p])
         if sb is None:
             z[:, p] = 1.0
         else:
             z[:, :p].mul_(sb[:, None])
             z[:, p] = sb
+        yield z
+
+
+def _shifted_gram(X, Y, w, lo, hi, rows, eff, neg, cuts, block_weights):
+    """The upper block triangle of ``[z | sqrt(w)]``'s Gram over rows ``lo:hi`` (NOTE [gram
+    fast path]), a block of ``rows`` at a time, and those rows' weight totals."""
+    p = eff.shape[0]
+    work = torch.empty(min(rows, hi - lo), p + 1, dtype=eff.dtype, device=eff.device)
+    acc = torch.zeros(p + 1, p + 1, dtype=eff.dtype, device=eff.device)
+    totals: list = []
+    for z in _shifted_blocks(X, Y, w, lo, hi, rows, eff, neg, block_weights, work, totals):
         _add_upper_gram(acc, z, cuts)
-    return acc, totals
+    return acc, tuple(totals)
 
 
 def _shifted_gram_into(acc, X, Y, w, rows, eff, neg, cuts, block_weights):
@@ -693,34 +698,19 @@ def _shifted_gram_into(acc, X, Y, w, rows, eff, neg, cuts, block_weights):
     ``sum sqrt(w) z`` come back on their own. Each block still carries a last column of
     ``sqrt(w)``, and each panel's product lands in a small buffer whose last column is its
     share of the moments (a GEMV per block re-read the block: +15% at 1M x 100)."""
-    n, d = X.shape
-    p = eff.shape[0]
-    dtype, device = eff.dtype, eff.device
-    work = torch.empty(min(rows, n), p + 1, dtype=dtype, device=device)
-    moments = torch.zeros(p, dtype=dtype, device=device)
+    n, p = X.shape[0], eff.shape[0]
+    work = torch.empty(min(rows, n), p + 1, dtype=eff.dtype, device=eff.device)
+    moments = torch.zeros(p, dtype=eff.dtype, device=eff.device)
     panels = list(itertools.pairwise(cuts))
-    flat = torch.empty(max((b - a) * (p + 1 - a) for a, b in panels), dtype=dtype, device=device)
-    totals = None
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        z = work[: stop - start]
-        block, _, sb = block_weights(w, start, stop)
-        if totals is not None:
-            block = tuple(a + b for a, b in zip(totals, block, strict=True))
-        totals = block
-        torch.addcmul(neg[:d], X[start:stop].to(device), eff[:d], out=z[:, :d])
-        torch.addcmul(neg[d:], Y[start:stop].to(device), eff[d:], out=z[:, d:p])
-        if sb is None:
-            z[:, p] = 1.0
-        else:
-            z[:, :p].mul_(sb[:, None])
-            z[:, p] = sb
+    flat = work.new_empty(max((b - a) * (p + 1 - a) for a, b in panels))
+    totals: list = []
+    for z in _shifted_blocks(X, Y, w, 0, n, rows, eff, neg, block_weights, work, totals):
         for a, b in panels:  # NOTE [upper block triangle]
             out = flat[: (b - a) * (p + 1 - a)].view(b - a, p + 1 - a)
             torch.mm(z[:, a:b].T, z[:, a:], out=out)
             acc[a:b, a:].add_(out[:, :-1])
             moments[a:b].add_(out[:, -1])
-    return acc, moments, totals
+    return acc, moments, tuple(totals)
 
 
 # NOTE [parallel row ranges]

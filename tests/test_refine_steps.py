@@ -178,3 +178,23 @@ def test_a_certified_step_over_streamed_blocks_equals_the_confirmed_loop():
     torch.testing.assert_close(step.coef, loop.coef, rtol=4.5e-16, atol=0)
     for key in SUMS:
         torch.testing.assert_close(getattr(step, key), getattr(loop, key), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("solver", ["qr", "gram"])
+def test_float32_rows_refined_in_chunks_equal_their_float64_values(monkeypatch, solver):
+    # float32 rows refine through float64 chunks (refine_blocks), float64 rows as one
+    # matrix; a large fit reads the rows once on both roads (its first correction at
+    # rounding level, or certified), and the float32 values are the same numbers in float64
+    from torchlinreg.exact.rowpasses import RowPasses
+
+    passes, real = [], RowPasses.__call__
+    monkeypatch.setattr(RowPasses, "__call__", lambda *a, **k: passes.append(1) or real(*a, **k))
+    X, Y, w = _data(30_000, 6, seed=8)
+    X32, Y32 = X.float(), Y.float()
+    res32, _ = _results(X32, Y32, w, solver, refine=True)
+    res64, _ = _results(X32.double(), Y32.double(), w, solver, refine=True)
+    assert len(passes) == 2  # one pass over the rows on each road
+    np.testing.assert_allclose(res32.params, res64.params, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(res32.bse, res64.bse, rtol=1e-13)
+    np.testing.assert_allclose(res32.ssr, res64.ssr, rtol=1e-14)
+    np.testing.assert_allclose(res32.rsquared, res64.rsquared, rtol=1e-13)

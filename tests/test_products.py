@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import torchlinreg as tlr
-from torchlinreg.exact.products import dd_matmul, dd_matmul_t
+from torchlinreg.exact.ddouble import dd_from
+from torchlinreg.exact.products import SplitRows, dd_matmul, dd_matmul_t
 from torchlinreg.exact.state import fit_exact
 from torchlinreg.stats.results import OLSResults
 
@@ -118,3 +119,24 @@ def test_many_targets_are_refined_by_gemms_with_the_same_digits(tmp_path):
         np.testing.assert_allclose(forced.params[:, t], alone.params, rtol=1e-13, atol=1e-13)
         np.testing.assert_allclose(forced.ssr[t], alone.ssr, rtol=1e-14)
     np.testing.assert_allclose(res.params, forced.params, rtol=1e-12, atol=1e-12)
+
+
+def test_pieces_in_a_reused_workspace_give_the_same_products():
+    # NOTE [reused pieces]: chunk after chunk (the last one shorter) in one workspace, the
+    # products are bitwise those of fresh pieces, and the buffers are the same memory
+    from torchlinreg.exact.products import Workspace
+
+    g = torch.Generator().manual_seed(4)
+    A = torch.randn(5000, 7, generator=g, dtype=torch.float64) * 1e3 + 1e6
+    x = torch.randn(7, 2, generator=g, dtype=torch.float64)
+    r = torch.randn(5000, 2, generator=g, dtype=torch.float64)
+    ws, storages = Workspace(), set()
+    for lo in (0, 2048, 4096):  # 2048, 2048 and 904 rows
+        chunk, rc = A[lo : lo + 2048], r[lo : lo + 2048]
+        fresh, reused = SplitRows(chunk), SplitRows(chunk, workspace=ws)
+        storages.add(ws.flat.data_ptr())
+        for a, b in zip(fresh.matmul(dd_from(x)), reused.matmul(dd_from(x)), strict=True):
+            assert torch.equal(a, b)
+        for a, b in zip(fresh.matmul_t(dd_from(rc)), reused.matmul_t(dd_from(rc)), strict=True):
+            assert torch.equal(a, b)
+    assert len(storages) == 1

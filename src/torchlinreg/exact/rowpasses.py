@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .ddouble import DD, dd_add, dd_add_fast, dd_div_d, dd_from, dd_mul, dd_mul_d, dd_sub, dd_sum
-from .products import SplitRows
+from .products import SplitRows, Workspace
 
 # Rows per chunk: sums short enough for wide error-free pieces, and a chunk's pieces (a few
 # copies of CHUNK_ROWS x p) small enough to stay in cache.
@@ -135,6 +135,7 @@ class RowPasses:
         self.bits = bits
         self.shift: Tensor | None = None
         self._y_sums: dict[str, DD] | None = None  # Y_SUMS of the first pass
+        self._workspace = Workspace()  # the chunks' pieces (NOTE [reused pieces])
         self.x: DD | None = None
         self.sums: dict[str, DD] | None = None
         # float64 A.T W (y - shift) and A.T W 1 of the last pass (see ``moments``)
@@ -154,7 +155,7 @@ class RowPasses:
         for X, Y, w in chunked(self.chunks()):
             if self.shift is None:
                 self.shift = self._shift(Y, w)
-            split = SplitRows(X, bits=self.bits)
+            split = SplitRows(X, bits=self.bits, workspace=self._workspace)
             r = residual(split, Y, x, self.intercept)
             sb = block_sums(
                 Y, r, w, self.shift, y_too=self._y_sums is None, fitted_too=not self.intercept

@@ -178,12 +178,11 @@ class RowPasses:
 
 
 def _moments(X: Tensor, dy: Tensor, w: Tensor | None, intercept: bool) -> tuple[Tensor, Tensor]:
-    """``A.T W dy`` ``(q, k)`` and ``A.T W 1`` ``(q,)`` of one chunk, ``A = [1 | X]``."""
-    wdy = dy if w is None else dy * w[:, None]
-    h = X.T @ wdy
-    col = X.sum(0) if w is None else w @ X
+    """``A.T W dy`` ``(q, k)`` and ``A.T W 1`` ``(q,)`` of one chunk, ``A = [1 | X]``: one
+    GEMM of X against ``[W dy | w]`` (``X.sum(0)``, a strided reduction, took as long)."""
+    weights = X.new_ones(X.shape[0]) if w is None else w
+    right = torch.cat([dy * weights[:, None], weights[:, None]], 1)
+    both = X.T @ right
     if intercept:
-        h = torch.cat([wdy.sum(0, keepdim=True), h])
-        total = torch.full((1,), float(X.shape[0]), dtype=X.dtype) if w is None else w.sum()[None]
-        col = torch.cat([total.to(X.device), col])
-    return h, col
+        both = torch.cat([right.sum(0, keepdim=True), both])
+    return both[:, :-1], both[:, -1]

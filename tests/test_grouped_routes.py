@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import statsmodels.api as sm
+import torch
 
 import torchlinreg
 from test_grouped import _assert_matches_loop
@@ -37,8 +38,9 @@ def _panel(G, sizes, d, seed, offset=0.0):
     return X, y, g
 
 
-def test_well_conditioned_groups_take_the_gram_route_and_equal_the_loop(qr_groups):
-    X, y, g = _panel(60, 25, 4, seed=0)
+@pytest.mark.parametrize("d", [4, 9])  # the small factor (NOTE [small factors]), LAPACK
+def test_well_conditioned_groups_take_the_gram_route_and_equal_the_loop(qr_groups, d):
+    X, y, g = _panel(60, 25, d, seed=0)
     res = torchlinreg.ols(X, y, groups=g)
     # 1. no group needed the QR route; 2. every statistic equals statsmodels' per group
     assert sum(qr_groups) == 0
@@ -190,3 +192,23 @@ def test_p_values_are_scipys_t_and_normal_tails():
     np.testing.assert_array_equal(st._sf(t), want)
     st.use_t = False
     np.testing.assert_array_equal(st._sf(t), stats.norm.sf(t))
+
+
+@pytest.mark.parametrize("c", [2, 5, 8])
+def test_small_factors_equal_batched_lapack(c):
+    # NOTE [small factors]: the vector Cholesky over the batch gives LAPACK's slopes and
+    # inverse, and flags a Gram that is not positive definite as LAPACK's info does
+    g = torch.Generator().manual_seed(c)
+    A = torch.randn(400, 3 * c, c, generator=g, dtype=torch.float64)
+    gram = A.mT @ A
+    gram[7, -2, :] = gram[7, :, -2] = 0.0  # a zero column: a zero pivot
+    gram[9] = -gram[9]
+    factored, b, V = groupfit._small_factor(gram)
+    U, info = torch.linalg.cholesky_ex(gram, upper=True)
+    assert factored.tolist() == (info == 0).tolist() and not factored[7] and not factored[9]
+    assert bool(torch.isfinite(b).all()) and bool(torch.isfinite(V).all())
+    ok = factored
+    d = c - 1
+    rinv = torch.linalg.inv(U[ok, :d, :d])
+    torch.testing.assert_close(b[ok], (rinv @ U[ok, :d, d:])[..., 0], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(V[ok], rinv @ rinv.mT, rtol=1e-12, atol=1e-16)

@@ -43,6 +43,7 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
+from .momentsolve import small_cholesky, small_lower_inverse
 from .segments import Chunk, Segments, chunks
 
 GRAM_COND_LIMIT = 1024.0  # NOTE [grouped fit]: the Gram route's largest cond(C)
@@ -254,8 +255,8 @@ def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_int
 # Batched LAPACK calls once per matrix: for 10,000 groups of 5 features the Cholesky, the
 # triangular inverse and the products took 2.3 ms per chunk of 3,333 groups, most of it
 # per-call overhead. Up to _SMALL_C columns the factor is instead computed with the batch
-# as the last axis, every step one vector operation over all groups (the same column-by-
-# column Cholesky, and the inverse of L row by row, as the rolling fits' solver). A pivot
+# as the last axis, every step one vector operation over all groups (``small_cholesky`` and
+# ``small_lower_inverse`` of momentsolve.py, which the rolling fits' solver uses). A pivot
 # that is not positive marks its group (as LAPACK's info does) and is replaced by 1, so
 # the rest stays finite; such groups, like every one the Gram route cannot certify, go to
 # the QR route.
@@ -265,26 +266,13 @@ _SMALL_C = 8
 def _small_factor(gram: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """For Grams of ``[X | y]`` ``(g, c, c)``: whether each Cholesky succeeded, the slopes
     ``(g, d)`` and ``(X'X)^-1`` ``(g, d, d)`` (NOTE [small factors])."""
-    c = gram.shape[1]
-    d = c - 1
-    A = gram.permute(1, 2, 0)  # (c, c, g): the batch last
-    L = A.new_zeros(A.shape)
-    factored = torch.ones(A.shape[2], dtype=torch.bool, device=A.device)
-    for j in range(c):
-        s = A[j:, j] - (L[j:, :j] * L[j, :j][None]).sum(1)
-        factored &= s[0] > 0
-        ljj = torch.sqrt(torch.where(s[0] > 0, s[0], 1.0))
-        L[j, j] = ljj
-        L[j + 1 :, j] = s[1:] / ljj
-    Li = A.new_zeros((d, d, A.shape[2]))  # the inverse of L's X block, row by row
-    for i in range(d):
-        r = -(L[i, :i, None] * Li[:i]).sum(0)
-        r[i] += 1
-        Li[i] = r / L[i, i]
+    d = gram.shape[1] - 1
+    L, piv = small_cholesky(gram.permute(1, 2, 0))  # the batch last
+    Li = small_lower_inverse(L, d)
     # R = L', R^-1 = Li': b = R^-1 R[:d, d], V = R^-1 R^-T
     b = (Li * L[d, :d][:, None]).sum(0)
     V = (Li[:, :, None] * Li[:, None, :]).sum(0)
-    return factored, b.T, V.permute(2, 0, 1)
+    return (piv > 0).all(0), b.T, V.permute(2, 0, 1)
 
 
 def _qr_route(A: Tensor, raw: Tensor, count: Tensor, fit_intercept: bool):

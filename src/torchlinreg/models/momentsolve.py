@@ -185,19 +185,8 @@ def _small_fm(A: Tensor, gt: Tensor, mxt: Tensor):
     test makes that summary NaN) and replaced by 1 so the rest stays finite.
     """
     d = A.shape[0]
-    L = A.new_zeros(A.shape)
-    piv = A.new_empty((d, A.shape[2]))
-    for j in range(d):
-        s = A[j:, j] - (L[j:, :j] * L[j, :j][None]).sum(1)  # column j below the diagonal
-        piv[j] = s[0]
-        ljj = torch.sqrt(torch.where(s[0] > 0, s[0], 1.0))
-        L[j, j] = ljj
-        L[j + 1 :, j] = s[1:] / ljj
-    Li = A.new_zeros(A.shape)  # L^-1, row by row
-    for i in range(d):
-        r = -(L[i, :i, None] * Li[:i]).sum(0)
-        r[i] += 1
-        Li[i] = r / L[i, i]
+    L, piv = small_cholesky(A)
+    Li = small_lower_inverse(L, d)
     # A^-1 g by substitution, not with L^-1: ssr = gyy - g'b is first-order in b's error
     z = A.new_empty(gt.shape)
     for i in range(d):
@@ -207,6 +196,34 @@ def _small_fm(A: Tensor, gt: Tensor, mxt: Tensor):
         b[i] = (z[i] - (L[i + 1 :, i] * b[i + 1 :]).sum(0)) / L[i, i]
     u = (Li * mxt[None]).sum(1)
     return piv, b, (Li * Li).sum(0), (u * u).sum(0)
+
+
+def small_cholesky(A: Tensor) -> tuple[Tensor, Tensor]:
+    """``A = L L'`` for many small matrices ``A`` ``(c, c, m)``, the batch last: every step
+    one vector operation over the batch. Returns ``L`` and the pivots ``(c, m)``; a pivot
+    that is not positive is kept in the pivots and replaced by 1 in ``L``, so the rest
+    stays finite."""
+    c = A.shape[0]
+    L = A.new_zeros(A.shape)
+    piv = A.new_empty((c, A.shape[2]))
+    for j in range(c):
+        s = A[j:, j] - (L[j:, :j] * L[j, :j][None]).sum(1)  # column j below the diagonal
+        piv[j] = s[0]
+        ljj = torch.sqrt(torch.where(s[0] > 0, s[0], 1.0))
+        L[j, j] = ljj
+        L[j + 1 :, j] = s[1:] / ljj
+    return L, piv
+
+
+def small_lower_inverse(L: Tensor, d: int) -> Tensor:
+    """The inverse of the leading ``d x d`` block of the lower triangular ``L`` ``(c, c, m)``
+    (batch last), row by row."""
+    Li = L.new_zeros((d, d, L.shape[2]))
+    for i in range(d):
+        r = -(L[i, :i, None] * Li[:i]).sum(0)
+        r[i] += 1
+        Li[i] = r / L[i, i]
+    return Li
 
 
 def _warn(aliased: Tensor, at_risk: Tensor, low: Tensor, what: str) -> None:

@@ -15,11 +15,10 @@ import torch
 from nist import lre
 from test_refine import _rational_wls
 from torchlinreg.exact.refine import (
-    factor_kappa,
-    gram_factor_trusted,
     refine_blocks,
     refine_solution,
     targets_at_risk,
+    working_kappa,
 )
 from torchlinreg.exact.state import LeastSquaresState
 from torchlinreg.stats import fitstats
@@ -54,7 +53,7 @@ def test_a_certified_step_equals_the_confirmed_loop(method, weighted, intercept)
     sol = state.absorb(X, Y, sample_weight=w).solve()
     coef = sol.coef * (1 + 1e-11)  # a correction to make, as a large fit's first often is
     loop = refine_solution(X, Y, w, intercept, state, coef, sol.intercept)
-    kappa = factor_kappa(state, p)
+    kappa = working_kappa(state, p)
     step = refine_solution(X, Y, w, intercept, state, coef, sol.intercept, factor_kappa=kappa)
     assert loop.steps >= 2 and step.steps == 1 and step.converged
     torch.testing.assert_close(step.coef, loop.coef, rtol=4.5e-16, atol=0)
@@ -74,7 +73,7 @@ def test_a_certified_step_reaches_the_exact_rational_solution():
     sol = state.solve()
     coef = sol.coef * (1 + 1e-11)
     fit = refine_solution(
-        Xt, Yt, wt, True, state, coef, sol.intercept, factor_kappa=factor_kappa(state, 4)
+        Xt, Yt, wt, True, state, coef, sol.intercept, factor_kappa=working_kappa(state, 4)
     )
     assert fit.steps == 1 and fit.converged
     assert lre(np.r_[fit.intercept.numpy(), fit.coef[0].numpy()], exact).min() >= 15
@@ -116,10 +115,15 @@ def test_a_well_conditioned_gram_fit_refines_from_its_own_factor(monkeypatch, we
     w = w if weighted else None
     X = X if intercept else X - X.mean(0)  # no intercept: columns about zero (kappa small)
     calls = _householder_calls(monkeypatch)
+    from torchlinreg.exact import refine
+
+    looks, real = [], refine._working_conditioning
+    monkeypatch.setattr(refine, "_working_conditioning", lambda *a: looks.append(1) or real(*a))
     gram, state = _results(X, Y, w, "gram", intercept)
+    assert len(looks) == 1  # the risk, the trust and the certified step from one look
     p = 8 + intercept
     # the premise: the noise target is at risk, and kappa^2 eps is small
-    assert targets_at_risk(state, p)[0] and gram_factor_trusted(state, p)
+    assert targets_at_risk(state, p)[0] and fitstats._gram_factor_trusted(working_kappa(state, p))
     assert not calls  # no float64 copy of the rows was factored
     # every QR target refined too (the policy leaves the QR ones it does not doubt at ~1e-14)
     qr, _ = _results(X, Y, w, "qr", intercept, refine=True)
@@ -133,7 +137,7 @@ def test_an_ill_conditioned_gram_fit_still_takes_the_householder_factor(monkeypa
     X, Y, _ = _data(20_000, 6, seed=5, mixing=2000.0)
     calls = _householder_calls(monkeypatch)
     gram, state = _results(X, Y, None, "gram")
-    assert not gram_factor_trusted(state, 7) and calls
+    assert not fitstats._gram_factor_trusted(working_kappa(state, 7)) and calls
     qr, _ = _results(X, Y, None, "qr")
     np.testing.assert_allclose(gram.params, qr.params, rtol=1e-12)
 
@@ -149,7 +153,7 @@ def test_a_gram_factor_that_fails_to_converge_falls_back_to_householder(monkeypa
         attempts.append(fit)
         return dataclasses.replace(fit, converged=False) if len(attempts) == 1 else fit
 
-    monkeypatch.setattr(fitstats, "gram_factor_trusted", lambda *a, **k: True)
+    monkeypatch.setattr(fitstats, "_gram_factor_trusted", lambda kappa: True)
     monkeypatch.setattr(fitstats, "_refine", first_stalls)
     calls = _householder_calls(monkeypatch)
     gram, _ = _results(X, Y, None, "gram")
@@ -172,7 +176,7 @@ def test_a_certified_step_over_streamed_blocks_equals_the_confirmed_loop():
 
     loop = refine_blocks(blocks, True, state, coef, sol.intercept)
     step = refine_blocks(
-        blocks, True, state, coef, sol.intercept, factor_kappa=factor_kappa(state, 6)
+        blocks, True, state, coef, sol.intercept, factor_kappa=working_kappa(state, 6)
     )
     assert loop.steps >= 2 and step.steps == 1
     torch.testing.assert_close(step.coef, loop.coef, rtol=4.5e-16, atol=0)

@@ -133,14 +133,22 @@ def targets_at_risk(
         >>> targets_at_risk(torch.linalg.qr(torch.cat([torch.ones_like(x), X, y], 1)).R, 3)
         [False, True]
     """
+    return risks_and_kappa(state_or_r, n_params, tol=tol, floor=floor)[0]
+
+
+def risks_and_kappa(
+    state_or_r: object, n_params: int, *, tol: float = 1e-12, floor: float = FLOOR
+) -> tuple[list[bool], float]:
+    """:func:`targets_at_risk` and the :func:`working_kappa` it read, from one look at the
+    factor (a Gram state's working factor is a Cholesky of the whole Gram)."""
     R, offsets, scale, top, kappa = _working_conditioning(state_or_r, n_params)
     p = n_params
     every = [True] * max(R.shape[1] - p, 1)
     if not kappa < float("inf"):
-        return every
+        return every, kappa
     rxx = R[:p, :p]
     if R.shape[1] <= p:
-        return [_EPS * kappa / floor > tol]
+        return [_EPS * kappa / floor > tol], kappa
     x = torch.linalg.solve_triangular(rxx, R[:p, p:], upper=True) * scale[:, None]
     xnorm = torch.linalg.vector_norm(x, dim=0).clamp_min(torch.finfo(R.dtype).tiny)
     rnorm = column_norms(R[p:, p:])
@@ -149,7 +157,7 @@ def targets_at_risk(
     rel = err / torch.maximum(x.abs(), floor * xnorm)  # (p, k)
     if offsets is not None and p > 1:
         rel[0] = _intercept_risk(x, scale, err, offsets, p, floor)
-    return (rel > tol).any(dim=0).tolist()
+    return (rel > tol).any(dim=0).tolist(), kappa
 
 
 def _working_conditioning(state_or_r: object, p: int):
@@ -171,32 +179,22 @@ def _working_conditioning(state_or_r: object, p: int):
     return R, offsets, scale, top, kappa
 
 
-def factor_kappa(state: object, n_params: int, *, householder: bool = False) -> float:
-    """The condition number bounding how far the factor refinement runs from is from the
-    rows (NOTE [one certified step]): a QR state's, or a Householder factor's (``householder``),
-    kappa; a Gram state's own factor squares it. inf where singular."""
-    kappa = _working_conditioning(state, n_params)[4]
-    gram = getattr(state, "method", "qr") == "gram"
-    return kappa**0.5 if gram and householder else kappa
-
-
-def gram_factor_trusted(state: object, n_params: int, *, tol: float = 1e-12) -> bool:
-    """Whether a Gram state's own factor is as good as a Householder R of the rows for
-    refinement and the covariance: ``eps * kappa^2 <= tol`` (kappa of the column-scaled,
-    shifted design; NOTE [the Gram factor in refinement] in ``stats/fitstats.py``).
+def working_kappa(state_or_r: object, n_params: int) -> float:
+    """The condition number of the column-scaled design in the factor the solver works
+    from, squared for a ``method="gram"`` state (R from the Gram matrix); inf where
+    singular. It bounds how far that factor's R'R is from the rows' A'A, which is what
+    refinement from it needs (NOTE [one certified step]).
 
     Example:
         >>> from torchlinreg.exact.state import LeastSquaresState
         >>> X = torch.linspace(-1, 1, 100, dtype=torch.float64)[:, None]
-        >>> state = LeastSquaresState(1, 1, method="gram").absorb(X, 2 + 3 * X)
-        >>> gram_factor_trusted(state, 2)
-        True
         >>> near = torch.cat([X, X + 1e-5 * X**2], 1)
-        >>> state = LeastSquaresState(2, 1, method="gram").absorb(near, 2 + 3 * X)
-        >>> gram_factor_trusted(state, 3)
-        False
+        >>> qr = LeastSquaresState(2, 1).absorb(near, 2 + 3 * X)
+        >>> gram = LeastSquaresState(2, 1, method="gram").absorb(near, 2 + 3 * X)
+        >>> 1e5 < working_kappa(qr, 3) < 1e7, 1e10 < working_kappa(gram, 3) < 1e14
+        (True, True)
     """
-    return _EPS * _working_conditioning(state, n_params)[4] <= tol
+    return _working_conditioning(state_or_r, n_params)[4]
 
 
 # NOTE [one certified step]

@@ -30,13 +30,7 @@ from torch import Tensor
 from ..errors import DataError, RankWarning
 from ..exact.ddouble import dd_add_fast, dd_from, two_prod
 from ..exact.linalg import condition_number
-from ..exact.refine import (
-    factor_kappa,
-    gram_factor_trusted,
-    refine_blocks,
-    refine_solution,
-    targets_at_risk,
-)
+from ..exact.refine import refine_blocks, refine_solution, risks_and_kappa, working_kappa
 from ..exact.rowpasses import CHUNK_ROWS
 
 _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
@@ -91,7 +85,7 @@ def results_from_fit(
     aliased = tuple(int(a) for a in solution.aliased)  # type: ignore[attr-defined]
     keep = [j for j in range(p) if j - c not in aliased]
     # the risk estimate's temporaries come and go before R is copied out of the state
-    targets = _targets_to_refine(X, Y, p, state, bool(aliased), refine)
+    targets, kappa = _targets_to_refine(X, Y, p, state, bool(aliased), refine)
     R, sums = _factor_and_sums(state, p, fit_intercept, solution.rss, bool(aliased))  # type: ignore[attr-defined]
     # every target's parameters and sums from the factor; refined targets then replace theirs
     coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
@@ -101,18 +95,20 @@ def results_from_fit(
         sums["centered_tss"] = _centered_tss(Y.to(torch.float64), w)
     if targets:
         gram = getattr(state, "method", "qr") == "gram"
-        # NOTE [the Gram factor in refinement]
-        untrusted = gram and (aliased or not gram_factor_trusted(state, p))
-        if untrusted:
-            R = _householder_r(X, w, fit_intercept)
         # NOTE [one certified step] (in exact/refine.py): large fits only
         large = not aliased and X.shape[0] * p * Y.shape[1] > SMALL_WORK
-        kappa = factor_kappa(state, p, householder=untrusted) if large else None
-        fit = _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, kappa)
+        if kappa is None and not aliased and (gram or large):  # the policy did not look
+            kappa = working_kappa(state, p)
+        # NOTE [the Gram factor in refinement]; a Gram state's kappa is squared already
+        untrusted = gram and (aliased or not _gram_factor_trusted(kappa))
+        if untrusted:
+            R = _householder_r(X, w, fit_intercept)
+        step = None if not large else kappa**0.5 if untrusted else kappa
+        fit = _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, step)
         if gram and not untrusted and not fit.converged:  # the Gram R fell short after all
             R = _householder_r(X, w, fit_intercept)
-            kappa = factor_kappa(state, p, householder=True) if large else None
-            fit = _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, kappa)
+            step = kappa**0.5 if large else None
+            fit = _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, step)
         full[:, targets] = fit.params + fit.params_lo
         for key in _SUMS:
             sums[key] = np.array(sums[key], dtype=np.float64, copy=True)
@@ -164,6 +160,16 @@ def results_from_fit(
 # covariance too, and refinement runs from it; should it still fail to converge, the
 # Householder R is taken and the refinement redone. Rank-deficient fits take the
 # Householder R as before.
+
+_EPS = torch.finfo(torch.float64).eps
+_GRAM_FACTOR_TOL = 1e-12  # NOTE [the Gram factor in refinement]
+
+
+def _gram_factor_trusted(kappa: float) -> bool:
+    """Whether a Gram state's own factor serves refinement and the covariance: eps times
+    its (squared) kappa at most ``_GRAM_FACTOR_TOL``."""
+    return _EPS * kappa <= _GRAM_FACTOR_TOL
+
 
 # NOTE [memory of the statistics]
 # The statistics must not cost a copy of the rows up front. X and Y keep the dtype they came
@@ -251,8 +257,9 @@ def _residuals_dd(A: Tensor, Y: Tensor, b: Tensor) -> Tensor:
     return r[0] + r[1]
 
 
-def _targets_to_refine(X, Y, p, state, aliased: bool, refine: bool | None) -> list[int]:
-    """The targets whose solution is refined against the rows (NOTE [refinement policy]).
+def _targets_to_refine(X, Y, p, state, aliased, refine) -> tuple[list[int], float | None]:
+    """The targets whose solution is refined against the rows (NOTE [refinement policy]),
+    and the working kappa where the risk estimate read it (None where it did not run).
 
     NOTE [refinement policy]
     Small problems (rows x params x targets <= SMALL_WORK) always refine: it costs
@@ -270,10 +277,11 @@ def _targets_to_refine(X, Y, p, state, aliased: bool, refine: bool | None) -> li
     """
     k = Y.shape[1]
     if refine is not None:
-        return list(range(k)) if refine else []
+        return (list(range(k)) if refine else []), None
     if aliased or X.shape[0] * max(p, 1) * k <= SMALL_WORK:
-        return list(range(k))
-    return [t for t, risky in enumerate(targets_at_risk(state, p)) if risky]
+        return list(range(k)), None
+    risky, kappa = risks_and_kappa(state, p)
+    return [t for t, r in enumerate(risky) if r], kappa
 
 
 def _design_fn(X: Tensor | None, c: int, d: int, keep: list[int], device: torch.device):

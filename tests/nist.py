@@ -113,3 +113,35 @@ def lre(estimate, certified, cap: float = 15.0) -> np.ndarray:
         out = np.where(err == 0, cap, -np.log10(err))
     out = np.where(np.isnan(est), 0.0, out)
     return np.clip(out, 0.0, cap)
+
+
+def exact_solution(s: NistSet) -> np.ndarray:
+    """The exact least-squares solution of the float64 data, correctly rounded.
+
+    The certified values solve the decimal data; the float64 data differ from them by
+    rounding, and so does their own solution. This one is computed in rationals (normal
+    equations, Gauss-Jordan), so an estimate can be scored against the float64 ceiling
+    itself. Parameters in the certified order (intercept first).
+    """
+    from fractions import Fraction
+
+    A = s.design()
+    if s.intercept:
+        A = np.c_[np.ones(len(s.y)), A]
+    p = A.shape[1]
+    F = [[Fraction(float(v)) for v in row] for row in A]
+    b = [Fraction(float(v)) for v in s.y]
+    cols = list(zip(*F, strict=True))
+    M = [
+        [sum(u * v for u, v in zip(cols[a], cols[c], strict=True)) for c in range(p)]
+        + [sum(u * v for u, v in zip(cols[a], b, strict=True))]
+        for a in range(p)
+    ]
+    for c in range(p):
+        pivot = next(r for r in range(c, p) if M[r][c] != 0)
+        M[c], M[pivot] = M[pivot], M[c]
+        for r in range(p):
+            if r != c and M[r][c] != 0:
+                f = M[r][c] / M[c][c]
+                M[r] = [u - f * v for u, v in zip(M[r], M[c], strict=True)]
+    return np.array([float(M[c][p] / M[c][c]) for c in range(p)])

@@ -11,6 +11,9 @@ Peers: torchlinreg (every statistic: params, bse, p-values, R2, F, llf), a stats
 ``OLS`` loop (the same statistics), a numpy ``lstsq`` loop and ``torch.linalg.lstsq`` on a
 padded batch (parameters only), polars-ols (``.over()`` coefficients, and ``group_by``
 statistics) when it is installed, and statsmodels ``RollingOLS`` for the rolling case.
+With ``--device cuda`` torchlinreg also runs on the GPU (``torchlinreg_cuda``), the data
+moved there before the clock starts (a GPU user holds them there) and the device
+synchronized before it stops.
 Each peer runs in a fresh process (``--peer``), on data built from the same seed; the
 time is the best of ``--repeat`` runs after one warm-up run, grouping included.
 
@@ -18,6 +21,7 @@ Usage::
 
     python benchmarks/grouped.py                      # default sizes, every case
     python benchmarks/grouped.py --case small --full --repeat 3
+    python benchmarks/grouped.py --full --device cuda --skip statsmodels_rolling
 """
 
 from __future__ import annotations
@@ -77,8 +81,14 @@ def run_peer(peer: str, case: str, size: tuple) -> float:
         X, y = rolling_data(*size[:2])
     else:
         X, y, g = grouped_data(*size)
+    if peer.endswith("_cuda"):
+        import torch
+
+        X, y = torch.from_numpy(X).cuda(), torch.from_numpy(y).cuda()
+        g = torch.from_numpy(g).cuda() if case != "rolling" else None
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
-    if peer == "torchlinreg":
+    if peer in ("torchlinreg", "torchlinreg_cuda"):
         import torchlinreg
 
         res = torchlinreg.ols(X, y, groups=g)
@@ -120,7 +130,7 @@ def run_peer(peer: str, case: str, size: tuple) -> float:
             else:
                 ols = pl.col("y").least_squares.ols(*xs, add_intercept=True, mode="statistics")
                 df.group_by("g").agg(ols)
-    elif peer == "torchlinreg_rolling":
+    elif peer in ("torchlinreg_rolling", "torchlinreg_rolling_cuda"):
         import torchlinreg
 
         res = torchlinreg.rolling_ols(X, y, window=size[2])
@@ -133,6 +143,8 @@ def run_peer(peer: str, case: str, size: tuple) -> float:
         _ = (res.params, res.bse, res.rsquared)
     else:
         raise SystemExit(f"unknown peer {peer!r}")
+    if peer.endswith("_cuda"):
+        torch.cuda.synchronize()
     return time.perf_counter() - t0
 
 
@@ -148,6 +160,8 @@ def main(argv=None) -> int:
     ap.add_argument("--full", action="store_true", help="the issue's sizes")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--skip", action="append", default=[], help="a peer to leave out")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: torchlinreg on the GPU too")  # fmt: skip
     ap.add_argument("--peer", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     cases = args.case or list(CASES)
@@ -159,7 +173,10 @@ def main(argv=None) -> int:
         size = CASES[case]["full" if args.full else "default"]
         print(f"\n{case} {size}")
         base = None
-        for peer in PEERS[case]:
+        peers = list(PEERS[case])
+        if args.device == "cuda":
+            peers.insert(1, peers[0] + "_cuda")
+        for peer in peers:
             if peer in args.skip:
                 continue
             cmd = [sys.executable, __file__, "--peer", peer, "--case", case,

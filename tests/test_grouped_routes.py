@@ -11,9 +11,9 @@ import torch
 
 import torchlinreg
 from test_grouped import _assert_matches_loop
-from torchlinreg.errors import DegenerateWarning
+from torchlinreg.errors import DataError, DegenerateWarning
 from torchlinreg.models import grouped, groupfit
-from torchlinreg.models.segments import encode_groups, stable_order
+from torchlinreg.models.segments import chunks, encode_groups, encode_tensor_groups, stable_order
 
 
 @pytest.fixture
@@ -164,6 +164,53 @@ def test_group_codes_equal_numpy_unique(labels):
     assert got_labels.dtype == want_labels.dtype
     np.testing.assert_array_equal(got_labels, want_labels)
     np.testing.assert_array_equal(got_codes, want_codes)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array([5, -3, 5, 7, -3, 0]),
+        np.array([3, 1, 2], dtype=np.uint8),
+        np.array([True, False, True]),
+        np.array([10**12, 0, 10**12]),
+        np.array([2.5, -1.0, 2.5, 0.0]),
+    ],
+)
+def test_group_codes_coded_by_torch_equal_numpy_unique(labels):
+    # the route for labels on an accelerator (NOTE [grouping on the device]), run here on
+    # a CPU tensor
+    got_labels, codes, counts = encode_tensor_groups(torch.as_tensor(labels), len(labels), "cpu")
+    want_labels, want_codes = np.unique(labels, return_inverse=True)
+    np.testing.assert_array_equal(got_labels, want_labels)
+    np.testing.assert_array_equal(codes.numpy(), want_codes)
+    np.testing.assert_array_equal(counts.numpy(), np.bincount(want_codes))
+    with pytest.raises(DataError, match=r"NaN.* row 3"):
+        encode_tensor_groups(torch.tensor([1.0, 2.0, float("nan")]), 3, "cpu")
+
+
+@pytest.mark.parametrize("sizes", [[7] * 9, [40] * 6 + [17, 23, 31, 9, 12, 150]])
+def test_rows_ordered_by_torch_equal_the_radix_route(sizes, monkeypatch):
+    g = np.random.default_rng(8).permutation(np.repeat(np.arange(len(sizes)), sizes))
+    counts = np.bincount(g)
+    for values in (400, 1 << 20):  # padded and dense chunks, one chunk or many
+        a_order, a = chunks(g, counts, values, 3)
+        b_order, b = chunks(torch.as_tensor(g), counts, values, 3)
+        assert (a_order is None) == (b_order is None)
+        if a_order is not None:
+            assert torch.equal(a_order, b_order)
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert torch.equal(x.groups, y.groups) and torch.equal(x.rows, y.rows)
+            assert x.width == y.width
+    # and a whole fit through it equals the default route bitwise
+    rng = np.random.default_rng(9)
+    X, y = rng.normal(size=(len(g), 2)) + 50, rng.normal(size=len(g))
+    want = torchlinreg.ols(X, y, groups=g)
+    real = groupfit.chunks
+    monkeypatch.setattr(groupfit, "chunks", lambda c, *a: real(torch.as_tensor(c), *a))
+    got = torchlinreg.ols(X, y, groups=g)
+    np.testing.assert_array_equal(got.params, want.params)
+    np.testing.assert_array_equal(got.bse, want.bse)
 
 
 @pytest.mark.parametrize("n_keys", [3, 70_000, 5_000_000])

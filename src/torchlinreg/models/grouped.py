@@ -25,7 +25,7 @@ from ..exact.threads import with_fit_threads
 from ..stats import results as single
 from .grouped_results import GroupedOLSResults
 from .groupfit import GroupedFit, fit_groups
-from .segments import Segments, encode_groups
+from .segments import Segments, encode_groups_on
 
 _NAMED = 5  # group labels named in a warning
 _CHUNK_VALUES = 1 << 20  # values (rows x columns) of one chunk of groups: 8 MiB
@@ -109,9 +109,8 @@ def grouped_ols(
     Xt = Xm.values.to(torch.float64)
     yt = Ym.values[:, 0].to(device=Xt.device, dtype=torch.float64)
     w = None if w is None else w.to(device=Xt.device, dtype=torch.float64)
-    labels, codes = encode_groups(groups, Xt.shape[0])
-    counts = torch.as_tensor(np.bincount(codes, minlength=len(labels)), device=Xt.device)
-    seg = Segments(labels, torch.as_tensor(codes, device=Xt.device), counts)
+    labels, codes, counts = encode_groups_on(groups, Xt.shape[0], Xt.device)
+    seg = Segments(labels, codes, counts)
     names = single._names(feature_names, Xm.columns, Xt.shape[1], "feature_names")
     names = names or [f"x{j + 1}" for j in range(Xt.shape[1])]
     fit = fit_groups(seg, Xt, yt, w, fit_intercept, _CHUNK_VALUES)

@@ -107,7 +107,9 @@ def fit_groups(
     """The batched fit of NOTE [grouped fit], a chunk of about ``chunk_values`` at a time."""
     d = X.shape[1]
     counts = seg.counts.cpu().numpy()
-    order, parts = chunks(seg.codes.cpu().numpy(), counts, chunk_values, d + 1, X.device)
+    # codes on an accelerator are ordered there (NOTE [grouping on the device])
+    codes = seg.codes if seg.codes.device.type != "cpu" else seg.codes.numpy()
+    order, parts = chunks(codes, counts, chunk_values, d + 1, X.device)
     # buffers for every chunk's rows, worked on in place: fresh pages cost more than the
     # arithmetic (and a copy of [X | y] whole costs more than the fit)
     rows = max(ch.rows.numel() for ch in parts)

@@ -62,6 +62,46 @@ def encode_groups(groups, n: int) -> tuple[np.ndarray, np.ndarray]:
     return labels, codes.reshape(-1)
 
 
+def encode_groups_on(groups, n: int, device) -> tuple[np.ndarray, Tensor, Tensor]:
+    """(sorted unique labels, code per row, rows per group), the codes and counts on
+    ``device``.
+
+    Numeric labels already on an accelerator are coded there (NOTE [grouping on the
+    device]); any other labels are coded by :func:`encode_groups` and the codes moved.
+    """
+    if isinstance(groups, Tensor) and groups.device.type != "cpu" and groups.ndim == 1:
+        return encode_tensor_groups(groups, n, device)
+    labels, codes = encode_groups(groups, n)
+    counts = torch.as_tensor(np.bincount(codes, minlength=len(labels)), device=device)
+    return labels, torch.as_tensor(codes, dtype=torch.int64, device=device), counts
+
+
+def encode_tensor_groups(groups: Tensor, n: int, device) -> tuple[np.ndarray, Tensor, Tensor]:
+    """:func:`encode_groups_on` with torch where the labels lie (NOTE [grouping on the
+    device])."""
+    if groups.shape[0] != n:
+        raise DataError(
+            f"groups must be 1-D with one label per row ({n} rows), got shape "
+            f"{tuple(groups.shape)}; pass a column of group labels"
+        )
+    if groups.is_floating_point() and bool(torch.isnan(groups).any()):
+        row = int(torch.isnan(groups).nonzero()[0, 0]) + 1
+        raise DataError(f"groups has a missing (NaN) label at row {row}; drop or label the row")
+    labels, codes = torch.unique(groups, sorted=True, return_inverse=True)
+    codes = codes.to(device=device, dtype=torch.int64)
+    counts = torch.bincount(codes, minlength=labels.shape[0])
+    return labels.cpu().numpy(), codes, counts
+
+
+# NOTE [grouping on the device]
+# Coding the labels and ordering the rows by group take a sort of n keys. On a CPU the
+# counting code and numpy's radix sort are the fastest way; labels on a GPU went to the
+# CPU for them and back, and a grouped fit on an H200 then took 0.57 s at 100 groups x
+# 100,000 rows, about the CPU's time. Numeric labels on the device are coded with
+# torch.unique and the rows ordered with a stable torch.sort there; strings and other
+# host labels keep the CPU route.
+
+
 def _small_integer_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """``np.unique``'s answer for integer labels of a small range, by counting (no sort).
 
@@ -206,7 +246,7 @@ class Chunk:
         return self.rows.ndim == 2
 
 
-def chunks(codes: np.ndarray, counts: np.ndarray, values: int, columns: int, device=None):
+def chunks(codes, counts: np.ndarray, values: int, columns: int, device=None):
     """The groups in chunks of about ``values`` values (rows x ``columns``), by group size.
 
     Groups are sorted by size (stable), so groups of equal size are neighbours; a run of
@@ -219,18 +259,19 @@ def chunks(codes: np.ndarray, counts: np.ndarray, values: int, columns: int, dev
     by_size = np.argsort(counts, kind="stable")
     sizes = counts[by_size]
     equal = sizes[0] == sizes[-1]
-    if equal:
-        keys = codes  # equal sizes: the size order is the label order
-    else:
-        rank = np.empty(G, dtype=np.int64)
-        rank[by_size] = np.arange(G)
-        keys = rank[codes]
-    order = stable_order(keys, G)  # rows by group, groups by size
+    rank = np.empty(G, dtype=np.int64)
+    rank[by_size] = np.arange(G)
+    if isinstance(codes, Tensor):  # NOTE [grouping on the device]
+        keys = codes if equal else torch.as_tensor(rank, device=codes.device)[codes]
+        order_t = torch.sort(keys, stable=True).indices.to(device)
+        order = None
+    else:  # equal sizes: the size order is the label order
+        order = stable_order(codes if equal else rank[codes], G)  # rows by group, by size
+        order_t = torch.as_tensor(order, device=device)
     starts = np.cumsum(sizes) - sizes
     size_class = np.ceil(np.log2(np.maximum(sizes, 1)))
     cuts = np.flatnonzero(np.diff(size_class) != 0)
     bounds = [0, *(cuts + 1).tolist(), G]
-    order_t = torch.as_tensor(order, device=device)
     by_size_t = torch.as_tensor(by_size, device=device)
     out = []
     for lo, hi in itertools.pairwise(bounds):
@@ -246,7 +287,11 @@ def chunks(codes: np.ndarray, counts: np.ndarray, values: int, columns: int, dev
             else:
                 slot = starts[a:b, None] + np.arange(width)[None, :]
                 inside = np.arange(width)[None, :] < sizes[a:b, None]
-                index = np.where(inside, order[np.minimum(slot, len(order) - 1)], -1)
-                rows = torch.as_tensor(index, device=device)
+                slot = np.minimum(slot, len(codes) - 1)
+                if order is not None:
+                    rows = torch.as_tensor(np.where(inside, order[slot], -1), device=device)
+                else:
+                    slot_t, inside_t = (torch.as_tensor(v, device=device) for v in (slot, inside))
+                    rows = torch.where(inside_t, order_t[slot_t], -1)
             out.append(Chunk(by_size_t[a:b], rows, width))
     return None if equal else by_size_t, out

@@ -399,3 +399,44 @@ def test_checkpoint_survives_safetensors_and_json_and_resumes_bit_for_bit(solver
     assert state["epoch"] == 4
     resumed = fit_iterative(X, Y, resume_from=state, **kw)
     assert torch.equal(resumed.coef, full.coef) and resumed.loss_history == full.loss_history
+
+
+@pytest.mark.parametrize("alpha", [0.0, 3.0])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("intercept", [True, False])
+def test_adam_closed_form_gradient_equals_autograd(alpha, weighted, intercept, monkeypatch):
+    # adam's batches take the gradient written out (NOTE [small steps on a GPU]); the
+    # autograd graph it replaces gives the same steps up to rounding
+    from torchlinreg.iterative import trainer
+
+    X, Y = problem(True, n_targets=2, seed=12)
+    X, Y = X[:3000], Y[:3000]
+    w = torch.rand(3000, generator=torch.Generator().manual_seed(1), dtype=X.dtype) + 0.5
+    kw = dict(sample_weight=w if weighted else None, solver="adam", alpha=alpha, tol=None,
+              max_iter=4, random_state=0, fit_intercept=intercept)  # fmt: skip
+    real, calls = trainer.Trainer._closed_form_grads, []
+
+    def checked(self, X, Y, w):  # each batch's gradient against autograd's
+        with torch.enable_grad():
+            self._loss(X, Y, w).backward()
+        want = [p.grad.clone() for p in self.params]
+        for p in self.params:
+            p.grad = None
+        real(self, X, Y, w)
+        for p, g in zip(self.params, want, strict=True):
+            torch.testing.assert_close(p.grad, g, rtol=1e-12, atol=1e-15)
+        calls.append(1)
+
+    monkeypatch.setattr(trainer.Trainer, "_closed_form_grads", checked)
+    fast = fit_iterative(X, Y, **kw)
+    assert len(calls) > 4  # every batch of every epoch
+
+    def by_autograd(self, X, Y, w):
+        with torch.enable_grad():
+            self._loss(X, Y, w).backward()
+
+    monkeypatch.setattr(trainer.Trainer, "_closed_form_grads", by_autograd)
+    slow = fit_iterative(X, Y, **kw)
+    np.testing.assert_allclose(fast.coef, slow.coef, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(fast.intercept, slow.intercept, rtol=1e-11, atol=1e-13)
+    assert fast.loss_history == pytest.approx(slow.loss_history, rel=1e-11)

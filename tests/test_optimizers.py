@@ -49,6 +49,26 @@ def test_adam_is_torch_adam_bit_for_bit(dtype):
     ours[2].load_state_dict(b)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_adam_foreach_route_is_torch_adam_bit_for_bit(dtype):
+    # parameters on a GPU take the foreach route (NOTE [small steps on a GPU]); run here
+    class OnEveryDevice(Adam):
+        @torch.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                live = [p for p in group["params"] if p.grad is not None]
+                self._foreach_step(live, *group["betas"], group["lr"], group["eps"])
+
+    X, y = _problem(2, dtype)
+    ours = _train(lambda ps: OnEveryDevice(ps, lr=0.01), X, y, 200)
+    theirs = _train(lambda ps: torch.optim.Adam(ps, lr=0.01, foreach=False), X, y, 200)
+    assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
+    a, b = ours[2].state_dict(), theirs[2].state_dict()
+    for i in a["state"]:
+        for key in a["state"][i]:
+            assert torch.equal(a["state"][i][key], b["state"][i][key]), key
+
+
 def test_lbfgs_is_torch_lbfgs():
     X, y = _problem(1)
 

@@ -5,8 +5,10 @@ Run from the repository root on a machine with CUDA (without one it compares CPU
     PYTHONPATH=src python benchmarks/iterative_gpu.py [--n 1000000] [--json out.json]
 
 1. The corpus (tests/corpus.py): each solver with its defaults on the device and on the CPU;
-   the reported optimality gaps, the convergence verdicts and the warnings must agree (the
-   gap to 1e-9 absolute: both are float64, from the same Gram formula).
+   on each side a fit converges or warns (no silent miss), and gd's and lbfgs's reported
+   gaps agree to 1e-9 or 5% (no random order; rounding differs, and ill-conditioning
+   amplifies it over the epochs). sgd and adam shuffle with the device's generator, so
+   their gaps are not compared (the first GPU run, 2026-11-28, found them all honest).
 2. Time to the exact R2 within 1e-6 on n x 50 raw data (benchmarks/iterative_time.py's
    data), each solver with ``tol=1e-6`` on the device, the gap checked by numpy.
 3. float32 input on the device trains in float32 and reaches its 1e-6 target.
@@ -57,8 +59,14 @@ def corpus_check(device) -> list[str]:
             except Exception as exc:
                 problems.append(f"{name}/{solver}: {type(exc).__name__}: {exc}")
                 continue
-            same = abs(a.optimality_gap_ - b.optimality_gap_) <= 1e-9
-            if not (same and a.converged_ == b.converged_ and wa == wb):
+            # Each side: converged, or warned (no silent miss). gd and lbfgs draw no random
+            # order, so their gaps agree up to rounding, which ill-conditioning amplifies
+            # over many epochs; sgd and adam shuffle with the device's generator.
+            honest = all(m.converged_ or w for m, w in ((a, wa), (b, wb)))
+            close = abs(a.optimality_gap_ - b.optimality_gap_) <= max(
+                1e-9, 0.05 * max(a.optimality_gap_, b.optimality_gap_)
+            )
+            if not honest or (solver in ("gd", "lbfgs") and not close):
                 problems.append(
                     f"{name}/{solver}: device gap {a.optimality_gap_:.3g} converged "
                     f"{a.converged_} warned {wa}; cpu {b.optimality_gap_:.3g} {b.converged_} {wb}"

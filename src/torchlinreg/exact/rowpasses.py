@@ -155,7 +155,7 @@ class RowPasses:
         for X, Y, w in chunked(self.chunks()):
             if self.shift is None:
                 self.shift = self._shift(Y, w)
-            split = SplitRows(X, bits=self.bits, workspace=self._workspace)
+            split = SplitRows(X, bits=self.bits, targets=Y.shape[1], workspace=self._workspace)
             r = residual(split, Y, x, self.intercept)
             sb = block_sums(
                 Y, r, w, self.shift, y_too=self._y_sums is None, fitted_too=not self.intercept

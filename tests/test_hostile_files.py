@@ -385,3 +385,19 @@ def test_a_saved_model_header_round_trip_is_byte_exact(models):
             lo, hi = entry["data_offsets"]
             assert tensors[name].contiguous().view(torch.uint8).numpy().tobytes() == body[lo:hi]
             assert list(tensors[name].shape) == entry["shape"]
+
+
+@pytest.mark.parametrize(
+    "history",
+    [[True, 1000001.0], [1.0, 2.0], [1.0, 0.5, 0.4, 0.3, float("nan")], [1.0, 0.5, 0.4, 0.3, -1]],
+)
+def test_a_forged_loss_history_is_refused_not_trained_on(tmp_path, checkpoint, history):
+    # hypothesis found [True, 1000001.0]: JSON true passed as a number, and the resumed run
+    # stopped as 'diverged' (exit 1) on a history it never trained
+    folder, _ = checkpoint
+    tensors, meta = load_tensors(folder / "c.ckpt", expected_format="torchlinreg-checkpoint")
+    assert meta["state"]["epoch"] == 4 and len(meta["state"]["loss_history"]) == 5
+    forged = tmp_path / "f.ckpt"
+    _forge_checkpoint(forged, tensors, meta, "loss_history", history)
+    with pytest.raises(torchlinreg.ModelFileError, match="loss_history"):
+        load_checkpoint(forged)

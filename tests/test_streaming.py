@@ -524,3 +524,66 @@ def test_train_streams_files_above_the_threshold_for_mini_batch_solvers(
         warnings.simplefilter("ignore")  # a ConvergenceWarning is not the point here
         assert run([*args, "--epochs", "2", "-o", str(out), "-q"]) == 0
     assert bool(made) == streams
+
+
+def _offset_quadratic(offset: float, n: int = 100_000, seed: int = 0):
+    """x, x^2 and noise columns, x in [offset, offset + 1): ill-conditioned by the offset."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, n) + offset
+    X = np.c_[x, x**2, rng.normal(size=n)]
+    y = X @ np.array([3.0, -0.1, 2.0]) + rng.normal(size=n) * 1e-3
+    return X, y
+
+
+def _blocks(X, y, rows=20_000):
+    return [(X[i : i + rows], y[i : i + rows]) for i in range(0, len(y), rows)]
+
+
+@pytest.mark.parametrize("offset", [1e1, 1e2, 1e3, 3e3])
+@pytest.mark.parametrize("solver", ["qr", "gram"])
+def test_a_streamed_fit_that_may_be_off_says_by_how_much(offset, solver):
+    # NOTE [unrefined fits]: no rows to refine against, so a fit whose estimated error
+    # passes 1e-8 warns with that estimate; the estimate covers the actual error, and a
+    # fit that does not warn is within 1e-8. Reference: the refined in-memory fit.
+    X, y = _offset_quadratic(offset)
+    ref = tlr.LinearRegression().fit(X, y).coef_
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = tlr.LinearRegression(solver=solver).fit_blocks(_blocks(X, y)).coef_
+    error = float(np.max(np.abs(got - ref) / np.abs(ref)))
+    said = [str(w.message) for w in caught if issubclass(w.category, tlr.RankWarning)]
+    assert len(caught) == len(said) <= 1
+    if said:
+        quoted = float(said[0].split("off by up to ")[1].split(" ")[0])
+        assert error <= quoted <= 1e3 * max(error, 1e-12), (error, said)
+        assert "y1" in said[0] and "fit(X, y)" in said[0]
+        assert ("solver='qr'" in said[0]) == (solver == "gram")
+    else:
+        assert error <= 1e-8, error
+    if solver == "gram" and offset >= 1e3:
+        assert said  # a Gram factor at kappa 1e8: these must warn (actual error 1e-6)
+
+
+def test_partial_fit_warns_as_a_streamed_fit_and_an_in_memory_fit_does_not():
+    X, y = _offset_quadratic(1e3, n=40_000)
+    with pytest.warns(tlr.RankWarning, match="partial_fit.* may be off by up to"):
+        tlr.LinearRegression(solver="gram").partial_fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refined against the rows: nothing to say
+        tlr.LinearRegression(solver="gram").fit(X, y)
+
+
+def test_train_says_an_ill_conditioned_gram_fit_may_be_off_in_its_own_words(tmp_path, capsys):
+    from cli_helpers import cli
+
+    X, y = _offset_quadratic(1e3, n=30_000)
+    data = tmp_path / "d.csv"
+    np.savetxt(data, np.c_[X, y], delimiter=",", header="x,x2,z,y", comments="", fmt="%.17g")
+    r = cli(capsys, "train", data, "-t", "y", "--solver", "gram", "-q", "-o", tmp_path / "g")
+    assert r.code == 0, r.err
+    lines = r.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("torchlinreg: warning: the coefficients")
+    assert "may be off by up to" in lines[0] and "--solver qr" in lines[0]
+    assert "fit(X, y)" not in lines[0]  # the library's words stay in the library
+    r = cli(capsys, "train", data, "-t", "y", "-q", "-o", tmp_path / "q")
+    assert r.code == 0 and r.err == ""  # qr: within 1e-8 (tested above), nothing to say

@@ -91,7 +91,21 @@ def not_fitted_error(message: str) -> NotFittedError:
 
 
 class RankWarning(UserWarning):
-    """The design matrix is rank-deficient; the named columns are aliased."""
+    """The design matrix is rank-deficient (the named columns are aliased), or so
+    ill-conditioned that the coefficients may be off.
+
+    A fit that could not refine its coefficients against the rows (streamed, updated,
+    distributed) and warns for that carries ``error`` (the estimated relative error) and
+    ``method`` (its factor, ``"qr"`` or ``"gram"``), so that a front end (the CLI) can say
+    what to do in its own words; both are None otherwise.
+    """
+
+    def __init__(
+        self, message: str = "", *, error: float | None = None, method: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.error = error
+        self.method = method
 
 
 class ConvergenceWarning(UserWarning):

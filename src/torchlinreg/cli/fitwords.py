@@ -1,9 +1,11 @@
-"""The library's convergence warnings and divergence errors, said in the command's words.
+"""The library's convergence and accuracy warnings and divergence errors, said in the
+command's words.
 
-The library tells a Python user to raise ``max_iter`` or to pass ``solver="lbfgs"``; the
-command's user types ``--epochs`` and ``--solver lbfgs``. The warning and the error carry
-what they are about (``gap``, ``tol``, ``epochs``, ``solver``; ``epoch``), so the command
-rewords them here instead of parsing messages. ``app.py`` then prints each as one line.
+The library tells a Python user to raise ``max_iter``, to pass ``solver="lbfgs"`` or to fit
+in memory; the command's user types ``--epochs`` and ``--solver lbfgs``, and the command
+always streams. The warnings and the error carry what they are about (``gap``, ``tol``,
+``epochs``, ``solver``; ``error``, ``method``; ``epoch``), so the command rewords them
+here instead of parsing messages. ``app.py`` then prints each as one line.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..errors import ConvergenceWarning, DivergenceError
+from ..errors import ConvergenceWarning, DivergenceError, RankWarning
 
 __all__ = ["convergence_in_cli_words", "divergence_remedy"]
 
@@ -41,10 +43,24 @@ def convergence_message(w: ConvergenceWarning) -> str:
     )
 
 
+def accuracy_message(w: RankWarning) -> str:
+    """An unrefined fit's accuracy warning in CLI words (NOTE [unrefined fits])."""
+    fix = (
+        "train with --solver qr (a Gram factor squares the condition number)"
+        if w.method == "gram"
+        else "drop or combine the nearly collinear columns"
+    )
+    return (
+        f"the coefficients may be off by up to {w.error:.1e} (relative, estimated): the "
+        f"data are ill-conditioned and a streamed fit has no second pass to refine them; "
+        f"{fix}"
+    )
+
+
 @contextmanager
 def convergence_in_cli_words() -> Iterator[None]:
-    """Re-issue the fit's ConvergenceWarnings in CLI words (others unchanged) and re-raise
-    its DivergenceError with the CLI's remedy."""
+    """Re-issue the fit's ConvergenceWarnings and accuracy warnings in CLI words (others
+    unchanged) and re-raise its DivergenceError with the CLI's remedy."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -56,5 +72,7 @@ def convergence_in_cli_words() -> Iterator[None]:
     for w in caught:
         if isinstance(w.message, ConvergenceWarning) and w.message.solver is not None:
             warnings.warn(convergence_message(w.message), ConvergenceWarning, stacklevel=3)
+        elif isinstance(w.message, RankWarning) and w.message.error is not None:
+            warnings.warn(accuracy_message(w.message), RankWarning, stacklevel=3)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -20,6 +20,7 @@ from ..estimator.linear import EXACT_SOLVERS, LinearRegression
 from ..estimator.modelfile import save
 from ..files.tables import Block, open_table
 from .checks import check_outputs, check_train_paths
+from .fitwords import convergence_in_cli_words
 from .output import console, esc, print_json
 from .tableformula import encoded_blocks, learn_encoding
 from .train import TargetMoments, _metric_dict, _print_report, _target_arg
@@ -80,9 +81,12 @@ def train_formula(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> 
                 yield Block(X, Y, w, b.first_row, b.path)
 
     moments = TargetMoments(wanted=not est.fit_intercept)
-    est.fit_blocks(
-        moments.tap(blocks()), feature_names=enc.features, target_names=_target_arg(enc.targets)
-    )
+    with convergence_in_cli_words():  # an accuracy warning in the command's words
+        est.fit_blocks(
+            moments.tap(blocks()),
+            feature_names=enc.features,
+            target_names=_target_arg(enc.targets),
+        )
     est.formula_encoding_, est.nobs_dropped_ = enc, counts["dropped"]
     metrics = _metric_dict(enc.targets, est.state_metrics(target_moments=moments.merged()))
     cov_type = opts.get("cov_type") or "nonrobust"

@@ -101,11 +101,12 @@ def _fit_exact(est, source, features, targets, weight_col, opts) -> tuple[int, d
         count = RowCount(len(features), opts, source.path)
         # prefetch: the next block is read while this one is absorbed (blocksources.prefetch)
         blocks = prefetch(source.read_columns(features, targets, weight_col))
-        est.fit_blocks(
-            moments.tap(count.through(blocks)),
-            feature_names=features,
-            target_names=_target_arg(targets),
-        )
+        with convergence_in_cli_words():  # an accuracy warning in the command's words
+            est.fit_blocks(
+                moments.tap(count.through(blocks)),
+                feature_names=features,
+                target_names=_target_arg(targets),
+            )
         rows = count.rows
     metrics = est.state_metrics(target_moments=moments.merged())
     return rows, _metric_dict(targets, metrics)

@@ -23,6 +23,7 @@ from ..estimator.modelfile import load, save
 from ..files.io import locked
 from ..files.tables import open_table
 from .checks import check_not_input
+from .fitwords import convergence_in_cli_words
 
 # Options that --update takes from the model; given on the command line they must agree.
 _FROM_MODEL = ("solver", "alpha", "no_intercept")
@@ -122,7 +123,8 @@ def _update_locked(data: str, targets: tuple[str, ...], opts: dict[str, Any]) ->
             if block.w is None or bool((block.w > 0).any()):
                 yield block
 
-    est.partial_fit_blocks(counted())
+    with convergence_in_cli_words():  # an accuracy warning in the command's words
+        est.partial_fit_blocks(counted())
     metrics = est.state_metrics()
     seconds = round(time.perf_counter() - started, 4)
     old = dict(est.training_)

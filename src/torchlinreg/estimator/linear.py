@@ -220,6 +220,8 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
                 )
                 self._adopt_refined(self._results)
                 self._results = self._label_results(self._results)
+            else:
+                self._warn_unrefined("a distributed")
         else:
             with agree_on_errors():
                 Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)
@@ -275,6 +277,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
                 self._absorb(X, y, sample_weight)
             self._merge_ranks()
             self._solve_state()
+            self._warn_unrefined("an updated (partial_fit)")
             self.n_iter_ = n_iter + 1
         else:
             first = not hasattr(self, "model_")
@@ -356,6 +359,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
         self._merge_ranks()
         self._name_columns(feature_names, target_names)
         self._solve_state()
+        self._warn_unrefined("a streamed")
         self._publish()
         return self
 
@@ -385,6 +389,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
         if not hasattr(self, "state_"):
             raise DataError("no blocks to fit; the data source yielded no rows")
         self._solve_state()
+        self._warn_unrefined("an updated (partial_fit_blocks)")
         self.n_iter_ = n_iter + 1
         self._publish()
         return self

@@ -99,9 +99,14 @@ def _check_state(state: dict, config: dict) -> None:
     _need(_int(state.get("epoch")) and state["epoch"] >= 0, "epoch is not a count")
     losses = state.get("loss_history")
     _need(
-        isinstance(losses, list) and all(isinstance(v, int | float) for v in losses),
-        "loss_history is not a list of numbers",
+        isinstance(losses, list)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in losses)
+        and all(math.isfinite(v) and v >= 0 for v in losses),
+        "loss_history is not a list of losses",
     )
+    # the loss before the first epoch, then one per epoch (a forged history of another
+    # length could make a resumed run stop as 'diverged' on numbers it never saw)
+    _need(len(losses) == state["epoch"] + 1, "loss_history does not have one loss per epoch")
     _need(state.get("stop_reason") is None or isinstance(state["stop_reason"], str), "stop_reason")
     _need(isinstance(state.get("converged", False), bool), "converged is not true or false")
     weight = _tensor(state.get("weight"), "weight")

@@ -444,7 +444,11 @@ def fit_exact(
 ) -> tuple[LeastSquaresState, ExactSolution]:
     """Absorb ``X`` (n, d), ``Y`` (n, k) or (n,) into one state and solve it.
 
-    The state lives on ``device`` (default: X's device).
+    The state lives on ``device`` (default: X's device). This is the engine: the solution
+    is the factor's, not refined against the rows, so on ill-conditioned data it carries
+    the factor's error (squared condition number for ``method="gram"``).
+    ``torchlinreg.ols`` and ``LinearRegression`` refine it (and warn where they cannot);
+    ``refine.estimated_errors(state, d + fit_intercept)`` estimates it per target.
 
     Example:
         >>> X = torch.randn(20, 2); y = 2 * X[:, 0] - 1

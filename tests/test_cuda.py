@@ -281,3 +281,19 @@ def test_cli_trains_predicts_and_groups_on_the_device(tmp_path, capsys):
             for label in a:
                 for name, v in a[label].items():
                     assert b[label][name] == pytest.approx(v, rel=1e-10), (label, name)
+
+
+def test_a_streamed_fit_on_the_device_says_when_it_may_be_off():
+    # NOTE [unrefined fits]: the estimate is computed where the state lies
+    rng = np.random.default_rng(12)
+    x = rng.uniform(0, 1, 40_000) + 1e3
+    X = torch.tensor(np.c_[x, x**2, rng.normal(size=x.size)])
+    y = X @ torch.tensor([3.0, -0.1, 2.0], dtype=torch.float64) + 1e-3 * torch.randn(x.size)
+    rows = range(0, 40_000, 10_000)
+    blocks = [(X[i : i + 10_000].to(DEVICE), y[i : i + 10_000].to(DEVICE)) for i in rows]
+    with pytest.warns(RankWarning, match="may be off by up to") as caught:
+        dev = tlr.LinearRegression(solver="gram").fit_blocks(blocks)
+    assert _on_device(dev.coef_) and caught[0].message.error > 1e-8
+    ref = tlr.LinearRegression().fit(X, y).coef_
+    error = float(((dev.coef_.cpu() - ref).abs() / ref.abs()).max())
+    assert error <= caught[0].message.error

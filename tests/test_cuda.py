@@ -297,3 +297,18 @@ def test_a_streamed_fit_on_the_device_says_when_it_may_be_off():
     ref = tlr.LinearRegression().fit(X, y).coef_
     error = float(((dev.coef_.cpu() - ref).abs() / ref.abs()).max())
     assert error <= caught[0].message.error
+
+
+def test_device_tensors_stay_there_and_errors_are_located_there():
+    # moved from test_data.py, which imports polars (absent from some GPU images)
+    from torchlinreg.data import as_matrix, as_weights
+
+    X = torch.randn(100, 3, device=DEVICE, dtype=torch.float64)
+    m = as_matrix(X)
+    assert _on_device(m.values) and m.values.data_ptr() == X.data_ptr()
+    assert _on_device(m.wrap(torch.ones(100, 1, device=DEVICE)))
+    X[41, 2] = float("nan")
+    with pytest.raises(tlr.DataError, match="NaN at row 42, column 3"):
+        as_matrix(X)
+    assert _on_device(as_matrix(np.ones((6, 3)), device=DEVICE).values)
+    assert _on_device(as_weights(torch.ones(100, device=DEVICE), 100))

@@ -299,21 +299,6 @@ def test_pandas_and_polars_are_not_imported_by_the_package():
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_tensors_stay_on_the_gpu_and_errors_are_located_there():
-    X = torch.randn(100, 3, device="cuda", dtype=torch.float64)
-    m = as_matrix(X)
-    assert m.values.device.type == "cuda" and m.values.data_ptr() == X.data_ptr()
-    assert m.wrap(torch.ones(100, 1, device="cuda")).device.type == "cuda"
-    X[41, 2] = float("nan")
-    with pytest.raises(DataError, match="NaN at row 42, column 3"):
-        as_matrix(X)
-    assert as_matrix(X_NP, device="cuda").values.device.type == "cuda"
-    w = as_weights(torch.ones(100, device="cuda"), 100)
-    assert w.device.type == "cuda"
-
-
 def _modules() -> list[str]:
     import pkgutil
 

@@ -100,16 +100,7 @@ class Adam(_Eager, torch.optim.Adam):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                state = self.state[p]
-                if not state:
-                    # torch keeps the step count on the CPU, in float64 only when that is
-                    # the default dtype
-                    double = torch.get_default_dtype() == torch.float64
-                    state["step"] = torch.tensor(
-                        0.0, dtype=torch.float64 if double else torch.float32
-                    )
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state = self._state_of(p)
                 exp_avg, exp_avg_sq, step_t = state["exp_avg"], state["exp_avg_sq"], state["step"]
                 step_t += 1
                 exp_avg.lerp_(p.grad, 1 - beta1)
@@ -121,21 +112,23 @@ class Adam(_Eager, torch.optim.Adam):
                 p.addcdiv_(exp_avg, denom, value=-step_size)
         return loss
 
+    def _state_of(self, p) -> dict:
+        """``p``'s Adam state, made as torch makes it on the first step."""
+        state = self.state[p]
+        if not state:
+            # torch keeps the step count on the CPU, in float64 only when that is the
+            # default dtype
+            double = torch.get_default_dtype() == torch.float64
+            state["step"] = torch.tensor(0.0, dtype=torch.float64 if double else torch.float32)
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state
+
     def _foreach_step(self, params, beta1: float, beta2: float, lr: float, eps: float) -> None:
         """The same update for every parameter at once, as torch's Adam runs on a GPU by
         default (``foreach``): the same arithmetic per element, a launch per operation
         for all parameters rather than one per parameter (NOTE [small steps on a GPU])."""
-        for p in params:
-            if not self.state[p]:
-                double = torch.get_default_dtype() == torch.float64
-                self.state[p]["step"] = torch.tensor(
-                    0.0, dtype=torch.float64 if double else torch.float32
-                )
-                self.state[p]["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                self.state[p]["exp_avg_sq"] = torch.zeros_like(
-                    p, memory_format=torch.preserve_format
-                )
-        states = [self.state[p] for p in params]
+        states = [self._state_of(p) for p in params]
         grads = [p.grad for p in params]
         avgs = [st["exp_avg"] for st in states]
         sqs = [st["exp_avg_sq"] for st in states]

@@ -568,6 +568,12 @@ def test_partial_fit_warns_as_a_streamed_fit_and_an_in_memory_fit_does_not():
     X, y = _offset_quadratic(1e3, n=40_000)
     with pytest.warns(tlr.RankWarning, match="partial_fit.* may be off by up to"):
         tlr.LinearRegression(solver="gram").partial_fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:  # in a loop: said once
+        warnings.simplefilter("always")
+        model = tlr.LinearRegression(solver="gram")
+        for rows in np.array_split(np.arange(len(y)), 8):
+            model.partial_fit(X[rows], y[rows])
+    assert len(caught) == 1 and issubclass(caught[0].category, tlr.RankWarning)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # refined against the rows: nothing to say
         tlr.LinearRegression(solver="gram").fit(X, y)

@@ -195,8 +195,10 @@ class ExactFitMixin:
         p = int(self.fit_intercept) + self.state_.n_features
         errors, kappa = estimated_errors(self.state_, p, policy=False)
         worst = max(errors)
-        if not worst > ACCURACY_WARNING:
+        # partial_fit in a loop: said once, again only if the estimate grows tenfold
+        if not worst > max(ACCURACY_WARNING, 10 * getattr(self, "_unrefined_warned", 0.0)):
             return
+        self._unrefined_warned = worst
         names = self._target_names or [f"y{t + 1}" for t in range(len(errors))]
         which = [str(names[t]) for t, e in enumerate(errors) if e > ACCURACY_WARNING]
         shown = ", ".join(which[:5]) + (f" and {len(which) - 5} more" if len(which) > 5 else "")

@@ -440,3 +440,25 @@ def test_adam_closed_form_gradient_equals_autograd(alpha, weighted, intercept, m
     np.testing.assert_allclose(fast.coef, slow.coef, rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(fast.intercept, slow.intercept, rtol=1e-11, atol=1e-13)
     assert fast.loss_history == pytest.approx(slow.loss_history, rel=1e-11)
+
+
+def test_large_data_take_at_most_1024_steps_an_epoch_and_still_reach_the_target():
+    # NOTE [steps per epoch]: batches grow past their caps on large data only
+    from torchlinreg.iterative.solvers import default_batch, resolve_solver
+
+    for name, cap in (("adam", 128), ("sgd", 256)):
+        assert cap - 4 <= resolve_solver(name, n_targets=1, n_rows=20_000).batch_size <= cap
+        assert default_batch(1024 * cap, cap) == cap
+        for n in (1024 * cap + 1, 10**6, 10**7):
+            bs = resolve_solver(name, n_targets=1, n_rows=n).batch_size
+            assert -(-n // bs) <= 1024 and bs <= -(-n // 1024) + 1
+    # 300,000 rows (batches of 293, not 128): the default target, by lstsq's R2
+    g = torch.Generator().manual_seed(2)
+    X = torch.randn(300_000, 10, generator=g, dtype=torch.float64) * 5 + 3
+    Y = X @ torch.randn(10, 1, generator=g, dtype=torch.float64) + torch.randn(
+        300_000, 1, generator=g, dtype=torch.float64
+    )
+    coef, b = lstsq_fit(X, Y)
+    res = fit_iterative(X, Y, solver="adam", random_state=0)
+    gap = float(np.max(r2(X, Y, coef, b) - r2(X, Y, res.coef, res.intercept)))
+    assert res.converged and gap <= 1e-4 and abs(res.optimality_gap - gap) <= 1e-7

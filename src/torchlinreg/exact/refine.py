@@ -490,7 +490,7 @@ def refine_blocks(
 # data's centre, the coefficient of a high power) is only right to eps times the norm,
 # and the correction holds its missing digits, computed from double-double residuals.
 # Adding it made every NIST coefficient except Filip's the correctly rounded solution of
-# the float64 data (tests/test_nist.py, against an 80-digit solve): Norris's intercept
+# the float64 data (tests/test_nist.py, against an exact rational solve): Norris's intercept
 # went from 12.8 to 17 digits, Longley's worst from 13.8. The sums stay those of the
 # pass when it has no moments to carry them to x + dx: they would change by
 # |R dx|^2 - 2 g.dx, about (2 eps)^2 of the explained sum of squares.

@@ -156,6 +156,10 @@ def test_a_group_with_every_weight_zero_is_nan():
         np.array([2**63 + 5, 2**63 + 1, 2**63 + 5], dtype=np.uint64),
         np.array([10**12, 0, 10**12]),  # a wide range: sorted, not counted
         np.array(["b", "a", "b"]),
+        # a range wider than half the type: the offsets from the least label wrap
+        np.array([-128, 127, 0, 127], dtype=np.int8),
+        np.array([30000, -30000, 1], dtype=np.int16),
+        np.array([-(2**63), 2**63 - 1, -(2**63)], dtype=np.int64),  # sorted, not counted
     ],
 )
 def test_group_codes_equal_numpy_unique(labels):
@@ -259,3 +263,77 @@ def test_small_factors_equal_batched_lapack(c):
     rinv = torch.linalg.inv(U[ok, :d, :d])
     torch.testing.assert_close(b[ok], (rinv @ U[ok, :d, d:])[..., 0], rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(V[ok], rinv @ rinv.mT, rtol=1e-12, atol=1e-16)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("miss", ["outliers", "1e5"])
+def test_a_shift_far_from_the_mean_is_taken_again_and_keeps_every_digit(
+    miss, weighted, monkeypatch
+):
+    # NOTE [the shift]: a group's shift is the mean of every (m // 64)-th of its rows; here
+    # those rows hold outliers, so the first shift misses the mean by 3 standard deviations,
+    # or the shift is made to miss by 1e5 (10^5 sd: centred about it, the Gram would lose
+    # 10 digits). Data near 1e9; reference: statsmodels on the exactly shifted data.
+    seen = []
+    real, real_shift = groupfit._far, groupfit._shift
+
+    def spy(*args):
+        far = real(*args)
+        seen.append(bool(far.any()))
+        return far
+
+    monkeypatch.setattr(groupfit, "_far", spy)
+    if miss == "1e5":
+        monkeypatch.setattr(groupfit, "_shift", lambda *args: real_shift(*args) + 1e5)
+    off, G, m = 1e9, 3, 640
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(G), m)  # rows in group order: each group's sample is every 10th
+    small = np.round(rng.normal(size=(G * m, 2)) * 1024) / 1024
+    small[np.arange(G * m) % 10 == 0, 0] += 64.0
+    y = small @ np.array([2.0, -1.0]) + np.round(rng.normal(size=G * m) * 256) / 256 + g
+    w = 1.0 + np.arange(G * m) % 4 if weighted else None
+    res = torchlinreg.ols(small + off, y, groups=g, sample_weight=w)
+    assert seen == [True]
+    for i in range(G):
+        rows = g == i
+        ref = sm.WLS(y[rows], sm.add_constant(small[rows]), weights=1.0 if w is None else w[rows])
+        ref = ref.fit()
+        np.testing.assert_allclose(res.params[i, 1:], ref.params[1:], rtol=1e-12)
+        np.testing.assert_allclose(res.bse[i, 1:], ref.bse[1:], rtol=1e-11)
+        np.testing.assert_allclose(res.rsquared[i], ref.rsquared, rtol=1e-12)
+        np.testing.assert_allclose(res.llf[i], ref.llf, rtol=1e-12)
+        for name in ("HC1_se", "HC3_se"):  # from the rows less the shift kept (GroupedFit.xc)
+            got, want = getattr(res, name)[i, 1:], getattr(ref, name)[1:]
+            np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("X", "X contains NaN at row 18,"),
+        ("y", "y contains infinity at row 6,"),
+        ("zero weight", "X contains infinity at row 10,"),
+    ],
+)
+def test_nan_or_infinity_in_the_rows_is_named_by_row(where, message):
+    # the rows are not scanned first: a Gram that is not finite sends them to the scan
+    # (NOTE [no scan for NaN])
+    X, y, g = _panel(4, 30, 2, seed=12)
+    w = np.ones(len(y))
+    if where == "X":
+        X[17, 1] = np.nan
+    elif where == "y":
+        y[5] = np.inf
+    else:
+        X[9, 0], w[9] = np.inf, 0.0
+    with pytest.raises(DataError, match=message):
+        torchlinreg.ols(X, y, groups=g, sample_weight=w)
+
+
+def test_data_whose_gram_overflows_is_no_error():
+    # finite rows near 1e160: the Grams overflow, the scan finds nothing, the fit goes on
+    X, y, g = _panel(4, 30, 2, seed=13)
+    with pytest.warns(UserWarning):
+        res = torchlinreg.ols(X * 1e160, y * 1e160, groups=g)
+    ref = torchlinreg.ols(X, y, groups=g)
+    np.testing.assert_allclose(res.params[:, 1:], ref.params[:, 1:], rtol=1e-12)

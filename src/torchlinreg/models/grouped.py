@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..data import as_problem
+from ..data import as_problem, check_finite
 from ..errors import DataError, DegenerateWarning
 from ..exact.threads import with_fit_threads
 from ..stats import results as single
@@ -29,6 +29,14 @@ from .segments import Segments, encode_groups_on
 
 _NAMED = 5  # group labels named in a warning
 _CHUNK_VALUES = 1 << 20  # values (rows x columns) of one chunk of groups: 8 MiB
+
+# NOTE [no scan for NaN]
+# The rows are not scanned for NaN and infinity before the fit: that scan read all of X
+# once more (57 ms of 0.95 s at 100 groups x 100,000 rows x 20). Every row is gathered
+# into its group's Gram, weighted or not (a zero weight times infinity is NaN), so a
+# non-finite value makes that Gram non-finite; only then are the rows scanned, and the
+# error names the first such row and column as before. A Gram that overflowed from finite
+# data passes the scan and goes on to the routes that handle it.
 
 
 def ols(X, y=None, *, groups=None, **kwargs):
@@ -98,8 +106,14 @@ def grouped_ols(
     """
     if isinstance(groups, str) and hasattr(X, "columns") and groups in list(X.columns):
         X, groups = X.drop(columns=[groups]), X[groups]
+    # NaN and infinity are found in the groups' Grams (NOTE [no scan for NaN])
     Xm, Ym, w = as_problem(
-        X, y, sample_weight, min_features=0 if fit_intercept else 1, allow_1d_x=True
+        X,
+        y,
+        sample_weight,
+        min_features=0 if fit_intercept else 1,
+        allow_1d_x=True,
+        check_finite=False,
     )
     if Ym.values.shape[1] != 1:
         raise DataError(
@@ -113,7 +127,9 @@ def grouped_ols(
     seg = Segments(labels, codes, counts)
     names = single._names(feature_names, Xm.columns, Xt.shape[1], "feature_names")
     names = names or [f"x{j + 1}" for j in range(Xt.shape[1])]
-    fit = fit_groups(seg, Xt, yt, w, fit_intercept, _CHUNK_VALUES)
+    fit = fit_groups(
+        seg, Xt, yt, w, fit_intercept, _CHUNK_VALUES, check=lambda: check_finite(Xm, Ym)
+    )
     _warn_bad(fit, Xt.shape[1] + fit_intercept)
     _warn_out_of_range(fit)
     return GroupedOLSResults(

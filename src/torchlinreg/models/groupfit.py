@@ -244,8 +244,9 @@ def _fit_chunk(
 # (``GroupedFit.xc``) agree (the difference of two close numbers is exact). A group's rows
 # are now read by one gather and three passes where there were eight; at 100 groups x
 # 100,000 rows x 20 the fit went from 0.84 to 0.80 s only, since the gather into strided
-# columns costs more (2.7 ms a group against 1.8 ms) and the Gram of 22 columns, 2 ms a
-# group on this machine's one core for two threads, is most of the rest.
+# columns costs more (2.7 ms a group against 1.8 ms), and the Gram of 22 columns, 2 ms a
+# group on one thread or two (a thin product is bound by the reads of its 17.6 MB), is
+# most of the rest.
 _SAMPLE = 64
 
 

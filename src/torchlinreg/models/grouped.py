@@ -32,11 +32,11 @@ _CHUNK_VALUES = 1 << 20  # values (rows x columns) of one chunk of groups: 8 MiB
 
 # NOTE [no scan for NaN]
 # The rows are not scanned for NaN and infinity before the fit: that scan read all of X
-# once more (57 ms of 0.95 s at 100 groups x 100,000 rows x 20). Every row is gathered
-# into its group's Gram, weighted or not (a zero weight times infinity is NaN), so a
-# non-finite value makes that Gram non-finite; only then are the rows scanned, and the
-# error names the first such row and column as before. A Gram that overflowed from finite
-# data passes the scan and goes on to the routes that handle it.
+# once more (57 ms of 1.0 s at 100 groups x 100,000 rows x 20). Every row enters its
+# group's sums and X'y, weighted or not (a zero weight or a zero x times infinity is NaN),
+# so a non-finite value makes them non-finite; only then are the rows scanned, and the
+# error names the first such row and column as before. Sums that overflowed from finite
+# data pass the scan, and the fit goes on to the checks that handle them.
 
 
 def ols(X, y=None, *, groups=None, **kwargs):

@@ -3,12 +3,12 @@
 NOTE [grouped fit]
 Groups are fitted a chunk at a time (``segments.chunks``: whole groups of similar size,
 their rows gathered into a ``(groups, rows, columns)`` batch, zero-weight padding where
-sizes differ). Each group's rows are shifted by the mean of a sample of them, and the
-shifted mean is removed from their Gram by a rank-one correction (NOTE [the shift]), so
+sizes differ). Each group's rows are centred by its (weighted) mean, and what rounding
+left of the mean is measured in a second sum and removed by a rank-one correction, so
 data near 1e9 keeps the digits of its spread. Two routes then give each group's R factor
 of the centred ``[X | y]``:
 
-- the Gram route (every group it can certify): one batched GEMM for the shifted Gram,
+- the Gram route (every group it can certify): one batched GEMM for the centred Gram,
   one batched Cholesky, one triangular inverse. Its error is that of the normal
   equations, about ``cond(C) eps`` with ``C`` the group's correlation matrix of X
   (equilibrated: van der Sluis), against QR's ``sqrt(cond(C)) eps``; a group stays on this
@@ -26,6 +26,18 @@ as ``mean(y) - mean(x) b``. Residuals and ``ssr`` come from the rows again, so t
 statistics do not lose the digits a fit close to exact would lose from R alone. A group
 with no more rows than parameters, or with collinear columns, gets NaN everywhere; one
 DegenerateWarning counts them, and no group stops the others.
+
+Tried and dropped (2026-11-28): gathering each group once into ``[X | y | 1]`` so that one
+product gives the Gram and the sums (four passes over a group's rows where there are
+eight) made no difference at 100 groups x 100,000 rows x 20 (0.84 against 0.85 s): the
+gather into strided columns costs 2.7 ms a group against 1.8 ms, and the Gram of 22
+columns, 2 ms a group on one thread or two, is bound by reading its 17.6 MB. Shifting the
+rows by a 64-row sample's mean instead of the exact one saved another pass but lost
+digits: the rank-one correction then cancels about (sd / 8)^2 in every entry, and where
+two columns are nearly uncorrelated within a group that entry, and a small coefficient
+with it, lost a digit (Fair's affairs data by religion: 1.9e-12 against 1.5e-13 from the
+refined single fits, R2 2.6e-13 against 4.6e-15). R2's ``y'y`` and ``ssr`` stay torch's
+pairwise sums: a product's running sum cost R2 a digit there too.
 
 Example:
     >>> import numpy as np
@@ -108,10 +120,10 @@ def fit_groups(
 ) -> GroupedFit:
     """The batched fit of NOTE [grouped fit], a chunk of about ``chunk_values`` at a time.
 
-    ``check`` is called (once) when a chunk's Gram is not finite: every row reaches some
-    group's Gram, so a NaN or infinity in the data shows there, and the caller, which has
-    not scanned the rows for them, names the row (NOTE [no scan for NaN]). It returns when
-    the data are finite (a Gram that overflowed) and the fit goes on.
+    ``check`` is called (once) when a chunk's sums are not finite: every row enters them,
+    so a NaN or infinity in the data shows there, and the caller, which has not scanned
+    the rows for them, names the row (NOTE [no scan for NaN] in grouped.py). It returns
+    when the data are finite (sums that overflowed) and the fit goes on.
     """
     d = X.shape[1]
     counts = seg.counts.cpu().numpy()
@@ -121,9 +133,9 @@ def fit_groups(
     # buffers for every chunk's rows, worked on in place: fresh pages cost more than the
     # arithmetic (and a copy of [X | y] whole costs more than the fit)
     rows = max(ch.rows.numel() for ch in parts)
-    buf = X.new_empty(rows * (d + 2))
-    state = {"ones": 0, "check": check}
-    fits = [_fit_chunk(ch, X, y, w, fit_intercept, buf, state) for ch in parts]
+    bufs = (X.new_empty(rows * d), X.new_empty(rows))
+    state = {"check": check}
+    fits = [_fit_chunk(ch, X, y, w, fit_intercept, bufs, state) for ch in parts]
     out = {}
     for name in fits[0]:
         cat = torch.cat([f[name] for f in fits]) if len(fits) > 1 else fits[0][name]
@@ -135,141 +147,85 @@ def fit_groups(
                       fit_intercept=fit_intercept, **out)  # fmt: skip
 
 
-def _gather(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, buf: Tensor, state: dict):
-    """The chunk's rows as ``[X | y | 1]`` ``(g, width, d + 2)`` (in ``buf``), weights
+def _gather(ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, bufs):
+    """The chunk's rows of X ``(g, width, d)`` and y ``(g, width)`` (in buffers), weights
     ``(g, width)`` (None: every row weighs one and none is padding), each group's row count.
     """
     index = ch.rows.clamp(min=0).reshape(-1) if ch.padded else ch.rows
     n, d, g = index.numel(), X.shape[1], ch.groups.shape[0]
-    B = buf[: n * (d + 2)].view(n, d + 2)
-    torch.index_select(X, 0, index, out=B[:, :d])  # straight into the strided columns
-    torch.index_select(y, 0, index, out=B[:, d])
-    if state["ones"] < n:  # rows whose last column holds ones (a weighted chunk scales them)
-        B[:, d + 1] = 1.0
-        state["ones"] = n
-    B = B.view(g, ch.width, d + 2)
+    Px = torch.index_select(X, 0, index, out=bufs[0][: n * d].view(n, d)).view(g, ch.width, d)
+    Py = torch.index_select(y, 0, index, out=bufs[1][:n]).view(g, ch.width)
     if not ch.padded:
-        count = B.new_full((g,), float(ch.width))
-        return B, None if w is None else w.index_select(0, index).view(g, ch.width), count
-    inside = (ch.rows >= 0).to(B.dtype)
-    W = inside if w is None else w.index_select(0, index).view(inside.shape) * inside
-    return B, W, inside.sum(1)
+        count = Py.new_full((g,), float(ch.width))
+        return Px, Py, None if w is None else w.index_select(0, index).view(Py.shape), count
+    inside = (ch.rows >= 0).to(Py.dtype)
+    W = inside if w is None else w.index_select(0, index).view(Py.shape) * inside
+    return Px, Py, W, inside.sum(1)
 
 
 def _fit_chunk(
-    ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, fit_intercept: bool, buf, state: dict
+    ch: Chunk, X: Tensor, y: Tensor, w: Tensor | None, fit_intercept: bool, bufs, state: dict
 ):
     """Every group of one chunk: the Gram route, and the QR route where it cannot certify.
 
-    The rows are gathered once into ``[X | y | 1]`` and worked on in place there: one
-    product gives the Gram of the shifted ``[X | y]`` and its (weighted) sums
-    (NOTE [grouped fit]).
+    X and y stay apart (one gather each, no copy into one array): the Gram is assembled
+    from ``X'X``, ``X'y`` and ``y'y``.
     """
-    B, W, count = _gather(ch, X, y, w, buf, state)
-    g, m, c1 = B.shape
-    c = c1 - 1
-    d = c - 1
-    A = B[..., :c]  # [X | y], a view of the buffer
+    Px, Py, W, count = _gather(ch, X, y, w, bufs)
+    g, m, d = Px.shape
     rw = None if W is None else W.sqrt()
-    sw = B.new_full((g,), float(m)) if W is None else W.sum(1)
-    nonzero = sw if W is None else (W > 0).sum(1).to(B.dtype)
-    safe_sw = torch.where(sw > 0, sw, 1.0)
-    centre = B.new_zeros((g, c))
+    sw = Py.new_full((g,), float(m)) if W is None else W.sum(1)
+    nonzero = sw if W is None else (W > 0).sum(1).to(Py.dtype)
+    safe_sw = torch.where(sw > 0, sw, 1.0)[:, None]
+    mean = Py.new_zeros((g, d + 1))
     if fit_intercept:
-        centre = _shift(A, W, safe_sw)
-        A.sub_(centre[:, None, :])
-    if rw is not None:  # rows times sqrt(w), in place; the last column becomes sqrt(w)
-        B.mul_(rw[..., None])
-        state["ones"] = 0
-    full = B.mT @ B
-    if state["check"] is not None and not bool(torch.isfinite(full.sum())):
-        state["check"]()  # raises for a NaN or infinity in the data (NOTE [no scan for NaN])
+        mean = _sums(Px, Py, W) / safe_sw
+        Px.sub_(mean[:, None, :d])  # centred in place
+        Py.sub_(mean[:, d:])
+    if rw is not None:  # rows times sqrt(w), in place
+        Px.mul_(rw[..., None])
+        Py.mul_(rw)
+    xy = Px.mT @ Py[..., None]
+    # a NaN or infinity anywhere in a row reaches X'y (inf times 0 is NaN) or the means
+    if state["check"] is not None and not _finite(xy, mean):
+        state["check"]()  # raises, naming the row (NOTE [no scan for NaN] in grouped.py)
         state["check"] = None
-    delta = B.new_zeros((g, c))
-    if fit_intercept:  # the mean of the shifted rows: a rank-one correction
-        delta = full[:, :c, c] / safe_sw[:, None]
-        far = _far(full[:, :c, :c], delta, sw)
-        if bool(far.any()):  # shifted again, by what the first shift missed
-            moved = torch.where(far[:, None], centre + delta, centre)
-            again = moved - centre  # exact: what the rows are shifted by is what is kept
-            centre = moved
-            A.sub_(again[:, None, :] if rw is None else rw[..., None] * again[:, None, :])
-            full = B.mT @ B
-            delta = full[:, :c, c] / safe_sw[:, None]
-    gram = full[:, :c, :c]
-    if fit_intercept:
+    gram = torch.cat([torch.cat([Px.mT @ Px, xy], 2),
+                      torch.cat([xy.mT, (Py * Py).sum(1)[:, None, None]], 2)], 1)  # fmt: skip
+    delta = Py.new_zeros((g, d + 1))
+    if fit_intercept:  # what rounding left of the mean: a rank-one correction
+        delta = _sums(Px, Py, rw) / safe_sw
         gram = gram - sw[:, None, None] * delta[:, :, None] * delta[:, None, :]
-    mean = centre + delta
     few = nonzero <= d + fit_intercept
-    b, V, risky = _gram_route(gram, mean, W, m, fit_intercept)
+    b, V, risky = _gram_route(gram, mean + delta, W, m, fit_intercept)
     risky &= ~few
     bad = few
     if bool(risky.any()):
         at = torch.nonzero(risky).reshape(-1)
-        rwq = torch.ones_like(B[at, :, 0]) if rw is None else rw[at]
-        Aq = A[at] - rwq[..., None] * delta[at, None, :]
-        raw = (A[at, :, :d] + rwq[..., None] * centre[at, None, :d]).abs().amax(1)
+        rwq = torch.ones_like(Py[at]) if rw is None else rw[at]
+        Aq = torch.cat([Px[at], Py[at, :, None]], 2) - rwq[..., None] * delta[at, None, :]
+        raw = (Px[at] + rwq[..., None] * mean[at, None, :d]).abs().amax(1)
         b[at], V[at], bad_q = _qr_route(Aq, raw, count[at], fit_intercept)
         bad = bad.clone()
         bad[at] = bad_q
     if bool(bad.any()):  # finite slopes for the residuals below; NaN statistics later
         b = torch.where(bad[:, None], 0.0, b)
-    # residuals (times sqrt(w)) from the rows: [-b, 1, 0] on the shifted rows, less the
-    # shifted mean
-    v = torch.cat([-b, b.new_ones((g, 1)), b.new_zeros((g, 1))], 1)
-    resid = (B @ v[..., None])[..., 0]
+    # residuals (times sqrt(w)) from the rows: [-b, 1] on the centred rows, less the
+    # rounding left of the mean
+    resid = Py - (Px @ b[..., None])[..., 0]
     if fit_intercept:
         shift = (delta[:, d] - (delta[:, :d] * b).sum(1))[:, None]
         resid -= shift if rw is None else rw * shift
-    ssr = (resid[:, None, :] @ resid[..., None])[:, 0, 0]
+    ssr = (resid * resid).sum(1)
     ctss = gram[:, d, d]
-    utss = ctss + sw * mean[:, d] ** 2 if fit_intercept else ctss
-    out = _assemble(b, V, mean, sw, ssr, ctss, utss, bad, fit_intercept)
+    utss = ctss + sw * (mean[:, d] + delta[:, d]) ** 2 if fit_intercept else ctss
+    out = _assemble(b, V, mean + delta, sw, ssr, ctss, utss, bad, fit_intercept)
     out["out_of_range"] = _out_of_range(gram) & ~bad
-    return {**out, "centre": centre, "centre_low": delta}
+    return {**out, "centre": mean, "centre_low": delta}
 
 
-# NOTE [the shift]
-# Each group's rows are shifted by the mean of a sample of them, every (m / 64)-th row
-# (weighted; the whole group's mean where the sample weighs nothing): a few hundred
-# numbers, where the exact mean took a pass over the rows and its correction a second.
-# One product of the shifted [X | y | 1] then gives the Gram about the shift and the
-# sums, and the rank-one term centres it at a cost of eps (|mean - shift| / sd)^2 in each
-# entry. A sample of 64 rows spread through the group (rows sorted by a trend too) leaves
-# |mean - shift| near sd / 8. A group whose shift is more than sd / 2 from its mean in
-# some column (a 4-sigma sample, or outliers in it) is shifted again by what was missed
-# and its Gram recomputed, so the cost stays below eps / 4. The new shift is the old one
-# plus the shifted mean, rounded, and the rows are moved by the difference of the two
-# shifts, computed from them: the rows and the shift kept for the residuals
-# (``GroupedFit.xc``) agree (the difference of two close numbers is exact). A group's rows
-# are now read by one gather and three passes where there were eight; at 100 groups x
-# 100,000 rows x 20 the fit went from 0.84 to 0.80 s only, since the gather into strided
-# columns costs more (2.7 ms a group against 1.8 ms), and the Gram of 22 columns, 2 ms a
-# group on one thread or two (a thin product is bound by the reads of its 17.6 MB), is
-# most of the rest.
-_SAMPLE = 64
-
-
-def _shift(A: Tensor, W: Tensor | None, safe_sw: Tensor) -> Tensor:
-    """Each group's shift ``(g, c)`` for the rows ``A`` ``(g, m, c)`` (NOTE [the shift])."""
-    step = max(1, A.shape[1] // _SAMPLE)
-    S = A[:, ::step][:, :_SAMPLE]
-    if W is None:
-        return S.mean(1)
-    Ws = W[:, ::step][:, :_SAMPLE]
-    tot = Ws.sum(1)
-    shift = (Ws[:, None, :] @ S)[:, 0] / torch.where(tot > 0, tot, 1.0)[:, None]
-    if bool((tot > 0).all()):
-        return shift
-    whole = (W[:, None, :] @ A)[:, 0] / safe_sw[:, None]
-    return torch.where((tot > 0)[:, None], shift, whole)
-
-
-def _far(shifted: Tensor, delta: Tensor, sw: Tensor) -> Tensor:
-    """Groups whose shift lies more than half a standard deviation from their mean in some
-    column (NOTE [the shift]); ``shifted`` is the Gram about the shift."""
-    spread = shifted.diagonal(dim1=1, dim2=2) - sw[:, None] * delta**2
-    return (4 * sw[:, None] * delta**2 > spread).any(1)
+def _finite(*parts: Tensor) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in parts)
 
 
 # NOTE [squares out of range]
@@ -284,6 +240,17 @@ _HIGH, _LOW = 2.0**1016, 2.0**-1000
 def _out_of_range(gram: Tensor) -> Tensor:
     sq = gram.diagonal(dim1=1, dim2=2)
     return (~torch.isfinite(sq) | (sq > _HIGH) | ((sq > 0) & (sq < _LOW))).any(1)
+
+
+def _sums(Px: Tensor, Py: Tensor, W: Tensor | None) -> Tensor:
+    """Per-group sums of the rows of ``[X | y]`` ``(g, d + 1)``, weighted by ``W``."""
+    # a product with a row of ones or weights: a sum over the middle axis of (g, m, d) took
+    # twice as long (1.07 ms against 0.50 ms at 100,000 x 20); the second sum corrects
+    # what rounding leaves of the first
+    if W is None:
+        W = Py.new_ones(Py.shape)
+        return torch.cat([(W[:, None, :] @ Px)[:, 0], Py.sum(1, keepdim=True)], 1)
+    return torch.cat([(W[:, None, :] @ Px)[:, 0], (W * Py).sum(1, keepdim=True)], 1)
 
 
 def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_intercept: bool):

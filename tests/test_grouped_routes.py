@@ -282,27 +282,31 @@ def test_fair_by_religion_keeps_the_digits_of_the_refined_single_fits():
         np.testing.assert_allclose(res.rsquared[i], one.rsquared, rtol=1e-13)
 
 
+@pytest.mark.parametrize("intercept", [True, False])
 @pytest.mark.parametrize(
     ("where", "message"),
     [
         ("X", "X contains NaN at row 18,"),
         ("y", "y contains infinity at row 6,"),
         ("zero weight", "X contains infinity at row 10,"),
+        ("zero x", "y contains NaN at row 4,"),
     ],
 )
-def test_nan_or_infinity_in_the_rows_is_named_by_row(where, message):
-    # the rows are not scanned first: a Gram that is not finite sends them to the scan
-    # (NOTE [no scan for NaN])
+def test_nan_or_infinity_in_the_rows_is_named_by_row(where, message, intercept):
+    # the rows are not scanned first: sums or X'y that are not finite send them to the
+    # scan (NOTE [no scan for NaN])
     X, y, g = _panel(4, 30, 2, seed=12)
     w = np.ones(len(y))
     if where == "X":
         X[17, 1] = np.nan
     elif where == "y":
         y[5] = np.inf
-    else:
+    elif where == "zero weight":
         X[9, 0], w[9] = np.inf, 0.0
+    else:  # a row of zeros times NaN
+        X[3], y[3] = 0.0, np.nan
     with pytest.raises(DataError, match=message):
-        torchlinreg.ols(X, y, groups=g, sample_weight=w)
+        torchlinreg.ols(X, y, groups=g, sample_weight=w, fit_intercept=intercept)
 
 
 def test_data_whose_gram_overflows_is_no_error():

@@ -106,7 +106,7 @@ def grouped_ols(
     """
     if isinstance(groups, str) and hasattr(X, "columns") and groups in list(X.columns):
         X, groups = X.drop(columns=[groups]), X[groups]
-    # NaN and infinity are found in the groups' Grams (NOTE [no scan for NaN])
+    # NaN and infinity are found in the groups' sums (NOTE [no scan for NaN])
     Xm, Ym, w = as_problem(
         X,
         y,

@@ -85,12 +85,13 @@ class SolverSpec:
 # NOTE [steps per epoch]
 # Batches of n / 16 rows, capped at 128 (adam) or 256 (sgd), suit the data sets of a few
 # thousand rows the defaults were tuned on (the corpus). On a million rows the cap made
-# 7,812 adam steps an epoch, each too small to use the machine: 1M x 50 took 2.96 s to a
+# 7,812 adam steps an epoch, each too small to use the machine: 1M x 50 took 3.8 s to a
 # 1e-6 gap (one thread), and 4.85 s on an H200, where every step is a dozen kernel
 # launches (NOTE [small steps on a GPU]). An epoch now takes at most 1,024 steps, the
-# batch growing to n / 1024 rows past the cap: adam 2.96 s -> 1.01 s (2 epochs instead
-# of 3) and 200,000 rows 1.31 -> 0.71 s; sgd 1.64 -> 1.42 s; every gap below 1e-6 and
-# measured. Data sets up to 131,072 rows (adam) and 262,144 (sgd) keep their batches.
+# batch growing to n / 1024 rows past the cap. benchmarks/iterative_time.py, each solver
+# in its own process on one thread: adam 3.8 s -> 1.8 s (2 epochs instead of 3), sgd
+# 2.0-2.7 s -> 1.8-2.2 s; every gap below 1e-6 and measured. Data sets up to 131,072 rows
+# (adam) and 262,144 (sgd) keep their batches.
 MAX_STEPS_PER_EPOCH = 1024
 
 

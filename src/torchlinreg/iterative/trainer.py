@@ -359,17 +359,23 @@ class Trainer(TrainerState):
         arithmetic itself.
         """
         lin = self._linear
-        diff = torch.addmm(lin.bias, X, lin.weight.t()).sub_(Y)
-        if w is not None:
-            diff.mul_(w[:, None])
+        diff, grad_w = self._weighted_residuals(X, Y, w)
         step = 2.0 * lr / diff.numel()
-        grad_w = diff.t() @ X
         if self.penalty is not None:
             coef, scale = self.penalty
             grad_w.add_(lin.weight * scale, alpha=coef * diff.numel())
         lin.weight.sub_(grad_w, alpha=step)
         if isinstance(lin.bias, nn.Parameter):
             lin.bias.sub_(diff.sum(0), alpha=step)
+
+    def _weighted_residuals(self, X: Tensor, Y: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``w * (X W' + b - Y)`` of a batch and its product with X, ``(w * diff)' X``: the
+        unscaled gradient both closed-form routes start from."""
+        lin = self._linear
+        diff = torch.addmm(lin.bias, X, lin.weight.t()).sub_(Y)
+        if w is not None:
+            diff.mul_(w[:, None])
+        return diff, diff.t() @ X
 
     @torch.no_grad()
     def _closed_form_grads(self, X: Tensor, Y: Tensor, w: Tensor | None) -> None:
@@ -378,11 +384,9 @@ class Trainer(TrainerState):
         more than the step, and on a GPU it is a dozen kernel launches (NOTE [small steps
         on a GPU])."""
         lin = self._linear
-        diff = torch.addmm(lin.bias, X, lin.weight.t()).sub_(Y)
-        if w is not None:
-            diff.mul_(w[:, None])
+        diff, grad_w = self._weighted_residuals(X, Y, w)
         scale = 2.0 / diff.numel()
-        grad_w = (diff.t() @ X).mul_(scale)
+        grad_w.mul_(scale)
         if self.penalty is not None:
             coef, pscale = self.penalty
             grad_w.add_(lin.weight * pscale, alpha=2.0 * coef)

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from ..data import as_problem, check_finite
-from ..errors import DataError, DegenerateWarning
+from ..errors import DataError, DegenerateWarning, RankWarning
+from ..exact.solve import ACCURACY_WARNING
 from ..exact.threads import with_fit_threads
 from ..stats import results as single
 from .grouped_results import GroupedOLSResults
@@ -132,6 +133,7 @@ def grouped_ols(
     )
     _warn_bad(fit, Xt.shape[1] + fit_intercept)
     _warn_out_of_range(fit)
+    _warn_inaccurate(fit)
     return GroupedOLSResults(
         fit,
         param_names=(["const"] if fit_intercept else []) + names,
@@ -156,6 +158,33 @@ def _warn_out_of_range(fit: GroupedFit) -> None:
         "float64, so standard errors, R2 and F are inf, 0 or NaN (the parameters are "
         "right); rescale y and X (e.g. by a power of ten) and fit again",
         DegenerateWarning,
+        stacklevel=3,
+    )
+
+
+def _warn_inaccurate(fit: GroupedFit) -> None:
+    """One warning for the groups whose coefficients or covariances may be off by more
+    than ACCURACY_WARNING (NOTE [grouped accuracy] in groupfit.py)."""
+    if fit.error is None:
+        return
+    error, cov_error = fit.error.cpu().numpy(), fit.cov_error.cpu().numpy()
+    flagged = (error > ACCURACY_WARNING) | (cov_error > ACCURACY_WARNING)
+    if not flagged.any():
+        return
+    labels = fit.seg.labels[flagged][:_NAMED].tolist()
+    more = f" and {int(flagged.sum()) - _NAMED} more" if flagged.sum() > _NAMED else ""
+    worst = float(error[flagged].max())
+    warnings.warn(
+        RankWarning(
+            f"{int(flagged.sum())} of {len(flagged)} groups are ill-conditioned, e.g. "
+            f"{labels}{more}: their coefficients may be off by up to {worst:.1e} and their "
+            f"covariances by up to {float(cov_error[flagged].max()):.1e} (relative; "
+            "first-order estimates: grouped fits are not refined against the rows). Fit "
+            "those groups one at a time with torchlinreg.ols(X[g == label], y[g == label]), "
+            "which refines them, or fit an intercept / centre the columns",
+            error=worst,
+            method="qr",
+        ),
         stacklevel=3,
     )
 

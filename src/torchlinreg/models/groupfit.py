@@ -90,6 +90,13 @@ class GroupedFit:
     # (G,) bool: centred rows beyond 2^+-500, where sums of squares over- or underflow
     # float64 (NOTE [squares out of range]); the parameters are right, the rest is not
     out_of_range: Tensor | None = None
+    # (G,): estimated relative error of each group's worst coefficient, and of its
+    # covariances (NOTE [grouped accuracy]); zero for the groups left out
+    error: Tensor | None = None
+    cov_error: Tensor | None = None
+    # (G, d, d): upper triangular R with R'R = Xc'WXc, the whitened centred slopes' design
+    # (identity for the groups left out): the HC sandwich is taken through it
+    r_factor: Tensor | None = None
 
     @property
     def x_mean(self) -> Tensor:
@@ -197,7 +204,7 @@ def _fit_chunk(
         delta = _sums(Px, Py, rw) / safe_sw
         gram = gram - sw[:, None, None] * delta[:, :, None] * delta[:, None, :]
     few = nonzero <= d + fit_intercept
-    b, V, risky = _gram_route(gram, mean + delta, W, m, fit_intercept)
+    b, V, R, risky = _gram_route(gram, mean + delta, W, m, fit_intercept)
     risky &= ~few
     bad = few
     if bool(risky.any()):
@@ -205,7 +212,8 @@ def _fit_chunk(
         rwq = torch.ones_like(Py[at]) if rw is None else rw[at]
         Aq = torch.cat([Px[at], Py[at, :, None]], 2) - rwq[..., None] * delta[at, None, :]
         raw = (Px[at] + rwq[..., None] * mean[at, None, :d]).abs().amax(1)
-        b[at], V[at], bad_q = _qr_route(Aq, raw, count[at], fit_intercept)
+        R = R.clone()
+        b[at], V[at], R[at], bad_q = _qr_route(Aq, raw, count[at], fit_intercept)
         bad = bad.clone()
         bad[at] = bad_q
     if bool(bad.any()):  # finite slopes for the residuals below; NaN statistics later
@@ -221,7 +229,64 @@ def _fit_chunk(
     utss = ctss + sw * (mean[:, d] + delta[:, d]) ** 2 if fit_intercept else ctss
     out = _assemble(b, V, mean + delta, sw, ssr, ctss, utss, bad, fit_intercept)
     out["out_of_range"] = _out_of_range(gram) & ~bad
+    qr = risky & ~bad
+    # groups out of range have a Gram of inf or 0 and their own warning
+    skip = bad | out["out_of_range"]
+    out["error"], out["cov_error"] = _estimated_errors(gram, V, b, ssr, mean + delta, qr, skip)
+    eye = torch.eye(d, dtype=R.dtype, device=R.device)
+    out["r_factor"] = torch.where(bad[:, None, None], eye, R)
     return {**out, "centre": mean, "centre_low": delta}
+
+
+# NOTE [grouped accuracy]
+# Grouped fits are not refined against the rows (a single fit is, NOTE [refinement
+# policy] in stats/fitstats.py), so each group's coefficients carry its factor's error,
+# estimated as the single fit's warning estimates it (refine.estimated_errors, policy=False)
+# with kappa^2 = cond(C), the 1-norm condition number of the group's (centred, when there
+# is an intercept) correlation matrix: eps (kappa + kappa^2 |r| / |x|) for a Householder
+# factor, eps kappa^2 (1 + |r| / |x|) for the Gram route, in the column-scaled units, and
+# relative to each coefficient down to FLOOR (1%) of the norm, the intercept through the
+# means it is mapped back with. Covariances, (X'WX)^-1 = R^-1 R^-T and the HC sandwich
+# through R (NOTE [the sandwich through R] in robust.py), carry about eps kappa: measured
+# within 1.6x of it on Fair's data shifted by 1e4 to 1e8 without an intercept, so the
+# estimate is 4 eps kappa. The caller warns past ACCURACY_WARNING (1e-8). Found on Fair's
+# data shifted by 1e8 and fitted without an intercept (cond(C) 3e15): coefficients 1.6e-7
+# from the refined single fits, and HC3 standard errors then 2.6x off or NaN, without a
+# word. On Longley without an intercept (cond(C) 1e6) nothing is said: coefficients 6e-14
+# from the single fits, HC3 1e-13. The coefficients' estimate is a first-order bound and
+# can be 1e3-1e4 above the actual error (Fair shifted by 1e4: 1.2e-8 against 6.3e-12).
+_FLOOR = 1e-2
+
+
+def _estimated_errors(gram, V, b, ssr, mean, qr, bad) -> tuple[Tensor, Tensor]:
+    """Per group, the estimated relative error of the worst coefficient and of the
+    covariances (NOTE [grouped accuracy])."""
+    g, d = b.shape
+    if d == 0:
+        return b.new_zeros(g), b.new_zeros(g)
+    diag = torch.diagonal(gram, dim1=1, dim2=2)[:, :d]
+    scale = torch.where(diag > 0, diag, 1.0).sqrt()
+    outer = scale[:, :, None] * scale[:, None, :]
+    cond = (gram[:, :d, :d] / outer).abs().sum(1).amax(1) * (V * outer).abs().sum(1).amax(1)
+    cond = torch.nan_to_num(cond, nan=float("inf"))
+    kappa = cond.sqrt()
+    x = b * scale  # the column-scaled slopes
+    xnorm = torch.linalg.vector_norm(x, dim=1)
+    safe = xnorm.clamp_min(torch.finfo(b.dtype).tiny)
+    ratio = ssr.clamp_min(0).sqrt() / safe
+    risk = torch.where(qr, kappa + cond * ratio, cond * (1 + ratio))
+    # absolute, in column-scaled units; slopes that are exactly zero (y constant within
+    # the group) are exact
+    err = torch.where(xnorm > 0, _EPS * risk * xnorm, 0.0)
+    worst = (err[:, None] / torch.maximum(x.abs(), _FLOOR * safe[:, None])).amax(1)
+    mx, my = mean[:, :d], mean[:, d]
+    if bool(mx.abs().gt(0).any()):  # the intercept, my - mx b: every slope's error times mx
+        b0 = my - (mx * b).sum(1)
+        size = torch.maximum(b0.abs(), _FLOOR * (my.abs() + (mx * b).abs().sum(1)))
+        spread = torch.linalg.vector_norm(mx / scale, dim=1) * err
+        worst = torch.maximum(worst, torch.where(spread > 0, spread / size, 0.0))
+    zero = torch.zeros_like(worst)
+    return torch.where(bad, zero, worst), torch.where(bad, zero, 4 * _EPS * kappa)
 
 
 def _finite(*parts: Tensor) -> bool:
@@ -254,16 +319,16 @@ def _sums(Px: Tensor, Py: Tensor, W: Tensor | None) -> Tensor:
 
 
 def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_intercept: bool):
-    """Slopes and ``(X'WX)^-1`` from a batched Cholesky of the centred Gram ``(g, c, c)``,
-    and which groups it cannot certify (NOTE [grouped fit]; the Gram is not scaled: it is
-    checked against over- and underflow instead)."""
+    """Slopes, ``(X'WX)^-1`` and its factor R from a batched Cholesky of the centred Gram
+    ``(g, c, c)``, and which groups it cannot certify (NOTE [grouped fit]; the Gram is not
+    scaled: it is checked against over- and underflow instead)."""
     g, c, _ = gram.shape
     d = c - 1
     diag = torch.diagonal(gram, dim1=1, dim2=2)
     ok = torch.isfinite(gram.sum((1, 2)))  # a sum of inf or NaN is not finite
     ok &= (diag[:, :d] >= _TINY).all(1) & (diag <= _HUGE).all(1)
     if c <= _SMALL_C:  # NOTE [small factors]
-        factored, b, V = _small_factor(gram)
+        factored, b, V, Uxx = _small_factor(gram)
         ok &= factored
     else:
         U, info = torch.linalg.cholesky_ex(gram, upper=True)
@@ -285,7 +350,7 @@ def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_int
         spread = diag[:, :d].clamp(min=0).sqrt()  # >= the largest centred value
         raw = mean[:, :d].abs() * wmax.sqrt()[:, None] + spread  # >= the largest value
         ok &= (spread / rows**0.5 > 16 * _EPS * raw).all(1)  # largest centred value >= lhs
-    return b, V, ~ok
+    return b, V, Uxx, ~ok
 
 
 # NOTE [small factors]
@@ -300,23 +365,23 @@ def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_int
 _SMALL_C = 8
 
 
-def _small_factor(gram: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _small_factor(gram: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """For Grams of ``[X | y]`` ``(g, c, c)``: whether each Cholesky succeeded, the slopes
-    ``(g, d)`` and ``(X'X)^-1`` ``(g, d, d)`` (NOTE [small factors])."""
+    ``(g, d)``, ``(X'X)^-1`` ``(g, d, d)`` and the factor R of X'X (NOTE [small factors])."""
     d = gram.shape[1] - 1
     L, piv = small_cholesky(gram.permute(1, 2, 0))  # the batch last
     Li = small_lower_inverse(L, d)
     # R = L', R^-1 = Li': b = R^-1 R[:d, d], V = R^-1 R^-T
     b = (Li * L[d, :d][:, None]).sum(0)
     V = (Li[:, :, None] * Li[:, None, :]).sum(0)
-    return (piv > 0).all(0), b.T, V.permute(2, 0, 1)
+    return (piv > 0).all(0), b.T, V.permute(2, 0, 1), L[:d, :d].permute(2, 1, 0)
 
 
 def _qr_route(A: Tensor, raw: Tensor, count: Tensor, fit_intercept: bool):
-    """Slopes and ``(X'WX)^-1`` by Householder QR of the centred rows ``A`` scaled by powers
-    of two, and which groups are rank-deficient: a column (nearly) in the span of those
-    before it, or constant within its group (``raw``: each column's largest magnitude
-    before centring)."""
+    """Slopes, ``(X'WX)^-1`` and its factor R by Householder QR of the centred rows ``A``
+    scaled by powers of two, and which groups are rank-deficient: a column (nearly) in the
+    span of those before it, or constant within its group (``raw``: each column's largest
+    magnitude before centring)."""
     g, m, c = A.shape
     d = c - 1
     amax = A.abs().amax(1)
@@ -336,7 +401,8 @@ def _qr_route(A: Tensor, raw: Tensor, count: Tensor, fit_intercept: bool):
     b = torch.linalg.solve_triangular(Rxx, R[:, :d, d:], upper=True)[..., 0]
     rinv = torch.linalg.solve_triangular(Rxx, eye, upper=True)
     sx = scale[:, :d]
-    return b * scale[:, d:] / sx, (rinv @ rinv.mT) / (sx[:, :, None] * sx[:, None, :]), bad
+    V = (rinv @ rinv.mT) / (sx[:, :, None] * sx[:, None, :])
+    return b * scale[:, d:] / sx, V, Rxx * sx[:, None, :], bad
 
 
 def _assemble(b, V, mean, sw, ssr, ctss, utss, bad, fit_intercept: bool) -> dict:

@@ -370,3 +370,28 @@ def test_a_group_ill_conditioned_past_recovery_says_how_far_off_it_may_be():
         for c in HC_KINDS:
             got = getattr(res, f"{c}_se")[i]
             assert np.abs(got / hc[c] - 1).max() <= cov_error[i] <= 1e-6
+
+
+def test_a_row_of_leverage_one_makes_its_groups_hc2_hc3_nan_with_a_warning():
+    # a dummy column for one row of group 0: that row's leverage is 1 and its residual 0,
+    # so HC2/HC3 are 0/0 there, NaN as a single fit gives them (NOTE [leverage one]);
+    # before, the group got a number from the rounding of 1 - h
+    rng = np.random.default_rng(0)
+    n = 20
+    x = rng.normal(size=2 * n)
+    dummy = np.zeros(2 * n)
+    dummy[3] = 1.0
+    X = np.c_[x, np.r_[dummy[:n], rng.normal(size=n)]]
+    y = 1 + x + rng.normal(size=2 * n)
+    g = np.repeat([0, 1], n)
+    res = torchlinreg.ols(X, y, groups=g)
+    for kind in ("HC2", "HC3"):
+        with pytest.warns(DegenerateWarning, match=rf"1 of 2 groups .* \[0\]: {kind} divides"):
+            se = getattr(res, f"{kind}_se")
+        assert np.isnan(se[0]).all()
+        with pytest.warns(DegenerateWarning, match="leverage 1"):
+            single = torchlinreg.ols(X[g == 0], y[g == 0], cov_type=kind).bse
+        assert np.isnan(single).all()
+        ref = torchlinreg.ols(X[g == 1], y[g == 1], cov_type=kind).bse
+        np.testing.assert_allclose(se[1], ref, rtol=1e-12)
+    np.testing.assert_allclose(res.HC0_se[0], torchlinreg.ols(X[:n], y[:n], cov_type="HC0").bse)

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -101,19 +100,6 @@ class GroupedFit:
     @property
     def x_mean(self) -> Tensor:
         return self.mean[:, :-1]
-
-    @cached_property
-    def xc(self) -> Tensor:
-        """Rows of X minus their group's mean (``(n, d)``, the caller's row order)."""
-        codes = self.seg.codes
-        return (self.X - self.centre[codes, :-1]) - self.centre_low[codes, :-1]
-
-    @cached_property
-    def resid(self) -> Tensor:
-        """Residuals ``(n,)`` in the caller's row order."""
-        codes = self.seg.codes
-        yc = (self.y - self.centre[codes, -1]) - self.centre_low[codes, -1]
-        return yc - (self.xc * self.slopes[codes]).sum(1)
 
 
 def fit_groups(

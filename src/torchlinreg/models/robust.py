@@ -16,9 +16,13 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
+from ..errors import DegenerateWarning
+from ..stats.covariance import LEVERAGE_ONE_FACTOR
 from .groupfit import GroupedFit
 
 
@@ -48,6 +52,10 @@ def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarra
     p = R.shape[1]
     centre, low, slopes = fit.centre, fit.centre_low, fit.slopes
     meat = R.new_zeros((R.shape[0], p, p))
+    # NOTE [leverage one] (stats/covariance.py): 1 - h at rounding level counts as 0
+    counts = seg.counts.to(R.dtype)
+    tol = LEVERAGE_ONE_FACTOR * (counts * p).sqrt() * torch.finfo(R.dtype).eps
+    ones = torch.zeros(R.shape[0], dtype=torch.bool, device=R.device)
     # the rows group by group, in padded slabs: centred, whitened and their residuals
     # formed there (the rows' xc and resid in the caller's order took a third of the time)
     for groups, rows, index in seg.slabs(fit.X):
@@ -64,7 +72,10 @@ def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarra
         q = torch.linalg.solve_triangular(R[groups], a, upper=True, left=False)  # a_i R^-1
         if kind in ("HC2", "HC3"):
             one_minus_h = 1 - (q * q).sum(-1)
+            one = inside & (one_minus_h <= tol[groups, None])
+            ones[groups] |= one.any(1)
             u = u / one_minus_h.sqrt() if kind == "HC2" else u / one_minus_h
+            u = torch.where(one, float("nan"), u)  # 0 / 0: no covariance (as a single fit)
         z = q * u[..., None]
         meat.index_add_(0, groups, z.mT @ z)
     left = torch.linalg.solve_triangular(R, meat, upper=True)
@@ -82,4 +93,21 @@ def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarra
         J[:, 0, 1:] = -fit.x_mean
         cov = J @ cov @ J.mT
     cov = torch.where(fit.bad[:, None, None], float("nan"), cov)
+    ones &= ~fit.bad  # groups left out are NaN already, with their own warning
+    if bool(ones.any()):
+        _warn_leverage_one(seg, ones, kind)
     return cov.detach().to("cpu", torch.float64).numpy()
+
+
+def _warn_leverage_one(seg, ones: torch.Tensor, kind: str) -> None:
+    flagged = ones.cpu().numpy()
+    labels = seg.labels[flagged][:5].tolist()
+    more = f" and {int(flagged.sum()) - 5} more" if flagged.sum() > 5 else ""
+    warnings.warn(
+        f"{int(flagged.sum())} of {len(flagged)} groups have rows of leverage 1, e.g. "
+        f"{labels}{more}: {kind} divides their zero residuals by 1 - h = 0, so its "
+        "covariance is NaN there; use HC0 or HC1, or drop those rows (or the columns that "
+        "single them out)",
+        DegenerateWarning,
+        stacklevel=4,
+    )

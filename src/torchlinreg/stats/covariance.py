@@ -34,7 +34,7 @@ from ..errors import DegenerateWarning
 # as 1 when 1 - h <= 32 sqrt(n q) eps (8e-14 for Longley's 16 x 7, 4e-11 for 1e6 x 2):
 # below that 1 - h has no correct digit, while a real leverage of 1 - 1e-10 on a
 # 1e6-row fit still has 2-3.
-_LEVERAGE_ONE_FACTOR = 32.0
+LEVERAGE_ONE_FACTOR = 32.0
 _NAMED_ROWS = 5  # rows named in the warning
 
 
@@ -47,7 +47,7 @@ def leverage(A: Tensor) -> Tensor:
 def leverage_one_rows(h: Tensor, n_params: int) -> list[int]:
     """Indices of the rows whose leverage is 1 to rounding (NOTE [leverage one])."""
     eps = torch.finfo(h.dtype).eps
-    tol = _LEVERAGE_ONE_FACTOR * math.sqrt(h.shape[0] * max(n_params, 1)) * eps
+    tol = LEVERAGE_ONE_FACTOR * math.sqrt(h.shape[0] * max(n_params, 1)) * eps
     return torch.nonzero(1 - h <= tol).reshape(-1).tolist()
 
 

@@ -94,7 +94,7 @@ class GroupedFit:
     error: Tensor | None = None
     cov_error: Tensor | None = None
     # (G, d, d): upper triangular R with R'R = Xc'WXc, the whitened centred slopes' design
-    # (identity for the groups left out): the HC sandwich is taken through it
+    # (anything for the groups left out): the HC sandwich is taken through it
     r_factor: Tensor | None = None
 
     @property
@@ -134,6 +134,10 @@ def fit_groups(
         cat = torch.cat([f[name] for f in fits]) if len(fits) > 1 else fits[0][name]
         # back to label order (groups of equal size are fitted in label order already)
         out[name] = cat if order is None else torch.empty_like(cat).index_copy_(0, order, cat)
+    estimate = [out.pop(k) for k in ("_scale", "_cond", "_qr", "_skip")]
+    out["error"], out["cov_error"] = _estimated_errors(
+        *estimate, out["slopes"], out["ssr"], out["mean"]
+    )
     # -inf with a zero weight, as statsmodels
     sum_log_w = X.new_zeros(seg.n_groups) if w is None else seg.sum(torch.log(w))
     return GroupedFit(seg=seg, sum_log_w=sum_log_w, X=X, y=y, weights=w,
@@ -190,7 +194,7 @@ def _fit_chunk(
         delta = _sums(Px, Py, rw) / safe_sw
         gram = gram - sw[:, None, None] * delta[:, :, None] * delta[:, None, :]
     few = nonzero <= d + fit_intercept
-    b, V, R, risky = _gram_route(gram, mean + delta, W, m, fit_intercept)
+    b, V, R, cond, risky = _gram_route(gram, mean + delta, W, m, fit_intercept)
     risky &= ~few
     bad = few
     if bool(risky.any()):
@@ -200,6 +204,8 @@ def _fit_chunk(
         raw = (Px[at] + rwq[..., None] * mean[at, None, :d]).abs().amax(1)
         R = R.clone()
         b[at], V[at], R[at], bad_q = _qr_route(Aq, raw, count[at], fit_intercept)
+        cond = cond.clone()
+        cond[at] = _cond(gram[at], V[at])
         bad = bad.clone()
         bad[at] = bad_q
     if bool(bad.any()):  # finite slopes for the residuals below; NaN statistics later
@@ -215,12 +221,12 @@ def _fit_chunk(
     utss = ctss + sw * (mean[:, d] + delta[:, d]) ** 2 if fit_intercept else ctss
     out = _assemble(b, V, mean + delta, sw, ssr, ctss, utss, bad, fit_intercept)
     out["out_of_range"] = _out_of_range(gram) & ~bad
-    qr = risky & ~bad
+    # for the accuracy estimate, made once for all chunks (NOTE [grouped accuracy]);
     # groups out of range have a Gram of inf or 0 and their own warning
-    skip = bad | out["out_of_range"]
-    out["error"], out["cov_error"] = _estimated_errors(gram, V, b, ssr, mean + delta, qr, skip)
-    eye = torch.eye(d, dtype=R.dtype, device=R.device)
-    out["r_factor"] = torch.where(bad[:, None, None], eye, R)
+    out["_qr"], out["_skip"] = risky & ~bad, bad | out["out_of_range"]
+    out["_scale"] = torch.diagonal(gram, dim1=1, dim2=2)[:, :d].clamp_min(0).sqrt()
+    out["_cond"] = cond
+    out["r_factor"] = R  # a group left out may have a singular one: its HC is NaN anyway
     return {**out, "centre": mean, "centre_low": delta}
 
 
@@ -244,16 +250,15 @@ def _fit_chunk(
 _FLOOR = 1e-2
 
 
-def _estimated_errors(gram, V, b, ssr, mean, qr, bad) -> tuple[Tensor, Tensor]:
+def _estimated_errors(scale, cond, qr, bad, b, ssr, mean) -> tuple[Tensor, Tensor]:
     """Per group, the estimated relative error of the worst coefficient and of the
-    covariances (NOTE [grouped accuracy])."""
+    covariances (NOTE [grouped accuracy]): ``scale`` the column norms of the whitened,
+    centred X, ``cond`` :func:`_cond`, ``qr`` the groups fitted by the QR route, ``bad``
+    those left without an estimate."""
     g, d = b.shape
     if d == 0:
         return b.new_zeros(g), b.new_zeros(g)
-    diag = torch.diagonal(gram, dim1=1, dim2=2)[:, :d]
-    scale = torch.where(diag > 0, diag, 1.0).sqrt()
-    outer = scale[:, :, None] * scale[:, None, :]
-    cond = (gram[:, :d, :d] / outer).abs().sum(1).amax(1) * (V * outer).abs().sum(1).amax(1)
+    scale = torch.where(scale > 0, scale, 1.0)
     cond = torch.nan_to_num(cond, nan=float("inf"))
     kappa = cond.sqrt()
     x = b * scale  # the column-scaled slopes
@@ -305,9 +310,9 @@ def _sums(Px: Tensor, Py: Tensor, W: Tensor | None) -> Tensor:
 
 
 def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_intercept: bool):
-    """Slopes, ``(X'WX)^-1`` and its factor R from a batched Cholesky of the centred Gram
-    ``(g, c, c)``, and which groups it cannot certify (NOTE [grouped fit]; the Gram is not
-    scaled: it is checked against over- and underflow instead)."""
+    """Slopes, ``(X'WX)^-1``, its factor R and :func:`_cond` from a batched Cholesky of the
+    centred Gram ``(g, c, c)``, and which groups it cannot certify (NOTE [grouped fit];
+    the Gram is not scaled: it is checked against over- and underflow instead)."""
     g, c, _ = gram.shape
     d = c - 1
     diag = torch.diagonal(gram, dim1=1, dim2=2)
@@ -324,11 +329,8 @@ def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_int
         rinv = torch.linalg.solve_triangular(Uxx, eye, upper=True)
         b = (rinv @ U[:, :d, d:])[..., 0]
         V = rinv @ rinv.mT
-    if d:  # 1-norm condition number of the correlation matrix S gram S, S = diag^-1/2
-        root = torch.where(ok[:, None], diag[:, :d], 1.0).sqrt()
-        outer = root[:, :, None] * root[:, None, :]
-        norm = (gram[:, :d, :d] / outer).abs().sum(1).amax(1)
-        ok &= norm * (V * outer).abs().sum(1).amax(1) <= GRAM_COND_LIMIT
+    cond = _cond(gram, V, ok)
+    ok &= cond <= GRAM_COND_LIMIT
     # no column constant within its group: its centred values are not at the rounding
     # level of its magnitude (the QR route decides when this cannot be certified)
     if fit_intercept:
@@ -336,7 +338,20 @@ def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_int
         spread = diag[:, :d].clamp(min=0).sqrt()  # >= the largest centred value
         raw = mean[:, :d].abs() * wmax.sqrt()[:, None] + spread  # >= the largest value
         ok &= (spread / rows**0.5 > 16 * _EPS * raw).all(1)  # largest centred value >= lhs
-    return b, V, Uxx, ~ok
+    return b, V, Uxx, cond, ~ok
+
+
+def _cond(gram: Tensor, V: Tensor, ok: Tensor | None = None) -> Tensor:
+    """The 1-norm condition number of each group's correlation matrix ``S gram S``,
+    ``S = diag^-1/2``, from its inverse ``V`` (the groups not ``ok`` scaled by 1)."""
+    g, d = V.shape[0], V.shape[1]
+    if not d:
+        return V.new_ones(g)
+    diag = torch.diagonal(gram, dim1=1, dim2=2)[:, :d]
+    root = (diag if ok is None else torch.where(ok[:, None], diag, 1.0)).sqrt()
+    outer = root[:, :, None] * root[:, None, :]
+    norm = (gram[:, :d, :d] / outer).abs().sum(1).amax(1)
+    return norm * (V * outer).abs().sum(1).amax(1)
 
 
 # NOTE [small factors]

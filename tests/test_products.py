@@ -76,6 +76,28 @@ def test_products_are_accurate_to_double_double_whatever_the_scales(seed):
             assert float(err) <= BOUND * scale_t[j, t], (j, t)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_float64_operand_takes_no_low_pieces_and_gives_the_same_product(seed):
+    # Refinement's parameters are float64: A @ x without pieces of a zero low part must be
+    # the double-double product all the same (exact rationals), and the value the
+    # zero-low-part call gives.
+    rng = np.random.default_rng(100 + seed)
+    n, m, k = 7, int(rng.integers(2, 40)), 2
+    A = rng.normal(size=(n, m)) * 10.0 ** rng.uniform(-6, 6, m) + rng.uniform(-1e6, 1e6, m)
+    B = rng.normal(size=(m, k)) * 10.0 ** rng.uniform(-6, 6, (m, 1))
+    B[-1, 1] = -(A[0, :-1] @ B[:-1, 1]) / A[0, -1]  # row 0, column 1 cancels to rounding
+    split = SplitRows(torch.from_numpy(A), targets=k)
+    hi, lo = split.matmul(torch.from_numpy(B))
+    zhi, zlo = split.matmul(dd_from(torch.from_numpy(B)))
+    assert torch.equal(hi + lo, zhi + zlo)
+    exact = _exact(_frac(A), _frac(B))
+    scale = np.abs(A) @ np.abs(B)
+    for i in range(n):
+        for t in range(k):
+            err = abs(Fraction(float(hi[i, t])) + Fraction(float(lo[i, t])) - exact[i][t])
+            assert float(err) <= BOUND * scale[i, t], (i, t)
+
+
 def test_only_the_targets_at_risk_are_refined_and_they_equal_a_full_refinement():
     # a nearly collinear design (kappa ~ 1e3): the target without residual is safe, the one
     # with a large residual is at risk; refining both, or only the second, agree

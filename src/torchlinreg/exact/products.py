@@ -198,13 +198,14 @@ class SplitRows:
             scaled, *out = workspace.views(count + 1, m, q, A)
             self.pieces = _split_owned(torch.div(A, self.col, out=scaled), self.a_bits, count, out)
 
-    def _products(self, pieces_t: bool, hi: Tensor, lo: Tensor, length: int) -> DD:
+    def _products(self, pieces_t: bool, hi: Tensor, lo: Tensor | None, length: int) -> DD:
         """Sum over the pairs (A piece, other piece) that reach ``bits``.
 
         The other operand is the double-double ``hi + lo``: hi's pieces start at its column
         bound, lo's at ``2^-52`` of it (lo is below half an ulp of hi); each piece is
         tagged with how many bits below the bound it starts. The remainder of A (the last
-        piece) meets hi alone (NOTE [the remainder]).
+        piece) meets hi alone (NOTE [the remainder]). ``lo=None`` is a float64 operand: no
+        pieces of a zero low part, which took a third of ``A @ x``'s GEMM columns.
         """
         b_bits = _MANTISSA - self.a_bits - _log2(length)
         bound = _power_of_two_bound(hi, 0)
@@ -212,10 +213,11 @@ class SplitRows:
             (t * b_bits, piece)
             for t, piece in enumerate(_split(hi, bound, b_bits, math.ceil(self.bits / b_bits)))
         ]
-        lo_count = math.ceil(max(self.bits - 52, 0) / b_bits)
+        lo_count = 0 if lo is None else math.ceil(max(self.bits - 52, 0) / b_bits)
         others += [
             (52 + t * b_bits, piece)
             for t, piece in enumerate(_split(lo, bound * 2.0**-52, b_bits, lo_count))
+            if lo_count
         ]
         groups = []
         k = hi.shape[1]
@@ -230,15 +232,16 @@ class SplitRows:
         groups.append((len(exact) * self.a_bits, (remainder.T if pieces_t else remainder) @ hi))
         return _accumulate(groups, self.bits)
 
-    def matmul(self, B: DD) -> DD:
-        """``A @ (B_hi + B_lo)``, ``B`` a double-double ``(q, k)``."""
+    def matmul(self, B: DD | Tensor) -> DD:
+        """``A @ (B_hi + B_lo)``, ``B`` a double-double ``(q, k)`` or a float64 ``(q, k)``."""
         m, q = self.shape
-        b_hi, b_lo = B
+        b_hi, b_lo = (B, None) if isinstance(B, Tensor) else B
         if q == 0:
             zero = b_hi.new_zeros(m, b_hi.shape[1])
             return zero, zero.clone()
         # (A / col) @ (col.T * B): the same product, by exact power-of-two scalings
-        return self._products(False, b_hi * self.col.T, b_lo * self.col.T, q)
+        low = None if b_lo is None else b_lo * self.col.T
+        return self._products(False, b_hi * self.col.T, low, q)
 
     def matmul_t(self, R: DD) -> DD:
         """``A.T @ (R_hi + R_lo)``, ``R`` a double-double ``(m, k)``."""

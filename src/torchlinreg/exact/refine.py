@@ -519,7 +519,7 @@ def _refine(
     previous, steps, converged = float("inf"), 0, False
     for _ in range(max_steps):
         steps += 1
-        g = passes((x, torch.zeros_like(x)), moments=rho is not None)
+        g = passes(x, moments=rho is not None)
         dx = torch.linalg.solve_triangular(
             R, torch.linalg.solve_triangular(R.T, g, upper=False), upper=True
         )
@@ -544,6 +544,6 @@ def _refine(
         x = x + dx
         previous = size
     else:
-        passes((x, torch.zeros_like(x)), gradient_too=False)  # the sums of the last x
+        passes(x, gradient_too=False)  # the sums of the last x
     sums = finish_sums(passes.sums, bool(c))
     return _result(params, keep, dd_from(x), c, steps, converged, sums)

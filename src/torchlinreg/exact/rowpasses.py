@@ -38,12 +38,19 @@ def weighted(r: DD, w: Tensor | None) -> DD:
     return r if w is None else dd_mul_d(r, w[:, None])
 
 
-def residual(split: SplitRows, Y: Tensor, x: DD, intercept: bool) -> DD:
-    """``Y - [1 | X] x`` in double-double for one split chunk; ``x`` dd ``(c + d, k)``."""
+def residual(split: SplitRows, Y: Tensor, x: DD | Tensor, intercept: bool) -> DD:
+    """``Y - [1 | X] x`` in double-double for one split chunk; ``x`` ``(c + d, k)``, a
+    double-double or float64 (refinement's parameters: no low part to multiply)."""
     c = int(intercept)
-    fitted = split.matmul((x[0][c:], x[1][c:]))
+    if isinstance(x, Tensor):
+        fitted = split.matmul(x[c:])
+        low = torch.zeros_like(fitted[1]) if c else None
+        x = (x, None)
+    else:
+        fitted = split.matmul((x[0][c:], x[1][c:]))
+        low = x[1][:1].expand_as(fitted[1])
     if c:
-        fitted = dd_add_fast(fitted, (x[0][:1].expand_as(fitted[0]), x[1][:1].expand_as(fitted[1])))
+        fitted = dd_add_fast(fitted, (x[0][:1].expand_as(fitted[0]), low))
     return dd_sub(dd_from(Y), fitted)
 
 
@@ -136,7 +143,7 @@ class RowPasses:
         self.shift: Tensor | None = None
         self._y_sums: dict[str, DD] | None = None  # Y_SUMS of the first pass
         self._workspace = Workspace()  # the chunks' pieces (NOTE [reused pieces])
-        self.x: DD | None = None
+        self.x: DD | Tensor | None = None
         self.sums: dict[str, DD] | None = None
         # float64 A.T W (y - shift) and A.T W 1 of the last pass (see ``moments``)
         self.moments: tuple[Tensor, Tensor] | None = None
@@ -147,10 +154,12 @@ class RowPasses:
         sw = float(Y.shape[0]) if w is None else w.sum().clamp_min(1e-300)
         return (wy.sum(0) / sw)[None, :]
 
-    def __call__(self, x: DD, *, gradient_too: bool = True, moments: bool = False) -> Tensor | None:
-        """One pass at ``x``; ``moments`` also gathers ``A.T W (y - shift)`` and ``A.T W 1``
-        in float64 (``self.moments``), which carry the sums to a corrected ``x`` without
-        another pass (NOTE [one certified step] in ``refine.py``)."""
+    def __call__(
+        self, x: DD | Tensor, *, gradient_too: bool = True, moments: bool = False
+    ) -> Tensor | None:
+        """One pass at ``x`` (dd or float64); ``moments`` also gathers ``A.T W (y - shift)``
+        and ``A.T W 1`` in float64 (``self.moments``), which carry the sums to a corrected
+        ``x`` without another pass (NOTE [one certified step] in ``refine.py``)."""
         g, total, h, c = None, None, None, None
         for X, Y, w in chunked(self.chunks()):
             if self.shift is None:

@@ -165,6 +165,31 @@ def test_weights_equal_a_statsmodels_wls_loop():
     _assert_matches_loop(res, X, y, g.to_numpy(), w=w)
 
 
+def test_a_group_without_weight_is_nan_and_named_the_others_equal_wls():
+    # Grunfeld's firms, one firm all zero weights and one with only 2 rows of weight
+    # (3 parameters): NaN for both, one warning saying why, every other firm as WLS.
+    data = sm.datasets.grunfeld.load_pandas().data
+    X, y, g = data[["value", "capital"]].to_numpy(), data["invest"].to_numpy(), data["firm"]
+    g = g.to_numpy()
+    w = 1.0 + np.arange(len(y)) % 3
+    w[g == "General Motors"] = 0.0
+    w[np.flatnonzero(g == "US Steel")[2:]] = 0.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = torchlinreg.ols(X, y, groups=g, sample_weight=w)
+    msgs = [str(m.message) for m in caught if issubclass(m.category, DegenerateWarning)]
+    assert len(msgs) == 1 and msgs[0].startswith("2 of 11 groups")
+    assert "nonzero weight" in msgs[0]
+    for i, label in enumerate(res.groups):
+        if label in ("General Motors", "US Steel"):
+            assert np.isnan(res.params[i]).all() and np.isnan(res.bse[i]).all()
+            continue
+        m = g == label
+        ref = sm.WLS(y[m], sm.add_constant(X[m]), weights=w[m]).fit()
+        np.testing.assert_allclose(res.params[i], ref.params, rtol=1e-10)
+        np.testing.assert_allclose(res.bse[i], ref.bse, rtol=1e-10)
+
+
 def test_hc_cov_type_gives_robust_errors_and_normal_p_values():
     data = sm.datasets.grunfeld.load_pandas().data
     X, y, g = data[["value", "capital"]].to_numpy(), data["invest"].to_numpy(), data["firm"]

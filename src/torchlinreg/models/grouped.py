@@ -201,7 +201,8 @@ def _warn_bad(fit: GroupedFit, p: int) -> None:
     warnings.warn(
         f"{int(bad.sum())} of {len(bad)} groups get NaN statistics ({int(few.sum())} with at "
         f"most {p} rows for {p} parameters, {int((bad & ~few).sum())} rank-deficient: a "
-        f"column constant or collinear within the group), e.g. {labels}{more}; "
+        f"column constant or collinear within the group, or too few rows of nonzero weight), "
+        f"e.g. {labels}{more}; "
         "drop those groups or columns to fit them",
         DegenerateWarning,
         stacklevel=3,

@@ -72,6 +72,30 @@ def test_a_zero_weight_makes_its_windows_llf_minus_infinity_as_in_rolling_wls():
     _assert_close(res, ref, names=("params", "bse", "rsquared"))
 
 
+def test_windows_without_enough_weight_are_nan_and_the_warning_says_why():
+    # macrodata, rows 60-99 without weight: the windows of 30 inside them have no rows to
+    # fit (statsmodels' RollingWLS raises ZeroDivisionError there), those reaching 2 rows
+    # of weight fewer than 3 parameters. NaN for exactly those, one warning naming weight,
+    # every other window as each window's own refined WLS fit.
+    X, y = _macro()
+    w = 1 + np.arange(len(y)) % 3.0
+    w[60:100] = 0.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = torchlinreg.rolling_ols(X, y, window=30, sample_weight=w)
+    msgs = [str(m.message) for m in caught if issubclass(m.category, DegenerateWarning)]
+    assert len(msgs) == 1 and "nonzero weight" in msgs[0]
+    for end in range(29, len(y)):
+        rows = slice(end - 29, end + 1)
+        if np.count_nonzero(w[rows]) < 3:
+            assert np.isnan(res.params[end]).all(), end
+            continue
+        one = torchlinreg.ols(X[rows], y[rows], sample_weight=w[rows])
+        np.testing.assert_allclose(res.params[end], one.params, rtol=1e-9, atol=0, err_msg=end)
+        if np.count_nonzero(w[rows]) > 3:  # 3 rows: an exact fit, its ssr is rounding
+            np.testing.assert_allclose(res.bse[end], one.bse, rtol=1e-9, err_msg=end)
+
+
 def test_without_intercept_equals_rolling_ols_without_constant():
     X, y = _macro()
     res = torchlinreg.rolling_ols(X, y, window=20, fit_intercept=False)

@@ -230,7 +230,8 @@ def _warn(aliased: Tensor, at_risk: Tensor, low: Tensor, what: str) -> None:
     if bool(aliased.any()):
         warnings.warn(
             f"{int(aliased.sum())} {what} get NaN statistics: a column is constant or "
-            "collinear with others within them; drop the column or widen the window",
+            "collinear with others within them, or too few of their rows have nonzero "
+            "weight; drop the column or widen the window",
             DegenerateWarning,
             stacklevel=3,
         )

@@ -37,6 +37,31 @@ def test_train_by_fits_each_store_as_statsmodels_does(tmp_path, capsys, kind):
         assert coef["nobs"] == len(part)
 
 
+def test_train_by_leaves_stores_without_enough_weight_without_a_fit(tmp_path, capsys):
+    # store 2 all zero weights, store 3 two weighted rows for 3 parameters: no fit for
+    # either, one warning that says why and what to do, the others as WLS
+    df = _stores()
+    rng = np.random.default_rng(5)
+    df["w"] = rng.uniform(0.5, 2.0, len(df))
+    df.loc[df.store == 2, "w"] = 0.0
+    df.loc[df.index[df.store == 3][2:], "w"] = 0.0
+    model = tmp_path / "m.safetensors"
+    r = cli(capsys, "train", write(df, tmp_path / "d.csv"), "-t", "y", "--by", "store",
+            "--features", "x1,x2", "--weights", "w", "-o", model)  # fmt: skip
+    assert r.code == 0, r.err
+    assert "2 groups get NaN" in r.err and "nonzero weight" in r.err
+    assert "drop the column or those groups" in r.err
+    coefs = cli(capsys, "summary", model, "--json").json["coefficients"]
+    for label, coef in coefs.items():
+        got = [coef["intercept"], coef["x1"], coef["x2"]]
+        if label in ("2", "3"):
+            assert got == [None, None, None]
+            continue
+        part = df[df.store == int(label)]
+        ref = sm.WLS(part.y, sm.add_constant(part[["x1", "x2"]]), weights=part.w).fit()
+        np.testing.assert_allclose(got, ref.params.to_numpy(), rtol=1e-10)
+
+
 def test_predict_and_evaluate_route_rows_to_their_store(tmp_path, capsys):
     df = _stores()
     data = write(df, tmp_path / "d.csv")

@@ -228,10 +228,11 @@ def small_lower_inverse(L: Tensor, d: int) -> Tensor:
 
 def _warn(aliased: Tensor, at_risk: Tensor, low: Tensor, what: str) -> None:
     if bool(aliased.any()):
+        remedy = "widen the window" if what == "windows" else f"those {what}"
         warnings.warn(
             f"{int(aliased.sum())} {what} get NaN statistics: a column is constant or "
             "collinear with others within them, or too few of their rows have nonzero "
-            "weight; drop the column or widen the window",
+            f"weight; drop the column or {remedy}",
             DegenerateWarning,
             stacklevel=3,
         )

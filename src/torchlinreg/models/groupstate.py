@@ -43,6 +43,7 @@ class GroupedMoments:
             z, z.new_zeros((0, q)), z.new_zeros((0, q, q)), z, z.new_zeros((0, q))
         )
         self.amax = z.new_zeros((0, q))
+        self.weighted = z.new_zeros(0)  # rows of nonzero weight per group
 
     def absorb(self, X: Tensor, y: Tensor, w: Tensor | None, labels) -> None:
         """Add a block of rows: ``X`` ``(n, d)``, ``y`` ``(n,)``, weights, group labels."""
@@ -61,6 +62,7 @@ class GroupedMoments:
         seg = Segments.from_labels(np.asarray(labels), Z.shape[0], device=Z.device)
         block = _summarise(seg, Z, wt.to(Z.dtype))
         amax = seg.amax(Z.abs())
+        weighted = seg.sum((wt.to(Z) != 0).to(Z.dtype)[:, None])[:, 0]
         union = seg.labels if self.labels.size == 0 else np.union1d(self.labels, seg.labels)
         old = torch.as_tensor(np.searchsorted(union, self.labels), dtype=torch.int64)
         new = torch.as_tensor(np.searchsorted(union, seg.labels), dtype=torch.int64)
@@ -69,6 +71,8 @@ class GroupedMoments:
         self.moments = merge(a, b)
         self.amax = torch.zeros_like(a.mean).index_copy_(0, old, self.amax)
         self.amax[new] = torch.maximum(self.amax[new], amax)
+        self.weighted = torch.zeros_like(a.w).index_copy_(0, old, self.weighted)
+        self.weighted[new] += weighted
         self.labels = union
 
     def solve(self, fit_intercept: bool) -> dict:
@@ -80,7 +84,8 @@ class GroupedMoments:
         raw = m.w[:, None] * (self.amax * _FLAT_ULPS) ** 2 * eps / 1024.0
         m = Moments(m.w, m.mean, m.M, m.count, raw)
         full = m.count > self.d + fit_intercept
-        out = solve_moments(m, full, fit_intercept, what="groups")
+        thin = self.weighted < self.d + fit_intercept
+        out = solve_moments(m, full, fit_intercept, what="groups", thin=thin)
         bad = out["bad"]
         for key in ("params", "cov", "ssr"):
             out[key][bad] = np.nan

@@ -40,12 +40,26 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
-def solve_moments(m: Moments, full: Tensor, fit_intercept: bool, what: str = "windows") -> dict:
+def solve_moments(
+    m: Moments,
+    full: Tensor,
+    fit_intercept: bool,
+    what: str = "windows",
+    thin: Tensor | None = None,
+) -> dict:
     """Parameters, unscaled covariances and sums of squares of every summary, batched.
 
     ``full``: the summaries that hold enough rows; ``what`` names them in warnings.
+    ``thin``: those with fewer rows of nonzero weight than parameters, which get no fit
+    whatever their pivots say (rounding can leave a singular summary's pivot above the
+    aliasing threshold) and are counted with the aliased ones.
     """
     fit = solve_batch(m, full, fit_intercept)
+    if thin is not None:
+        thin = thin & full & ~fit["bad"]
+        fit["bad"] = fit["bad"] | thin
+        fit["aliased"] = fit["aliased"] | thin
+        fit["at_risk"] = fit["at_risk"] & ~thin
     _warn(fit["aliased"], fit["at_risk"], fit["low"], what)
     return {
         "params": _np(fit["params"]), "cov": _np(fit["cov"]), "ssr": _np(fit["ssr"]),

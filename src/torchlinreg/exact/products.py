@@ -217,7 +217,6 @@ class SplitRows:
         others += [
             (52 + t * b_bits, piece)
             for t, piece in enumerate(_split(lo, bound * 2.0**-52, b_bits, lo_count))
-            if lo_count
         ]
         groups = []
         k = hi.shape[1]

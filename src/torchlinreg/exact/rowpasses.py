@@ -42,15 +42,12 @@ def residual(split: SplitRows, Y: Tensor, x: DD | Tensor, intercept: bool) -> DD
     """``Y - [1 | X] x`` in double-double for one split chunk; ``x`` ``(c + d, k)``, a
     double-double or float64 (refinement's parameters: no low part to multiply)."""
     c = int(intercept)
-    if isinstance(x, Tensor):
-        fitted = split.matmul(x[c:])
-        low = torch.zeros_like(fitted[1]) if c else None
-        x = (x, None)
-    else:
-        fitted = split.matmul((x[0][c:], x[1][c:]))
-        low = x[1][:1].expand_as(fitted[1])
+    hi, lo = (x, None) if isinstance(x, Tensor) else x
+    fitted = split.matmul(hi[c:] if lo is None else (hi[c:], lo[c:]))
     if c:
-        fitted = dd_add_fast(fitted, (x[0][:1].expand_as(fitted[0]), low))
+        b0 = hi[:1].expand_as(fitted[0])
+        b0_lo = torch.zeros_like(b0) if lo is None else lo[:1].expand_as(b0)
+        fitted = dd_add_fast(fitted, (b0, b0_lo))
     return dd_sub(dd_from(Y), fitted)
 
 

@@ -56,16 +56,26 @@ def solve_moments(
     """
     fit = solve_batch(m, full, fit_intercept)
     if thin is not None:
-        thin = thin & full & ~fit["bad"]
-        fit["bad"] = fit["bad"] | thin
-        fit["aliased"] = fit["aliased"] | thin
-        fit["at_risk"] = fit["at_risk"] & ~thin
+        no_fit_where(fit, thin & full)
     _warn(fit["aliased"], fit["at_risk"], fit["low"], what)
     return {
         "params": _np(fit["params"]), "cov": _np(fit["cov"]), "ssr": _np(fit["ssr"]),
         "ctss": _np(fit["ctss"]), "utss": _np(fit["utss"]), "bad": _np(fit["bad"]).astype(bool),
         "b": fit["b"], "risk": fit["risk"],
     }  # fmt: skip
+
+
+def no_fit_where(fit: dict, thin) -> None:
+    """Mark the summaries ``thin`` (fewer rows of nonzero weight than parameters, among
+    those with enough rows) as aliased: no fit, counted in the NaN warning. Their moments
+    are singular, but rounding can leave a pivot above the aliasing threshold (a window
+    of macrodata with 2 weighted rows for 3 parameters got finite parameters and R2 = 1
+    with only a "nearly collinear" warning): the count decides. ``fit`` holds tensors or
+    numpy arrays (``bad``, ``aliased``, ``at_risk``), changed in place."""
+    thin = thin & ~fit["bad"]
+    fit["bad"] = fit["bad"] | thin
+    fit["aliased"] = fit["aliased"] | thin
+    fit["at_risk"] = fit["at_risk"] & ~thin
 
 
 def solve_batch(m: Moments, full: Tensor, fit_intercept: bool, cov: str = "full") -> dict:

@@ -30,7 +30,7 @@ from ..errors import DataError
 from ..exact.threads import fit_threads, with_fit_threads
 from ..stats import results as single
 from .batchstats import BatchStatistics
-from .momentsolve import _SMALL, _warn, solve_batch, solve_packed
+from .momentsolve import _SMALL, _warn, no_fit_where, solve_batch, solve_packed
 from .rollinghc import KINDS, hc_cov, window_rows
 from .segments import encode_groups
 from .windows import Moments, WindowLayout
@@ -202,7 +202,8 @@ def rolling_ols(
         for rows, m in layout.chunks(logw, torch.ones_like(wt)):
             sums[_np(rows).astype(np.int64)] = _np(m.mean * m.w[:, None])
         sum_log_w = np.where(sums[:, 1] > 0.5, -np.inf, sums[:, 0])
-        _no_fit_without_weight(fit, fit["count"] - np.rint(sums[:, 1]), need, p)
+        # fewer rows of nonzero weight than parameters: no fit, whatever the pivots say
+        no_fit_where(fit, (fit["count"] >= need) & (fit["count"] - np.rint(sums[:, 1]) < p))
     _warn(fit.pop("aliased"), fit.pop("at_risk"), fit.pop("low"), "windows")
     names = single._names(feature_names, Xm.columns, d, "feature_names")
     names = names or [f"x{j + 1}" for j in range(d)]
@@ -230,19 +231,6 @@ def rolling_ols(
         use_t=use_t,
         cov_type=cov_type,
     )
-
-
-def _no_fit_without_weight(fit: dict, weighted_rows: np.ndarray, need: int, p: int) -> None:
-    """Windows with fewer rows of nonzero weight than parameters get no fit (NaN).
-
-    Their moments are singular, but rounding can leave a pivot just above the aliasing
-    threshold: a window of macrodata with 2 weighted rows for 3 parameters got finite
-    parameters and R2 = 1 with only a "nearly collinear" warning. The count decides.
-    """
-    thin = (fit["count"] >= need) & (weighted_rows < p) & ~fit["bad"]
-    fit["bad"] |= thin
-    fit["aliased"] |= thin
-    fit["at_risk"] &= ~thin
 
 
 def _fit_windows(

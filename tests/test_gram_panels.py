@@ -16,7 +16,13 @@ import torch
 from torchlinreg import LinearRegression
 from torchlinreg.errors import DataError
 from torchlinreg.exact.state import LeastSquaresState
-from torchlinreg.exact.summaries import _add_upper_gram, _column_cuts, _symmetrized
+from torchlinreg.exact.summaries import (
+    _add_upper_gram,
+    _column_cuts,
+    _panels,
+    _symmetrized,
+    _upper_rows,
+)
 
 
 @pytest.mark.parametrize("q", [1, 31, 32, 63, 64, 104, 257, 600])
@@ -28,8 +34,8 @@ def test_the_panel_gram_equals_the_full_product(q):
     assert len(cuts) - 1 <= 8 and (len(cuts) == 2 or min(np.diff(cuts)) >= 32)
     z = torch.randn(700, q, dtype=torch.float64) + 3.0
     acc = torch.zeros(q, q, dtype=torch.float64)
-    _add_upper_gram(acc, z, cuts)
-    _add_upper_gram(acc, z[:50], cuts)  # accumulates like addmm_
+    _add_upper_gram(_upper_rows(acc, cuts), _panels(z, cuts))
+    _add_upper_gram(_upper_rows(acc, cuts), _panels(z[:50], cuts))  # accumulates like addmm_
     full = z.T @ z + z[:50].T @ z[:50]
     torch.testing.assert_close(_symmetrized(acc, cuts), full, rtol=1e-13, atol=1e-9)
 

@@ -636,10 +636,21 @@ def _column_cuts(q: int) -> list[int]:
     return [round(i * q / m) for i in range(m + 1)]
 
 
-def _add_upper_gram(acc: Tensor, z: Tensor, cuts: list[int]) -> None:
-    """``acc += z.T @ z`` on the panels on and above the diagonal only."""
-    for a, b in itertools.pairwise(cuts):
-        acc[a:b, a:].addmm_(z[:, a:b].T, z[:, a:])
+def _panels(z: Tensor, cuts: list[int]) -> list[tuple[Tensor, Tensor]]:
+    """The operands of each panel's product in ``z.T @ z``'s upper block triangle."""
+    return [(z[:, a:b].T, z[:, a:]) for a, b in itertools.pairwise(cuts)]
+
+
+def _upper_rows(acc: Tensor, cuts: list[int]) -> list[Tensor]:
+    """Where each panel's product lands in ``acc``."""
+    return [acc[a:b, a:] for a, b in itertools.pairwise(cuts)]
+
+
+def _add_upper_gram(rows: list[Tensor], panels: list[tuple[Tensor, Tensor]]) -> None:
+    """``acc += z.T @ z`` on the panels on and above the diagonal only, given
+    :func:`_upper_rows` of ``acc`` and :func:`_panels` of ``z``."""
+    for into, (left, right) in zip(rows, panels, strict=True):
+        into.addmm_(left, right)
 
 
 def _symmetrized(acc: Tensor, cuts: list[int]) -> Tensor:
@@ -660,35 +671,63 @@ def _gram_rows(rows: int, p: int) -> int:
     return max(64, min(rows, _BLOCK_VALUES // max(p + 1, 1)))
 
 
-def _shifted_blocks(X, Y, w, lo, hi, rows, eff, neg, block_weights, work, totals: list):
+# NOTE [views made once]
+# A block's own work is two fused shift passes and a few panel GEMMs; at 1M x 100 the
+# Python around them (slicing the block, the panels and the shift for every block, a
+# weight total per block, refilling the column of ones) cost 30-45 ms of a 0.38 s fit,
+# more on two Python threads, which take turns on the GIL for it. So the views of a
+# full-size block are made once, the column of ones is written once, and an unweighted
+# range's totals are counted once; only the last, shorter block gets views of its own.
+
+
+class _Block:
+    """The views into a work buffer of ``rows`` rows that every block of that size uses."""
+
+    def __init__(self, work: Tensor, rows: int, d: int, cuts: list[int]) -> None:
+        p = work.shape[1] - 1
+        self.z = work[:rows]
+        self.zx, self.zy, self.zp = self.z[:, :d], self.z[:, d:p], self.z[:, :p]
+        self.panels = _panels(self.z, cuts)
+
+
+def _shifted_blocks(X, Y, w, lo, hi, rows, eff, neg, cuts, block_weights, work, totals: list):
     """Each block of rows ``lo:hi`` as ``[z | sqrt(w)]`` with ``z = sqrt(w) (x * scale -
-    shift)`` (in ``work``, NOTE [gram fast path]); ``totals`` holds the weight totals of the
-    blocks so far."""
+    shift)`` (in ``work``, NOTE [gram fast path]), yielded as its :class:`_Block` of views;
+    ``totals`` gets the weight totals of the rows (NOTE [views made once])."""
     d, p = X.shape[1], eff.shape[0]
+    neg_x, eff_x, neg_y, eff_y = neg[:d], eff[:d], neg[d:], eff[d:]
+    same = X.device == work.device and Y.device == work.device
+    full = _Block(work, rows, d, cuts)
+    if w is None:
+        work[:, p] = 1.0
+        totals[:] = block_weights(None, lo, hi)[0]
     for start in range(lo, hi, rows):
         stop = min(start + rows, hi)
-        z = work[: stop - start]
-        block, _, sb = block_weights(w, start, stop)
-        totals[:] = [a + b for a, b in zip(totals, block, strict=True)] if totals else block
-        torch.addcmul(neg[:d], X[start:stop].to(z.device), eff[:d], out=z[:, :d])
-        torch.addcmul(neg[d:], Y[start:stop].to(z.device), eff[d:], out=z[:, d:p])
-        if sb is None:
-            z[:, p] = 1.0
-        else:
-            z[:, :p].mul_(sb[:, None])
-            z[:, p] = sb
-        yield z
+        blk = full if stop - start == rows else _Block(work, stop - start, d, cuts)
+        xb, yb = X[start:stop], Y[start:stop]
+        if not same:
+            xb, yb = xb.to(work.device), yb.to(work.device)
+        torch.addcmul(neg_x, xb, eff_x, out=blk.zx)
+        torch.addcmul(neg_y, yb, eff_y, out=blk.zy)
+        if w is not None:
+            block, _, sb = block_weights(w, start, stop)
+            totals[:] = [a + b for a, b in zip(totals, block, strict=True)] if totals else block
+            blk.zp.mul_(sb[:, None])
+            blk.z[:, p] = sb
+        yield blk
 
 
 def _shifted_gram(X, Y, w, lo, hi, rows, eff, neg, cuts, block_weights):
     """The upper block triangle of ``[z | sqrt(w)]``'s Gram over rows ``lo:hi`` (NOTE [gram
     fast path]), a block of ``rows`` at a time, and those rows' weight totals."""
     p = eff.shape[0]
-    work = torch.empty(min(rows, hi - lo), p + 1, dtype=eff.dtype, device=eff.device)
+    rows = min(rows, hi - lo)
+    work = torch.empty(rows, p + 1, dtype=eff.dtype, device=eff.device)
     acc = torch.zeros(p + 1, p + 1, dtype=eff.dtype, device=eff.device)
+    targets = _upper_rows(acc, cuts)  # NOTE [upper block triangle]
     totals: list = []
-    for z in _shifted_blocks(X, Y, w, lo, hi, rows, eff, neg, block_weights, work, totals):
-        _add_upper_gram(acc, z, cuts)
+    for blk in _shifted_blocks(X, Y, w, lo, hi, rows, eff, neg, cuts, block_weights, work, totals):
+        _add_upper_gram(targets, blk.panels)
     return acc, tuple(totals)
 
 
@@ -699,17 +738,21 @@ def _shifted_gram_into(acc, X, Y, w, rows, eff, neg, cuts, block_weights):
     ``sqrt(w)``, and each panel's product lands in a small buffer whose last column is its
     share of the moments (a GEMV per block re-read the block: +15% at 1M x 100)."""
     n, p = X.shape[0], eff.shape[0]
-    work = torch.empty(min(rows, n), p + 1, dtype=eff.dtype, device=eff.device)
+    rows = min(rows, n)
+    work = torch.empty(rows, p + 1, dtype=eff.dtype, device=eff.device)
     moments = torch.zeros(p, dtype=eff.dtype, device=eff.device)
     panels = list(itertools.pairwise(cuts))
     flat = work.new_empty(max((b - a) * (p + 1 - a) for a, b in panels))
+    outs = [flat[: (b - a) * (p + 1 - a)].view(b - a, p + 1 - a) for a, b in panels]
+    # each panel's product, where it lands in acc and in the moments
+    lands = [(out, acc[a:b, a:], out[:, :-1], moments[a:b], out[:, -1])
+             for out, (a, b) in zip(outs, panels, strict=True)]  # fmt: skip
     totals: list = []
-    for z in _shifted_blocks(X, Y, w, 0, n, rows, eff, neg, block_weights, work, totals):
-        for a, b in panels:  # NOTE [upper block triangle]
-            out = flat[: (b - a) * (p + 1 - a)].view(b - a, p + 1 - a)
-            torch.mm(z[:, a:b].T, z[:, a:], out=out)
-            acc[a:b, a:].add_(out[:, :-1])
-            moments[a:b].add_(out[:, -1])
+    for blk in _shifted_blocks(X, Y, w, 0, n, rows, eff, neg, cuts, block_weights, work, totals):
+        for (out, into, part, mom, col), (left, right) in zip(lands, blk.panels, strict=True):
+            torch.mm(left, right, out=out)  # NOTE [upper block triangle]
+            into.add_(part)
+            mom.add_(col)
     return acc, moments, tuple(totals)
 
 

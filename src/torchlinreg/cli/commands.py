@@ -161,8 +161,8 @@ def demo(seed: int | None, epochs: int, plot_path: str, no_plot: bool, as_json: 
 @click.option(
     "--by",
     default=None,
-    help="Fit one OLS model per value of this (numeric) column, saved in one file; rows of a "
-    "group may be anywhere.",
+    help="Fit one OLS model per value of this column (numbers or text), saved in one file; "
+    "rows of a group may be anywhere.",
 )
 @click.option(
     "--window",
@@ -171,7 +171,12 @@ def demo(seed: int | None, epochs: int, plot_path: str, no_plot: bool, as_json: 
     help="Rolling OLS over windows of W rows (ordered by --order-by, per --by group): writes "
     "the coefficient paths to -o as CSV or Parquet.",
 )
-@click.option("--order-by", default=None, help="With --window: the (numeric) column ordering rows.")
+@click.option(
+    "--order-by",
+    default=None,
+    help="With --window: the column ordering rows (numbers or ISO 8601 times); tied rows keep "
+    "their file order, with a warning.",
+)
 @click.option("--expanding", is_flag=True, help="With --window: windows grow from the first row.")
 @click.option(
     "--epochs",
@@ -358,7 +363,8 @@ def train(data: str, targets: tuple[str, ...], nproc: int | None, **opts: Any) -
     type=click.Choice(["raise", "keep"]),
     default="raise",
     show_default=True,
-    help="Refuse rows with missing values (or unseen levels), or predict them as empty.",
+    help="Refuse rows with missing values (or unseen levels; with a grouped model, groups not "
+    "in it), or predict them as empty (a grouped model: one warning counts them).",
 )
 @click.option(
     "--interval",
@@ -408,7 +414,8 @@ def predict(
     type=click.Choice(["raise", "drop"]),
     default="raise",
     show_default=True,
-    help="Formula models: refuse rows with missing values, or leave them out (counted).",
+    help="Refuse rows with missing values, or leave them out (counted); with a grouped model "
+    "also rows of groups not in it or without a fit (counted by why).",
 )
 def evaluate(
     model_path: str,

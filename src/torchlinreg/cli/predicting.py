@@ -21,9 +21,11 @@ from ..files.io import write_table_blocks
 from ..files.rawblocks import raw_blocks
 from ..files.tables import open_table
 from ..stats.metrics import StreamingMetrics
+from . import grouped
 from .checks import check_not_input, check_writable
+from .grouped import is_grouped_model
 from .output import console, esc, metrics_table, metrics_title, print_json
-from .tableformula import encoded_blocks, to_frame
+from .tableformula import encoded_blocks, kept_column, to_frame
 from .text import safe
 
 _INTERVALS = ("mean_ci_lower", "mean_ci_upper", "obs_ci_lower", "obs_ci_upper")
@@ -81,6 +83,10 @@ def _interval_results(model):
 
 def predict_more(model_path, data, output, delimiter, block_rows, missing, interval, keep):
     """`torchlinreg predict` with --missing, --interval or --keep, or a formula model."""
+    if is_grouped_model(model_path):
+        return grouped.predict(
+            model_path, data, output, delimiter, block_rows, missing, interval, keep
+        )
     if output:
         check_writable(output, "output")
     model = load(model_path)
@@ -100,7 +106,7 @@ def predict_more(model_path, data, output, delimiter, block_rows, missing, inter
         for X, frame in _rows(model, source, keep_cols, missing, block_rows):
             Xt = torch.from_numpy(X).to(device=weight.device, dtype=weight.dtype)
             pred = model.model_.predict(Xt).cpu().numpy()
-            out = [frame[c].to_numpy() for c in keep_cols]
+            out = [kept_column(frame[c]) for c in keep_cols]
             out += [pred[:, j] for j in range(len(targets))]
             if res is not None:
                 out += _interval_columns(res, X, targets, interval)

@@ -147,6 +147,16 @@ def to_frame(batch, kinds: dict[str, str], path: str, first_row: int):
     return frame
 
 
+def kept_column(col) -> np.ndarray:
+    """A ``--keep`` column for the writer: missing values of text as None (pyarrow reads
+    an object array that starts with NaN as numbers, and then fails on the text)."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+        return col.to_numpy()
+    return col.astype(object).where(col.notna(), None).to_numpy()
+
+
 def learn_encoding(source, formula: str, weight_col: str | None, block_rows: int):
     """Kinds and levels from the first pass, then the encoding from the first block."""
     import pandas as pd

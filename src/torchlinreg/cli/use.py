@@ -104,7 +104,9 @@ def evaluate(
     (NOTE [metric definitions] in ``stats/metrics.py``: the same numbers as ``train``).
     """
     if is_grouped_model(model_path):
-        return grouped.evaluate(model_path, data, as_json, delimiter, block_rows, weight_col)
+        return grouped.evaluate(
+            model_path, data, as_json, delimiter, block_rows, weight_col, missing
+        )
     model = load(model_path)
     if getattr(model, "formula_encoding_", None) is not None or missing != "raise":
         from .predicting import evaluate_formula  # an encoding, or rows to drop

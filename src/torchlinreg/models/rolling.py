@@ -36,6 +36,7 @@ from .segments import encode_groups
 from .windows import Moments, WindowLayout
 
 _CHUNK = 1 << 22  # elements of one gather of window rows
+_ERR = ("err_params", "err_bse", "err_ssr", "err_r2")  # momentsolve.error_bounds, per window
 
 
 class RollingOLSResults(BatchStatistics):
@@ -87,7 +88,9 @@ class RollingOLSResults(BatchStatistics):
 
     def _hc_se(self, kind: str) -> np.ndarray:
         if kind not in self._hc_diag:
-            self._hc_diag[kind] = np.sqrt(self._nan_bad(self._full_cov(kind, diag=True)))
+            # a diagonal of the sandwich is a sum of squares: below 0 only by rounding
+            v = self._nan_bad(self._full_cov(kind, diag=True))
+            self._hc_diag[kind] = np.sqrt(np.where(v < 0, 0.0, v))
         return self._hc_diag[kind]
 
     def _nan_bad(self, a: np.ndarray) -> np.ndarray:
@@ -204,7 +207,8 @@ def rolling_ols(
         sum_log_w = np.where(sums[:, 1] > 0.5, -np.inf, sums[:, 0])
         # fewer rows of nonzero weight than parameters: no fit, whatever the pivots say
         no_fit_where(fit, (fit["count"] >= need) & (fit["count"] - np.rint(sums[:, 1]) < p))
-    _warn(fit.pop("aliased"), fit.pop("at_risk"), fit.pop("low"), "windows")
+    err = {k[4:]: torch.as_tensor(fit.pop(k)) for k in _ERR}
+    _warn(fit.pop("aliased"), fit.pop("at_risk"), fit.pop("low"), "windows", err)
     names = single._names(feature_names, Xm.columns, d, "feature_names")
     names = names or [f"x{j + 1}" for j in range(d)]
 
@@ -244,7 +248,7 @@ def _fit_windows(
     """
     n, q = Z.shape
     p = q - 1 + fit_intercept
-    out = {key: np.zeros(n) for key in ("ssr", "ctss", "utss", "count", "low")}
+    out = {key: np.zeros(n) for key in ("ssr", "ctss", "utss", "count", "low", *_ERR)}
     out["params"] = np.zeros((n, p))
     out["cov"] = np.zeros((n, p) if cov == "diag" else (n, p, p))
     for key in ("bad", "aliased", "at_risk"):
@@ -299,7 +303,7 @@ def _fit_run(layout, rows, pk, need, fit_intercept, cov, out, risky) -> None:
     q = pk.mean.shape[0]
     if cov == "diag" and 0 < q - 1 <= _SMALL:  # feature-major all through
         M = layout.tri.square(pk.T)
-        fit = solve_packed(pk.w, pk.mean, M, pk.raw, pk.count >= need, fit_intercept)
+        fit = solve_packed(pk.w, pk.mean, M, pk.raw, pk.count >= need, fit_intercept, pk.count)
         mom = Moments(pk.w, pk.mean.T, None, pk.count, None)
     else:
         mom = Moments(*pk.unpack(layout.tri))
@@ -309,6 +313,8 @@ def _fit_run(layout, rows, pk, need, fit_intercept, cov, out, risky) -> None:
         r = slice(int(r[0]), int(r[-1]) + 1)  # rows in order (no groups): no scatter
     for key in ("params", "cov", "ssr", "ctss", "utss", "low"):
         out[key][r] = _np(fit[key])
+    for key in _ERR:
+        out[key][r] = _np(fit["err"][key[4:]])
     for key in ("bad", "aliased", "at_risk"):
         out[key][r] = _np(fit[key]).astype(bool)
     out["count"][r] = _np(mom.count)

@@ -21,9 +21,13 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
+from ..errors import DegenerateWarning
+from ..stats.covariance import LEVERAGE_ONE_FACTOR
 from .momentsolve import solve_batch
 from .windows import WindowLayout
 
@@ -56,6 +60,7 @@ def hc_cov(
     n, q = Z.shape
     p = q - 1 + fit_intercept
     out = Z.new_full((n, p) if diag else (n, p, p), float("nan"))
+    ones = 0  # windows with a row of leverage 1 (HC2, HC3)
     for rows, mom in layout.chunks(Z, w):
         fit = solve_batch(mom, mom.count >= need, fit_intercept, cov="full")
         step = max(1, _GATHER // max(1, int(mom.count.max()) * q))
@@ -64,10 +69,21 @@ def hc_cov(
             ok = ~fit["bad"][sl]
             if not bool(ok.any()):
                 continue
-            cov = _sandwich(layout, Z, w, rows[sl][ok], mom.count[sl][ok], mom.mean[sl][ok],
-                            fit["b"][sl][ok], fit["cov"][sl][ok], fit_intercept, kind)  # fmt: skip
+            cov, one = _sandwich(layout, Z, w, rows[sl][ok], mom.count[sl][ok],
+                                 mom.mean[sl][ok], fit["b"][sl][ok], fit["cov"][sl][ok],
+                                 fit_intercept, kind)  # fmt: skip
             at = rows[sl][ok]
             out[at] = torch.diagonal(cov, dim1=1, dim2=2) if diag else cov
+            ones += int(one.sum())
+    if ones:
+        warnings.warn(
+            f"{ones} windows have rows of nonzero weight at leverage 1 (in particular those "
+            f"with no more such rows than parameters): {kind} divides their zero residuals "
+            "by 1 - h = 0, so its covariance is NaN there; use HC0 or HC1, or widen the "
+            "window",
+            DegenerateWarning,
+            stacklevel=5,
+        )
     return out
 
 
@@ -85,8 +101,10 @@ def _sandwich(layout, Z, w, ends, count, mean, b, V, fit_intercept: bool, kind: 
     else:
         X, bread = D[..., :d], V
     s = ww * ww * e * e
+    ones = torch.zeros_like(count, dtype=torch.bool)
     if kind in ("HC2", "HC3"):
         h = ww * ((X @ bread) * X).sum(-1)
+        ones = leverage_one(h, ww, count, X.shape[2])
         s = s / (1 - h) if kind == "HC2" else s / (1 - h) ** 2
         s = torch.where(inside, s, 0.0)
     meat = (X * s[..., None]).transpose(1, 2) @ X
@@ -97,4 +115,22 @@ def _sandwich(layout, Z, w, ends, count, mean, b, V, fit_intercept: bool, kind: 
         A = torch.eye(d + 1, dtype=cov.dtype, device=cov.device).repeat(len(cov), 1, 1)
         A[:, 1:, 0] = -mean[:, :d]
         cov = A.transpose(1, 2) @ cov @ A
-    return cov
+    return torch.where(ones[:, None, None], float("nan"), cov), ones
+
+
+def leverage_one(h: Tensor, ww: Tensor, count: Tensor, p: int) -> Tensor:
+    """Windows with a row of nonzero weight at leverage 1 (NOTE [leverage one] in
+    ``stats/covariance.py``): HC2/HC3 divide its zero residual by ``1 - h = 0``.
+
+    NOTE [rolling leverage one]
+    A window with exactly ``p`` rows of nonzero weight puts every one of them at leverage
+    1, but ``h`` here comes through the moments' inverse, whose rounding grows with the
+    window's condition number: such windows gave ``1 - h`` of 1e-13..1e-3 and finite HC3
+    standard errors made of noise. So the count decides first (as for the parameters,
+    ``momentsolve.no_fit_where``), then the single fit's tolerance on ``1 - h``.
+    """
+    eps = torch.finfo(h.dtype).eps
+    tol = LEVERAGE_ONE_FACTOR * (count.to(h.dtype) * p).sqrt() * eps
+    live = ww != 0
+    k = live.sum(1)  # fewer than p: no fit at all, counted in that warning instead
+    return (k >= p) & ((k == p) | (live & (1 - h <= tol[:, None])).any(1))

@@ -92,13 +92,13 @@ def test_a_correction_the_contraction_cannot_vouch_for_is_confirmed():
 
 def _householder_calls(monkeypatch):
     calls = []
-    real = fitstats._householder_r
+    real = fitstats._householder_factor
 
     def counted(*args):
         calls.append(1)
         return real(*args)
 
-    monkeypatch.setattr(fitstats, "_householder_r", counted)
+    monkeypatch.setattr(fitstats, "_householder_factor", counted)
     return calls
 
 

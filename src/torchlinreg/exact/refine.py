@@ -67,11 +67,94 @@ class RefinedFit:
     uncentered_tss: Tensor
     steps: int
     converged: bool
+    # twice the larger of the last two corrections relative to their coefficients (column-
+    # scaled, down to FLOOR of the norm): about how far off an unconverged refinement may be
+    last_correction: float = 0.0
 
 
 def _r_factor(state_or_r: object) -> Tensor:
     r_factor = getattr(state_or_r, "r_factor", None)
     return r_factor() if callable(r_factor) else state_or_r  # type: ignore[return-value]
+
+
+# NOTE [refinement about the shift]
+# The corrected seminormal equations contract by about how far the factor's R'R is from
+# the rows' A'A. The raw design [1 | X] of a column near 1e9 with a spread of 0.01 has a
+# condition number near 1e13, and its R factor (even rounded correctly from the state's)
+# is only that far from A'A: refinement from it stalled after 4 steps and returned an
+# intercept 3e-5 off and standard errors 14-58% off, worse than the unrefined solution,
+# without a word. The state's working factor is taken about an offset s, R_s of
+# A_s = [1 | X - s] = A M with M = [[1, -s'], [0, I]], where the conditioning is that of
+# the data's spread. So the correction is solved there: g_s = M' g = [g_0, g_x - s g_0]
+# (formed in double-double before rounding: g_x and s g_0 cancel), dx_s from R_s, and
+# dx = M dx_s = [dx_s0 - s'dx_sx, dx_sx]. The residuals and the gradient are still those
+# of the raw rows, so the fixed point is the raw problem's solution.
+
+
+# Offsets up to this many times a column's spread cost the raw factor at most about 2 log10 of
+# it in digits of (R'R)^-1; it serves below, as it always did.
+_OFFSET_RATIO = 64.0
+
+
+@dataclass(frozen=True)
+class ShiftedFactor:
+    """The design's factor in the coordinates refinement solves in (NOTE [refinement about
+    the shift]): ``r`` upper triangular with ``r'r = A_s'WA_s``, ``A_s = [1 | X - shift]``
+    (``shift`` None: ``A_s = A``, the raw design, also without an intercept)."""
+
+    r: Tensor
+    shift: Tensor | None
+
+    def offsets_dominate(self) -> bool:
+        """Whether some column's offset is over ``_OFFSET_RATIO`` times its spread (rms
+        about the offset): there the raw factor loses the spread's digits."""
+        if self.shift is None:
+            return False
+        spread = torch.linalg.vector_norm(self.r[:, 1:], dim=0)
+        return bool((self.r[0, 0].abs() * self.shift.abs() > _OFFSET_RATIO * spread).any())
+
+    def raw_r(self) -> Tensor:
+        """The factor of the raw design, ``r M^-1`` (its first row takes ``r_00 s``)."""
+        if self.shift is None:
+            return self.r
+        R = self.r.clone()
+        R[0, 1:] = self.r[0, 1:] + self.r[0, 0] * self.shift
+        return R
+
+    def raw_inverse(self) -> Tensor:
+        """``R^-1`` of the raw design as ``M r^-1``: its first row is ``r^-1``'s less
+        ``s'`` times the rest, no cancellation where the factor of the raw design would
+        lose the spread's digits (its covariance then took 14-58% errors)."""
+        eye = torch.eye(self.r.shape[0], dtype=self.r.dtype, device=self.r.device)
+        inv = torch.linalg.solve_triangular(self.r, eye, upper=True)
+        if self.shift is not None:
+            inv[0] = inv[0] - self.shift @ inv[1:]
+        return inv
+
+
+def shifted_factor(state: object, p: int, intercept: bool) -> ShiftedFactor | None:
+    """A state's working factor about its offsets, where they dominate a column's spread
+    (NOTE [refinement about the shift]); None where the raw factor serves."""
+    working = getattr(state, "working_factor", None)
+    if not (callable(working) and intercept and p > 1):
+        return None
+    R, offsets = working()
+    if offsets is None:
+        return None
+    factor = ShiftedFactor(R.to(torch.float64)[:p, :p], offsets[: p - 1].to(torch.float64))
+    return factor if factor.offsets_dominate() else None
+
+
+def design_factor(state_or_r: object, p: int, intercept: bool) -> ShiftedFactor:
+    """The ``p x p`` design factor refinement works from: :func:`shifted_factor` where the
+    offsets dominate, the raw factor otherwise (the same numbers as before the shift was
+    used); a :class:`ShiftedFactor` as it is, a raw R tensor unshifted."""
+    if isinstance(state_or_r, ShiftedFactor):
+        return ShiftedFactor(state_or_r.r[:p, :p], state_or_r.shift)
+    shifted = shifted_factor(state_or_r, p, intercept)
+    if shifted is not None:
+        return shifted
+    return ShiftedFactor(_r_factor(state_or_r).to(torch.float64)[:p, :p], None)
 
 
 # The intercept of a shifted fit is mapped back through every slope: ``b0 = x0 + s_y -
@@ -245,16 +328,19 @@ def _contraction(R: Tensor, scale: Tensor, factor_kappa: float) -> float:
     return _RHO_MARGIN * R.shape[0] * _EPS * kappa
 
 
-def _carry_sums(passes: RowPasses, R: Tensor, dx: Tensor, g: Tensor) -> None:
-    """The pass's sums moved from x to ``x + dx`` (NOTE [one certified step])."""
+def _carry_sums(passes: RowPasses, R: Tensor, dxs: Tensor, dx: Tensor, gs: Tensor) -> None:
+    """The pass's sums moved from x to ``x + dx`` (NOTE [one certified step]); ``dxs`` and
+    ``gs`` are the correction and gradient about the factor's shift (``|A dx| = |R dxs|``,
+    ``dx.g = dxs.gs``: NOTE [refinement about the shift])."""
     h, col = passes.moments  # type: ignore[misc]
     shift = passes.shift[0]  # type: ignore[index]
-    quad = (R @ dx).square().sum(0)
+    quad = (R @ dxs).square().sum(0)
+    dg = (dxs * gs).sum(0)
     moved = {
-        "rss": quad - 2 * (dx * g).sum(0),
+        "rss": quad - 2 * dg,
         "sf": col @ dx,
-        "sff": quad + 2 * (dx * (h - g)).sum(0),
-        "uff": quad + 2 * (dx * (h + col[:, None] * shift - g)).sum(0),
+        "sff": quad + 2 * ((dx * h).sum(0) - dg),
+        "uff": quad + 2 * ((dx * (h + col[:, None] * shift)).sum(0) - dg),
     }
     sums = passes.sums
     for key, v in moved.items():
@@ -369,26 +455,32 @@ def _owned(t: Tensor) -> Tensor:
 
 def _setup(
     d: int, fit_intercept: bool, state_or_r: object, coef: Tensor, intercept: Tensor, aliased
-) -> tuple[Tensor, Tensor, list[int], list[int]]:
-    """Parameters ``(p, k)`` (aliased zeroed), R of the kept columns, kept params and columns.
+) -> tuple[Tensor, ShiftedFactor, list[int], list[int]]:
+    """Parameters ``(p, k)`` (aliased zeroed), the factor of the kept columns
+    (:func:`design_factor`), kept params and columns.
 
     The parameters are a fresh tensor: ``coef`` and ``intercept`` belong to the caller (the
     solution a model publishes) and are never written to, see :func:`_owned`.
     """
     c = int(fit_intercept)
     p = c + d
-    R = _r_factor(state_or_r).to(torch.float64)[:p, :p]
+    factor = design_factor(state_or_r, p, fit_intercept)
     parts = [intercept.reshape(1, -1)] if fit_intercept else []
     params = _owned(torch.cat([*parts, coef.T], 0) if parts else coef.T)
     dropped = {a + c for a in aliased}
     keep = [j for j in range(p) if j not in dropped]
     params[sorted(dropped)] = 0.0  # aliased columns stay out of the model
     if len(keep) < p:
-        R = torch.linalg.qr(R[:, keep], mode="r").R
-    return params, R, keep, [j - c for j in keep if j >= c]
+        shift = factor.shift
+        if shift is not None:  # the intercept is never aliased (it is the first column)
+            shift = shift[[j - c for j in keep if j >= c]]
+        factor = ShiftedFactor(torch.linalg.qr(factor.r[:, keep], mode="r").R, shift)
+    return params, factor, keep, [j - c for j in keep if j >= c]
 
 
-def _result(params: Tensor, keep: list[int], x: DD, c: int, steps, converged, sums) -> RefinedFit:
+def _result(
+    params: Tensor, keep: list[int], x: DD, c: int, steps, converged, sums, last=0.0
+) -> RefinedFit:
     hi, lo = params.clone(), torch.zeros_like(params)
     hi[keep], lo[keep] = x[0], x[1]
     full = hi + lo
@@ -399,6 +491,7 @@ def _result(params: Tensor, keep: list[int], x: DD, c: int, steps, converged, su
         params_lo=lo,
         steps=steps,
         converged=converged,
+        last_correction=last,
         **sums,
     )
 
@@ -432,11 +525,13 @@ def refine_solution(
     Y = Y.to(torch.float64)
     Y = Y[:, None] if Y.ndim == 1 else Y
     w = None if sample_weight is None else sample_weight.to(torch.float64).reshape(-1)
-    params, R, keep, cols = _setup(X.shape[1], fit_intercept, state_or_r, coef, intercept, aliased)
+    params, factor, keep, cols = _setup(
+        X.shape[1], fit_intercept, state_or_r, coef, intercept, aliased
+    )
     # Advanced indexing copies X: select only when a column is aliased.
     Xk = X if len(cols) == X.shape[1] else X[:, cols]
     passes = RowPasses(lambda: [(Xk, Y, w)], intercept=fit_intercept)
-    return _refine(passes, R, params, keep, int(fit_intercept), max_steps, factor_kappa)
+    return _refine(passes, factor, params, keep, int(fit_intercept), max_steps, factor_kappa)
 
 
 Blocks = Callable[[], Iterable[tuple[Tensor, Tensor, Tensor | None]]]
@@ -470,7 +565,7 @@ def refine_blocks(
         (-2.0, 3.0)
     """
     d = coef.shape[-1]
-    params, R, keep, cols = _setup(d, fit_intercept, state_or_r, coef, intercept, aliased)
+    params, factor, keep, cols = _setup(d, fit_intercept, state_or_r, coef, intercept, aliased)
 
     def chunks():
         for X, Y, w in blocks():
@@ -480,7 +575,7 @@ def refine_blocks(
             yield X.to(torch.float64)[:, cols], Y, w
 
     passes = RowPasses(chunks, intercept=fit_intercept)
-    return _refine(passes, R, params, keep, int(fit_intercept), max_steps, factor_kappa)
+    return _refine(passes, factor, params, keep, int(fit_intercept), max_steps, factor_kappa)
 
 
 # NOTE [the last correction]
@@ -498,7 +593,7 @@ def refine_blocks(
 
 def _refine(
     passes: RowPasses,
-    R: Tensor,
+    factor: ShiftedFactor,
     params: Tensor,
     keep: list[int],
     c: int,
@@ -511,25 +606,38 @@ def _refine(
     parameters (and the sums of squares there). The parameters users get are float64, so
     they are refined as float64: a correction at rounding level ends the loop, and the sums
     of that last pass are the sums of the parameters returned: no extra pass over the rows.
-    So does a correction the contraction certifies (NOTE [one certified step]).
+    So does a correction the contraction certifies (NOTE [one certified step]). Corrections
+    are solved about the factor's shift (NOTE [refinement about the shift]).
     """
-    scale = column_norms(R).clamp_min(torch.finfo(R.dtype).tiny)[:, None]
+    R, shift = factor.r, factor.shift if c else None
+    passes.gradient_shift = shift
+    # sizes in the raw parameters: those are the ones float64 holds (a huge intercept is
+    # final to its ulp while its shifted counterpart, small, still moves)
+    raw = factor.raw_r() if shift is not None else R
+    scale = column_norms(raw).clamp_min(torch.finfo(R.dtype).tiny)[:, None]
     rho = None if factor_kappa is None else _contraction(R, scale, factor_kappa)
     x = params[keep].clone()
-    previous, steps, converged = float("inf"), 0, False
+    previous, steps, converged, last, recent = float("inf"), 0, False, 0.0, 0.0
     for _ in range(max_steps):
         steps += 1
-        g = passes(x, moments=rho is not None)
-        dx = torch.linalg.solve_triangular(
+        g = passes(x, moments=rho is not None)  # M' g where shifted
+        dxs = torch.linalg.solve_triangular(
             R, torch.linalg.solve_triangular(R.T, g, upper=False), upper=True
         )
+        dx = _unshifted(dxs, shift)
         xnorm = torch.linalg.vector_norm(x * scale, dim=0).clamp_min(1e-300)
         size = float((torch.linalg.vector_norm(dx * scale, dim=0) / xnorm).max())
+        # each coefficient's own share (the floor as the error estimates take it): what an
+        # unconverged refinement may leave in a small one, such as an intercept near 0,
+        # is about the size of its last corrections (twice the larger of the last two is
+        # quoted)
+        own = float(((dx * scale).abs() / torch.maximum((x * scale).abs(), FLOOR * xnorm)).max())
+        last, recent = 2 * max(own, recent), own
         if size <= 2 * _EPS:  # at rounding level: x, and the sums of this pass, are final
             # ... norm-wise. A coefficient small next to the others still takes dx: its
             # digits live below the norm's rounding level (NOTE [the last correction]).
             if rho is not None:
-                _carry_sums(passes, R, dx, g)
+                _carry_sums(passes, R, dxs, dx, g)
             x = x + dx
             converged = True
             break
@@ -537,7 +645,7 @@ def _refine(
             converged = size <= 4 * _EPS
             break
         if rho is not None and rho * size <= _EPS / 4:
-            _carry_sums(passes, R, dx, g)
+            _carry_sums(passes, R, dxs, dx, g)
             x = x + dx
             converged = True
             break
@@ -546,4 +654,11 @@ def _refine(
     else:
         passes(x, gradient_too=False)  # the sums of the last x
     sums = finish_sums(passes.sums, bool(c))
-    return _result(params, keep, dd_from(x), c, steps, converged, sums)
+    return _result(params, keep, dd_from(x), c, steps, converged, sums, last)
+
+
+def _unshifted(dx: Tensor, shift: Tensor | None) -> Tensor:
+    """``M dx``: a correction from the shifted coordinates back to the raw parameters."""
+    if shift is None:
+        return dx
+    return torch.cat([dx[:1] - shift @ dx[1:], dx[1:]])

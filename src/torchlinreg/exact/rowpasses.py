@@ -144,6 +144,9 @@ class RowPasses:
         self.sums: dict[str, DD] | None = None
         # float64 A.T W (y - shift) and A.T W 1 of the last pass (see ``moments``)
         self.moments: tuple[Tensor, Tensor] | None = None
+        # s: the gradient comes back as M' g = [g_0, g_x - s g_0], formed in double-double
+        # (NOTE [refinement about the shift] in refine.py)
+        self.gradient_shift: Tensor | None = None
 
     def _shift(self, Y: Tensor, w: Tensor | None) -> Tensor:
         # the first chunk's weighted mean: sums about it lose no digits to offsets
@@ -180,7 +183,15 @@ class RowPasses:
                 total.update(self._y_sums)
         self.x, self.sums = x, total
         self.moments = None if h is None else (h, c)
-        return None if g is None else g[0] + g[1]
+        if g is None:
+            return None
+        s = self.gradient_shift
+        if s is not None and self.intercept and g[0].shape[0] > 1:
+            moved = dd_mul_d((g[0][:1].expand(s.shape[0], -1), g[1][:1].expand(s.shape[0], -1)),
+                             s[:, None].expand(-1, g[0].shape[1]))  # fmt: skip
+            rest = dd_sub((g[0][1:], g[1][1:]), moved)
+            g = (torch.cat([g[0][:1], rest[0]]), torch.cat([g[1][:1], rest[1]]))
+        return g[0] + g[1]
 
 
 def _moments(X: Tensor, dy: Tensor, w: Tensor | None, intercept: bool) -> tuple[Tensor, Tensor]:

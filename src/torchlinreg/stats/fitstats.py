@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import numpy as np
@@ -30,8 +30,16 @@ from torch import Tensor
 from ..errors import DataError, RankWarning
 from ..exact.ddouble import dd_add_fast, dd_from, two_prod
 from ..exact.linalg import condition_number
-from ..exact.refine import refine_blocks, refine_solution, risks_and_kappa, working_kappa
+from ..exact.refine import (
+    ShiftedFactor,
+    refine_blocks,
+    refine_solution,
+    risks_and_kappa,
+    shifted_factor,
+    working_kappa,
+)
 from ..exact.rowpasses import CHUNK_ROWS
+from ..exact.solve import ACCURACY_WARNING
 
 _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
 SMALL_WORK = 1 << 16  # rows x params x targets below which an in-memory fit always refines
@@ -93,6 +101,8 @@ def results_from_fit(
     full = torch.cat([icpt, coef]) if fit_intercept else coef.clone()
     if not fit_intercept:  # R has no ones column to centre with: one pass over Y
         sums["centered_tss"] = _centered_tss(Y.to(torch.float64), w)
+    factor = None  # NOTE [refinement about the shift] (made when needed: a Gram state
+    # factors its whole Gram for it)
     if targets:
         gram = getattr(state, "method", "qr") == "gram"
         # NOTE [one certified step] (in exact/refine.py): large fits only
@@ -101,14 +111,21 @@ def results_from_fit(
             kappa = working_kappa(state, p)
         # NOTE [the Gram factor in refinement]; a Gram state's kappa is squared already
         untrusted = gram and (aliased or not _gram_factor_trusted(kappa))
+        # the raw factor, or the one about the offsets where they dominate the spread
+        factor = R if aliased else shifted_factor(state, p, fit_intercept) or ShiftedFactor(R, None)
         if untrusted:
-            R = _householder_r(X, w, fit_intercept)
+            factor = _householder_factor(X, w, fit_intercept)
+            R = factor.raw_r()
         step = None if not large else kappa**0.5 if untrusted else kappa
-        fit = _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, step)
+        fit = _refine(X, Y, w, fit_intercept, factor, solution, targets, aliased, step)
         if gram and not untrusted and not fit.converged:  # the Gram R fell short after all
-            R = _householder_r(X, w, fit_intercept)
+            factor = _householder_factor(X, w, fit_intercept)
+            R = factor.raw_r()
             step = kappa**0.5 if large else None
-            fit = _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, step)
+            fit = _refine(X, Y, w, fit_intercept, factor, solution, targets, aliased, step)
+        if not fit.converged and fit.last_correction > ACCURACY_WARNING:
+            _warn_unconverged(fit, [target_names[t] if target_names else f"y{t + 1}"
+                                    for t in targets])  # fmt: skip
         full[:, targets] = fit.params + fit.params_lo
         for key in _SUMS:
             sums[key] = np.array(sums[key], dtype=np.float64, copy=True)
@@ -122,6 +139,7 @@ def results_from_fit(
             stacklevel=2,
         )
     design = _design_fn(X, c, d, keep, X.device)
+    inverse = None if aliased else _accurate_inverse(factor, state, R, p, fit_intercept)
 
     def rows() -> tuple[Tensor, Tensor]:
         A = design(None)
@@ -145,7 +163,46 @@ def results_from_fit(
         weights=None if w is None else _np(w),
         target_names=target_names,
         squeeze=squeeze,
+        basis_rinv=inverse,
     )
+
+
+def _warn_unconverged(fit, names: list) -> None:
+    """Refinement that stopped short leaves the coefficients about as far off as its last
+    correction (no silent stall: NOTE [refinement about the shift] in exact/refine.py)."""
+    shown = ", ".join(str(n) for n in names[:5]) + (" and more" if len(names) > 5 else "")
+    off = fit.last_correction
+    warnings.warn(
+        RankWarning(
+            f"refinement of {shown} against the rows did not converge: the coefficients may "
+            f"be off by about {off:.1e} (relative, twice its last corrections) and the "
+            "statistics with them; centre or rescale the columns (subtract each column's "
+            "mean) and fit again",
+            error=off,
+            method="qr",
+        ),
+        stacklevel=4,
+    )
+
+
+def _accurate_inverse(
+    factor: ShiftedFactor | None, state, R: Tensor, p: int, intercept: bool
+) -> Callable:
+    """What computes ``R^-1`` of the raw design, when the covariance is asked for: from the
+    factor about the offsets where they dominate the data's spread (NOTE [refinement about
+    the shift] in exact/refine.py; the raw factor then holds the spread only to
+    ``eps * offset``, and the covariance it gave was 14-58% off for a column near 1e9 with
+    a spread of 0.01), from the raw design factor ``R`` otherwise. ``factor`` is the one
+    refinement used, if it ran."""
+
+    def inverse() -> Tensor:
+        f = shifted_factor(state, p, intercept) if factor is None else factor
+        if isinstance(f, ShiftedFactor) and f.offsets_dominate():
+            return f.raw_inverse()
+        eye = torch.eye(R.shape[0], dtype=R.dtype, device=R.device)
+        return torch.linalg.solve_triangular(R, eye, upper=True)
+
+    return inverse
 
 
 # NOTE [the Gram factor in refinement]
@@ -341,16 +398,21 @@ def _kwargs(*, R, full, keep, aliased, c, names, exog_names, target_names, squee
     )
 
 
-def _householder_r(X: Tensor, w: Tensor | None, fit_intercept: bool) -> Tensor:
+def _householder_factor(X: Tensor, w: Tensor | None, fit_intercept: bool) -> ShiftedFactor:
+    """A Householder factor of the rows, about the first row where there is an intercept
+    (NOTE [refinement about the shift] in exact/refine.py)."""
     # one float64 copy of the rows (cat converts float32 as it copies): LAPACK factors it
+    shift = X[0].to(torch.float64) if fit_intercept and X.shape[0] else None
     ones = torch.ones(X.shape[0], 1, dtype=torch.float64, device=X.device)
     A = torch.cat([ones, X], 1) if fit_intercept else X.to(torch.float64)
+    if shift is not None:
+        A[:, 1:] -= shift
     if w is not None:
         A = A * w.sqrt()[:, None]
     R = torch.linalg.qr(A, mode="r").R
     if R.shape[0] < A.shape[1]:  # fewer rows than columns: pad to square
         R = torch.cat([R, R.new_zeros(A.shape[1] - R.shape[0], A.shape[1])])
-    return R
+    return ShiftedFactor(R, shift)
 
 
 def _factor_and_sums(state, p: int, fit_intercept: bool, rss: Tensor, aliased: bool):

@@ -89,6 +89,7 @@ class OLSResults:
         weighted: bool | None = None,
         sum_log_weights: float | None = None,
         cov_kwds: dict | None = None,
+        basis_rinv: Callable[[], Tensor] | None = None,
     ) -> None:
         # what get_robustcov_results needs to build the same fit with another covariance
         self._init_kwargs = {
@@ -103,6 +104,9 @@ class OLSResults:
         self._params = params
         self._b = basis_params
         self._r = basis_r
+        # computes R^-1 more accurately than inverting R, where the fit has one (offsets
+        # far from the data: NOTE [refinement about the shift] in exact/refine.py)
+        self._rinv = basis_rinv
         self._map = basis_map  # None: the kept parameters themselves (see _m)
         self._design = design
         self._rows = rows
@@ -227,8 +231,11 @@ class OLSResults:
 
     @cached_property
     def _cov_unscaled_basis(self) -> Tensor:
-        eye = torch.eye(self._r.shape[0], dtype=self._r.dtype, device=self._r.device)
-        rinv = torch.linalg.solve_triangular(self._r, eye, upper=True)
+        if self._rinv is not None:
+            rinv = self._rinv()
+        else:
+            eye = torch.eye(self._r.shape[0], dtype=self._r.dtype, device=self._r.device)
+            rinv = torch.linalg.solve_triangular(self._r, eye, upper=True)
         return rinv @ rinv.T
 
     def _embed(self, cov_basis: Tensor) -> np.ndarray:

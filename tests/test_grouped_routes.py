@@ -258,7 +258,7 @@ def test_small_factors_equal_batched_lapack(c):
     gram = A.mT @ A
     gram[7, -2, :] = gram[7, :, -2] = 0.0  # a zero column: a zero pivot
     gram[9] = -gram[9]
-    factored, b, V, _ = groupfit._small_factor(gram)
+    factored, b, V, _, R_inv = groupfit._small_factor(gram)
     U, info = torch.linalg.cholesky_ex(gram, upper=True)
     assert factored.tolist() == (info == 0).tolist() and not factored[7] and not factored[9]
     assert bool(torch.isfinite(b).all()) and bool(torch.isfinite(V).all())
@@ -267,6 +267,7 @@ def test_small_factors_equal_batched_lapack(c):
     rinv = torch.linalg.inv(U[ok, :d, :d])
     torch.testing.assert_close(b[ok], (rinv @ U[ok, :d, d:])[..., 0], rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(V[ok], rinv @ rinv.mT, rtol=1e-12, atol=1e-16)
+    torch.testing.assert_close(R_inv[ok], rinv, rtol=1e-12, atol=1e-16)
 
 
 def test_fair_by_religion_keeps_the_digits_of_the_refined_single_fits():

@@ -22,7 +22,8 @@ of the centred ``[X | y]``:
   the group (its centred values at rounding level of its magnitude), leaves the group out.
 
 From R: the slopes by a triangular solve, ``(X'WX)^-1`` as ``R^-1 R^-T``, the intercept
-as ``mean(y) - mean(x) b``. Residuals and ``ssr`` come from the rows again, so the
+as ``mean(y) - mean(x) b`` and its variance through ``R^-T mean(x)`` (NOTE [the
+intercept's variance]). Residuals and ``ssr`` come from the rows again, so the
 statistics do not lose the digits a fit close to exact would lose from R alone. A group
 with no more rows than parameters, or with collinear columns, gets NaN everywhere; one
 DegenerateWarning counts them, and no group stops the others.
@@ -96,6 +97,8 @@ class GroupedFit:
     # (G, d, d): upper triangular R with R'R = Xc'WXc, the whitened centred slopes' design
     # (anything for the groups left out): the HC sandwich is taken through it
     r_factor: Tensor | None = None
+    # (G, d): z = R^-T mean(x) with an intercept (NOTE [the intercept's variance])
+    intercept_z: Tensor | None = None
 
     @property
     def x_mean(self) -> Tensor:
@@ -194,7 +197,7 @@ def _fit_chunk(
         delta = _sums(Px, Py, rw) / safe_sw
         gram = gram - sw[:, None, None] * delta[:, :, None] * delta[:, None, :]
     few = nonzero <= d + fit_intercept
-    b, V, R, cond, risky = _gram_route(gram, mean + delta, W, m, fit_intercept)
+    b, V, R, rinv, cond, risky = _gram_route(gram, mean + delta, W, m, fit_intercept)
     risky &= ~few
     bad = few
     if bool(risky.any()):
@@ -219,7 +222,10 @@ def _fit_chunk(
     ssr = (resid * resid).sum(1)
     ctss = gram[:, d, d]
     utss = ctss + sw * (mean[:, d] + delta[:, d]) ** 2 if fit_intercept else ctss
-    out = _assemble(b, V, mean + delta, sw, ssr, ctss, utss, bad, fit_intercept)
+    zv = _intercept_terms(R, rinv, (mean + delta)[:, :d], risky & ~bad) if fit_intercept else None
+    out = _assemble(b, V, zv, mean + delta, sw, ssr, ctss, utss, bad, fit_intercept)
+    if fit_intercept:  # for the HC covariances' map back to const
+        out["intercept_z"] = zv[0]
     out["out_of_range"] = _out_of_range(gram) & ~bad
     # for the accuracy estimate, made once for all chunks (NOTE [grouped accuracy]);
     # groups out of range have a Gram of inf or 0 and their own warning
@@ -241,12 +247,20 @@ def _fit_chunk(
 # means it is mapped back with. Covariances, (X'WX)^-1 = R^-1 R^-T and the HC sandwich
 # through R (NOTE [the sandwich through R] in robust.py), carry about eps kappa: measured
 # within 1.6x of it on Fair's data shifted by 1e4 to 1e8 without an intercept, so the
-# estimate is 4 eps kappa. The caller warns past ACCURACY_WARNING (1e-8). Found on Fair's
-# data shifted by 1e8 and fitted without an intercept (cond(C) 3e15): coefficients 1.6e-7
-# from the refined single fits, and HC3 standard errors then 2.6x off or NaN, without a
-# word. On Longley without an intercept (cond(C) 1e6) nothing is said: coefficients 6e-14
-# from the single fits, HC3 1e-13. The coefficients' estimate is a first-order bound and
-# can be 1e3-1e4 above the actual error (Fair shifted by 1e4: 1.2e-8 against 6.3e-12).
+# estimate is 4 eps kappa. The intercept's variance, 1/sum(w) + |R^-T m|^2, carries the
+# same (NOTE [the intercept's variance]): against 60-digit references over offsets 1e2
+# to 1e6, two columns equal up to noise 1e-3 to 1e-8, groups of p + 1 to 1,000 rows,
+# with and without weights (1,080 groups), within 0.56x of the estimate for every entry
+# (it was up to 2e8x, as m'Vm); HC0 within 0.65x of the larger of the coefficients' and
+# the covariances' estimates (its residuals carry the coefficients' error); Grunfeld per
+# firm shifted by 1e6: 6e-16, no warning. HC2/HC3 divide by 1 - h and are not covered
+# where a leverage is near 1 (up to 25x the estimates in groups of p + 2 rows). The caller
+# warns past ACCURACY_WARNING (1e-8). Found on Fair's data shifted by 1e8 and fitted
+# without an intercept (cond(C) 3e15): coefficients 1.6e-7 from the refined single fits,
+# and HC3 standard errors then 2.6x off or NaN, without a word. On Longley without an
+# intercept (cond(C) 1e6) nothing is said: coefficients 6e-14 from the single fits, HC3
+# 1e-13. The coefficients' estimate is a first-order bound and can be 1e3-1e4 above the
+# actual error (Fair shifted by 1e4: 1.2e-8 against 6.3e-12).
 _FLOOR = 1e-2
 
 
@@ -310,16 +324,17 @@ def _sums(Px: Tensor, Py: Tensor, W: Tensor | None) -> Tensor:
 
 
 def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_intercept: bool):
-    """Slopes, ``(X'WX)^-1``, its factor R and :func:`_cond` from a batched Cholesky of the
-    centred Gram ``(g, c, c)``, and which groups it cannot certify (NOTE [grouped fit];
-    the Gram is not scaled: it is checked against over- and underflow instead)."""
+    """Slopes, ``(X'WX)^-1``, its factor R, R^-1 and :func:`_cond` from a batched
+    Cholesky of the centred Gram ``(g, c, c)``, and which groups it cannot certify (NOTE
+    [grouped fit]; the Gram is not scaled: it is checked against over- and underflow
+    instead)."""
     g, c, _ = gram.shape
     d = c - 1
     diag = torch.diagonal(gram, dim1=1, dim2=2)
     ok = torch.isfinite(gram.sum((1, 2)))  # a sum of inf or NaN is not finite
     ok &= (diag[:, :d] >= _TINY).all(1) & (diag <= _HUGE).all(1)
     if c <= _SMALL_C:  # NOTE [small factors]
-        factored, b, V, Uxx = _small_factor(gram)
+        factored, b, V, Uxx, rinv = _small_factor(gram)
         ok &= factored
     else:
         U, info = torch.linalg.cholesky_ex(gram, upper=True)
@@ -338,7 +353,7 @@ def _gram_route(gram: Tensor, mean: Tensor, W: Tensor | None, rows: int, fit_int
         spread = diag[:, :d].clamp(min=0).sqrt()  # >= the largest centred value
         raw = mean[:, :d].abs() * wmax.sqrt()[:, None] + spread  # >= the largest value
         ok &= (spread / rows**0.5 > 16 * _EPS * raw).all(1)  # largest centred value >= lhs
-    return b, V, Uxx, cond, ~ok
+    return b, V, Uxx, rinv, cond, ~ok
 
 
 def _cond(gram: Tensor, V: Tensor, ok: Tensor | None = None) -> Tensor:
@@ -366,16 +381,18 @@ def _cond(gram: Tensor, V: Tensor, ok: Tensor | None = None) -> Tensor:
 _SMALL_C = 8
 
 
-def _small_factor(gram: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _small_factor(gram: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """For Grams of ``[X | y]`` ``(g, c, c)``: whether each Cholesky succeeded, the slopes
-    ``(g, d)``, ``(X'X)^-1`` ``(g, d, d)`` and the factor R of X'X (NOTE [small factors])."""
+    ``(g, d)``, ``(X'X)^-1`` ``(g, d, d)``, the factor R of X'X and R^-1 (NOTE [small
+    factors])."""
     d = gram.shape[1] - 1
     L, piv = small_cholesky(gram.permute(1, 2, 0))  # the batch last
     Li = small_lower_inverse(L, d)
     # R = L', R^-1 = Li': b = R^-1 R[:d, d], V = R^-1 R^-T
     b = (Li * L[d, :d][:, None]).sum(0)
     V = (Li[:, :, None] * Li[:, None, :]).sum(0)
-    return (piv > 0).all(0), b.T, V.permute(2, 0, 1), L[:d, :d].permute(2, 1, 0)
+    R, rinv = L[:d, :d].permute(2, 1, 0), Li.permute(2, 1, 0)
+    return (piv > 0).all(0), b.T, V.permute(2, 0, 1), R, rinv
 
 
 def _qr_route(A: Tensor, raw: Tensor, count: Tensor, fit_intercept: bool):
@@ -406,15 +423,46 @@ def _qr_route(A: Tensor, raw: Tensor, count: Tensor, fit_intercept: bool):
     return b * scale[:, d:] / sx, V, Rxx * sx[:, None, :], bad
 
 
-def _assemble(b, V, mean, sw, ssr, ctss, utss, bad, fit_intercept: bool) -> dict:
-    """Parameters and ``(X'WX)^-1`` with the intercept first; NaN for the groups left out."""
+# NOTE [the intercept's variance]
+# With an intercept the covariance of [const, slopes] is, in each group's centred
+# coordinates mapped back (const = mean(y) - mean(x) b),
+#     var(const) = 1/sum(w) + m'Vm,   cov(const, b) = -Vm,   V = (Xc'WXc)^-1 = R^-1 R^-T,
+# m = mean(x). Formed as m'(Vm) with V explicit, that sum cancels: V's entries are about
+# 1/sigma_min^2 and m can be large, so terms near |m|^2 |V| sum to far less (two columns
+# near 100 differing by 1e-5 noise: var(const) 3.9e-7 off, silently; by 1e-7: 5e-3 off,
+# in groups of 5 rows 107% off, with a warning that said 6.8e-7). As a sum of squares,
+# m'Vm = |z|^2 with z = R^-T m, has no cancellation; z solves R'z = m, and Vm = R^-1 z.
+# On the QR route (ill-conditioned groups) both are triangular solves, backward stable:
+# error about eps kappa, as the rest of the covariance (NOTE [grouped accuracy]). On the
+# Gram route they are products with R^-1, which that route has anyway: a product with an
+# explicit inverse may lose eps kappa^2, below 2.3e-13 there (cond(C) <= 1024), and the
+# two products take 0.1 ms a chunk of 3,333 groups of 5 columns where two batched
+# triangular solves take 0.6 ms. HC covariances map back through the same z (NOTE [the
+# sandwich through R] in robust.py).
+
+
+def _intercept_terms(R: Tensor, rinv: Tensor, mx: Tensor, qr: Tensor) -> tuple[Tensor, Tensor]:
+    """``z = R^-T mx`` and ``Vm = R^-1 z`` ``(g, d)`` (NOTE [the intercept's variance]):
+    products with ``rinv`` = R^-1, triangular solves with R for the groups ``qr``."""
+    z = (rinv.mT @ mx[..., None])[..., 0]
+    vm = (rinv @ z[..., None])[..., 0]
+    if bool(qr.any()):
+        at = torch.nonzero(qr).reshape(-1)
+        z[at] = torch.linalg.solve_triangular(R[at].mT, mx[at, :, None], upper=False)[..., 0]
+        vm[at] = torch.linalg.solve_triangular(R[at], z[at, :, None], upper=True)[..., 0]
+    return z, vm
+
+
+def _assemble(b, V, zv, mean, sw, ssr, ctss, utss, bad, fit_intercept: bool) -> dict:
+    """Parameters and ``(X'WX)^-1`` with the intercept first; NaN for the groups left out.
+    ``zv``: ``z = R^-T mean(x)`` and ``Vm`` (NOTE [the intercept's variance])."""
     g, d = b.shape
     if fit_intercept:
         mx = mean[:, :d]
-        vm = (V @ mx[..., None])[..., 0]
+        z, vm = zv
         params = torch.cat([(mean[:, d] - (mx * b).sum(1))[:, None], b], dim=1)
         cov = V.new_empty((g, d + 1, d + 1))
-        cov[:, 0, 0] = 1 / sw + (mx * vm).sum(1)
+        cov[:, 0, 0] = 1 / sw + (z * z).sum(1)
         cov[:, 0, 1:] = -vm
         cov[:, 1:, 0] = -vm
         cov[:, 1:, 1:] = V

@@ -37,7 +37,12 @@ def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarra
     fit's stats/covariance.py, with the group's own R). The explicit ``B`` squared the
     condition number twice over: with x2 = x1 + 1e-4 noise (cond(C) 7e8) HC0 was 5.6e-6
     from the single fits, and Fair's data shifted by 1e8 without an intercept got HC3 2.6x
-    off or NaN.
+    off or NaN. The map back to ``[const, slopes]`` (``J cov J'``, ``J = [[1, -m'], [0,
+    I]]``) had the same flaw for the intercept: ``m' cov_slopes m`` cancels terms of size
+    ``|m|^2 |cov_slopes|`` (HC3 intercept se 4.8e-8 off for two columns near 100 that
+    differ by 1e-5 noise). ``J R^-1`` is ``P = [[1/sqrt(sum w), -z'], [0, R_x^-1]]`` with
+    ``z = R_x^-T m`` from the fit (NOTE [the intercept's variance] in groupfit.py), and the
+    sandwich is ``P meat P'``: no product with ``m`` is left to cancel.
     """
     seg = fit.seg
     R = fit.r_factor
@@ -78,8 +83,15 @@ def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarra
             u = torch.where(one, float("nan"), u)  # 0 / 0: no covariance (as a single fit)
         z = q * u[..., None]
         meat.index_add_(0, groups, z.mT @ z)
-    left = torch.linalg.solve_triangular(R, meat, upper=True)
-    cov = torch.linalg.solve_triangular(R, left.mT, upper=True)
+    zm = fit.intercept_z  # R_x^-T mean(x)
+
+    def back(B: torch.Tensor) -> torch.Tensor:  # P B, P the map to [const, slopes]
+        out = torch.linalg.solve_triangular(R, B, upper=True)
+        if c:  # const = a_c - mean(x) b: its row of P is [1 / sqrt(sum w), -z']
+            out[:, 0] -= (zm[:, :, None] * B[:, 1:]).sum(1)
+        return out
+
+    cov = back(back(meat).mT)
     cov = (cov + cov.mT) / 2
     if kind == "HC1":
         cov = (
@@ -88,10 +100,6 @@ def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarra
                 seg.counts.cpu().numpy() / df_resid, dtype=cov.dtype, device=cov.device
             )[:, None, None]
         )
-    if fit.fit_intercept:  # back to [const, slopes]: const = a_c - mean(x) b
-        J = torch.eye(cov.shape[1], dtype=cov.dtype, device=cov.device).repeat(cov.shape[0], 1, 1)
-        J[:, 0, 1:] = -fit.x_mean
-        cov = J @ cov @ J.mT
     cov = torch.where(fit.bad[:, None, None], float("nan"), cov)
     ones &= ~fit.bad  # groups left out are NaN already, with their own warning
     if bool(ones.any()):

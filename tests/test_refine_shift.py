@@ -78,3 +78,18 @@ def test_a_refinement_that_stalls_says_how_far_off_it_may_be(monkeypatch):
     actual = float(np.max(np.abs(res.params - params) / np.abs(params)))
     assert actual > 1e-8  # the stall is real: the data say so, not a tolerance
     assert stalled[0].error >= actual / 10  # the quoted size is of the error's order
+
+
+def test_r2_and_ess_agree_with_rss_on_a_nearly_collinear_design():
+    # cond ~ 3e11: the ess carried to the last correction was 1e-3 of tss off (R2 3e-6)
+    rng = np.random.default_rng(3)
+    n = 200
+    for _ in range(5):  # the draws before the one that showed it
+        rng.standard_normal(n), rng.standard_normal(n), rng.standard_normal(n)
+        rng.standard_normal(n)
+    x1, x2 = rng.standard_normal(n), rng.standard_normal(n)
+    X = np.c_[x1, x2, x1 + x2 + 1e-11 * rng.standard_normal(n)]
+    y = 1 + x1 - x2 + rng.standard_normal(n)
+    res = tlr.ols(X, y)
+    assert abs(res.ess + res.ssr - res.centered_tss) <= 1e-12 * res.centered_tss
+    assert abs(res.rsquared - (1 - res.ssr / res.centered_tss)) <= 1e-12

@@ -331,7 +331,9 @@ def _single_fits(X, y, g, **kw):
         w = kw.get("sample_weight")
         args = {**kw, **({} if w is None else {"sample_weight": w[rows]})}
         one = torchlinreg.ols(X[rows], y[rows], **args)
-        hc = {c: torchlinreg.ols(X[rows], y[rows], cov_type=c, **args).bse for c in HC_KINDS}
+        with warnings.catch_warnings():  # the reference's own covariance may warn (collinear)
+            warnings.filterwarnings("ignore", "the design is nearly collinear", RankWarning)
+            hc = {c: torchlinreg.ols(X[rows], y[rows], cov_type=c, **args).bse for c in HC_KINDS}
         out.append((one, hc))
     return out
 

@@ -39,7 +39,7 @@ from .ddouble import (
     dd_sub,
     dd_sum,
 )
-from .linalg import column_norms, extreme_singular_values
+from .linalg import column_norms, extreme_singular_values, inverse_and_kappa
 from .products import SplitRows
 from .rowpasses import RowPasses, chunked, finish_sums, gradient, weighted
 
@@ -121,15 +121,15 @@ class ShiftedFactor:
         R[0, 1:] = self.r[0, 1:] + self.r[0, 0] * self.shift
         return R
 
-    def raw_inverse(self) -> Tensor:
+    def raw_inverse(self) -> tuple[Tensor, float]:
         """``R^-1`` of the raw design as ``M r^-1``: its first row is ``r^-1``'s less
         ``s'`` times the rest, no cancellation where the factor of the raw design would
-        lose the spread's digits (its covariance then took 14-58% errors)."""
-        eye = torch.eye(self.r.shape[0], dtype=self.r.dtype, device=self.r.device)
-        inv = torch.linalg.solve_triangular(self.r, eye, upper=True)
+        lose the spread's digits (its covariance then took 14-58% errors); and the
+        condition bound of ``r`` (:func:`inverse_and_kappa`), which sets its accuracy."""
+        inv, kappa = inverse_and_kappa(self.r)
         if self.shift is not None:
             inv[0] = inv[0] - self.shift @ inv[1:]
-        return inv
+        return inv, kappa
 
 
 def shifted_factor(state: object, p: int, intercept: bool) -> ShiftedFactor | None:

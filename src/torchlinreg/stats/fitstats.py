@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..errors import DataError, RankWarning
 from ..exact.ddouble import dd_add_fast, dd_from, two_prod
-from ..exact.linalg import condition_number
+from ..exact.linalg import condition_number, inverse_and_kappa
 from ..exact.refine import (
     ShiftedFactor,
     refine_blocks,
@@ -103,6 +103,7 @@ def results_from_fit(
         sums["centered_tss"] = _centered_tss(Y.to(torch.float64), w)
     factor = None  # NOTE [refinement about the shift] (made when needed: a Gram state
     # factors its whole Gram for it)
+    gram_factor = getattr(state, "method", "qr") == "gram"  # R is the Gram's, until replaced
     if targets:
         gram = getattr(state, "method", "qr") == "gram"
         # NOTE [one certified step] (in exact/refine.py): large fits only
@@ -115,12 +116,12 @@ def results_from_fit(
         factor = R if aliased else shifted_factor(state, p, fit_intercept) or ShiftedFactor(R, None)
         if untrusted:
             factor = _householder_factor(X, w, fit_intercept)
-            R = factor.raw_r()
+            R, gram_factor = factor.raw_r(), False
         step = None if not large else kappa**0.5 if untrusted else kappa
         fit = _refine(X, Y, w, fit_intercept, factor, solution, targets, aliased, step)
         if gram and not untrusted and not fit.converged:  # the Gram R fell short after all
             factor = _householder_factor(X, w, fit_intercept)
-            R = factor.raw_r()
+            R, gram_factor = factor.raw_r(), False
             step = kappa**0.5 if large else None
             fit = _refine(X, Y, w, fit_intercept, factor, solution, targets, aliased, step)
         if not fit.converged and fit.last_correction > ACCURACY_WARNING:
@@ -166,6 +167,7 @@ def results_from_fit(
         target_names=target_names,
         squeeze=squeeze,
         basis_rinv=inverse,
+        gram_factor=gram_factor,
     )
 
 
@@ -211,12 +213,11 @@ def _accurate_inverse(
     a spread of 0.01), from the raw design factor ``R`` otherwise. ``factor`` is the one
     refinement used, if it ran."""
 
-    def inverse() -> Tensor:
+    def inverse() -> tuple[Tensor, float]:
         f = shifted_factor(state, p, intercept) if factor is None else factor
         if isinstance(f, ShiftedFactor) and f.offsets_dominate():
             return f.raw_inverse()
-        eye = torch.eye(R.shape[0], dtype=R.dtype, device=R.device)
-        return torch.linalg.solve_triangular(R, eye, upper=True)
+        return inverse_and_kappa(R)
 
     return inverse
 
@@ -520,6 +521,7 @@ def results_from_state(
         sum_log_weights=_sum_log_weights(state) if weighted else 0.0,
         target_names=target_names,
         squeeze=y_was_1d,
+        gram_factor=getattr(state, "method", "qr") == "gram",
     )
 
 

@@ -359,8 +359,9 @@ def _warn(aliased: Tensor, at_risk: Tensor, low: Tensor, what: str, err=None) ->
 
 
 def _e(x: float) -> str:
-    """A bound for a warning: one digit, rounded up; 'all' past 1."""
-    if not x < np.inf:
+    """A bound for a warning: one digit, rounded up. Past 0.1 a first-order bound no longer
+    bounds (a rolling sweep found ssr 31% off where it said 24%): any amount, then."""
+    if not x < 0.1:
         return "any amount (no correct digit)"
     if x <= 0:
         return "0"

@@ -200,3 +200,27 @@ def test_linear_regression_estimator_meets_nist_levels(name):
     assert lre(params, s.params).min() >= coef_level
     scores = _scores(model.results_, s)
     assert min(scores["sd"], scores["resid_sd"], scores["r2"]) >= stat_level, scores
+
+
+@pytest.mark.parametrize("rows", [21, 10, 3])
+@pytest.mark.parametrize("solver", ["qr", "gram"])
+@pytest.mark.parametrize("name", ["Wampler1", "Wampler3", "Wampler4", "Wampler5"])
+def test_a_streamed_fit_quotes_an_error_that_covers_the_actual(name, solver, rows):
+    # NOTE [a warning's constant]: the quote was 6.7x below the actual error (Wampler1,
+    # gram, blocks of 3 rows), against the exact solution of the float64 data
+    import warnings
+
+    import torchlinreg as tlr
+
+    s = load(name)
+    X, y = s.design(), s.y
+    blocks = [(X[i : i + rows], y[i : i + rows]) for i in range(0, len(y), rows)]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        model = tlr.LinearRegression(solver=solver, fit_intercept=s.intercept).fit_blocks(blocks)
+    got = np.r_[[model.intercept_], model.coef_] if s.intercept else model.coef_
+    exact = exact_solution(s)
+    floor = 1e-2 * np.linalg.norm(exact)
+    actual = float(np.max(np.abs(got - exact) / np.maximum(np.abs(exact), floor)))
+    quoted = [w.message.error for w in seen if isinstance(w.message, RankWarning)]
+    assert actual <= 1e-8 or (quoted and quoted[0] >= actual), (actual, quoted)

@@ -555,7 +555,8 @@ def test_a_streamed_fit_that_may_be_off_says_by_how_much(offset, solver):
     assert len(caught) == len(said) <= 1
     if said:
         quoted = float(said[0].split("off by up to ")[1].split(" ")[0])
-        assert error <= quoted <= 1e3 * max(error, 1e-12), (error, said)
+        # first-order, and 2p eps (NOTE [a warning's constant]): pessimistic, not absurd
+        assert error <= quoted <= 1e4 * max(error, 1e-12), (error, said)
         assert "y1" in said[0] and "fit(X, y)" in said[0]
         assert ("solver='qr'" in said[0]) == (solver == "gram")
     else:

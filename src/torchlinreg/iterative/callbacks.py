@@ -79,7 +79,8 @@ class EarlyStopping(Callback):
 
     Example:
         >>> from torchlinreg import fit_iterative
-        >>> X = torch.randn(500, 3, dtype=torch.float64); y = X.sum(1)
+        >>> g = torch.Generator().manual_seed(0)  # the same data every run
+        >>> X = torch.randn(500, 3, dtype=torch.float64, generator=g); y = X.sum(1)
         >>> res = fit_iterative(X, y, solver="gd", tol=None, max_iter=500,
         ...                     callbacks=[EarlyStopping(tol=1e-6, n_iter_no_change=3)])
         >>> res.n_iter < 500
@@ -140,7 +141,8 @@ class DivergenceGuard(Callback):
 
     Example:
         >>> from torchlinreg import DivergenceError, fit_iterative
-        >>> X = torch.randn(100, 2, dtype=torch.float64) * 100; y = X.sum(1)
+        >>> g = torch.Generator().manual_seed(0)  # the same data every run
+        >>> X = torch.randn(100, 2, dtype=torch.float64, generator=g) * 100; y = X.sum(1)
         >>> try:
         ...     fit_iterative(X, y, solver="gd", standardize=False, lr=1.0)
         ... except DivergenceError as e:
@@ -247,7 +249,8 @@ class Checkpoint(Callback):
     Example:
         >>> from torchlinreg import fit_iterative
         >>> saved = []
-        >>> X = torch.randn(200, 2, dtype=torch.float64); y = X.sum(1)
+        >>> g = torch.Generator().manual_seed(0)  # the same data every run
+        >>> X = torch.randn(200, 2, dtype=torch.float64, generator=g); y = X.sum(1)
         >>> run = fit_iterative(X, y, solver="sgd", max_iter=4, tol=None, random_state=0,
         ...                     callbacks=[Checkpoint(saved.append, every=2)])
         >>> [s["epoch"] for s in saved]

@@ -143,6 +143,7 @@ def results_from_fit(
         )
     design = _design_fn(X, c, d, keep, X.device)
     inverse = None if aliased else _accurate_inverse(factor, state, R, p, fit_intercept)
+    shift = None if aliased else _robust_shift(factor, state, p, fit_intercept)
 
     def rows() -> tuple[Tensor, Tensor]:
         A = design(None)
@@ -168,6 +169,7 @@ def results_from_fit(
         squeeze=squeeze,
         basis_rinv=inverse,
         gram_factor=gram_factor,
+        robust_shift=shift,
     )
 
 
@@ -220,6 +222,17 @@ def _accurate_inverse(
         return inverse_and_kappa(R)
 
     return inverse
+
+
+def _robust_shift(factor, state, p: int, intercept: bool) -> Callable[[], Tensor | None]:
+    """What gives the offsets robust covariances factor the rows about, where they dominate
+    the spread (``covariance.q_basis``); None otherwise."""
+
+    def shift() -> Tensor | None:
+        f = shifted_factor(state, p, intercept) if factor is None else factor
+        return f.shift if isinstance(f, ShiftedFactor) and f.offsets_dominate() else None
+
+    return shift
 
 
 # NOTE [the Gram factor in refinement]

@@ -93,6 +93,7 @@ class OLSResults:
         cov_kwds: dict | None = None,
         basis_rinv: Callable[[], tuple[Tensor, float]] | None = None,
         gram_factor: bool = False,
+        robust_shift: Callable[[], Tensor | None] | None = None,
     ) -> None:
         # what get_robustcov_results needs to build the same fit with another covariance
         self._init_kwargs = {
@@ -112,6 +113,9 @@ class OLSResults:
         self._rinv = basis_rinv
         # basis_r came from a Gram (Cholesky of X'X): its inverse carries eps kappa^2
         self._gram_factor = gram_factor
+        # the offsets the rows are factored about for robust covariances, where they
+        # dominate the spread (None: the raw rows)
+        self._shift = robust_shift
         self._map = basis_map  # None: the kept parameters themselves (see _m)
         self._design = design
         self._rows = rows
@@ -369,9 +373,10 @@ class OLSResults:
                 f"blocks again to {second} (a second pass)"
             )
         A, e = self._rows()
+        shift = None if self._shift is None else self._shift()  # NOTE [refinement about the shift]
         if self.cov_type in ("cluster", "HAC"):
-            return robust_covariance(A, e, self.cov_type, self.cov_kwds, self.rank)
-        return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid)
+            return robust_covariance(A, e, self.cov_type, self.cov_kwds, self.rank, shift)
+        return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid, shift)
 
     def cluster_from_blocks(
         self,

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
+from .covariance import _sandwich, q_basis
 
 KERNELS = ("bartlett", "uniform")
 
@@ -99,18 +100,6 @@ def cluster_codes(groups, nobs: int) -> ClusterCodes:
     return ClusterCodes(tuple(codes), tuple(counts))
 
 
-def _q_basis(A: Tensor) -> tuple[Tensor, Tensor]:
-    Q, R = torch.linalg.qr(A, mode="reduced")
-    return Q, R
-
-
-def _sandwich(R: Tensor, meat: Tensor) -> Tensor:
-    """``R^-1 meat R^-T`` for a stack of meats ``(k, q, q)``, symmetric to the last bit."""
-    left = torch.linalg.solve_triangular(R, meat, upper=True)
-    cov = torch.linalg.solve_triangular(R, left.transpose(-1, -2), upper=True)
-    return (cov + cov.transpose(-1, -2)) / 2
-
-
 def _group_sums(X: Tensor, e: Tensor, codes: Tensor, n_groups: int) -> Tensor:
     """Per target, per cluster sums of the scores ``X_i e_i``: ``(k, G, q)``."""
     out = X.new_zeros(e.shape[1], n_groups, X.shape[1])
@@ -136,15 +125,21 @@ def _two_way(parts: list[Tensor], groups: ClusterCodes, nobs, rank, use_correcti
 
 
 def cluster_covariance(
-    A: Tensor, e: Tensor, groups: ClusterCodes, *, rank: int, use_correction: bool = True
+    A: Tensor,
+    e: Tensor,
+    groups: ClusterCodes,
+    *,
+    rank: int,
+    use_correction: bool = True,
+    shift: Tensor | None = None,
 ) -> Tensor:
     """Cluster-robust covariance ``(q, q, k)`` of whitened rows ``A`` ``(n, q)`` and
     whitened residuals ``e`` ``(n, k)`` (one- or two-way, see the module docstring)."""
-    Q, R = _q_basis(A)
+    Q, sandwich = q_basis(A, shift)
     parts = []
     for codes, ng in zip(groups.codes, groups.n_groups, strict=True):
         s = _group_sums(Q, e, torch.from_numpy(codes).to(Q.device), ng)
-        parts.append(_sandwich(R, s.transpose(-1, -2) @ s))
+        parts.append(sandwich(s.transpose(-1, -2) @ s))
     nobs = A.shape[0]
     return _two_way(parts, groups, nobs, rank, use_correction).permute(1, 2, 0)
 
@@ -198,9 +193,10 @@ def hac_covariance(
     maxlags: int,
     kernel: str = "bartlett",
     use_correction: bool = False,
+    shift: Tensor | None = None,
 ) -> Tensor:
     """Newey-West covariance ``(q, q, k)``; the rows must be in time order."""
-    Q, R = _q_basis(A)
+    Q, sandwich = q_basis(A, shift)
     w = kernel_weights(kernel, maxlags)
     meats = []
     for t in range(e.shape[1]):
@@ -210,21 +206,29 @@ def hac_covariance(
             g = x[lag:].T @ x[:-lag]
             S = S + float(w[lag]) * (g + g.T)
         meats.append(S)
-    cov = _sandwich(R, torch.stack(meats))
+    cov = sandwich(torch.stack(meats))
     if use_correction:
         n, q = A.shape
         cov = cov * (n / (n - q) if n > q else math.nan)
     return cov.permute(1, 2, 0)
 
 
-def robust_covariance(A: Tensor, e: Tensor, cov_type: str, kw: dict, rank: int) -> Tensor:
-    """``cov_type`` "cluster" or "HAC" with its normalized keywords, ``(q, q, k)``."""
+def robust_covariance(
+    A: Tensor, e: Tensor, cov_type: str, kw: dict, rank: int, shift: Tensor | None = None
+) -> Tensor:
+    """``cov_type`` "cluster" or "HAC" with its normalized keywords, ``(q, q, k)``;
+    ``shift`` as :func:`~torchlinreg.stats.covariance.q_basis` takes it."""
     if cov_type == "cluster":
         return cluster_covariance(
-            A, e, kw["groups"], rank=rank, use_correction=kw["use_correction"]
+            A, e, kw["groups"], rank=rank, use_correction=kw["use_correction"], shift=shift
         )
     return hac_covariance(
-        A, e, maxlags=kw["maxlags"], kernel=kw["weights_func"], use_correction=kw["use_correction"]
+        A,
+        e,
+        maxlags=kw["maxlags"],
+        kernel=kw["weights_func"],
+        use_correction=kw["use_correction"],
+        shift=shift,
     )
 
 

@@ -126,3 +126,33 @@ def test_a_sweep_of_offsets_collinearity_sizes_and_weights_is_right_or_warned():
     for k, firm in enumerate(res.groups):
         at = data["firm"].to_numpy() == firm
         assert _error(res.normalized_cov_params[k], _exact(X[at])) < 1e-13
+
+
+@pytest.mark.parametrize("seed", [27, 29])
+def test_hc3_near_leverage_one_is_right_or_says_how_far_off(seed):
+    # NOTE [leverage near one] in models/robust.py: groups of p + 2 rows, two columns near
+    # an offset and nearly collinear: HC3 was up to 6.2e-5 off with a bound of 2.8e-5, or
+    # 2.5e-8 off without a word
+    rng = np.random.default_rng(seed)
+    m, G = 5, 6
+    noise, off = 10.0 ** rng.uniform(-7, -3), 10.0 ** rng.uniform(1, 5)
+    x1 = off + rng.normal(size=m * G)
+    X = np.c_[x1, x1 + noise * rng.normal(size=m * G), rng.normal(size=m * G)]
+    y, g = 1 + x1 + rng.normal(size=m * G), np.repeat(np.arange(G), m)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        se = torchlinreg.ols(X, y, groups=g).HC3_se
+    quoted = max((w.message.error for w in seen if isinstance(w.message, RankWarning)), default=0)
+    for i in range(G):
+        E = _exact(X[g == i], y[g == i], None, "HC3")
+        err = float(np.max(np.abs(se[i] / np.sqrt(np.diag(E)) - 1)))
+        assert err <= 1e-8 or quoted >= err, (i, err, quoted)
+
+
+def test_hc3_of_well_conditioned_groups_says_nothing():
+    data = sm.datasets.grunfeld.load_pandas().data
+    X, y = data[["value", "capital"]].to_numpy(float) + 1e6, data["invest"].to_numpy(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        se = torchlinreg.ols(X, y, groups=data["firm"].to_numpy()).HC3_se
+    assert np.isfinite(se).all()

@@ -21,7 +21,8 @@ import warnings
 import numpy as np
 import torch
 
-from ..errors import DegenerateWarning
+from ..errors import DegenerateWarning, RankWarning
+from ..exact.solve import ACCURACY_WARNING
 from ..stats.covariance import LEVERAGE_ONE_FACTOR
 from .groupfit import GroupedFit
 
@@ -61,6 +62,8 @@ def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarra
     counts = seg.counts.to(R.dtype)
     tol = LEVERAGE_ONE_FACTOR * (counts * p).sqrt() * torch.finfo(R.dtype).eps
     ones = torch.zeros(R.shape[0], dtype=torch.bool, device=R.device)
+    # each group's smallest 1 - h among rows below leverage 1 (NOTE [leverage near one])
+    gap = R.new_ones(R.shape[0])
     # the rows group by group, in padded slabs: centred, whitened and their residuals
     # formed there (the rows' xc and resid in the caller's order took a third of the time)
     for groups, rows, index in seg.slabs(fit.X):
@@ -79,6 +82,8 @@ def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarra
             one_minus_h = 1 - (q * q).sum(-1)
             one = inside & (one_minus_h <= tol[groups, None])
             ones[groups] |= one.any(1)
+            near = torch.where(inside & ~one, one_minus_h, 1.0).amin(1)
+            gap.scatter_reduce_(0, groups, near, "amin")
             u = u / one_minus_h.sqrt() if kind == "HC2" else u / one_minus_h
             u = torch.where(one, float("nan"), u)  # 0 / 0: no covariance (as a single fit)
         z = q * u[..., None]
@@ -104,7 +109,46 @@ def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarra
     ones &= ~fit.bad  # groups left out are NaN already, with their own warning
     if bool(ones.any()):
         _warn_leverage_one(seg, ones, kind)
+    if kind in ("HC2", "HC3") and fit.cov_error is not None:
+        _warn_leverage_near_one(fit, gap, kind)
     return cov.detach().to("cpu", torch.float64).numpy()
+
+
+# NOTE [leverage near one]
+# HC2 and HC3 divide each residual by (1 - h)^(1/2) or (1 - h). The leverage is |a R^-1|^2,
+# off by about 2 eps kappa h, so 1 - h is off by that relative to itself over 1 - h, and the
+# covariance by the fit's estimate (4 eps kappa, NOTE [grouped accuracy]) times 1 + c h / (1
+# - h), c = 1 for HC2 and 2 for HC3. In groups of p + 2 rows with nearly collinear columns
+# HC2/HC3 were up to 25x the fit's estimate (9.4e-4 off in one group) without a word; where
+# this estimate passes 1e-8 one RankWarning now says by how much they may be off.
+
+
+def _warn_leverage_near_one(fit, gap: torch.Tensor, kind: str) -> None:
+    c = 1.0 if kind == "HC2" else 2.0
+    h = (1 - gap).clamp(min=0)
+    estimate = fit.cov_error * (1 + c * h / gap.clamp(min=torch.finfo(gap.dtype).tiny))
+    # past 1e-8, and (where the fit's warning already gave the covariances' bound) past
+    # twice that: a leverage of 0.07 changes nothing worth a second warning
+    said = torch.where(fit.cov_error > ACCURACY_WARNING, 2 * fit.cov_error, ACCURACY_WARNING)
+    flagged = (estimate > said) & ~fit.bad
+    if not bool(flagged.any()):
+        return
+    seg = fit.seg
+    mask = flagged.cpu().numpy()
+    labels = seg.labels[mask][:5].tolist()
+    more = f" and {int(mask.sum()) - 5} more" if mask.sum() > 5 else ""
+    worst = float(estimate[flagged].max())
+    warnings.warn(
+        RankWarning(
+            f"{int(mask.sum())} of {len(mask)} groups have rows of leverage near 1 (1 - h "
+            f"down to {float(gap[flagged].min()):.1e}), e.g. {labels}{more}: their {kind} "
+            f"covariances may be off by up to {min(worst, 1.0):.1e} (relative); use HC0 or "
+            "HC1, or fit those groups one at a time with torchlinreg.ols",
+            error=worst,
+            method="qr",
+        ),
+        stacklevel=4,
+    )
 
 
 def _warn_leverage_one(seg, ones: torch.Tensor, kind: str) -> None:

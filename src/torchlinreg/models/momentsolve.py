@@ -42,6 +42,10 @@ _SSR_RISK = 1e-11
 # said nothing of ssr, bse (off 6e-4 with x2 = x1 + 1e-6 noise) or R2. Random sweeps
 # (offsets 1..1e8, collinearity 1e-3..1e-8, weights, with and without an intercept): the
 # bounds sat 20-50x above the errors; _ENTRY and the rows' factor carry margin for that.
+# The rows' form holds only where the caller recomputes ssr from rows (rolling.py); grouped
+# moments have none (solve_moments, rows=False): their ssr is gyy - g'b, off by
+# [-b; 1]' dG [-b; 1] <= |b| r + delta gyy, whatever the risk (the rows' form said 8e-6
+# where ssr was 1.1e-4 off). groupstate adds its merges' rounding to delta (``extra``).
 _ENTRY = 4.0
 _RAW = 8.0
 # up to this many features the factor runs as vector operations over the batch
@@ -58,15 +62,20 @@ def solve_moments(
     fit_intercept: bool,
     what: str = "windows",
     thin: Tensor | None = None,
+    extra: Tensor | None = None,
+    dmean: Tensor | None = None,
 ) -> dict:
     """Parameters, unscaled covariances and sums of squares of every summary, batched.
 
     ``full``: the summaries that hold enough rows; ``what`` names them in warnings.
     ``thin``: those with fewer rows of nonzero weight than parameters, which get no fit
     whatever their pivots say (rounding can leave a singular summary's pivot above the
-    aliasing threshold) and are counted with the aliased ones.
+    aliasing threshold) and are counted with the aliased ones. ``extra`` ``(m,)``: a
+    relative error of the moments' entries beyond the bounds' own (groupstate's merges),
+    ``dmean`` ``(m, q)``: the means' absolute error. There are no rows here: ssr stays
+    ``gyy - g'b`` and its bound the linear one (NOTE [moments' error]).
     """
-    fit = solve_batch(m, full, fit_intercept)
+    fit = solve_batch(m, full, fit_intercept, extra=extra, dmean=dmean, rows=False)
     if thin is not None:
         no_fit_where(fit, thin & full)
     _warn(fit["aliased"], fit["at_risk"], fit["low"], what, fit["err"])
@@ -90,11 +99,22 @@ def no_fit_where(fit: dict, thin) -> None:
     fit["at_risk"] = fit["at_risk"] & ~thin
 
 
-def solve_batch(m: Moments, full: Tensor, fit_intercept: bool, cov: str = "full") -> dict:
+def solve_batch(
+    m: Moments,
+    full: Tensor,
+    fit_intercept: bool,
+    cov: str = "full",
+    extra: Tensor | None = None,
+    dmean: Tensor | None = None,
+    rows: bool = True,
+) -> dict:
     """``solve_moments``' tensors, without warnings: ``aliased`` and ``at_risk`` say which.
 
     ``cov="diag"`` gives only the diagonal of each unscaled covariance ``(m, p)`` (the
-    standard errors' part): no ``p x p`` matrix per summary is formed.
+    standard errors' part): no ``p x p`` matrix per summary is formed. ``rows``: the
+    caller recomputes the ``risk`` summaries' ssr from their rows (rolling.py does);
+    without them the ssr bound stays the linear one. ``extra``, ``dmean``: as
+    ``solve_moments``.
     """
     q = m.mean.shape[1]
     d = q - 1
@@ -133,9 +153,14 @@ def solve_batch(m: Moments, full: Tensor, fit_intercept: bool, cov: str = "full"
         params = b
     vd = torch.diagonal(V, dim1=1, dim2=2) if V.dim() == 3 else V
     G_diag = torch.cat([sd**2, gyy[:, None]], dim=1)
-    err = error_bounds(vd[:, -d:] * safe**2 if d else vd[:, :0], b * safe, gyy, ssr, risk,
+    dc = None
+    if dmean is not None and fit_intercept:  # mean(y) - mean(x)'b with the means off
+        dc = dmean[:, d] + (b.abs() * dmean[:, :d]).sum(1)
+    err = error_bounds(vd[:, -d:] * safe**2 if d else vd[:, :0], b * safe, gyy, ssr,
+                       risk if rows else torch.zeros_like(risk),
                        mx / safe, params, utss if not fit_intercept else ctss,
-                       m.raw / G_diag.clamp(min=1e-300), m.count, m.w, m.mean[:, d])  # fmt: skip
+                       m.raw / G_diag.clamp(min=1e-300), m.count, m.w, m.mean[:, d],
+                       extra=extra, dc=dc)  # fmt: skip
     return {
         "params": params, "cov": V, "ssr": ssr, "ctss": ctss, "utss": utss, "bad": bad,
         "b": b, "risk": risk, "aliased": bad & full, "at_risk": full & ~bad & (low < _AT_RISK),
@@ -215,20 +240,26 @@ def solve_packed(w, mean, M, raw, full: Tensor, fit_intercept: bool, count=None)
     }  # fmt: skip
 
 
-def error_bounds(cinv, bs, gyy, ssr, risk, mxs, params, tss, rawrel, count, w, my) -> dict:
+def error_bounds(
+    cinv, bs, gyy, ssr, risk, mxs, params, tss, rawrel, count, w, my, extra=None, dc=None
+) -> dict:
     """First-order bounds on the errors the moments' route leaves (NOTE [moments' error]).
 
     Per summary: ``cinv`` the diagonal of ``C^-1`` ``(m, d)``, ``bs`` the slopes in the
     columns' unit scale, ``mxs`` the means in that scale, ``rawrel`` each column's
     ``raw / G_jj`` ``(m, q)``, ``w`` the weights' sum and ``my`` the mean of ``y``.
-    Returns relative bounds ``params`` (the worst coefficient), ``bse`` and ``ssr``, and
-    ``r2`` (absolute).
+    ``extra``: a relative error of every entry beyond these (groupstate's merges), ``dc``
+    the intercept's absolute error from the means'. ``risk``: the summaries whose ssr
+    the caller takes from their rows. Returns relative bounds ``params`` (the worst
+    coefficient), ``bse`` and ``ssr``, and ``r2`` (absolute).
     """
     eps = torch.finfo(torch.float64).eps
     d = cinv.shape[1]
     inf = torch.tensor(float("inf"), dtype=bs.dtype, device=bs.device)
     # each entry of C (and of the scaled X'y) off by delta, relative (NOTE [moments' error])
     delta = eps * (_ENTRY * (d + 2) + count.clamp(min=1).sqrt() + _RAW * rawrel.max(1).values)
+    if extra is not None:
+        delta = delta + extra
     kappa = cinv.sum(1)  # trace(C^-1) >= ||C^-1||_2
     e = d * delta * kappa  # >= ||C^-1|| ||dC||_2: C^-1's relative error, first order
     amp = torch.where(e < 0.5, 1 / (1 - e), inf)
@@ -237,7 +268,8 @@ def error_bounds(cinv, bs, gyy, ssr, risk, mxs, params, tss, rawrel, count, w, m
     dbs = kappa * r
     db = dbs[:, None].expand_as(bs)
     if params.shape[1] > d:  # the intercept mean(y) - mean(x)'b: off by |mean(x)| ||db||
-        dc = mxs.norm(dim=1) * dbs + 4 * eps * (params[:, 0].abs() + (mxs * bs).abs().sum(1))
+        dc = (0 if dc is None else dc) + mxs.norm(dim=1) * dbs
+        dc = dc + 4 * eps * (params[:, 0].abs() + (mxs * bs).abs().sum(1))
         db = torch.cat([dc[:, None], db if d else db[:, :0]], dim=1)
         scale = torch.cat([params[:, :1].abs(), bs.abs()], dim=1)
     else:

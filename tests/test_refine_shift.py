@@ -95,36 +95,67 @@ def test_r2_and_ess_agree_with_rss_on_a_nearly_collinear_design():
     assert abs(res.rsquared - (1 - res.ssr / res.centered_tss)) <= 1e-12
 
 
+def _sandwich_exact(x, y, w, params, cov_type):
+    """The HC0/HC3 sandwich of the returned parameters' residuals (whitened as statsmodels'
+    WLS), and ``(A'WA)^-1``, in rationals."""
+    n = len(y)
+    ws = [Fraction(1)] * n if w is None else [Fraction(float(v)) for v in w]
+    xs, ys = [Fraction(float(v)) for v in x], [Fraction(float(v)) for v in y]
+    b0, b1 = (Fraction(float(v)) for v in params)
+    s0 = sum(ws)
+    s1 = sum(a * v for a, v in zip(ws, xs, strict=True))
+    s2 = sum(a * v * v for a, v in zip(ws, xs, strict=True))
+    det = s0 * s2 - s1 * s1
+    inv = [[s2 / det, -s1 / det], [-s1 / det, s0 / det]]
+    meat = [[Fraction(0)] * 2 for _ in range(2)]
+    for a, v, c in zip(ws, xs, ys, strict=True):
+        h = a * (inv[0][0] + 2 * inv[0][1] * v + inv[1][1] * v * v)
+        u2 = a * a * (c - b0 - b1 * v) ** 2 / ((1 - h) ** 2 if cov_type == "HC3" else 1)
+        for i in range(2):
+            for j in range(2):
+                meat[i][j] += u2 * v ** (i + j)
+    cov = [[sum(inv[i][a] * meat[a][c] * inv[c][j] for a in range(2) for c in range(2))
+            for j in range(2)] for i in range(2)]  # fmt: skip
+    return cov, inv
+
+
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("cov_type", ["HC0", "HC3"])
-def test_robust_covariances_are_taken_about_the_offsets(cov_type):
+def test_robust_covariances_are_taken_about_the_offsets(cov_type, weighted):
     # the HC sandwich of the raw rows' QR was 6.8e-8 off for a column near 1e9 with a
-    # spread of 0.01; about the offsets it is exact. Reference: the sandwich of the returned
-    # parameters' residuals (the statistics describe the float64 parameters), in rationals
+    # spread of 0.01, and shifting the whitened rows left 1.6e-6 with weights; about the
+    # offsets, subtracted before the weights, it is exact. Reference: the sandwich of the
+    # returned parameters' residuals (the statistics describe the float64 parameters)
     rng = np.random.default_rng(0)
     n = 50
     x = 1e9 + 0.01 * rng.standard_normal(n)
     y = 2.0 * x + 0.1 * rng.standard_normal(n) * (1 + 100 * np.abs(x - 1e9))
-    res = tlr.ols(x[:, None], y, cov_type=cov_type)
-    xs, ys = [Fraction(float(v)) for v in x], [Fraction(float(v)) for v in y]
-    b0, b1 = (Fraction(float(v)) for v in res.params)
-    s0, s1, s2 = Fraction(n), sum(xs), sum(v * v for v in xs)
-    det = s0 * s2 - s1 * s1
-    inv = [[s2 / det, -s1 / det], [-s1 / det, s0 / det]]
-    h = [(inv[0][0] + 2 * inv[0][1] * v + inv[1][1] * v * v) for v in xs]
-    u2 = [
-        (c - b0 - b1 * v) ** 2 / ((1 - hi) ** 2 if cov_type == "HC3" else 1)
-        for v, c, hi in zip(xs, ys, h, strict=True)
-    ]
-    meat = [
-        [sum(u * (v**i) * (v**j) for u, v in zip(u2, xs, strict=True)) for j in range(2)]
-        for i in range(2)
-    ]
-    cov = [
-        [
-            sum(inv[i][a] * meat[a][c] * inv[c][j] for a in range(2) for c in range(2))
-            for j in range(2)
-        ]
-        for i in range(2)
-    ]
+    w = rng.uniform(0.5, 2.0, n) if weighted else None
+    res = tlr.ols(x[:, None], y, sample_weight=w, cov_type=cov_type)
+    cov, _ = _sandwich_exact(x, y, w, res.params, cov_type)
     exact = np.array([float(cov[i][i]) ** 0.5 for i in range(2)])
     np.testing.assert_allclose(res.bse, exact, rtol=1e-12)
+
+
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC0"])
+def test_prediction_variances_are_taken_about_the_offsets(cov_type):
+    # a'Va of the raw rows cancelled: mean_se 884x too large for a column near 1e9 with a
+    # spread of 0.01 (or NaN from a negative variance), without a word
+    rng = np.random.default_rng(1)
+    n = 60
+    x = 1e9 + 0.01 * rng.standard_normal(n)
+    y = 2.0 * x + 0.1 * rng.standard_normal(n) * (1 + 100 * np.abs(x - 1e9))
+    res = tlr.ols(x[:, None], y, cov_type=cov_type)
+    frame = res.get_prediction(x[:3, None]).summary_frame()
+    cov, inv = _sandwich_exact(x, y, None, res.params, "HC0")
+    if cov_type == "nonrobust":
+        b0, b1 = (Fraction(float(v)) for v in res.params)
+        ssr = sum(
+            (Fraction(float(c)) - b0 - b1 * Fraction(float(v))) ** 2
+            for v, c in zip(x, y, strict=True)
+        )
+        cov = [[ssr / (n - 2) * inv[i][j] for j in range(2)] for i in range(2)]
+    for row in range(3):
+        a = [Fraction(1), Fraction(float(x[row]))]
+        var = sum(a[i] * cov[i][j] * a[j] for i in range(2) for j in range(2))
+        np.testing.assert_allclose(frame["mean_se"].iloc[row], float(var) ** 0.5, rtol=1e-10)

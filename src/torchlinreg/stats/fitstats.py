@@ -145,9 +145,14 @@ def results_from_fit(
     inverse = None if aliased else _accurate_inverse(factor, state, R, p, fit_intercept)
     shift = None if aliased else _robust_shift(factor, state, p, fit_intercept)
 
-    def rows() -> tuple[Tensor, Tensor]:
+    def rows(shift: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The whitened design and residuals; with ``shift`` the design's columns after the
+        intercept about it, subtracted before the weights (exact near the offset, where the
+        whitened rows' subtraction was not: NOTE [refinement about the shift])."""
         A = design(None)
         resid = residuals(A, Y.to(torch.float64), full[keep])
+        if shift is not None:
+            A[:, 1:] -= shift
         s = A.new_ones(A.shape[0]) if w is None else w.sqrt()
         return s[:, None] * A, s[:, None] * resid
 
@@ -224,15 +229,16 @@ def _accurate_inverse(
     return inverse
 
 
-def _robust_shift(factor, state, p: int, intercept: bool) -> Callable[[], Tensor | None]:
-    """What gives the offsets robust covariances factor the rows about, where they dominate
-    the spread (``covariance.q_basis``); None otherwise."""
+def _robust_shift(factor, state, p: int, intercept: bool) -> Callable[[], ShiftedFactor | None]:
+    """What gives the factor about the offsets, where they dominate the spread: robust
+    covariances factor the rows about them (``covariance.q_basis``) and predictions take
+    their variances there; None otherwise."""
 
-    def shift() -> Tensor | None:
+    def shifted() -> ShiftedFactor | None:
         f = shifted_factor(state, p, intercept) if factor is None else factor
-        return f.shift if isinstance(f, ShiftedFactor) and f.offsets_dominate() else None
+        return f if isinstance(f, ShiftedFactor) and f.offsets_dominate() else None
 
-    return shift
+    return shifted
 
 
 # NOTE [the Gram factor in refinement]

@@ -28,13 +28,15 @@ def prediction(
     squeeze: bool = False,
     row_labels=None,
     target_names=None,
+    variance_rows: Tensor | None = None,
 ) -> PredictionResults:
     """Predictions for basis rows ``A`` ``(m, q)`` with parameters ``b`` ``(q, k)``.
 
     ``cov`` is ``(A'A)^-1`` ``(q, q)`` (scaled by ``scale`` per target) or, when ``robust``,
     a per-target covariance ``(q, q, k)``; the observation variance adds ``scale / weights``.
     ``row_labels`` (the new rows' DataFrame index) and ``target_names`` label the summary
-    frame.
+    frame. ``variance_rows`` are the rows ``cov`` belongs to where they are not ``A`` (the
+    rows about the offsets, NOTE [refinement about the shift] in exact/refine.py).
     """
 
     def out(a: np.ndarray) -> np.ndarray:
@@ -44,6 +46,7 @@ def prediction(
         return t.detach().to("cpu", torch.float64).numpy()
 
     mean = to_np(A @ b)
+    A = A if variance_rows is None else variance_rows
     if robust:
         var_mean = to_np(torch.einsum("na,abk,nb->nk", A, cov, A))
     else:

@@ -93,7 +93,7 @@ class OLSResults:
         cov_kwds: dict | None = None,
         basis_rinv: Callable[[], tuple[Tensor, float]] | None = None,
         gram_factor: bool = False,
-        robust_shift: Callable[[], Tensor | None] | None = None,
+        robust_shift: Callable[[], object] | None = None,
     ) -> None:
         # what get_robustcov_results needs to build the same fit with another covariance
         self._init_kwargs = {
@@ -372,11 +372,23 @@ class OLSResults:
                 f"cov_type={self.cov_type!r} needs the rows; refit in memory, or pass the "
                 f"blocks again to {second} (a second pass)"
             )
-        A, e = self._rows()
-        shift = None if self._shift is None else self._shift()  # NOTE [refinement about the shift]
+        return self._robust(shifted=False)
+
+    def _robust(self, shifted: bool) -> Tensor:
+        """The robust covariance of the parameters, or (``shifted``) of those about the
+        offsets, where they dominate (NOTE [refinement about the shift] in exact/refine.py:
+        the rows are factored about them either way)."""
+        factor = self._shifted_factor()
+        shift = None if factor is None else factor.shift
+        A, e = self._rows() if shift is None else self._rows(shift)
+        back = None if shifted else shift  # the map back to the raw parameters, or none
         if self.cov_type in ("cluster", "HAC"):
-            return robust_covariance(A, e, self.cov_type, self.cov_kwds, self.rank, shift)
-        return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid, shift)
+            return robust_covariance(A, e, self.cov_type, self.cov_kwds, self.rank, back)
+        return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid, back)
+
+    def _shifted_factor(self):
+        """The design's factor about its offsets where they dominate the spread, else None."""
+        return None if self._shift is None else self._shift()
 
     def cluster_from_blocks(
         self,
@@ -692,6 +704,17 @@ class OLSResults:
             weights = _np(as_weights(weights, A.shape[0], allow_all_zero=True))
         robust = None if self.cov_type == "nonrobust" else self._robust_cov_basis
         cov = self._cov_unscaled_basis if robust is None else robust
+        rows = None
+        factor = self._shifted_factor()
+        if factor is not None:  # the variances about the offsets: a'Va of the raw rows
+            # cancelled (mean_se 900x off for a column near 1e9 with a spread of 0.01)
+            rows = A.clone()
+            rows[:, 1:] -= factor.shift
+            if robust is None:
+                inv = inverse_and_kappa(factor.r)[0]
+                cov = inv @ inv.T
+            else:
+                cov = self._robust(shifted=True)
         return prediction(
             A,
             self._b,
@@ -703,6 +726,7 @@ class OLSResults:
             squeeze=self._squeeze,
             row_labels=labels,
             target_names=self.target_names,
+            variance_rows=rows,
         )
 
     def _new_rows(self, exog) -> tuple[Tensor, object]:

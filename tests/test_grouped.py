@@ -56,13 +56,21 @@ def _assert_matches_loop(res, X, y, g, w=None, intercept=True, rtol=1e-10):
         # A leverage near 1 divides statsmodels' rounding by (1 - h)^2 in HC2/HC3 (seen:
         # h = 0.9985, statsmodels 2.5e-9 off where torchlinreg is 5e-13): there the
         # reference is computed at 50 digits instead.
-        near_one = float(np.max(np.square(np.linalg.qr(ref.model.wexog)[0]).sum(1))) > 0.99
+        # (and at h = 0.988 statsmodels' HC3 was 1.1e-8 off, torchlinreg 1e-13: from 0.9)
+        near_one = float(np.max(np.square(np.linalg.qr(ref.model.wexog)[0]).sum(1))) > 0.9
         exact = _exact_hc23(X[g == label], y[g == label], None if w is None else w[g == label],
                             intercept) if near_one else {}  # fmt: skip
         for name in ROWS:
             want = exact[name] if name in exact else np.asarray(getattr(ref, name))
-            atol = rtol * np.abs(want).max()
-            np.testing.assert_allclose(getattr(res, name)[i], want, rtol=rtol, atol=atol)
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                got = getattr(res, name)[i]
+            # where a leverage near 1 is warned of (NOTE [leverage near one]), its quote is
+            # the tolerance: 1 - h = 3.6e-7 left HC2 1.1e-8 off, quoted 2e-7
+            quoted = [m.message.error for m in seen if "leverage near 1" in str(m.message)]
+            assert len(quoted) == len(seen), [str(m.message) for m in seen]
+            tol = max([rtol, *quoted])
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
         ci = np.asarray(ref.conf_int())
         np.testing.assert_allclose(res.conf_int()[i], ci, rtol=rtol, atol=rtol * np.abs(ci).max())
 

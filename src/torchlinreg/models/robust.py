@@ -126,30 +126,35 @@ def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarra
 
 def _warn_residual_error(fit, kind: str) -> None:
     fitted = (fit.uncentered_tss if not fit.fit_intercept else fit.centered_tss) - fit.ssr
-    rho = (
-        fit.error
-        * (fitted.clamp(min=0) / fit.ssr.clamp(min=torch.finfo(fit.ssr.dtype).tiny)).sqrt()
-    )
+    tiny = torch.finfo(fit.ssr.dtype).tiny
+    rho = fit.error * (fitted.clamp(min=0) / fit.ssr.clamp(min=tiny)).sqrt()
     estimate = fit.cov_error + 2 * rho + rho * rho
     flagged = (fit.error > ACCURACY_WARNING) & (estimate > 2 * fit.cov_error) & ~fit.bad
-    flagged &= torch.isfinite(estimate) | (rho > 0)
+    _warn_estimate(
+        fit.seg,
+        flagged,
+        estimate,
+        lambda groups, worst: (
+            f"{groups}: their {kind} covariances square residuals that carry "
+            f"the coefficients' error, and may be off by up to {worst:.1e} (relative; beyond the "
+            "covariances' bound); use the nonrobust covariance there, or fit those groups one at "
+            "a time with torchlinreg.ols"
+        ),
+    )
+
+
+def _warn_estimate(seg, flagged: torch.Tensor, estimate: torch.Tensor, says) -> None:
+    """One RankWarning for the ``flagged`` groups, ``says(groups, worst)`` its text after
+    "N of G groups, e.g. [...]" and ``error`` the worst ``estimate`` among them."""
     if not bool(flagged.any()):
         return
     mask = flagged.cpu().numpy()
-    labels = fit.seg.labels[mask][:5].tolist()
+    labels = seg.labels[mask][:5].tolist()
     more = f" and {int(mask.sum()) - 5} more" if mask.sum() > 5 else ""
     worst = float(estimate[flagged].max())
+    groups = f"{int(mask.sum())} of {len(mask)} groups, e.g. {labels}{more}"
     warnings.warn(
-        RankWarning(
-            f"{int(mask.sum())} of {len(mask)} groups, e.g. {labels}{more}: their {kind} "
-            f"covariances square residuals that carry the coefficients' error, and may be "
-            f"off by up to {min(worst, 1.0):.1e} (relative; beyond the covariances' bound); "
-            "use the nonrobust covariance there, or fit those groups one at a time with "
-            "torchlinreg.ols",
-            error=worst,
-            method="qr",
-        ),
-        stacklevel=4,
+        RankWarning(says(groups, min(worst, 1.0)), error=worst, method="qr"), stacklevel=5
     )
 
 
@@ -170,23 +175,16 @@ def _warn_leverage_near_one(fit, gap: torch.Tensor, kind: str) -> None:
     # twice that: a leverage of 0.07 changes nothing worth a second warning
     said = torch.where(fit.cov_error > ACCURACY_WARNING, 2 * fit.cov_error, ACCURACY_WARNING)
     flagged = (estimate > said) & ~fit.bad
-    if not bool(flagged.any()):
-        return
-    seg = fit.seg
-    mask = flagged.cpu().numpy()
-    labels = seg.labels[mask][:5].tolist()
-    more = f" and {int(mask.sum()) - 5} more" if mask.sum() > 5 else ""
-    worst = float(estimate[flagged].max())
-    warnings.warn(
-        RankWarning(
-            f"{int(mask.sum())} of {len(mask)} groups have rows of leverage near 1 (1 - h "
-            f"down to {float(gap[flagged].min()):.1e}), e.g. {labels}{more}: their {kind} "
-            f"covariances may be off by up to {min(worst, 1.0):.1e} (relative); use HC0 or "
-            "HC1, or fit those groups one at a time with torchlinreg.ols",
-            error=worst,
-            method="qr",
+    low = float(gap[flagged].min()) if bool(flagged.any()) else 1.0
+    _warn_estimate(
+        fit.seg,
+        flagged,
+        estimate,
+        lambda groups, worst: (
+            f"{groups}, have rows of leverage near 1 (1 - h down to "
+            f"{low:.1e}): their {kind} covariances may be off by up to {worst:.1e} (relative); "
+            "use HC0 or HC1, or fit those groups one at a time with torchlinreg.ols"
         ),
-        stacklevel=4,
     )
 
 

@@ -176,7 +176,8 @@ def _warn_inaccurate(fit: GroupedFit) -> None:
     worst = float(error[flagged].max())
     warnings.warn(
         RankWarning(
-            f"{int(flagged.sum())} of {len(flagged)} groups are ill-conditioned, e.g. "
+            f"{int(flagged.sum())} of {len(flagged)} groups are ill-conditioned or fitted "
+            f"almost exactly, e.g. "
             f"{labels}{more}: their coefficients may be off by up to {worst:.1e} and their "
             f"covariances by up to {float(cov_error[flagged].max()):.1e} (relative; "
             "first-order estimates: grouped fits are not refined against the rows). Fit "

@@ -24,7 +24,7 @@ import torch
 from ..errors import DegenerateWarning, RankWarning
 from ..exact.solve import ACCURACY_WARNING
 from ..stats.covariance import LEVERAGE_ONE_FACTOR
-from .groupfit import GroupedFit
+from .groupfit import GroupedFit, raw_residuals
 
 
 def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarray:
@@ -57,6 +57,7 @@ def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarra
         R = full
     p = R.shape[1]
     centre, low, slopes = fit.centre, fit.centre_low, fit.slopes
+    near = fit.near_exact
     meat = R.new_zeros((R.shape[0], p, p))
     # NOTE [leverage one] (stats/covariance.py): 1 - h at rounding level counts as 0
     counts = seg.counts.to(R.dtype)
@@ -74,6 +75,13 @@ def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarra
         xc = (rows - centre[groups, None, :-1]) - low[groups, None, :-1]
         yc = (fit.y[at] - centre[groups, None, -1]) - low[groups, None, -1]
         u = rw * (yc - (xc * slopes[groups, None, :]).sum(-1))  # whitened residuals
+        if near is not None and bool(near[groups].any()):  # NOTE [near-exact groups]
+            k = torch.nonzero(near[groups]).reshape(-1)
+            gk = groups[k]
+            b0 = fit.params[gk, 0] if c else None
+            exact = raw_residuals(rows[k], fit.y[at[k]], b0, slopes[gk])
+            u = u.clone()
+            u[k] = rw[k] * exact
         a = xc * rw[..., None]
         if c:
             a = torch.cat([rw[..., None], a], dim=-1)
@@ -82,8 +90,8 @@ def hc_covariance(fit: GroupedFit, kind: str, df_resid: np.ndarray) -> np.ndarra
             one_minus_h = 1 - (q * q).sum(-1)
             one = inside & (one_minus_h <= tol[groups, None])
             ones[groups] |= one.any(1)
-            near = torch.where(inside & ~one, one_minus_h, 1.0).amin(1)
-            gap.scatter_reduce_(0, groups, near, "amin")
+            closest = torch.where(inside & ~one, one_minus_h, 1.0).amin(1)
+            gap.scatter_reduce_(0, groups, closest, "amin")
             u = u / one_minus_h.sqrt() if kind == "HC2" else u / one_minus_h
             u = torch.where(one, float("nan"), u)  # 0 / 0: no covariance (as a single fit)
         z = q * u[..., None]
@@ -129,7 +137,14 @@ def _warn_residual_error(fit, kind: str) -> None:
     tiny = torch.finfo(fit.ssr.dtype).tiny
     rho = fit.error * (fitted.clamp(min=0) / fit.ssr.clamp(min=tiny)).sqrt()
     estimate = fit.cov_error + 2 * rho + rho * rho
-    flagged = (fit.error > ACCURACY_WARNING) & (estimate > 2 * fit.cov_error) & ~fit.bad
+    said = torch.where(fit.cov_error > ACCURACY_WARNING, 2 * fit.cov_error, ACCURACY_WARNING)
+    # where the coefficients are flagged, or the fit is nearly exact (NOTE [near-exact
+    # groups]): elsewhere rho, first-order, is far above the actual (Longley: 5e-8
+    # quoted, 5e-12 actual)
+    risky = fit.error > ACCURACY_WARNING
+    if fit.near_exact is not None:
+        risky = risky | fit.near_exact
+    flagged = (estimate > said) & risky & ~fit.bad
     _warn_estimate(
         fit.seg,
         flagged,

@@ -629,7 +629,11 @@ def _refine(
     # final to its ulp while its shifted counterpart, small, still moves)
     raw = factor.raw_r() if shift is not None else R
     scale = column_norms(raw).clamp_min(torch.finfo(R.dtype).tiny)[:, None]
-    rho = None if factor_kappa is None else _contraction(R, scale, factor_kappa)
+    # the contraction is the solving factor's, in its own column scale
+    r_scale = (
+        scale if shift is None else column_norms(R).clamp_min(torch.finfo(R.dtype).tiny)[:, None]
+    )
+    rho = None if factor_kappa is None else _contraction(R, r_scale, factor_kappa)
     x = params[keep].clone()
     previous, steps, converged, last, recent = float("inf"), 0, False, 0.0, 0.0
     for _ in range(max_steps):

@@ -226,22 +226,17 @@ def _fit_chunk(
     ctss = gram[:, d, d]
     utss = ctss + sw * (mean[:, d] + delta[:, d]) ** 2 if fit_intercept else ctss
     zv = _intercept_terms(R, rinv, (mean + delta)[:, :d], risky & ~bad) if fit_intercept else None
+    out = _assemble(b, V, zv, mean + delta, sw, ssr, ctss, utss, bad, fit_intercept)
     near = near_exact(ssr, ctss if fit_intercept else utss, d) & ~bad
-    if bool(near.any()):  # NOTE [near-exact groups]
+    if bool(near.any()):  # NOTE [near-exact groups]: with the parameters returned
         at = torch.nonzero(near).reshape(-1)
         index = ch.rows.reshape(g, m)[at] if not ch.padded else ch.rows[at]
         inside = index >= 0
-        at_rows = index.clamp(min=0)
-        b0 = (
-            (mean + delta)[at, d] - ((mean + delta)[at, :d] * b[at]).sum(1)
-            if fit_intercept
-            else None
-        )
-        r = raw_residuals(X[at_rows], y[at_rows], b0, b[at])
-        wr = inside.to(r.dtype) if w is None else w[at_rows] * inside
-        ssr = ssr.clone()
-        ssr[at] = (wr * r * r).sum(1)
-    out = _assemble(b, V, zv, mean + delta, sw, ssr, ctss, utss, bad, fit_intercept)
+        rows = index.clamp(min=0)
+        b0 = out["params"][at, 0] if fit_intercept else None
+        r = raw_residuals(X[rows], y[rows], b0, b[at])
+        wr = inside.to(r.dtype) if w is None else w[rows] * inside
+        out["ssr"][at] = (wr * r * r).sum(1)
     out["near_exact"] = near
     if fit_intercept:  # for the HC covariances' map back to const
         out["intercept_z"] = zv[0]

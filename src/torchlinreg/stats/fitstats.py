@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -142,8 +143,8 @@ def results_from_fit(
             stacklevel=2,
         )
     design = _design_fn(X, c, d, keep, X.device)
-    inverse = None if aliased else _accurate_inverse(factor, state, R, p, fit_intercept)
-    shift = None if aliased else _robust_shift(factor, state, p, fit_intercept)
+    shifted = None if aliased else _offset_factor(factor, state, p, fit_intercept)
+    inverse = None if shifted is None else _accurate_inverse(shifted, R)
 
     def rows(shift: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The whitened design and residuals; with ``shift`` the design's columns after the
@@ -174,7 +175,7 @@ def results_from_fit(
         squeeze=squeeze,
         basis_rinv=inverse,
         gram_factor=gram_factor,
-        robust_shift=shift,
+        robust_shift=shifted,
     )
 
 
@@ -210,35 +211,31 @@ def _warn_unconverged(fit, names: list) -> None:
     )
 
 
-def _accurate_inverse(
-    factor: ShiftedFactor | None, state, R: Tensor, p: int, intercept: bool
-) -> Callable:
-    """What computes ``R^-1`` of the raw design, when the covariance is asked for: from the
-    factor about the offsets where they dominate the data's spread (NOTE [refinement about
-    the shift] in exact/refine.py; the raw factor then holds the spread only to
-    ``eps * offset``, and the covariance it gave was 14-58% off for a column near 1e9 with
-    a spread of 0.01), from the raw design factor ``R`` otherwise. ``factor`` is the one
-    refinement used, if it ran."""
+def _offset_factor(factor, state, p: int, intercept: bool) -> Callable[[], ShiftedFactor | None]:
+    """What gives, once and when first asked, the design's factor about its offsets where
+    they dominate the spread (NOTE [refinement about the shift] in exact/refine.py), None
+    otherwise: the one refinement used if it ran (``factor``), else the state's (a Gram
+    state factors its whole Gram for it, so only when a statistic needs it)."""
 
-    def inverse() -> tuple[Tensor, float]:
-        f = shifted_factor(state, p, intercept) if factor is None else factor
-        if isinstance(f, ShiftedFactor) and f.offsets_dominate():
-            return f.raw_inverse()
-        return inverse_and_kappa(R)
-
-    return inverse
-
-
-def _robust_shift(factor, state, p: int, intercept: bool) -> Callable[[], ShiftedFactor | None]:
-    """What gives the factor about the offsets, where they dominate the spread: robust
-    covariances factor the rows about them (``covariance.q_basis``) and predictions take
-    their variances there; None otherwise."""
-
+    @functools.cache
     def shifted() -> ShiftedFactor | None:
         f = shifted_factor(state, p, intercept) if factor is None else factor
         return f if isinstance(f, ShiftedFactor) and f.offsets_dominate() else None
 
     return shifted
+
+
+def _accurate_inverse(shifted: Callable[[], ShiftedFactor | None], R: Tensor) -> Callable:
+    """What computes ``R^-1`` of the raw design and a condition bound, when the covariance
+    is asked for: ``M R_s^-1`` about the offsets where they dominate (the raw factor then
+    holds the spread only to ``eps * offset``: the covariance it gave was 14-58% off for a
+    column near 1e9 with a spread of 0.01), from the raw design factor ``R`` otherwise."""
+
+    def inverse() -> tuple[Tensor, float]:
+        f = shifted()
+        return inverse_and_kappa(R) if f is None else f.raw_inverse()
+
+    return inverse
 
 
 # NOTE [the Gram factor in refinement]

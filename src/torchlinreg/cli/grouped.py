@@ -28,7 +28,7 @@ import torch
 
 from ..errors import DataError, ModelFileError
 from ..files.io import write_table, write_table_blocks
-from ..files.keys import KeyStream, is_numeric, order_keys, text_labels
+from ..files.keys import KeyStream, at_file_row, file_row, is_numeric, order_keys, text_labels
 from ..files.rawblocks import raw_blocks
 from ..files.tables import open_table
 from ..files.tensorfile import load_tensors, save_tensors
@@ -234,9 +234,10 @@ def _order_column(source, column: str, block, read: dict) -> tuple[np.ndarray, n
     """``(sort keys, the values as written)`` of ``--order-by`` (numbers or times)."""
     if column in read:
         return read[column], read[column]
-    values = KeyStream(source, column).all()
+    stream = KeyStream(source, column)
+    values = stream.all()
     _check_length(values, block, column)
-    keys = order_keys(values, column, block.path, block.first_row)
+    keys = order_keys(values, column, stream.place)
     return keys, values.to_numpy(zero_copy_only=False)
 
 
@@ -339,7 +340,10 @@ class GroupedModel:
         if self.text is None:
             kinds[self.by] = "number"
         for batch, first_row, path in raw_blocks(source, cols, block_rows):
-            frame = to_frame(batch, kinds, path, first_row)
+            try:
+                frame = to_frame(batch, kinds, path, first_row)
+            except DataError as exc:
+                raise at_file_row(exc, source) from None
             X = frame[self.features].to_numpy(dtype=np.float64, na_value=np.nan)
             if self.text is None:
                 keys = frame[self.by].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -356,15 +360,6 @@ class GroupedModel:
 
 
 UNKNOWN, NO_KEY = -1, -2  # group indices of a label not in the model, and of no label
-
-
-def file_row(source, path: str, row: int) -> int:
-    """The file line of nominal row ``row`` of ``path``, exact past blank lines (NOTE [CSV
-    row numbers] in ``files/csvfile.py``); for error messages only (it reads the file)."""
-    for f in source._files():
-        if f.path == path:
-            return f.exact_row(row)
-    return row
 
 
 class RawRows:
@@ -563,7 +558,10 @@ def evaluate(
             y = rows.numbers(model.target)
             w = None
             if weight_col:
-                w = pd_numbers(rows.frame[weight_col], weight_col, rows.path, rows.first_row)
+                try:
+                    w = pd_numbers(rows.frame[weight_col], weight_col, rows.path, rows.first_row)
+                except DataError as exc:
+                    raise at_file_row(exc, source) from None
             lacking = ~np.isfinite(y) | (False if w is None else ~np.isfinite(w))
             pred = rows.predict()
             ok = left.add_block(rows, pred, lacking)

@@ -18,6 +18,7 @@ import torch
 from ..errors import DataError, ModelFileError
 from ..estimator.modelfile import load
 from ..files.io import write_table_blocks
+from ..files.keys import at_file_row, file_row
 from ..files.rawblocks import raw_blocks
 from ..files.tables import open_table
 from ..stats.metrics import StreamingMetrics
@@ -47,7 +48,10 @@ def _plain_rows(model, source, keep: list[str], missing: str, block_rows: int):
     kinds = dict.fromkeys(features, "number")
     extra = [c for c in keep if c not in features]
     for batch, first_row, path in raw_blocks(source, [*features, *extra], block_rows):
-        frame = to_frame(batch, kinds, path, first_row)
+        try:
+            frame = to_frame(batch, kinds, path, first_row)
+        except DataError as exc:
+            raise at_file_row(exc, source) from None
         X = frame[features].to_numpy(dtype=np.float64, na_value=np.nan)
         bad = ~np.isfinite(X)
         if missing == "raise" and bad.any():
@@ -55,7 +59,7 @@ def _plain_rows(model, source, keep: list[str], missing: str, block_rows: int):
             raise DataError(
                 "a missing value; fill it, or pass --missing keep to predict such rows as empty",
                 path=path,
-                row=first_row + int(i),
+                row=file_row(source, path, first_row + int(i)),
                 column=features[j],
             )
         yield X, frame

@@ -7,17 +7,19 @@ keys keep the numeric path of :meth:`TableSource.read_columns`; other keys are r
 one column at a time (:func:`~torchlinreg.files.rawblocks.raw_blocks`), and handed out
 ``n`` rows at a time by :class:`KeyStream` to line up with the numeric blocks row for row.
 Text that is not a time is refused as an order, never sorted as text: "10/2/2024" would
-come before "9/30/2024".
+come before "9/30/2024". Messages about a key's row (or any row of a raw block) name its
+file line (:func:`file_row`), as every message of the tool does.
 
 Example:
     >>> import pyarrow as pa
-    >>> order_keys(pa.array(["2024-03-02", "2024-03-01"]), "date", "d.csv", 2).tolist()
+    >>> where = lambda i: ("d.csv", 2 + i)
+    >>> order_keys(pa.array(["2024-03-02", "2024-03-01"]), "date", where).tolist()
     [1709337600000000000, 1709251200000000000]
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -32,17 +34,41 @@ def is_numeric(source, column: str) -> bool:
     return column in source.numeric_columns()
 
 
+def file_row(source, path: str, row: int) -> int:
+    """The file line of nominal row ``row`` of ``path``, exact past blank lines and values
+    over several lines (NOTE [CSV row numbers] in ``csvfile.py``); Parquet's rows as they
+    are. For messages only: a CSV file is read again up to that row."""
+    for f in source._files():
+        if f.path == path:
+            return f.exact_row(row)
+    return row
+
+
+def at_file_row(exc: DataError, source) -> DataError:
+    """``exc``, raised with a nominal row (a block's first row + an index), naming the
+    file line instead: readers of raw blocks (``cli/tableformula.py``) count only rows."""
+    if exc.path is None or exc.row is None:
+        return exc
+    where = str(DataError("", path=exc.path, row=exc.row, column=exc.column))
+    message = str(exc).removeprefix(where)
+    row = file_row(source, exc.path, exc.row)
+    return DataError(message, path=exc.path, row=row, column=exc.column)
+
+
 class KeyStream:
     """One column's values in file order, ``take(n)`` at a time (arrow arrays, no nulls).
 
     ``where()`` is the file and row number of the next value, to check that a numeric block
-    and its keys start on the same row.
+    and its keys start on the same row; ``place(i)`` the file and line of value ``i`` of
+    :meth:`all`, for a message about it.
     """
 
     def __init__(self, source, column: str, block_rows: int | None = None) -> None:
         self.column = column
+        self._source = source
         self._batches = self._read(source, block_rows)
         self._pending: list[tuple[pa.Array, int, str]] = []
+        self._spans: list[tuple[int, int, str]] = []  # of all(): (first index, row, path)
 
     def _read(self, source, block_rows) -> Iterator[tuple[pa.Array, int, str]]:
         for batch, first_row, path in raw_blocks(source, [self.column], block_rows):
@@ -52,7 +78,7 @@ class KeyStream:
                 raise DataError(
                     "missing value; every row needs a key: drop or fill those rows first",
                     path=path,
-                    row=first_row + i,
+                    row=file_row(source, path, first_row + i),
                     column=self.column,
                 )
             yield values, first_row, path
@@ -88,11 +114,20 @@ class KeyStream:
 
     def all(self) -> pa.Array:
         """Every remaining value."""
-        parts = [values for values, _, _ in self._pending] + [v for v, _, _ in self._batches]
-        self._pending = []
+        parts = [*self._pending, *self._batches]
+        self._pending, self._spans, start = [], [], 0
+        for values, row, path in parts:
+            self._spans.append((start, row, path))
+            start += len(values)
         if not parts:
             return pa.array([], type=pa.string())
-        return pa.concat_arrays([p.cast(parts[0].type) for p in parts])
+        return pa.concat_arrays([p.cast(parts[0][0].type) for p, _, _ in parts])
+
+    def place(self, i: int) -> tuple[str, int]:
+        """The file and line of value ``i`` of what :meth:`all` returned (reads the file)."""
+        starts = [start for start, _, _ in self._spans]
+        start, row, path = self._spans[int(np.searchsorted(starts, i, side="right")) - 1]
+        return path, file_row(self._source, path, row + i - start)
 
 
 def text_labels(values: pa.Array) -> np.ndarray:
@@ -102,10 +137,13 @@ def text_labels(values: pa.Array) -> np.ndarray:
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def order_keys(values: pa.Array, column: str, path: str, first_row: int) -> np.ndarray:
+def order_keys(
+    values: pa.Array, column: str, where: Callable[[int], tuple[str, int]]
+) -> np.ndarray:
     """Sort keys (int64 nanoseconds, or float64 numbers) for ``--order-by``.
 
-    Text must read as ISO 8601 times; the first value that does not is named with its row.
+    Text must read as ISO 8601 times; the first value that does not is named by
+    ``where(i)``: the file and row of value ``i`` (values may span several files).
     """
     kind = values.type
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
@@ -119,17 +157,18 @@ def order_keys(values: pa.Array, column: str, path: str, first_row: int) -> np.n
             values = pc.cast(values, pa.timestamp("ns"))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             i, text = _first_non_time(values)
+            path, row = where(i)
             raise DataError(
                 f"{text!r} is not a number or an ISO 8601 time (like 2024-03-01); --order-by "
                 "needs numbers or times: write dates as YYYY-MM-DD or order by a number",
                 path=path,
-                row=first_row + i,
+                row=row,
                 column=column,
             ) from None
     else:
         raise DataError(
             f"a column of type {kind} cannot order rows; --order-by needs numbers or times",
-            path=path,
+            path=where(0)[0] if len(values) else None,
             column=column,
         )
     return values.cast(pa.int64()).to_numpy(zero_copy_only=False)

@@ -16,14 +16,20 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from ..errors import DegenerateWarning
+from ..exact.ddouble import two_prod, two_sum
+from ..exact.linalg import inverse_and_kappa
 
 # NOTE [leverage one]
 # A row whose leverage is 1 (the only row a column or a combination of columns sees, e.g.
@@ -38,8 +44,32 @@ from ..errors import DegenerateWarning
 LEVERAGE_ONE_FACTOR = 32.0
 _NAMED_ROWS = 5  # rows named in the warning
 
+# NOTE [warnings name the caller]
+# The covariances are computed lazily, several calls below what the user wrote (``bse`` is
+# a cached property: functools' __get__, then _cov, _robust_cov_basis, _robust, ...), and
+# how deep depends on the path taken. A fixed stacklevel named covariance.py, results.py
+# or functools.py instead of the user's line; the level is counted instead, to the first
+# frame outside this package and functools (Python 3.11 has no skip_file_prefixes).
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_FUNCTOOLS = os.path.abspath(functools.__file__)
 
-def q_basis(A: Tensor, shift: Tensor | None = None) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` in the function that calls this one that
+    names the first frame outside torchlinreg and functools (NOTE [warnings name the
+    caller])."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None:
+        name = os.path.abspath(frame.f_code.co_filename)
+        if not (name.startswith(_PACKAGE) or name == _FUNCTOOLS):
+            return level
+        frame, level = frame.f_back, level + 1
+    return level - 1
+
+
+def q_basis(
+    A: Tensor, shift: Tensor | Reference | None = None
+) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
     """``Q`` of the whitened rows ``A`` ``(n, q)`` and what maps a meat in its basis to the
     parameters' covariance, ``R^-1 meat R^-T``.
 
@@ -49,19 +79,93 @@ def q_basis(A: Tensor, shift: Tensor | None = None) -> tuple[Tensor, Callable[[T
     Sterbenz) and the map is ``P meat P'`` with ``P = M R_s^-1`` formed without
     cancellation: from the raw rows a column near 1e9 with a spread of 0.01 gave HC
     standard errors 6.8e-8 off, and shifting the whitened rows left 1.6e-6 with weights.
+    With a :class:`Reference` (no intercept) ``A`` holds the rows about a reference
+    column (:func:`about_reference`) and ``P`` is :func:`reference_inverse`'s.
     """
     Q, R = torch.linalg.qr(A, mode="reduced")
     if shift is None:
         return Q, lambda meat: _sandwich(R, meat)
-    from ..exact.refine import ShiftedFactor
+    if isinstance(shift, Reference):
+        P = reference_inverse(R, shift)[0]
+    else:
+        from ..exact.refine import ShiftedFactor
 
-    P = ShiftedFactor(R, shift).raw_inverse()[0]
+        P = ShiftedFactor(R, shift).raw_inverse()[0]
 
     def sandwich(meat: Tensor) -> Tensor:
         cov = P @ meat @ P.T
         return (cov + cov.transpose(-1, -2)) / 2
 
     return Q, sandwich
+
+
+# NOTE [columns about a reference column]
+# Without an intercept no ones column takes the offsets: columns near 1e8 with a spread
+# of 1 are nearly collinear as given (kappa ~1e8 to 1e10 near 1e10 with a spread of
+# 0.01), and the Householder Q of the raw rows holds their spread only to eps times the
+# offsets. HC standard errors were 1e-8 to 3e-5 off (within the covariance warning's
+# 4 eps kappa, but only just once the residuals were projected: NOTE [the residuals HC
+# squares]), the nonrobust ones 2e-10 to 9e-8 near 1e8 and up to 1.2e-5 near 1e10 (all
+# with the warning). The offsets are an exact change of basis away:
+# with r the column whose offset is largest next to its spread, and c_j = mean_j / mean_r
+# for the other columns whose offset dominates (over _OFFSET_RATIO times the spread),
+# A = Y T with Y_j = A_j - c_j A_r (rounded once: TwoProd and TwoSum, before the weights)
+# and T = I + e_r c'. Y keeps the spread to eps of itself and is conditioned like the
+# data's spread, so Q of Y is the accurate basis of the same column space, and
+# P = T^-1 R_Y^-1 (row r of R_Y^-1 less c' R_Y^-1) the raw parameters' map, each raw
+# parameter a difference only where the data make it one. Taken only where the raw
+# factor's covariance would be off past ACCURACY_WARNING / 64 (a pass over the rows
+# and a QR of them, at most once per fit).
+_OFFSET_RATIO = 64.0  # as exact/refine.py's: offsets below it cost the raw factor little
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Columns taken about a reference column (NOTE [columns about a reference column]):
+    ``Y_j = A_j - coef_j A_column``, ``coef`` ``(q,)`` zero at ``column`` and where a
+    column's offset does not dominate its spread."""
+
+    column: int
+    coef: Tensor
+
+
+def reference_columns(A: Tensor) -> Reference | None:
+    """The :class:`Reference` of the raw design ``A`` ``(n, q)`` where two or more columns'
+    offsets (means) exceed ``_OFFSET_RATIO`` times their spread (rms about the mean);
+    None otherwise."""
+    if A.shape[0] < 2 or A.shape[1] < 2:
+        return None
+    mean = A.mean(0)
+    spread = torch.linalg.vector_norm(A - mean, dim=0) / math.sqrt(A.shape[0])
+    dominated = mean.abs() > _OFFSET_RATIO * spread
+    if int(dominated.sum()) < 2:
+        return None
+    ratio = torch.where(dominated, mean.abs() / spread, -1.0)  # a constant column: inf
+    r = int(torch.argmax(ratio))
+    coef = torch.where(dominated, mean / mean[r], 0.0)
+    coef[r] = 0.0
+    return Reference(r, coef)
+
+
+def about_reference(A: Tensor, ref: Reference) -> Tensor:
+    """The raw rows ``A`` ``(n, q)`` about the reference column, each ``A_j - c_j A_r``
+    rounded once (NOTE [columns about a reference column]); a new tensor."""
+    Y = A.clone()
+    x = A[:, ref.column]
+    for j in torch.nonzero(ref.coef).reshape(-1).tolist():
+        p, p_err = two_prod(x, ref.coef[j].expand_as(x))
+        d, d_err = two_sum(A[:, j], -p)
+        Y[:, j] = d + (d_err - p_err)
+    return Y
+
+
+def reference_inverse(R: Tensor, ref: Reference) -> tuple[Tensor, float]:
+    """``P = T^-1 R^-1`` of the raw design from the factor ``R`` of the rows about the
+    reference column, and the condition bound of ``R`` (:func:`inverse_and_kappa`),
+    which sets its accuracy (NOTE [columns about a reference column])."""
+    inv, kappa = inverse_and_kappa(R)
+    inv[ref.column] = inv[ref.column] - ref.coef @ inv
+    return inv, kappa
 
 
 def _sandwich(R: Tensor, meat: Tensor) -> Tensor:
@@ -93,12 +197,18 @@ def _warn_leverage_one(rows: list[int], cov_type: str) -> None:
         f"zero residuals by 1 - h = 0, so its covariance is NaN; use cov_type='HC0' or "
         "'HC1', or drop those observations (or the columns that single them out)",
         DegenerateWarning,
-        stacklevel=2,
+        stacklevel=user_stacklevel(),
     )
 
 
 def hc_covariance(
-    A: Tensor, e: Tensor, cov_type: str, nobs: int, df_resid: float, shift: Tensor | None = None
+    A: Tensor,
+    e: Tensor,
+    cov_type: str,
+    nobs: int,
+    df_resid: float,
+    shift: Tensor | Reference | None = None,
+    project: bool = False,
 ) -> Tensor:
     """Sandwich ``C (A' diag(u**2) A) C`` per target, ``(q, q, k)``, with ``C = (A'A)^-1``.
 
@@ -106,9 +216,12 @@ def hc_covariance(
     ``(n, k)`` the whitened residuals, as statsmodels' WLS uses them. HC0: ``u = e``; HC1:
     HC0 times ``nobs / df_resid``; HC2: ``u = e / sqrt(1 - h)``; HC3: ``u = e / (1 - h)``,
     with ``h`` the leverage. Rows of leverage 1 make HC2/HC3 NaN, with a
-    DegenerateWarning naming them (NOTE [leverage one]).
+    DegenerateWarning naming them (NOTE [leverage one]). ``project`` takes ``e`` to the
+    exact least-squares solution's residuals first (NOTE [the residuals HC squares]).
     """
     Q, sandwich = q_basis(A, shift)  # shift: see q_basis
+    if project:
+        e = project_out(Q, e)
     u2 = e * e
     if cov_type in ("HC2", "HC3"):
         h = (Q * Q).sum(1)
@@ -127,7 +240,34 @@ def hc_covariance(
                 f"no residual degrees of freedom (nobs={nobs}): HC1 scales by nobs / "
                 "df_resid, so it is NaN; use cov_type='HC0' or add observations",
                 DegenerateWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         cov = cov * (nobs / df_resid if df_resid > 0 else math.nan)
     return cov.permute(1, 2, 0)
+
+
+# NOTE [the residuals HC squares]
+# A sandwich squares the residuals, so it moves to first order with the coefficients
+# they are taken at: by about their error times |fitted| / |resid| (the nonrobust
+# covariance only to second order, the residuals being orthogonal to the columns). The
+# coefficients returned are the least-squares solution rounded to float64 (or as far as
+# refinement, or the refinement policy where it did not run, left them), and columns near
+# 1e8 without an intercept with residuals of 1e-3 gave HC standard errors 4e-6 to 3e-5
+# from the exact solution's (1e-3 near 1e10) where the covariance warning quoted 2e-7 to
+# 8e-7: its bound (4 eps kappa) is the factor's, not this. The exact solution's residuals
+# are (I - H) e for the residuals e of any coefficients, H = Q Q' the projection on the
+# columns: e - Q (Q' e) removes the part the coefficients' error put there. Q' e is small
+# and its float64 rounding is eps |e| at most, so the residuals come out to about eps kappa
+# of themselves (kappa of the rows Q is of: the covariance warning's own, near 1 about a
+# reference column) whatever the coefficients' error; a bound on that error was 300x above the
+# actual move on Fair's data near 1e8 (5e-11) and warned where nothing was wrong. Fits
+# without an intercept take it; with one, HC stays that of the coefficients as returned
+# (test_refine_shift pins it there: a column near 1e9 with a spread of 0.01 moves it by
+# 2e-7 to 6e-7 from the exact solution's), a decision left to that path's owner.
+
+
+def project_out(Q: Tensor, e: Tensor) -> Tensor:
+    """``e - Q (Q' e)``: residuals ``e`` ``(n, k)`` without their part in the span of the
+    orthonormal ``Q`` ``(n, q)``, i.e. the exact least-squares residuals of the rows that
+    ``Q`` spans (NOTE [the residuals HC squares])."""
+    return e - Q @ (Q.T @ e)

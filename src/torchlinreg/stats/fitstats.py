@@ -41,6 +41,7 @@ from ..exact.refine import (
 )
 from ..exact.rowpasses import CHUNK_ROWS
 from ..exact.solve import ACCURACY_WARNING
+from .covariance import Reference, about_reference, reference_columns, reference_inverse
 
 _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
 SMALL_WORK = 1 << 16  # rows x params x targets below which an in-memory fit always refines
@@ -145,14 +146,20 @@ def results_from_fit(
     design = _design_fn(X, c, d, keep, X.device)
     shifted = None if aliased else _offset_factor(factor, state, p, fit_intercept)
     inverse = None if shifted is None else _accurate_inverse(shifted, R)
+    reference = None
+    if not fit_intercept and not aliased:  # NOTE [columns about a reference column]
+        reference, inverse = _reference_factor(design, w, R, gram_factor)
 
-    def rows(shift: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def rows(shift: Tensor | Reference | None = None) -> tuple[Tensor, Tensor]:
         """The whitened design and residuals; with ``shift`` the design's columns after the
         intercept about it, subtracted before the weights (exact near the offset, where the
-        whitened rows' subtraction was not: NOTE [refinement about the shift])."""
+        whitened rows' subtraction was not: NOTE [refinement about the shift]), or with a
+        Reference the columns about a reference column (no intercept)."""
         A = design(None)
         resid = residuals(A, Y.to(torch.float64), full[keep])
-        if shift is not None:
+        if isinstance(shift, Reference):
+            A = about_reference(A, shift)
+        elif shift is not None:
             A[:, 1:] -= shift
         s = A.new_ones(A.shape[0]) if w is None else w.sqrt()
         return s[:, None] * A, s[:, None] * resid
@@ -176,6 +183,7 @@ def results_from_fit(
         basis_rinv=inverse,
         gram_factor=gram_factor,
         robust_shift=shifted,
+        robust_reference=reference,
     )
 
 
@@ -236,6 +244,48 @@ def _accurate_inverse(shifted: Callable[[], ShiftedFactor | None], R: Tensor) ->
         return inverse_and_kappa(R) if f is None else f.raw_inverse()
 
     return inverse
+
+
+# eps kappa of the raw factor past which a fit without an intercept looks for columns to
+# take about a reference column: the covariance's bound (4 eps kappa) is then within 64x of
+# ACCURACY_WARNING (NOTE [columns about a reference column] in covariance.py)
+_REFERENCE_GATE = ACCURACY_WARNING / 256
+
+
+def _reference_factor(design, w: Tensor | None, R: Tensor, squared: bool):
+    """What gives, once and when first asked, the :class:`Reference` of a design without
+    an intercept and the R factor of its whitened rows about it, or None (the raw factor
+    serves: NOTE [columns about a reference column] in covariance.py); and the inverse
+    for the covariance, ``P`` from that factor where there is one, ``R^-1`` otherwise.
+    ``squared``: ``R`` came from a Gram (its kappa squares)."""
+    kappa: list[float] = []  # the raw factor's, once the inverse has read it
+
+    @functools.cache
+    def factor() -> tuple[Reference, Tensor] | None:
+        k = kappa[0] if kappa else inverse_and_kappa(R)[1]
+        if not _EPS * (k * k if squared else k) > _REFERENCE_GATE:
+            return None
+        A = design(None)
+        ref = reference_columns(A)
+        if ref is None:
+            return None
+        Y = about_reference(A, ref)
+        del A
+        if w is not None:
+            Y *= w.sqrt()[:, None]
+        return ref, torch.linalg.qr(Y, mode="r").R
+
+    def reference() -> Reference | None:
+        f = factor()
+        return None if f is None else f[0]
+
+    def inverse() -> tuple[Tensor, float]:
+        inv, k = inverse_and_kappa(R)
+        kappa[:] = [k]
+        f = factor()
+        return (inv, k) if f is None else reference_inverse(f[1], f[0])
+
+    return reference, inverse
 
 
 # NOTE [the Gram factor in refinement]

@@ -37,7 +37,7 @@ from ..exact.linalg import inverse_and_kappa
 from ..exact.solve import ACCURACY_WARNING
 from ..exact.threads import with_fit_threads
 from . import hypothesis
-from .covariance import hc_covariance
+from .covariance import hc_covariance, project_out, user_stacklevel
 from .fitstats import as_tensor, results_from_fit, results_from_state
 from .hypothesis import ContrastResults, wald_statistics
 from .prediction import PredictionResults, prediction
@@ -94,6 +94,7 @@ class OLSResults:
         basis_rinv: Callable[[], tuple[Tensor, float]] | None = None,
         gram_factor: bool = False,
         robust_shift: Callable[[], object] | None = None,
+        robust_reference: Callable[[], object] | None = None,
     ) -> None:
         # what get_robustcov_results needs to build the same fit with another covariance
         self._init_kwargs = {
@@ -116,6 +117,9 @@ class OLSResults:
         # the offsets the rows are factored about for robust covariances, where they
         # dominate the spread (None: the raw rows)
         self._shift = robust_shift
+        # without an intercept: the reference column the rows are taken about for robust
+        # covariances, where offsets dominate (NOTE [columns about a reference column])
+        self._reference = robust_reference
         self._map = basis_map  # None: the kept parameters themselves (see _m)
         self._design = design
         self._rows = rows
@@ -380,11 +384,17 @@ class OLSResults:
         the rows are factored about them either way)."""
         factor = self._shifted_factor()
         shift = None if factor is None else factor.shift
+        if shift is None and self._reference is not None:
+            shift = self._reference()  # no intercept: a Reference, or None
         A, e = self._rows() if shift is None else self._rows(shift)
         back = None if shifted else shift  # the map back to the raw parameters, or none
+        # NOTE [the residuals HC squares] in covariance.py: without an intercept
+        project = not self.k_constant
         if self.cov_type in ("cluster", "HAC"):
+            if project:
+                e = project_out(torch.linalg.qr(A, mode="reduced").Q, e)
             return robust_covariance(A, e, self.cov_type, self.cov_kwds, self.rank, back)
-        return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid, back)
+        return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid, back, project)
 
     def _shifted_factor(self):
         """The design's factor about its offsets where they dominate the spread, else None."""
@@ -904,5 +914,5 @@ def _warn_covariance(kappa: float, squared: bool) -> None:
             error=error,
             method="qr",
         ),
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )

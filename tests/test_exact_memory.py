@@ -130,16 +130,16 @@ def test_refinement_of_a_wide_fit_reads_short_chunks(monkeypatch):
     X = torch.randn(rows, d, generator=g, dtype=torch.float64)
     y = X[:, :5].sum(1) + torch.randn(rows, generator=g, dtype=torch.float64)
     shapes = []
-    split = products.SplitRows.__init__
+    split = products.SplitBlock.__init__
 
-    def record(self, A, **kw):
+    def record(self, A, x, **kw):
         shapes.append(tuple(A.shape))
-        split(self, A, **kw)
+        split(self, A, x, **kw)
 
-    monkeypatch.setattr(products.SplitRows, "__init__", record)
+    monkeypatch.setattr(products.SplitBlock, "__init__", record)
     state, sol = fit_exact(X, y)
     kw = results_from_fit(X, y, None, True, state, sol, refine=True)
-    # 1) every chunk the refinement split holds at most 2**20 values (fitstats.CHUNK_VALUES)
+    # 1) every chunk the refinement split holds at most 2**20 values (products.BLOCK_VALUES)
     assert shapes and max(m * q for m, q in shapes) <= 1 << 20
     # 2) the refined parameters still solve the normal equations to rounding
     A = torch.cat([torch.ones(rows, 1, dtype=torch.float64), X], 1)

@@ -253,6 +253,212 @@ class SplitRows:
         return hi * self.col.T, lo * self.col.T  # undo the column scaling (exact)
 
 
+# NOTE [blocks in cache]
+# A pass used to split chunks of 4096 rows: at 100 columns a chunk and its pieces (13 MB)
+# live in L3, where each of the dozen elementwise passes ran at half the speed it has in
+# L2, and every chunk paid ~300 small double-double operations on its residuals. A
+# :class:`SplitBlock` splits a larger block (``BLOCK_VALUES``) slice by slice, each slice
+# (``SLICE_VALUES``) with its pieces in L2, and takes the slice's products with x right
+# there; the residuals and sums are then formed once per block. A.T @ r needs the whole
+# block's residuals first, so it reads the kept pieces once more, one GEMM per piece.
+# The two products sum over different lengths (q columns, m rows), so each gets the
+# widest pieces of the other operand its own length allows. The pieces stay in A's
+# units: a column's pieces all lie on one power-of-two grid, so x's pieces are scaled
+# by the column's bound instead (exact), and A is never divided.
+SLICE_VALUES = 1 << 16
+BLOCK_VALUES = 1 << 20
+
+
+def _block_a_bits(bits: int, L_x: int, L_t: int, targets: int) -> int:
+    """The width of A's pieces with the least estimated work for both products."""
+    best, best_cost = None, math.inf
+    for a in range(max(1, (_MANTISSA - L_t) // 3), _MANTISSA - L_t - 2):
+        count = _exact_pieces(bits, a, L_t)
+        pairs = _pairs(bits, a, _MANTISSA - L_x - a, count) + _pairs(
+            bits, a, _MANTISSA - L_t - a, count
+        )
+        cost = 3 * _PASS_COST * count + 2 * targets * (pairs + 2)
+        if cost < best_cost:
+            best, best_cost = a, cost
+    return best if best is not None else (_MANTISSA - L_t) // 2
+
+
+def _operand_pieces(hi: Tensor, lo: Tensor | None, bits: int, b: int) -> list[tuple[int, Tensor]]:
+    """The other operand ``hi + lo`` cut into pieces of ``b`` bits below its column bound,
+    each tagged with how many bits below the bound it starts (lo from ``2^-52`` of it)."""
+    bound = _power_of_two_bound(hi, 0)
+    out = [(t * b, p) for t, p in enumerate(_split(hi, bound, b, math.ceil(bits / b)))]
+    if lo is not None:
+        count = math.ceil(max(bits - 52, 0) / b)
+        out += [(52 + t * b, p) for t, p in enumerate(_split(lo, bound * 2.0**-52, b, count))]
+    return out
+
+
+class SplitBlock:
+    """A block of rows of ``A`` ``(m, q)`` split once, with ``A @ x`` taken on the way.
+
+    ``x`` ``(q, k)`` is float64 or a double-double. ``fitted`` holds ``A @ x`` to about
+    ``2^-bits`` of ``|A| |x|`` (column maxima of A); :meth:`matmul_t` gives ``A.T @ r``
+    from the kept pieces (NOTE [blocks in cache], NOTE [error-free products]).
+
+    Example:
+        >>> A = torch.tensor([[1e16, 1.0, -1e16]], dtype=torch.float64)
+        >>> block = SplitBlock(A, torch.ones(3, 1, dtype=torch.float64))
+        >>> float(block.fitted[0][0, 0])
+        1.0
+    """
+
+    def __init__(
+        self,
+        A: Tensor,
+        x: DD | Tensor,
+        *,
+        bits: int = FULL_BITS,
+        tolerance: Tensor | None = None,
+        workspace: Workspace | None = None,
+        slice_values: int = SLICE_VALUES,
+    ) -> None:
+        m, q = A.shape
+        x_hi, x_lo = (x, None) if isinstance(x, Tensor) else x
+        k = x_hi.shape[1]
+        self.shape, self.L_x, self.L_t = (m, q), _log2(q), _log2(m)
+        self.pieces: list[Tensor] = []
+        # |A @ x - fitted| per row and target, at most (NOTE [bits as needed])
+        self.error, self.cut = x_hi.new_zeros(k), False
+        if m == 0 or q == 0:
+            zero = x_hi.new_zeros(m, k)
+            self.fitted: DD = (zero, zero.clone())
+            self.bits = bits + 6
+            return
+        # the columns' power-of-two bounds, from two reads (A.abs() would be a copy)
+        top = torch.maximum(A.amax(0, keepdim=True), -A.amin(0, keepdim=True))
+        self.col = col = torch.ldexp(torch.ones_like(top), torch.frexp(top).exponent)
+        scale = q * _power_of_two_bound(x_hi * col.T, 0)[0]  # (k,): the products' bound
+        if tolerance is not None:
+            bits = min(bits, _bits_for(scale, tolerance))
+        self.error = scale * 2.0**-bits
+        self.cut = bits < FULL_BITS  # whether a tolerance took bits away
+        self.bits = bits + 6  # margin as in SplitRows
+        a = self.a_bits = _block_a_bits(self.bits, self.L_x, self.L_t, k)
+        # rem.T @ r rounds over m terms (more pieces if its tolerance asks: ``_extend``)
+        count = _exact_pieces(self.bits, a, self.L_t)
+        # x's pieces in A's units: A's column j lies on col_j's grid, x_j's pieces on the
+        # grid of x_j col_j, so each product term sits on one grid per row (exact sums)
+        colT = col.T
+        others = [
+            (e, p / colT)
+            for e, p in _operand_pieces(
+                x_hi * colT, None if x_lo is None else x_lo * colT, self.bits,
+                _MANTISSA - a - self.L_x,
+            )
+        ]  # fmt: skip
+        wanted = [[(e, p) for e, p in others if s * a + e < self.bits] for s in range(count)]
+        rights = [torch.cat([p for _, p in w], 1) if w else None for w in wanted]
+        space = workspace if workspace is not None else Workspace()
+        *pieces, rem = space.views(count + 1, m, q, A)
+        outs = [None if r is None else A.new_empty(m, r.shape[1]) for r in rights]
+        out_rem = A.new_empty(m, k)
+        sigmas = [col * 2.0 ** (_MANTISSA - (s + 1) * a) for s in range(count)]
+        step = max(1, slice_values // q)
+        for i in range(0, m, step):
+            src, rest = A[i : i + step], rem[i : i + step]
+            for s in range(count):
+                hi = torch.add(src if s == 0 else rest, sigmas[s], out=pieces[s][i : i + step])
+                hi.sub_(sigmas[s])
+                if s == 0:
+                    torch.sub(src, hi, out=rest)
+                else:
+                    rest.sub_(hi)
+                if rights[s] is not None:
+                    torch.mm(hi, rights[s], out=outs[s][i : i + step])
+            torch.mm(rest, x_hi, out=out_rem[i : i + step])
+        groups = [
+            (s * a + e, outs[s][:, j * k : (j + 1) * k])
+            for s in range(count)
+            for j, (e, _) in enumerate(wanted[s])
+        ]
+        groups.append((count * a, out_rem))
+        self.fitted = _accumulate(groups, self.bits)
+        self.pieces = [*pieces, rem]
+
+    def matmul_t(self, R: DD, tolerance: Tensor | None = None, extra: Tensor | None = None) -> DD:
+        """``A.T @ (R_hi + R_lo)``, ``R`` a double-double ``(m, k)``; ``tolerance``
+        ``(q, k)``: the absolute error each entry may have (NOTE [bits as needed]), which
+        ``error_t`` then bounds. ``extra`` ``(m, e)``: ``A.T @ extra`` is also taken, in
+        float64, by the same GEMMs (``extra_t``), so the pieces are read only once."""
+        m, q = self.shape
+        r_hi, r_lo = R
+        k = r_hi.shape[1]
+        self.error_t = r_hi.new_zeros(q, k)
+        self.extra_t = None if extra is None else r_hi.new_zeros(q, extra.shape[1])
+        if not self.pieces:
+            zero = r_hi.new_zeros(q, k)
+            return zero, zero.clone()
+        bits, a = self.bits, self.a_bits
+        if tolerance is not None:
+            scale = m * self.col.T * _power_of_two_bound(r_hi, 0)  # (q, k)
+            need = _bits_for(scale, tolerance) + 6
+            if need > bits:  # more of A's pieces than A @ x needed
+                self._extend(_exact_pieces(need, a, self.L_t))
+            bits = need
+            self.error_t = scale * 2.0 ** (6 - bits)
+            self.cut = self.cut or bits - 6 < FULL_BITS
+        others = _operand_pieces(r_hi, r_lo, bits, _MANTISSA - a - self.L_t)
+        *exact, rem = self.pieces
+        groups, more = [], 0 if extra is None else extra.shape[1]
+        for s, piece in enumerate(exact):
+            wanted = [(e, p) for e, p in others if s * a + e < bits]
+            if not wanted and extra is None:
+                break
+            product = piece.T @ torch.cat(
+                [p for _, p in wanted] + ([] if extra is None else [extra]), 1
+            )
+            groups += [
+                (s * a + e, product[:, j * k : (j + 1) * k]) for j, (e, _) in enumerate(wanted)
+            ]
+            if extra is not None:
+                self.extra_t += product[:, product.shape[1] - more :]
+        last = rem.T @ (r_hi if extra is None else torch.cat([r_hi, extra], 1))
+        if extra is not None:
+            self.extra_t += last[:, k:]
+        groups.append((len(exact) * a, last[:, :k]))
+        return _accumulate(groups, bits)
+
+    def _extend(self, count: int) -> None:
+        """Cut A's remainder into more pieces, up to ``count`` exact ones."""
+        *exact, rem = self.pieces
+        for s in range(len(exact), count):
+            sigma = self.col * 2.0 ** (_MANTISSA - (s + 1) * self.a_bits)
+            hi = torch.add(rem, sigma)
+            hi.sub_(sigma)
+            rem.sub_(hi)
+            exact.append(hi)
+        self.pieces = [*exact, rem]
+
+
+# NOTE [bits as needed]
+# 106 bits make every product as good as double-double arithmetic, which small fits (the
+# NIST sets) take. A large fit's refinement needs fewer: a residual off by delta moves the
+# correction by at most |delta| / sigma_min (the column-scaled factor's), the sums of
+# squares by 2 |r| |delta|, and the gradient's error by (R'R)^-1 of it; the caller turns
+# what it needs of those into an absolute tolerance per residual and per gradient entry,
+# and each block takes the fewest bits whose bound (``q 2^-bits`` times the largest
+# column-scaled term, ``m 2^-bits`` for A.T @ r) meets it. Fewer bits mean fewer pieces of
+# A (each three passes over the block) and of the other operand (GEMM columns). The bound
+# each block used is kept (``error``, ``error_t``), so the caller can check afterwards
+# that what it needed was met (exact/refine.py) and do the pass again at 106 bits if not.
+
+
+def _bits_for(scale: Tensor, tolerance: Tensor) -> int:
+    """The fewest bits (53..FULL_BITS) with ``scale 2^-bits <= tolerance`` everywhere."""
+    ratio = float((scale / tolerance).amax())
+    if ratio <= 0.0:  # nothing to multiply
+        return _MANTISSA
+    if not math.isfinite(ratio):  # NaN included
+        return FULL_BITS
+    return min(FULL_BITS, max(_MANTISSA, math.ceil(math.log2(ratio))))
+
+
 def dd_matmul(A: Tensor, B: DD, *, bits: int = FULL_BITS) -> DD:
     """``A @ B`` to about ``2^-bits`` of ``|A| |B|`` (B a double-double), by GEMMs."""
     return SplitRows(A, bits=bits).matmul(B)

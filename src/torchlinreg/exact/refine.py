@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -521,6 +522,7 @@ def refine_solution(
     aliased: Sequence[int] = (),
     max_steps: int = 10,
     factor_kappa: float | None = None,
+    estimates: Estimates | None = None,
 ) -> RefinedFit:
     """Refine an exact-engine solution against the rows ``(X, Y, sample_weight)``.
 
@@ -531,6 +533,8 @@ def refine_solution(
     condition number that bounds how far the factor's R'R is from the rows' A'A (the
     design's for a Householder factor, its square for a Gram one), lets a small enough
     correction end the refinement without a confirming pass (NOTE [one certified step]).
+    ``estimates`` (the unrefined rss and ess per target, the weights' sum and the rows)
+    let such a large fit's passes take only the bits they need (NOTE [bits as needed]).
 
     Example: see the module docstring.
     """
@@ -544,10 +548,78 @@ def refine_solution(
     # Advanced indexing copies X: select only when a column is aliased.
     Xk = X if len(cols) == X.shape[1] else X[:, cols]
     passes = RowPasses(lambda: [(Xk, Y, w)], intercept=fit_intercept)
-    return _refine(passes, factor, params, keep, int(fit_intercept), max_steps, factor_kappa)
+    return _refine(
+        passes, factor, params, keep, int(fit_intercept), max_steps, factor_kappa, estimates
+    )
 
 
 Blocks = Callable[[], Iterable[tuple[Tensor, Tensor, Tensor | None]]]
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """What a large fit's refinement knows before its first pass (NOTE [bits as needed]):
+    the unrefined ``rss`` and ``ess`` per target (ess about the mean, uncentred without
+    an intercept), the weights' sum ``sw`` and the number of ``rows``."""
+
+    rss: Tensor
+    ess: Tensor
+    sw: float
+    rows: int
+
+
+# NOTE [bits in refinement]
+# What a large fit's pass needs of its products (NOTE [bits as needed] in products.py),
+# each to a fraction of float64 rounding: the corrected coefficients to TAU of the
+# column-scaled norm (the policy's floor times eps / 8, so a coefficient as large as the
+# floor is right to eps / 8 of itself), and rss and ess to eps / 8. A residual error
+# delta (per row) moves the column-scaled correction by at most sqrt(sw) delta / s_min
+# and the gradient's error e_j by |D^-1 e| / s_min^2 (s_min: the column-scaled factor's
+# smallest singular value); half the budget goes to each. rss moves by at most
+# 2 sqrt(rss sw) delta, ess alike. Those set the tolerances from the unrefined sums, at a
+# quarter of the budget (the unrefined sums are estimates);
+# after the pass the bounds the blocks used are checked against the same budget with the
+# pass's own sums, and where one is not met (an estimate far off, a fit nearly exact) the
+# pass is made again at 106 bits (unless it took them all already). Small fits, and fits
+# whose factor is taken about offsets (where the intercept's error is mapped back through
+# every slope), keep 106.
+_TAU = FLOOR * _EPS / 8
+
+
+class _Budget:
+    """The tolerances of one refinement's passes, and the check of what a pass met."""
+
+    def __init__(self, R: Tensor, scale: Tensor, estimates: Estimates, c: int) -> None:
+        self.scale, self.c, self.est = scale[:, 0], c, estimates
+        top, low = extreme_singular_values(R / scale.T)
+        self.low = low if top > 0 else 0.0
+
+    def _norm(self, x: Tensor) -> Tensor:
+        return torch.linalg.vector_norm(x * self.scale[:, None], dim=0)
+
+    def tolerance(self, x: Tensor) -> tuple[Tensor, Tensor] | None:
+        """Per residual ``(k,)`` and per gradient entry and row ``(d, k)``."""
+        if not self.low > 0:
+            return None
+        est, root = self.est, math.sqrt(max(self.est.sw, 1e-300))
+        xn = self._norm(x)
+        # a quarter of each budget (``met`` allows it all): the estimates may be a little off
+        sums = torch.minimum(est.rss, est.ess).clamp_min(0).sqrt()
+        r_tol = torch.minimum(_TAU * xn * self.low / (4 * root), _EPS / 64 * sums / root)
+        d = self.scale.shape[0] - self.c
+        g_tol = self.scale[self.c :, None] * (_TAU * xn * self.low**2 / (4 * math.sqrt(max(d, 1))))
+        return r_tol, g_tol / max(est.rows, 1)
+
+    def met(self, error: tuple[Tensor, Tensor], sums: dict[str, Tensor], x: Tensor) -> bool:
+        """Whether the bounds a pass used meet the budget, by its own sums."""
+        err_r2, err_g = error
+        d_err = torch.linalg.vector_norm(err_g / self.scale[self.c :, None], dim=0)
+        moved = err_r2.sqrt() / self.low + d_err / self.low**2
+        ok = bool((moved <= _TAU * self._norm(x)).all())
+        for key in ("rss", "ess"):
+            v = sums[key].clamp_min(0)
+            ok = ok and bool((2 * (v * err_r2).sqrt() + err_r2 <= _EPS / 8 * v).all())
+        return ok
 
 
 def refine_blocks(
@@ -560,6 +632,7 @@ def refine_blocks(
     aliased: Sequence[int] = (),
     max_steps: int = 10,
     factor_kappa: float | None = None,
+    estimates: Estimates | None = None,
 ) -> RefinedFit:
     """The opt-in extra passes for streamed input: :func:`refine_solution` over row blocks.
 
@@ -588,7 +661,9 @@ def refine_blocks(
             yield X.to(torch.float64)[:, cols], Y, w
 
     passes = RowPasses(chunks, intercept=fit_intercept)
-    return _refine(passes, factor, params, keep, int(fit_intercept), max_steps, factor_kappa)
+    return _refine(
+        passes, factor, params, keep, int(fit_intercept), max_steps, factor_kappa, estimates
+    )
 
 
 # NOTE [the last correction]
@@ -613,6 +688,7 @@ def _refine(
     c: int,
     max_steps: int,
     factor_kappa: float | None = None,
+    estimates: Estimates | None = None,
 ) -> RefinedFit:
     """The corrected seminormal equations on float64 parameters, one row pass per step.
 
@@ -634,11 +710,23 @@ def _refine(
         scale if shift is None else column_norms(R).clamp_min(torch.finfo(R.dtype).tiny)[:, None]
     )
     rho = None if factor_kappa is None else _contraction(R, r_scale, factor_kappa)
+    # NOTE [bits in refinement]
+    budget = None
+    if rho is not None and shift is None and estimates is not None and len(keep) == len(params):
+        budget = _Budget(R, scale, estimates, c)
     x = params[keep].clone()
     previous, steps, converged, last, recent = float("inf"), 0, False, 0.0, 0.0
     for _ in range(max_steps):
         steps += 1
-        g = passes(x, moments=rho is not None)  # M' g where shifted
+        tolerance = None if budget is None else budget.tolerance(x)
+        g = passes(x, moments=rho is not None, tolerance=tolerance)  # M' g where shifted
+        if (
+            tolerance is not None
+            and passes.cut
+            and not budget.met(passes.error, finish_sums(passes.sums, bool(c)), x)  # type: ignore[union-attr]
+        ):
+            budget = None  # 106 bits from here on
+            g = passes(x, moments=True)
         dxs = torch.linalg.solve_triangular(
             R, torch.linalg.solve_triangular(R.T, g, upper=False), upper=True
         )

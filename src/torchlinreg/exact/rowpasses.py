@@ -25,11 +25,21 @@ import torch
 from torch import Tensor
 
 from .ddouble import DD, dd_add, dd_add_fast, dd_div_d, dd_from, dd_mul, dd_mul_d, dd_sub, dd_sum
-from .products import SplitRows, Workspace
+from .products import BLOCK_VALUES, SplitBlock, SplitRows, Workspace
 
-# Rows per chunk: sums short enough for wide error-free pieces, and a chunk's pieces (a few
-# copies of CHUNK_ROWS x p) small enough to stay in cache.
+# Rows per chunk where rows are read in chunks outside a pass (fitstats' float32 and wide
+# inputs, the gradient of given residuals).
 CHUNK_ROWS = 4096
+# A block's residuals (rows x targets) and their dozen double-double temporaries stay small
+RESIDUAL_VALUES = 1 << 15
+
+
+def block_rows(q: int, k: int) -> int:
+    """Rows per block of a pass over ``q`` columns and ``k`` targets (NOTE [blocks in
+    cache] in ``products.py``): at most ``BLOCK_VALUES`` values of X and
+    ``RESIDUAL_VALUES`` residuals."""
+    return max(16, min(BLOCK_VALUES // max(q, 1), RESIDUAL_VALUES // max(k, 1)))
+
 
 Chunks = Callable[[], Iterable[tuple[Tensor, Tensor, Tensor | None]]]
 
@@ -38,22 +48,36 @@ def weighted(r: DD, w: Tensor | None) -> DD:
     return r if w is None else dd_mul_d(r, w[:, None])
 
 
-def residual(split: SplitRows, Y: Tensor, x: DD | Tensor, intercept: bool) -> DD:
-    """``Y - [1 | X] x`` in double-double for one split chunk; ``x`` ``(c + d, k)``, a
-    double-double or float64 (refinement's parameters: no low part to multiply)."""
-    c = int(intercept)
-    hi, lo = (x, None) if isinstance(x, Tensor) else x
-    fitted = split.matmul(hi[c:] if lo is None else (hi[c:], lo[c:]))
-    if c:
+def residual(fitted: DD, Y: Tensor, x: DD | Tensor, intercept: bool) -> DD:
+    """``Y - [1 | X] x`` in double-double for one block, ``fitted`` its ``X x`` (dd); ``x``
+    ``(c + d, k)``, a double-double or float64 (refinement's parameters: no low part)."""
+    if intercept:
+        hi, lo = (x, None) if isinstance(x, Tensor) else x
         b0 = hi[:1].expand_as(fitted[0])
         b0_lo = torch.zeros_like(b0) if lo is None else lo[:1].expand_as(b0)
         fitted = dd_add_fast(fitted, (b0, b0_lo))
     return dd_sub(dd_from(Y), fitted)
 
 
-def gradient(split: SplitRows, wr: DD, intercept: bool) -> DD:
-    """``[1 | X].T wr`` in double-double for one split chunk, ``(c + d, k)``."""
-    g = split.matmul_t(wr)
+def columns(x: DD | Tensor, intercept: bool) -> DD | Tensor:
+    """The rows of ``x`` that multiply X (all but the intercept's)."""
+    c = int(intercept)
+    return x[c:] if isinstance(x, Tensor) else (x[0][c:], x[1][c:])
+
+
+def gradient(
+    split: SplitBlock | SplitRows,
+    wr: DD,
+    intercept: bool,
+    tolerance: Tensor | None = None,
+    extra: Tensor | None = None,
+) -> DD:
+    """``[1 | X].T wr`` in double-double for one split block, ``(c + d, k)``; ``tolerance``
+    and ``extra`` as :meth:`SplitBlock.matmul_t` takes them."""
+    if isinstance(split, SplitBlock):
+        g = split.matmul_t(wr, tolerance, extra)
+    else:
+        g = split.matmul_t(wr)
     if not intercept:
         return g
     hi, lo = dd_sum(wr, 0)
@@ -147,6 +171,15 @@ class RowPasses:
         # s: the gradient comes back as M' g = [g_0, g_x - s g_0], formed in double-double
         # (NOTE [refinement about the shift] in refine.py)
         self.gradient_shift: Tensor | None = None
+        # bounds on what the last pass's products left out (NOTE [bits as needed] in
+        # products.py): sum w delta_r^2 per target, and |delta g| (d, k)
+        self.error: tuple[Tensor, Tensor] | None = None
+        self.cut = False  # whether a block of the last pass took fewer than 106 bits
+
+    def _blocks(self) -> Iterable[tuple[Tensor, Tensor, Tensor | None]]:
+        for X, Y, w in self.chunks():
+            rows = block_rows(X.shape[1], Y.shape[1])
+            yield from chunked([(X, Y, w)], rows)
 
     def _shift(self, Y: Tensor, w: Tensor | None) -> Tensor:
         # the first chunk's weighted mean: sums about it lose no digits to offsets
@@ -155,26 +188,49 @@ class RowPasses:
         return (wy.sum(0) / sw)[None, :]
 
     def __call__(
-        self, x: DD | Tensor, *, gradient_too: bool = True, moments: bool = False
+        self,
+        x: DD | Tensor,
+        *,
+        gradient_too: bool = True,
+        moments: bool = False,
+        tolerance: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor | None:
         """One pass at ``x`` (dd or float64); ``moments`` also gathers ``A.T W (y - shift)``
         and ``A.T W 1`` in float64 (``self.moments``), which carry the sums to a corrected
-        ``x`` without another pass (NOTE [one certified step] in ``refine.py``)."""
+        ``x`` without another pass (NOTE [one certified step] in ``refine.py``).
+        ``tolerance``: the absolute error each residual ``(k,)`` and, per row summed, each
+        gradient entry ``(d, k)`` may take (NOTE [bits as needed]); ``self.error`` then
+        bounds what the products left out."""
         g, total, h, c = None, None, None, None
-        for X, Y, w in chunked(self.chunks()):
+        r_tol, g_tol = (None, None) if tolerance is None else tolerance
+        err_r, err_g, self.cut = None, None, False
+        for X, Y, w in self._blocks():
             if self.shift is None:
                 self.shift = self._shift(Y, w)
-            split = SplitRows(X, bits=self.bits, targets=Y.shape[1], workspace=self._workspace)
-            r = residual(split, Y, x, self.intercept)
+            split = SplitBlock(
+                X, columns(x, self.intercept), bits=self.bits, tolerance=r_tol,
+                workspace=self._workspace,
+            )  # fmt: skip
+            r = residual(split.fitted, Y, x, self.intercept)
+            sw = float(Y.shape[0]) if w is None else float(w.sum())
+            e = sw * split.error.square()
+            err_r = e if err_r is None else err_r + e
             sb = block_sums(
                 Y, r, w, self.shift, y_too=self._y_sums is None, fitted_too=not self.intercept
             )
             total = sb if total is None else {k: dd_add(total[k], sb[k]) for k in sb}
+            right = _moments_right(Y - self.shift, w) if moments else None
             if gradient_too:
-                gb = gradient(split, weighted(r, w), self.intercept)
+                tol = None if g_tol is None else g_tol * X.shape[0]
+                gb = gradient(split, weighted(r, w), self.intercept, tol, right)
                 g = gb if g is None else dd_add(g, gb)
-            if moments:
-                hb, cb = _moments(X, Y - self.shift, w, self.intercept)
+                self.cut = self.cut or split.cut
+                eb = getattr(split, "error_t", None)
+                if eb is not None:
+                    err_g = eb if err_g is None else err_g + eb
+            if moments:  # X.T @ right came with the gradient's GEMMs
+                both = split.extra_t if gradient_too else X.T @ right
+                hb, cb = _moments(both, right, self.intercept)
                 h, c = (hb, cb) if h is None else (h + hb, c + cb)
         if total is not None:
             if self._y_sums is None:
@@ -183,6 +239,7 @@ class RowPasses:
                 total.update(self._y_sums)
         self.x, self.sums = x, total
         self.moments = None if h is None else (h, c)
+        self.error = None if err_r is None or err_g is None else (err_r, err_g)
         if g is None:
             return None
         s = self.gradient_shift
@@ -194,12 +251,15 @@ class RowPasses:
         return g[0] + g[1]
 
 
-def _moments(X: Tensor, dy: Tensor, w: Tensor | None, intercept: bool) -> tuple[Tensor, Tensor]:
-    """``A.T W dy`` ``(q, k)`` and ``A.T W 1`` ``(q,)`` of one chunk, ``A = [1 | X]``: one
-    GEMM of X against ``[W dy | w]`` (``X.sum(0)``, a strided reduction, took as long)."""
-    weights = X.new_ones(X.shape[0]) if w is None else w
-    right = torch.cat([dy * weights[:, None], weights[:, None]], 1)
-    both = X.T @ right
+def _moments_right(dy: Tensor, w: Tensor | None) -> Tensor:
+    """``[W dy | w]`` ``(m, k + 1)``: what X.T multiplies for the moments."""
+    weights = dy.new_ones(dy.shape[0]) if w is None else w
+    return torch.cat([dy * weights[:, None], weights[:, None]], 1)
+
+
+def _moments(both: Tensor, right: Tensor, intercept: bool) -> tuple[Tensor, Tensor]:
+    """``A.T W dy`` ``(q, k)`` and ``A.T W 1`` ``(q,)`` of one chunk, ``A = [1 | X]``, from
+    ``both = X.T @ right`` (``X.sum(0)``, a strided reduction, took as long as a GEMM)."""
     if intercept:
         both = torch.cat([right.sum(0, keepdim=True), both])
     return both[:, :-1], both[:, -1]

@@ -32,6 +32,7 @@ from ..errors import DataError, RankWarning
 from ..exact.ddouble import dd_add_fast, dd_from, two_prod
 from ..exact.linalg import condition_number, inverse_and_kappa
 from ..exact.refine import (
+    Estimates,
     ShiftedFactor,
     refine_blocks,
     refine_solution,
@@ -39,17 +40,13 @@ from ..exact.refine import (
     shifted_factor,
     working_kappa,
 )
-from ..exact.rowpasses import CHUNK_ROWS
+from ..exact.rowpasses import CHUNK_ROWS, block_rows
 from ..exact.solve import ACCURACY_WARNING
 from .covariance import Reference, about_reference, reference_columns, reference_inverse
 
 _SUMS = ("rss", "ess", "centered_tss", "uncentered_tss")
 SMALL_WORK = 1 << 16  # rows x params x targets below which an in-memory fit always refines
 RESIDUAL_TOL = 1e-12  # relative error of the residuals that HC covariances may inherit
-# Refinement splits each chunk of rows into several float64 copies (products.py): past 256
-# columns its rows shrink so that a chunk holds at most this many values (NOTE [memory of
-# the statistics]).
-CHUNK_VALUES = 1 << 20
 SUM_VALUES = 1 << 17  # the QR factor's target columns are read this many values at a time
 
 
@@ -120,12 +117,12 @@ def results_from_fit(
             factor = _householder_factor(X, w, fit_intercept)
             R, gram_factor = factor.raw_r(), False
         step = None if not large else kappa**0.5 if untrusted else kappa
-        fit = _refine(X, Y, w, fit_intercept, factor, solution, targets, aliased, step)
+        fit = _refine(X, Y, w, fit_intercept, factor, solution, targets, aliased, step, sums)
         if gram and not untrusted and not fit.converged:  # the Gram R fell short after all
             factor = _householder_factor(X, w, fit_intercept)
             R, gram_factor = factor.raw_r(), False
             step = kappa**0.5 if large else None
-            fit = _refine(X, Y, w, fit_intercept, factor, solution, targets, aliased, step)
+            fit = _refine(X, Y, w, fit_intercept, factor, solution, targets, aliased, step, sums)
         if not fit.converged and fit.last_correction > ACCURACY_WARNING:
             _warn_unconverged(fit, [target_names[t] if target_names else f"y{t + 1}"
                                     for t in targets])  # fmt: skip
@@ -315,12 +312,12 @@ def _gram_factor_trusted(kappa: float) -> bool:
 # The statistics must not cost a copy of the rows up front. X and Y keep the dtype they came
 # in (float32 rows are not converted whole: the state absorbed them block by block, in
 # float64); what reads the rows again converts a block at a time: refinement gets float64
-# chunks of CHUNK_ROWS rows (the chunks refine_solution cuts, so the numbers are the same),
-# fewer rows past 256 columns (each chunk is split into several float64 copies: 4096 rows
-# at 4,000 columns were 1 GB), and the design for residuals, HC covariances and leverage
-# is built in float64 when asked for. Only the Gram route's refinement may factor one
-# float64 copy of [1 | X], where its own factor is not trusted (NOTE [the Gram factor in
-# refinement]).
+# blocks of at most CHUNK_ROWS rows and 2^20 values (``block_rows``: each block is split
+# into several float64 copies, and 4096 rows at 4,000 columns were 1 GB; the products are
+# double-double either way, so the numbers agree to rounding), and the design for
+# residuals, HC covariances and leverage is built in float64 when asked for. Only the Gram
+# route's refinement may factor one float64 copy of [1 | X], where its own factor is not
+# trusted (NOTE [the Gram factor in refinement]).
 
 
 def _centered_tss(Y: Tensor, w: Tensor | None) -> np.ndarray:
@@ -330,20 +327,32 @@ def _centered_tss(Y: Tensor, w: Tensor | None) -> np.ndarray:
     return _np(((dev if w is None else w[:, None] * dev) * dev).sum(0))
 
 
-def _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, kappa=None):
+def _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, kappa=None, sums=None):
     """Refine ``targets`` against the rows (``exact.refine``), reading them in float64
     chunks where X is not float64, has aliased columns or is wide (NOTE [memory of the
-    statistics]); otherwise as one float64 matrix, as ``refine_solution`` takes it."""
+    statistics]); otherwise as one float64 matrix, as ``refine_solution`` takes it. A large
+    fit (``kappa`` given) passes the unrefined ``sums`` on (NOTE [bits in refinement])."""
     every = len(targets) == Y.shape[1]
+    estimates = None
+    if kappa is not None and sums is not None:
+        estimates = Estimates(
+            rss=torch.as_tensor(sums["rss"][targets], dtype=torch.float64),
+            ess=torch.as_tensor(sums["ess"][targets], dtype=torch.float64),
+            sw=float(X.shape[0]) if w is None else float(w.sum()),
+            rows=X.shape[0],
+        )
     coef = solution.coef if every else solution.coef[targets]
     intercept = solution.intercept if every else solution.intercept[targets]
-    rows = chunk_rows(X.shape[1] + int(fit_intercept))
-    whole = X.dtype == Y.dtype == torch.float64 and not aliased and rows == CHUNK_ROWS
+    # blocks no larger than a pass takes (NOTE [blocks in cache] in exact/products.py),
+    # converted one at a time; float64 rows go whole and the pass cuts its own blocks
+    rows = min(CHUNK_ROWS, block_rows(X.shape[1], len(targets)))
+    whole = X.dtype == Y.dtype == torch.float64 and not aliased
     if whole:
         Yt = Y if every else Y[:, targets]
         return refine_solution(
-            X, Yt, w, fit_intercept, R, coef, intercept, aliased=aliased, factor_kappa=kappa
-        )
+            X, Yt, w, fit_intercept, R, coef, intercept, aliased=aliased, factor_kappa=kappa,
+            estimates=estimates,
+        )  # fmt: skip
 
     def blocks():
         for lo in range(0, X.shape[0], rows):
@@ -355,13 +364,9 @@ def _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, kappa=None):
             )
 
     return refine_blocks(
-        blocks, fit_intercept, R, coef, intercept, aliased=aliased, factor_kappa=kappa
-    )
-
-
-def chunk_rows(p: int) -> int:
-    """Rows per chunk of a pass over the rows: ``CHUNK_ROWS``, fewer past 256 columns."""
-    return min(CHUNK_ROWS, max(16, CHUNK_VALUES // max(p, 1)))
+        blocks, fit_intercept, R, coef, intercept, aliased=aliased, factor_kappa=kappa,
+        estimates=estimates,
+    )  # fmt: skip
 
 
 def residuals(A: Tensor, Y: Tensor, b: Tensor) -> Tensor:
@@ -569,6 +574,9 @@ def results_from_state(
     if not c:
         sums["centered_tss"] = np.full(full.shape[1], np.nan)
     names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]
+    # the covariance and a second pass over the blocks take the state's factor about its
+    # offsets where they dominate (NOTE [blocks about the offsets] in robust_blocks.py)
+    shifted = None if aliased else _offset_factor(None, state, p, bool(c))
     return _kwargs(
         R=R,
         full=full,
@@ -588,6 +596,8 @@ def results_from_state(
         target_names=target_names,
         squeeze=y_was_1d,
         gram_factor=getattr(state, "method", "qr") == "gram",
+        basis_rinv=None if shifted is None else _accurate_inverse(shifted, R),
+        robust_shift=shifted,
     )
 
 

@@ -120,6 +120,9 @@ class OLSResults:
         # without an intercept: the reference column the rows are taken about for robust
         # covariances, where offsets dominate (NOTE [columns about a reference column])
         self._reference = robust_reference
+        # a robust covariance of the parameters about the offsets from a second pass over
+        # the blocks (robust_from_blocks): predictions take it, there are no rows to redo it
+        self._robust_about_offsets: Tensor | None = None
         self._map = basis_map  # None: the kept parameters themselves (see _m)
         self._design = design
         self._rows = rows
@@ -382,6 +385,8 @@ class OLSResults:
         """The robust covariance of the parameters, or (``shifted``) of those about the
         offsets, where they dominate (NOTE [refinement about the shift] in exact/refine.py:
         the rows are factored about them either way)."""
+        if shifted and self._robust_about_offsets is not None:
+            return self._robust_about_offsets
         factor = self._shifted_factor()
         shift = None if factor is None else factor.shift
         if shift is None and self._reference is not None:

@@ -12,7 +12,7 @@ import torch
 
 import torchlinreg as tlr
 from torchlinreg.exact.ddouble import dd_from
-from torchlinreg.exact.products import SplitRows, dd_matmul, dd_matmul_t
+from torchlinreg.exact.products import SplitBlock, dd_matmul, dd_matmul_t
 from torchlinreg.exact.state import fit_exact
 from torchlinreg.stats.results import OLSResults
 
@@ -86,9 +86,8 @@ def test_a_float64_operand_takes_no_low_pieces_and_gives_the_same_product(seed):
     A = rng.normal(size=(n, m)) * 10.0 ** rng.uniform(-6, 6, m) + rng.uniform(-1e6, 1e6, m)
     B = rng.normal(size=(m, k)) * 10.0 ** rng.uniform(-6, 6, (m, 1))
     B[-1, 1] = -(A[0, :-1] @ B[:-1, 1]) / A[0, -1]  # row 0, column 1 cancels to rounding
-    split = SplitRows(torch.from_numpy(A), targets=k)
-    hi, lo = split.matmul(torch.from_numpy(B))
-    zhi, zlo = split.matmul(dd_from(torch.from_numpy(B)))
+    hi, lo = SplitBlock(torch.from_numpy(A), torch.from_numpy(B)).fitted
+    zhi, zlo = SplitBlock(torch.from_numpy(A), dd_from(torch.from_numpy(B))).fitted
     assert torch.equal(hi + lo, zhi + zlo)
     exact = _exact(_frac(A), _frac(B))
     scale = np.abs(A) @ np.abs(B)
@@ -155,9 +154,9 @@ def test_pieces_in_a_reused_workspace_give_the_same_products():
     ws, storages = Workspace(), set()
     for lo in (0, 2048, 4096):  # 2048, 2048 and 904 rows
         chunk, rc = A[lo : lo + 2048], r[lo : lo + 2048]
-        fresh, reused = SplitRows(chunk), SplitRows(chunk, workspace=ws)
+        fresh, reused = SplitBlock(chunk, dd_from(x)), SplitBlock(chunk, dd_from(x), workspace=ws)
         storages.add(ws.flat.data_ptr())
-        for a, b in zip(fresh.matmul(dd_from(x)), reused.matmul(dd_from(x)), strict=True):
+        for a, b in zip(fresh.fitted, reused.fitted, strict=True):
             assert torch.equal(a, b)
         for a, b in zip(fresh.matmul_t(dd_from(rc)), reused.matmul_t(dd_from(rc)), strict=True):
             assert torch.equal(a, b)

@@ -24,7 +24,7 @@ Example:
     >>> import torch
     >>> A = torch.tensor([[1e16, 1.0, -1e16]], dtype=torch.float64)
     >>> x = torch.ones(3, 1, dtype=torch.float64)
-    >>> hi, lo = SplitRows(A).matmul((x, torch.zeros_like(x)))
+    >>> hi, lo = SplitBlock(A, x).fitted
     >>> float(hi[0, 0]), float((A @ x)[0, 0])
     (1.0, 0.0)
 """
@@ -66,27 +66,6 @@ def _split(M: Tensor, bound: Tensor, bits: int, count: int) -> list[Tensor]:
     return pieces
 
 
-def _split_owned(
-    rest: Tensor, bits: int, count: int, out: list[Tensor] | None = None
-) -> list[Tensor]:
-    """:func:`_split` of ``rest`` (entries at most 1, changed in place) plus the remainder.
-
-    Three in-place passes per piece; the last entry is what the pieces leave (below
-    ``2^(-count bits)``, up to 53 bits, so its products round: see NOTE [the remainder]).
-    ``out`` holds a buffer for each piece (NOTE [reused pieces]).
-    """
-    pieces = []
-    sigma = 2.0 ** (_MANTISSA - bits)
-    for i in range(count):
-        hi = rest + sigma if out is None else torch.add(rest, sigma, out=out[i])
-        hi.sub_(sigma)
-        rest.sub_(hi)
-        pieces.append(hi)
-        sigma *= 2.0**-bits
-    pieces.append(rest)
-    return pieces
-
-
 # NOTE [the remainder]
 # A piece of ``a`` bits times a piece of ``b`` bits, summed over ``2^L`` terms, is exact when
 # a + b + L <= 53: wide A pieces leave narrow pieces of the other operand. The other operand
@@ -107,18 +86,6 @@ def _exact_pieces(bits: int, a: int, L: int) -> int:
 
 def _pairs(bits: int, a: int, b: int, count: int) -> int:
     return sum(max(0, math.ceil((bits - s * a) / b)) for s in range(count))
-
-
-def _a_bits(bits: int, L: int, targets: int) -> int:
-    """The width of the A pieces with the least estimated work (NOTE [the remainder])."""
-    best, best_cost = None, math.inf
-    for a in range((_MANTISSA - L) // 2, _MANTISSA - L - 2):
-        b = _MANTISSA - L - a
-        count = _exact_pieces(bits, a, L)
-        cost = 3 * _PASS_COST * count + 2 * targets * (_pairs(bits, a, b, count) + 1)
-        if cost < best_cost:
-            best, best_cost = a, cost
-    return best if best is not None else (_MANTISSA - L) // 2
 
 
 def _accumulate(groups: list[tuple[int, Tensor]], bits: int) -> DD:
@@ -150,7 +117,7 @@ def _accumulate(groups: list[tuple[int, Tensor]], bits: int) -> DD:
 
 
 class Workspace:
-    """Buffers for the pieces of successive :class:`SplitRows`, reused chunk after chunk."""
+    """Buffers for the pieces of successive :class:`SplitBlock`, reused block after block."""
 
     def __init__(self) -> None:
         self.flat: Tensor | None = None
@@ -163,94 +130,6 @@ class Workspace:
         if not (fits and flat.dtype == like.dtype and flat.device == like.device):
             flat = self.flat = like.new_empty(need)
         return [flat[i * m * q : (i + 1) * m * q].view(m, q) for i in range(count)]
-
-
-class SplitRows:
-    """A block of rows of ``A`` ``(m, q)``, split once for ``A @ x`` and ``A.T @ r``.
-
-    ``bits`` is the accuracy asked of the products, relative to ``|A| |B|``; m should be a
-    few thousand rows at most (``A.T @ r`` sums over them). ``targets`` (the columns of the
-    other operand) sets how wide the pieces of A are (NOTE [the remainder]).
-    """
-
-    def __init__(
-        self,
-        A: Tensor,
-        *,
-        bits: int = FULL_BITS,
-        targets: int = 1,
-        workspace: Workspace | None = None,
-    ) -> None:
-        m, q = A.shape
-        self.shape = (m, q)
-        # margin: the pairs left out add up over a few dozen terms
-        self.bits = bits + 6
-        self.L = max(_log2(q), _log2(m))
-        if m == 0 or q == 0:  # nothing to split (an intercept-only model, an empty chunk)
-            self.col, self.pieces, self.a_bits = A.new_ones(1, q), [], 1
-            return
-        self.a_bits = _a_bits(self.bits, self.L, targets)
-        self.col = _power_of_two_bound(A, 0)  # (1, q): A / col has entries <= 1
-        count = _exact_pieces(self.bits, self.a_bits, self.L)
-        if workspace is None:
-            self.pieces = _split_owned(A / self.col, self.a_bits, count)
-        else:  # NOTE [reused pieces]
-            scaled, *out = workspace.views(count + 1, m, q, A)
-            self.pieces = _split_owned(torch.div(A, self.col, out=scaled), self.a_bits, count, out)
-
-    def _products(self, pieces_t: bool, hi: Tensor, lo: Tensor | None, length: int) -> DD:
-        """Sum over the pairs (A piece, other piece) that reach ``bits``.
-
-        The other operand is the double-double ``hi + lo``: hi's pieces start at its column
-        bound, lo's at ``2^-52`` of it (lo is below half an ulp of hi); each piece is
-        tagged with how many bits below the bound it starts. The remainder of A (the last
-        piece) meets hi alone (NOTE [the remainder]). ``lo=None`` is a float64 operand: no
-        pieces of a zero low part, which took a third of ``A @ x``'s GEMM columns.
-        """
-        b_bits = _MANTISSA - self.a_bits - _log2(length)
-        bound = _power_of_two_bound(hi, 0)
-        others = [
-            (t * b_bits, piece)
-            for t, piece in enumerate(_split(hi, bound, b_bits, math.ceil(self.bits / b_bits)))
-        ]
-        lo_count = 0 if lo is None else math.ceil(max(self.bits - 52, 0) / b_bits)
-        others += [
-            (52 + t * b_bits, piece)
-            for t, piece in enumerate(_split(lo, bound * 2.0**-52, b_bits, lo_count))
-        ]
-        groups = []
-        k = hi.shape[1]
-        *exact, remainder = self.pieces
-        for s, piece in enumerate(exact):
-            wanted = [(e, p) for e, p in others if s * self.a_bits + e < self.bits]
-            if not wanted:
-                break
-            product = (piece.T if pieces_t else piece) @ torch.cat([p for _, p in wanted], 1)
-            for i, (e, _) in enumerate(wanted):
-                groups.append((s * self.a_bits + e, product[:, i * k : (i + 1) * k]))
-        groups.append((len(exact) * self.a_bits, (remainder.T if pieces_t else remainder) @ hi))
-        return _accumulate(groups, self.bits)
-
-    def matmul(self, B: DD | Tensor) -> DD:
-        """``A @ (B_hi + B_lo)``, ``B`` a double-double ``(q, k)`` or a float64 ``(q, k)``."""
-        m, q = self.shape
-        b_hi, b_lo = (B, None) if isinstance(B, Tensor) else B
-        if q == 0:
-            zero = b_hi.new_zeros(m, b_hi.shape[1])
-            return zero, zero.clone()
-        # (A / col) @ (col.T * B): the same product, by exact power-of-two scalings
-        low = None if b_lo is None else b_lo * self.col.T
-        return self._products(False, b_hi * self.col.T, low, q)
-
-    def matmul_t(self, R: DD) -> DD:
-        """``A.T @ (R_hi + R_lo)``, ``R`` a double-double ``(m, k)``."""
-        m, q = self.shape
-        r_hi, r_lo = R
-        if m == 0 or q == 0:
-            zero = r_hi.new_zeros(q, r_hi.shape[1])
-            return zero, zero.clone()
-        hi, lo = self._products(True, r_hi, r_lo, m)
-        return hi * self.col.T, lo * self.col.T  # undo the column scaling (exact)
 
 
 # NOTE [blocks in cache]
@@ -272,7 +151,8 @@ BLOCK_VALUES = 1 << 20
 def _block_a_bits(bits: int, L_x: int, L_t: int, targets: int) -> int:
     """The width of A's pieces with the least estimated work for both products."""
     best, best_cost = None, math.inf
-    for a in range(max(1, (_MANTISSA - L_t) // 3), _MANTISSA - L_t - 2):
+    L = max(L_x, L_t)  # both products' other operand keeps pieces of 3 bits or more
+    for a in range(max(1, (_MANTISSA - L) // 3), _MANTISSA - L - 2):
         count = _exact_pieces(bits, a, L_t)
         pairs = _pairs(bits, a, _MANTISSA - L_x - a, count) + _pairs(
             bits, a, _MANTISSA - L_t - a, count
@@ -280,7 +160,7 @@ def _block_a_bits(bits: int, L_x: int, L_t: int, targets: int) -> int:
         cost = 3 * _PASS_COST * count + 2 * targets * (pairs + 2)
         if cost < best_cost:
             best, best_cost = a, cost
-    return best if best is not None else (_MANTISSA - L_t) // 2
+    return best if best is not None else (_MANTISSA - L) // 2
 
 
 def _operand_pieces(hi: Tensor, lo: Tensor | None, bits: int, b: int) -> list[tuple[int, Tensor]]:
@@ -311,7 +191,7 @@ class SplitBlock:
     def __init__(
         self,
         A: Tensor,
-        x: DD | Tensor,
+        x: DD | Tensor | None,
         *,
         bits: int = FULL_BITS,
         tolerance: Tensor | None = None,
@@ -319,7 +199,11 @@ class SplitBlock:
         slice_values: int = SLICE_VALUES,
     ) -> None:
         m, q = A.shape
-        x_hi, x_lo = (x, None) if isinstance(x, Tensor) else x
+        # x None: only the pieces, for A.T @ r (sized as for one column)
+        if x is None:
+            x_hi, x_lo = A.new_zeros(q, 1), None
+        else:
+            x_hi, x_lo = (x, None) if isinstance(x, Tensor) else x
         k = x_hi.shape[1]
         self.shape, self.L_x, self.L_t = (m, q), _log2(q), _log2(m)
         self.pieces: list[Tensor] = []
@@ -327,7 +211,7 @@ class SplitBlock:
         self.error, self.cut = x_hi.new_zeros(k), False
         if m == 0 or q == 0:
             zero = x_hi.new_zeros(m, k)
-            self.fitted: DD = (zero, zero.clone())
+            self.fitted: DD | None = None if x is None else (zero, zero.clone())
             self.bits = bits + 6
             return
         # the columns' power-of-two bounds, from two reads (A.abs() would be a copy)
@@ -338,7 +222,7 @@ class SplitBlock:
             bits = min(bits, _bits_for(scale, tolerance))
         self.error = scale * 2.0**-bits
         self.cut = bits < FULL_BITS  # whether a tolerance took bits away
-        self.bits = bits + 6  # margin as in SplitRows
+        self.bits = bits + 6  # margin: the pairs left out add up over a few dozen terms
         a = self.a_bits = _block_a_bits(self.bits, self.L_x, self.L_t, k)
         # rem.T @ r rounds over m terms (more pieces if its tolerance asks: ``_extend``)
         count = _exact_pieces(self.bits, a, self.L_t)
@@ -353,7 +237,7 @@ class SplitBlock:
             )
         ]  # fmt: skip
         wanted = [[(e, p) for e, p in others if s * a + e < self.bits] for s in range(count)]
-        rights = [torch.cat([p for _, p in w], 1) if w else None for w in wanted]
+        rights = [torch.cat([p for _, p in w], 1) if w and x is not None else None for w in wanted]
         space = workspace if workspace is not None else Workspace()
         *pieces, rem = space.views(count + 1, m, q, A)
         outs = [None if r is None else A.new_empty(m, r.shape[1]) for r in rights]
@@ -371,7 +255,12 @@ class SplitBlock:
                     rest.sub_(hi)
                 if rights[s] is not None:
                     torch.mm(hi, rights[s], out=outs[s][i : i + step])
-            torch.mm(rest, x_hi, out=out_rem[i : i + step])
+            if x is not None:
+                torch.mm(rest, x_hi, out=out_rem[i : i + step])
+        self.pieces = [*pieces, rem]
+        self.fitted = None
+        if x is None:
+            return
         groups = [
             (s * a + e, outs[s][:, j * k : (j + 1) * k])
             for s in range(count)
@@ -379,7 +268,6 @@ class SplitBlock:
         ]
         groups.append((count * a, out_rem))
         self.fitted = _accumulate(groups, self.bits)
-        self.pieces = [*pieces, rem]
 
     def matmul_t(self, R: DD, tolerance: Tensor | None = None, extra: Tensor | None = None) -> DD:
         """``A.T @ (R_hi + R_lo)``, ``R`` a double-double ``(m, k)``; ``tolerance``
@@ -461,9 +349,9 @@ def _bits_for(scale: Tensor, tolerance: Tensor) -> int:
 
 def dd_matmul(A: Tensor, B: DD, *, bits: int = FULL_BITS) -> DD:
     """``A @ B`` to about ``2^-bits`` of ``|A| |B|`` (B a double-double), by GEMMs."""
-    return SplitRows(A, bits=bits).matmul(B)
+    return SplitBlock(A, B, bits=bits).fitted
 
 
 def dd_matmul_t(A: Tensor, R: DD, *, bits: int = FULL_BITS) -> DD:
     """``A.T @ R`` to about ``2^-bits`` of ``|A|.T |R|`` (R a double-double), by GEMMs."""
-    return SplitRows(A, bits=bits).matmul_t(R)
+    return SplitBlock(A, None, bits=bits).matmul_t(R)

@@ -41,7 +41,7 @@ from .ddouble import (
     dd_sum,
 )
 from .linalg import column_norms, extreme_singular_values, inverse_and_kappa
-from .products import SplitRows
+from .products import SplitBlock
 from .rowpasses import RowPasses, chunked, finish_sums, gradient, weighted
 
 _EPS = torch.finfo(torch.float64).eps
@@ -385,7 +385,7 @@ def _gradient(A: Tensor | None, wr: DD, intercept: bool) -> Tensor:
     A = wr[0].new_zeros(wr[0].shape[0], 0) if A is None else A
     g = None
     for X, hi, lo in chunked([(A, wr[0], wr[1])]):
-        gb = gradient(SplitRows(X), (hi, lo), intercept)
+        gb = gradient(SplitBlock(X, None), (hi, lo), intercept)
         g = gb if g is None else dd_add(g, gb)
     return g[0] + g[1]
 

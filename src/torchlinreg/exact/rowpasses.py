@@ -1,11 +1,11 @@
 """Passes over the rows for refinement: residuals, gradients and sums in double-double.
 
-One pass of :class:`RowPasses` reads the rows once, in chunks of at most ``CHUNK_ROWS``, and
-for each chunk splits X once into error-free pieces (NOTE [error-free products] in
-``products.py``) that serve both products it needs: the residual ``r = y - [1 | X] x`` and
-the gradient ``[1 | X].T W r``, each a few GEMMs whatever the number of targets. The same
-pass gathers the chunk's sums of squares, so the pass that finds the correction at rounding
-level also delivers the sums, without another read of the rows.
+One pass of :class:`RowPasses` reads the rows once, in blocks of ``block_rows``, and splits
+each block once into error-free pieces (NOTE [error-free products], NOTE [blocks in cache]
+in ``products.py``) that serve both products it needs: the residual ``r = y - [1 | X] x``
+and the gradient ``[1 | X].T W r``, each a few GEMMs whatever the number of targets. The
+same pass gathers the block's sums of squares, so the pass that finds the correction at
+rounding level also delivers the sums, without another read of the rows.
 
 Example:
     >>> import torch
@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .ddouble import DD, dd_add, dd_add_fast, dd_div_d, dd_from, dd_mul, dd_mul_d, dd_sub, dd_sum
-from .products import BLOCK_VALUES, SplitBlock, SplitRows, Workspace
+from .products import BLOCK_VALUES, SplitBlock, Workspace
 
 # Rows per chunk where rows are read in chunks outside a pass (fitstats' float32 and wide
 # inputs, the gradient of given residuals).
@@ -66,7 +66,7 @@ def columns(x: DD | Tensor, intercept: bool) -> DD | Tensor:
 
 
 def gradient(
-    split: SplitBlock | SplitRows,
+    split: SplitBlock,
     wr: DD,
     intercept: bool,
     tolerance: Tensor | None = None,
@@ -74,10 +74,7 @@ def gradient(
 ) -> DD:
     """``[1 | X].T wr`` in double-double for one split block, ``(c + d, k)``; ``tolerance``
     and ``extra`` as :meth:`SplitBlock.matmul_t` takes them."""
-    if isinstance(split, SplitBlock):
-        g = split.matmul_t(wr, tolerance, extra)
-    else:
-        g = split.matmul_t(wr)
+    g = split.matmul_t(wr, tolerance, extra)
     if not intercept:
         return g
     hi, lo = dd_sum(wr, 0)

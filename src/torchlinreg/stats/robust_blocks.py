@@ -352,6 +352,24 @@ def _warn_without_intercept(results, acc: MeatSums, cov_type: str) -> None:
     )
 
 
+def blocks_covariance(results, blocks, cov_type: str, kw: dict) -> tuple[Tensor, Tensor | None]:
+    """HC0-HC3 or HAC ``(q, q, k)`` from a second pass, with its warnings: that of the raw
+    parameters, and that of the parameters about the offsets where the fit takes them
+    (predictions read it), else None. ``kw`` holds HAC's normalized keywords."""
+    meat = meat_from_blocks(results, blocks, cov_type, kw)
+    _warn_without_intercept(results, meat, cov_type)
+    if meat.leverage_one:
+        from .covariance import _warn_leverage_one
+
+        _warn_leverage_one(meat.leverage_one, cov_type)
+    correction = kw.get("use_correction", False)
+    raw = meat.covariance(df_resid=results.df_resid, use_correction=correction)
+    if meat.inverse is None:
+        return raw, None
+    shifted = meat.covariance(df_resid=results.df_resid, use_correction=correction, raw=False)
+    return raw, shifted
+
+
 def robust_from_blocks(results, blocks, cov_type, rebuild, use_t, cov_kwds: dict):
     """``OLSResults.robust_from_blocks``: HC0-HC3 or HAC from a second pass (``rebuild``
     makes the results object with the new covariance type)."""
@@ -361,17 +379,8 @@ def robust_from_blocks(results, blocks, cov_type, rebuild, use_t, cov_kwds: dict
             "(cluster: cluster_from_blocks(blocks, groups))"
         )
     new = rebuild(cov_type, use_t, cov_kwds)
-    kw = new.cov_kwds
-    meat = meat_from_blocks(results, blocks, new.cov_type, kw)
-    _warn_without_intercept(results, meat, new.cov_type)
-    if meat.leverage_one:
-        from .covariance import _warn_leverage_one
-
-        _warn_leverage_one(meat.leverage_one, new.cov_type)
-    correction = kw.get("use_correction", False)
-    new._robust_cov_basis = meat.covariance(df_resid=results.df_resid, use_correction=correction)
-    if meat.inverse is not None:  # predictions take their variances about the offsets
-        new._robust_about_offsets = meat.covariance(
-            df_resid=results.df_resid, use_correction=correction, raw=False
-        )
+    raw, shifted = blocks_covariance(results, blocks, new.cov_type, new.cov_kwds)
+    new._robust_cov_basis = raw
+    if shifted is not None:  # predictions take their variances about the offsets
+        new._robust_about_offsets = shifted
     return new

@@ -449,9 +449,14 @@ class OLSResults:
     ) -> OLSResults:
         """Cluster-robust results from accumulated ``robust_blocks.ClusterSums`` (merged
         over blocks or ranks)."""
+        from .robust_blocks import cluster_from_sums
+
         kw = {"groups": sums.groups(), "use_correction": use_correction}
         new = self._rebuilt("cluster", use_t, {**kw, "df_correction": df_correction})
-        new._robust_cov_basis = sums.covariance(self._r, use_correction=use_correction)
+        raw, shifted = cluster_from_sums(self, sums, use_correction)
+        new._robust_cov_basis = raw
+        if shifted is not None:  # predictions take their variances about the offsets
+            new._robust_about_offsets = shifted
         return new
 
     def _rebuilt(self, cov_type: str, use_t: bool | None, cov_kwds: dict) -> OLSResults:

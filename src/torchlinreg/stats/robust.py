@@ -161,14 +161,27 @@ def cluster_score_sums(
 
 
 def cluster_covariance_from_sums(
-    R: Tensor, sums: list[Tensor], groups: ClusterCodes, *, nobs: int, use_correction=True
+    R: Tensor,
+    sums: list[Tensor],
+    groups: ClusterCodes,
+    *,
+    nobs: int,
+    use_correction=True,
+    inverse: Tensor | None = None,
 ) -> Tensor:
     """The cluster covariance ``(q, q, k)`` from score sums in the ``A`` basis and the R
-    factor of ``A`` (``s_Q = R^-T s_A``, no rows needed)."""
+    factor of ``A`` (``s_Q = R^-T s_A``, no rows needed). With ``inverse`` (``P``: the
+    sums' rows about the offsets, NOTE [blocks about the offsets] in robust_blocks.py)
+    the covariance is ``P S_Q P'``, that of the raw parameters."""
     parts = []
     for s in sums:
         sq = torch.linalg.solve_triangular(R.T, s.transpose(-1, -2), upper=False)
-        parts.append(_sandwich(R, sq @ sq.transpose(-1, -2)))
+        meat = sq @ sq.transpose(-1, -2)
+        if inverse is None:
+            parts.append(_sandwich(R, meat))
+        else:
+            cov = inverse @ meat @ inverse.T
+            parts.append((cov + cov.transpose(-1, -2)) / 2)
     return _two_way(parts, groups, nobs, R.shape[0], use_correction).permute(1, 2, 0)
 
 

@@ -208,7 +208,8 @@ class SplitBlock:
         self.shape, self.L_x, self.L_t = (m, q), _log2(q), _log2(m)
         self.pieces: list[Tensor] = []
         # |A @ x - fitted| per row and target, at most (NOTE [bits as needed])
-        self.error, self.cut = x_hi.new_zeros(k), False
+        # whether a tolerance took bits from A @ x, and from A.T @ r
+        self.error, self.cut, self.cut_t = x_hi.new_zeros(k), False, False
         if m == 0 or q == 0:
             zero = x_hi.new_zeros(m, k)
             self.fitted: DD | None = None if x is None else (zero, zero.clone())
@@ -221,7 +222,7 @@ class SplitBlock:
         if tolerance is not None:
             bits = min(bits, _bits_for(scale, tolerance))
         self.error = scale * 2.0**-bits
-        self.cut = bits < FULL_BITS  # whether a tolerance took bits away
+        self.cut = bits < FULL_BITS
         self.bits = bits + 6  # margin: the pairs left out add up over a few dozen terms
         a = self.a_bits = _block_a_bits(self.bits, self.L_x, self.L_t, k)
         # rem.T @ r rounds over m terms (more pieces if its tolerance asks: ``_extend``)
@@ -290,7 +291,7 @@ class SplitBlock:
                 self._extend(_exact_pieces(need, a, self.L_t))
             bits = need
             self.error_t = scale * 2.0 ** (6 - bits)
-            self.cut = self.cut or bits - 6 < FULL_BITS
+            self.cut_t = bits - 6 < FULL_BITS
         others = _operand_pieces(r_hi, r_lo, bits, _MANTISSA - a - self.L_t)
         *exact, rem = self.pieces
         groups, more = [], 0 if extra is None else extra.shape[1]

@@ -580,9 +580,10 @@ class Estimates:
 # quarter of the budget (the unrefined sums are estimates);
 # after the pass the bounds the blocks used are checked against the same budget with the
 # pass's own sums, and where one is not met (an estimate far off, a fit nearly exact) the
-# pass is made again at 106 bits (unless it took them all already). Small fits, and fits
-# whose factor is taken about offsets (where the intercept's error is mapped back through
-# every slope), keep 106.
+# pass is made again at 106 bits (unless the bounds that missed had them all already: a
+# target fitted exactly has its rss at rounding level, which no bits reach). Small fits,
+# and fits whose factor is taken about offsets (where the intercept's error is mapped back
+# through every slope), keep 106.
 _TAU = FLOOR * _EPS / 8
 
 
@@ -610,16 +611,27 @@ class _Budget:
         g_tol = self.scale[self.c :, None] * (_TAU * xn * self.low**2 / (4 * math.sqrt(max(d, 1))))
         return r_tol, g_tol / max(est.rows, 1)
 
-    def met(self, error: tuple[Tensor, Tensor], sums: dict[str, Tensor], x: Tensor) -> bool:
-        """Whether the bounds a pass used meet the budget, by its own sums."""
-        err_r2, err_g = error
+    def missed(self, passes: RowPasses, c: int, x: Tensor) -> bool:
+        """Whether the bounds the last pass used miss the budget, by its own sums, where
+        more bits could have met it: the sums rest on the residuals' bits alone, so where
+        every residual took 106 bits already (a target fitted exactly: its rss is at
+        rounding level) they do not ask for the pass again."""
+        cut_r, cut_g = passes.cut
+        if not (cut_r or cut_g):
+            return False
+        err_r2, err_g = passes.error  # type: ignore[misc]
         d_err = torch.linalg.vector_norm(err_g / self.scale[self.c :, None], dim=0)
         moved = err_r2.sqrt() / self.low + d_err / self.low**2
-        ok = bool((moved <= _TAU * self._norm(x)).all())
+        if not bool((moved <= _TAU * self._norm(x)).all()):
+            return True
+        if not cut_r:
+            return False
+        sums = finish_sums(passes.sums, bool(c))  # type: ignore[arg-type]
         for key in ("rss", "ess"):
             v = sums[key].clamp_min(0)
-            ok = ok and bool((2 * (v * err_r2).sqrt() + err_r2 <= _EPS / 8 * v).all())
-        return ok
+            if not bool((2 * (v * err_r2).sqrt() + err_r2 <= _EPS / 8 * v).all()):
+                return True
+        return False
 
 
 def refine_blocks(
@@ -720,11 +732,7 @@ def _refine(
         steps += 1
         tolerance = None if budget is None else budget.tolerance(x)
         g = passes(x, moments=rho is not None, tolerance=tolerance)  # M' g where shifted
-        if (
-            tolerance is not None
-            and passes.cut
-            and not budget.met(passes.error, finish_sums(passes.sums, bool(c)), x)  # type: ignore[union-attr]
-        ):
+        if tolerance is not None and budget.missed(passes, c, x):  # type: ignore[union-attr]
             budget = None  # 106 bits from here on
             g = passes(x, moments=True)
         dxs = torch.linalg.solve_triangular(

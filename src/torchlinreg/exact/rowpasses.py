@@ -171,7 +171,9 @@ class RowPasses:
         # bounds on what the last pass's products left out (NOTE [bits as needed] in
         # products.py): sum w delta_r^2 per target, and |delta g| (d, k)
         self.error: tuple[Tensor, Tensor] | None = None
-        self.cut = False  # whether a block of the last pass took fewer than 106 bits
+        # whether a block of the last pass took fewer than 106 bits for its residuals, and
+        # for its gradient
+        self.cut = (False, False)
 
     def _blocks(self) -> Iterable[tuple[Tensor, Tensor, Tensor | None]]:
         for X, Y, w in self.chunks():
@@ -200,7 +202,7 @@ class RowPasses:
         bounds what the products left out."""
         g, total, h, c = None, None, None, None
         r_tol, g_tol = (None, None) if tolerance is None else tolerance
-        err_r, err_g, self.cut = None, None, False
+        err_r, err_g, cut_r, cut_g = None, None, False, False
         for X, Y, w in self._blocks():
             if self.shift is None:
                 self.shift = self._shift(Y, w)
@@ -221,7 +223,7 @@ class RowPasses:
                 tol = None if g_tol is None else g_tol * X.shape[0]
                 gb = gradient(split, weighted(r, w), self.intercept, tol, right)
                 g = gb if g is None else dd_add(g, gb)
-                self.cut = self.cut or split.cut
+                cut_r, cut_g = cut_r or split.cut, cut_g or split.cut_t
                 eb = getattr(split, "error_t", None)
                 if eb is not None:
                     err_g = eb if err_g is None else err_g + eb
@@ -237,6 +239,7 @@ class RowPasses:
         self.x, self.sums = x, total
         self.moments = None if h is None else (h, c)
         self.error = None if err_r is None or err_g is None else (err_r, err_g)
+        self.cut = (cut_r, cut_g)
         if g is None:
             return None
         s = self.gradient_shift

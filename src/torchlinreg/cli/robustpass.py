@@ -6,14 +6,21 @@ Example:
 
 from __future__ import annotations
 
-from ..stats.streamhc import hc_from_blocks
+from ..estimator.formula_fit import keep_offsets_covariance
+from ..stats.robust_blocks import hc_covariances
 
 
 def store_robust(est, rows, cov_type: str) -> None:
     """Compute the covariance from ``rows`` (blocks ``(X, Y, w)``) and keep it with ``est``:
-    ``results_``, ``summary`` and the model file then report it."""
+    ``results_``, ``summary`` and the model file then report it (and predictions, with
+    the covariance about the offsets: NOTE [robust covariances in model files])."""
     est._results = None
-    est.robust_cov_ = (hc_from_blocks(est.results_, rows, cov_type), cov_type)
+    res = est.results_
+    raw, shifted = hc_covariances(res, rows, cov_type)
+    factor = res._shifted_factor()
+    est.robust_cov_ = (raw, cov_type)
+    if shifted is not None and factor is not None:
+        keep_offsets_covariance(est, shifted, factor.shift)
     est._results = None  # rebuilt with the robust covariance
 
 

@@ -71,6 +71,7 @@ class FormulaMixin:
             from ..stats.streamhc import with_robust
 
             with_robust(res, *robust)
+            _attach_offsets_covariance(self, res, robust)
         if enc is None:
             index = getattr(self, "_row_index", None)
             return res if index is None else label(res, row_index=index)
@@ -100,16 +101,64 @@ def _is_table(X) -> bool:
     return isinstance(X, dict) or (module in ("pandas", "polars", "pyarrow") and X.ndim == 2)
 
 
+def keep_offsets_covariance(estimator, shifted, shift) -> None:
+    """Keep the robust covariance about the offsets ``shift`` with ``robust_cov_`` (which
+    must be set): predictions and the model file take it (NOTE [robust covariances in
+    model files] in stats/robust_blocks.py). It is tied to that very ``robust_cov_``, so
+    a refit that replaces or drops it leaves this one unused."""
+    estimator._robust_offsets = (estimator.robust_cov_, shifted, shift)
+
+
+def _kept_offsets(estimator):
+    kept = getattr(estimator, "_robust_offsets", None)
+    robust = getattr(estimator, "robust_cov_", None)
+    return kept if kept is not None and robust is not None and kept[0] is robust else None
+
+
+def _attach_offsets_covariance(estimator, res, robust) -> None:
+    """Give ``res`` (with_robust's) its covariance about the offsets where the fit takes
+    them: the kept one if it was taken about these offsets, else mapped from the raw one
+    where that keeps the digits; else none, and predictions say so (OLSResults._robust)."""
+    import torch
+
+    from ..stats.robust_blocks import offsets_covariance_from_raw
+
+    factor = res._shifted_factor()
+    if factor is None:
+        return
+    shift = factor.shift.detach().cpu().to(torch.float64)
+    kept = _kept_offsets(estimator)
+    if kept is not None and torch.equal(kept[2].detach().cpu().to(torch.float64), shift):
+        cov = kept[1]
+    else:
+        cov = offsets_covariance_from_raw(robust[0], shift)
+    if cov is not None:
+        res._robust_about_offsets = cov.to(res._r.device, torch.float64)
+
+
 def robust_record(estimator) -> dict[str, Any] | None:
-    """A streamed fit's robust covariance (train --cov-type) as plain JSON."""
+    """A streamed fit's robust covariance (train --cov-type) as plain JSON, with the one
+    about the offsets and the offsets where it was kept (optional keys: files without them
+    still load, and earlier versions ignore them)."""
     from ..stats.streamhc import cov_record
 
     robust = getattr(estimator, "robust_cov_", None)
-    return None if robust is None else cov_record(*robust)
+    if robust is None:
+        return None
+    record = cov_record(*robust)
+    kept = _kept_offsets(estimator)
+    if kept is not None:
+        record["cov_about_offsets"] = cov_record(kept[1], robust[1])["cov"]
+        record["offsets"] = [float(v) for v in kept[2].detach().cpu().reshape(-1)]
+    return record
 
 
 def restore_robust(estimator, path: str, record: Any) -> None:
     """Validate the robust covariance against the loaded state and keep it."""
+    import math
+
+    import torch
+
     from ..stats.streamhc import cov_from_record
 
     # robust covariances are stored for full-rank fits only: the basis is [1 |] X
@@ -117,6 +166,23 @@ def restore_robust(estimator, path: str, record: Any) -> None:
     k = int(estimator.model_.n_targets)
     try:
         estimator.robust_cov_ = cov_from_record(record, q, k)
+        if "cov_about_offsets" in record or "offsets" in record:
+            cov_type = estimator.robust_cov_[1]
+            shifted, _ = cov_from_record(
+                {"cov_type": cov_type, "cov": record.get("cov_about_offsets")}, q, k
+            )
+            offsets = record.get("offsets")
+            if not (
+                isinstance(offsets, list)
+                and len(offsets) == q - 1
+                and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in offsets
+                )
+            ):
+                raise DataError(f"the robust covariance's offsets are not {q - 1} numbers")
+            shift = torch.tensor(offsets, dtype=torch.float64)
+            keep_offsets_covariance(estimator, shifted, shift)
     except DataError as exc:
         raise ModelFileError(f"{path}: {exc}; re-train and save again") from None
 

@@ -391,6 +391,14 @@ class OLSResults:
         shift = None if factor is None else factor.shift
         if shift is None and self._reference is not None:
             shift = self._reference()  # no intercept: a Reference, or None
+        if self._rows is None:  # NOTE [robust covariances in model files] in robust_blocks.py
+            raise DataError(
+                f"the prediction standard errors of this {self.cov_type} fit take its "
+                "covariance about the columns' offsets (far from zero for their spread), "
+                "which it does not hold and has no rows to take again: the covariance of the "
+                "raw parameters (a model file saved before it was kept) has lost those "
+                "digits. Re-train and save again (train --cov-type), or fit in memory"
+            )
         A, e = self._rows() if shift is None else self._rows(shift)
         back = None if shifted else shift  # the map back to the raw parameters, or none
         # NOTE [the residuals HC squares] in covariance.py: without an intercept

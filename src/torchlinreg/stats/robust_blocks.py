@@ -464,3 +464,53 @@ def robust_from_blocks(results, blocks, cov_type, rebuild, use_t, cov_kwds: dict
     if shifted is not None:  # predictions take their variances about the offsets
         new._robust_about_offsets = shifted
     return new
+
+
+def hc_covariances(results, blocks, cov_type: str) -> tuple[Tensor, Tensor | None]:
+    """``streamhc.hc_from_blocks`` keeping both covariances of :func:`blocks_covariance`:
+    a model file stores the one about the offsets too (NOTE [robust covariances in model
+    files]), having no rows to redo it from."""
+    from .streamhc import HC_TYPES
+
+    if cov_type not in HC_TYPES:
+        raise ValueError(f"cov_type must be one of {HC_TYPES}; got {cov_type!r}")
+    if results.aliased:
+        raise DataError(
+            f"{cov_type} covariances need a full-rank design; columns "
+            f"{[results.param_names[a] for a in results.aliased]} are aliased: drop them"
+        )
+    return blocks_covariance(results, blocks, cov_type, {})
+
+
+# NOTE [robust covariances in model files]
+# Predictions of a fit about its offsets take a'Va with the rows and the covariance about the
+# offsets (get_prediction): with the raw rows a column near 1e9 with a spread of 0.01 left
+# mean_se 900x off. A model file of `train --cov-type` held only the raw covariance V, so a
+# loaded model had no rows and no V_s: get_prediction raised a TypeError. Files now store V_s
+# and the offsets it was taken about; the loader uses it where the state gives the same ones.
+# A file without it (or with other offsets) maps V back, V_s = T V T' with T = [[1, s'],
+# [0, I]]: V's first row and column hold s times the slopes' entries, so V_s's leading ones
+# cancel to about gamma (|T| |V| |T|') with gamma = 8 q eps (q-term sums twice, and V's own
+# rounding, which is relative to the same products). Where that passes ACCURACY_WARNING of
+# sqrt(V_s,ii V_s,jj) the digits are gone (near 1e9: V_s,00 is below V_00's rounding) and
+# predictions raise instead (OLSResults._robust); the standard errors of the raw parameters
+# need only V and stay.
+
+
+def offsets_covariance_from_raw(cov: Tensor, shift: Tensor) -> Tensor | None:
+    """``(q, q, k)`` covariance about the offsets ``shift`` ``(q - 1,)`` from that of the raw
+    parameters, or None where it cannot keep ACCURACY_WARNING (NOTE [robust covariances in
+    model files])."""
+    cov = cov.to(torch.float64)
+    q = cov.shape[0]
+    T = torch.eye(q, dtype=torch.float64, device=cov.device)
+    T[0, 1:] = shift.to(cov)
+    V = cov.permute(2, 0, 1)
+    shifted = T @ V @ T.T
+    shifted = (shifted + shifted.transpose(-1, -2)) / 2
+    bound = 8 * q * torch.finfo(torch.float64).eps * (T.abs() @ V.abs() @ T.abs().T)
+    diag = torch.diagonal(shifted, dim1=-2, dim2=-1)
+    scale = (diag[:, :, None] * diag[:, None, :]).sqrt()  # NaN where a variance cancelled < 0
+    if not bool((bound <= ACCURACY_WARNING * scale).all()):  # NaN and inf fail too
+        return None
+    return shifted.permute(1, 2, 0)

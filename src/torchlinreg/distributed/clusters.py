@@ -66,10 +66,82 @@ def merge_cluster_sums(acc: ClusterSums, *, n_targets: int, n_params: int) -> Cl
             part.labels[j] = {key(v): i for i, v in enumerate(values)}
             part.sums[j] = got_sums[r][:size].transpose(0, 1).contiguous()
     counts = allgather(torch.tensor([acc.nobs], dtype=torch.int64))
+    shift = _carry_offsets(acc, parts, counts, n_targets=n_targets, n_params=n_params)
     for r, part in enumerate(parts):
         part.nobs = int(counts[r])
         if part.labels and any(len(t) for t in part.labels):
-            merged.merge(part)
+            merged.merge(part)  # sizes: the largest, sums of squares: added (ClusterSums.merge)
         else:
             merged.nobs += part.nobs
+    merged.shift = shift
     return merged
+
+
+# NOTE [merged cluster sums keep their offsets]
+# Each rank's add_blocks takes its rows about the fit's offsets and records them (shift), and
+# without an intercept keeps the sizes NOTE [blocks without an intercept] bounds the pass with
+# (size: max_i |a_i| . |b| per target; sum_squares: the residuals' squares). The merge built
+# fresh ClusterSums and dropped all three: cluster_from_sums then could not refuse sums of
+# another fit's offsets, and without an intercept warned that the error was unbounded where
+# the ranks had the numbers to bound it. The bound reads the largest row (a max over ranks)
+# and the rms residual over all rows (squares and counts added), so the merge takes those.
+# Offsets are checked, not merged: sums about different offsets cannot be added (another
+# fit's, or a rank that took the raw rows), and every rank sees every rank's offsets, so all
+# raise the same error rather than some waiting in a collective.
+
+
+def _carry_offsets(
+    acc: ClusterSums, parts: list[ClusterSums], counts, *, n_targets: int, n_params: int
+) -> torch.Tensor | None:
+    """Give each rank's part its offsets and sizes, and return the offsets every rank with
+    rows took (DataError where they differ: NOTE [merged cluster sums keep their offsets])."""
+    shift, size, ss = acc.shift, acc.size, acc.sum_squares
+    width = 0 if shift is None else int(shift.numel())
+    if width > n_params:
+        raise DataError(f"the cluster sums' offsets have {width} columns; the fit has {n_params}")
+    flags = torch.tensor([shift is not None, width, size is not None], dtype=torch.int64)
+    values = torch.zeros(n_params, dtype=torch.float64)
+    if shift is not None:
+        values[:width] = shift.detach().reshape(-1).to("cpu", torch.float64)
+    sizes = torch.zeros(2, n_targets, dtype=torch.float64)
+    if size is not None:
+        sizes[0] = size.detach().reshape(-1).to("cpu", torch.float64)
+        sizes[1] = ss.detach().reshape(-1).to("cpu", torch.float64)
+    got_flags, got_values, got_sizes = allgather(flags), allgather(values), allgather(sizes)
+    agreed, first = None, None
+    for r, part in enumerate(parts):
+        has, w, sized = (int(v) for v in got_flags[r])
+        if sized:
+            part.size, part.sum_squares = got_sizes[r][0].clone(), got_sizes[r][1].clone()
+        part.shift = got_values[r][:w].clone() if has else None
+        if not int(counts[r]):  # a rank without rows adds nothing, about any offsets
+            continue
+        if first is None:
+            agreed, first = part.shift, r
+            continue
+        _check_same(first, agreed, r, part.shift)
+    return agreed
+
+
+def _check_same(first: int, a: torch.Tensor | None, r: int, b: torch.Tensor | None) -> None:
+    if a is None and b is None:
+        return
+    if a is None or b is None:
+        raw, about = (first, r) if a is None else (r, first)
+        raise DataError(
+            f"cluster sums across ranks: rank {raw} took the raw rows and rank {about} the "
+            "rows about the fit's offsets; every rank's second pass must be of the same fit"
+        )
+    if a.shape != b.shape:
+        raise DataError(
+            f"cluster sums across ranks: rank {first} took its rows about {a.numel()} "
+            f"offsets and rank {r} about {b.numel()}; every rank's pass must be of the same fit"
+        )
+    differ = (a != b).nonzero().reshape(-1)
+    if differ.numel():
+        j = int(differ[0])
+        raise DataError(
+            "cluster sums across ranks were taken about different offsets: the design's "
+            f"column {j + 1} at {float(a[j])!r} on rank {first} and {float(b[j])!r} on rank "
+            f"{r} (another fit's); every rank's second pass must take the same fit's offsets"
+        )

@@ -35,13 +35,6 @@ HC_TYPES = ("HC0", "HC1", "HC2", "HC3")
 
 def hc_from_blocks(res, blocks, cov_type: str) -> Tensor:
     """``(q, q, k)`` robust covariance in ``res``'s basis from blocks ``(X, Y, w)``."""
-    if cov_type not in HC_TYPES:
-        raise ValueError(f"cov_type must be one of {HC_TYPES}; got {cov_type!r}")
-    if res.aliased:
-        raise DataError(
-            f"{cov_type} covariances need a full-rank design; columns "
-            f"{[res.param_names[a] for a in res.aliased]} are aliased: drop them"
-        )
     # NOTE [streamed HC about the offsets]
     # This pass took the raw rows and R, and residuals Y - A b in float64: a column near
     # 1e9 with a spread of 0.01 (intercept) gave standard errors up to 3.9e-6 from the
@@ -50,9 +43,9 @@ def hc_from_blocks(res, blocks, cov_type: str) -> Tensor:
     # about the fit's offsets before the weights (NOTE [blocks about the offsets]), the
     # residuals in double-double where float64 cancels, and the warning of NOTE [blocks
     # without an intercept] where one pass cannot be accurate.
-    from .robust_blocks import blocks_covariance
+    from .robust_blocks import hc_covariances
 
-    return blocks_covariance(res, blocks, cov_type, {})[0]
+    return hc_covariances(res, blocks, cov_type)[0]
 
 
 def with_robust(res, cov_basis: Tensor, cov_type: str):

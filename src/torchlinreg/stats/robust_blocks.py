@@ -36,6 +36,8 @@ from ..exact.linalg import inverse_and_kappa
 from ..exact.solve import ACCURACY_WARNING
 from .robust import ClusterCodes, cluster_covariance_from_sums
 
+HC_TYPES = ("HC0", "HC1", "HC2", "HC3")
+
 
 class ClusterSums:
     """Per-cluster sums of the whitened scores ``a_i e_i`` for one or two clusterings."""
@@ -470,8 +472,6 @@ def hc_covariances(results, blocks, cov_type: str) -> tuple[Tensor, Tensor | Non
     """``streamhc.hc_from_blocks`` keeping both covariances of :func:`blocks_covariance`:
     a model file stores the one about the offsets too (NOTE [robust covariances in model
     files]), having no rows to redo it from."""
-    from .streamhc import HC_TYPES
-
     if cov_type not in HC_TYPES:
         raise ValueError(f"cov_type must be one of {HC_TYPES}; got {cov_type!r}")
     if results.aliased:

@@ -29,8 +29,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataError
-
-HC_TYPES = ("HC0", "HC1", "HC2", "HC3")
+from .robust_blocks import HC_TYPES, hc_covariances
 
 
 def hc_from_blocks(res, blocks, cov_type: str) -> Tensor:
@@ -43,8 +42,6 @@ def hc_from_blocks(res, blocks, cov_type: str) -> Tensor:
     # about the fit's offsets before the weights (NOTE [blocks about the offsets]), the
     # residuals in double-double where float64 cancels, and the warning of NOTE [blocks
     # without an intercept] where one pass cannot be accurate.
-    from .robust_blocks import hc_covariances
-
     return hc_covariances(res, blocks, cov_type)[0]
 
 

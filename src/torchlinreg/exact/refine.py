@@ -604,14 +604,14 @@ class _Budget:
             return None
         est, root = self.est, math.sqrt(max(self.est.sw, 1e-300))
         xn = self._norm(x)
-        # a quarter of each budget (``met`` allows it all): the estimates may be a little off
+        # a quarter of each budget (``missed`` allows it all): the estimates may be off a little
         sums = torch.minimum(est.rss, est.ess).clamp_min(0).sqrt()
         r_tol = torch.minimum(_TAU * xn * self.low / (4 * root), _EPS / 64 * sums / root)
         d = self.scale.shape[0] - self.c
         g_tol = self.scale[self.c :, None] * (_TAU * xn * self.low**2 / (4 * math.sqrt(max(d, 1))))
         return r_tol, g_tol / max(est.rows, 1)
 
-    def missed(self, passes: RowPasses, c: int, x: Tensor) -> bool:
+    def missed(self, passes: RowPasses, x: Tensor) -> bool:
         """Whether the bounds the last pass used miss the budget, by its own sums, where
         more bits could have met it: the sums rest on the residuals' bits alone, so where
         every residual took 106 bits already (a target fitted exactly: its rss is at
@@ -626,7 +626,7 @@ class _Budget:
             return True
         if not cut_r:
             return False
-        sums = finish_sums(passes.sums, bool(c))  # type: ignore[arg-type]
+        sums = finish_sums(passes.sums, bool(self.c))  # type: ignore[arg-type]
         for key in ("rss", "ess"):
             v = sums[key].clamp_min(0)
             if not bool((2 * (v * err_r2).sqrt() + err_r2 <= _EPS / 8 * v).all()):
@@ -732,7 +732,7 @@ def _refine(
         steps += 1
         tolerance = None if budget is None else budget.tolerance(x)
         g = passes(x, moments=rho is not None, tolerance=tolerance)  # M' g where shifted
-        if tolerance is not None and budget.missed(passes, c, x):  # type: ignore[union-attr]
+        if tolerance is not None and budget.missed(passes, x):  # type: ignore[union-attr]
             budget = None  # 106 bits from here on
             g = passes(x, moments=True)
         dxs = torch.linalg.solve_triangular(

@@ -105,7 +105,7 @@ def test_an_aliased_float32_column_gives_the_float64_minimum_norm_fit():
 
 @pytest.mark.parametrize("method", ["qr", "gram"])
 def test_statistics_of_float32_rows_never_convert_all_rows_at_once(method):
-    rows, d = 10_000, 4  # small enough to be refined (NOTE [refinement policy])
+    rows, d = 40_000, 4  # refined (forced), in more than one block of block_rows(4, 1)
     g = torch.Generator().manual_seed(3)
     X = torch.randn(rows, d, generator=g) * 3 + 100
     y = X @ torch.arange(1.0, d + 1) + torch.randn(rows, generator=g)

@@ -40,7 +40,7 @@ from ..exact.refine import (
     shifted_factor,
     working_kappa,
 )
-from ..exact.rowpasses import CHUNK_ROWS, block_rows
+from ..exact.rowpasses import block_rows
 from ..exact.solve import ACCURACY_WARNING
 from .covariance import Reference, about_reference, reference_columns, reference_inverse
 
@@ -312,7 +312,7 @@ def _gram_factor_trusted(kappa: float) -> bool:
 # The statistics must not cost a copy of the rows up front. X and Y keep the dtype they came
 # in (float32 rows are not converted whole: the state absorbed them block by block, in
 # float64); what reads the rows again converts a block at a time: refinement gets float64
-# blocks of at most CHUNK_ROWS rows and 2^20 values (``block_rows``: each block is split
+# blocks of at most 2^20 values, those a pass takes (``block_rows``: each block is split
 # into several float64 copies, and 4096 rows at 4,000 columns were 1 GB; the products are
 # double-double either way, so the numbers agree to rounding), and the design for
 # residuals, HC covariances and leverage is built in float64 when asked for. Only the Gram
@@ -345,7 +345,7 @@ def _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, kappa=None, s
     intercept = solution.intercept if every else solution.intercept[targets]
     # blocks no larger than a pass takes (NOTE [blocks in cache] in exact/products.py),
     # converted one at a time; float64 rows go whole and the pass cuts its own blocks
-    rows = min(CHUNK_ROWS, block_rows(X.shape[1], len(targets)))
+    rows = block_rows(X.shape[1], len(targets))
     whole = X.dtype == Y.dtype == torch.float64 and not aliased
     if whole:
         Yt = Y if every else Y[:, targets]

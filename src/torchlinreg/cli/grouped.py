@@ -28,7 +28,7 @@ import torch
 
 from ..errors import DataError, ModelFileError
 from ..files.io import write_table, write_table_blocks
-from ..files.keys import KeyStream, at_file_row, file_row, is_numeric, order_keys, text_labels
+from ..files.keys import KeyStream, block_lines, file_row, is_numeric, order_keys, text_labels
 from ..files.rawblocks import raw_blocks
 from ..files.tables import open_table
 from ..files.tensorfile import load_tensors, save_tensors
@@ -340,10 +340,7 @@ class GroupedModel:
         if self.text is None:
             kinds[self.by] = "number"
         for batch, first_row, path in raw_blocks(source, cols, block_rows):
-            try:
-                frame = to_frame(batch, kinds, path, first_row)
-            except DataError as exc:
-                raise at_file_row(exc, source) from None
+            frame = to_frame(batch, kinds, path, block_lines(source, path, first_row))
             X = frame[self.features].to_numpy(dtype=np.float64, na_value=np.nan)
             if self.text is None:
                 keys = frame[self.by].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -558,10 +555,8 @@ def evaluate(
             y = rows.numbers(model.target)
             w = None
             if weight_col:
-                try:
-                    w = pd_numbers(rows.frame[weight_col], weight_col, rows.path, rows.first_row)
-                except DataError as exc:
-                    raise at_file_row(exc, source) from None
+                line = block_lines(source, rows.path, rows.first_row)
+                w = pd_numbers(rows.frame[weight_col], weight_col, rows.path, line)
             lacking = ~np.isfinite(y) | (False if w is None else ~np.isfinite(w))
             pred = rows.predict()
             ok = left.add_block(rows, pred, lacking)

@@ -18,7 +18,7 @@ import torch
 from ..errors import DataError, ModelFileError
 from ..estimator.modelfile import load
 from ..files.io import write_table_blocks
-from ..files.keys import at_file_row, file_row
+from ..files.keys import block_lines
 from ..files.rawblocks import raw_blocks
 from ..files.tables import open_table
 from ..stats.metrics import StreamingMetrics
@@ -48,10 +48,8 @@ def _plain_rows(model, source, keep: list[str], missing: str, block_rows: int):
     kinds = dict.fromkeys(features, "number")
     extra = [c for c in keep if c not in features]
     for batch, first_row, path in raw_blocks(source, [*features, *extra], block_rows):
-        try:
-            frame = to_frame(batch, kinds, path, first_row)
-        except DataError as exc:
-            raise at_file_row(exc, source) from None
+        line = block_lines(source, path, first_row)
+        frame = to_frame(batch, kinds, path, line)
         X = frame[features].to_numpy(dtype=np.float64, na_value=np.nan)
         bad = ~np.isfinite(X)
         if missing == "raise" and bad.any():
@@ -59,7 +57,7 @@ def _plain_rows(model, source, keep: list[str], missing: str, block_rows: int):
             raise DataError(
                 "a missing value; fill it, or pass --missing keep to predict such rows as empty",
                 path=path,
-                row=file_row(source, path, first_row + int(i)),
+                row=line(int(i)),
                 column=features[j],
             )
         yield X, frame
@@ -149,7 +147,8 @@ def columns_encoding(model, source, block_rows: int):
     formula += "" if model.fit_intercept else " - 1"
     batch, first_row, path = next(iter(raw_blocks(source, names, block_rows)))
     kinds = dict.fromkeys(names, "number")
-    enc, _ = Encoding.fit(formula, to_frame(batch, kinds, path, first_row), missing="drop")
+    frame = to_frame(batch, kinds, path, block_lines(source, path, first_row))
+    enc, _ = Encoding.fit(formula, frame, missing="drop")
     enc.kinds = kinds
     return enc
 

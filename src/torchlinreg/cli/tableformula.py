@@ -9,17 +9,22 @@ block by block with that encoding, exactly as ``fit_formula`` encodes a DataFram
 
 Stateful transforms (``center``, ``scale``, ``poly``...) need every row when they are
 learned: a formula with one is refused here (fit it in Python with ``fit_formula``).
+
+A message names a row by its file line (NOTE [CSV row numbers] in ``files/csvfile.py``):
+the functions that read a block take ``line``, row ``i`` of the block -> its file line
+(:func:`~torchlinreg.files.keys.block_lines`), and their callers pass the message on as it is.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import DataError
+from ..files.keys import block_lines
 from ..files.rawblocks import raw_blocks
 from ..formula.columns import used_names
 from ..formula.encoding import Design, Encoding
@@ -113,9 +118,9 @@ def _typed_levels(values: set, kind: str) -> list:
     return sorted(values, key=lambda v: (str(type(v)), v))
 
 
-def to_frame(batch, kinds: dict[str, str], path: str, first_row: int):
+def to_frame(batch, kinds: dict[str, str], path: str, line: Callable[[int], int]):
     """A raw block as a DataFrame of the training kinds (a value of the wrong kind is a
-    one-line error naming file, row and column)."""
+    one-line error naming file, line ``line(i)`` of its row ``i`` and column)."""
     import pandas as pd
 
     frame = batch.to_pandas()
@@ -140,7 +145,7 @@ def to_frame(batch, kinds: dict[str, str], path: str, first_row: int):
                 f"{col.iloc[i]!r} is not a {kind} value, as this column held in training; "
                 "fix the value or the column",
                 path=path,
-                row=first_row + i,
+                row=line(i),
                 column=c,
             )
         frame[c] = num if kind == "number" else num.astype(object)
@@ -163,7 +168,7 @@ def learn_encoding(source, formula: str, weight_col: str | None, block_rows: int
 
     columns, kinds, levels = learn(source, formula, weight_col, block_rows)
     batch, first_row, path = next(iter(raw_blocks(source, columns, block_rows)))
-    proto = to_frame(batch, kinds, path, first_row)
+    proto = to_frame(batch, kinds, path, block_lines(source, path, first_row))
     for c, cats in levels.items():
         proto[c] = pd.Categorical(proto[c], categories=cats)
     enc, _ = Encoding.fit(formula, proto, missing="drop")
@@ -187,7 +192,7 @@ def encoded_blocks(
     keep: list[str] = (),
     block_rows: int | None = None,
 ) -> Iterator[EncodedBlock]:
-    """Each block of the file encoded with ``enc``; errors name the file's row."""
+    """Each block of the file encoded with ``enc``; errors name the file's line."""
     columns = [c for c in enc.kinds if c in source.column_names]
     if not targets:
         from formulaic import Formula
@@ -196,7 +201,8 @@ def encoded_blocks(
         columns = [c for c in columns if c in rhs_only]
     extra = [c for c in [*keep, weight_col] if c and c not in columns]
     for batch, first_row, path in raw_blocks(source, [*columns, *extra], block_rows):
-        frame = to_frame(batch, enc.kinds, path, first_row)
+        line = block_lines(source, path, first_row)
+        frame = to_frame(batch, enc.kinds, path, line)
         try:
             design = enc.design(frame, missing=missing, targets=targets)
         except DataError as exc:
@@ -204,12 +210,11 @@ def encoded_blocks(
             if row is None:
                 raise DataError(str(exc), path=path) from None
             message = re.sub(r" at row \d+ \(counting from 1\)", "", str(exc))
-            raise DataError(
-                message, path=path, row=first_row + row - 1, column=getattr(exc, "column", None)
-            ) from None
+            column = getattr(exc, "column", None)
+            raise DataError(message, path=path, row=line(row - 1), column=column) from None
         w = None
         if weight_col:
-            w = pd_numbers(frame[weight_col], weight_col, path, first_row)[design.rows]
+            w = pd_numbers(frame[weight_col], weight_col, path, line)[design.rows]
             if missing == "drop" and np.isnan(w).any():
                 design = _without(design, ~np.isnan(w))
                 w = w[~np.isnan(w)]
@@ -229,22 +234,23 @@ def _without(design: Design, keep: np.ndarray) -> Design:
     )
 
 
-def pd_numbers(col, name: str, path: str, first_row: int) -> np.ndarray:
+def pd_numbers(col, name: str, path: str, line: Callable[[int], int]) -> np.ndarray:
+    """A column as float64 numbers (missing: NaN); a non-number or a negative value (a
+    weight) is an error naming line ``line(i)`` of its row ``i``."""
     import pandas as pd
 
     num = np.array(pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64))
     bad = np.isnan(num) & col.notna().to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{col.iloc[i]!r} is not a number", path=path, row=first_row + i, column=name
-        )
+        raise DataError(f"{col.iloc[i]!r} is not a number", path=path, row=line(i), column=name)
     if (num < 0).any():
         i = int(np.flatnonzero(num < 0)[0])
         raise DataError(
-            f"negative weight {num[i]!r}; sample weights must be >= 0",
+            # float(): numpy 2 writes a numpy scalar's repr as np.float64(-2.0)
+            f"negative weight {float(num[i])!r}; sample weights must be >= 0",
             path=path,
-            row=first_row + i,
+            row=line(i),
             column=name,
         )
     return num

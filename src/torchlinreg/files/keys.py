@@ -44,15 +44,11 @@ def file_row(source, path: str, row: int) -> int:
     return row
 
 
-def at_file_row(exc: DataError, source) -> DataError:
-    """``exc``, raised with a nominal row (a block's first row + an index), naming the
-    file line instead: readers of raw blocks (``cli/tableformula.py``) count only rows."""
-    if exc.path is None or exc.row is None:
-        return exc
-    where = str(DataError("", path=exc.path, row=exc.row, column=exc.column))
-    message = str(exc).removeprefix(where)
-    row = file_row(source, exc.path, exc.row)
-    return DataError(message, path=exc.path, row=row, column=exc.column)
+def block_lines(source, path: str, first_row: int) -> Callable[[int], int]:
+    """Row ``i`` of the block of ``path`` that starts at nominal row ``first_row`` -> its
+    file line: what readers of raw blocks (``cli/tableformula.py``) name in a message, so
+    that no caller converts their rows again."""
+    return lambda i: file_row(source, path, first_row + i)
 
 
 class KeyStream:

@@ -301,16 +301,38 @@ def locate_error(
     )
 
 
+def locate_fields(
+    path: str, names: list[str], delimiter: str, gz: bool, rows_done: int
+) -> DataError | None:
+    """The first row after ``rows_done`` data rows whose field count is not the header's.
+
+    Unlike :func:`locate_error` no value is checked: a caller reading text columns (a
+    formula's categories) must not have them flagged as non-numbers. None when every row has
+    the header's count or the csv module cannot re-read the file; the caller then keeps its
+    own message.
+    """
+    try:
+        for index, line, row in _data_records(path, delimiter, gz):
+            if index >= rows_done and len(row) != len(names):
+                return wrong_fields(path, line, len(names), len(row))
+    except (csv.Error, OSError, EOFError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def wrong_fields(path: str, row: int, expected: int, found: int) -> DataError:
+    return DataError(
+        f"expected {expected} fields, found {found}; every row needs one value per header column",
+        path=path,
+        row=row,
+    )
+
+
 def _check_row(
     path: str, names: list[str], wanted: list[int], lineno: int, row: list[str]
 ) -> DataError | None:
     if len(row) != len(names):
-        return DataError(
-            f"expected {len(names)} fields, found {len(row)}; every row needs one value per "
-            "header column",
-            path=path,
-            row=lineno,
-        )
+        return wrong_fields(path, lineno, len(names), len(row))
     for j in wanted:
         if any("\udc80" <= ch <= "\udcff" for ch in row[j]):
             return DataError(

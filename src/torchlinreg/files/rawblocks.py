@@ -60,8 +60,10 @@ def _csv_text(f: CsvFile, columns: list[str], block_rows: int):
         f.block_bytes,
     )
     row, pending, n_pending = 2, [], 0  # NOTE [CSV row numbers] in csvfile.py
+    rows_read = 0
     try:
         for batch in batches:
+            rows_read += batch.num_rows
             pending.append(batch)
             n_pending += batch.num_rows
             while n_pending >= block_rows:
@@ -71,6 +73,14 @@ def _csv_text(f: CsvFile, columns: list[str], block_rows: int):
                 rest = merged.slice(block_rows)
                 pending, n_pending = [rest], rest.num_rows
     except (pa.ArrowException, OSError, ValueError) as exc:
+        # pyarrow counts rows its own way (blank lines out, a block's rows from 1); the
+        # numeric route names the file's line, so a row of the wrong width is found there the
+        # same way. Only for parse errors: after a bad value in an earlier block, a wrong
+        # width further on is not what stopped the read.
+        if "CSV parse error" in str(exc):
+            found = csvfile.locate_fields(f.path, f.column_names, f.delimiter, f.gz, rows_read)
+            if found is not None:
+                raise found from None
         raise DataError(f"cannot read rows from {row} on ({exc})", path=f.path) from None
     if n_pending:
         yield merge_batches(pending), row, f.path

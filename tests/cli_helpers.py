@@ -124,3 +124,15 @@ def statsmodels_by_group(train: pd.DataFrame, new: pd.DataFrame, by: str = "stor
         m = (new[by] == label).to_numpy()
         want[m] = ref.predict(sm.add_constant(new.loc[m, ["x1", "x2"]], has_constant="add"))
     return want
+
+
+def write_lines(path: Path, lines: list[str], layout: str) -> tuple[Path, int]:
+    """``lines`` written as a CSV file (CRLF where ``layout`` says so), and the line of the
+    one row ending ",BAD", counted as an editor counts: a value's own "\\n" starts a line in
+    a CRLF file too."""
+    newline = "\r\n" if "CRLF" in layout else "\n"
+    content = newline.join(lines) + newline
+    path.write_bytes(content.encode())
+    found = [n for n, line in enumerate(content.splitlines(), 1) if line.endswith(",BAD")]
+    assert len(found) == 1
+    return path, found[0]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli_helpers import cli, write
+from cli_helpers import cli, write, write_lines
 from torchlinreg.cli.app import run
 
 HEADER = "g,x1,flag,y,w,note"
@@ -53,13 +53,7 @@ def _write(path, layout: str, bad: dict[str, str]):
             lines.append(_line(_cells(i), next(multi) if what == "multi" else "ok"))
         else:
             lines.append("")
-    newline = "\r\n" if "CRLF" in layout else "\n"
-    content = newline.join(lines) + newline
-    path.write_bytes(content.encode())
-    # as an editor counts lines: a value's own "\n" starts a line in a CRLF file too
-    found = [n for n, line in enumerate(content.splitlines(), 1) if line.endswith(",BAD")]
-    assert len(found) == 1
-    return path, found[0]
+    return write_lines(path, lines, layout)
 
 
 def _train_frame(n: int = 60) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli_helpers import cli, write
+from cli_helpers import cli, write, write_lines
 
 HEADER = "store,x1,x2,y,w,note"
 LABELS = {1: "north", 2: "south", 3: "east"}
@@ -74,13 +74,7 @@ def _write(path, layout: str, bad: str, text: bool, weight: str = "1"):
             lines.append(_good(i, text, next(multi) if what == "multi" else "ok"))
         else:
             lines.append("")
-    newline = "\r\n" if "CRLF" in layout else "\n"
-    content = newline.join(lines) + newline
-    path.write_bytes(content.encode())
-    # as an editor counts lines: a value's own "\n" starts a line in a CRLF file too
-    found = [n for n, line in enumerate(content.splitlines(), 1) if line.endswith(",BAD")]
-    assert len(found) == 1
-    return path, found[0]
+    return write_lines(path, lines, layout)
 
 
 def _message(r, command: str) -> str:

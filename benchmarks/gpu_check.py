@@ -100,6 +100,16 @@ def build_checks(X, Y, w, quick: bool) -> list[Check]:
         assert bool(torch.isfinite(se).all()), "non-finite standard errors"
         return m.coef_, torch.cat([m.intercept_, pred[:, 0]])
 
+    def refined(device):
+        # a forced refinement of a large fit: its passes take bits as needed (NOTE [bits in
+        # refinement]), the budget's estimates come from the CPU statistics
+        from torchlinreg.stats.results import OLSResults
+
+        Xd, Yd, wd = data(device)
+        state, sol = fit_exact(Xd, Yd, sample_weight=wd)
+        res = OLSResults.from_fit(Xd, Yd, wd, True, state, sol, refine=True)
+        return torch.as_tensor(res.params), torch.as_tensor(res.bse)
+
     def merged(device):
         Xd, Yd, wd = data(device)
         half = Xd.shape[0] // 2
@@ -143,6 +153,7 @@ def build_checks(X, Y, w, quick: bool) -> list[Check]:
         Check("exact gram, weighted, float64", exact("gram"), 1e-8),
         Check("exact qr, float32 compute", exact("qr", torch.float32), 1e-3),
         Check("LinearRegression() + results_ + predict", estimator, 1e-10),
+        Check("refined statistics (bits as needed)", refined, 1e-10),
         Check("two states merged", merged, 1e-10),
         Check("grouped OLS, one fit per group, weighted", grouped, 1e-10),
         Check("rolling OLS, window 250", rolling, 1e-8),

@@ -605,7 +605,8 @@ class _Budget:
         est, root = self.est, math.sqrt(max(self.est.sw, 1e-300))
         xn = self._norm(x)
         # a quarter of each budget (``missed`` allows it all): the estimates may be off a little
-        sums = torch.minimum(est.rss, est.ess).clamp_min(0).sqrt()
+        # the estimates come from the statistics (on the CPU); the pass runs where x is
+        sums = torch.minimum(est.rss.to(xn), est.ess.to(xn)).clamp_min(0).sqrt()
         r_tol = torch.minimum(_TAU * xn * self.low / (4 * root), _EPS / 64 * sums / root)
         d = self.scale.shape[0] - self.c
         g_tol = self.scale[self.c :, None] * (_TAU * xn * self.low**2 / (4 * math.sqrt(max(d, 1))))

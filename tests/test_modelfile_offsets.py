@@ -186,3 +186,13 @@ def test_a_damaged_covariance_about_the_offsets_is_refused(capsys, tmp_path, cha
     save_tensors(bad, tensors, meta)
     with pytest.raises(ModelFileError, match="re-train and save again"):
         tlr.load(bad)
+
+
+def test_a_refit_forgets_the_covariance_about_the_offsets(capsys, tmp_path):
+    # the loaded model holds it beside robust_cov_; a refit of the same estimator on other
+    # rows learns afresh and must not carry it (nor its robust_cov_) over
+    data, X, Y = _write(tmp_path, 1e9, 0.01)
+    est = tlr.load(_train(capsys, tmp_path, data, "--cov-type", "HC1"))
+    assert getattr(est, "_robust_offsets", None) is not None  # the premise
+    est.fit(X[:200], Y[:200])
+    assert not hasattr(est, "_robust_offsets") and not hasattr(est, "robust_cov_")

@@ -248,6 +248,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
             "formula_encoding_",
             "_row_index",
             "robust_cov_",
+            "_robust_offsets",  # the robust covariance about the offsets (formula_fit.py)
             "_unrefined_warned",
         ):
             if hasattr(self, key):

@@ -230,7 +230,7 @@ class SplitBlock:
         # x's pieces in A's units: A's column j lies on col_j's grid, x_j's pieces on the
         # grid of x_j col_j, so each product term sits on one grid per row (exact sums)
         colT = col.T
-        others = [
+        others = [] if x is None else [
             (e, p / colT)
             for e, p in _operand_pieces(
                 x_hi * colT, None if x_lo is None else x_lo * colT, self.bits,
@@ -238,7 +238,7 @@ class SplitBlock:
             )
         ]  # fmt: skip
         wanted = [[(e, p) for e, p in others if s * a + e < self.bits] for s in range(count)]
-        rights = [torch.cat([p for _, p in w], 1) if w and x is not None else None for w in wanted]
+        rights = [torch.cat([p for _, p in w], 1) if w else None for w in wanted]
         space = workspace if workspace is not None else Workspace()
         *pieces, rem = space.views(count + 1, m, q, A)
         outs = [None if r is None else A.new_empty(m, r.shape[1]) for r in rights]

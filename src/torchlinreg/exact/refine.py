@@ -42,7 +42,7 @@ from .ddouble import (
 )
 from .linalg import column_norms, extreme_singular_values, inverse_and_kappa
 from .products import SplitBlock
-from .rowpasses import RowPasses, chunked, finish_sums, gradient, weighted
+from .rowpasses import RowPasses, block_rows, chunked, finish_sums, gradient, weighted
 
 _EPS = torch.finfo(torch.float64).eps
 
@@ -380,11 +380,11 @@ def _intercept_risk(x: Tensor, scale: Tensor, err: Tensor, offsets: Tensor, p: i
 
 
 def _gradient(A: Tensor | None, wr: DD, intercept: bool) -> Tensor:
-    """``[1 | A].T @ wr`` in double-double (GEMMs on error-free pieces, by row chunks),
+    """``[1 | A].T @ wr`` in double-double (GEMMs on error-free pieces, by row blocks),
     rounded to float64; shape ``(q, k)``."""
     A = wr[0].new_zeros(wr[0].shape[0], 0) if A is None else A
     g = None
-    for X, hi, lo in chunked([(A, wr[0], wr[1])]):
+    for X, hi, lo in chunked([(A, wr[0], wr[1])], block_rows(A.shape[1], wr[0].shape[1])):
         gb = gradient(SplitBlock(X, None), (hi, lo), intercept)
         g = gb if g is None else dd_add(g, gb)
     return g[0] + g[1]
@@ -604,8 +604,8 @@ class _Budget:
             return None
         est, root = self.est, math.sqrt(max(self.est.sw, 1e-300))
         xn = self._norm(x)
-        # a quarter of each budget (``missed`` allows it all): the estimates may be off a little
-        # the estimates come from the statistics (on the CPU); the pass runs where x is
+        # a quarter of each budget (``missed`` allows it all): the estimates may be off a
+        # little; they come from the statistics (on the CPU), the pass runs where x is
         sums = torch.minimum(est.rss.to(xn), est.ess.to(xn)).clamp_min(0).sqrt()
         r_tol = torch.minimum(_TAU * xn * self.low / (4 * root), _EPS / 64 * sums / root)
         d = self.scale.shape[0] - self.c

@@ -27,9 +27,6 @@ from torch import Tensor
 from .ddouble import DD, dd_add, dd_add_fast, dd_div_d, dd_from, dd_mul, dd_mul_d, dd_sub, dd_sum
 from .products import BLOCK_VALUES, SplitBlock, Workspace
 
-# Rows per chunk where rows are read in chunks outside a pass (fitstats' float32 and wide
-# inputs, the gradient of given residuals).
-CHUNK_ROWS = 4096
 # A block's residuals (rows x targets) and their dozen double-double temporaries stay small
 RESIDUAL_VALUES = 1 << 15
 
@@ -138,7 +135,7 @@ def finish_sums(s: dict[str, DD], fit_intercept: bool) -> dict[str, Tensor]:
     }
 
 
-def chunked(blocks: Iterable[tuple[Tensor, Tensor, Tensor | None]], rows: int = CHUNK_ROWS):
+def chunked(blocks: Iterable[tuple[Tensor, Tensor, Tensor | None]], rows: int):
     """Blocks cut into chunks of at most ``rows`` rows (views, no copies)."""
     for X, Y, w in blocks:
         for start in range(0, X.shape[0], rows):
@@ -214,6 +211,7 @@ class RowPasses:
             sw = float(Y.shape[0]) if w is None else float(w.sum())
             e = sw * split.error.square()
             err_r = e if err_r is None else err_r + e
+            cut_r = cut_r or split.cut
             sb = block_sums(
                 Y, r, w, self.shift, y_too=self._y_sums is None, fitted_too=not self.intercept
             )
@@ -223,10 +221,8 @@ class RowPasses:
                 tol = None if g_tol is None else g_tol * X.shape[0]
                 gb = gradient(split, weighted(r, w), self.intercept, tol, right)
                 g = gb if g is None else dd_add(g, gb)
-                cut_r, cut_g = cut_r or split.cut, cut_g or split.cut_t
-                eb = getattr(split, "error_t", None)
-                if eb is not None:
-                    err_g = eb if err_g is None else err_g + eb
+                cut_g = cut_g or split.cut_t
+                err_g = split.error_t if err_g is None else err_g + split.error_t
             if moments:  # X.T @ right came with the gradient's GEMMs
                 both = split.extra_t if gradient_too else X.T @ right
                 hb, cb = _moments(both, right, self.intercept)

@@ -329,7 +329,7 @@ def _centered_tss(Y: Tensor, w: Tensor | None) -> np.ndarray:
 
 def _refine(X, Y, w, fit_intercept, R, solution, targets, aliased, kappa=None, sums=None):
     """Refine ``targets`` against the rows (``exact.refine``), reading them in float64
-    chunks where X is not float64, has aliased columns or is wide (NOTE [memory of the
+    blocks where X is not float64 or has aliased columns (NOTE [memory of the
     statistics]); otherwise as one float64 matrix, as ``refine_solution`` takes it. A large
     fit (``kappa`` given) passes the unrefined ``sums`` on (NOTE [bits in refinement])."""
     every = len(targets) == Y.shape[1]

@@ -251,6 +251,9 @@ def estimated_errors(
     only). ``policy=False`` gives the estimate a warning quotes: the normal equations'
     error is about ``eps kappa (1 + |r| / (|A| |x|))`` with kappa the Gram's, which
     measured within 10x of the actual error where the cautious bound was 10^4 over.
+    The policy's error is relative to the coefficient or to its standard error, whichever
+    is larger, where a state gives the row count (NOTE [errors next to the standard
+    error]); a warning's, to the coefficient (down to ``floor`` of the norm).
 
     Example:
         >>> x = torch.linspace(-1, 1, 100, dtype=torch.float64)[:, None]
@@ -271,15 +274,50 @@ def estimated_errors(
     x = torch.linalg.solve_triangular(rxx, R[:p, p:], upper=True) * scale[:, None]
     xnorm = torch.linalg.vector_norm(x, dim=0).clamp_min(torch.finfo(R.dtype).tiny)
     rnorm = column_norms(R[p:, p:])
+    # the policy only (NOTE [errors next to the standard error]); a warning's quote stays
+    # relative to the coefficient
+    n = getattr(state_or_r, "n_samples", None) if policy else None
+    sigma = _sigma(rnorm, n, p)
     squared = policy or getattr(state_or_r, "method", "qr") != "gram"
     risk = kappa + (kappa**2 if squared else kappa) * rnorm / (top * xnorm)  # normwise
     err = _EPS * risk * xnorm  # (k,) absolute error of each column-scaled coefficient
     if not policy:  # NOTE [a warning's constant]
         err = err * _WARNING_CONSTANT * p
-    rel = err / torch.maximum(x.abs(), floor * xnorm)  # (p, k)
+    # NOTE [errors next to the standard error]
+    rel = err / torch.maximum(torch.maximum(x.abs(), floor * xnorm), sigma)  # (p, k)
     if offsets is not None and p > 1:
-        rel[0] = _intercept_risk(x, scale, err, offsets, p, floor)
+        rel[0] = _intercept_risk(x, scale, err, offsets, p, floor, sigma, rxx)
     return rel.amax(dim=0).tolist(), kappa
+
+
+# NOTE [errors next to the standard error]
+# The first-order bound's residual term, eps kappa^2 |r| / top in column-scaled units,
+# grows like sqrt(n) (|r| does), while a coefficient with nothing to fit shrinks like
+# 1/sqrt(n): taken relative to the coefficient alone (down to FLOOR of the norm), a target
+# unrelated to X was flagged from about a million rows, and one orthogonal to X (residuals
+# regressed on the same X) at any size, its coefficients being rounding noise: its
+# default fit took 6x (QR) and 13x (Gram) an ordinary one, three passes over the rows for
+# digits far below the standard error. Each coefficient's error is now also taken relative
+# to its standard error, or rather to sigma = sqrt(rss / (n - p)), which is below every
+# column-scaled standard error (``(R'R)^-1_jj >= 1 / (R'R)_jj``, so ``scale_j se_j >=
+# sigma``); the intercept of a shifted fit takes half its own (one solve with R). An
+# estimate under 1e-12 thus means 12 digits of the coefficient, or of its standard error
+# where that is larger: t values, p values and interval bounds to about 12 digits. A large
+# fit's refinement aims at the same (NOTE [bits in refinement], NOTE [one certified step]);
+# small fits (the NIST sets) refine whatever the estimate says. Without a row count (a
+# bare R tensor) or residual degrees of freedom, sigma is 0 and the floor is the old one.
+# A warning's estimate (``policy=False``, fits that cannot be refined) keeps the old
+# floor: it quotes how far off the coefficient itself may be.
+# The residual term still grows like sqrt(n) against sigma, so a noise target is flagged
+# again from about eps^-2 1e-24 top^2 / kappa^4 rows (2e7 at kappa = 1.5, top = 1.5).
+
+
+def _sigma(rnorm: Tensor, n: int | None, p: int) -> Tensor:
+    """``sqrt(rss / (n - p))`` per target from the residual norms, 0 without ``n - p > 0``
+    (NOTE [errors next to the standard error])."""
+    if n is None or n <= p:
+        return torch.zeros_like(rnorm)
+    return rnorm / math.sqrt(n - p)
 
 
 def _working_conditioning(state_or_r: object, p: int):
@@ -362,11 +400,16 @@ def _carry_sums(passes: RowPasses, R: Tensor, dxs: Tensor, dx: Tensor, gs: Tenso
             sums[key] = dd_add(sums[key], (v, torch.zeros_like(v)))  # type: ignore[index]
 
 
-def _intercept_risk(x: Tensor, scale: Tensor, err: Tensor, offsets: Tensor, p: int, floor):
+def _intercept_risk(
+    x: Tensor, scale: Tensor, err: Tensor, offsets: Tensor, p: int, floor, sigma: Tensor,
+    rxx: Tensor,
+):  # fmt: skip
     """Relative error of the real intercept ``b0 = x0 + s_y - s_x . coef`` of a shifted fit.
 
     The factor was taken about offsets ``s``: the intercept it solves for is the shifted
-    one, and mapping it back adds every slope's error times its offset.
+    one, and mapping it back adds every slope's error times its offset. Its standard error
+    is ``sigma |R^-T u|``, ``u = [1, -s_x]`` (one triangular solve; half of it is taken,
+    for the solve's own rounding: NOTE [errors next to the standard error]).
     """
     coef = x[1:] / scale[1:, None]  # (d, k) slopes in original units
     s_x, s_y = offsets[: p - 1], offsets[p - 1 :]
@@ -376,7 +419,10 @@ def _intercept_risk(x: Tensor, scale: Tensor, err: Tensor, offsets: Tensor, p: i
     # or of the terms it is computed from, whichever is larger.
     size = (x[0] / scale[0]).abs() + s_y.abs() + s_x.abs() @ coef.abs()
     size = torch.maximum(size, torch.linalg.vector_norm(x, dim=0) / scale[0])
-    return abs_err / torch.maximum(b0.abs(), floor * size)
+    u = torch.cat([s_x.new_ones(1), -s_x])[:, None]
+    spread = torch.linalg.vector_norm(torch.linalg.solve_triangular(rxx.T, u, upper=False))
+    se = 0.5 * sigma * spread if bool(torch.isfinite(spread)) else torch.zeros_like(sigma)
+    return abs_err / torch.maximum(torch.maximum(b0.abs(), floor * size), se)
 
 
 def _gradient(A: Tensor | None, wr: DD, intercept: bool) -> Tensor:
@@ -568,6 +614,16 @@ class Estimates:
     rows: int
 
 
+def estimated_sigma(estimates: Estimates | None, p: int) -> Tensor | None:
+    """``sqrt(rss / (rows - p))`` per target from the unrefined sums, 0 without residual
+    degrees of freedom; None without estimates."""
+    if estimates is None:
+        return None
+    dof = estimates.rows - p
+    rss = estimates.rss.clamp_min(0)
+    return (rss / dof).sqrt() if dof > 0 else torch.zeros_like(rss)
+
+
 # NOTE [bits in refinement]
 # What a large fit's pass needs of its products (NOTE [bits as needed] in products.py),
 # each to a fraction of float64 rounding: the corrected coefficients to TAU of the
@@ -594,9 +650,14 @@ class _Budget:
         self.scale, self.c, self.est = scale[:, 0], c, estimates
         top, low = extreme_singular_values(R / scale.T)
         self.low = low if top > 0 else 0.0
+        # below every column-scaled standard error (NOTE [errors next to the standard error])
+        self.sigma = estimated_sigma(estimates, R.shape[0]).to(R) / FLOOR
 
     def _norm(self, x: Tensor) -> Tensor:
-        return torch.linalg.vector_norm(x * self.scale[:, None], dim=0)
+        """The column-scaled norm, floored at sigma / FLOOR: the floor's share of it is
+        then sigma (NOTE [errors next to the standard error])."""
+        norm = torch.linalg.vector_norm(x * self.scale[:, None], dim=0)
+        return torch.maximum(norm, self.sigma)
 
     def tolerance(self, x: Tensor) -> tuple[Tensor, Tensor] | None:
         """Per residual ``(k,)`` and per gradient entry and row ``(d, k)``."""
@@ -727,6 +788,10 @@ def _refine(
     budget = None
     if rho is not None and shift is None and estimates is not None and len(keep) == len(params):
         budget = _Budget(R, scale, estimates, c)
+    # a large fit's corrections are sized against the norm or sigma, whichever is larger
+    # (NOTE [errors next to the standard error]); small fits keep the norm alone
+    sigma = estimated_sigma(estimates, len(keep)) if rho is not None else None
+    floor = 1e-300 if sigma is None else sigma.to(R).clamp_min(1e-300)
     x = params[keep].clone()
     previous, steps, converged, last, recent = float("inf"), 0, False, 0.0, 0.0
     for _ in range(max_steps):
@@ -740,7 +805,8 @@ def _refine(
             R, torch.linalg.solve_triangular(R.T, g, upper=False), upper=True
         )
         dx = _unshifted(dxs, shift)
-        xnorm = torch.linalg.vector_norm(x * scale, dim=0).clamp_min(1e-300)
+        xnorm = torch.linalg.vector_norm(x * scale, dim=0)
+        xnorm = torch.maximum(xnorm, floor) if sigma is not None else xnorm.clamp_min(floor)
         size = float((torch.linalg.vector_norm(dx * scale, dim=0) / xnorm).max())
         # each coefficient's own share (the floor as the error estimates take it): what an
         # unconverged refinement may leave in a small one, such as an intercept near 0,

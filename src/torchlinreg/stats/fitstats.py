@@ -415,10 +415,12 @@ def _targets_to_refine(X, Y, p, state, aliased, refine) -> tuple[list[int], floa
     The risk estimate is a property of the design and of each target's residual relative to
     its fit, not of the number of rows, so more rows of the same data do not switch a target
     to refinement, with one exception: a target with nothing to fit (coefficients that are
-    only noise, shrinking like 1/sqrt(n)) drifts towards the bound as rows are added, and
-    its digits really are at risk there (1.2e-12 measured on the Gram route at 1M rows);
-    one certified step and the Gram factor keep that refinement to about one extra pass
-    (NOTE [one certified step]). ``refine=True/False`` forces every target.
+    only noise, shrinking like 1/sqrt(n)) drifts towards the bound as rows are added. Its
+    errors are taken next to the standard errors, which shrink alike (NOTE [errors next to
+    the standard error] in exact/refine.py): such a target is flagged from 1e7-4e7 rows, no
+    longer from a million, and one orthogonal to X not at all, where it was at any size.
+    One certified step and the Gram factor keep a refinement to about one extra pass (NOTE
+    [one certified step]). ``refine=True/False`` forces every target.
     """
     k = Y.shape[1]
     if refine is not None:

@@ -59,6 +59,27 @@ def two_prod(a: Tensor, b: Tensor) -> DD:
     return p, e
 
 
+def two_square(a: Tensor) -> DD:
+    """``two_prod(a, a)`` with one split: ``(p, e)``, ``p = fl(a * a)``, ``a * a = p + e``."""
+    p = a * a
+    ah, al = split(a)
+    e = ((ah * ah - p) + 2.0 * (ah * al)) + al * al
+    return p, e
+
+
+def dd_square(a: DD) -> DD:
+    """``dd_mul(a, a)``, bit for bit, with one split and one cross product."""
+    p, e = two_square(a[0])
+    e = e + 2.0 * (a[0] * a[1])
+    return quick_two_sum(p, e)
+
+
+def d_sub_dd(a: Tensor, b: DD) -> DD:
+    """``dd_sub(dd_from(a), b)``, bit for bit, without the TwoSum of a zero low part."""
+    s, e = two_sum(a, -b[0])
+    return quick_two_sum(s, e - b[1])
+
+
 def dd_add(a: DD, b: DD) -> DD:
     """Accurate double-double addition (the IEEE-style variant, relative error ~ 2**-104)."""
     s, e = two_sum(a[0], b[0])

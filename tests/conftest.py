@@ -1,5 +1,6 @@
 import os
 
+import pytest
 import torch
 
 # Plots are written with the Agg backend whatever the test machine has.
@@ -10,3 +11,19 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # OpenMP threads wait for a core (measured: 2.8 ms instead of 9 us for a 128x8 product).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
+
+
+@pytest.fixture
+def passes(monkeypatch):
+    """The passes over the rows refinement makes, counted (``gradient_too`` of each)."""
+    from torchlinreg.exact import rowpasses
+
+    made = []
+    call = rowpasses.RowPasses.__call__
+
+    def counted(self, *args, **kwargs):
+        made.append(kwargs.get("gradient_too", True))
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(rowpasses.RowPasses, "__call__", counted)
+    return made

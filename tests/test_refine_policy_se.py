@@ -18,7 +18,6 @@ import torch
 
 import torchlinreg as tlr
 from test_refine import _rational_wls
-from torchlinreg.exact import rowpasses
 from torchlinreg.exact.refine import targets_at_risk
 from torchlinreg.exact.state import LeastSquaresState
 from torchlinreg.stats.results import OLSResults
@@ -35,20 +34,6 @@ def _orthogonal(X, z, w=None):
     A = np.c_[np.ones(len(z)), X]
     wa = A if w is None else A * w[:, None]
     return z - A @ np.linalg.solve(wa.T @ A, wa.T @ z)
-
-
-@pytest.fixture
-def passes(monkeypatch):
-    """The passes over the rows refinement makes, counted."""
-    made = []
-    call = rowpasses.RowPasses.__call__
-
-    def counted(self, *args, **kwargs):
-        made.append(kwargs.get("gradient_too", True))
-        return call(self, *args, **kwargs)
-
-    monkeypatch.setattr(rowpasses.RowPasses, "__call__", counted)
-    return made
 
 
 @pytest.mark.parametrize("method", ["qr", "gram"])

@@ -317,7 +317,8 @@ def _estimates(
     if not policy:  # NOTE [a warning's constant]
         err = err * _WARNING_CONSTANT * p
     # NOTE [errors next to the standard error]
-    rel = err / torch.maximum(torch.maximum(x.abs(), floor * xnorm), sigma)  # (p, k)
+    small = _capped(floor * xnorm, sigma)
+    rel = err / torch.maximum(torch.maximum(x.abs(), small), sigma)  # (p, k)
     if offsets is not None and p > 1:
         rel[0] = _intercept_risk(x, scale, err, offsets, p, floor, sigma, rxx)
     return rel.amax(dim=0).tolist(), kappa, sums.tolist()
@@ -337,9 +338,13 @@ def _estimates(
 # estimate under 1e-12 thus means each coefficient within 1e-12 of the largest of itself,
 # its standard error and FLOOR of the column-scaled norm. That last floor, older than
 # this note, is what lets exact zeros pass; where one coefficient dominates the norm (a
-# dummy with an effect of 1e9 beside noise slopes) it lets the small ones be off by
-# several of their standard errors (1e-14 of the norm; measured by a hunt, the same before
-# this note): t values are not promised to 12 digits there. A large
+# dummy with an effect of 1e9 beside noise slopes) it let the small ones be off by
+# several of their standard errors (1e-14 of the norm; 7.9 for an intercept, found by a
+# hunt, older than this note). So the floor is capped at _SE_CAP = 1000 standard errors
+# (sigma): every coefficient within 1e-9 of its standard error at worst, t values right
+# to 1e-9. The cap binds only where the norm passes 1e5 sigma, that is
+# sqrt(n) |fitted| / |r| > 1e5, and refines only past ~4e7 (at a million rows, R2 above
+# 1 - 5e-10); the headline fits (sqrt(n) |fitted| / |r| ~ 1e5) are untouched. A large
 # fit's refinement aims at the same (NOTE [bits in refinement], NOTE [one certified step]);
 # small fits (the NIST sets) refine whatever the estimate says. Without a row count (a
 # bare R tensor) or residual degrees of freedom, sigma is 0 and the floor is the old one.
@@ -348,6 +353,14 @@ def _estimates(
 # The residual term still grows like sqrt(n) against sigma: a noise target is flagged
 # again from about 1e-24 top^2 / (eps^2 kappa^4) rows, 2e7 where top = kappa = 1 (measured:
 # 2.4e-13 at 1e6 rows of 10 columns, 5e-13 at 3e6 of 100, so from 1e7-4e7 rows).
+
+
+_SE_CAP = 1e3
+
+
+def _capped(floor: Tensor, se: Tensor) -> Tensor:
+    """The norm's floor, at most ``_SE_CAP`` standard errors where they are known (> 0)."""
+    return torch.where(se > 0, torch.minimum(floor, _SE_CAP * se), floor)
 
 
 def _sigma(rnorm: Tensor, n: int | None, p: int) -> Tensor:
@@ -460,7 +473,7 @@ def _intercept_risk(
     u = torch.cat([s_x.new_ones(1), -s_x])[:, None]
     spread = torch.linalg.vector_norm(torch.linalg.solve_triangular(rxx.T, u, upper=False))
     se = 0.5 * sigma * spread if bool(torch.isfinite(spread)) else torch.zeros_like(sigma)
-    return abs_err / torch.maximum(torch.maximum(b0.abs(), floor * size), se)
+    return abs_err / torch.maximum(torch.maximum(b0.abs(), _capped(floor * size, se)), se)
 
 
 def _gradient(A: Tensor | None, wr: DD, intercept: bool) -> Tensor:

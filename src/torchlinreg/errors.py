@@ -95,17 +95,24 @@ class RankWarning(UserWarning):
     ill-conditioned that the coefficients may be off.
 
     A fit that could not refine its coefficients against the rows (streamed, updated,
-    distributed) and warns for that carries ``error`` (the estimated relative error) and
-    ``method`` (its factor, ``"qr"`` or ``"gram"``), so that a front end (the CLI) can say
-    what to do in its own words; both are None otherwise.
+    distributed) and warns for that carries ``error`` (the estimated relative error),
+    ``method`` (its factor, ``"qr"`` or ``"gram"``) and ``what`` (``"coefficients"``, or
+    ``"sums"`` for its residual sum of squares), so that a front end (the CLI) can say
+    what to do in its own words; they are None otherwise.
     """
 
     def __init__(
-        self, message: str = "", *, error: float | None = None, method: str | None = None
+        self,
+        message: str = "",
+        *,
+        error: float | None = None,
+        method: str | None = None,
+        what: str | None = None,
     ) -> None:
         super().__init__(message)
         self.error = error
         self.method = method
+        self.what = what if what is not None or error is None else "coefficients"
 
 
 class ConvergenceWarning(UserWarning):

@@ -45,6 +45,18 @@ def convergence_message(w: ConvergenceWarning) -> str:
 
 def accuracy_message(w: RankWarning) -> str:
     """An unrefined fit's accuracy warning in CLI words (NOTE [unrefined fits])."""
+    if w.what == "sums":
+        size = f"up to {w.error:.1e} (relative, estimated)" if w.error < 1 else "entirely"
+        fix = (
+            "train with --solver qr (a Gram factor squares the loss)"
+            if w.method == "gram"
+            else "fit the rows in memory with the library to refine it"
+        )
+        return (
+            f"the fit is so nearly exact that its residual sum of squares may be off {size}, "
+            "and the standard errors, t and p-values, R2 and F with it: a streamed fit has "
+            f"no second pass to refine it; {fix}"
+        )
     fix = (
         "train with --solver qr (a Gram factor squares the condition number)"
         if w.method == "gram"

@@ -193,7 +193,8 @@ class ExactFitMixin:
         if solution is None or solution.aliased or not self._unpenalised:
             return  # ridge and minimum-norm solutions carry their own warning (exact.solve)
         p = int(self.fit_intercept) + self.state_.n_features
-        errors, kappa = estimated_errors(self.state_, p, policy=False)
+        errors, kappa, sums = estimated_errors(self.state_, p, policy=False, sums=True)
+        self._warn_unrefined_sums(how, sums, p)
         worst = max(errors)
         # partial_fit in a loop: said once, again only if the estimate grows tenfold
         if not worst > max(ACCURACY_WARNING, 10 * getattr(self, "_unrefined_warned", 0.0)):
@@ -212,6 +213,39 @@ class ExactFitMixin:
         )
         method = self.state_.method
         warnings.warn(RankWarning(message, error=worst, method=method), stacklevel=3)
+
+    def _warn_unrefined_sums(self, how: str, sums: list[float], p: int) -> None:
+        """Warn when the rss an unrefined fit reads off its factor may be off past
+        ACCURACY_WARNING (NOTE [sums at risk] in exact/refine.py): a nearly exact fit,
+        whose standard errors, t and p-values, R2 and F all rest on that rss.
+
+        A Householder factor's residual at the rounding level of y (|r| <= 2p eps |y - s|)
+        is an exact fit's, such as y = 2x + 1: its rss is rounding noise next to an exact
+        0 and the standard errors next to 0, nothing a user could act on, so it is not
+        warned about. A Gram factor cannot tell an exact fit from a nearly exact one below
+        sqrt(eps) (a dummy effect of 1e9 against a noise of 1 gave an rss 27x the exact
+        one), so it always says so.
+        """
+        if self.state_.method != "gram":
+            sums = [e if e < 1 / (2 * p) else 0.0 for e in sums]
+        worst = max(sums)
+        if not worst > max(ACCURACY_WARNING, 10 * getattr(self, "_unrefined_sums_warned", 0.0)):
+            return
+        self._unrefined_sums_warned = worst
+        names = self._target_names or [f"y{t + 1}" for t in range(len(sums))]
+        which = [str(names[t]) for t, e in enumerate(sums) if e > ACCURACY_WARNING]
+        shown = ", ".join(which[:5]) + (f" and {len(which) - 5} more" if len(which) > 5 else "")
+        gram = self.state_.method == "gram"
+        size = f"up to {worst:.1e} (relative, estimated)" if worst < 1 else "entirely"
+        fix = "use solver='qr' (a Gram factor squares the loss), or " if gram else ""
+        message = (
+            f"{how} fit from the state alone: {shown} fitted so nearly exactly that the "
+            f"residual sum of squares read off the factor may be off {size}, and the "
+            "standard errors, t and p-values, R2 and F with it; there are no rows to "
+            f"refine it against; {fix}fit the rows in memory with fit(X, y), which does."
+        )
+        method = self.state_.method
+        warnings.warn(RankWarning(message, error=worst, method=method, what="sums"), stacklevel=4)
 
     def _solve_nonneg(self) -> None:
         """positive=True: Lawson-Hanson from the state (no OLS statistics, no solution_)."""

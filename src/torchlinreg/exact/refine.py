@@ -262,8 +262,13 @@ _WARNING_CONSTANT = 2.0
 
 
 def estimated_errors(
-    state_or_r: object, n_params: int, *, floor: float = FLOOR, policy: bool = True
-) -> tuple[list[float], float]:
+    state_or_r: object,
+    n_params: int,
+    *,
+    floor: float = FLOOR,
+    policy: bool = True,
+    sums: bool = False,
+) -> tuple[list[float], float] | tuple[list[float], float, list[float]]:
     """Per target, the estimated relative error of the worst coefficient of the unrefined
     solution (inf where the factor is singular), and the working kappa.
 
@@ -274,7 +279,9 @@ def estimated_errors(
     measured within 10x of the actual error where the cautious bound was 10^4 over.
     The policy's error is relative to the coefficient or to its standard error, whichever
     is larger, where a state gives the row count (NOTE [errors next to the standard
-    error]); a warning's, to the coefficient (down to ``floor`` of the norm).
+    error]); a warning's, to the coefficient (down to ``floor`` of the norm). ``sums=True``
+    adds, per target, the estimated relative error of the rss the factor holds (NOTE [sums
+    at risk]).
 
     Example:
         >>> x = torch.linspace(-1, 1, 100, dtype=torch.float64)[:, None]
@@ -284,7 +291,8 @@ def estimated_errors(
         >>> 1e-13 < errors[0] < 1e-9, 1e4 < kappa < 1e6
         (True, True)
     """
-    return _estimates(state_or_r, n_params, floor=floor, policy=policy)[:2]
+    out = _estimates(state_or_r, n_params, floor=floor, policy=policy)
+    return out if sums else out[:2]
 
 
 def _estimates(

@@ -98,9 +98,9 @@ def test_a_float64_operand_takes_no_low_pieces_and_gives_the_same_product(seed):
 
 
 def test_only_the_targets_at_risk_are_refined_and_they_equal_a_full_refinement():
-    # a nearly collinear design (kappa ~ 1e3): the target with a small residual is safe,
-    # the one with a large residual is at risk, and so is the exact one (its rss: NOTE
-    # [sums at risk]); refining all, or only those, agree
+    # a nearly collinear design (kappa ~ 1e3): the exact target (residuals at rounding
+    # level: NOTE [sums at risk]) and the one with a small residual are safe, the one with
+    # a large residual is at risk; refining all, or only that one, agree
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, 30000)
     X = np.c_[x, x + 0.01 * x**2]
@@ -113,7 +113,7 @@ def test_only_the_targets_at_risk_are_refined_and_they_equal_a_full_refinement()
     from torchlinreg.exact.refine import targets_at_risk
 
     risky = targets_at_risk(st, 3)
-    assert risky == [True, True, False]
+    assert risky == [False, True, False]
     for t in range(3):
         source = every if risky[t] else none
         np.testing.assert_array_equal(policy.params[:, t], source.params[:, t])

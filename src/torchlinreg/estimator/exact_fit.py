@@ -194,7 +194,7 @@ class ExactFitMixin:
             return  # ridge and minimum-norm solutions carry their own warning (exact.solve)
         p = int(self.fit_intercept) + self.state_.n_features
         errors, kappa, sums = estimated_errors(self.state_, p, policy=False, sums=True)
-        self._warn_unrefined_sums(how, sums, p)
+        self._warn_unrefined_sums(how, sums)
         worst = max(errors)
         # partial_fit in a loop: said once, again only if the estimate grows tenfold
         if not worst > max(ACCURACY_WARNING, 10 * getattr(self, "_unrefined_warned", 0.0)):
@@ -214,20 +214,16 @@ class ExactFitMixin:
         method = self.state_.method
         warnings.warn(RankWarning(message, error=worst, method=method), stacklevel=3)
 
-    def _warn_unrefined_sums(self, how: str, sums: list[float], p: int) -> None:
+    def _warn_unrefined_sums(self, how: str, sums: list[float]) -> None:
         """Warn when the rss an unrefined fit reads off its factor may be off past
         ACCURACY_WARNING (NOTE [sums at risk] in exact/refine.py): a nearly exact fit,
         whose standard errors, t and p-values, R2 and F all rest on that rss.
 
-        A Householder factor's residual at the rounding level of y (|r| <= 2p eps |y - s|)
-        is an exact fit's, such as y = 2x + 1: its rss is rounding noise next to an exact
-        0 and the standard errors next to 0, nothing a user could act on, so it is not
-        warned about. A Gram factor cannot tell an exact fit from a nearly exact one below
+        A Householder factor's exact fits (y = 2x + 1) carry no estimate (NOTE [sums at
+        risk]); a Gram factor cannot tell an exact fit from a nearly exact one below
         sqrt(eps) (a dummy effect of 1e9 against a noise of 1 gave an rss 27x the exact
-        one), so it always says so.
+        one), so it says so for both.
         """
-        if self.state_.method != "gram":
-            sums = [e if e < 1 / (2 * p) else 0.0 for e in sums]
         worst = max(sums)
         if not worst > max(ACCURACY_WARNING, 10 * getattr(self, "_unrefined_sums_warned", 0.0)):
             return

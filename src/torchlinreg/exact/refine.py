@@ -319,16 +319,17 @@ def _estimates(
     rnorm = column_norms(R[p:, p:])
     ratio = column_norms(R[:, p:]) / rnorm  # |y - s| / |r|: inf where rss is 0
     gram = getattr(state_or_r, "method", "qr") == "gram"
+    # residuals at the rounding level of y (what the factor can resolve): an exact fit
+    rounding = (_EPS * ratio.square() if gram else _EPS * ratio) >= 1 / (2 * p)
     if gram:
         sums = _GRAM_SUMS_CONSTANT * _EPS * ratio.square()
-    else:  # residuals at the rounding level of y: an exact fit (NOTE [sums at risk])
-        sums = _EPS * ratio
-        sums = torch.where(sums < 1 / (2 * p), sums, 0.0)
+    else:  # nothing to gain (NOTE [sums at risk])
+        sums = torch.where(rounding, 0.0, _EPS * ratio)
     sums = sums.nan_to_num(nan=0.0)  # a target column of zeros: nothing to lose
     # the policy only (NOTE [errors next to the standard error]); a warning's quote stays
-    # relative to the coefficient
+    # relative to the coefficient; an exact fit has no standard errors to speak of
     n = getattr(state_or_r, "n_samples", None) if policy else None
-    sigma = _sigma(rnorm, n, p)
+    sigma = torch.where(rounding, 0.0, _sigma(rnorm, n, p))
     squared = policy or getattr(state_or_r, "method", "qr") != "gram"
     risk = kappa + (kappa**2 if squared else kappa) * rnorm / (top * xnorm)  # normwise
     err = _EPS * risk * xnorm  # (k,) absolute error of each column-scaled coefficient
@@ -365,7 +366,9 @@ def _estimates(
 # 1 - 5e-10); the headline fits (sqrt(n) |fitted| / |r| ~ 1e5) are untouched. A large
 # fit's refinement aims at the same (NOTE [bits in refinement], NOTE [one certified step]);
 # small fits (the NIST sets) refine whatever the estimate says. Without a row count (a
-# bare R tensor) or residual degrees of freedom, sigma is 0 and the floor is the old one.
+# bare R tensor) or residual degrees of freedom, or where the residuals are at the rounding
+# level of y (an exact fit: sigma is noise there, and capped the floor to it, so a 1M x
+# 100 exact target was refined for nothing), sigma is 0 and the floor is the old one.
 # A warning's estimate (``policy=False``, fits that cannot be refined) keeps the old
 # floor: it quotes how far off the coefficient itself may be.
 # The residual term still grows like sqrt(n) against sigma: a noise target is flagged

@@ -195,14 +195,10 @@ class ExactFitMixin:
         p = int(self.fit_intercept) + self.state_.n_features
         errors, kappa, sums = estimated_errors(self.state_, p, policy=False, sums=True)
         self._warn_unrefined_sums(how, sums)
-        worst = max(errors)
-        # partial_fit in a loop: said once, again only if the estimate grows tenfold
-        if not worst > max(ACCURACY_WARNING, 10 * getattr(self, "_unrefined_warned", 0.0)):
+        flagged = self._flagged("_unrefined_warned", errors)
+        if flagged is None:
             return
-        self._unrefined_warned = worst
-        names = self._target_names or [f"y{t + 1}" for t in range(len(errors))]
-        which = [str(names[t]) for t, e in enumerate(errors) if e > ACCURACY_WARNING]
-        shown = ", ".join(which[:5]) + (f" and {len(which) - 5} more" if len(which) > 5 else "")
+        worst, shown = flagged
         gram = self.state_.method == "gram"
         fix = "use solver='qr' (a Gram factor squares it), or " if gram else ""
         message = (
@@ -214,6 +210,19 @@ class ExactFitMixin:
         method = self.state_.method
         warnings.warn(RankWarning(message, error=worst, method=method), stacklevel=3)
 
+    def _flagged(self, said: str, errors: list[float]) -> tuple[float, str] | None:
+        """The worst estimate and the targets past ACCURACY_WARNING, named, or None where
+        nothing is to be said: partial_fit in a loop says it once, again only if the
+        estimate grows tenfold (the last one said is kept in the attribute ``said``)."""
+        worst = max(errors)
+        if not worst > max(ACCURACY_WARNING, 10 * getattr(self, said, 0.0)):
+            return None
+        setattr(self, said, worst)
+        names = self._target_names or [f"y{t + 1}" for t in range(len(errors))]
+        which = [str(names[t]) for t, e in enumerate(errors) if e > ACCURACY_WARNING]
+        shown = ", ".join(which[:5]) + (f" and {len(which) - 5} more" if len(which) > 5 else "")
+        return worst, shown
+
     def _warn_unrefined_sums(self, how: str, sums: list[float]) -> None:
         """Warn when the rss an unrefined fit reads off its factor may be off past
         ACCURACY_WARNING (NOTE [sums at risk] in exact/refine.py): a nearly exact fit,
@@ -224,13 +233,10 @@ class ExactFitMixin:
         sqrt(eps) (a dummy effect of 1e9 against a noise of 1 gave an rss 27x the exact
         one), so it says so for both.
         """
-        worst = max(sums)
-        if not worst > max(ACCURACY_WARNING, 10 * getattr(self, "_unrefined_sums_warned", 0.0)):
+        flagged = self._flagged("_unrefined_sums_warned", sums)
+        if flagged is None:
             return
-        self._unrefined_sums_warned = worst
-        names = self._target_names or [f"y{t + 1}" for t in range(len(sums))]
-        which = [str(names[t]) for t, e in enumerate(sums) if e > ACCURACY_WARNING]
-        shown = ", ".join(which[:5]) + (f" and {len(which) - 5} more" if len(which) > 5 else "")
+        worst, shown = flagged
         gram = self.state_.method == "gram"
         size = f"up to {worst:.1e} (relative, estimated)" if worst < 1 else "entirely"
         fix = "use solver='qr' (a Gram factor squares the loss), or " if gram else ""

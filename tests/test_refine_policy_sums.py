@@ -110,7 +110,7 @@ def test_a_streamed_nearly_exact_fit_says_its_sums_may_be_off(solver, effect):
 def test_train_says_a_nearly_exact_gram_fit_may_have_lost_its_rss(tmp_path, capsys):
     from cli_helpers import cli
 
-    X, y = _dummy_data(1e6, n=8_000)
+    X, y = _dummy_data(1e5, n=8_000)
     data = tmp_path / "d.csv"
     header = "d,x1,x2,x3,y"
     np.savetxt(data, np.c_[X, y], delimiter=",", header=header, comments="", fmt="%.17g")

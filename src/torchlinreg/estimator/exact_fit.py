@@ -210,6 +210,8 @@ class ExactFitMixin:
         method = self.state_.method
         warnings.warn(RankWarning(message, error=worst, method=method), stacklevel=3)
 
+    _QR_SUMS_QUOTE = 100.0
+
     def _flagged(self, said: str, errors: list[float]) -> tuple[float, str] | None:
         """The worst estimate and the targets past ACCURACY_WARNING, named, or None where
         nothing is to be said: partial_fit in a loop says it once, again only if the
@@ -231,8 +233,12 @@ class ExactFitMixin:
         A Householder factor's exact fits (y = 2x + 1) carry no estimate (NOTE [sums at
         risk]); a Gram factor cannot tell an exact fit from a nearly exact one below
         sqrt(eps) (a dummy effect of 1e9 against a noise of 1 gave an rss 27x the exact
-        one), so it says so for both.
+        one), so it says so for both. A streamed Householder fit's rss was measured up to
+        100x the policy's bare estimate (weights over twelve decades, blocks of 97 rows):
+        the quote takes that factor.
         """
+        if self.state_.method != "gram":
+            sums = [self._QR_SUMS_QUOTE * e for e in sums]
         flagged = self._flagged("_unrefined_sums_warned", sums)
         if flagged is None:
             return

@@ -9,46 +9,18 @@ data, computed in rationals.
 from __future__ import annotations
 
 import warnings
-from fractions import Fraction
 
 import numpy as np
 import pytest
 
 import torchlinreg as tlr
+from exact_ls import exact_statistics
 from torchlinreg.errors import RankWarning
 
 
 def _exact_bse(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Standard errors of OLS with an intercept, in rationals (Gauss-Jordan on A'A)."""
-    A = [[Fraction(1)] + [Fraction(float(v)) for v in row] for row in X]
-    b = [Fraction(float(v)) for v in y]
-    p = len(A[0])
-    cols = list(zip(*A, strict=True))
-    G = [
-        [sum(u * v for u, v in zip(cols[i], cols[j], strict=True)) for j in range(p)]
-        for i in range(p)
-    ]
-    M = [
-        G[i]
-        + [Fraction(int(i == j)) for j in range(p)]
-        + [sum(u * v for u, v in zip(cols[i], b, strict=True))]
-        for i in range(p)
-    ]
-    for c in range(p):
-        pivot = next(r for r in range(c, p) if M[r][c] != 0)
-        M[c], M[pivot] = M[pivot], M[c]
-        M[c] = [v / M[c][c] for v in M[c]]
-        for r in range(p):
-            if r != c and M[r][c] != 0:
-                f = M[r][c]
-                M[r] = [u - f * v for u, v in zip(M[r], M[c], strict=True)]
-    beta = [M[i][2 * p] for i in range(p)]
-    ssr = sum(
-        (bi - sum(a * c for a, c in zip(row, beta, strict=True))) ** 2
-        for row, bi in zip(A, b, strict=True)
-    )
-    s2 = ssr / (len(b) - p)
-    return np.array([float(s2 * M[i][p + i]) ** 0.5 for i in range(p)])
+    """Standard errors of OLS with an intercept, in rationals (tests/exact_ls.py)."""
+    return exact_statistics(X, y)["bse"]
 
 
 def _collinear(delta: float, seed: int = 3):

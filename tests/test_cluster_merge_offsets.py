@@ -18,7 +18,7 @@ import torch
 
 import torchlinreg as tlr
 from test_robust_offsets import _cut, _near_1e9
-from test_robust_offsets_stream import _labels, _mp_cluster, _mp_cluster_no_intercept
+from test_robust_offsets_stream import _labels, _mp_cluster
 from torchlinreg.distributed import clusters
 from torchlinreg.errors import DataError, RankWarning
 from torchlinreg.stats.robust_blocks import ClusterSums, add_blocks
@@ -134,7 +134,7 @@ def test_merged_sums_without_an_intercept_keep_their_bound(monkeypatch):
     _, expected = quote(one)
     assert np.isfinite(expected)
     merged = _merge_on_ranks(monkeypatch, _shares(res, blocks, groups, [(0, 1), (1, 4)]), 2)
-    ref = _mp_cluster_no_intercept(X, y, g)
+    ref = _mp_cluster(X, y, g, intercept=False)
     for m in merged:
         assert isinstance(m, ClusterSums), m
         assert m.shift is None

@@ -18,7 +18,7 @@ import torch
 
 import torchlinreg as tlr
 from exact_ls import exact_statistics
-from torchlinreg.exact.refine import SUMS_TOL, _estimates
+from torchlinreg.exact.refine import SUMS_TOL, estimated_errors
 from torchlinreg.stats.results import OLSResults
 
 
@@ -42,7 +42,7 @@ def test_a_nearly_exact_fit_is_refined_for_its_sums(solver, effect, passes):
         model = tlr.LinearRegression(solver=solver).fit(X, y)
         res = model.results_
         got = {k: getattr(res, k) for k in ("params", "bse", "ssr", "rsquared", "fvalue")}
-    est = _estimates(model.state_, X.shape[1] + 1, floor=1e-2, policy=True)[2][0]
+    est = estimated_errors(model.state_, X.shape[1] + 1, sums=True)[2][0]
     assert est > SUMS_TOL and passes  # before: gram rss 1e-8 (1e4) and 55x off, qr 3e-8
     exact = exact_statistics(X, y)
     assert _rel(got["ssr"], exact["ssr"]) <= 1e-12
@@ -57,7 +57,7 @@ def test_the_estimate_covers_the_unrefined_rss(solver, effect):
     X, y = _dummy_data(effect, seed=5)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     model = tlr.LinearRegression(solver=solver).fit(Xt, yt)
-    est = _estimates(model.state_, X.shape[1] + 1, floor=1e-2, policy=True)[2][0]
+    est = estimated_errors(model.state_, X.shape[1] + 1, sums=True)[2][0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = OLSResults.from_fit(Xt, yt, None, True, model.state_, model.solution_, refine=False)
@@ -77,7 +77,7 @@ def test_the_headline_data_are_not_refined_for_their_sums(passes):
     Y = X @ rng.normal(size=(d, 3)) + rng.normal(size=(n, 3))
     for solver in ("qr", "gram"):
         model = tlr.LinearRegression(solver=solver).fit(X, Y)
-        est = _estimates(model.state_, d + 1, floor=1e-2, policy=True)[2]
+        est = estimated_errors(model.state_, d + 1, sums=True)[2]
         assert max(est) < SUMS_TOL
     assert passes == []
 
@@ -139,3 +139,24 @@ def test_an_exact_fit_is_left_alone_by_qr_and_refined_by_gram(passes):
     assert np.max(np.abs(got - exact["params"])) <= 1e-12 * scale
     tlr.LinearRegression(solver="gram").fit(X, y)
     assert passes  # refined
+
+
+@pytest.mark.parametrize("seed", [1, 4, 5, 6])
+def test_a_streamed_householder_quote_covers_weights_over_eight_decades(seed):
+    # no intercept, weights 1e-4..1e4, blocks of 97 rows, |y| / |r| = 1.6e14: the rss was
+    # up to 2.5x the bare estimate eps |y| / |r| here (100x in a hunt's case), so the
+    # quote takes 100x it
+    rng = np.random.default_rng(seed)
+    n = 10_000
+    X = rng.normal(size=(n, 2)) * [20, 12]
+    e, F = rng.normal(size=n), X @ [1.0, -0.5]
+    y = F * (1.6e14 * np.linalg.norm(e) / np.linalg.norm(F)) + e
+    w = 10.0 ** rng.uniform(-4, 4, n)
+    blocks = [(X[i : i + 97], y[i : i + 97], w[i : i + 97]) for i in range(0, n, 97)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = tlr.LinearRegression(fit_intercept=False).fit_blocks(blocks)
+        ssr = float(model.results_.ssr)
+    actual = _rel(ssr, exact_statistics(X, y, w, intercept=False)["ssr"])
+    said = [w.message for w in caught if getattr(w.message, "what", None) == "sums"]
+    assert len(said) == 1 and actual <= said[0].error, (actual, said)

@@ -26,18 +26,20 @@ from torchlinreg.stats.robust_blocks import ClusterSums, add_blocks
 from torchlinreg.stats.streamhc import hc_from_blocks, with_robust
 
 
-def _mp_cluster(X, y, groups, *, w=None, params) -> np.ndarray:
+def _mp_cluster(X, y, groups, *, w=None, params=None, intercept=True) -> np.ndarray:
     """One-way clustered standard errors (statsmodels' correction) at 60 digits, at the
-    float64 ``params``, with an intercept."""
+    float64 ``params``, or at the exact least-squares solution of the float64 data where
+    ``params`` is None."""
     with mp.workdps(60):
         n = len(y)
-        A = mp.matrix([[mp.mpf(1)] + [mp.mpf(float(v)) for v in r] for r in X])
+        A = mp.matrix([[mp.mpf(1)] * intercept + [mp.mpf(float(v)) for v in r] for r in X])
         p = A.cols
         ws = [mp.mpf(1)] * n if w is None else [mp.mpf(float(v)) for v in w]
         AW = mp.matrix([[A[i, j] * ws[i] for j in range(p)] for i in range(n)])
         C = mp.inverse(AW.T * A)
-        b = mp.matrix([mp.mpf(float(v)) for v in params])
-        e = mp.matrix([mp.mpf(float(v)) for v in y]) - A * b
+        Y = mp.matrix([mp.mpf(float(v)) for v in y])
+        b = C * (AW.T * Y) if params is None else mp.matrix([mp.mpf(float(v)) for v in params])
+        e = Y - A * b
         AC = A * C
         labels = sorted(set(np.asarray(groups).tolist()))
         var = [mp.mpf(0)] * p
@@ -179,28 +181,6 @@ def test_cluster_sums_of_another_fits_offsets_are_refused():
         add_blocks(res, [(X, y)], [g], acc=sums)
 
 
-def _mp_cluster_no_intercept(X, y, groups) -> np.ndarray:
-    """Clustered standard errors at 60 digits at the exact least-squares solution of the
-    float64 data, without an intercept."""
-    with mp.workdps(60):
-        n = len(y)
-        A = mp.matrix([[mp.mpf(float(v)) for v in r] for r in X])
-        p = A.cols
-        C = mp.inverse(A.T * A)
-        Y = mp.matrix([mp.mpf(float(v)) for v in y])
-        e = Y - A * (C * (A.T * Y))
-        AC = A * C
-        labels = sorted(set(np.asarray(groups).tolist()))
-        var = [mp.mpf(0)] * p
-        for g in labels:
-            rows = [i for i in range(n) if groups[i] == g]
-            for j in range(p):
-                var[j] += sum(e[i] * AC[i, j] for i in rows) ** 2
-        G = len(labels)
-        c = mp.mpf(G) / (G - 1) * (n - 1) / (n - p)
-        return np.array([float(mp.sqrt(c * v)) for v in var])
-
-
 def test_cluster_blocks_without_an_intercept_say_how_far_off_they_may_be():
     # one pass can neither project the residuals nor take a reference column: near 1e8 and
     # 1e10 the blocks' clustered errors were 1e-5 to 6e-3 off with no quote (a fit from
@@ -216,7 +196,7 @@ def test_cluster_blocks_without_an_intercept_say_how_far_off_they_may_be():
             g = rng.integers(0, 6, 30)
             blocks = _cut(X, y, None, 8)
             groups = [g[i : i + 8] for i in range(0, 30, 8)]
-            ref = _mp_cluster_no_intercept(X, y, g)
+            ref = _mp_cluster(X, y, g, intercept=False)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the fits' own warnings: not scored here
                 fits = [
@@ -244,4 +224,4 @@ def test_ordinary_cluster_blocks_without_an_intercept_say_nothing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         bse = res.cluster_from_blocks(_cut(X, y, None, 11), groups).bse
-    np.testing.assert_allclose(bse, _mp_cluster_no_intercept(X, y, g), rtol=1e-11)
+    np.testing.assert_allclose(bse, _mp_cluster(X, y, g, intercept=False), rtol=1e-11)

@@ -691,9 +691,7 @@ def estimated_sigma(estimates: Estimates | None, p: int) -> Tensor | None:
     degrees of freedom; None without estimates."""
     if estimates is None:
         return None
-    dof = estimates.rows - p
-    rss = estimates.rss.clamp_min(0)
-    return (rss / dof).sqrt() if dof > 0 else torch.zeros_like(rss)
+    return _sigma(estimates.rss.clamp_min(0).sqrt(), estimates.rows, p)
 
 
 # NOTE [bits in refinement]

@@ -117,8 +117,9 @@ def results_from_fit(
             factor = _householder_factor(X, w, fit_intercept)
             R, gram_factor = factor.raw_r(), False
         step = None if not large else kappa**0.5 if untrusted else kappa
-        if gram and not untrusted and factor.shift is not None:  # NOTE [a Gram factor
-            step = None  # about offsets is not certified]: confirming passes instead
+        # NOTE [a Gram factor about offsets is not certified]: confirming passes instead
+        if gram and not untrusted and factor.shift is not None:
+            step = None
         fit = _refine(X, Y, w, fit_intercept, factor, solution, targets, aliased, step, sums)
         if gram and not untrusted and not fit.converged:  # the Gram R fell short after all
             factor = _householder_factor(X, w, fit_intercept)

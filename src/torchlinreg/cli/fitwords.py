@@ -53,9 +53,10 @@ def accuracy_message(w: RankWarning) -> str:
             else "fit the rows in memory with the library to refine it"
         )
         return (
-            f"the fit is so nearly exact that its residual sum of squares may be off {size}, "
-            "and the standard errors, t and p-values, R2 and F with it: a streamed fit has "
-            f"no second pass to refine it; {fix}"
+            f"the fit is so nearly exact (or its coefficients so large against the fitted "
+            f"values) that its residual sum of squares may be off {size}, and the standard "
+            "errors, t and p-values, R2 and F with it: a streamed fit has no second pass to "
+            f"refine it; {fix}"
         )
     fix = (
         "train with --solver qr (a Gram factor squares the condition number)"

@@ -235,7 +235,9 @@ class ExactFitMixin:
         sqrt(eps) (a dummy effect of 1e9 against a noise of 1 gave an rss 27x the exact
         one), so it says so for both. A streamed Householder fit's rss was measured up to
         100x the policy's bare estimate (weights over twelve decades, blocks of 97 rows):
-        the quote takes that factor.
+        the quote takes that factor. Coefficients that cancel (columns with offsets
+        without an intercept, nearly collinear) put the rss at risk too: the estimate
+        takes |A| |b| where it passes |y - s|.
         """
         if self.state_.method != "gram":
             sums = [self._QR_SUMS_QUOTE * e for e in sums]
@@ -247,10 +249,11 @@ class ExactFitMixin:
         size = f"up to {worst:.1e} (relative, estimated)" if worst < 1 else "entirely"
         fix = "use solver='qr' (a Gram factor squares the loss), or " if gram else ""
         message = (
-            f"{how} fit from the state alone: {shown} fitted so nearly exactly that the "
-            f"residual sum of squares read off the factor may be off {size}, and the "
-            "standard errors, t and p-values, R2 and F with it; there are no rows to "
-            f"refine it against; {fix}fit the rows in memory with fit(X, y), which does."
+            f"{how} fit from the state alone: {shown} fitted so nearly exactly, or by "
+            "coefficients so large against the fitted values, that the residual sum of "
+            f"squares read off the factor may be off {size}, and the standard errors, t "
+            "and p-values, R2 and F with it; there are no rows to refine it against; "
+            f"{fix}fit the rows in memory with fit(X, y), which does."
         )
         method = self.state_.method
         warnings.warn(RankWarning(message, error=worst, method=method, what="sums"), stacklevel=4)

@@ -252,6 +252,14 @@ def risks_and_kappa(
 # from a nearly exact one below sqrt(eps): it refines both (an exact target at 1M x 100:
 # 2.1 s against 0.19 s unrefined; the rss of the float64 data, 4.3e-21, where the Gram's
 # read 1e-15).
+# The rss moves with the rounding of the design as much as with that of y: a perturbation
+# dA of the factor's rows moves it by 2 r'dA b to first order, |dA b| ~ eps |A| |b|
+# (columnwise, |x| in column-scaled units). Where coefficients cancel (columns with large
+# offsets and no intercept, nearly collinear ones) |x| passes |y - s| by orders, and a
+# streamed fit's rss was silently off: 2.4e-6 (QR, kappa 1e7, noise 1e-6 of the fit) and
+# 4.7e-4 (Gram, kappa 4e10), each with a warning about its coefficients only. The
+# estimate now takes max(|y - s|, |x|) / |r|: unchanged wherever |y - s| is the larger (every
+# benchmark regime), and above the actual error in each such case of the hunt (5-1500x).
 SUMS_TOL = 1e-9
 _GRAM_SUMS_CONSTANT = 16.0
 
@@ -317,14 +325,18 @@ def _estimates(
     x = torch.linalg.solve_triangular(rxx, R[:p, p:], upper=True) * scale[:, None]
     xnorm = torch.linalg.vector_norm(x, dim=0).clamp_min(torch.finfo(R.dtype).tiny)
     rnorm = column_norms(R[p:, p:])
-    ratio = column_norms(R[:, p:]) / rnorm  # |y - s| / |r|: inf where rss is 0
+    ynorm = column_norms(R[:, p:])
+    ratio = ynorm / rnorm  # |y - s| / |r|: inf where rss is 0
     gram = getattr(state_or_r, "method", "qr") == "gram"
     # residuals at the rounding level of y (what the factor can resolve): an exact fit
     rounding = (_EPS * ratio.square() if gram else _EPS * ratio) >= 1 / (2 * p)
+    # the rss moves with the rounding of y and of A b, whichever is larger: coefficients
+    # that cancel make |A| |b| the larger (NOTE [sums at risk])
+    reach = torch.maximum(ynorm, xnorm) / rnorm
     if gram:
-        sums = _GRAM_SUMS_CONSTANT * _EPS * ratio.square()
+        sums = _GRAM_SUMS_CONSTANT * _EPS * reach.square()
     else:  # nothing to gain (NOTE [sums at risk])
-        sums = torch.where(rounding, 0.0, _EPS * ratio)
+        sums = torch.where(rounding, 0.0, _EPS * reach)
     sums = sums.nan_to_num(nan=0.0)  # a target column of zeros: nothing to lose
     # the policy only (NOTE [errors next to the standard error]); a warning's quote stays
     # relative to the coefficient; an exact fit has no standard errors to speak of

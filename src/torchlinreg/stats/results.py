@@ -338,7 +338,26 @@ class OLSResults:
                 stacklevel=3,
             )
             return np.full_like(rss, np.nan)
+        self._warn_perfect_fit(rss)
         return rss / self.df_resid
+
+    def _warn_perfect_fit(self, rss: np.ndarray) -> None:
+        """NOTE [an essentially perfect fit]"""
+        limit = (2 * self.rank * _EPS) ** 2 * self._sums["uncentered_tss"]
+        exact = np.flatnonzero(np.asarray((rss > 0) & (rss <= limit)))
+        if exact.size == 0:
+            return
+        names = [str(self.target_names[t]) for t in exact]
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        warnings.warn(
+            f"{shown} fitted exactly, to the rounding level of the data (residual sum of "
+            f"squares {float(rss[exact].max()):.1e} against "
+            f"{float(self._sums['uncentered_tss'][exact].max()):.1e} for y): the residual "
+            "sum of squares is rounding noise, and the standard errors, t and p-values, "
+            "intervals and F built on it (an essentially perfect fit)",
+            DegenerateWarning,
+            stacklevel=user_stacklevel(),
+        )
 
     @property
     def scale(self) -> np.ndarray:
@@ -903,6 +922,21 @@ def _names(given, found, count: int, what: str) -> list[str] | None:
         raise DataError(f"{len(names)} {what} for {count} columns; give one name per column")
     return names
 
+
+# NOTE [an essentially perfect fit]
+# Where the residuals sit at the rounding level of y (y = 2x + 1 in float64, or a level of
+# 1e9 with an exact linear relation in its spread), the rss is rounding noise: a
+# Householder factor's, the rows' at the float64 coefficients and the exact rational one
+# of the stored data disagree by 20-150% (a hunt's cases, |y - s| / |r| ~ 1e15), and the
+# standard errors, t and p-values and F inherit it; a QR fit is not refined for it (nothing
+# to gain) and a streamed one does not warn about its sums. R's summary.lm says "essentially
+# perfect fit: summary may be unreliable" where rss / df < 1e-30 mean(fitted^2); here the
+# first variance-based statistic read says so where 0 < rss <= (2 rank eps)^2 y'y, the
+# resolution of a Householder factor of p columns (NOTE [sums at risk]), once per fit. An
+# rss of exactly 0 is not noise: refined, it is the double-double residuals' at the float64
+# coefficients, so the exact rss is 0 too (the NIST Wampler1-2 sets: certified 0).
+
+_EPS = float(np.finfo(np.float64).eps)
 
 # NOTE [covariance accuracy]
 # Refinement gives the coefficients their digits; the covariance (X'WX)^-1 = R^-1 R^-T keeps

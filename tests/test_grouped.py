@@ -327,8 +327,15 @@ def test_grouped_moments_leave_groups_with_too_few_weighted_rows_without_a_fit(s
     for lo in range(0, G * m, 97):
         acc.absorb(X[lo : lo + 97], y[lo : lo + 97], w[lo : lo + 97], g[lo : lo + 97])
     thin = [k for k in range(G) if k % (d + 2) < d + 1]
-    with pytest.warns(DegenerateWarning, match=f"{len(thin)} groups get NaN"):
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
         fit = acc.solve(True)
+    said = [str(w.message) for w in seen]
+    assert sum(f"{len(thin)} groups get NaN" in m for m in said) == 1, said
+    # the groups left with exactly 4 weighted rows are fitted exactly: their ssr is
+    # rounding noise, and their bounds say so (NOTE [bounds that warn])
+    exact = G // (d + 2)
+    assert any(m.startswith(f"{exact} groups may be off") for m in said), said
     for k in range(G):
         if k in thin:
             assert np.isnan(fit["params"][k]).all(), k

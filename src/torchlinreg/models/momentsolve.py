@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DegenerateWarning, RankWarning
+from ..exact.solve import ACCURACY_WARNING
 from .windows import Moments
 
 # 1 - R^2 of a column on the others (the factor's squared diagonal, columns scaled):
@@ -78,7 +79,7 @@ def solve_moments(
     fit = solve_batch(m, full, fit_intercept, extra=extra, dmean=dmean, rows=False)
     if thin is not None:
         no_fit_where(fit, thin & full)
-    _warn(fit["aliased"], fit["at_risk"], fit["low"], what, fit["err"])
+    _warn(fit["aliased"], fit["at_risk"], fit["low"], what, fit["err"], fit["bad"])
     return {
         "params": _np(fit["params"]), "cov": _np(fit["cov"]), "ssr": _np(fit["ssr"]),
         "ctss": _np(fit["ctss"]), "utss": _np(fit["utss"]), "bad": _np(fit["bad"]).astype(bool),
@@ -160,7 +161,8 @@ def solve_batch(
                        risk if rows else torch.zeros_like(risk),
                        mx / safe, params, utss if not fit_intercept else ctss,
                        m.raw / G_diag.clamp(min=1e-300), m.count, m.w, m.mean[:, d],
-                       extra=extra, dc=dc)  # fmt: skip
+                       extra=extra, dc=dc,
+                       v0=vd[:, 0] if fit_intercept and vd.shape[1] > d else None)  # fmt: skip
     return {
         "params": params, "cov": V, "ssr": ssr, "ctss": ctss, "utss": utss, "bad": bad,
         "b": b, "risk": risk, "aliased": bad & full, "at_risk": full & ~bad & (low < _AT_RISK),
@@ -232,7 +234,8 @@ def solve_packed(w, mean, M, raw, full: Tensor, fit_intercept: bool, count=None)
     G_diag = torch.cat([sd**2, gyy[None]])
     err = error_bounds(Vd.T, bs.T, gyy, ssr, risk, (mx / safe).T, params.T,
                        ctss if fit_intercept else utss, (raw / G_diag.clamp(min=1e-300)).T,
-                       w.new_ones(w.shape) if count is None else count, w, mean[d])  # fmt: skip
+                       w.new_ones(w.shape) if count is None else count, w, mean[d],
+                       v0=V[0] if fit_intercept else None)  # fmt: skip
     return {
         "params": params.T, "cov": V.T, "ssr": ssr, "ctss": ctss, "utss": utss, "bad": bad,
         "b": b.T, "risk": risk, "aliased": bad & full, "at_risk": full & ~bad & (low < _AT_RISK),
@@ -241,7 +244,21 @@ def solve_packed(w, mean, M, raw, full: Tensor, fit_intercept: bool, count=None)
 
 
 def error_bounds(
-    cinv, bs, gyy, ssr, risk, mxs, params, tss, rawrel, count, w, my, extra=None, dc=None
+    cinv,
+    bs,
+    gyy,
+    ssr,
+    risk,
+    mxs,
+    params,
+    tss,
+    rawrel,
+    count,
+    w,
+    my,
+    extra=None,
+    dc=None,
+    v0=None,
 ) -> dict:
     """First-order bounds on the errors the moments' route leaves (NOTE [moments' error]).
 
@@ -251,7 +268,10 @@ def error_bounds(
     ``extra``: a relative error of every entry beyond these (groupstate's merges), ``dc``
     the intercept's absolute error from the means'. ``risk``: the summaries whose ssr
     the caller takes from their rows. Returns relative bounds ``params`` (the worst
-    coefficient), ``bse`` and ``ssr``, and ``r2`` (absolute).
+    coefficient), ``bse`` and ``ssr``, and ``r2`` (absolute); and ``params_se``, each
+    coefficient's relative to it or to its standard error, whichever is larger (``v0``: the
+    intercept's unscaled variance), the one a warning is decided by (NOTE [bounds that
+    warn]).
     """
     eps = torch.finfo(torch.float64).eps
     d = cinv.shape[1]
@@ -275,6 +295,18 @@ def error_bounds(
     else:
         scale = bs.abs()
     rel_params = _rel(db, scale).amax(1) if params.shape[1] else e
+    # the standard errors (scaled like db): sqrt(ssr / df) times sqrt(diag V)
+    s2 = ssr.clamp(min=0) / (count - params.shape[1]).clamp(min=1)
+    se = (s2[:, None] * cinv.clamp(min=0)).sqrt()
+    if params.shape[1] > d:
+        v0 = torch.full_like(s2, float("nan")) if v0 is None else v0
+        se = torch.cat([(s2 * v0.clamp(min=0)).sqrt().nan_to_num(nan=0.0)[:, None], se], dim=1)
+    # no spare rows (an exact fit): no standard error; 1% of the largest coefficient then
+    spare = count > params.shape[1]
+    floor = torch.where(spare[:, None], se, 0.01 * scale.amax(1, keepdim=True) if d else se)
+    low = torch.maximum(scale - db, floor)
+    rel_se = torch.where(low > 0, db / low, float("inf"))
+    rel_se = rel_se.amax(1) if params.shape[1] else e
     # ssr from the rows (risk) is quadratic in db (b minimises it): db'C db = r'C^-1 r;
     # gyy - g'b is linear: g'db = b'C C^-1 r = b'r
     # the rows' residuals (risk) carry their own rounding rho, and the centre's
@@ -284,11 +316,19 @@ def error_bounds(
     dssr = torch.where(risk, rows, bs.norm(dim=1) * r + delta * gyy.clamp(min=0))
     dssr = dssr + 4 * eps * ssr
     rel_ssr = _rel(dssr, ssr)
+    # R2 = 1 - ssr / tss, tss off as y's own diagonal entry is (NOTE [bounds that warn]:
+    # a level shift left tss 3e-6 off where the bound, ssr's alone, said 8e-8)
+    dy = eps * (_ENTRY * (d + 2) + count.clamp(min=1).sqrt() + _RAW * rawrel[:, -1])
+    if extra is not None:
+        dy = dy + extra
+    # no residual degrees of freedom: ssr is 0 but for rounding, its statistics undefined
+    nan = torch.tensor(float("nan"), dtype=bs.dtype, device=bs.device)
     return {
         "params": rel_params,
-        "bse": rel_ssr + 2 * e * amp,  # sqrt(ssr * C^-1_jj): half of each, doubled for HC
-        "ssr": rel_ssr,
-        "r2": (dssr / tss).nan_to_num(nan=float("inf")),
+        "params_se": rel_se,
+        "bse": torch.where(spare, rel_ssr + 2 * e * amp, nan),  # sqrt(ssr C^-1_jj), doubled for HC
+        "ssr": torch.where(spare, rel_ssr, nan),
+        "r2": ((dssr + ssr * dy) / tss).nan_to_num(nan=float("inf")),
     }
 
 
@@ -356,7 +396,10 @@ def small_lower_inverse(L: Tensor, d: int) -> Tensor:
     return Li
 
 
-def _warn(aliased: Tensor, at_risk: Tensor, low: Tensor, what: str, err=None) -> None:
+def _warn(aliased: Tensor, at_risk: Tensor, low: Tensor, what: str, err=None, bad=None) -> None:
+    """The NaN summaries counted; the nearly collinear ones, and (given ``bad``, the
+    summaries without a fit) every other whose bounds pass ACCURACY_WARNING (NOTE [bounds
+    that warn]), said with their bounds."""
     if bool(aliased.any()):
         remedy = "widen the window" if what == "windows" else f"those {what}"
         warnings.warn(
@@ -388,6 +431,44 @@ def _warn(aliased: Tensor, at_risk: Tensor, low: Tensor, what: str, err=None) ->
             RankWarning,
             stacklevel=3,
         )
+    loose = _loose(err, bad, at_risk)
+    if loose is not None and bool(loose.any()):
+        off = {k: float(_np(torch.as_tensor(v))[loose].max()) for k, v in err.items()}
+        one = (what == "windows" and "window") or what[:-1]
+        warnings.warn(
+            f"{int(loose.sum())} {what} may be off, computed from their moments: parameters "
+            f"up to {_e(off['params_se'])} (relative to each or to its standard error, "
+            f"whichever is larger), standard errors "
+            f"up to {_e(off['bse'])}, ssr up to {_e(off['ssr'])} relative, R2 up to "
+            f"{_e(off['r2'])} (absolute); rows far from the others near them (a level "
+            "shift, an outlier), weights over many decades or a fit close to exact cost "
+            f"the moments digits; fit a {one} that matters with torchlinreg.ols, which "
+            "refines against its rows",
+            RankWarning,
+            stacklevel=3,
+        )
+
+
+# NOTE [bounds that warn]
+# The moments' bounds (NOTE [moments' error]) were computed for every summary but said only
+# for the nearly collinear ones (1 - R^2 below _AT_RISK). A rolling hunt found windows with
+# no collinearity off without a word, each within its bound: a level shift of 1e6 in the
+# block before a window (prefix and suffix sums about a block mean far from the window's
+# rows; parameters 1.2e-4, standard errors 2.5e-5 off, bound 3e-4), a large row later in an
+# expanding window's block (1e-6), rows weighted 1e10 beside weights of 1 (2.7e-7), a fit
+# close to exact (standard errors 2e-6). Every summary whose bounds pass ACCURACY_WARNING
+# now says so, with them.
+
+
+def _loose(err, bad, at_risk) -> np.ndarray | None:
+    """The fitted summaries, not nearly collinear, whose bounds pass ACCURACY_WARNING."""
+    if not err or bad is None:
+        return None
+    over = np.zeros(np.shape(_np(torch.as_tensor(bad))), dtype=bool)
+    for key in ("params_se", "bse", "ssr", "r2"):  # a coefficient next to its se
+        over |= _np(torch.as_tensor(err[key])) > ACCURACY_WARNING  # NaN: not over
+    ok = ~_np(torch.as_tensor(bad)).astype(bool) & ~_np(torch.as_tensor(at_risk)).astype(bool)
+    return over & ok
 
 
 def _e(x: float) -> str:
@@ -398,4 +479,5 @@ def _e(x: float) -> str:
     if x <= 0:
         return "0"
     e = int(np.floor(np.log10(x)))
-    return f"{int(np.ceil(x / 10.0**e * (1 - 1e-12)))}e{e}"
+    m = int(np.ceil(x / 10.0**e * (1 - 1e-12)))
+    return f"1e{e + 1}" if m == 10 else f"{m}e{e}"  # 9.99e-3 rounds up to 1e-2, not 10e-3

@@ -37,7 +37,13 @@ from .segments import encode_groups
 from .windows import Moments, WindowLayout
 
 _CHUNK = 1 << 22  # elements of one gather of window rows
-_ERR = ("err_params", "err_bse", "err_ssr", "err_r2")  # momentsolve.error_bounds, per window
+_ERR = (
+    "err_params",
+    "err_params_se",
+    "err_bse",
+    "err_ssr",
+    "err_r2",
+)  # momentsolve.error_bounds, per window
 
 
 class RollingOLSResults(BatchStatistics):
@@ -231,7 +237,7 @@ def rolling_ols(
         no_fit_where(fit, (fit["count"] >= need) & (fit["count"] - np.rint(sums[:, 1]) < p))
     err = {k[4:]: torch.as_tensor(fit.pop(k)) for k in _ERR}
     at_risk = fit.pop("at_risk")
-    _warn(fit.pop("aliased"), at_risk, fit.pop("low"), "windows", err)
+    _warn(fit.pop("aliased"), at_risk, fit.pop("low"), "windows", err, fit["bad"])
     names = single._names(feature_names, Xm.columns, d, "feature_names")
     names = names or [f"x{j + 1}" for j in range(d)]
 

@@ -161,17 +161,41 @@ def test_prediction_variances_are_taken_about_the_offsets(cov_type):
         np.testing.assert_allclose(frame["mean_se"].iloc[row], float(var) ** 0.5, rtol=1e-10)
 
 
-def test_the_sums_are_those_of_the_parameters_returned():
+def test_the_sums_are_those_of_the_least_squares_fit():
     # NOTE [the last correction]: a noiseless target near 1e9 kept the sums of the pass
-    # before the last correction: ssr 1.7x that of the parameters returned, bse 30% off
+    # before the last correction: ssr 1.7x that of the parameters returned, bse 30% off.
+    # NOTE [the least-squares rss]: those parameters are the least-squares ones rounded
+    # to float64, whose own rss is 3x the least-squares one here; ssr is the latter
+    from exact_ls import exact_statistics
+
     rng = np.random.default_rng(0)
     n = 60
     X = np.column_stack([1e9 + rng.standard_normal(n), rng.standard_normal(n)])
     y = -1.25 * X[:, 0] + 3.0
     res = tlr.ols(X, y)
     b = [Fraction(float(v)) for v in res.params]
-    ssr = sum(
+    rounded = sum(
         (Fraction(float(c)) - b[0] - b[1] * Fraction(float(u)) - b[2] * Fraction(float(v))) ** 2
         for (u, v), c in zip(X, y, strict=True)
     )
-    np.testing.assert_allclose(res.ssr, float(ssr), rtol=1e-12)
+    exact = exact_statistics(X, y)["ssr"]
+    assert float(rounded) > 2 * exact  # the case matters
+    np.testing.assert_allclose(res.ssr, exact, rtol=1e-12)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_nearly_exact_fit_at_an_offset_reports_the_least_squares_rss(weighted):
+    # y = 3e7 + 2x + a noise of 1e-6: the intercept's ulp (3.7e-9) raised the rss of the
+    # rounded parameters above the least-squares one, silently: 4.5e-7 here, 1.3e-5
+    # weighted over six decades (3.3e-5 in a grouped hunt's case of 5 rows)
+    from exact_ls import exact_statistics
+
+    rng = np.random.default_rng(3)
+    x = np.arange(12.0)
+    y = 3e7 + 2 * x + 1e-6 * rng.standard_normal(12)
+    w = 10.0 ** rng.uniform(-3, 3, 12) if weighted else None
+    res = tlr.ols(x[:, None], y, sample_weight=w)
+    exact = exact_statistics(x[:, None], y, w)
+    np.testing.assert_allclose(res.ssr, exact["ssr"], rtol=1e-9)
+    np.testing.assert_allclose(res.bse, exact["bse"], rtol=1e-9)
+    np.testing.assert_allclose(res.fvalue, exact["fvalue"], rtol=1e-9)

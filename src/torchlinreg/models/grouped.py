@@ -178,8 +178,8 @@ def _warn_inaccurate(fit: GroupedFit) -> None:
         RankWarning(
             f"{int(flagged.sum())} of {len(flagged)} groups are ill-conditioned or fitted "
             f"almost exactly, e.g. "
-            f"{labels}{more}: their coefficients may be off by up to {worst:.1e} and their "
-            f"covariances by up to {float(cov_error[flagged].max()):.1e} (relative; "
+            f"{labels}{more}: their coefficients may be off by up to {_size(worst)} and "
+            f"their covariances by up to {_size(float(cov_error[flagged].max()))} (relative; "
             "first-order estimates: grouped fits are not refined against the rows). Fit "
             "those groups one at a time with torchlinreg.ols(X[g == label], y[g == label]), "
             "which refines them, or fit an intercept / centre the columns",
@@ -188,6 +188,12 @@ def _warn_inaccurate(fit: GroupedFit) -> None:
         ),
         stacklevel=3,
     )
+
+
+def _size(error: float) -> str:
+    """An estimate as a warning quotes it: past 0.1 a first-order estimate says nothing
+    (a group's standard errors were 2,400x off where it said 68)."""
+    return f"{error:.1e}" if error < 0.1 else "any amount (no correct digit)"
 
 
 def _warn_bad(fit: GroupedFit, p: int) -> None:

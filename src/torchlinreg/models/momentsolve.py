@@ -108,6 +108,7 @@ def solve_batch(
     extra: Tensor | None = None,
     dmean: Tensor | None = None,
     rows: bool = True,
+    offsets: Tensor | None = None,
 ) -> dict:
     """``solve_moments``' tensors, without warnings: ``aliased`` and ``at_risk`` say which.
 
@@ -154,6 +155,7 @@ def solve_batch(
         params = b
     vd = torch.diagonal(V, dim1=1, dim2=2) if V.dim() == 3 else V
     G_diag = torch.cat([sd**2, gyy[:, None]], dim=1)
+    extra = _centring(offsets, G_diag, extra)
     dc = None
     if dmean is not None and fit_intercept:  # mean(y) - mean(x)'b with the means off
         dc = dmean[:, d] + (b.abs() * dmean[:, :d]).sum(1)
@@ -199,7 +201,9 @@ def _lapack(C, gxy, mx, safe, full, flat, w, fit_intercept: bool, cov: str):
     return b, V, low, bad
 
 
-def solve_packed(w, mean, M, raw, full: Tensor, fit_intercept: bool, count=None) -> dict:
+def solve_packed(
+    w, mean, M, raw, full: Tensor, fit_intercept: bool, count=None, offsets=None
+) -> dict:
     """``solve_batch(..., cov="diag")`` on feature-major summaries (the batch last).
 
     ``w`` ``(m,)``, ``mean`` and ``raw`` ``(q, m)``, ``M`` ``(q, q, m)``, at most
@@ -232,15 +236,37 @@ def solve_packed(w, mean, M, raw, full: Tensor, fit_intercept: bool, count=None)
     utss = ctss + w * mean[d] ** 2
     params = torch.cat([(mean[d] - (mx * b).sum(0))[None], b]) if fit_intercept else b
     G_diag = torch.cat([sd**2, gyy[None]])
+    extra = _centring(offsets, G_diag.T, None)
     err = error_bounds(Vd.T, bs.T, gyy, ssr, risk, (mx / safe).T, params.T,
                        ctss if fit_intercept else utss, (raw / G_diag.clamp(min=1e-300)).T,
                        w.new_ones(w.shape) if count is None else count, w, mean[d],
-                       v0=V[0] if fit_intercept else None)  # fmt: skip
+                       extra=extra, v0=V[0] if fit_intercept else None)  # fmt: skip
     return {
         "params": params.T, "cov": V.T, "ssr": ssr, "ctss": ctss, "utss": utss, "bad": bad,
         "b": b.T, "risk": risk, "aliased": bad & full, "at_risk": full & ~bad & (low < _AT_RISK),
         "low": low, "err": err,
     }  # fmt: skip
+
+
+# NOTE [a far row]
+# Rolling windows are taken about their group's mean first (NOTE [rolling moments]), each
+# row rounded to eps |x - mean| on the way. One row far from the rest (1e12 among rows
+# near 0) moves the mean to 3e10, and every row then keeps only 1e-6 of its spread: the
+# windows far from that row were 1.6e-5 off while their bounds, taken from the rows after
+# the centring, said 1e-14. A window's sums of squares about the group's mean
+# (``offsets``, per column) bound that rounding: each entry of C is off by up to about
+# eps sqrt(offsets_j / G_jj) more, which the bounds now add (and warn past 1e-8).
+
+
+def _centring(offsets, G_diag, extra):
+    """``extra`` plus the centring's share of each summary's relative entry error (NOTE
+    [a far row]); ``offsets`` and ``G_diag`` ``(m, q)``."""
+    if offsets is None:
+        return extra
+    eps = torch.finfo(torch.float64).eps
+    ratio = (offsets / G_diag.clamp(min=1e-300)).amax(1)
+    share = 2 * eps * ratio.clamp(min=0).sqrt()
+    return share if extra is None else extra + share
 
 
 def error_bounds(

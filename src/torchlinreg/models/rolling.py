@@ -288,11 +288,12 @@ def _fit_windows(
     if n == 0:
         return out
     prep = layout.prepare(Z, w)
+    offsets = _offset_sums(layout, Z, prep.ref)
 
     def one(k: int) -> None:
         got = layout.run(prep, k)
         if got is not None:
-            _fit_run(layout, *got, need, fit_intercept, cov, out, risky)
+            _fit_run(layout, *got, need, fit_intercept, cov, out, risky, offsets)
 
     before = torch.get_num_threads()
     workers = _workers() if Z.device.type == "cpu" else 1
@@ -329,16 +330,43 @@ def _workers() -> int:
     return torch.get_num_threads()
 
 
-def _fit_run(layout, rows, pk, need, fit_intercept, cov, out, risky) -> None:
+def _offset_sums(layout: WindowLayout, Z: Tensor, ref: Tensor) -> Tensor:
+    """Per window end (rows in order), each column's sum of squares about its group's
+    mean over the window (NOTE [a far row] in momentsolve.py): ``(n, q)``."""
+    one = ref.shape[1] == 1  # one group: rows already in order
+    if one:
+        S = Z - ref.T  # row-major all through: a transpose of the rows cost more than this
+    else:
+        S = Z[layout.order] - torch.index_select(ref, 1, layout.codes[layout.order]).T
+    S.mul_(S)
+    torch.cumsum(S, 0, out=S)
+    n, W = S.shape[0], layout.window
+    sums = S.clone()
+    if one:  # the running sum before row i's window is the one at i - W
+        if n > W:
+            sums[W:] -= S[: n - W]
+    else:
+        start = torch.arange(n, device=Z.device) - layout.count  # -1: none before
+        sums -= torch.where((start >= 0)[:, None], S[start.clamp(min=0)], 0.0)
+    # the running sums' own rounding (eps of the total so far) kept on the safe side
+    sums.clamp_(min=0).add_(S, alpha=4 * _EPS64)
+    return sums if one else torch.empty_like(sums).index_copy_(0, layout.order, sums)
+
+
+_EPS64 = torch.finfo(torch.float64).eps
+
+
+def _fit_run(layout, rows, pk, need, fit_intercept, cov, out, risky, offsets=None) -> None:
     """Solve one run's windows and write them into ``out`` (rows no other run writes)."""
     q = pk.mean.shape[0]
+    off = None if offsets is None else offsets[rows]
     if cov == "diag" and 0 < q - 1 <= _SMALL:  # feature-major all through
         M = layout.tri.square(pk.T)
-        fit = solve_packed(pk.w, pk.mean, M, pk.raw, pk.count >= need, fit_intercept, pk.count)
+        fit = solve_packed(pk.w, pk.mean, M, pk.raw, pk.count >= need, fit_intercept, pk.count, off)
         mom = Moments(pk.w, pk.mean.T, None, pk.count, None)
     else:
         mom = Moments(*pk.unpack(layout.tri))
-        fit = solve_batch(mom, mom.count >= need, fit_intercept, cov=cov)
+        fit = solve_batch(mom, mom.count >= need, fit_intercept, cov=cov, offsets=off)
     r = _np(rows).astype(np.int64)
     if r.size and r[-1] - r[0] == r.size - 1 and bool((np.diff(r) == 1).all()):
         r = slice(int(r[0]), int(r[-1]) + 1)  # rows in order (no groups): no scatter

@@ -444,3 +444,30 @@ def test_a_group_off_by_its_rounding_says_so_within_its_estimates(case):
     assert max(params, bse, ssr) > 1e-9  # the case matters
     # first-order estimates: the 4 weighted rows' coefficients came within 0.66x of it
     assert params <= 2 * said[0].error and max(bse, ssr) <= cov, (params, bse, ssr, said)
+
+
+def test_groups_fitted_to_the_rounding_of_their_data_say_so():
+    # a recheck's case (no intercept, 4 groups of 3-21 rows near 3e3 to 1e10): a group
+    # came back with ssr and standard errors of exactly 0 where the exact ssr is 1e-13,
+    # t infinite and p 0, with no word (NOTE [an essentially perfect fit])
+    from pathlib import Path
+
+    from exact_ls import exact_statistics
+
+    data = np.loadtxt(
+        Path(__file__).parent / "data" / "grouped_exact_fits.csv", delimiter=",", skiprows=1
+    )
+    g, X, y = data[:, 0].astype(int), data[:, 1:2], data[:, 2]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        res = torchlinreg.ols(X, y, groups=g, fit_intercept=False)
+    said = [str(w.message) for w in seen if "fitted exactly, to the rounding" in str(w.message)]
+    assert len(said) == 1, [str(w.message) for w in seen]
+    named = re.search(r"e\.g\. \[([^\]]*)\]", said[0]).group(1)
+    off = []
+    for k, label in enumerate(res.groups):
+        exact = exact_statistics(X[g == label], y[g == label], intercept=False)["ssr"]
+        if abs(res.ssr[k] - exact) > 1e-8 * exact:
+            off.append(int(label))
+            assert str(int(label)) in named.split(", "), (label, res.ssr[k], exact, said)
+    assert off  # the case matters

@@ -47,7 +47,10 @@ def _fit(X, y, g, w=None, **kw):
         if issubclass(m.category, RankWarning)
         for b in re.findall(r"covariances by up to ([0-9.e+-]+|any)", str(m.message))
     ]
-    assert all(issubclass(m.category, RankWarning) for m in seen), [str(m.message) for m in seen]
+    # groups fitted to the rounding level of y say so too (NOTE [an essentially perfect
+    # fit]): their rss, not their covariance, is noise
+    others = [m for m in seen if "fitted exactly, to the rounding" not in str(m.message)]
+    assert all(issubclass(m.category, RankWarning) for m in others), [str(m.message) for m in seen]
     return res, max(bounds, default=0.0)
 
 

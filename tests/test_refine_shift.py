@@ -199,3 +199,19 @@ def test_a_nearly_exact_fit_at_an_offset_reports_the_least_squares_rss(weighted)
     np.testing.assert_allclose(res.ssr, exact["ssr"], rtol=1e-9)
     np.testing.assert_allclose(res.bse, exact["bse"], rtol=1e-9)
     np.testing.assert_allclose(res.fvalue, exact["fvalue"], rtol=1e-9)
+
+
+def test_an_exact_weighted_fit_keeps_an_rss_of_zero():
+    # integers fitted exactly (4 rows of weight, 3 parameters): taking the rounding's
+    # share off the rss (NOTE [the least-squares rss]) left -4e-41, and NaN standard
+    # errors; an exact fit's least-squares rss is 0
+    from exact_ls import exact_statistics
+
+    X = np.array([[-0.0, 3167357.0], [1.0, 3167358.0], [-0.0, 3167357.0], [1.0, 3167357.0],
+                  [-1.0, 3167357.0]])  # fmt: skip
+    y = np.array([-2453027980.0, -2453028755.0, -2453027980.0, -2453027980.0, -2453027980.0])
+    w = np.array([0.0, 674.6802970148885, 8689.753119702722, 3817.154743785625,
+                  0.011408331511050272])  # fmt: skip
+    res = tlr.ols(X, y, sample_weight=w)
+    assert exact_statistics(X, y, w)["ssr"] == 0.0
+    assert res.ssr == 0.0 and np.all(res.bse == 0.0)

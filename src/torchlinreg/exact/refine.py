@@ -486,8 +486,11 @@ def _least_squares_rss(passes: RowPasses, raw: Tensor, below: Tensor) -> None:
     if sums is None or "rss" not in sums or not bool((below != 0).any()):
         return
     quad = (raw @ below).square().sum(0)
-    rss = sums["rss"]
-    sums["rss"] = dd_add(rss, (-quad, torch.zeros_like(quad)))  # type: ignore[index]
+    hi, lo = dd_add(sums["rss"], (-quad, torch.zeros_like(quad)))  # type: ignore[index]
+    # an exact fit's rss* is 0: what rounding leaves below it is not a sum of squares
+    # (4 weighted rows fitted exactly gave -4e-41, and NaN standard errors)
+    negative = hi < 0
+    sums["rss"] = (hi.masked_fill(negative, 0.0), lo.masked_fill(negative, 0.0))
 
 
 def _carry_sums(passes: RowPasses, R: Tensor, dxs: Tensor, dx: Tensor, gs: Tensor) -> None:

@@ -134,6 +134,7 @@ def grouped_ols(
     _warn_bad(fit, Xt.shape[1] + fit_intercept)
     _warn_out_of_range(fit)
     _warn_inaccurate(fit)
+    _warn_exact(fit, Xt.shape[1] + fit_intercept)
     return GroupedOLSResults(
         fit,
         param_names=(["const"] if fit_intercept else []) + names,
@@ -188,6 +189,33 @@ def _warn_inaccurate(fit: GroupedFit) -> None:
         ),
         stacklevel=3,
     )
+
+
+def _warn_exact(fit: GroupedFit, p: int) -> None:
+    """One warning for the groups fitted exactly, to the rounding level of their data
+    (NOTE [an essentially perfect fit] in stats/results.py): their rss is rounding noise.
+    Unrefined, an rss of exactly 0 is no proof of an exact fit (a recheck found groups
+    with ssr and standard errors of 0 where the exact ssr was 1e-13), so it counts too."""
+    utss = fit.uncentered_tss
+    exact = ~fit.bad & (utss > 0) & (fit.ssr <= (2 * p * _EPS) ** 2 * utss)
+    if fit.out_of_range is not None:  # their sums of squares are said to be off already
+        exact = exact & ~fit.out_of_range
+    if not bool(exact.any()):
+        return
+    flagged = exact.cpu().numpy()
+    labels = fit.seg.labels[flagged][:_NAMED].tolist()
+    more = f" and {int(flagged.sum()) - _NAMED} more" if flagged.sum() > _NAMED else ""
+    warnings.warn(
+        f"{int(flagged.sum())} of {len(flagged)} groups are fitted exactly, to the rounding "
+        f"level of their data, e.g. {labels}{more}: their residual sums of squares are "
+        "rounding noise, and the standard errors, t and p-values, intervals and F built on "
+        "them (an essentially perfect fit)",
+        DegenerateWarning,
+        stacklevel=3,
+    )
+
+
+_EPS = float(torch.finfo(torch.float64).eps)
 
 
 def _size(error: float) -> str:

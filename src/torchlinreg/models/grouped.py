@@ -151,11 +151,10 @@ def _warn_out_of_range(fit: GroupedFit) -> None:
     flagged = fit.out_of_range.cpu().numpy()
     if not flagged.any():
         return
-    labels = fit.seg.labels[flagged][:_NAMED].tolist()
-    more = f" and {int(flagged.sum()) - _NAMED} more" if flagged.sum() > _NAMED else ""
+    named = _named(fit.seg, flagged)
     warnings.warn(
         f"{int(flagged.sum())} of {len(flagged)} groups have centred values beyond about "
-        f"1e150 or below 1e-150, e.g. {labels}{more}: their sums of squares over- or underflow "
+        f"1e150 or below 1e-150, e.g. {named}: their sums of squares over- or underflow "
         "float64, so standard errors, R2 and F are inf, 0 or NaN (the parameters are "
         "right); rescale y and X (e.g. by a power of ten) and fit again",
         DegenerateWarning,
@@ -172,14 +171,13 @@ def _warn_inaccurate(fit: GroupedFit) -> None:
     flagged = (error > ACCURACY_WARNING) | (cov_error > ACCURACY_WARNING)
     if not flagged.any():
         return
-    labels = fit.seg.labels[flagged][:_NAMED].tolist()
-    more = f" and {int(flagged.sum()) - _NAMED} more" if flagged.sum() > _NAMED else ""
+    named = _named(fit.seg, flagged)
     worst = float(error[flagged].max())
     warnings.warn(
         RankWarning(
             f"{int(flagged.sum())} of {len(flagged)} groups are ill-conditioned or fitted "
             f"almost exactly, e.g. "
-            f"{labels}{more}: their coefficients may be off by up to {_size(worst)} and "
+            f"{named}: their coefficients may be off by up to {_size(worst)} and "
             f"their covariances by up to {_size(float(cov_error[flagged].max()))} (relative; "
             "first-order estimates: grouped fits are not refined against the rows). Fit "
             "those groups one at a time with torchlinreg.ols(X[g == label], y[g == label]), "
@@ -189,6 +187,13 @@ def _warn_inaccurate(fit: GroupedFit) -> None:
         ),
         stacklevel=3,
     )
+
+
+def _named(seg, flagged) -> str:
+    """The first flagged groups' labels, and how many more, for a warning."""
+    count = int(flagged.sum())
+    more = f" and {count - _NAMED} more" if count > _NAMED else ""
+    return f"{seg.labels[flagged][:_NAMED].tolist()}{more}"
 
 
 def _warn_exact(fit: GroupedFit, p: int) -> None:
@@ -203,11 +208,10 @@ def _warn_exact(fit: GroupedFit, p: int) -> None:
     if not bool(exact.any()):
         return
     flagged = exact.cpu().numpy()
-    labels = fit.seg.labels[flagged][:_NAMED].tolist()
-    more = f" and {int(flagged.sum()) - _NAMED} more" if flagged.sum() > _NAMED else ""
+    named = _named(fit.seg, flagged)
     warnings.warn(
         f"{int(flagged.sum())} of {len(flagged)} groups are fitted exactly, to the rounding "
-        f"level of their data, e.g. {labels}{more}: their residual sums of squares are "
+        f"level of their data, e.g. {named}: their residual sums of squares are "
         "rounding noise, and the standard errors, t and p-values, intervals and F built on "
         "them (an essentially perfect fit)",
         DegenerateWarning,

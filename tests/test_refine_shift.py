@@ -215,3 +215,19 @@ def test_an_exact_weighted_fit_keeps_an_rss_of_zero():
     res = tlr.ols(X, y, sample_weight=w)
     assert exact_statistics(X, y, w)["ssr"] == 0.0
     assert res.ssr == 0.0 and np.all(res.bse == 0.0)
+
+
+def test_a_large_nearly_exact_fit_carries_the_least_squares_rss():
+    # 100,000 rows: one certified step carries the sums to x + dx before its rounding,
+    # already the least-squares ones (NOTE [the least-squares rss]); taking the rounding's
+    # share off them again left the ssr 1.2e-5 under the exact one
+    from exact_ls import exact_statistics
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((100_000, 2))
+    y = 3e7 + X @ [2.0, -1.0] + 1e-7 * rng.standard_normal(100_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rounding-level residuals: the fit may say so
+        res = tlr.ols(X, y)
+        ssr = float(res.ssr)
+    np.testing.assert_allclose(ssr, exact_statistics(X, y)["ssr"], rtol=1e-9)

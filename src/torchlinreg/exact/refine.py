@@ -476,7 +476,9 @@ def _contraction(R: Tensor, scale: Tensor, factor_kappa: float) -> float:
 # correction's own accuracy, and ``rss* = rss(x') - |A below|^2`` (A'r(x') = -A'A (x' - b*)
 # at the optimum). The ssr reported is rss*: the statistics (standard errors, F, llf) are
 # those of the least-squares fit, and the residuals' own sum of squares (y - A x' for the
-# float64 x') may exceed it by that much.
+# float64 x') may exceed it by that much. Sums carried by formula (NOTE [one certified
+# step]) are taken to x + dx before its rounding, already the least-squares ones: taking
+# |A below|^2 off them too left a 100,000-row fit's ssr 1.2e-5 under the exact one.
 
 
 def _least_squares_rss(passes: RowPasses, raw: Tensor, below: Tensor) -> None:
@@ -929,20 +931,19 @@ def _refine(
             # ... norm-wise. A coefficient small next to the others still takes dx: its
             # digits live below the norm's rounding level (NOTE [the last correction]).
             x, below = two_sum(x, dx)
-            if rho is not None:
+            if rho is not None:  # carried to x + dx unrounded: the least-squares sums
                 _carry_sums(passes, R, dxs, dx, g)
             elif bool((dx != 0).any()):  # NOTE [the last correction]: the sums of x + dx
-                passes(x, gradient_too=False)
-            _least_squares_rss(passes, raw, below)
+                passes(x, gradient_too=False)  # ... rounded: NOTE [the least-squares rss]
+                _least_squares_rss(passes, raw, below)
             converged = True
             break
         if not size < previous:  # diverging or stalled (NaN included): keep this x
             converged = size <= 4 * _EPS
             break
         if rho is not None and rho * size <= _EPS / 4:
-            _carry_sums(passes, R, dxs, dx, g)
-            x, below = two_sum(x, dx)
-            _least_squares_rss(passes, raw, below)
+            _carry_sums(passes, R, dxs, dx, g)  # to x + dx unrounded: no rounding to undo
+            x = x + dx
             converged = True
             break
         x = x + dx

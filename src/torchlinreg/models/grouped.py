@@ -201,8 +201,7 @@ def _warn_exact(fit: GroupedFit, p: int) -> None:
     (NOTE [an essentially perfect fit] in stats/results.py): their rss is rounding noise.
     Unrefined, an rss of exactly 0 is no proof of an exact fit (a recheck found groups
     with ssr and standard errors of 0 where the exact ssr was 1e-13), so it counts too."""
-    utss = fit.uncentered_tss
-    exact = ~fit.bad & (utss > 0) & (fit.ssr <= (2 * p * _EPS) ** 2 * utss)
+    exact = ~fit.bad & single.at_rounding_level(fit.ssr, fit.uncentered_tss, p)
     if fit.out_of_range is not None:  # their sums of squares are said to be off already
         exact = exact & ~fit.out_of_range
     if not bool(exact.any()):
@@ -217,9 +216,6 @@ def _warn_exact(fit: GroupedFit, p: int) -> None:
         DegenerateWarning,
         stacklevel=3,
     )
-
-
-_EPS = float(torch.finfo(torch.float64).eps)
 
 
 def _size(error: float) -> str:

@@ -367,10 +367,10 @@ def _estimated_errors(
 # with the rows its sums run over: a slope of 538 rows was 24 eps off (1.1e-8 of the
 # intercept's standard error, estimated 2.3e-9), so the Gram route's estimate takes
 # sqrt(rows) eps where it took eps, and so does the intercept's evaluation from the means.
-# And the ssr of the float64
-# parameters exceeds the least-squares one by their rounding: y = 3e7 + 2x + noise 1e-6
-# (5 rows) had ssr 5.2e-4 and standard errors 2.6e-4 off, 4 weighted rows 5.7e6x, with no
-# word; the covariances' estimate now adds that rounding's share of the residuals.
+# And the ssr of the float64 parameters exceeds the least-squares one by their rounding:
+# y = 3e7 + 2x + noise 1e-6 (5 rows) had ssr 5.2e-4 and standard errors 2.6e-4 off, 4
+# weighted rows 5.7e6x, with no word; the covariances' estimate now adds that rounding's
+# share of the residuals.
 
 
 # NOTE [near-exact groups]

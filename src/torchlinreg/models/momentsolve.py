@@ -460,7 +460,6 @@ def _warn(aliased: Tensor, at_risk: Tensor, low: Tensor, what: str, err=None, ba
     loose = _loose(err, bad, at_risk)
     if loose is not None and bool(loose.any()):
         off = {k: float(_np(torch.as_tensor(v))[loose].max()) for k, v in err.items()}
-        one = (what == "windows" and "window") or what[:-1]
         warnings.warn(
             f"{int(loose.sum())} {what} may be off, computed from their moments: parameters "
             f"up to {_e(off['params_se'])} (relative to each or to its standard error, "
@@ -468,7 +467,7 @@ def _warn(aliased: Tensor, at_risk: Tensor, low: Tensor, what: str, err=None, ba
             f"up to {_e(off['bse'])}, ssr up to {_e(off['ssr'])} relative, R2 up to "
             f"{_e(off['r2'])} (absolute); rows far from the others near them (a level "
             "shift, an outlier), weights over many decades or a fit close to exact cost "
-            f"the moments digits; fit a {one} that matters with torchlinreg.ols, which "
+            f"the moments digits; fit a {what[:-1]} that matters with torchlinreg.ols, which "
             "refines against its rows",
             RankWarning,
             stacklevel=3,

@@ -37,6 +37,7 @@ from .segments import encode_groups
 from .windows import Moments, WindowLayout
 
 _CHUNK = 1 << 22  # elements of one gather of window rows
+_EPS64 = torch.finfo(torch.float64).eps
 _ERR = (
     "err_params",
     "err_params_se",
@@ -288,7 +289,8 @@ def _fit_windows(
     if n == 0:
         return out
     prep = layout.prepare(Z, w)
-    offsets = _offset_sums(layout, Z, prep.ref)
+    # only the bounds read them, and only the diagonal fit states bounds
+    offsets = _offset_sums(layout, Z, prep.ref) if cov == "diag" else None
 
     def one(k: int) -> None:
         got = layout.run(prep, k)
@@ -351,9 +353,6 @@ def _offset_sums(layout: WindowLayout, Z: Tensor, ref: Tensor) -> Tensor:
     # the running sums' own rounding (eps of the total so far) kept on the safe side
     sums.clamp_(min=0).add_(S, alpha=4 * _EPS64)
     return sums if one else torch.empty_like(sums).index_copy_(0, layout.order, sums)
-
-
-_EPS64 = torch.finfo(torch.float64).eps
 
 
 def _fit_run(layout, rows, pk, need, fit_intercept, cov, out, risky, offsets=None) -> None:

@@ -343,8 +343,8 @@ class OLSResults:
 
     def _warn_perfect_fit(self, rss: np.ndarray) -> None:
         """NOTE [an essentially perfect fit]"""
-        limit = (2 * self.rank * _EPS) ** 2 * self._sums["uncentered_tss"]
-        exact = np.flatnonzero(np.asarray((rss > 0) & (rss <= limit)))
+        utss = self._sums["uncentered_tss"]
+        exact = np.flatnonzero(np.asarray((rss > 0) & at_rounding_level(rss, utss, self.rank)))
         if exact.size == 0:
             return
         names = [str(self.target_names[t]) for t in exact]
@@ -934,9 +934,18 @@ def _names(given, found, count: int, what: str) -> list[str] | None:
 # first variance-based statistic read says so where 0 < rss <= (2 rank eps)^2 y'y, the
 # resolution of a Householder factor of p columns (NOTE [sums at risk]), once per fit. An
 # rss of exactly 0 is not noise: refined, it is the double-double residuals' at the float64
-# coefficients, so the exact rss is 0 too (the NIST Wampler1-2 sets: certified 0).
+# coefficients, so the exact rss is 0 too (NIST Wampler1, certified 0; Wampler2's decimal
+# y is not exact in binary, its rss is not 0 and it says so). Grouped fits are not refined:
+# there an rss of 0 counts too (models/grouped.py).
 
 _EPS = float(np.finfo(np.float64).eps)
+
+
+def at_rounding_level(rss, uncentered_tss, rank: int):
+    """Where ``rss`` is at the rounding level of y (``<= (2 rank eps)^2 y'y``, with y'y
+    above 0): NOTE [an essentially perfect fit]. Arrays or tensors alike."""
+    return (rss <= (2 * rank * _EPS) ** 2 * uncentered_tss) & (uncentered_tss > 0)
+
 
 # NOTE [covariance accuracy]
 # Refinement gives the coefficients their digits; the covariance (X'WX)^-1 = R^-1 R^-T keeps

@@ -53,6 +53,25 @@ def test_sigterm_and_sighup_raise_like_ctrl_c_and_are_restored_after():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_a_late_second_ctrl_c_after_the_handled_one_does_not_raise_when_exiting():
+    # NOTE [signals]: the launcher forwards a Ctrl-C the workers also got; arriving after
+    # the first one's handling ended (handlers restored), it raised past main and a
+    # torchrun worker printed a traceback. An exiting run leaves signals ignored.
+    script = (
+        "import os, signal, time\n"
+        "from torchlinreg.cli.interrupts import signals_as_interrupts\n"
+        "try:\n"
+        "    with signals_as_interrupts(exiting=True):\n"
+        "        os.kill(os.getpid(), signal.SIGINT); time.sleep(1)\n"
+        "except KeyboardInterrupt:\n"
+        "    pass\n"
+        "os.kill(os.getpid(), signal.SIGINT); time.sleep(0.5)\n"
+        "print('exited cleanly')\n"
+    )
+    done = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "exited cleanly", "")
+
+
 @pytest.mark.slow
 def test_sigterm_during_training_saves_the_last_finished_epoch_and_exits_143(tmp_path, capsys):
     # SIGTERM used to have no handler: exit -15, no message, no checkpoint, temp files left

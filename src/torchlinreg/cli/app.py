@@ -77,8 +77,9 @@ def _cli_warnings() -> None:
     warnings.showwarning = _one_line_warning
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (used by tests and ``main``).
+def run(argv: list[str] | None = None, *, exiting: bool = False) -> int:
+    """Run the CLI and return its exit code (used by tests and ``main``); ``exiting``: the
+    process ends after it (``main``), so a signal it handled leaves signals ignored.
 
     Example:
         >>> run(["summary", "model.safetensors", "--json"])  # doctest: +SKIP
@@ -86,7 +87,7 @@ def run(argv: list[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args or os.environ.get("TORCHLINREG_DEBUG") == "1"
-    with warnings.catch_warnings(), signals_as_interrupts():
+    with warnings.catch_warnings(), signals_as_interrupts(exiting):
         if not debug:
             _cli_warnings()
         return _run(args, debug)
@@ -185,7 +186,7 @@ def _silence_stdout() -> None:
 
 
 def main() -> None:
-    code = run()
+    code = run(exiting=True)
     if code in (EXIT_INTERRUPTED, 128 + 15, 128 + 1):
         ignore_signals()  # a repeated signal must not interrupt the exit (NOTE [signals])
     try:

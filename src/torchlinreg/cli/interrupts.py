@@ -100,12 +100,15 @@ def speaks(exc: BaseException | None = None) -> bool:
 
 
 @contextlib.contextmanager
-def signals_as_interrupts() -> Iterator[None]:
+def signals_as_interrupts(exiting: bool = False) -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise :class:`Terminated` and Ctrl-C a
     KeyboardInterrupt, once (NOTE [signals]).
 
     Only the main thread can set handlers; elsewhere (a command run from a worker thread)
-    the block changes nothing. The previous handlers are restored at its end.
+    the block changes nothing. The previous handlers are restored at its end, unless the
+    process is ``exiting`` after a signal it handled: then signals stay ignored, so one a
+    launcher forwards late cannot raise past the handling (a torchrun worker printed a
+    traceback from ``main`` when the forwarded Ctrl-C came after the first one's).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -130,6 +133,9 @@ def signals_as_interrupts() -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                signal.signal(sig, old)
+        if exiting and fired:
+            ignore_signals()
+        else:
+            for sig, old in previous.items():
+                with contextlib.suppress(OSError, ValueError, TypeError):
+                    signal.signal(sig, old)

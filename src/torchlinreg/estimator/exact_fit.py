@@ -15,6 +15,7 @@ from ..exact.refine import estimated_errors
 from ..exact.solve import ACCURACY_WARNING
 from ..exact.state import LeastSquaresState
 from ..model import LinearModel
+from ..stats.fitstats import squares_out_of_range, warn_squares_out_of_range
 from ..stats.metrics import metrics_from_state
 from ..stats.results import OLSResults
 from .inputs import check_is_fitted, resolve_dtype
@@ -193,6 +194,14 @@ class ExactFitMixin:
         if solution is None or solution.aliased or not self._unpenalised:
             return  # ridge and minimum-norm solutions carry their own warning (exact.solve)
         p = int(self.fit_intercept) + self.state_.n_features
+        names = getattr(self, "feature_names_in_", None)
+        names = [f"x{j + 1}" for j in range(self.state_.n_features)] if names is None else names
+        # the estimates below square the data too (NOTE [squares out of range]); said once
+        if squares_out_of_range(self.state_).any():
+            if not getattr(self, "_range_warned", False):
+                warn_squares_out_of_range(self.state_, list(names), self._target_names)
+                self._range_warned = True
+            return
         errors, kappa, sums = estimated_errors(self.state_, p, policy=False, sums=True)
         self._warn_unrefined_sums(how, sums)
         flagged = self._flagged("_unrefined_warned", errors)

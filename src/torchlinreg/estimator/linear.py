@@ -250,6 +250,8 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
             "robust_cov_",
             "_robust_offsets",  # the robust covariance about the offsets (formula_fit.py)
             "_unrefined_warned",
+            "_unrefined_sums_warned",
+            "_range_warned",
         ):
             if hasattr(self, key):
                 delattr(self, key)

@@ -155,8 +155,9 @@ def _warn_out_of_range(fit: GroupedFit) -> None:
     warnings.warn(
         f"{int(flagged.sum())} of {len(flagged)} groups have centred values beyond about "
         f"1e150 or below 1e-150, e.g. {named}: their sums of squares over- or underflow "
-        "float64, so standard errors, R2 and F are inf, 0 or NaN (the parameters are "
-        "right); rescale y and X (e.g. by a power of ten) and fit again",
+        "float64, so standard errors, t and p-values, R2, F and the log-likelihood may be "
+        "inf, NaN or off by any amount (the parameters are right); rescale y and X (e.g. by "
+        "a power of ten) and fit again",
         DegenerateWarning,
         stacklevel=3,
     )

@@ -207,11 +207,14 @@ def _fit_chunk(
     b, V, R, rinv, cond, risky = _gram_route(gram, mean + delta, W, m, fit_intercept)
     risky &= ~few
     bad = few
+    sunk = torch.zeros_like(few)  # NOTE [squares out of range]: squares that underflowed to 0
     if bool(risky.any()):
         at = torch.nonzero(risky).reshape(-1)
         rwq = torch.ones_like(Py[at]) if rw is None else rw[at]
         Aq = torch.cat([Px[at], Py[at, :, None]], 2) - rwq[..., None] * delta[at, None, :]
         raw = (Px[at] + rwq[..., None] * mean[at, None, :d]).abs().amax(1)
+        centred = (Px[at] - rwq[..., None] * delta[at, None, :d]).abs().amax(1)
+        sunk[at] = ((torch.diagonal(gram[at], dim1=1, dim2=2)[:, :d] == 0) & (centred > 0)).any(1)
         R = R.clone()
         b[at], V[at], R[at], bad_q = _qr_route(Aq, raw, count[at], fit_intercept)
         cond = cond.clone()
@@ -244,7 +247,7 @@ def _fit_chunk(
     out["near_exact"] = near
     if fit_intercept:  # for the HC covariances' map back to const
         out["intercept_z"] = zv[0]
-    out["out_of_range"] = _out_of_range(gram) & ~bad
+    out["out_of_range"] = (_out_of_range(gram) | sunk) & ~bad
     # for the accuracy estimate, made once for all chunks (NOTE [grouped accuracy]);
     # groups out of range have a Gram of inf or 0 and their own warning
     out["_qr"], out["_skip"] = risky & ~bad, bad | out["out_of_range"]
@@ -414,6 +417,10 @@ def _finite(*parts: Tensor) -> bool:
 # errors, R2 and F come out inf, 0 or NaN while the parameters (solved on the rows) stay
 # right. The Gram's diagonal holds those sums already: a group with one that is not finite,
 # above 2^1016 or (nonzero and) below 2^-1000 is flagged, and the caller says so once.
+# Below about 1e-162 the squares are 0, as a constant column's: such a group fails the
+# Gram's certificate, and the QR route's rows tell the two apart (a column with nonzero
+# centred values and a zero square). R2 and F, ratios of two sums that both lost digits,
+# can stay finite and still be off (4e-3 at 1e-161): the warning says "off", not NaN.
 _HIGH, _LOW = 2.0**1016, 2.0**-1000
 
 

@@ -31,7 +31,14 @@ from ..errors import DataError, RankWarning
 from ..exact.threads import fit_threads, with_fit_threads
 from ..stats import results as single
 from .batchstats import BatchStatistics
-from .momentsolve import _SMALL, _warn, no_fit_where, solve_batch, solve_packed
+from .momentsolve import (
+    _SMALL,
+    _warn,
+    no_fit_where,
+    solve_batch,
+    solve_packed,
+    warn_values_out_of_range,
+)
 from .rollinghc import KINDS, hc_cov, window_rows
 from .segments import encode_groups
 from .windows import Moments, WindowLayout
@@ -87,7 +94,8 @@ class RollingOLSResults(BatchStatistics):
         """Standard errors ``(n, p)`` of ``cov_type``, from the covariances' diagonals."""
         if self.cov_type != "nonrobust":
             return self._hc_se(self.cov_type)
-        return np.sqrt(self._cov_diag * self.scale[:, None])
+        with np.errstate(invalid="ignore"):  # inf times 0: NOTE [values out of range]
+            return np.sqrt(self._cov_diag * self.scale[:, None])
 
     def _hc(self, kind: str) -> np.ndarray:
         """HC covariances ``(n, p, p)`` of every window, from the windows' rows."""
@@ -238,9 +246,10 @@ def rolling_ols(
         no_fit_where(fit, (fit["count"] >= need) & (fit["count"] - np.rint(sums[:, 1]) < p))
     err = {k[4:]: torch.as_tensor(fit.pop(k)) for k in _ERR}
     at_risk = fit.pop("at_risk")
-    _warn(fit.pop("aliased"), at_risk, fit.pop("low"), "windows", err, fit["bad"])
     names = single._names(feature_names, Xm.columns, d, "feature_names")
     names = names or [f"x{j + 1}" for j in range(d)]
+    warn_values_out_of_range(Z, [*names, "y"], "windows")
+    _warn(fit.pop("aliased"), at_risk, fit.pop("low"), "windows", err, fit["bad"])
 
     def full_cov(kind: str = "nonrobust", diag: bool = False) -> np.ndarray:
         with fit_threads():

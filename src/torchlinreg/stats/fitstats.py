@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import DataError, RankWarning
+from ..errors import DataError, DegenerateWarning, RankWarning
 from ..exact.ddouble import dd_add_fast, dd_from, two_prod
 from ..exact.linalg import condition_number, inverse_and_kappa
 from ..exact.refine import (
@@ -94,6 +94,9 @@ def results_from_fit(
     # the risk estimate's temporaries come and go before R is copied out of the state
     targets, kappa = _targets_to_refine(X, Y, p, state, bool(aliased), refine)
     R, sums = _factor_and_sums(state, p, fit_intercept, solution.rss, bool(aliased))  # type: ignore[attr-defined]
+    names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]
+    if warn_squares_out_of_range(state, names, target_names, aliased):
+        targets = []  # NOTE [squares out of range]: the pieces' products would underflow
     # every target's parameters and sums from the factor; refined targets then replace theirs
     coef = solution.coef.to(torch.float64).T  # type: ignore[attr-defined]
     icpt = solution.intercept.to(torch.float64)[None]  # type: ignore[attr-defined]
@@ -135,7 +138,6 @@ def results_from_fit(
             sums[key][targets] = _np(getattr(fit, key))
         if fit_intercept:
             _consistent_ess(sums)
-    names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]
     if warn and aliased:
         warnings.warn(
             f"design is rank-deficient (rank {len(keep)} of {p}); aliased columns "
@@ -557,6 +559,57 @@ def _column_sums(ycols: Tensor, p: int, fit_intercept: bool):
     return (ycols**2).sum(0), centered, (ycols[c:p] ** 2).sum(0)
 
 
+# NOTE [squares out of range]
+# Least squares is exact under scaling by powers of two, but float64 squares are not: data
+# whose centred columns lie below about 1e-150 have sums of squares in the subnormal range
+# (digits lost; below about 1e-162 they are 0), and above about 1e153 they overflow. The
+# standard errors (through (X'X)^-1, which then over- or underflows), R2, F and the
+# log-likelihood are then inf, NaN or silently off (R2 4e-6 off at 1e-160), and the
+# refinement's error-free products underflow: it moved coefficients that the factor had
+# right by 2.5e-5. Such columns (read off the R factor: its entries are the data's size,
+# only their squares leave the range) skip refinement and get one DegenerateWarning that
+# names them and says to rescale; the coefficients from the factor are kept. The grouped
+# fits test their Grams alike (NOTE [squares out of range] in models/groupfit.py).
+_SQUARES_HIGH, _SQUARES_LOW = 2.0**1016, 2.0**-1000
+
+
+def squares_out_of_range(state: object) -> np.ndarray:
+    """Per column of ``[X | Y]``: whether its (centred, with an intercept) sum of squares
+    leaves float64's normal range (NOTE [squares out of range]), read off the state's
+    factor, whose entries are the data's size."""
+    r = state.centred_summary().r.to(torch.float64)  # type: ignore[attr-defined]
+    sq = (r * r).sum(0)
+    big = r.abs().amax(0) if r.shape[0] else torch.zeros_like(sq)
+    return _np(~torch.isfinite(sq) | (sq > _SQUARES_HIGH) | ((big > 0) & (sq < _SQUARES_LOW)))
+
+
+def warn_squares_out_of_range(
+    state: object, names: Sequence, targets: Sequence | None, aliased: Sequence[int] = ()
+) -> bool:
+    """One DegenerateWarning naming the columns and targets whose squares leave float64
+    (NOTE [squares out of range]); whether there were any."""
+    wild = squares_out_of_range(state)
+    d = len(names)
+    # aliased columns are numerically constant: not a question of range
+    flagged = [str(names[j]) for j in range(d) if wild[j] and j not in aliased]
+    k = len(wild) - d
+    tnames = list(targets) if targets else [f"y{t + 1}" for t in range(k)]
+    flagged += [str(tnames[t]) for t in range(k) if wild[d + t]]
+    if not flagged:
+        return False
+    warnings.warn(
+        f"{', '.join(flagged[:5])}{' and others' if len(flagged) > 5 else ''} have "
+        "centred values beyond about 1e150 or below 1e-150: their sums of squares over- or "
+        "underflow float64, so standard errors, t and p-values, R2, F and the "
+        "log-likelihood may be inf, NaN or off by any amount (the coefficients, taken "
+        "from the factor, are not refined); rescale y and X (e.g. by a power of ten) and "
+        "fit again",
+        DegenerateWarning,
+        stacklevel=4,
+    )
+    return True
+
+
 def results_from_state(
     state: object,
     solution: object,
@@ -589,6 +642,7 @@ def results_from_state(
     if not c:
         sums["centered_tss"] = np.full(full.shape[1], np.nan)
     names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(d)]
+    warn_squares_out_of_range(state, names, target_names, aliased)
     # the covariance and a second pass over the blocks take the state's factor about its
     # offsets where they dominate (NOTE [blocks about the offsets] in robust_blocks.py)
     shifted = None if aliased else _offset_factor(None, state, p, bool(c))

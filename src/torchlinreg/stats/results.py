@@ -387,7 +387,10 @@ class OLSResults:
         basis = self._cov_unscaled_basis  # and its accuracy warning (robust ones too)
         if self.cov_type == "nonrobust":
             base = self._embed(basis)
-            return base[:, :, None] * self._scale[None, None, :]
+            # inf times 0 where the squares left float64: warned of at the fit (NOTE
+            # [squares out of range] in fitstats.py)
+            with np.errstate(invalid="ignore"):
+                return base[:, :, None] * self._scale[None, None, :]
         return self._embed(self._robust_cov_basis)
 
     @cached_property

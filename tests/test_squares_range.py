@@ -17,6 +17,7 @@ import pytest
 
 import torchlinreg as tlr
 from torchlinreg.errors import DegenerateWarning, RankWarning
+from torchlinreg.models.groupstate import GroupedMoments
 
 
 def _data(n=30):
@@ -116,3 +117,22 @@ def test_rolling_windows_within_the_range_say_nothing(power):
     res = tlr.rolling_ols(X * s, y * s, window=30)
     np.testing.assert_allclose(res.params[29:, 1:], base.params[29:, 1:], rtol=1e-12)
     np.testing.assert_allclose(res.rsquared[29:], base.rsquared[29:], rtol=1e-12)
+
+
+@pytest.mark.parametrize("power", [-160, 154])
+def test_streamed_groups_beyond_the_range_are_said_to_be_so(power):
+    # train --by's moments: at 1e-160 the warning spoke of level shifts and outliers, at
+    # 1e154 of a constant or collinear column; the other groups keep their fits
+    X, y = _data(90)
+    g = np.repeat([0, 1, 2], 30)
+    X[g == 1] *= _two(power)
+    y[g == 1] *= _two(power)
+    acc = GroupedMoments(2)
+    acc.absorb(X, y, None, g)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        out = acc.solve(True)
+    assert [str(r.message)[:40] for r in rec] == ["1 groups have centred values beyond abou"]
+    ref = GroupedMoments(2)
+    ref.absorb(*_data(90), None, g)
+    np.testing.assert_allclose(out["params"][[0, 2]], ref.solve(True)["params"][[0, 2]], rtol=1e-14)

@@ -79,7 +79,11 @@ def solve_moments(
     fit = solve_batch(m, full, fit_intercept, extra=extra, dmean=dmean, rows=False)
     if thin is not None:
         no_fit_where(fit, thin & full)
-    _warn(fit["aliased"], fit["at_risk"], fit["low"], what, fit["err"], fit["bad"])
+    # said for what it is, not as collinearity or loose bounds (NOTE [values out of range])
+    wild = full & _squares_wild(m)
+    _warn_squares_wild(wild, what)
+    aliased, at_risk = fit["aliased"] & ~wild, fit["at_risk"] & ~wild
+    _warn(aliased, at_risk, fit["low"], what, fit["err"], fit["bad"] | wild)
     return {
         "params": _np(fit["params"]), "cov": _np(fit["cov"]), "ssr": _np(fit["ssr"]),
         "ctss": _np(fit["ctss"]), "utss": _np(fit["utss"]), "bad": _np(fit["bad"]).astype(bool),
@@ -483,6 +487,27 @@ def _warn(aliased: Tensor, at_risk: Tensor, low: Tensor, what: str, err=None, ba
 # are read once (one pass over the rows, about 1% of a rolling fit) and a column past
 # 2^+-500 is named in one warning; the windows are fitted as they are.
 _RANGE_HIGH, _RANGE_LOW = 2.0**500, 2.0**-500
+
+
+def _squares_wild(m: Moments) -> Tensor:
+    """Summaries with a centred sum of squares past float64's normal range (non-finite,
+    above 2^1016, or nonzero below 2^-1000; NOTE [values out of range]). Squares that sank
+    to 0 look like a constant column's and are said as such."""
+    sq = torch.diagonal(m.M, dim1=1, dim2=2)
+    return (~torch.isfinite(sq) | (sq > 2.0**1016) | ((sq > 0) & (sq < 2.0**-1000))).any(1)
+
+
+def _warn_squares_wild(wild: Tensor, what: str) -> None:
+    if not bool(wild.any()):
+        return
+    warnings.warn(
+        f"{int(wild.sum())} {what} have centred values beyond about 1e150 or below 1e-150: "
+        "their sums of squares over- or underflow float64, so their parameters, standard "
+        "errors, R2 and F may be NaN or off by any amount; rescale y and X (e.g. by a power "
+        "of ten) and fit again",
+        DegenerateWarning,
+        stacklevel=4,
+    )
 
 
 def warn_values_out_of_range(Z: Tensor, names: list[str], what: str) -> None:

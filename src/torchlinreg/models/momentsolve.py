@@ -253,13 +253,16 @@ def solve_packed(
 
 
 # NOTE [a far row]
-# Rolling windows are taken about their group's mean first (NOTE [rolling moments]), each
-# row rounded to eps |x - mean| on the way. One row far from the rest (1e12 among rows
-# near 0) moves the mean to 3e10, and every row then keeps only 1e-6 of its spread: the
-# windows far from that row were 1.6e-5 off while their bounds, taken from the rows after
-# the centring, said 1e-14. A window's sums of squares about the group's mean
-# (``offsets``, per column) bound that rounding: each entry of C is off by up to about
-# eps sqrt(offsets_j / G_jj) more, which the bounds now add (and warn past 1e-8).
+# Rolling windows are taken about a reference row of their group first (NOTE [rolling
+# moments]), each row rounded to eps |x - ref| on the way. When the reference was the
+# group's mean, one row far from the rest (1e12 among rows near 0) moved it to 3e10, and
+# every row kept only 1e-6 of its spread: the windows far from that row were 1.6e-5 off
+# while their bounds, taken from the rows after the centring, said 1e-14. The reference is
+# now a median of rows (NOTE [anchors inside] in windows.py), which a far row cannot move,
+# but a group at two levels still puts the rows of one far from it. A window's sums of
+# squares about the reference (``offsets``, per column) bound that rounding: each entry of
+# C is off by up to about eps sqrt(offsets_j / G_jj) more, which the bounds add (and warn
+# past 1e-8).
 
 
 def _centring(offsets, G_diag, extra):
@@ -358,7 +361,8 @@ def error_bounds(
         "params_se": rel_se,
         "bse": torch.where(spare, rel_ssr + 2 * e * amp, nan),  # sqrt(ssr C^-1_jj), doubled for HC
         "ssr": torch.where(spare, rel_ssr, nan),
-        "r2": ((dssr + ssr * dy) / tss).nan_to_num(nan=float("inf")),
+        # and R2's own rounding (1 - ssr / tss in float64; its reference's too)
+        "r2": ((dssr + ssr * dy) / tss + 4 * eps).nan_to_num(nan=float("inf")),
     }
 
 

@@ -343,7 +343,7 @@ def _workers() -> int:
 
 def _offset_sums(layout: WindowLayout, Z: Tensor, ref: Tensor) -> Tensor:
     """Per window end (rows in order), each column's sum of squares about its group's
-    mean over the window (NOTE [a far row] in momentsolve.py): ``(n, q)``."""
+    reference row over the window (NOTE [a far row] in momentsolve.py): ``(n, q)``."""
     one = ref.shape[1] == 1  # one group: rows already in order
     if one:
         S = Z - ref.T  # row-major all through: a transpose of the rows cost more than this

@@ -108,3 +108,51 @@ def test_saving_a_model_the_loader_cannot_check_is_refused(tmp_path):
         with pytest.raises(ValueError, match="is not supported yet"):
             tlr.save(m, tmp_path / "m.safetensors")
         assert not (tmp_path / "m.safetensors").exists()
+
+
+def _scaled_nnls(X, y, intercept):
+    """scipy's nnls on the centred rows with unit columns, scaled back: a reference whose
+    tolerance is each column's own."""
+    xm, ym = (X.mean(0), y.mean()) if intercept else (np.zeros(X.shape[1]), 0.0)
+    s = np.linalg.norm(X - xm, axis=0)
+    c = so.nnls((X - xm) / s, y - ym)[0] / s
+    return c, ym - xm @ c
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_columns_of_far_apart_scales_all_enter(intercept):
+    # NOTE [columns at one scale]: the gradient tolerance was set by the largest column,
+    # and a column of 1e-8 beside one of 1e8 stayed at zero (coefficient 2e8 in the
+    # answer, rss 238 against 0.43), silently; stackloss in units 1e-6, 1 and 1e6
+    # without an intercept: rss 1255 against 1196
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(0)
+    Xr = rng.normal(size=(50, 3)) * [1e-8, 1e8, 1.0]
+    yr = Xr @ [2e8, 3e-8, 1.0] + 0.1 * rng.normal(size=50)
+    d = sm.datasets.stackloss.load_pandas().data
+    Xs = d.drop(columns="STACKLOSS").to_numpy(float) * [1e-6, 1.0, 1e6]
+    for X, y in ((Xr, yr), (Xs, d["STACKLOSS"].to_numpy(float))):
+        m = tlr.LinearRegression(positive=True, fit_intercept=intercept).fit(X, y)
+        coef, _ = _scaled_nnls(X, y, intercept)
+        np.testing.assert_allclose(m.coef_, coef, rtol=1e-9, atol=1e-9 * np.abs(coef).max())
+        assert (m.coef_ > 0).sum() == (coef > 0).sum()
+        sk_coef = sk.LinearRegression(positive=True, fit_intercept=intercept).fit(X, y).coef_
+        np.testing.assert_allclose(m.coef_, sk_coef, rtol=1e-7, atol=1e-9 * np.abs(coef).max())
+
+
+def test_offset_columns_without_an_intercept_converge():
+    # macrodata + 1e6 without an intercept: the unscaled active set stopped at its step
+    # limit with every coefficient zero (rss 5323 against 2138), said only as "may not be
+    # optimal"
+    import statsmodels.api as sm
+
+    d = sm.datasets.macrodata.load_pandas().data
+    X = d[["realgdp", "realcons", "realinv", "realgovt", "realdpi", "cpi", "m1", "tbilrate",
+           "unemp", "pop"]].to_numpy(float) + 1e6  # fmt: skip
+    y = d["infl"].to_numpy(float)
+    m = tlr.LinearRegression(positive=True, fit_intercept=False).fit(X, y)  # no warning
+    coef, _ = _scaled_nnls(X, y, False)
+    rss = ((y - X @ m.coef_) ** 2).sum()
+    assert rss <= ((y - X @ coef) ** 2).sum() * (1 + 1e-9)
+    np.testing.assert_allclose(m.coef_, coef, rtol=1e-6, atol=1e-12)

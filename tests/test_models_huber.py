@@ -90,3 +90,61 @@ def test_scikit_learn_fails_the_same_sample_weight_check():
         warnings.simplefilter("ignore")
         with pytest.raises(AssertionError, match="sample_weight"):
             check_sample_weight_equivalence_on_dense_data("HuberRegressor", SkHuber())
+
+
+def _minimum(X, y, sw, alpha, epsilon, intercept=True):
+    """The objective minimised on centred columns with tight tolerances (scipy), mapped
+    back: an independent reference whose objective is scikit-learn's."""
+    import scipy.optimize as so
+
+    mu = X.mean(0) if intercept else np.zeros(X.shape[1])
+    Xc = X - mu
+    d = X.shape[1]
+
+    def f(p):
+        q = np.r_[p[:d], p[d] if intercept else 0.0, p[-1]]
+        val, g = _huber_loss_and_gradient(q, Xc, y, epsilon, alpha, sw)
+        return val, g if intercept else np.r_[g[:d], g[-1]]
+
+    p0 = np.r_[np.zeros(d), [y.mean()] if intercept else [], 1.0]
+    bounds = [(None, None)] * (len(p0) - 1) + [(1e-10, None)]
+    opts = {"gtol": 1e-12, "ftol": 1e-15, "maxiter": 20000}
+    r = so.minimize(f, p0, jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
+    return r.x[:d], (r.x[d] - mu @ r.x[:d]) if intercept else 0.0, r.fun
+
+
+@pytest.mark.parametrize("alpha", [1e-4, 10.0])
+def test_offset_columns_reach_the_minimum(alpha):
+    # NOTE [huber coordinates]: stackloss + 1e4 stopped on L-BFGS-B's ftol rule at an
+    # objective of 199.7 against 107.5 (slopes 200% off), and 225 against 119 at alpha
+    # 10, with status 0 and no warning; the slopes are those of the data without the offset
+    X, y, sw = X_ST + 1e4, Y_ST, np.ones(len(Y_ST))
+    m = HuberRegressor(alpha=alpha).fit(X, y)  # any warning fails (filterwarnings=error)
+    coef, icpt, best = _minimum(X, y, sw, alpha, 1.35)
+    got = _sk_loss(m, X, y, sw, alpha=alpha)[0]
+    assert got <= best * (1 + 1e-10)
+    np.testing.assert_allclose(m.coef_, coef, rtol=1e-6)
+    np.testing.assert_allclose(m.intercept_, icpt, rtol=1e-8)
+    plain = HuberRegressor(alpha=alpha).fit(X_ST, y)
+    np.testing.assert_allclose(m.coef_, plain.coef_, rtol=1e-6)
+
+
+def test_columns_of_far_apart_scales_reach_the_minimum():
+    # grunfeld with columns scaled 1e-3, 1 and 1e3, alpha 10: objective 1.6% above the
+    # minimum, slopes 18% off, silently
+    g = sm.datasets.grunfeld.load_pandas().data
+    X = g[["value", "capital", "year"]].to_numpy(float) * [1e-3, 1.0, 1e3]
+    y = g["invest"].to_numpy(float)
+    sw = np.ones(len(y))
+    m = HuberRegressor(alpha=10.0).fit(X, y)
+    coef, _, best = _minimum(X, y, sw, 10.0, 1.35)
+    assert _sk_loss(m, X, y, sw, alpha=10.0)[0] <= best * (1 + 1e-10)
+    np.testing.assert_allclose(m.coef_, coef, rtol=1e-6)
+
+
+def test_a_fit_that_stops_short_says_how_far():
+    # without an intercept the offset stays in the columns: at max_iter the warning gives
+    # the largest gradient against tol, whatever L-BFGS-B's own status
+    X, y = X_ST + 1e4, Y_ST
+    with pytest.warns(Warning, match=r"largest gradient of .* \(tol 1e-05.*not at the minimum"):
+        HuberRegressor(fit_intercept=False, max_iter=5).fit(X, y)

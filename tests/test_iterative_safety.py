@@ -306,3 +306,20 @@ def test_the_gap_of_collinear_columns_is_measured_from_the_attainable_optimum(fi
     gap = (((y - pred) ** 2).sum() - ((y - A @ ref) ** 2).sum()) / sst
     assert res.optimality_gap == pytest.approx(gap, abs=1e-12)  # 1
     assert res.converged  # 2
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_lbfgs_on_float32_rows_fits_instead_of_diverging(standardize):
+    # NOTE [lbfgs curvature test]: the loss scale of 2^32 overflowed float32 in the line
+    # search's cubic interpolation, and linnerud (20 x 3, float32, with an intercept)
+    # stopped at epoch 1 with a NaN loss, said to have diverged
+    from sklearn.datasets import load_linnerud
+
+    X, Y = load_linnerud(return_X_y=True)
+    y = Y[:, 0]
+    m = tlr.LinearRegression(solver="lbfgs", standardize=standardize).fit(
+        X.astype(np.float32), y.astype(np.float32)
+    )  # no warning: it reaches float32's tolerance
+    assert m.converged_ and m.optimality_gap_ <= 1e-6
+    exact = tlr.LinearRegression().fit(X, y).coef_
+    np.testing.assert_allclose(m.coef_, exact, rtol=2e-2)

@@ -81,7 +81,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
         lr, max_iter, batch_size: iterative settings; None picks the solver's default.
             ``max_iter`` counts epochs.
         tol: the optimality gap an iterative fit must reach (for OLS the exact fit's R2
-            minus this fit's): ``"auto"`` (default) is the solver's own (1e-10 lbfgs, 1e-6
+            minus this fit's): ``"auto"`` (default) is the solver's own (1e-12 lbfgs, 1e-6
             gd, 1e-4 sgd and adam), None runs all ``max_iter`` epochs. A fit that ends above
             it warns (:class:`ConvergenceWarning`). After fitting, ``optimality_gap_``,
             ``converged_`` and ``n_iter_`` say how it went.

@@ -403,7 +403,12 @@ class Trainer(TrainerState):
         # a raw cubic in the year). The optimizer sees the loss times 2^32 (exact in binary,
         # and L-BFGS with its line search is otherwise invariant to the loss's scale), which
         # makes the test relative to about 2e-19 of the loss; the loss history is unscaled.
-        loss = self._loss(X, Y, w) * LBFGS_LOSS_SCALE
+        # Not in float32: its line search's cubic interpolation squares the directional
+        # derivatives (about 1e19 after the scale) past float32's 3e38, and a benign float32
+        # fit (linnerud, 20 x 3) stopped at epoch 1 with a NaN loss, "diverged"; float32
+        # resolves no curvature below 1e-7 of the loss anyway.
+        loss = self._loss(X, Y, w)
+        loss = loss * LBFGS_LOSS_SCALE if loss.dtype == torch.float64 else loss
         loss.backward()
         if self.all_sum is None:
             return loss

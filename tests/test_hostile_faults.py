@@ -340,8 +340,10 @@ def test_nproc_names_a_killed_worker_and_stops_on_ctrl_c_in_one_line(shared, fau
     # under torchrun a killed worker made the other print "unexpected RuntimeError ... gloo
     # ... this is a bug", Ctrl-C printed "interrupted" once per rank, and the launcher
     # added its traceback
+    # a rate of 1e-9 keeps it training: at the default rate it converged and saved its model
+    # in about 3 s, and under load that could come before the Ctrl-C (the file then existed)
     args = ["d.csv", "-t", "apples", "--features", "a,b,c", "--solver", "sgd", "--batch-size",
-            "1", "--epochs", "100000", "-o", "long.safetensors", "-q"]  # fmt: skip
+            "1", "--lr", "1e-9", "--epochs", "100000", "-o", "long.safetensors", "-q"]  # fmt: skip
     proc = _nproc(args, shared)
     try:
         assert _wait_for(lambda: len(_workers(proc.pid)) == 2, proc), "no workers"

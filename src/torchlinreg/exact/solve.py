@@ -204,7 +204,8 @@ def solve_centred(
         rss = residual_sums(r, coef_t)
         _warn_accuracy(float(err.max()) if k else 0.0, method, ridge)
         if not ridge:
-            warnings.warn(_rank_message(aliased, d, feature_names), RankWarning, stacklevel=3)
+            message = _rank_message(aliased, d, feature_names, r.dtype)
+            warnings.warn(message, RankWarning, stacklevel=3)
         elif basis is not None and len(aliased) > _for_want_of_rows(d, n_rows, fit_intercept):
             cut = tol * norms
             _warn_resolution(rxx, rxy, rest, basis, coef_t, alphas, cut, aliased, feature_names)
@@ -271,10 +272,21 @@ def _warn_resolution(rxx, rxy, rest, basis, coef_t, alphas, cut, aliased, names)
     )
 
 
-def _rank_message(aliased: list[int], d: int, names: Sequence[str] | None) -> str:
+def _rank_message(
+    aliased: list[int], d: int, names: Sequence[str] | None, dtype: torch.dtype = torch.float64
+) -> str:
     cols = [repr(names[j]) if names is not None else str(j) for j in aliased]
+    # in float32 the cut is 1e-7 of a column: designs float64 resolves (Longley, cond 5e9)
+    # alias there, and the minimum-norm coefficients then differ from OLS's entirely
+    where = (
+        " at float32 precision (dtype=float32: collinear to about 1e-7; fit in float64, "
+        "the default, to resolve them)"
+        if dtype == torch.float32
+        else ""
+    )
     return (
-        f"rank-deficient design: {len(aliased)} of {d} features are collinear with earlier "
-        f"columns or the intercept and are aliased: {', '.join(cols)}; their coefficients "
-        "take the minimum-norm solution. Drop these columns or use ridge (alpha > 0)."
+        f"rank-deficient design{where}: {len(aliased)} of {d} features are collinear with "
+        f"earlier columns or the intercept and are aliased: {', '.join(cols)}; their "
+        "coefficients take the minimum-norm solution. Drop these columns or use ridge "
+        "(alpha > 0)."
     )

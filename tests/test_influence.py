@@ -225,3 +225,48 @@ def test_longley_influence_against_60_digit_arithmetic():
     assert_allclose(infl.hat_matrix_diag, [float(v) for v in h], rtol=1e-11)
     assert_allclose(infl.resid_studentized_internal, [float(v) for v in r], rtol=1e-9)
     assert_allclose(infl.cooks_distance[0], [float(v) for v in cooks], rtol=2e-9)
+
+
+def _exact_leverage_and_cooks(X, y):
+    """Leverage and Cook's distance of the float64 data in 80-digit arithmetic."""
+    import mpmath as mp
+
+    mp.mp.dps = 80
+    A = np.c_[np.ones(len(y)), X]
+    n, p = A.shape
+    Am, ym = mp.matrix(A.tolist()), mp.matrix(y.tolist())
+    Gi = mp.inverse(Am.T * Am)
+    b = Gi * (Am.T * ym)
+    e = [ym[i] - (Am[i, :] * b)[0] for i in range(n)]
+    h = [(Am[i, :] * Gi * Am[i, :].T)[0] for i in range(n)]
+    s2 = sum(x**2 for x in e) / (n - p)
+    cook = [e[i] ** 2 / (s2 * (1 - h[i])) / p * h[i] / (1 - h[i]) for i in range(n)]
+    return np.array([float(x) for x in h]), np.array([float(x) for x in cook])
+
+
+@pytest.mark.parametrize("offset", [1e7, 1e9])
+def test_influence_of_columns_far_from_zero_is_taken_about_them(offset):
+    # NOTE [influence about the offsets]: from the raw rows copper + 1e9 gave leverage
+    # 4.9e-7 off and Cook's distance 7e-5 (the float64 parameters' residuals), silently
+    d = sm.datasets.copper.load_pandas().data
+    X = d.drop(columns="WORLDCONSUMPTION").to_numpy(float) + offset
+    y = d["WORLDCONSUMPTION"].to_numpy(float)
+    infl = ols(X, y).get_influence()
+    h, cook = _exact_leverage_and_cooks(X, y)
+    np.testing.assert_allclose(infl.hat_matrix_diag, h, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(infl.cooks_distance[0], cook, rtol=1e-10)
+
+
+def test_one_spare_row_leaves_the_leave_one_out_statistics_undefined():
+    # n = p + 1: leaving a row out leaves no residual degrees of freedom (0 / 0); they came
+    # out 0 (read as "no influence") or +-inf, silently; statsmodels gives NaN
+    d = sm.datasets.stackloss.load_pandas().data
+    X = d[["AIRFLOW", "WATERTEMP", "ACIDCONC"]].to_numpy(float)[:5]
+    y = d["STACKLOSS"].to_numpy(float)[:5]
+    infl = ols(X, y).get_influence()
+    with pytest.warns(DegenerateWarning, match="no residual degrees of freedom") as rec:
+        got = (infl.sigma2_not_obsi, infl.resid_studentized_external, infl.dffits[0])
+    assert len(rec) == 1
+    for values in got:
+        assert np.isnan(values).all()
+    assert np.isfinite(infl.cooks_distance[0]).all()  # internal studentization: defined

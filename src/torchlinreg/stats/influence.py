@@ -52,6 +52,33 @@ def leverage_from_r(A: Tensor, R: Tensor, block_rows: int = BLOCK_ROWS) -> Tenso
     return out
 
 
+def _leverage_and_residuals(results) -> tuple[Tensor, Tensor, int]:
+    """Leverage and the whitened residuals of the least-squares solution (NOTE [influence
+    about the offsets]): both from a Householder Q of the rows, taken about the columns'
+    offsets (or a reference column) where the fit has them; and the rows' column count."""
+    factor = results._shifted_factor()
+    shift = None if factor is None else factor.shift
+    if shift is None and results._reference is not None:
+        shift = results._reference()  # no intercept: a Reference, or None
+    A, e = results._rows() if shift is None else results._rows(shift)
+    Q = torch.linalg.qr(A, mode="reduced").Q
+    return (Q * Q).sum(1), e - Q @ (Q.T @ e), A.shape[1]
+
+
+# NOTE [influence about the offsets]
+# Leverage is the same for the columns about any shift (with an intercept) or about a
+# reference column (without one: an invertible map of the columns), but not its rounding:
+# from the raw rows and factor, copper's columns + 1e9 gave leverage 4.9e-7 off and Cook's
+# distance 7e-5 (longley 2e-5, cpunish 1e-5; from offsets of 1e7), WLS over 16 decades at
+# + 1e6 Cook's distance 8-11% off, all silently, while get_prediction of the same fit,
+# about the offsets, was right to 1e-15. The rows are taken as the covariances and
+# predictions take them, and leverage is ||q_i||^2 of their Householder Q. The residuals
+# were those of the float64 parameters, which with such offsets differ from the least-
+# squares residuals by A (b* - b), up to 1e-4 relative (NOTE [the least-squares rss] in
+# exact/refine.py): that part lies in the columns' span, and e - Q(Q'e) takes it off (as
+# the HC covariances do without an intercept, NOTE [the residuals HC squares]).
+
+
 class OLSInfluence:
     """Influence and outlier measures of the fitted rows (statsmodels' names).
 
@@ -66,12 +93,11 @@ class OLSInfluence:
                 "not keep; refit in memory (ols or LinearRegression.fit)"
             )
         self.results = results
-        A, e = results._rows()
-        self._h = leverage_from_r(A, results._r)
+        self._h, e, q = _leverage_and_residuals(results)
         self._e = e.detach().cpu().to(torch.float64).numpy()  # (n, k) whitened residuals
-        self.nobs = int(A.shape[0])
+        self.nobs = int(self._h.shape[0])
         self.k_vars = results.rank
-        ones = leverage_one_rows(self._h, A.shape[1])
+        ones = leverage_one_rows(self._h, q)
         if ones:
             shown = ", ".join(str(i + 1) for i in ones[:5])
             warnings.warn(
@@ -105,9 +131,19 @@ class OLSInfluence:
 
     @cached_property
     def sigma2_not_obsi(self) -> np.ndarray:
-        """Residual variance with row ``i`` left out (closed form, no refits)."""
+        """Residual variance with row ``i`` left out (closed form, no refits); NaN where
+        leaving a row out leaves no residual degrees of freedom (``n = p + 1``)."""
         ssr = np.asarray(self.results._sums["rss"], dtype=np.float64)[None, :]
         df = self.results.df_resid - 1
+        if not df > 0:  # 0 / 0: came out 0 or +-inf, read as "no influence" downstream
+            warnings.warn(
+                f"{self.nobs} rows for {self.k_vars} parameters: leaving a row out leaves no "
+                "residual degrees of freedom, so sigma2_not_obsi, the externally studentized "
+                "residuals, DFFITS, dfbetas and cov_ratio are NaN (as statsmodels')",
+                DegenerateWarning,
+                stacklevel=3,
+            )
+            return self._out(np.full_like(self._e, np.nan))
         with np.errstate(divide="ignore", invalid="ignore"):
             return self._out((ssr - self._e**2 / self._one_minus_h) / df)
 

@@ -397,3 +397,10 @@ def test_joint_tests_do_not_depend_on_the_columns_units():
     )
     hc, hc_ref = res.get_robustcov_results("HC1"), ref.get_robustcov_results("HC1")
     np.testing.assert_allclose(float(hc.fvalue), float(hc_ref.fvalue), rtol=1e-10)
+
+
+def test_anova_of_one_model_by_type_says_what_to_do_instead():
+    # statsmodels' anova_lm(model, typ=2): a TypeError ("unexpected keyword argument") before
+    X, y = _longley()
+    with pytest.raises(ValueError, match=r"typ=2.*not supported; compare nested fits"):
+        torchlinreg.anova_lm(ols(X, y), typ=2)

@@ -258,7 +258,7 @@ class AnovaTable:
     __repr__ = __str__
 
 
-def anova_lm(*models: OLSResults, scale: float | None = None) -> AnovaTable:
+def anova_lm(*models: OLSResults, scale: float | None = None, typ=None) -> AnovaTable:
     """Compare nested fits, smallest first, as R's ``anova(m1, m2, ...)``.
 
     Row ``i`` tests model ``i`` against model ``i - 1``: ``F = ss_diff / df_diff / scale``
@@ -275,6 +275,12 @@ def anova_lm(*models: OLSResults, scale: float | None = None) -> AnovaTable:
         >>> table["df_diff"].tolist()
         [0.0, 1.0]
     """
+    if typ is not None:  # statsmodels' one-model tables (typ=1, 2, 3): a TypeError before
+        raise ValueError(
+            f"anova_lm(model, typ={typ!r}) (a table of one model's terms, statsmodels' "
+            "typ=1/2/3) is not supported; compare nested fits instead: anova_lm(smaller, "
+            "larger), one fit per set of terms"
+        )
     if len(models) < 2:
         raise ValueError("anova_lm compares two or more nested models; pass them smallest first")
     for small, big in pairwise(models):

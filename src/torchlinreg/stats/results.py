@@ -37,7 +37,7 @@ from ..exact.linalg import inverse_and_kappa
 from ..exact.solve import ACCURACY_WARNING
 from ..exact.threads import with_fit_threads
 from . import hypothesis
-from .covariance import hc_covariance, project_out, user_stacklevel
+from .covariance import about_reference, hc_covariance, project_out, user_stacklevel
 from .fitstats import as_tensor, results_from_fit, results_from_state
 from .hypothesis import ContrastResults, wald_statistics
 from .prediction import PredictionResults, prediction
@@ -423,6 +423,11 @@ class OLSResults:
             )
         A, e = self._rows() if shift is None else self._rows(shift)
         back = None if shifted else shift  # the map back to the raw parameters, or none
+        return self._robust_of_rows(A, e, back)
+
+    def _robust_of_rows(self, A: Tensor, e: Tensor, back) -> Tensor:
+        """This fit's robust covariance of whitened rows ``A`` and residuals ``e``, mapped
+        back by ``back`` (a shift, a Reference or None; see ``_robust``)."""
         # NOTE [the residuals HC squares] in covariance.py: without an intercept
         project = not self.k_constant
         if self.cov_type in ("cluster", "HAC"):
@@ -753,18 +758,9 @@ class OLSResults:
         if weights is not None and not (exog is None and weights is self._weights):
             weights = _np(as_weights(weights, A.shape[0], allow_all_zero=True))
         robust = None if self.cov_type == "nonrobust" else self._robust_cov_basis
-        cov = self._cov_unscaled_basis if robust is None else robust
-        rows = None
-        factor = self._shifted_factor()
-        if factor is not None:  # the variances about the offsets: a'Va of the raw rows
-            # cancelled (mean_se 900x off for a column near 1e9 with a spread of 0.01)
-            rows = A.clone()
-            rows[:, 1:] -= factor.shift
-            if robust is None:
-                inv = inverse_and_kappa(factor.r)[0]
-                cov = inv @ inv.T
-            else:
-                cov = self._robust(shifted=True)
+        if robust is None:  # its accuracy warning, as bse gives it
+            _ = self._cov_unscaled_basis
+        rows, factor, cov = self._prediction_basis(A, robust)
         return prediction(
             A,
             self._b,
@@ -777,7 +773,61 @@ class OLSResults:
             row_labels=labels,
             target_names=self.target_names,
             variance_rows=rows,
+            factor=factor,
         )
+
+    def _prediction_basis(self, A: Tensor, robust: Tensor | None):
+        """What ``prediction`` takes the variances of the rows ``A`` from (NOTE [prediction
+        variances as sums of squares] in prediction.py): the rows about the offsets (or a
+        reference column) where they dominate the spread, the R factor of the fitted rows
+        taken the same way, and the covariance of the coefficients on their orthonormal
+        basis (None: the identity, nonrobust). Without the rows to take a robust one again
+        (a second pass over blocks gave it) the factor is None and the covariance is that
+        of the parameters of those rows: ``a'Va``, as before."""
+        factor = self._shifted_factor()
+        ref = None if factor is not None or self._reference is None else self._reference()
+        shift = ref if factor is None else factor.shift
+        rows = A
+        if ref is not None:
+            rows = about_reference(A, ref)
+        elif shift is not None:  # cancelled from the raw rows: mean_se 900x off near 1e9
+            rows = A.clone()
+            rows[:, 1:] -= shift
+        if robust is None and ref is None:
+            return rows, self._r if factor is None else factor.r, None
+        if robust is None and self._rows is None:  # no rows to factor about the reference
+            return A, None, self._cov_unscaled_basis
+        if robust is not None and not self._robust_rows_kept():
+            return (A, None, robust) if factor is None else (rows, None, self._robust(True))
+        R, cov = self._fitted_rows_factor
+        return rows, R, cov
+
+    @cached_property
+    def _fitted_rows_factor(self) -> tuple[Tensor, Tensor | None]:
+        """R of the whitened fitted rows about the offsets or the reference column (as
+        ``_prediction_basis`` takes them) and, robust, the covariance of the coefficients
+        on their orthonormal Q: a QR and a robust covariance, once per results object."""
+        factor = self._shifted_factor()
+        shift = factor.shift if factor is not None else None
+        if factor is None and self._reference is not None:
+            shift = self._reference()
+        fitted, e = self._rows() if shift is None else self._rows(shift)
+        Q, R = torch.linalg.qr(fitted, mode="reduced")
+        if self.cov_type == "nonrobust":
+            return R, None
+        with warnings.catch_warnings():  # the covariance warned already, of the same rows
+            warnings.simplefilter("ignore", DegenerateWarning)
+            return R, self._robust_of_rows(Q, e, None)
+
+    def _robust_rows_kept(self) -> bool:
+        """Whether the robust covariance can be taken again from the fitted rows: they are
+        kept, and (cluster) the groups' codes too; a cluster covariance from a second pass
+        over the blocks has only their counts."""
+        if self._rows is None:
+            return False
+        if self.cov_type != "cluster":
+            return True
+        return all(len(c) == self.nobs for c in self.cov_kwds["groups"].codes)
 
     def _new_rows(self, exog) -> tuple[Tensor, object]:
         """New rows of X, validated as ``predict`` validates them, and their row labels."""

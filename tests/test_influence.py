@@ -270,3 +270,34 @@ def test_one_spare_row_leaves_the_leave_one_out_statistics_undefined():
     for values in got:
         assert np.isnan(values).all()
     assert np.isfinite(infl.cooks_distance[0]).all()  # internal studentization: defined
+
+
+def test_a_row_of_leverage_near_one_keeps_its_digits():
+    # NOTE [one minus leverage]: grunfeld with the last row's columns x 1e4 (1 - h =
+    # 1.36e-11): 1 - h as 1 - ||q||^2 had 5 digits, and Cook's distance was 2.6e-5 off,
+    # studentized residuals 6.6e-6, HC3 standard errors 4.6e-5, all silently
+    import mpmath as mp
+
+    d = sm.datasets.grunfeld.load_pandas().data
+    X = d[["value", "capital", "year"]].to_numpy(float)
+    y = d["invest"].to_numpy(float)
+    X[-1] *= 1e4
+    mp.mp.dps = 80
+    A = np.c_[np.ones(len(y)), X]
+    Am, ym = mp.matrix(A.tolist()), mp.matrix(y.tolist())
+    Gi = mp.inverse(Am.T * Am)
+    e = ym - Am * (Gi * (Am.T * ym))
+    h = [(Am[i, :] * Gi * Am[i, :].T)[0] for i in range(len(y))]
+    s2 = sum(v**2 for v in e) / (len(y) - A.shape[1])
+    stud = np.array([float(e[i] / mp.sqrt(s2 * (1 - h[i]))) for i in range(len(y))])
+    meat = mp.matrix(A.shape[1], A.shape[1])
+    for i in range(len(y)):
+        meat += (e[i] / (1 - h[i])) ** 2 * (Am[i, :].T * Am[i, :])
+    hc3 = Gi * meat * Gi
+    res = ols(X, y)
+    infl = res.get_influence()
+    np.testing.assert_allclose(infl.resid_studentized_internal, stud, rtol=1e-8)
+    # HC3 of the least-squares residuals (NOTE [the residuals HC squares]): the returned
+    # coefficients' put it 7.7e-8 from the exact solution's here
+    bse = res.get_robustcov_results("HC3").bse
+    np.testing.assert_allclose(bse, [float(mp.sqrt(hc3[j, j])) for j in range(4)], rtol=1e-8)

@@ -88,7 +88,8 @@ def test_loaded_hc_model_predicts_standard_errors_about_the_offsets(capsys, tmp_
     for t in range(2):
         ref = _mp_hc(X, Y[:, t], intercept=True, params=params[:, t], at=_at(new))[kind]
         np.testing.assert_allclose(got[:, t], ref, rtol=1e-13)
-        mem_ref = _mp_hc(X, Y[:, t], intercept=True, params=memory.params[:, t], at=_at(new))
+        # in memory: the least-squares residuals' (NOTE [the residuals HC squares])
+        mem_ref = _mp_hc(X, Y[:, t], intercept=True, at=_at(new))
         np.testing.assert_allclose(in_memory[:, t], mem_ref[kind], rtol=1e-13)
     # the two fits' parameters differ in their last bits: the intercept's (~2e9, ulp
     # 2.4e-7) moves residuals of ~1 by ~1e-7, and the errors with them

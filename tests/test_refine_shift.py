@@ -95,13 +95,25 @@ def test_r2_and_ess_agree_with_rss_on_a_nearly_collinear_design():
     assert abs(res.rsquared - (1 - res.ssr / res.centered_tss)) <= 1e-12
 
 
+def _exact_params(x, y, w):
+    """The weighted least-squares intercept and slope of the float64 data, in rationals."""
+    ws = [Fraction(1)] * len(y) if w is None else [Fraction(float(v)) for v in w]
+    xs, ys = [Fraction(float(v)) for v in x], [Fraction(float(v)) for v in y]
+    s0, s1 = sum(ws), sum(a * v for a, v in zip(ws, xs, strict=True))
+    s2 = sum(a * v * v for a, v in zip(ws, xs, strict=True))
+    sy = sum(a * c for a, c in zip(ws, ys, strict=True))
+    sxy = sum(a * v * c for a, v, c in zip(ws, xs, ys, strict=True))
+    b1 = (s0 * sxy - s1 * sy) / (s0 * s2 - s1 * s1)
+    return (sy - b1 * s1) / s0, b1
+
+
 def _sandwich_exact(x, y, w, params, cov_type):
     """The HC0/HC3 sandwich of the returned parameters' residuals (whitened as statsmodels'
     WLS), and ``(A'WA)^-1``, in rationals."""
     n = len(y)
     ws = [Fraction(1)] * n if w is None else [Fraction(float(v)) for v in w]
     xs, ys = [Fraction(float(v)) for v in x], [Fraction(float(v)) for v in y]
-    b0, b1 = (Fraction(float(v)) for v in params)
+    b0, b1 = params if isinstance(params[0], Fraction) else (Fraction(float(v)) for v in params)
     s0 = sum(ws)
     s1 = sum(a * v for a, v in zip(ws, xs, strict=True))
     s2 = sum(a * v * v for a, v in zip(ws, xs, strict=True))
@@ -125,14 +137,15 @@ def test_robust_covariances_are_taken_about_the_offsets(cov_type, weighted):
     # the HC sandwich of the raw rows' QR was 6.8e-8 off for a column near 1e9 with a
     # spread of 0.01, and shifting the whitened rows left 1.6e-6 with weights; about the
     # offsets, subtracted before the weights, it is exact. Reference: the sandwich of the
-    # returned parameters' residuals (the statistics describe the float64 parameters)
+    # least-squares solution's residuals (NOTE [the residuals HC squares]: the returned
+    # parameters' residuals put it 2e-7 to 6e-7 away here)
     rng = np.random.default_rng(0)
     n = 50
     x = 1e9 + 0.01 * rng.standard_normal(n)
     y = 2.0 * x + 0.1 * rng.standard_normal(n) * (1 + 100 * np.abs(x - 1e9))
     w = rng.uniform(0.5, 2.0, n) if weighted else None
     res = tlr.ols(x[:, None], y, sample_weight=w, cov_type=cov_type)
-    cov, _ = _sandwich_exact(x, y, w, res.params, cov_type)
+    cov, _ = _sandwich_exact(x, y, w, _exact_params(x, y, w), cov_type)
     exact = np.array([float(cov[i][i]) ** 0.5 for i in range(2)])
     np.testing.assert_allclose(res.bse, exact, rtol=1e-12)
 
@@ -147,7 +160,7 @@ def test_prediction_variances_are_taken_about_the_offsets(cov_type):
     y = 2.0 * x + 0.1 * rng.standard_normal(n) * (1 + 100 * np.abs(x - 1e9))
     res = tlr.ols(x[:, None], y, cov_type=cov_type)
     frame = res.get_prediction(x[:3, None]).summary_frame()
-    cov, inv = _sandwich_exact(x, y, None, res.params, "HC0")
+    cov, inv = _sandwich_exact(x, y, None, _exact_params(x, y, None), "HC0")
     if cov_type == "nonrobust":
         b0, b1 = (Fraction(float(v)) for v in res.params)
         ssr = sum(

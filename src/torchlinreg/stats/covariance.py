@@ -188,6 +188,38 @@ def leverage_one_rows(h: Tensor, n_params: int) -> list[int]:
     return torch.nonzero(1 - h <= tol).reshape(-1).tolist()
 
 
+# NOTE [one minus leverage]
+# 1 - h taken as 1 - ||q_i||^2 keeps about eps sqrt(n) / (1 - h) of itself: a row of
+# leverage 1 - 1.4e-11 (grunfeld with one row's columns x 1e4) had HC3 standard errors
+# 4.6e-5 off, Cook's distance 2.6e-5 and studentized residuals 6.6e-6, silently, above
+# the leverage-one cut (NOTE [leverage one]) and far below 8 digits. For such a row
+# 1 - h_i = 1 / (1 + g_i) with g_i = ||a_i R_(i)^-1||^2 and R_(i) the factor of the other
+# rows (h = g / (1 + g)), which has all its digits: rows with 1 - h below _RECOMPUTE are
+# taken so, each from a QR of the rows without it (a few rows: _MOST; past that the
+# rest keep 1 - h, which still has the digits the cut leaves them).
+_RECOMPUTE = 1e-4
+_MOST = 64
+
+
+def one_minus_leverage(A: Tensor, h: Tensor, ones: list[int]) -> Tensor:
+    """``1 - h`` ``(n,)`` for the rows ``A`` ``(n, q)`` and their leverage ``h``, from the
+    other rows' factor where it is small (NOTE [one minus leverage]); rows ``ones``
+    (leverage 1 to rounding) keep theirs."""
+    omh = 1 - h
+    near = (omh < _RECOMPUTE).nonzero().reshape(-1).tolist()
+    skip = set(ones)
+    for i in [i for i in near if i not in skip][:_MOST]:
+        rest = torch.cat([A[:i], A[i + 1 :]])
+        R = torch.linalg.qr(rest, mode="r").R
+        if R.shape[0] < A.shape[1]:
+            continue
+        z = torch.linalg.solve_triangular(R, A[i : i + 1], upper=True, left=False)
+        g = float((z * z).sum())
+        if math.isfinite(g):
+            omh[i] = 1 / (1 + g)
+    return omh
+
+
 def _warn_leverage_one(rows: list[int], cov_type: str) -> None:
     shown = ", ".join(str(i + 1) for i in rows[:_NAMED_ROWS])
     more = f" and {len(rows) - _NAMED_ROWS} more" if len(rows) > _NAMED_ROWS else ""
@@ -225,9 +257,9 @@ def hc_covariance(
     u2 = e * e
     if cov_type in ("HC2", "HC3"):
         h = (Q * Q).sum(1)
-        one_minus_h = (1 - h)[:, None]
-        u2 = u2 / one_minus_h if cov_type == "HC2" else u2 / (one_minus_h * one_minus_h)
         ones = leverage_one_rows(h, A.shape[1])
+        one_minus_h = one_minus_leverage(A, h, ones)[:, None]
+        u2 = u2 / one_minus_h if cov_type == "HC2" else u2 / (one_minus_h * one_minus_h)
         if ones:
             u2[ones] = math.nan
             _warn_leverage_one(ones, cov_type)
@@ -260,10 +292,14 @@ def hc_covariance(
 # and its float64 rounding is eps |e| at most, so the residuals come out to about eps kappa
 # of themselves (kappa of the rows Q is of: the covariance warning's own, near 1 about a
 # reference column) whatever the coefficients' error; a bound on that error was 300x above the
-# actual move on Fair's data near 1e8 (5e-11) and warned where nothing was wrong. Fits
-# without an intercept take it; with one, HC stays that of the coefficients as returned
-# (test_refine_shift pins it there: a column near 1e9 with a spread of 0.01 moves it by
-# 2e-7 to 6e-7 from the exact solution's), a decision left to that path's owner.
+# actual move on Fair's data near 1e8 (5e-11) and warned where nothing was wrong. In
+# memory every fit takes it since 2026-11-29 (with an intercept too): the returned
+# coefficients' residuals put HC3 20x (HC0 4.8e-5) from the exact solution's with weights
+# over 16 decades and offsets of 1e9 (longley), 2.3e-7..4.2e-7 at offsets of 1e9 without
+# weights, 7.7e-8 beside a row of leverage 1 - 1.4e-11. The second pass over blocks
+# (robust_from_blocks, train --cov-type) has no Q to project with: it stays the HC of the
+# coefficients as returned (exact for those, tested), which a pass for A'e before the
+# blocks' meat would mend; not done.
 
 
 def project_out(Q: Tensor, e: Tensor) -> Tensor:

@@ -37,7 +37,7 @@ from scipy import stats
 from torch import Tensor
 
 from ..errors import DataError, DegenerateWarning
-from .covariance import leverage_one_rows
+from .covariance import leverage_one_rows, one_minus_leverage
 
 BLOCK_ROWS = 4096
 
@@ -52,17 +52,17 @@ def leverage_from_r(A: Tensor, R: Tensor, block_rows: int = BLOCK_ROWS) -> Tenso
     return out
 
 
-def _leverage_and_residuals(results) -> tuple[Tensor, Tensor, int]:
+def _leverage_and_residuals(results) -> tuple[Tensor, Tensor, Tensor]:
     """Leverage and the whitened residuals of the least-squares solution (NOTE [influence
     about the offsets]): both from a Householder Q of the rows, taken about the columns'
-    offsets (or a reference column) where the fit has them; and the rows' column count."""
+    offsets (or a reference column) where the fit has them; and those rows."""
     factor = results._shifted_factor()
     shift = None if factor is None else factor.shift
     if shift is None and results._reference is not None:
         shift = results._reference()  # no intercept: a Reference, or None
     A, e = results._rows() if shift is None else results._rows(shift)
     Q = torch.linalg.qr(A, mode="reduced").Q
-    return (Q * Q).sum(1), e - Q @ (Q.T @ e), A.shape[1]
+    return (Q * Q).sum(1), e - Q @ (Q.T @ e), A
 
 
 # NOTE [influence about the offsets]
@@ -93,7 +93,8 @@ class OLSInfluence:
                 "not keep; refit in memory (ols or LinearRegression.fit)"
             )
         self.results = results
-        self._h, e, q = _leverage_and_residuals(results)
+        self._h, e, A = _leverage_and_residuals(results)
+        q = A.shape[1]
         self._e = e.detach().cpu().to(torch.float64).numpy()  # (n, k) whitened residuals
         self.nobs = int(self._h.shape[0])
         self.k_vars = results.rank
@@ -108,6 +109,8 @@ class OLSInfluence:
             )
         self._one = np.zeros(self.nobs, dtype=bool)
         self._one[ones] = True
+        # NOTE [one minus leverage] in covariance.py
+        self._omh = one_minus_leverage(A, self._h, ones).detach().cpu().double().numpy()
 
     def _out(self, a: np.ndarray) -> np.ndarray:
         return a[:, 0] if self.results._squeeze else a
@@ -119,7 +122,7 @@ class OLSInfluence:
 
     @cached_property
     def _one_minus_h(self) -> np.ndarray:
-        omh = 1.0 - self.hat_matrix_diag
+        omh = self._omh.copy()
         omh[self._one] = np.nan  # 0/0: undefined, not a huge number from rounding
         return omh[:, None]
 

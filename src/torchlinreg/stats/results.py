@@ -428,13 +428,11 @@ class OLSResults:
     def _robust_of_rows(self, A: Tensor, e: Tensor, back) -> Tensor:
         """This fit's robust covariance of whitened rows ``A`` and residuals ``e``, mapped
         back by ``back`` (a shift, a Reference or None; see ``_robust``)."""
-        # NOTE [the residuals HC squares] in covariance.py: without an intercept
-        project = not self.k_constant
+        # NOTE [the residuals HC squares] in covariance.py: the least-squares residuals
         if self.cov_type in ("cluster", "HAC"):
-            if project:
-                e = project_out(torch.linalg.qr(A, mode="reduced").Q, e)
+            e = project_out(torch.linalg.qr(A, mode="reduced").Q, e)
             return robust_covariance(A, e, self.cov_type, self.cov_kwds, self.rank, back)
-        return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid, back, project)
+        return hc_covariance(A, e, self.cov_type, self.nobs, self.df_resid, back, True)
 
     def _shifted_factor(self):
         """The design's factor about its offsets where they dominate the spread, else None."""

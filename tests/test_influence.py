@@ -301,3 +301,21 @@ def test_a_row_of_leverage_near_one_keeps_its_digits():
     # coefficients' put it 7.7e-8 from the exact solution's here
     bse = res.get_robustcov_results("HC3").bse
     np.testing.assert_allclose(bse, [float(mp.sqrt(hc3[j, j])) for j in range(4)], rtol=1e-8)
+
+
+def test_many_rows_near_leverage_one_are_said_rather_than_refactored():
+    # NOTE [one minus leverage]: each row's 1 - h from the other rows costs a QR; past the
+    # budget (rare categories of a large fit) the rest keep 1 - ||q||^2 and a warning
+    # quotes what that may cost
+    from torchlinreg.errors import RankWarning
+
+    rng = np.random.default_rng(0)
+    n, k = 20_000, 15
+    D = 1e-6 * rng.normal(size=(n, k))
+    D[rng.choice(n, k, replace=False), np.arange(k)] = 1.0
+    X = np.c_[rng.normal(size=(n, 4)), D]
+    y = X[:, :4] @ [1.0, 2.0, 3.0, 4.0] + rng.normal(size=n)
+    res = ols(X, y)
+    with pytest.warns(RankWarning, match=r"^\d+ rows have leverage within 0.0001 of 1, too many"):
+        bse = res.get_robustcov_results("HC3").bse
+    assert np.isfinite(bse).all()

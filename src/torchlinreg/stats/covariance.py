@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..errors import DegenerateWarning
+from ..errors import DegenerateWarning, RankWarning
 from ..exact.ddouble import two_prod, two_sum
 from ..exact.linalg import inverse_and_kappa
+from ..exact.solve import ACCURACY_WARNING
 
 # NOTE [leverage one]
 # A row whose leverage is 1 (the only row a column or a combination of columns sees, e.g.
@@ -195,20 +196,36 @@ def leverage_one_rows(h: Tensor, n_params: int) -> list[int]:
 # the leverage-one cut (NOTE [leverage one]) and far below 8 digits. For such a row
 # 1 - h_i = 1 / (1 + g_i) with g_i = ||a_i R_(i)^-1||^2 and R_(i) the factor of the other
 # rows (h = g / (1 + g)), which has all its digits: rows with 1 - h below _RECOMPUTE are
-# taken so, each from a QR of the rows without it (a few rows: _MOST; past that the
-# rest keep 1 - h, which still has the digits the cut leaves them).
+# taken so, each from a QR of the rows without it, the smallest 1 - h first, while the
+# QRs stay within _BUDGET n q^2 (about 0.3 s; rare categories of a large fit can put many rows
+# there: 64 QRs of 1e6 x 100 would take half a minute). The rest keep 1 - h, with a
+# warning where its quoted error passes ACCURACY_WARNING.
 _RECOMPUTE = 1e-4
-_MOST = 64
+_BUDGET = 1e8
 
 
-def one_minus_leverage(A: Tensor, h: Tensor, ones: list[int]) -> Tensor:
+def one_minus_leverage(A: Tensor, h: Tensor, ones: list[int], what: str = "HC2/HC3") -> Tensor:
     """``1 - h`` ``(n,)`` for the rows ``A`` ``(n, q)`` and their leverage ``h``, from the
     other rows' factor where it is small (NOTE [one minus leverage]); rows ``ones``
-    (leverage 1 to rounding) keep theirs."""
+    (leverage 1 to rounding) keep theirs; ``what`` names the statistics in a warning."""
     omh = 1 - h
-    near = (omh < _RECOMPUTE).nonzero().reshape(-1).tolist()
     skip = set(ones)
-    for i in [i for i in near if i not in skip][:_MOST]:
+    near = [i for i in torch.argsort(omh).tolist() if omh[i] < _RECOMPUTE and i not in skip]
+    n, q = A.shape
+    most = int(_BUDGET // max(n * q * q, 1))
+    left = near[most:]
+    if left:
+        err = LEVERAGE_ONE_FACTOR * math.sqrt(n * max(q, 1)) * torch.finfo(h.dtype).eps
+        worst = 2 * err / float(omh[left[0]])
+        if worst > ACCURACY_WARNING:
+            warnings.warn(
+                f"{len(left)} rows have leverage within {_RECOMPUTE:g} of 1, too many to take "
+                f"1 - h again from the other rows: {what} built on it may be off by up to "
+                f"{worst:.1e} (relative); drop or merge the columns that single them out",
+                RankWarning,
+                stacklevel=user_stacklevel(),
+            )
+    for i in near[:most]:
         rest = torch.cat([A[:i], A[i + 1 :]])
         R = torch.linalg.qr(rest, mode="r").R
         if R.shape[0] < A.shape[1]:

@@ -110,7 +110,10 @@ class OLSInfluence:
         self._one = np.zeros(self.nobs, dtype=bool)
         self._one[ones] = True
         # NOTE [one minus leverage] in covariance.py
-        self._omh = one_minus_leverage(A, self._h, ones).detach().cpu().double().numpy()
+        omh = one_minus_leverage(
+            A, self._h, ones, "the studentized residuals, Cook's distance and DFFITS"
+        )
+        self._omh = omh.detach().cpu().double().numpy()
 
     def _out(self, a: np.ndarray) -> np.ndarray:
         return a[:, 0] if self.results._squeeze else a

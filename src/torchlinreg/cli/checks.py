@@ -7,7 +7,9 @@ long fit is wasted or a file is damaged.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import warnings
 from typing import Any
 
 from ..errors import DataError
@@ -79,6 +81,16 @@ def choose_columns(
                     column=name,
                 )
         chosen = [c for c in source.numeric_columns() if c not in reserved]
+        index = [c for c in chosen if saved_index(source, c)]
+        if index:  # NOTE [a saved index is not a feature]
+            chosen = [c for c in chosen if c not in index]
+            warnings.warn(
+                f"column(s) {', '.join(repr(c) for c in index)} look like a saved row index "
+                "(pandas' to_parquet or to_csv), left out of the features; name them in "
+                "--features to fit on them",
+                UserWarning,
+                stacklevel=2,
+            )
         if not chosen:
             raise DataError(
                 "no numeric feature columns besides the targets; name them with --features",
@@ -100,6 +112,26 @@ def choose_columns(
     # Unknown names raise here, with close matches, before any row is read.
     source._resolve([*chosen, *targets_l, *([weight_col] if weight_col else [])])
     return chosen, targets_l
+
+
+# NOTE [a saved index is not a feature]
+# A frame saved by pandas keeps its row index: to_parquet as a column named in its
+# metadata (``__index_level_0__`` when unnamed), to_csv as a first column with an empty
+# name (``Unnamed: 0`` once pandas reads it back). Taken as every other numeric column,
+# it became a feature: a shuffled frame's index got a coefficient, and predictions for new
+# rows moved with their index (-29.9 for 1.0), silently. Such columns are left out of the
+# default features with a warning; --features still takes them.
+_INDEX_NAME = re.compile(r"__index_level_\d+__")
+_FIRST_INDEX_NAME = re.compile(r"Unnamed: 0|")  # to_csv's: the first column only
+
+
+def saved_index(source: TableSource, name: str) -> bool:
+    """Whether column ``name`` looks like a saved pandas index (NOTE [a saved index is not
+    a feature])."""
+    first = getattr(source, "_first", None)
+    if _INDEX_NAME.fullmatch(name) or name in getattr(first, "saved_index", ()):
+        return True
+    return bool(_FIRST_INDEX_NAME.fullmatch(name)) and source.column_names[:1] == [name]
 
 
 def check_enough_rows(

@@ -31,6 +31,7 @@ from .checks import (
     check_rows_before_reading,
     check_train_paths,
     choose_columns,
+    saved_index,
 )
 from .fitwords import convergence_in_cli_words
 from .output import console, esc, metrics_table, metrics_title, print_json
@@ -321,7 +322,9 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
         summary["penalty"] = penalty_summary(est)
     if opts["features"] is None:  # say which columns the default left out, and why
         used = {*features, *targets_l, weight_col, *opts["cluster_cols"]}
-        summary["skipped_columns"] = [c for c in source.column_names if c not in used]
+        left = [c for c in source.column_names if c not in used]
+        summary["skipped_columns"] = [c for c in left if not saved_index(source, c)]
+        summary["index_columns"] = [c for c in left if saved_index(source, c)]
     rank_zero_only(save)(to_save(est) if penalized else est, opts["output"], training=summary)
     inference_text = None
     if inference.wanted(opts):
@@ -352,9 +355,11 @@ def _print_report(summary: dict[str, Any], inference_text: str | None = None) ->
         out.print(_convergence_line(summary))
     shown = ", ".join(summary["features"][:12]) + (" ..." if len(summary["features"]) > 12 else "")
     skipped = summary.get("skipped_columns")
+    index = summary.get("index_columns")
     out.print(
         f"features: {esc(shown)}"
         + (f" (not numeric, left out: {esc(', '.join(skipped))})" if skipped else "")
+        + (f" (a saved index, left out: {esc(', '.join(map(repr, index)))})" if index else "")
     )
     if "penalty" in summary:
         p = summary["penalty"]

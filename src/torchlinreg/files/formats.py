@@ -103,6 +103,7 @@ class ParquetFile:
         self.column_names = list(schema.names)
         self._types = {f.name: f.type for f in schema}
         _check_unique(path, self.column_names)
+        self.saved_index = _pandas_index_columns(schema)
 
     def numeric_columns(self) -> list[str]:
         return [c for c in self.column_names if _is_numeric(self._types[c])]
@@ -243,3 +244,15 @@ def open_file(path: str, delimiter: str | None, block_rows: int):
     if path.lower().endswith((".parquet", ".pq")):
         raise DataError("the file ends in .parquet but is not a Parquet file; check it", path=path)
     return CsvFile(path, delimiter, block_rows)
+
+
+def _pandas_index_columns(schema) -> list[str]:
+    """The columns pandas' ``to_parquet`` stored its index in (named in its metadata)."""
+    import json
+
+    raw = (schema.metadata or {}).get(b"pandas")
+    try:
+        names = json.loads(raw)["index_columns"] if raw else []
+    except (ValueError, KeyError, TypeError):
+        return []
+    return [n for n in names if isinstance(n, str)]

@@ -38,3 +38,17 @@ def test_a_saved_pandas_index_is_not_a_feature(capsys, tmp_path, kind):
     r = cli(capsys, "predict", model, tmp_path / f"new.{kind}", "-o", out)
     assert r.code == 0, r.err
     np.testing.assert_allclose(pd.read_csv(out).iloc[:, -1], sk.predict(new), rtol=1e-10)
+
+
+def test_parquet_integers_beyond_2_53_say_they_are_rounded(capsys, tmp_path):
+    # NOTE [integers beyond 2^53]: two stores 1234567890123456789 and ...790 became one
+    # group (fitted on both), silently
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=60)
+    store = np.repeat(np.array([1234567890123456789, 1234567890123456790], dtype=np.int64), 30)
+    y = np.where(store == store[0], 2.0, -5.0) * x + 0.1 * rng.normal(size=60)
+    pd.DataFrame({"x": x, "y": y, "store": store}).to_parquet(tmp_path / "d.parquet")
+    r = cli(capsys, "train", tmp_path / "d.parquet", "-t", "y", "--features", "x", "--by",
+            "store", "-o", tmp_path / "m.safetensors")  # fmt: skip
+    assert r.code == 0, r.err
+    assert "column 'store' holds integers beyond 2^53, which float64 rounds" in r.err

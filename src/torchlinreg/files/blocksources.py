@@ -143,7 +143,7 @@ def _float_matrix(batch: pa.RecordBatch, names: list[str], path: str, first_row:
         if col.null_count:
             i = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
             raise missing_value(path, first_row + i, name)
-        out[:, j] = to_float64(col).to_numpy(zero_copy_only=False)
+        out[:, j] = to_float64(col, name).to_numpy(zero_copy_only=False)
     if not np.isfinite(out).all():
         i, j = np.argwhere(~np.isfinite(out))[0]
         raise non_finite(path, first_row + int(i), names[j], float(out[i, j]))

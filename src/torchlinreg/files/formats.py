@@ -6,6 +6,7 @@ and reads one file, a folder or a glob through them.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -130,7 +131,7 @@ class ParquetFile:
             for batch in self._file.iter_batches(
                 batch_size=block_rows, row_groups=row_groups, columns=list(columns)
             ):
-                cast = [to_float64(batch.column(c)) for c in columns]
+                cast = [to_float64(batch.column(c), c) for c in columns]
                 yield pa.RecordBatch.from_arrays(cast, names=list(columns)), row
                 row += batch.num_rows
         except (pa.ArrowException, OSError) as exc:
@@ -183,11 +184,34 @@ class NpyFile:
             yield pa.RecordBatch.from_arrays(arrays, names=list(columns)), start + 1
 
 
-def to_float64(column: pa.Array) -> pa.Array:
+def to_float64(column: pa.Array, name: str | None = None) -> pa.Array:
     """A numeric column as float64. Integers beyond 2**53 (and wide decimals) become the
-    nearest float64, as any number read from text does: Arrow's safe cast would refuse them,
-    and such ids or counts are as exact as float64 gets."""
-    return pc.cast(column, pa.float64(), safe=False)
+    nearest float64, as any number read from text does: Arrow's safe cast would refuse them.
+    Where that changes an integer (``name`` given), a warning says so (NOTE [integers
+    beyond 2^53])."""
+    out = pc.cast(column, pa.float64(), safe=False)
+    if name is not None and pa.types.is_integer(column.type) and len(column):
+        big = pc.max(pc.abs_checked(column) if pa.types.is_signed_integer(column.type) else column)
+        if big.is_valid and big.as_py() > 2**53:
+            back = pc.cast(out, column.type, safe=False)
+            if not pc.all(pc.equal(back, column)).as_py():
+                warnings.warn(
+                    f"column {name!r} holds integers beyond 2^53, which float64 rounds: "
+                    "distinct values may become equal (ids given to --by or --cluster merge); "
+                    "map such ids to small codes, or give them as text",
+                    UserWarning,
+                    stacklevel=2,
+                )
+    return out
+
+
+# NOTE [integers beyond 2^53]
+# Every number is computed in float64, so an int64 beyond 2^53 is rounded to the nearest
+# float64. For a feature that is as exact as float64 gets; for a group id it merges
+# distinct groups: two stores 1234567890123456789 and ...790 became one group, fitted on
+# both, and cluster ids collapsing in pairs halved the clusters (standard errors off),
+# silently (an input hunt). A Parquet integer column the cast changes now says so, once
+# per column and call site. CSV text is parsed straight to float64 and is not checked.
 
 
 def _is_numeric(typ: pa.DataType) -> bool:

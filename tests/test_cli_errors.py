@@ -68,6 +68,13 @@ TRAIN_CASES = [
         2,
         ["c.csv", "row 2", "column 'a'", "'1,5' (a decimal comma?"],
     ),
+    (
+        "thousands separators are not called decimal commas",  # the hint said 1.234 for it
+        {"k.csv": b'a,b,y\n"1,234",2,3\n4,5,7\n6,1,8\n9,9,1\n'},
+        ["k.csv", "-t", "y", "--features", "a,b"],
+        2,
+        ["k.csv", "row 2", "column 'a'", "'1,234' (a thousands separator, or a decimal comma?"],
+    ),
     ("header only", {"h.csv": b"a,b,y\n"}, ["h.csv", "-t", "y"], 2, ["h.csv", "no data rows"]),
     (
         "ragged rows",

@@ -364,7 +364,8 @@ def train(data: str, targets: tuple[str, ...], nproc: int | None, **opts: Any) -
     default="raise",
     show_default=True,
     help="Refuse rows with missing values (or unseen levels; with a grouped model, groups not "
-    "in it), or predict them as empty (a grouped model: one warning counts them).",
+    "in it), or keep them with no prediction: NaN ('nan' in CSV; a grouped model writes an "
+    "empty cell, and one warning counts them).",
 )
 @click.option(
     "--interval",

@@ -360,8 +360,16 @@ def _check_row(
 
 def value_hint(text: str) -> str:
     """A hint for a common reason a number did not parse ('' when none applies)."""
-    if re.fullmatch(r"[+-]?\d+,\d+", text.strip()):
+    value = text.strip()
+    if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+", value):  # 1,234 reads either way: say both
+        return (
+            " (a thousands separator, or a decimal comma? numbers need neither: 1234 for "
+            "1,234, 1.5 for 1,5)"
+        )
+    if re.fullmatch(r"[+-]?\d+,\d+", value):
         return " (a decimal comma? numbers need a decimal point: 1.5, not 1,5)"
+    if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+\.\d*", value):
+        return " (a thousands separator? numbers need none: 1234.5, not 1,234.5)"
     return ""
 
 

@@ -52,3 +52,13 @@ def test_parquet_integers_beyond_2_53_say_they_are_rounded(capsys, tmp_path):
             "store", "-o", tmp_path / "m.safetensors")  # fmt: skip
     assert r.code == 0, r.err
     assert "column 'store' holds integers beyond 2^53, which float64 rounds" in r.err
+
+
+def test_a_header_of_numbers_is_questioned(capsys, tmp_path):
+    # a file without a header line: its first row was read as the names and not fitted,
+    # silently
+    data = tmp_path / "d.csv"
+    data.write_text("1.0,2.0,3.0\n2,3,5\n3,1,4\n4,4,8\n5,2,7\n6,6,12\n")
+    r = cli(capsys, "train", data, "-t", "3.0", "-o", tmp_path / "m.safetensors")
+    assert r.code == 0, r.err
+    assert "every column name is a number (1.0, 2.0, 3.0): is its first line data?" in r.err

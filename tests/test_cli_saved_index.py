@@ -62,3 +62,16 @@ def test_a_header_of_numbers_is_questioned(capsys, tmp_path):
     r = cli(capsys, "train", data, "-t", "3.0", "-o", tmp_path / "m.safetensors")
     assert r.code == 0, r.err
     assert "every column name is a number (1.0, 2.0, 3.0): is its first line data?" in r.err
+
+
+def test_int64_extremes_are_checked_without_overflow():
+    # abs(INT64_MIN) overflowed int64 in the check, and a Parquet column holding it was
+    # refused as "corrupt"; -2^63 is exact in float64 and says nothing
+    import pyarrow as pa
+
+    from torchlinreg.files.formats import to_float64
+
+    out = to_float64(pa.array([-(2**63), 1, None], pa.int64()), "x")  # no warning (error)
+    assert out.to_pylist() == [-(2.0**63), 1.0, None]
+    with pytest.warns(UserWarning, match="column 'y' holds integers beyond 2"):
+        to_float64(pa.array([2**53 + 1, None], pa.int64()), "y")

@@ -191,8 +191,9 @@ def to_float64(column: pa.Array, name: str | None = None) -> pa.Array:
     beyond 2^53])."""
     out = pc.cast(column, pa.float64(), safe=False)
     if name is not None and pa.types.is_integer(column.type) and len(column):
-        big = pc.max(pc.abs_checked(column) if pa.types.is_signed_integer(column.type) else column)
-        if big.is_valid and big.as_py() > 2**53:
+        bounds = pc.min_max(column)  # Python ints: abs(INT64_MIN) does not overflow here
+        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+        if lo is not None and max(-lo, hi) > 2**53:
             back = pc.cast(out, column.type, safe=False)
             if not pc.all(pc.equal(back, column)).as_py():
                 warnings.warn(

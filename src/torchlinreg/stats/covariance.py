@@ -210,7 +210,9 @@ def one_minus_leverage(A: Tensor, h: Tensor, ones: list[int], what: str = "HC2/H
     (leverage 1 to rounding) keep theirs; ``what`` names the statistics in a warning."""
     omh = 1 - h
     skip = set(ones)
-    near = [i for i in torch.argsort(omh).tolist() if omh[i] < _RECOMPUTE and i not in skip]
+    low = torch.nonzero(omh < _RECOMPUTE).reshape(-1)  # a few rows: no sort of all n
+    low = low[torch.argsort(omh[low])].tolist()
+    near = [i for i in low if i not in skip]
     n, q = A.shape
     most = int(_BUDGET // max(n * q * q, 1))
     left = near[most:]

@@ -196,31 +196,34 @@ def test_blocks_take_the_rows_about_the_offsets(size, weighted):
     w = w if weighted else None
     res = tlr.ols(X, y, sample_weight=w)
     ref = _mp_hc(X, y, intercept=True, w=w, params=res.params)
-    # in memory HC is the least-squares residuals' (NOTE [the residuals HC squares]); the
-    # blocks', the returned parameters': 3e-8 apart on this column near 1e9
+    # in memory HC is the least-squares residuals' (NOTE [the residuals HC squares]), and
+    # so is the blocks' where they can be read again (NOTE [blocks at the least-squares
+    # residuals]); the returned parameters' is 3e-8 away on this column near 1e9
     exact = _mp_hc(X, y, intercept=True, w=w)
     blocks = _cut(X, y, w, size)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for kind in HC_TYPES:
+            assert np.max(np.abs(ref[kind] / exact[kind] - 1)) > 1e-9
             streamed = np.asarray(res.robust_from_blocks(blocks, kind).bse)
-            np.testing.assert_allclose(streamed, ref[kind], rtol=1e-12)
+            np.testing.assert_allclose(streamed, exact[kind], rtol=1e-12)
             np.testing.assert_allclose(res.get_robustcov_results(kind).bse, exact[kind], rtol=1e-12)
         hac = res.robust_from_blocks(blocks, "HAC", maxlags=3).bse
-        np.testing.assert_allclose(hac, res.get_robustcov_results("HAC", maxlags=3).bse, rtol=1e-6)
+        np.testing.assert_allclose(hac, res.get_robustcov_results("HAC", maxlags=3).bse, rtol=1e-12)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_a_streamed_fit_takes_its_states_offsets(weighted):
     # a fit from the state alone: HC 7e-7 to 1.2e-6 off, and its predictions' mean_se NaN
     # or 1000x too large; the state's factor about its offsets serves both now. The
-    # references are at the streamed fit's own (unrefined) parameters
+    # references are at the least-squares solution, whose residuals the blocks are read at
+    # again (NOTE [blocks at the least-squares residuals])
     X, y, w = _near_1e9(1)
     w = w if weighted else None
     blocks = _cut(X, y, w, 9)
     res = tlr.LinearRegression().fit_blocks(blocks).results_
-    ref = _mp_hc(X, y, intercept=True, w=w, params=res.params)
-    means = _mp_hc(X, y, intercept=True, w=w, params=res.params, at=np.c_[np.ones(3), X[:3]])
+    ref = _mp_hc(X, y, intercept=True, w=w)
+    means = _mp_hc(X, y, intercept=True, w=w, at=np.c_[np.ones(3), X[:3]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for kind in ("HC0", "HC3"):

@@ -141,6 +141,7 @@ def train_columns(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> 
 
 def store_robust(est, source, enc, weight_col, missing: str, cov_type: str) -> None:
     """The second pass: HC covariance of the streamed fit, kept with the estimator."""
+    from .robustpass import Reread
     from .robustpass import store_robust as store
 
     def rows():
@@ -149,4 +150,4 @@ def store_robust(est, source, enc, weight_col, missing: str, cov_type: str) -> N
                 w = None if b.w is None else torch.from_numpy(b.w)
                 yield torch.from_numpy(b.design.X), torch.from_numpy(b.design.Y), w
 
-    store(est, rows(), cov_type)
+    store(est, Reread(rows), cov_type)

@@ -20,7 +20,8 @@ from ..distributed.clusters import merge_cluster_sums
 from ..distributed.collectives import agree_on_errors, is_distributed
 from ..errors import DataError
 from ..files.keys import KeyStream, text_labels
-from ..stats.robust_blocks import add_blocks, check_rows
+from ..stats.robust_blocks import RESIDUALS_TOL, add_blocks, check_rows, cluster_move
+from .robustpass import Reread
 
 ROBUST_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "HAC")
 
@@ -90,17 +91,30 @@ def robust_results(est, source, features, targets, weight_col, opts):
             ]
             yield b.X[:, :d], b.Y, b.w, labels[0] if len(labels) == 1 else tuple(labels)
 
-    if clusters:  # one pass, two views (zip takes one item of each in turn)
-        rows, labels = itertools.tee(blocks())
-        rows = ((X, Y, w) for X, Y, w, _ in rows)
-        labels = (g for *_, g in labels)
-        if not is_distributed():
-            return res.cluster_from_blocks(rows, labels)
-        # each rank sums its share; the sums of every rank merge (a cluster may span ranks)
-        with agree_on_errors():
-            acc = add_blocks(res, rows, labels)
-        acc = merge_cluster_sums(acc, n_targets=res._b.shape[1], n_params=res.rank)
-        check_rows(res, acc)
+    if clusters:
+        acc = _cluster_pass(res, blocks)
+        # read again at the least-squares residuals where the fitted parameters' may be off
+        # (NOTE [blocks at the least-squares residuals]); every rank holds the same merged
+        # sums, so every rank decides alike
+        delta, move = cluster_move(res, acc, True)
+        if move > RESIDUALS_TOL:
+            acc = _cluster_pass(res, blocks, delta)
+            acc.corrected = True
         return res.with_cluster_sums(acc)
     kwds = {"maxlags": opts.get("maxlags")} if cov_type == "HAC" else {}
-    return res.robust_from_blocks(((X, Y, w) for X, Y, w, _ in blocks()), cov_type, **kwds)
+    rows = Reread(lambda: ((X, Y, w) for X, Y, w, _ in blocks()))
+    return res.robust_from_blocks(rows, cov_type, **kwds)
+
+
+def _cluster_pass(res, blocks, delta=None):
+    """One pass over DATA's blocks: every rank's cluster sums, merged (a cluster may span
+    ranks), at the residuals less ``A delta`` where given."""
+    rows, labels = itertools.tee(blocks())  # one pass, two views (zip takes one of each)
+    rows = ((X, Y, w) for X, Y, w, _ in rows)
+    labels = (g for *_, g in labels)
+    with agree_on_errors():
+        acc = add_blocks(res, rows, labels, delta=delta)
+    if is_distributed():
+        acc = merge_cluster_sums(acc, n_targets=res._b.shape[1], n_params=res.rank)
+    check_rows(res, acc)
+    return acc

@@ -56,6 +56,11 @@ def merge_cluster_sums(acc: ClusterSums, *, n_targets: int, n_params: int) -> Cl
         got_sums = _padded_allgather(
             sums.transpose(0, 1).contiguous().to(torch.float64).cpu(), len(keys), longest
         )
+        # each cluster's leverages (NOTE [blocks at the least-squares residuals]), zeros
+        # where a rank kept none (``levered`` says which)
+        lev = acc.leverage[j][: len(keys)] if acc.labels and acc.leverage else None
+        lev = torch.zeros(len(keys)) if lev is None else lev.to(torch.float64).cpu()
+        got_lev = _padded_allgather(lev, len(keys), longest)
         for r, part in enumerate(parts):
             size = int(all_sizes[r, j])
             if not part.labels:
@@ -65,7 +70,14 @@ def merge_cluster_sums(acc: ClusterSums, *, n_targets: int, n_params: int) -> Cl
             key = (lambda v: int(v)) if j == 2 else (lambda v: v)
             part.labels[j] = {key(v): i for i, v in enumerate(values)}
             part.sums[j] = got_sums[r][:size].transpose(0, 1).contiguous()
+            if part.leverage is None:
+                part.leverage = [torch.zeros(0) for _ in range(n_sets)]
+            part.leverage[j] = got_lev[r][:size].clone()
     counts = allgather(torch.tensor([acc.nobs], dtype=torch.int64))
+    levered = allgather(torch.tensor([int(acc.leverage is not None or not acc.nobs)]))
+    for r, part in enumerate(parts):
+        if not bool(levered[r]):
+            part.leverage = None
     shift = _carry_offsets(acc, parts, counts, n_targets=n_targets, n_params=n_params)
     for r, part in enumerate(parts):
         part.nobs = int(counts[r])

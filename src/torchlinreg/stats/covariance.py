@@ -316,9 +316,9 @@ def hc_covariance(
 # coefficients' residuals put HC3 20x (HC0 4.8e-5) from the exact solution's with weights
 # over 16 decades and offsets of 1e9 (longley), 2.3e-7..4.2e-7 at offsets of 1e9 without
 # weights, 7.7e-8 beside a row of leverage 1 - 1.4e-11. The second pass over blocks
-# (robust_from_blocks, train --cov-type) has no Q to project with: it stays the HC of the
-# coefficients as returned (exact for those, tested), which a pass for A'e before the
-# blocks' meat would mend; not done.
+# (robust_from_blocks, train --cov-type) has no Q to project with: it sums A'e beside its
+# meat and reads the blocks again at e - A delta where the move could pass 1e-8 (NOTE
+# [blocks at the least-squares residuals] in robust_blocks.py).
 
 
 def project_out(Q: Tensor, e: Tensor) -> Tensor:

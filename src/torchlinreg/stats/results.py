@@ -458,7 +458,7 @@ class OLSResults:
         from .robust_blocks import accumulate
 
         return self.with_cluster_sums(
-            accumulate(self, blocks, groups),
+            accumulate(self, blocks, groups, use_correction),
             use_correction=use_correction,
             df_correction=df_correction,
             use_t=use_t,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from ..data import unpack_block
 from ..errors import DataError, RankWarning
 from ..exact.linalg import inverse_and_kappa
 from ..exact.solve import ACCURACY_WARNING
+from .covariance import _RECOMPUTE, LEVERAGE_ONE_FACTOR
 from .robust import ClusterCodes, cluster_covariance_from_sums
 
 HC_TYPES = ("HC0", "HC1", "HC2", "HC3")
@@ -52,6 +53,11 @@ class ClusterSums:
         # without an intercept (NOTE [blocks without an intercept]), as MeatSums keeps them
         self.size: Tensor | None = None
         self.sum_squares: Tensor | None = None
+        # per clustering: each cluster's sum of leverages h_i (G,), where add() was given the
+        # fit's factor; None: sums that cannot bound their residuals' move (NOTE [blocks at
+        # the least-squares residuals]). ``corrected``: taken at the least-squares residuals
+        self.leverage: list[Tensor] | None = None
+        self.corrected = False
 
     def _codes(self, j: int, labels: np.ndarray) -> np.ndarray:
         uniq, inv = np.unique(labels, return_inverse=True)
@@ -59,16 +65,26 @@ class ClusterSums:
         codes = np.array([table.setdefault(u.item(), len(table)) for u in uniq], dtype=np.int64)
         return codes[inv.reshape(-1)]
 
-    def add(self, A: Tensor, e: Tensor, groups) -> None:
+    def add(self, A: Tensor, e: Tensor, groups, R: Tensor | None = None) -> None:
         """Add one block: whitened rows ``A`` ``(b, q)``, residuals ``e`` ``(b, k)`` and
         the block's cluster labels (``(b,)``, ``(b, 2)`` or a pair of arrays). ``A`` is
         taken about the fit's offsets where it has them (:func:`whitened_rows` with the
-        fit's shift, as :func:`add_blocks` takes it): the sums are read that way."""
+        fit's shift, as :func:`add_blocks` takes it): the sums are read that way. With the
+        fit's factor ``R`` each cluster's leverages are summed too (NOTE [blocks at the
+        least-squares residuals])."""
         cols = _label_columns(groups, A.shape[0])
         if not self.labels:
             n_sets = 1 if len(cols) == 1 else 3
             self.labels = [{} for _ in range(n_sets)]
             self.sums = [A.new_zeros(e.shape[1], 0, A.shape[1]) for _ in range(n_sets)]
+            if R is not None and not self.nobs:
+                self.leverage = [A.new_zeros(0) for _ in range(n_sets)]
+        h = None
+        if R is not None and self.leverage is not None:
+            q = torch.linalg.solve_triangular(R, A, upper=True, left=False)
+            h = (q * q).sum(1)
+        else:
+            self.leverage = None
         if (len(cols) == 1) != (len(self.labels) == 1):
             raise DataError("every block needs the same number of clustering variables")
         codes = [self._codes(j, c) for j, c in enumerate(cols)]
@@ -79,13 +95,18 @@ class ClusterSums:
             idx = torch.from_numpy(c).to(A.device)
             for t in range(e.shape[1]):
                 self.sums[j][t].index_add_(0, idx, A * e[:, t : t + 1])
+            if h is not None:
+                self.leverage[j].index_add_(0, idx, h)
         self.nobs += A.shape[0]
 
     def _grow(self, j: int, size: int) -> None:
         s = self.sums[j]
         if s.shape[1] < size:
-            pad = s.new_zeros(s.shape[0], max(size, 2 * s.shape[1]) - s.shape[1], s.shape[2])
-            self.sums[j] = torch.cat([s, pad], 1)
+            more = max(size, 2 * s.shape[1]) - s.shape[1]
+            self.sums[j] = torch.cat([s, s.new_zeros(s.shape[0], more, s.shape[2])], 1)
+            if self.leverage is not None:
+                lev = self.leverage[j]
+                self.leverage[j] = torch.cat([lev, lev.new_zeros(more)])
 
     def merge(self, other: ClusterSums) -> ClusterSums:
         """Add another accumulator's sums (another rank's rows), matching labels."""
@@ -101,13 +122,21 @@ class ClusterSums:
             self.shift = other.shift if self.shift is None else self.shift
             self.labels = [{} for _ in other.labels]
             self.sums = [s.new_zeros(s.shape[0], 0, s.shape[2]) for s in other.sums]
+            if other.leverage is not None and not self.nobs:
+                self.leverage = [v.new_zeros(0) for v in other.leverage]
+        if other.leverage is None:
+            self.leverage = None
+        self.corrected = self.corrected and other.corrected if self.nobs else other.corrected
+        lev = self.leverage
         for j, (table, s) in enumerate(zip(other.labels, other.sums, strict=True)):
             if j == 2:  # intersections: re-key by this accumulator's codes
                 continue
             codes = np.array([self.labels[j].setdefault(lab, len(self.labels[j])) for lab in table])
             self._grow(j, len(self.labels[j]))
-            order = np.array(list(table.values()), dtype=np.int64)
-            self.sums[j][:, torch.from_numpy(codes)] += s[:, torch.from_numpy(order)]
+            order = torch.from_numpy(np.array(list(table.values()), dtype=np.int64))
+            self.sums[j][:, torch.from_numpy(codes)] += s[:, order]
+            if lev is not None:
+                self.leverage[j][torch.from_numpy(codes)] += other.leverage[j][order]
         if len(other.labels) == 3:
             inverse = [{code: lab for lab, code in other.labels[j].items()} for j in (0, 1)]
             for key, code in other.labels[2].items():
@@ -116,6 +145,8 @@ class ClusterSums:
                 new = self.labels[2].setdefault(mine, len(self.labels[2]))
                 self._grow(2, len(self.labels[2]))
                 self.sums[2][:, new] += other.sums[2][:, code]
+                if lev is not None:
+                    self.leverage[2][new] += other.leverage[2][code]
         self.nobs += other.nobs
         return self
 
@@ -171,6 +202,14 @@ class MeatSums:
         # |a_i| . |b| and the sum of squared residuals, per target
         self.size: Tensor | None = None
         self.sum_squares: Tensor | None = None
+        # NOTE [blocks at the least-squares residuals]: A'e (q, k), and the sum of
+        # h_i^2 / s_i^2 (s_i what HC2/HC3 divide the residuals by) that bounds the meat's move
+        self.gradient: Tensor | None = None
+        self.leverage_squares = 0.0
+        # HC2/HC3: rows whose 1 - h is below _RECOMPUTE, and the least 1 - h (NOTE [one
+        # minus leverage] in covariance.py: here there are no other rows to take it from)
+        self.near_one = 0
+        self.least_one_minus_h = math.inf
 
     def track(self, fitted_size: Tensor, e: Tensor) -> None:
         """Add a block's ``|a_i| . |b|`` ``(b, k)`` and residuals ``(b, k)`` to the sizes
@@ -183,13 +222,23 @@ class MeatSums:
 
         q = torch.linalg.solve_triangular(self.R, A, upper=True, left=False)
         u = e
+        h = (q * q).sum(1, keepdim=True)
+        scale = torch.ones_like(h)
         if self.cov_type in ("HC2", "HC3"):
-            h = (q * q).sum(1, keepdim=True)
-            u = e / (1 - h).sqrt() if self.cov_type == "HC2" else e / (1 - h)
+            scale = (1 - h).sqrt() if self.cov_type == "HC2" else 1 - h
+            u = e / scale
             ones = leverage_one_rows(h[:, 0], A.shape[1])
             if ones:
                 u[ones] = float("nan")
                 self.leverage_one += [self.nobs + i for i in ones]
+            omh = (1 - h[:, 0]).clone()
+            omh[ones] = math.inf
+            self.near_one += int((omh < _RECOMPUTE).sum())
+            if omh.numel():
+                self.least_one_minus_h = min(self.least_one_minus_h, float(omh.min()))
+        grad = A.T @ e
+        self.gradient = grad if self.gradient is None else self.gradient + grad
+        self.leverage_squares += float(((h / scale) ** 2).nan_to_num(nan=0.0).sum())
         x = u.T[:, :, None] * q[None]  # (k, b, q)
         if self.meat is None:
             self.meat = x.new_zeros(x.shape[0], x.shape[2], x.shape[2])
@@ -205,6 +254,29 @@ class MeatSums:
                 self.meat += float(self.weights[lag]) * (g + g.transpose(1, 2))
             self.tail = full[:, -self.maxlags :]
         self.nobs += A.shape[0]
+
+    def correction(self) -> tuple[Tensor, float]:
+        """The coefficients' correction ``delta`` ``(q, k)`` to the least-squares
+        solution, ``R^-1 R^-T A'e``, and a bound on the relative move of any variance were
+        the meat taken at the residuals ``e - A delta`` (NOTE [blocks at the least-squares
+        residuals])."""
+        R = self.R
+        c = torch.linalg.solve_triangular(R.T, self.gradient, upper=False)  # Q'e
+        delta = torch.linalg.solve_triangular(R, c, upper=True)
+        lags = float(self.weights[1:].sum()) if self.maxlags else 0.0
+        sh = self.leverage_squares
+        trace = torch.diagonal(self.meat, dim1=1, dim2=2).sum(1).clamp(min=0)  # (k,)
+        cn = torch.linalg.vector_norm(c, dim=0)
+        move = (1 + 2 * lags) * (2 * cn * (trace * sh).sqrt() + cn * cn * sh)
+        bound = 0.0
+        for inv in (self.inverse, torch.linalg.inv(R)):
+            if inv is None:
+                continue
+            rows = (inv * inv).sum(1)  # |p_j|^2
+            var = torch.diagonal(inv @ self.meat @ inv.T, dim1=1, dim2=2)  # (k, q)
+            rel = rows[None, :] * move[:, None] / var.clamp(min=torch.finfo(var.dtype).tiny)
+            bound = max(bound, float(rel.nan_to_num(nan=math.inf).max()) if rel.numel() else 0.0)
+        return delta, bound
 
     def covariance(
         self, *, df_resid: float, use_correction: bool = False, raw: bool = True
@@ -257,11 +329,66 @@ def _label_columns(groups, rows: int) -> list[np.ndarray]:
     return cols
 
 
-def accumulate(results, blocks: Iterable, groups: Iterable) -> ClusterSums:
-    """The second pass over every fitted row: the sums, checked to cover ``nobs`` rows."""
+def accumulate(
+    results, blocks: Iterable, groups: Iterable, use_correction: bool = True
+) -> ClusterSums:
+    """The second pass over every fitted row: the sums, checked to cover ``nobs`` rows;
+    read again at the least-squares residuals where the first pass's may be off and both
+    ``blocks`` and ``groups`` can be read twice (NOTE [blocks at the least-squares
+    residuals])."""
     acc = add_blocks(results, blocks, groups)
     check_rows(results, acc)
+    if isinstance(blocks, Iterator) or isinstance(groups, Iterator):
+        return acc
+    delta, move = cluster_move(results, acc, use_correction)
+    if move > RESIDUALS_TOL:
+        acc = add_blocks(results, blocks, groups, delta=delta)
+        check_rows(results, acc)
+        acc.corrected = True
     return acc
+
+
+def _factor_and_inverse(results) -> tuple[Tensor, Tensor | None]:
+    """The factor the blocks' rows are read with, and P (None: R^-1) for the raw
+    parameters (NOTE [blocks about the offsets])."""
+    factor = results._shifted_factor()
+    if factor is None:
+        return results._r, None
+    return factor.r, factor.raw_inverse()[0]
+
+
+def cluster_move(results, sums: ClusterSums, use_correction: bool) -> tuple[Tensor, float]:
+    """The correction ``delta`` ``(q, k)`` to the least-squares solution and a bound on
+    the relative move of any cluster variance at its residuals (NOTE [blocks at the
+    least-squares residuals]; 0 where the sums keep no leverages)."""
+    from .robust import _correction
+
+    R, P = _factor_and_inverse(results)
+    if sums.leverage is None or not sums.labels or not sums.nobs:
+        return R.new_zeros(R.shape[0], 0), 0.0
+    lower = R.T
+    grad = sums.sums[0][:, : len(sums.labels[0])].sum(1)  # (k, q): A'e over every row
+    c = torch.linalg.solve_triangular(lower, grad.T, upper=False)  # (q, k): Q'e
+    delta = torch.linalg.solve_triangular(R, c, upper=True)
+    cn = torch.linalg.vector_norm(c, dim=0)  # (k,)
+    inv = torch.linalg.inv(R) if P is None else P
+    rows = (inv * inv).sum(1)  # |p_j|^2
+    signs = (1.0,) if len(sums.sums) == 1 else (1.0, 1.0, -1.0)
+    total, moved = 0.0, 0.0
+    for sign, s, lev, table in zip(signs, sums.sums, sums.leverage, sums.labels, strict=True):
+        g = len(table)
+        sq = torch.linalg.solve_triangular(lower, s[:, :g].transpose(-1, -2), upper=False)
+        meat = sq @ sq.transpose(-1, -2)  # (k, q, q), Q basis
+        corr = abs(_correction(g, sums.nobs, R.shape[0], use_correction))
+        hh = float((lev[:g] * lev[:g]).sum())
+        trace = torch.diagonal(meat, dim1=1, dim2=2).sum(1).clamp(min=0)
+        move = 2 * cn * (trace * hh).sqrt() + cn * cn * hh  # (k,)
+        total = total + sign * corr * torch.diagonal(inv @ meat @ inv.T, dim1=1, dim2=2)
+        moved = moved + corr * rows[None, :] * move[:, None]
+    tiny = torch.finfo(torch.float64).tiny
+    rel = moved / total.abs().clamp(min=tiny)
+    bound = float(rel.nan_to_num(nan=math.inf).max()) if rel.numel() else 0.0
+    return delta, bound
 
 
 def check_rows(results, acc: ClusterSums | MeatSums) -> None:
@@ -295,18 +422,29 @@ def whitened_rows(results, block, shift: Tensor | None = None) -> tuple[Tensor, 
     return A, e
 
 
-def add_blocks(results, blocks: Iterable, groups: Iterable, acc: ClusterSums | None = None):
+def add_blocks(
+    results,
+    blocks: Iterable,
+    groups: Iterable,
+    acc: ClusterSums | None = None,
+    delta: Tensor | None = None,
+):
     """Add each block's whitened scores at the fitted parameters (one rank's share),
-    about the fit's offsets where it takes them (NOTE [blocks about the offsets])."""
+    about the fit's offsets where it takes them (NOTE [blocks about the offsets]); with
+    ``delta`` at the residuals ``e - A delta`` (NOTE [blocks at the least-squares
+    residuals])."""
     acc = ClusterSums() if acc is None else acc
     factor = results._shifted_factor()
     shift = None if factor is None else factor.shift
     if acc.nobs and not _same_shift(acc.shift, shift):
         raise DataError("these cluster sums were taken about other offsets: another fit's")
     acc.shift = shift
+    R = _factor_and_inverse(results)[0]
     for block, labels in zip(blocks, groups, strict=True):
         A, e = whitened_rows(results, block, shift)
-        acc.add(A, e, labels)
+        if delta is not None:
+            e = e - A @ delta
+        acc.add(A, e, labels, R)
         if not results.k_constant:  # NOTE [blocks without an intercept]
             track_sizes(acc, A.abs() @ results._b.abs(), e)
     return acc
@@ -327,12 +465,14 @@ def cluster_from_sums(results, sums: ClusterSums, use_correction: bool):
     if not results.k_constant:
         _warn_without_intercept(results, sums, "cluster", results._r, sums.nobs)
     factor = results._shifted_factor()
-    if factor is None:
-        if sums.shift is not None:
-            raise DataError("these cluster sums were taken about offsets this fit does not take")
-        return sums.covariance(results._r, use_correction=use_correction), None
-    if sums.shift is not None and not _same_shift(sums.shift, factor.shift):
+    if factor is None and sums.shift is not None:
+        raise DataError("these cluster sums were taken about offsets this fit does not take")
+    if factor is not None and sums.shift is not None and not _same_shift(sums.shift, factor.shift):
         raise DataError("these cluster sums were taken about other offsets: another fit's")
+    if not sums.corrected:
+        _warn_residuals_move(cluster_move(results, sums, use_correction)[1], "cluster")
+    if factor is None:
+        return sums.covariance(results._r, use_correction=use_correction), None
     P = factor.raw_inverse()[0]
     raw = sums.covariance(factor.r, use_correction=use_correction, inverse=P)
     return raw, sums.covariance(factor.r, use_correction=use_correction)
@@ -357,20 +497,74 @@ def meat_from_blocks(results, blocks: Iterable, cov_type: str, cov_kwds: dict) -
     shift, R, P = None, results._r, None
     if factor is not None:
         shift, R, P = factor.shift, factor.r, factor.raw_inverse()[0]
-    acc = MeatSums(
-        R,
-        cov_type,
-        cov_kwds.get("maxlags", 0),
-        cov_kwds.get("weights_func", "bartlett"),
-        inverse=P,
-    )
-    for block in blocks:
-        A, e = whitened_rows(results, block, shift)
-        acc.add(A, e)
-        if not results.k_constant:  # NOTE [blocks without an intercept]
-            acc.track(A.abs() @ results._b.abs(), e)
-    check_rows(results, acc)
+
+    def meat(delta: Tensor | None) -> MeatSums:
+        acc = MeatSums(
+            R,
+            cov_type,
+            cov_kwds.get("maxlags", 0),
+            cov_kwds.get("weights_func", "bartlett"),
+            inverse=P,
+        )
+        for block in blocks:
+            A, e = whitened_rows(results, block, shift)
+            if delta is not None:
+                e = e - A @ delta
+            acc.add(A, e)
+            if not results.k_constant:  # NOTE [blocks without an intercept]
+                acc.track(A.abs() @ results._b.abs(), e)
+        check_rows(results, acc)
+        return acc
+
+    acc = meat(None)
+    if not acc.nobs:
+        return acc
+    delta, move = acc.correction()
+    if move <= RESIDUALS_TOL:
+        return acc
+    if not isinstance(blocks, Iterator):  # NOTE [blocks at the least-squares residuals]
+        return meat(delta)
+    _warn_residuals_move(move, cov_type)
     return acc
+
+
+def _warn_residuals_move(move: float, cov_type: str) -> None:
+    """Say how far one pass's covariance may be off where it could not be read again at
+    the least-squares residuals (NOTE [blocks at the least-squares residuals])."""
+    from .covariance import user_stacklevel
+
+    if not move > ACCURACY_WARNING:
+        return
+    warnings.warn(
+        RankWarning(
+            f"{cov_type} from one pass over the blocks takes the residuals of the "
+            "coefficients as returned, not of the least-squares solution: its variances "
+            f"may be off by up to {min(move, 1.0):.1e} (relative); pass blocks that can be "
+            "read twice (a list, or an object whose __iter__ reads them again) to take "
+            "them at the least-squares residuals",
+            error=move if math.isfinite(move) else math.inf,
+            method="qr",
+        ),
+        stacklevel=user_stacklevel(),
+    )
+
+
+# NOTE [blocks at the least-squares residuals]
+# In memory, HC and HAC take the exact least-squares solution's residuals, e - Q (Q'e)
+# (NOTE [the residuals HC squares] in covariance.py); a pass over the blocks took those of
+# the coefficients as returned, which squared the coefficients' error into the meat:
+# Longley with weights over 16 decades and a column near 1e9 gave HC3 standard errors 7%
+# off and HC0 1.8e-8, silently. The pass now also sums A'e, so that at its end
+# delta = R^-1 R^-T A'e is the correction to the least-squares solution (e - A delta its
+# residuals, up to eps kappa, as Q'e in memory) and c = R^-T A'e = Q'e bounds the move:
+# |a_i delta| = |q_i c| <= sqrt(h_i) |c|, so the meat moves by at most
+# 2 |c| sqrt(tr(M) sum h_i^2 / s_i^2) + |c|^2 sum h_i^2 / s_i^2 (Cauchy-Schwarz; times
+# 1 + 2 sum of the lag weights for HAC), and a variance p_j' M p_j by |p_j|^2 times that.
+# Past RESIDUALS_TOL of every variance the blocks are read again at e - A delta where they
+# can be (a list, anything not an iterator: the CLI's passes read the file again); one
+# iterator can be read once, and past ACCURACY_WARNING the result says how far off it may
+# be. Ordinary fits stay well below (a fit's error is eps kappa, the bound |c| of it).
+RESIDUALS_TOL = ACCURACY_WARNING
 
 
 # NOTE [blocks without an intercept]
@@ -434,6 +628,31 @@ def _warn_without_intercept(
     )
 
 
+def _warn_near_one(meat: MeatSums, cov_type: str) -> None:
+    """HC2/HC3 of rows with leverage near 1: 1 - h keeps about eps sqrt(n q) / (1 - h) of
+    itself, which memory mends from the other rows (NOTE [one minus leverage] in
+    covariance.py) and one pass cannot."""
+    from .covariance import user_stacklevel
+
+    if not meat.near_one:
+        return
+    q = meat.R.shape[0]
+    err = LEVERAGE_ONE_FACTOR * math.sqrt(meat.nobs * max(q, 1)) * torch.finfo(torch.float64).eps
+    worst = 2 * err / meat.least_one_minus_h
+    if worst > ACCURACY_WARNING:
+        warnings.warn(
+            RankWarning(
+                f"{meat.near_one} rows have leverage within {_RECOMPUTE:g} of 1 (the closest "
+                f"{1 - meat.least_one_minus_h:.12g}): {cov_type} from blocks divides by 1 - h, "
+                f"which may be off by up to {min(worst, 1.0):.1e} (relative); an in-memory fit "
+                "(get_robustcov_results) takes it from the other rows, or use HC0/HC1",
+                error=worst,
+                method="qr",
+            ),
+            stacklevel=user_stacklevel(),
+        )
+
+
 def blocks_covariance(results, blocks, cov_type: str, kw: dict) -> tuple[Tensor, Tensor | None]:
     """HC0-HC3 or HAC ``(q, q, k)`` from a second pass, with its warnings: that of the raw
     parameters, and that of the parameters about the offsets where the fit takes them
@@ -444,6 +663,7 @@ def blocks_covariance(results, blocks, cov_type: str, kw: dict) -> tuple[Tensor,
         from .covariance import _warn_leverage_one
 
         _warn_leverage_one(meat.leverage_one, cov_type)
+    _warn_near_one(meat, cov_type)
     correction = kw.get("use_correction", False)
     raw = meat.covariance(df_resid=results.df_resid, use_correction=correction)
     if meat.inverse is None:

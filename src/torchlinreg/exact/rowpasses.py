@@ -188,7 +188,16 @@ class RowPasses:
     def _blocks(self) -> Iterable[tuple[Tensor, Tensor, Tensor | None]]:
         for X, Y, w in self.chunks():
             rows = block_rows(X.shape[1], Y.shape[1])
-            yield from chunked([(X, Y, w)], rows)
+            for Xb, Yb, wb in chunked([(X, Y, w)], rows):
+                # rows of weight zero add nothing, and their values must not set the pieces'
+                # bounds (NOTE [shifts from rows that count] in summaries.py): a copy of the
+                # block's other rows where there are any
+                if wb is not None and bool((wb == 0).any()):
+                    live = wb > 0
+                    if not bool(live.any()):
+                        continue
+                    Xb, Yb, wb = Xb[live], Yb[live], wb[live]
+                yield Xb, Yb, wb
 
     def _shift(self, Y: Tensor, w: Tensor | None) -> Tensor:
         # the first chunk's weighted mean: sums about it lose no digits to offsets

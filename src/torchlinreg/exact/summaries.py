@@ -156,11 +156,14 @@ class QRSummary(Summary):
         block.zero_()
         block.diagonal().copy_(rss.sqrt())
 
-    def _set_shift(self, X: Tensor, Y: Tensor, rows: int) -> None:
+    def _set_shift(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
         if self.intercept and not self.has_shift:
+            head = positive_rows(X, Y, w, rows)  # NOTE [shifts from rows that count]
+            if head is None:
+                return
             d = X.shape[1]
-            self.shift[:d] = X[:rows].to(self.shift).mean(dim=0)
-            self.shift[d:] = Y[:rows].to(self.shift).mean(dim=0)
+            self.shift[:d] = head[0].to(self.shift).mean(dim=0)
+            self.shift[d:] = head[1].to(self.shift).mean(dim=0)
             self.has_shift = True
 
     def _absorb_joint(self, X: Tensor, Y: Tensor, w: Any, rows: int) -> None:
@@ -168,7 +171,7 @@ class QRSummary(Summary):
         n, d = X.shape
         c, m = int(self.intercept), self.r.shape[0]
         rows = min(rows, n)
-        self._set_shift(X, Y, rows)
+        self._set_shift(X, Y, w, rows)
         # Column-major work buffer, the layout LAPACK's geqrf wants (saves a transpose copy),
         # factored in place (linalg.qr copies it first: at 4,000 columns 260 MB more)
         work = torch.empty(m * (m + rows), dtype=self.r.dtype, device=self.r.device)
@@ -198,7 +201,7 @@ class QRSummary(Summary):
         # the targets' block is a copy of Y's rows: keep it to about 4 MB (with 1000 targets
         # the factor r alone is 10 MB; issue 11 asks for at most 0.25 size(X) + the results)
         rows = max(min(rows, n, _RHS_VALUES // max(px + k, 1)), 1)
-        self._set_shift(X, Y, rows)
+        self._set_shift(X, Y, w, rows)
         rx, z, rss = self._parts(d)
         # Column-major work buffers, the layout LAPACK wants (saves transpose copies), and
         # factored in place (geqrf's and ormqr's out=): no copy of the block per step.
@@ -385,8 +388,8 @@ class CentredGramSummary(GramSummary):
             if X.shape[0] and (self.p + 1) ** 2 > _PARALLEL_GRAM_VALUES:
                 # a large Gram: the rest straight into the co-moment, the head merged after
                 # it (NOTE [an empty state's co-moment])
-                self._fix_shift(head[0], head[1])
-                if self._fast(X, Y, w, rows, into_state=True):
+                self._fix_shift(*head)
+                if self.has_shift and self._fast(X, Y, w, rows, into_state=True):
                     self._absorb_blocks(*head, rows)
                     return
                 self._reset()
@@ -409,10 +412,14 @@ class CentredGramSummary(GramSummary):
     # (511 columns and targets) take this road: below that the second Gram is at most 2 MB,
     # and folding the moments out of the panel products costs 3-5% of the fit at 100 columns.
 
-    def _fix_shift(self, X: Tensor, Y: Tensor) -> None:
-        """Scales and shift from the rows of a first block, which is not absorbed."""
-        work = torch.empty(X.shape[0], self.p, dtype=self.mean.dtype, device=self.mean.device)
-        z = self._scaled_block(_fill(work, X, Y, X.shape[1]))
+    def _fix_shift(self, X: Tensor, Y: Tensor, w: Any) -> None:
+        """Scales and shift from the rows of a first block, which is not absorbed, of
+        positive weight (NOTE [shifts from rows that count]; none: neither is fixed)."""
+        head = positive_rows(X, Y, w, X.shape[0])
+        if head is None:
+            return
+        work = torch.empty(head[0].shape[0], self.p, dtype=self.mean.dtype, device=self.mean.device)
+        z = self._scaled_block(_fill(work, *head, X.shape[1]))
         self.shift = z.mean(dim=0)
         self.has_shift = True
 
@@ -489,10 +496,15 @@ class CentredGramSummary(GramSummary):
             hi = min(lo + rows, n)
             prior = self.sum_w.clone()
             wb, sb = self._weights(w, lo, hi)
-            z = self._scaled_block(_fill(work[: hi - lo], X[lo:hi], Y[lo:hi], d))
-            if not self.has_shift:
-                self.shift = z.mean(dim=0)
-                self.has_shift = True
+            z = self._scaled_block(_drop_dead(_fill(work[: hi - lo], X[lo:hi], Y[lo:hi], d), wb))
+            if not self.has_shift:  # NOTE [shifts from rows that count]
+                if wb is None:
+                    self.shift, self.has_shift = z.mean(dim=0), True
+                else:
+                    live = (wb > 0).to(z.dtype)
+                    count = live.sum()
+                    if bool(count > 0):
+                        self.shift, self.has_shift = (live @ z) / count, True
             z.sub_(self.shift)
             if wb is None:
                 block_w = torch.full((), float(hi - lo), dtype=z.dtype, device=z.device)
@@ -562,8 +574,8 @@ class RawGramSummary(GramSummary):
         work = torch.empty(rows, self.p, dtype=self.gram.dtype, device=self.gram.device)
         for lo in range(0, n, rows):
             hi = min(lo + rows, n)
-            _, sb = self._weights(w, lo, hi)
-            z = self._scaled_block(_fill(work[: hi - lo], X[lo:hi], Y[lo:hi], d))
+            wb, sb = self._weights(w, lo, hi)
+            z = self._scaled_block(_drop_dead(_fill(work[: hi - lo], X[lo:hi], Y[lo:hi], d), wb))
             if sb is not None:
                 z.mul_(sb[:, None])
             self.gram.addmm_(z.T, z)
@@ -609,6 +621,38 @@ def _column_major(flat: Tensor, rows: int, cols: int) -> Tensor:
     is ``rows`` exactly, or LAPACK's in-place calls (geqrf, ormqr ``out=``) copy the block
     (the last, shorter one: 1.1 GB at 10,000 columns)."""
     return flat[: rows * cols].view(cols, rows).T
+
+
+# NOTE [shifts from rows that count]
+# A state's shift (its first rows' mean: NOTE [centring]) and a Gram state's power-of-two
+# column scales were taken from every row, those of weight zero too. A row of weight zero
+# contributes nothing to the fit, so it may hold anything: Longley with a zero-weight first
+# row holding 1e9 gave a streamed Gram fit 97% off and a QR fit with y = 1e50 there an
+# intercept of 2e34, silently (the shift sat at the junk, and every real row was rounded to
+# eps times it); in memory the standard errors were 1e-4 off. Shifts are now the mean of the
+# first rows of positive weight (none yet: no shift, and the state stays zero, so a later one
+# needs no correction), and a Gram block's rows of weight zero are multiplied by zero before
+# its scales are read (infinity and NaN stay not finite, and are refused as ever).
+
+
+def positive_rows(X: Tensor, Y: Tensor, w: Any, rows: int) -> tuple[Tensor, Tensor] | None:
+    """The first ``rows`` rows of positive weight (the first ``rows`` when unweighted), or
+    None where no row has any (NOTE [shifts from rows that count])."""
+    if w is None:
+        return X[:rows], Y[:rows]
+    live = torch.nonzero(w > 0).reshape(-1)[:rows]
+    if not live.numel():
+        return None
+    live = live.to(X.device)
+    return X.index_select(0, live), Y.index_select(0, live)
+
+
+def _drop_dead(z: Tensor, wb: Tensor | None) -> Tensor:
+    """``z`` with its rows of weight zero multiplied by zero, in place (their values must
+    not set a scale: NOTE [shifts from rows that count])."""
+    if wb is not None:
+        z.mul_((wb > 0).to(z.dtype)[:, None])
+    return z
 
 
 def _fill(z: Tensor, xb: Tensor, yb: Tensor, d: int) -> Tensor:

@@ -299,7 +299,7 @@ def _fit_windows(
         return out
     prep = layout.prepare(Z, w)
     # only the bounds read them, and only the diagonal fit states bounds
-    offsets = _offset_sums(layout, Z, prep.ref) if cov == "diag" else None
+    offsets = _offset_sums(layout, Z, prep.ref, w) if cov == "diag" else None
 
     def one(k: int) -> None:
         got = layout.run(prep, k)
@@ -341,14 +341,17 @@ def _workers() -> int:
     return torch.get_num_threads()
 
 
-def _offset_sums(layout: WindowLayout, Z: Tensor, ref: Tensor) -> Tensor:
+def _offset_sums(layout: WindowLayout, Z: Tensor, ref: Tensor, w: Tensor) -> Tensor:
     """Per window end (rows in order), each column's sum of squares about its group's
-    reference row over the window (NOTE [a far row] in momentsolve.py): ``(n, q)``."""
+    reference row over the window (NOTE [a far row] in momentsolve.py), rows of weight
+    zero left out (NOTE [rows of weight zero] in windows.py): ``(n, q)``."""
     one = ref.shape[1] == 1  # one group: rows already in order
     if one:
         S = Z - ref.T  # row-major all through: a transpose of the rows cost more than this
+        S.mul_((w > 0).to(S.dtype)[:, None])
     else:
         S = Z[layout.order] - torch.index_select(ref, 1, layout.codes[layout.order]).T
+        S.mul_((w[layout.order] > 0).to(S.dtype)[:, None])
     S.mul_(S)
     torch.cumsum(S, 0, out=S)
     n, W = S.shape[0], layout.window

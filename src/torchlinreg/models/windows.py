@@ -52,6 +52,16 @@ from .windowsums import (
 # window ends per run: a run's temporaries (a few (ROWS, q, q) tensors) stay in cache
 ROWS = 8192
 
+# NOTE [rows of weight zero]
+# A row of weight zero adds nothing to a window and may hold anything (NOTE [shifts from
+# rows that count] in exact/summaries.py). Taken as a block's anchor, in the five rows of
+# a group's reference or in the bounds' sums of squares, rows of weight zero holding 1e50
+# made one window NaN ("collinear") and 260 of 261 say "no correct digit" where every
+# window was within 1e-12 of the exact fit. They now sit on their group's reference row
+# (counted, weighing nothing), anchors are a block's first and last rows of positive
+# weight, and the reference takes five such rows.
+
+
 # NOTE [anchors inside]
 # A sum of squares about an anchor keeps the digits of its rows' spread only if the anchor
 # lies among them. The block's mean did not: one row at 1e12 put it near 2e11, and the
@@ -145,12 +155,19 @@ class WindowLayout:
         codes = self.codes
         # about a typical row of each group first: merges subtract means, so they must not
         # carry an offset (NOTE [anchors inside]: the median of five of its rows)
+        # five rows of positive weight where the group has any (NOTE [rows of weight zero])
+        live = w[self.order] > 0
+        key = codes[self.order] * 2 + (~live).to(codes.dtype)  # a group's live rows first
+        order = self.order[torch.argsort(key, stable=True)]
         cnt = torch.bincount(codes, minlength=self.G)
+        lives = torch.bincount(codes[self.order][live], minlength=self.G)
         first = torch.cumsum(cnt, 0) - cnt
-        at = first[:, None] + (cnt[:, None] * torch.arange(1, 10, 2, device=Z.device)) // 10
-        ref = Z[self.order[at.clamp(max=self.n - 1)]].median(dim=1).values
+        take = torch.where(lives > 0, lives, cnt)
+        at = first[:, None] + (take[:, None] * torch.arange(1, 10, 2, device=Z.device)) // 10
+        ref = Z[order[at.clamp(max=self.n - 1)]].median(dim=1).values
         B, K = self.B, self.K
         Zs = Z[self.order] - torch.index_select(ref, 0, codes[self.order])
+        Zs.mul_(live.to(Zs.dtype)[:, None])  # rows of weight zero sit on the reference
         Zp = Z.new_zeros((B * K, q)).index_copy_(0, self.slot, Zs)
         wp = Z.new_zeros(B * K).index_copy_(0, self.slot, w[self.order])
         return Zp.reshape(B, K, q), wp.reshape(B, K), ref
@@ -181,11 +198,17 @@ class WindowLayout:
         """What every run reads: the centred rows in blocks, their anchors, the table."""
         Zp, wp, ref = self.pad(Z, w)
         vf = self.valid.to(Z.dtype)
-        # NOTE [anchors inside]: prefixes about the block's first row, suffixes about its
-        # last (a block's rows fill its first slots)
-        anchor = Zp[:, 0]
-        last = torch.gather(Zp, 1, (vf.sum(1).clamp(min=1) - 1).long()[:, None, None]
-                            .expand(-1, 1, Zp.shape[2]))[:, 0]  # fmt: skip
+        # NOTE [anchors inside]: prefixes about the block's first row of positive weight,
+        # suffixes about its last (a block's rows fill its first slots; sums before the
+        # first such row, or after the last, weigh nothing: NOTE [rows of weight zero])
+        live = (wp > 0) & self.valid
+        slots = torch.arange(self.K, device=Z.device)
+        head = torch.where(live, slots, self.K).amin(1)
+        tail = torch.where(live, slots, -1).amax(1)
+        head = torch.where(head < self.K, head, 0)
+        tail = torch.where(tail >= 0, tail, (vf.sum(1).clamp(min=1) - 1).long())
+        anchor = torch.gather(Zp, 1, head[:, None, None].expand(-1, 1, Zp.shape[2]))[:, 0]
+        last = torch.gather(Zp, 1, tail[:, None, None].expand(-1, 1, Zp.shape[2]))[:, 0]
         D = (Zp - anchor[:, None]) * vf[..., None]
         self.tri = tri = Triangle(Z.shape[1], device=Z.device)
         levels = [pack(*_fields(m), tri) for m in self._levels(D, wp, anchor)]

@@ -504,10 +504,15 @@ def _kwargs(*, R, full, keep, aliased, c, names, exog_names, target_names, squee
 
 
 def _householder_factor(X: Tensor, w: Tensor | None, fit_intercept: bool) -> ShiftedFactor:
-    """A Householder factor of the rows, about the first row where there is an intercept
-    (NOTE [refinement about the shift] in exact/refine.py)."""
+    """A Householder factor of the rows, about the first row of positive weight where
+    there is an intercept (NOTE [refinement about the shift] in exact/refine.py; a row of
+    weight zero may hold anything, NOTE [shifts from rows that count] in summaries.py)."""
     # one float64 copy of the rows (cat converts float32 as it copies): LAPACK factors it
-    shift = X[0].to(torch.float64) if fit_intercept and X.shape[0] else None
+    shift = None
+    if fit_intercept and X.shape[0]:
+        live = None if w is None else torch.nonzero(w > 0).reshape(-1)
+        first = int(live[0]) if live is not None and live.numel() else 0
+        shift = X[first].to(torch.float64)
     ones = torch.ones(X.shape[0], 1, dtype=torch.float64, device=X.device)
     A = torch.cat([ones, X], 1) if fit_intercept else X.to(torch.float64)
     if shift is not None:

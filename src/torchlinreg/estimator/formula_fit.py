@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import DataError, ModelFileError
-from ..stats.frames import _formula_weights, label
+from ..stats.frames import _formula_weights, count_the_constant, label
 
 
 class FormulaMixin:
@@ -77,6 +77,8 @@ class FormulaMixin:
             return res if index is None else label(res, row_index=index)
         if enc.fit_intercept and res.param_names and res.param_names[0] == "const":
             res.param_names[0] = "Intercept"
+        if enc.constant_columns and not enc.fit_intercept:  # NOTE [an implicit constant]
+            count_the_constant(res, enc.constant_columns)
         return label(res, row_index=getattr(self, "_row_index", None), encoding=enc)
 
     def _formula_rows(self, X):

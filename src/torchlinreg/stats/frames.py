@@ -20,13 +20,15 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, DegenerateWarning
+from ..exact.solve import ACCURACY_WARNING
 
 MISSING = ("raise", "drop")
 _CLASSES: dict[type, type] = {}
@@ -247,7 +249,7 @@ class FormulaProblem:
             res.param_names[0] = "Intercept"
         res.nobs_dropped = self.dropped
         if not self.encoding.fit_intercept and _implicit_constant(self.X):
-            _count_the_constant(res)
+            count_the_constant(res)
         return label(res, row_index=self.index, encoding=self.encoding)
 
 
@@ -259,15 +261,59 @@ def _implicit_constant(X: np.ndarray) -> bool:
     return np.linalg.matrix_rank(np.c_[np.ones(len(X)), X]) == np.linalg.matrix_rank(X)
 
 
-def _count_the_constant(res) -> None:
+def count_the_constant(res, columns: list[str] | None = None) -> None:
     """Statistics of a model whose columns hold a constant without naming it, as
     statsmodels gives them: centred R-squared, df_model = rank - 1, ess = tss - ssr, and a
-    robust Wald F that is NaN (statsmodels' #2444: no constant column to leave out)."""
+    robust Wald F that is NaN (statsmodels' #2444: no constant column to leave out).
+
+    A fit from a state alone (streamed, loaded) has no centred tss: ``columns``, the
+    parameters whose columns sum to one (NOTE [an implicit constant] in
+    formula/encoding.py), give it from the factor: with ``X c = 1``, ``sum w = |R c|^2`` and
+    ``sum w y = (R c)' (R b)`` (``R'R b = X'Wy`` at the least-squares solution)."""
+    tss = np.asarray(res._sums["centered_tss"], dtype=np.float64)
+    if np.isnan(tss).any():
+        tss = _centred_tss_from_factor(res, columns or [])
+        if tss is None:
+            return  # no way to centre: the uncentred statistics stay, as before
+        res._sums["centered_tss"] = tss
     res.k_constant = 1
     res._sums["ess"] = res._sums["centered_tss"] - res._sums["rss"]
     if res.cov_type != "nonrobust":
         nan = np.full_like(res._sums["rss"], np.nan)
         res.__dict__["_f"] = (nan, nan)
+
+
+def _centred_tss_from_factor(res, columns: list[str]) -> np.ndarray | None:
+    """``y'Wy - (1'Wy)^2 / 1'W1`` per target from the design factor (see
+    :func:`count_the_constant`), with a warning where it cancels past ACCURACY_WARNING;
+    None where the columns are unknown or aliased."""
+    import torch
+
+    names = list(res.param_names)
+    if not columns or res.aliased or not set(columns) <= set(names):
+        return None
+    R = res._r
+    c = torch.zeros(R.shape[0], dtype=R.dtype, device=R.device)
+    c[[names.index(n) for n in columns]] = 1.0
+    Rc = R @ c
+    b = torch.as_tensor(np.asarray(res._params), dtype=R.dtype, device=R.device)
+    Rb = R @ b.reshape(R.shape[0], -1)
+    sw, swy = (Rc @ Rc).item(), (Rc @ Rb).cpu().numpy()
+    utss = np.asarray(res._sums["uncentered_tss"], dtype=np.float64)
+    tss = utss - swy * swy / sw
+    eps = float(np.finfo(np.float64).eps)
+    risk = 8 * R.shape[0] * eps * utss / np.where(tss > 0, tss, np.nan)
+    worst = float(np.nanmax(np.r_[risk, 0.0]))
+    if not worst <= ACCURACY_WARNING:
+        warnings.warn(
+            f"the centred total sum of squares of this fit without an intercept column (its "
+            f"columns {columns[0]}... sum to one) is taken from the state's factor, where y's "
+            f"offset cancels: R-squared, ess and F may be off by up to {min(worst, 1.0):.1e} "
+            "(relative); fit in memory, or centre y, for all their digits",
+            DegenerateWarning,
+            stacklevel=2,
+        )
+    return tss
 
 
 def _formula_weights(sample_weight, design, missing: str):

@@ -153,6 +153,23 @@ def columns_encoding(model, source, block_rows: int):
     return enc
 
 
+def nothing_to_evaluate(acc, weight_col: str | None, path, dropped: int = 0) -> None:
+    """A DataError where no row is left to score (the metrics would be 0 / 0)."""
+    if acc.n == 0:
+        why = (
+            f"all {dropped:,} rows were dropped for missing values or unseen levels"
+            if dropped
+            else "the data has no rows"
+        )
+        raise DataError(f"{why}: nothing to evaluate", path=path)
+    if not acc.sum_w > 0:
+        raise DataError(
+            f"every row has weight 0 in column {weight_col!r}: nothing to evaluate; "
+            "give some rows a positive weight",
+            path=path,
+        )
+
+
 def evaluate_formula(model, model_path, data, as_json, delimiter, block_rows, weight_col, missing):
     """`torchlinreg evaluate` of a formula model: targets from the formula's left side."""
     source = open_table(data, delimiter=delimiter, block_rows=block_rows)
@@ -171,6 +188,7 @@ def evaluate_formula(model, model_path, data, as_json, delimiter, block_rows, we
         X = torch.from_numpy(b.design.X).to(device=weight.device, dtype=weight.dtype)
         w = None if b.w is None else torch.from_numpy(b.w)
         acc.update(torch.from_numpy(b.design.Y), model.model_.predict(X).cpu(), w)
+    nothing_to_evaluate(acc, weight_col, source.path, dropped)
     values = acc.result()
     per_target = {
         name: {key: float(v[j]) for key, v in values.items()} for j, name in enumerate(enc.targets)

@@ -17,6 +17,7 @@ from . import grouped
 from .checks import check_not_input, check_writable
 from .grouped import is_grouped_model
 from .output import cell, console, esc, metrics_table, metrics_title, print_json
+from .predicting import nothing_to_evaluate
 from .text import safe
 
 
@@ -127,12 +128,7 @@ def evaluate(
     acc = StreamingMetrics(uncentered=not model.fit_intercept)
     for block in source.read_columns(features, targets, weight_col):
         acc.update(block.Y, model.model_.predict(block.X), block.w)
-    if acc.n and not acc.sum_w > 0:
-        raise DataError(
-            f"every row has weight 0 in column {weight_col!r}: nothing to evaluate; "
-            "give some rows a positive weight",
-            path=source.path,
-        )
+    nothing_to_evaluate(acc, weight_col, source.path)
     values = acc.result()
     per_target = {
         name: {key: float(v[j]) for key, v in values.items()} for j, name in enumerate(targets)

@@ -82,6 +82,8 @@ def save(estimator: LinearRegression, path: str | Path, *, training: dict | None
         "rank": getattr(estimator, "rank_", None),
         "weighted": bool(getattr(estimator, "_weighted", False)),
         "training": training or {},
+        # rows left out for missing values: results_.nobs_dropped (0 after a load, before)
+        "nobs_dropped": int(getattr(estimator, "nobs_dropped_", 0) or 0),
     }
     if estimator.loss_history_:
         tensors["loss_history"] = torch.tensor(estimator.loss_history_, dtype=torch.float64)
@@ -152,6 +154,11 @@ def load(path: str | Path) -> LinearRegression:
     estimator.rank_ = meta.get("rank")
     estimator.loss_history_ = tensors["loss_history"].tolist() if "loss_history" in tensors else []
     estimator.training_ = meta.get("training", {})
+    dropped = meta.get("nobs_dropped", 0)
+    if not (isinstance(dropped, int) and not isinstance(dropped, bool) and dropped >= 0):
+        raise ModelFileError(f"{path}: nobs_dropped is not a count; re-train and save again")
+    if dropped:
+        estimator.nobs_dropped_ = dropped
     if "state" in meta:
         _load_state(estimator, path, meta, tensors, features)
     if "formula" in meta:

@@ -41,6 +41,11 @@ def used_names(parsed) -> list[str]:
                 continue
             called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
             called |= {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+            # C(g, Sum) / C(g, contr.treatment): a contrast, not a column of the data
+            for n in ast.walk(tree):
+                if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "C":
+                    for arg in [*n.args[1:], *(k.value for k in n.keywords)]:
+                        called |= {id(m) for m in ast.walk(arg)}
             for node in ast.walk(tree):
                 if isinstance(node, ast.Name) and id(node) not in called:
                     names[node.id] = None
@@ -71,8 +76,9 @@ def _complete_rows(table, spec, *, raise_: bool) -> np.ndarray:
         if isna.any() and raise_:
             i = int(np.flatnonzero(isna)[0])
             raise _located(
-                f"column {col!r} has a missing value at row {i + 1} (counting from 1); pass "
-                "missing='drop' to leave such rows out (or 'keep' when predicting: NaN)",
+                f"column {col!r} has a missing value at row {i + 1} (counting from 1); leave "
+                "such rows out (the CLI: --missing drop), or predict them as NaN (the CLI's "
+                "predict --missing keep)",
                 i + 1,
                 col,
             )
@@ -87,8 +93,8 @@ def _complete_rows(table, spec, *, raise_: bool) -> np.ndarray:
             shown = ", ".join(repr(v) for v in levels[:10]) + (", ..." if len(levels) > 10 else "")
             raise _located(
                 f"column {col!r} has level {values.iloc[i]!r} at row {i + 1} (counting from "
-                f"1), unseen in training (levels: {shown}); drop such rows, or predict them as "
-                "missing (missing='keep')",
+                f"1), unseen in training (levels: {shown}); leave such rows out (the CLI: "
+                "--missing drop), or predict them as NaN (the CLI's predict --missing keep)",
                 i + 1,
                 col,
             )

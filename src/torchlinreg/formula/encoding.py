@@ -186,7 +186,15 @@ class Encoding:
                     f"the data has no column {absent.group(1)!r}, which formula {formula!r} "
                     f"uses; columns: {[str(c) for c in table.columns][:12]}"
                 ) from None
-            raise DataError(f"cannot encode formula {formula!r}: {_first_line(exc)}") from None
+            # formulaic takes a bare Treatment as C()'s levels (patsy takes it as the class)
+            hint = (
+                "; write the contrast as Treatment() (with parentheses)"
+                if re.search(r",\s*Treatment\s*\)", formula)
+                else ""
+            )
+            raise DataError(
+                f"cannot encode formula {formula!r}: {_first_line(exc)}{hint}"
+            ) from None
         rows = np.asarray(mm.rhs.index, dtype=np.int64)
         dropped = len(table) - len(rows)
         if dropped and missing == "raise":

@@ -105,3 +105,23 @@ def test_unseen_levels_say_what_a_library_user_can_do():
     message = str(info.value)
     assert "row 3" in message and "leave such rows out" in message
     assert "missing='keep'" not in message  # predict takes no such argument
+
+
+def test_summary_prints_whole_parameter_names():
+    res = tlr.ols("affairs ~ rate_marriage + C(occupation)", data=_fair())
+    text = res.summary()
+    for name in res.param_names:  # C(occupation)[T.2.0] and its siblings were cut to 14
+        assert f"\n{name} " in text
+
+
+def test_scale_follows_r_and_standardize_follows_patsy():
+    # the README's statement: formulaic's scale divides by sd with ddof 1 (as R), patsy's
+    # (statsmodels') with ddof 0, which formulaic's standardize matches
+    rng = np.random.default_rng(0)
+    d = pd.DataFrame({"x": rng.normal(size=60) * 3 + 2})
+    d["y"] = 2 * d["x"] + rng.normal(size=60)
+    ref = smf.ols("y ~ scale(x)", d).fit().params.to_numpy()
+    ours = np.asarray(tlr.ols("y ~ scale(x)", data=d).params)
+    np.testing.assert_allclose(ours[1], ref[1] * np.sqrt(60 / 59), rtol=1e-12)
+    same = np.asarray(tlr.ols("y ~ standardize(x)", data=d).params)
+    np.testing.assert_allclose(same, ref, rtol=1e-12)

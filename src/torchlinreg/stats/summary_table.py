@@ -89,15 +89,18 @@ def summary_text(res: OLSResults, alpha: float = 0.05) -> str:
         lines.append("=" * _WIDTH)
         stat = statistic_name(res)
         head = ["coef", "std err", stat, f"P>|{stat}|", lo_name, hi_name]
-        lines.append(f"{'':<14}" + "".join(" " + h.rjust(10) for h in head))
-        lines.append("-" * _WIDTH)
+        # names whole, as statsmodels prints them (C(occupation)[T.2.0] and its siblings
+        # were cut to one 14-character stem)
+        nw = max([14, *(len(str(n)) for n in res.param_names)])
+        lines.append(f"{'':<{nw}}" + "".join(" " + h.rjust(10) for h in head))
+        lines.append("-" * max(_WIDTH, nw + 66))
         params, bse, tv, pv = (pick(a) for a in (res.params, res.bse, res.tvalues, res.pvalues))
         low, high = pick(ci[:, 0]), pick(ci[:, 1])
         for j, pname in enumerate(res.param_names):
             cells = [_fmt(float(v)) for v in (params[j], bse[j], tv[j], pv[j], low[j], high[j])]
             cells[3] = "nan".rjust(10) if np.isnan(pv[j]) else f"{pv[j]:.3f}".rjust(10)
-            lines.append(f"{pname[:14]:<14}" + "".join(" " + cell for cell in cells))
-        lines.append("=" * _WIDTH)
+            lines.append(f"{pname:<{nw}}" + "".join(" " + cell for cell in cells))
+        lines.append("=" * max(_WIDTH, nw + 66))
         if res._endog is not None:  # the residuals are at hand: statsmodels' diagnostics
             from .diagnostics import diagnostics_lines
 

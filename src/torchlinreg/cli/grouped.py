@@ -28,7 +28,15 @@ import torch
 
 from ..errors import DataError, ModelFileError
 from ..files.io import write_table, write_table_blocks
-from ..files.keys import KeyStream, block_lines, file_row, is_numeric, order_keys, text_labels
+from ..files.keys import (
+    KeyStream,
+    block_lines,
+    check_numeric_keys,
+    file_row,
+    is_numeric,
+    order_keys,
+    text_labels,
+)
 from ..files.rawblocks import raw_blocks
 from ..files.tables import open_table
 from ..files.tensorfile import load_tensors, save_tensors
@@ -134,8 +142,10 @@ def _keyed_blocks(source, features, targets, weight_col, by, codes):
     moments are keyed by numbers, and the model file stores the text of each code).
     """
     if codes is None:
+        seen: set = set()
         for block in source.read_columns([*features, by], targets, weight_col):
             keys = block.X[:, -1].numpy()
+            check_numeric_keys(source, by, keys, seen)
             block.X = block.X[:, :-1]
             yield block, keys
         return
@@ -167,6 +177,8 @@ def _rolling(source, features, targets_l, opts, data) -> None:
     X = block.X.numpy()
     k = len(features)
     read = {c: X[:, k + i] for i, c in enumerate(numeric)}  # numeric keys, read with X
+    if by in read:
+        check_numeric_keys(source, by, read[by], set())
     key, shown_key = _order_column(source, order_by, block, read)
     groups = shown_groups = None
     if by:

@@ -19,7 +19,7 @@ import numpy as np
 from ..distributed.clusters import merge_cluster_sums
 from ..distributed.collectives import agree_on_errors, is_distributed
 from ..errors import DataError
-from ..files.keys import KeyStream, text_labels
+from ..files.keys import KeyStream, check_numeric_keys, text_labels
 from ..stats.robust_blocks import RESIDUALS_TOL, add_blocks, check_rows, cluster_move
 from .robustpass import Reread
 
@@ -79,6 +79,8 @@ def robust_results(est, source, features, targets, weight_col, opts):
     cols = features + [c for c in clusters if c not in features and c in numeric]
     index = {c: cols.index(c) for c in clusters if c in cols}
 
+    seen: set = set()
+
     def blocks():
         # text labels (firm names) come from a stream of their own, row for row
         streams = {c: KeyStream(source, c) for c in clusters if c not in index}
@@ -89,6 +91,9 @@ def robust_results(est, source, features, targets, weight_col, opts):
                 else np.asarray(text_labels(streams[c].take(b.n_rows)), dtype=str)
                 for c in clusters
             ]
+            for c, values in zip(clusters, labels, strict=True):
+                if c in index:
+                    check_numeric_keys(source, c, values, seen)
             yield b.X[:, :d], b.Y, b.w, labels[0] if len(labels) == 1 else tuple(labels)
 
     if clusters:

@@ -212,7 +212,8 @@ def to_float64(column: pa.Array, name: str | None = None) -> pa.Array:
 # distinct groups: two stores 1234567890123456789 and ...790 became one group, fitted on
 # both, and cluster ids collapsing in pairs halved the clusters (standard errors off),
 # silently (an input hunt). A Parquet integer column the cast changes now says so, once
-# per column and call site. CSV text is parsed straight to float64 and is not checked.
+# per column and call site. CSV text is parsed straight to float64; where it serves as
+# --by or --cluster keys, values of 2^53 or more get the same warning (keys.check_numeric_keys).
 
 
 def _is_numeric(typ: pa.DataType) -> bool:

@@ -28,6 +28,32 @@ import pyarrow.compute as pc
 from ..errors import DataError
 from .rawblocks import raw_blocks
 
+_EXACT = 2.0**53  # float64 holds every integer below it, and no longer every one above
+
+
+def check_numeric_keys(source, column: str, values: np.ndarray, seen: set) -> None:
+    """Warn once per column (``seen`` remembers) where a CSV key column read as numbers
+    holds values of 2^53 or more: the text's integers were rounded to float64 there, and
+    distinct ids may have become one (NOTE [integers beyond 2^53] in formats.py; a Parquet
+    integer column is checked where it is cast)."""
+    import warnings
+
+    if column in seen or not any(p.endswith(_TEXT_SUFFIXES) for p in source.paths):
+        return
+    finite = np.abs(values[np.isfinite(values)])
+    if finite.size and float(finite.max()) >= _EXACT:
+        seen.add(column)
+        warnings.warn(
+            f"column {column!r} holds numbers of 2^53 or more, which float64 rounds as the "
+            "CSV text is read: distinct ids there may have become one group or cluster; map "
+            "such ids to small codes, or give them as text (e.g. with a letter prefix)",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+_TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt")
+
 
 def is_numeric(source, column: str) -> bool:
     """Whether ``column`` holds numbers (judged as the numeric reader judges it)."""

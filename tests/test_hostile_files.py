@@ -401,3 +401,23 @@ def test_a_forged_loss_history_is_refused_not_trained_on(tmp_path, checkpoint, h
     _forge_checkpoint(forged, tensors, meta, "loss_history", history)
     with pytest.raises(torchlinreg.ModelFileError, match="loss_history"):
         load_checkpoint(forged)
+
+
+@pytest.mark.parametrize("tail", ["\r", ""])
+def test_a_file_of_lone_carriage_returns_trains(tmp_path, capsys, tail):
+    # old Mac line ends: the row bound counted LF only, found 0 rows and refused the file
+    # ("at most 0 data row(s)"), though the reader takes CR as a line end
+    from cli_helpers import cli
+    from torchlinreg.files.csvlines import rows_at_most
+
+    data = tmp_path / "cr.csv"
+    data.write_bytes(("x,y\r1,2\r2,4\r3,7" + tail).encode())
+    assert rows_at_most(str(data), False, 10) >= 3
+    model = tmp_path / "m.safetensors"
+    r = cli(capsys, "train", data, "-t", "y", "-o", model, "-q")
+    assert r.code == 0, r.err
+    import torchlinreg as tlr
+
+    est = tlr.load(model)
+    slope, icpt = np.polyfit([1.0, 2.0, 3.0], [2.0, 4.0, 7.0], 1)
+    np.testing.assert_allclose([est.coef_[0], est.intercept_], [slope, icpt], rtol=1e-12)

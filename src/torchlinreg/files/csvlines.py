@@ -113,19 +113,31 @@ def rows_at_most(path: str, gz: bool, limit: int) -> int:
         return limit + 1
 
 
+def _ends(chunk: bytes) -> int:
+    """Line ends in ``chunk``: LF, CRLF, or a lone CR (old Mac files, which the reader
+    takes too: counting LF alone bounded such a file at 0 rows, and refused it)."""
+    return chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
+
+
 def _rows_at_most(path: str, gz: bool, limit: int) -> int:
     opener = gzip.open if gz else open
     with opener(path, "rb") as f:
-        f.readline(MAX_LINE_BYTES)  # the header
-        lines, last, since = 0, b"\n", 0
+        head = f.readline(MAX_LINE_BYTES)  # the header (all of a file of lone CRs)
+        # lines after the header's first end that readline took in (lone CRs)
+        inside = _ends(head) - 1 if _ends(head) else 0
+        lines, last, since = inside, head[-1:] or b"\n", 0
+        if inside and last not in (b"\n", b"\r"):
+            lines += 1  # a last row without an end of line
+            last = b"\n"
         while lines <= limit:
             chunk = f.read(_SCAN_CHUNK)
             if not chunk:
                 break
-            found = chunk.count(b"\n")
+            found = _ends(chunk)
             lines += found
-            since = len(chunk) - 1 - chunk.rfind(b"\n") if found else since + len(chunk)
+            end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+            since = len(chunk) - 1 - end if found else since + len(chunk)
             if since > MAX_LINE_BYTES:  # no count here: the reader refuses the long line
                 return limit + 1
             last = chunk[-1:]
-        return lines + (last != b"\n")
+        return lines + (last not in (b"\n", b"\r"))

@@ -138,3 +138,78 @@ def test_csv_ids_beyond_2_53_are_questioned(tmp_path, capsys, how):
     data.write_text("store,x,y\n" + "".join(small))
     r = cli(capsys, "train", data, "-t", "y", "--features", "x", *how, "-o", tmp_path / "m", "-q")
     assert r.code == 0 and "2^53" not in r.err, r.err
+
+
+@pytest.mark.parametrize(
+    "how", [["--by", "store"], ["--window", "20", "--order-by", "date"], ["--by", "store",
+            "--window", "20", "--order-by", "date"]],
+)  # fmt: skip
+@pytest.mark.parametrize("other", [["--missing", "drop"], ["--formula", "y ~ x1 + x2"]])
+def test_grouped_and_rolling_fits_refuse_what_they_cannot_take(tmp_path, capsys, how, other):
+    # --missing drop and --formula took the pooled route and saved one OLS for all stores,
+    # which predict then applied to every store, silently (a CLI hunt)
+    df = _as_text_dates(_shops(200))
+    data = write(df, tmp_path / "d.csv")
+    cols = [] if other[0] == "--formula" else ["-t", "y", "--features", "x1,x2"]
+    r = cli(capsys, "train", data, *cols, *how, *other, "-o", tmp_path / "m")
+    r.assert_one_error_line(2, f"{how[0]} takes no {other[0]}")
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_window_orders_dates_outside_the_nanosecond_range(tmp_path, capsys, kind):
+    # Parquet dates of 1500-1511 were "unexpected ArrowInvalid ... this is a bug"; the same
+    # dates as ISO text were "not an ISO 8601 time"
+    df = _shops(60)
+    df["date"] = [pd.Timestamp(1500 + i // 5, 1 + i % 5, 1).date() for i in range(60)][::-1]
+    if kind == "csv":
+        df["date"] = [d.isoformat() for d in df["date"]]
+    data = tmp_path / f"old.{kind}"
+    df.to_parquet(data, index=False) if kind == "parquet" else df.to_csv(data, index=False)
+    out = tmp_path / "paths.csv"
+    r = cli(capsys, "train", data, "-t", "y", "--features", "x1,x2", "--window", "20",
+            "--order-by", "date", "-o", out)  # fmt: skip
+    assert r.code == 0, r.err
+    got = pd.read_csv(out)
+    ordered = df.iloc[::-1]  # the dates ascend the other way
+    exog = sm.add_constant(ordered[["x1", "x2"]].to_numpy())
+    ref = RollingOLS(ordered.y.to_numpy(), exog, window=20).fit()
+    np.testing.assert_allclose(got[["const", "x1", "x2"]].to_numpy(), ref.params, rtol=1e-8,
+                               equal_nan=True)  # fmt: skip
+
+
+def test_window_orders_iso_times_with_zone_offsets(tmp_path, capsys):
+    df = _shops(80)
+    utc = pd.Timestamp("2024-03-01", tz="UTC") + pd.to_timedelta(np.arange(80)[::-1], unit="h")
+    zones = ["+05:30", "-08:00", "Z", "+00:00"]
+    local = [
+        (t + pd.Timedelta(hours=5.5 if z == "+05:30" else -8 if z == "-08:00" else 0)).strftime(
+            "%Y-%m-%dT%H:%M:%S"
+        )
+        + z
+        for t, z in zip(utc, np.resize(zones, 80), strict=True)
+    ]
+    data = write(df.assign(date=local), tmp_path / "tz.csv")
+    out = tmp_path / "paths.csv"
+    r = cli(capsys, "train", data, "-t", "y", "--features", "x1,x2", "--window", "20",
+            "--order-by", "date", "-o", out)  # fmt: skip
+    assert r.code == 0, r.err
+    ordered = df.iloc[::-1]  # the same instants ascend the other way
+    ref = RollingOLS(ordered.y.to_numpy(), sm.add_constant(ordered[["x1", "x2"]].to_numpy()),
+                     window=20).fit()  # fmt: skip
+    np.testing.assert_allclose(pd.read_csv(out)[["const", "x1", "x2"]].to_numpy(), ref.params,
+                               rtol=1e-8, equal_nan=True)  # fmt: skip
+    mixed = df.assign(date=[*local[:40], *[t.strftime("%Y-%m-%d") for t in utc[40:]]])
+    r = cli(capsys, "train", write(mixed, tmp_path / "mixed.csv"), "-t", "y", "--features",
+            "x1,x2", "--window", "20", "--order-by", "date", "-o", out)  # fmt: skip
+    r.assert_one_error_line(2, "mixes times with and without a zone offset")
+
+
+def test_by_keys_that_turn_to_text_late_say_what_to_do(tmp_path, capsys):
+    # judged numeric on the first block, text far down: "numeric columns need numbers" sent
+    # the user the wrong way, since --by takes text keys
+    df = _shops(40_000).assign(store=lambda f: (f.index % 3).astype(str))
+    df.loc[39_000, "store"] = "X"  # past the first block the reader judges types on
+    data = write(df, tmp_path / "late.csv")
+    r = cli(capsys, "train", data, "-t", "y", "--features", "x1,x2", "--by", "store",
+            "-o", tmp_path / "m")  # fmt: skip
+    r.assert_one_error_line(2, "row 39002", "holds numbers in its first rows and text here")

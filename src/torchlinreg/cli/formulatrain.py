@@ -27,6 +27,20 @@ from .train import TargetMoments, _metric_dict, _print_report, _target_arg
 
 
 def _refuse(targets, opts: dict[str, Any]) -> None:
+    # a grouped or rolling fit is another model: taken here it became one pooled OLS, saved
+    # as such, and predict applied it to every group, silently (a CLI hunt)
+    grouped = [
+        flag
+        for flag, key in (("--by", "by"), ("--window", "window"), ("--order-by", "order_by"))
+        if opts.get(key) is not None
+    ] + (["--expanding"] if opts.get("expanding") else [])
+    if grouped:
+        what = "--missing drop" if opts.get("missing", "raise") != "raise" else "--formula"
+        raise click.UsageError(
+            f"{grouped[0]} takes no {what} yet (grouped and rolling fits read the columns "
+            "themselves, and refuse a missing value naming its row): leave out incomplete "
+            "rows first, or give the columns with --features"
+        )
     if targets or opts["features"]:
         raise click.UsageError(
             "--formula names the target and the features; leave out -t and --features"

@@ -143,11 +143,25 @@ def _keyed_blocks(source, features, targets, weight_col, by, codes):
     """
     if codes is None:
         seen: set = set()
-        for block in source.read_columns([*features, by], targets, weight_col):
-            keys = block.X[:, -1].numpy()
-            check_numeric_keys(source, by, keys, seen)
-            block.X = block.X[:, :-1]
-            yield block, keys
+        try:
+            for block in source.read_columns([*features, by], targets, weight_col):
+                keys = block.X[:, -1].numpy()
+                check_numeric_keys(source, by, keys, seen)
+                block.X = block.X[:, :-1]
+                yield block, keys
+        except DataError as exc:
+            if exc.column != by or "non-numeric" not in str(exc):
+                raise
+            # the keys read as numbers in the first block and hold text later: "numeric
+            # columns need numbers" would send the user the wrong way (--by takes text)
+            raise DataError(
+                f"--by column {by!r} holds numbers in its first rows and text here; group "
+                "keys may be numbers or text, but one kind: prefix the numeric ids with a letter "
+                "(e.g. s1, s2), or fix the row",
+                path=exc.path,
+                row=exc.row,
+                column=by,
+            ) from None
         return
     stream = KeyStream(source, by)
     for block in source.read_columns(features, targets, weight_col):

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -171,22 +172,28 @@ def order_keys(
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         return values.to_numpy(zero_copy_only=False).astype(np.float64)
     if pa.types.is_date(kind):
-        values = pc.cast(pc.cast(values, pa.timestamp("s")), pa.timestamp("ns"))
+        values = _as_times(pc.cast(values, pa.timestamp("s")), [None])
     elif pa.types.is_timestamp(kind):
-        values = pc.cast(values, pa.timestamp("ns", tz=kind.tz))
+        values = _as_times(values, [kind.tz])
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        try:
-            values = pc.cast(values, pa.timestamp("ns"))
+        try:  # naive times, or every one with a zone offset (taken in UTC)
+            values = _as_times(values, [None, "UTC"])
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             i, text = _first_non_time(values)
             path, row = where(i)
-            raise DataError(
-                f"{text!r} is not a number or an ISO 8601 time (like 2024-03-01); --order-by "
-                "needs numbers or times: write dates as YYYY-MM-DD or order by a number",
-                path=path,
-                row=row,
-                column=column,
-            ) from None
+            offsets = [_ZONED.search(t) is not None for t in values.to_pylist() if t]
+            if any(offsets) and not all(offsets):
+                message = (
+                    f"{text!r}: the column mixes times with and without a zone offset, "
+                    "which do not order together; give every time an offset, or none"
+                )
+            else:
+                message = (
+                    f"{text!r} is not a number or an ISO 8601 time (like 2024-03-01); "
+                    "--order-by needs numbers or times: write dates as YYYY-MM-DD or order "
+                    "by a number"
+                )
+            raise DataError(message, path=path, row=row, column=column) from None
     else:
         raise DataError(
             f"a column of type {kind} cannot order rows; --order-by needs numbers or times",
@@ -196,10 +203,31 @@ def order_keys(
     return values.cast(pa.int64()).to_numpy(zero_copy_only=False)
 
 
+# an ISO 8601 zone designator at the end of a time: Z, +hh:mm, -hhmm
+_ZONED = re.compile(r"T[^ ]*(?:Z|[+-]\d\d:?\d\d)$")
+
+
+def _as_times(values: pa.Array, zones: list) -> pa.Array:
+    """``values`` as one timestamp type: nanoseconds where every value fits them (about
+    1677 to 2262), else microseconds (dates from 1500 or 3000 were an 'unexpected
+    ArrowInvalid ... bug'); each zone in turn (text with offsets reads only as UTC)."""
+    last: Exception | None = None
+    for unit in ("ns", "us"):
+        for tz in zones:
+            try:
+                return pc.cast(values, pa.timestamp(unit, tz=tz))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                last = exc
+    assert last is not None
+    raise last
+
+
 def _first_non_time(values: pa.Array) -> tuple[int, str]:
-    for i, text in enumerate(values.to_pylist()):
-        try:
-            pc.cast(pa.array([text]), pa.timestamp("ns"))
+    texts = values.to_pylist()
+    zoned = [t is not None and _ZONED.search(t) is not None for t in texts]
+    for i, text in enumerate(texts):
+        try:  # the kind of time most values are
+            _as_times(pa.array([text]), ["UTC"] if sum(zoned) * 2 > len(texts) else [None])
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return i, text
     return 0, str(values[0])

@@ -135,3 +135,22 @@ def test_rolling_windows_ignore_zero_weight_rows(groups):
             continue
         ref = exact_statistics(X[start : end + 1], y[start : end + 1], w[start : end + 1])
         assert _worst(got[end], ref["params"]) < 1e-10, end
+
+
+def test_a_state_without_a_shift_takes_the_merged_ones():
+    # a state of zero-weight rows only has no shift (its factor is zero); merged first, it
+    # kept a zero shift and the merged factor about zero lost the spread of a column near
+    # 1e9 (3.3e-9 off; the other order 8.9e-16)
+    from test_robust_offsets import _near_1e9
+
+    X, y, w = _near_1e9()
+    X = np.vstack([np.full((1, X.shape[1]), 5.0), X])
+    y, w = np.r_[1e20, y], np.r_[0.0, np.ones(len(y)) if w is None else w]
+    ref = exact_statistics(X, y, w)["params"]
+    t = [torch.from_numpy(np.ascontiguousarray(v)) for v in (X, y, w)]
+    empty = tlr.LeastSquaresState(X.shape[1], 1).absorb(t[0][:1], t[1][:1], t[2][:1])
+    rest = tlr.LeastSquaresState(X.shape[1], 1).absorb(t[0][1:], t[1][1:], t[2][1:])
+    for first, second in ((empty, rest), (rest, empty)):
+        sol = first.copy().merge(second.copy()).solve()
+        params = np.r_[sol.intercept.numpy().reshape(-1), sol.coef.numpy().reshape(-1)]
+        assert _worst(params, ref) < 1e-13

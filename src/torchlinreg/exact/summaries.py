@@ -234,6 +234,12 @@ class QRSummary(Summary):
     def merge(self, others: Sequence[QRSummary]) -> None:
         """Stack all R factors (others moved to this shift first) and factor once."""
         d = self.d
+        if self.intercept and not self.has_shift:  # no row of positive weight yet: its R is
+            # zero, so it takes the first other's shift as it is (NOTE [shifts from rows that
+            # count]); about zero, offsets would cost the merged factor their digits
+            first = next((o for o in others if o.has_shift), None)
+            if first is not None:
+                self.shift, self.has_shift = first.shift.clone(), True
         rx, z, rss = self._parts(d)
         rxs, zs = [rx], [z]
         for other in others:

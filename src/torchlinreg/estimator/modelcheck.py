@@ -241,6 +241,13 @@ def weights_match_state(state, solution, weight: Tensor, bias: Tensor, alpha) ->
     cond = float(solution.cond) if math.isfinite(solution.cond) else math.inf
     rel = min(1.0, 1e-12 + torch.finfo(state.dtype).eps * cond * cond)
     slack = rel * (r[:, d:].square().sum(0) + best.abs())
+    if state.fit_intercept:
+        # the intercept's term, mean(y) - coef . mean(x), rounds to eps times its largest
+        # part, which a refined fit does not share with the state: diabetes scaled 1e-3 and
+        # shifted by 1e6 was a valid fit refused as "edited or damaged" (a saved-model hunt)
+        eps = torch.finfo(torch.float64).eps
+        size = means[d:].abs() + W.abs() @ means[:d].abs() + b.abs()
+        slack = slack + sw * (4 * (d + 1) * eps * size).square()
     if weight.dtype != torch.float64:
         # float32 weights: what rounding the state's own solution to float32 costs, with room
         rounded = objective(coef.to(weight.dtype).double(), intercept.to(bias.dtype).double())

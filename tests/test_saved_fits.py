@@ -80,3 +80,24 @@ def test_a_fit_near_1e6_of_spread_1e_3_loads_and_an_edit_is_still_refused(tmp_pa
         save_tensors(tmp_path / "e.safetensors", edited, meta)
         with pytest.raises(ModelFileError, match="disagree"):
             tlr.load(tmp_path / "e.safetensors")
+
+
+def test_summary_json_says_whether_r2_is_centred(capsys, tmp_path):
+    # without a constant rsquared, ess and F are uncentred (statsmodels' rule); the text
+    # summary said so, the JSON did not
+    import json
+
+    from cli_helpers import cli
+
+    data = sm.datasets.longley.load_pandas().data
+    path = tmp_path / "longley.csv"
+    data.to_csv(path, index=False)
+    for extra, centred in (([], True), (["--no-intercept"], False)):
+        model = tmp_path / "m.safetensors"
+        r = cli(capsys, "train", path, "-t", "TOTEMP", *extra, "-o", model, "-q")
+        assert r.code == 0, r.err
+        stats = json.loads(cli(capsys, "summary", model, "--json").out)["statistics"]
+        assert stats["rsquared_centered"] is centred and stats["k_constant"] == int(centred)
+        ref = sm.OLS(data["TOTEMP"], data.drop(columns="TOTEMP") if not centred else
+                     sm.add_constant(data.drop(columns="TOTEMP"))).fit()  # fmt: skip
+        assert np.isclose(stats["rsquared"], ref.rsquared, rtol=1e-9)

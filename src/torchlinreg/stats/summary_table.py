@@ -170,6 +170,10 @@ def results_dict(res: OLSResults) -> dict:
         "weighted": res.weighted,
         "condition_number": _plain(res.condition_number),
         "df_resid_inference": res.df_resid_inference,
+        # without a constant (k_constant 0) rsquared, ess and F are uncentred, as statsmodels
+        # gives them: said here, as the text summary says "R-squared (uncentered)"
+        "k_constant": int(res.k_constant),
+        "rsquared_centered": bool(res.k_constant),
     }
     kw = getattr(res, "cov_kwds", {}) or {}
     if res.cov_type == "cluster":

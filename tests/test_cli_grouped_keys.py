@@ -213,3 +213,25 @@ def test_by_keys_that_turn_to_text_late_say_what_to_do(tmp_path, capsys):
     r = cli(capsys, "train", data, "-t", "y", "--features", "x1,x2", "--by", "store",
             "-o", tmp_path / "m")  # fmt: skip
     r.assert_one_error_line(2, "row 39002", "holds numbers in its first rows and text here")
+
+
+def test_numbers_matched_to_text_groups_that_are_one_number_are_refused(tmp_path, capsys):
+    # groups "1" and "1.0" (text in training); new rows whose store column is float 1.0
+    # went to group "1" by the number's text, silently (a CLI hunt)
+    rng = np.random.default_rng(0)
+    parts = [
+        pd.DataFrame({"store": k, "x": (x := rng.normal(size=20)), "y": s * x})
+        for k, s in (("1", 1.0), ("1.0", 10.0), ("A", 100.0))
+    ]
+    data = write(pd.concat(parts), tmp_path / "t.csv")
+    model = tmp_path / "m.safetensors"
+    r = cli(capsys, "train", data, "-t", "y", "--features", "x", "--by", "store", "-o", model, "-q")
+    assert r.code == 0, r.err
+    numbers = tmp_path / "n.parquet"
+    pd.DataFrame({"store": [1.0, 1.0], "x": [1.0, 2.0]}).to_parquet(numbers)
+    cli(capsys, "predict", model, numbers).assert_one_error_line(2, "'1' and '1.0' are the same")
+    text = tmp_path / "t.parquet"
+    pd.DataFrame({"store": ["1.0", "1.0"], "x": [1.0, 2.0]}).to_parquet(text)
+    r = cli(capsys, "predict", model, text)
+    assert r.code == 0, r.err
+    np.testing.assert_allclose(read_csv_text(r.out)["y"], [10.0, 20.0], rtol=1e-9)

@@ -24,6 +24,7 @@ from typing import Any
 
 import click
 import numpy as np
+import pyarrow as pa
 import torch
 
 from ..errors import DataError, ModelFileError
@@ -319,7 +320,10 @@ class GroupedModel:
         if self.text is not None:  # numbers in the column are matched as their text
             stream = KeyStream(source, self.by)
             for block in source.read_columns(self.features, targets, weight_col):
-                values = text_labels(stream.take(block.n_rows))
+                raw = stream.take(block.n_rows)
+                if not (pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type)):
+                    self._refuse_ambiguous_numbers(source, block)
+                values = text_labels(raw)
                 idx = self._text_index(values)
                 self._refuse_unknown(idx, lambda i, v=values: repr(v[i]), source, block, hint)
                 yield block, torch.as_tensor(idx)
@@ -330,6 +334,25 @@ class GroupedModel:
             idx = self._number_index(keys)
             self._refuse_unknown(idx, lambda i, k=keys: _label(k[i]), source, block, hint)
             yield block, torch.as_tensor(idx)
+
+    def _refuse_ambiguous_numbers(self, source, block) -> None:
+        """A column of numbers matched to text labels by their text ("1.0" reads as "1"):
+        where two labels are one number ("1" and "1.0", "01" and "1") the match is a guess,
+        and rows went to the first silently (a CLI hunt); refuse it."""
+        same: dict[float, list[str]] = {}
+        for t in self.text:
+            try:
+                same.setdefault(float(t), []).append(t)
+            except ValueError:
+                continue
+        clash = next((texts for texts in same.values() if len(texts) > 1), None)
+        if clash is not None:
+            raise DataError(
+                f"column {self.by!r} holds numbers, but the model's groups {clash[0]!r} and "
+                f"{clash[1]!r} are the same number: a number cannot tell them apart; give the "
+                "column as text, written as in training",
+                path=block.path,
+            )
 
     def _text_index(self, values: np.ndarray) -> np.ndarray:
         """Each text label's group index, ``UNKNOWN`` for a label not in the model."""

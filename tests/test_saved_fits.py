@@ -101,3 +101,37 @@ def test_summary_json_says_whether_r2_is_centred(capsys, tmp_path):
         ref = sm.OLS(data["TOTEMP"], data.drop(columns="TOTEMP") if not centred else
                      sm.add_constant(data.drop(columns="TOTEMP"))).fit()  # fmt: skip
         assert np.isclose(stats["rsquared"], ref.rsquared, rtol=1e-9)
+
+
+@pytest.mark.parametrize("column", ["zero", "constant"])
+@pytest.mark.parametrize("how", ["fit", "blocks", "loaded", "weights"])
+def test_gram_finds_a_zero_or_constant_column_anywhere(tmp_path, column, how):
+    # a column with nothing in it, before the last one, escaped the Gram route's rank check:
+    # coefficient 52.4 with a standard error of 1.4e8, df_resid one short, no warning (a
+    # rank-deficiency hunt); with weights the predictions were off by 0.47
+    rng = np.random.default_rng(3)
+    n = 40
+    x1, x2 = rng.normal(size=(2, n))
+    y = 1 + x1 - 2 * x2 + rng.normal(size=n)
+    mid = np.zeros(n) if column == "zero" else np.full(n, 3.0)
+    w = None
+    if how == "weights":  # the column is zero on every row of positive weight
+        w = np.r_[np.zeros(5), np.ones(n - 5)]
+        mid = np.r_[rng.normal(size=5), np.zeros(n - 5)]
+    X = np.c_[x1, mid, x2]
+    ref = sm.WLS(y, sm.add_constant(np.c_[x1, x2]), weights=1.0 if w is None else w).fit()
+    est = tlr.LinearRegression(solver="gram")
+    with pytest.warns(tlr.errors.RankWarning, match="aliased"):
+        if how == "blocks":
+            res = est.fit_blocks([(X[:15], y[:15]), (X[15:], y[15:])]).results_
+        else:
+            res = est.fit(X, y, sample_weight=w).results_
+        if how == "loaded":
+            tlr.save(est, tmp_path / "m.safetensors")
+            res = tlr.load(tmp_path / "m.safetensors").results_
+    params = np.asarray(res.params)
+    assert np.isnan(params[2]) and res.df_resid == ref.df_resid
+    np.testing.assert_allclose(params[[0, 1, 3]], ref.params, rtol=1e-9)
+    np.testing.assert_allclose(np.asarray(res.bse)[[0, 1, 3]], ref.bse, rtol=1e-9)
+    np.testing.assert_allclose(est.predict(X), ref.predict(sm.add_constant(np.c_[x1, x2])),
+                               rtol=1e-9, atol=1e-12)  # fmt: skip

@@ -200,6 +200,17 @@ def psd_upper_factor(M: Tensor) -> Tensor:
         # (eigh would raise a LinAlgError instead).
         return torch.full_like(M, math.nan)
     diag = M.diagonal().clamp_min(0).sqrt()
+    zero = diag == 0
+    if bool(zero.any()) and not bool(zero.all()):
+        # a column with nothing in it (all zeros; constant, about its mean) factors as an
+        # exact zero column: through the eigh fallback below it kept junk of about
+        # sqrt(eps), which rank decisions read as a column of its own (a zero or constant
+        # column before the last one escaped the Gram route's rank check, silently: a
+        # rank-deficiency hunt). The others are factored alone, and R keeps its triangle.
+        live = torch.nonzero(~zero).reshape(-1)
+        R = torch.zeros_like(M)
+        R[live[:, None], live[None, :]] = psd_upper_factor(M[live[:, None], live[None, :]])
+        return R
     scale = torch.where(diag > 0, diag, torch.ones_like(diag))
     Ms = M / scale[:, None] / scale[None, :]
     Ms = (Ms + Ms.T) / 2

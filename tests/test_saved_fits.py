@@ -135,3 +135,34 @@ def test_gram_finds_a_zero_or_constant_column_anywhere(tmp_path, column, how):
     np.testing.assert_allclose(np.asarray(res.bse)[[0, 1, 3]], ref.bse, rtol=1e-9)
     np.testing.assert_allclose(est.predict(X), ref.predict(sm.add_constant(np.c_[x1, x2])),
                                rtol=1e-9, atol=1e-12)  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["memory", "blocks", "loaded"])
+def test_new_rows_that_break_the_aliasing_are_questioned(tmp_path, how):
+    # x3 = x1 + 2 x2 in training: a new row off that relation has no prediction the data
+    # determine; predict gave 0.98 (minimum norm) and get_prediction 3.05 (without x3),
+    # silently (a rank-deficiency hunt). Rows on it agree, and say nothing
+    rng = np.random.default_rng(1)
+    x1, x2 = rng.normal(size=(2, 50))
+    X = np.c_[x1, x2, x1 + 2 * x2]
+    y = 1 + x1 - x2 + 0.1 * rng.normal(size=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tlr.errors.RankWarning)
+        est = tlr.LinearRegression()
+        est = (
+            est.fit_blocks([(X[:20], y[:20]), (X[20:], y[20:])])
+            if how == "blocks"
+            else est.fit(X, y)
+        )
+        if how == "loaded":
+            tlr.save(est, tmp_path / "m.safetensors")
+            est = tlr.load(tmp_path / "m.safetensors")
+        res = tlr.ols(X, y) if how == "memory" else est.results_
+    on = np.array([[0.5, -1.0, -1.5], [2.0, 0.25, 2.5]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean = res.get_prediction(on).predicted_mean
+    np.testing.assert_allclose(mean, est.predict(on), rtol=1e-9)
+    off = np.array([[0.5, -1.0, -1.5], [1.0, 1.0, 0.0]])
+    with pytest.warns(tlr.errors.RankWarning, match=r"1 of the new rows \(the first: row 2"):
+        res.get_prediction(off)

@@ -477,10 +477,17 @@ def _kwargs(*, R, full, keep, aliased, c, names, exog_names, target_names, squee
     """
     p = c + len(names)
     params = _np(full).copy()
-    params[[j for j in range(p) if j not in keep]] = np.nan
+    gone = [j for j in range(p) if j not in keep]
+    params[gone] = np.nan
     # full rank: R itself (indexing would copy it: 800 MB at 10,000 columns)
     rk = torch.linalg.qr(R[:p, :p][:, keep], mode="r").R if len(keep) < p else R[:p, :p]
+    aliasing = None
+    if gone:  # A_gone = A_keep C in training (NOTE [rows that break the aliasing])
+        q, r = torch.linalg.qr(R[:p, :p][:, keep], mode="reduced")
+        C = torch.linalg.solve_triangular(r, q.T @ R[:p, :p][:, gone], upper=True)
+        aliasing = (keep, gone, C)
     return dict(
+        aliasing=aliasing,
         params=params,
         basis_params=full[keep],
         basis_r=rk,

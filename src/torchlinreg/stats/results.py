@@ -95,6 +95,7 @@ class OLSResults:
         gram_factor: bool = False,
         robust_shift: Callable[[], object] | None = None,
         robust_reference: Callable[[], object] | None = None,
+        aliasing: tuple[list[int], list[int], Tensor] | None = None,
     ) -> None:
         # what get_robustcov_results needs to build the same fit with another covariance
         self._init_kwargs = {
@@ -123,6 +124,9 @@ class OLSResults:
         # a robust covariance of the parameters about the offsets from a second pass over
         # the blocks (robust_from_blocks): predictions take it, there are no rows to redo it
         self._robust_about_offsets: Tensor | None = None
+        # kept and aliased parameters, and C with A_aliased = A_kept C in training (NOTE
+        # [rows that break the aliasing])
+        self._aliasing = aliasing
         self._map = basis_map  # None: the kept parameters themselves (see _m)
         self._design = design
         self._rows = rows
@@ -752,6 +756,7 @@ class OLSResults:
             A, weights = self._design(None), self._weights if weights is None else weights
         else:
             rows, labels = self._new_rows(exog)
+            self._warn_off_span(rows)
             A = self._design(rows)
         if weights is not None and not (exog is None and weights is self._weights):
             weights = _np(as_weights(weights, A.shape[0], allow_all_zero=True))
@@ -826,6 +831,43 @@ class OLSResults:
         if self.cov_type != "cluster":
             return True
         return all(len(c) == self.nobs for c in self.cov_kwds["groups"].codes)
+
+    def _warn_off_span(self, rows: Tensor) -> None:
+        """NOTE [rows that break the aliasing]: say where new rows leave the relation
+        the aliased columns had with the others in training.
+
+        In training an aliased column is a combination of the kept ones, so every solution
+        predicts the fitted rows alike; a new row that breaks the relation has no prediction
+        the data determine. ``predict`` gives the minimum-norm solution's (statsmodels' pinv,
+        scikit-learn), ``get_prediction`` the model without the aliased columns' (R's lm):
+        x3 = x1 + 2 x2 in training and a row off it gave 0.98 and 3.05, and `predict
+        --interval` a point outside its own interval, silently (a rank-deficiency hunt).
+        R warns for it; so does this.
+        """
+        if self._aliasing is None or rows.ndim != 2:
+            return
+        keep, gone, C = self._aliasing
+        full = rows.to(torch.float64)
+        if len(self.param_names) == full.shape[1] + 1:  # the intercept's column
+            full = torch.cat([torch.ones_like(full[:, :1]), full], 1)
+        C = C.to(full.device)
+        off = (full[:, gone] - full[:, keep] @ C).abs()
+        size = full[:, gone].abs() + full[:, keep].abs() @ C.abs()
+        bad = torch.nonzero((off > 1e-8 * size).any(1)).reshape(-1)
+        if bad.numel():
+            from .covariance import user_stacklevel
+
+            warnings.warn(
+                RankWarning(
+                    f"{bad.numel()} of the new rows (the first: row {int(bad[0]) + 1}, counting "
+                    f"from 1) break the relation the aliased columns "
+                    f"{[self.param_names[j] for j in gone]} had with the others in training: "
+                    "their prediction is not determined by the data (predict gives the "
+                    "minimum-norm fit's, get_prediction the fit's without the aliased "
+                    "columns); drop the aliased columns to choose"
+                ),
+                stacklevel=user_stacklevel(),
+            )
 
     def _new_rows(self, exog) -> tuple[Tensor, object]:
         """New rows of X, validated as ``predict`` validates them, and their row labels."""

@@ -321,6 +321,11 @@ def demo(seed: int | None, epochs: int, plot_path: str, no_plot: bool, as_json: 
 )
 def train(data: str, targets: tuple[str, ...], nproc: int | None, **opts: Any) -> int | None:
     """Fit a linear model to DATA (CSV, CSV.gz, Parquet, a folder or a glob) and save it."""
+    if opts.get("update") and (opts.get("formula") is not None or opts["missing"] != "raise"):
+        raise click.UsageError(
+            "--update takes no --formula or --missing drop (it adds plain columns' rows to an "
+            "exact model); retrain on all rows instead"
+        )
     if opts.get("formula") is not None:
         from .formulatrain import train_formula
 

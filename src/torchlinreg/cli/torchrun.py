@@ -191,12 +191,10 @@ def fit_exact_on_ranks(est, source, features, targets, weight_col, opts, tap=Non
     made on the merged state, so a rank with a small share (or none) is not refused.
     ``tap`` (blocks -> blocks) sees every block absorbed.
     """
-    blocks = (
-        b
-        for b in source.read_columns(features, targets, weight_col)
-        # A block whose weights are all zero adds nothing; the estimator refuses one.
-        if b.w is None or bool((b.w > 0).any())
-    )
+    # every block, those of weight zero too: their rows count in nobs and df_resid, as one
+    # process counts them (dropping them made the standard errors depend on --nproc: 22%
+    # larger on 2 ranks, and --cluster refused the fit for a row count it had changed)
+    blocks = source.read_columns(features, targets, weight_col)
     if tap is not None:
         blocks = tap(blocks)
     est.fit_blocks(

@@ -398,6 +398,13 @@ def _update(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> None:
 
     if opts["checkpoint"] or opts["resume"] or opts["plot_dir"]:
         raise click.UsageError("--update takes no --checkpoint, --resume or --plot")
+    if opts.get("cov_type") not in (None, "nonrobust") or opts.get("cluster_cols"):
+        # taken silently before, and the model saved nonrobust: a robust covariance needs
+        # the residuals of every row, and the model file keeps none of the old ones
+        raise click.UsageError(
+            "--update adds rows to a model whose old rows are gone: --cov-type and --cluster "
+            "need the residuals of every row; train on all rows with them instead"
+        )
     check_writable(opts["output"] or opts["update"], "model")
     summary = update_model(data, targets, opts)
     if opts["quiet"]:

@@ -91,7 +91,19 @@ def update_model(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> d
 def _update_locked(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     path = opts["update"]
+    from .grouped import is_grouped_model
+
+    if is_grouped_model(path):  # load() would say its format is not a model's
+        raise DataError(
+            f"{path}: a grouped (--by) model cannot be updated yet; retrain it with --by on "
+            "all rows"
+        )
     est = load(path)
+    if getattr(est, "formula_encoding_", None) is not None:
+        raise DataError(
+            f"{path}: a --formula model cannot be updated yet (--update reads plain columns, "
+            "not the formula's); retrain with --formula on all rows"
+        )
     if not hasattr(est, "state_"):
         raise DataError(
             f"{path}: the model was trained with the iterative solver {est.solver!r}, which "
@@ -119,9 +131,7 @@ def _update_locked(data: str, targets: tuple[str, ...], opts: dict[str, Any]) ->
         nonlocal new_rows
         for block in source.read_columns(features, model_targets, weight_col):
             new_rows += block.n_rows
-            # all-zero weights add nothing, and the estimator refuses such a block alone
-            if block.w is None or bool((block.w > 0).any()):
-                yield block
+            yield block  # rows of weight zero count in nobs, as a fit on all rows counts them
 
     with convergence_in_cli_words():  # an accuracy warning in the command's words
         est.partial_fit_blocks(counted())

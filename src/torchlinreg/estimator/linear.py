@@ -230,6 +230,13 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
         self._publish()
         return self
 
+    def _stale_covariance(self) -> None:
+        """New rows make a robust covariance of the old ones stale: an update kept it and
+        showed the new coefficients with the old rows' HC3 standard errors under "HC3" (an
+        update hunt). It is dropped; the results are nonrobust until one is taken again."""
+        for key in ("robust_cov_", "_robust_offsets", "_results"):
+            self.__dict__.pop(key, None)
+
     def _forget(self) -> None:
         """Drop what an earlier fit learned, so a refit starts clean."""
         for key in (
@@ -273,6 +280,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
             1.0
         """
         self._validate_params()
+        self._stale_covariance()
         if is_sparse(X):
             return self._fit_sparse(X, y, sample_weight, partial=True)
         if self.solver in EXACT_SOLVERS:
@@ -383,6 +391,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
             1.0
         """
         self._validate_params()
+        self._stale_covariance()
         if self.solver not in EXACT_SOLVERS:
             for b in blocks:
                 self.partial_fit(*unpack_block(b))

@@ -346,12 +346,15 @@ def _offset_sums(layout: WindowLayout, Z: Tensor, ref: Tensor, w: Tensor) -> Ten
     reference row over the window (NOTE [a far row] in momentsolve.py), rows of weight
     zero left out (NOTE [rows of weight zero] in windows.py): ``(n, q)``."""
     one = ref.shape[1] == 1  # one group: rows already in order
+    dead = not bool((w > 0).all())
     if one:
         S = Z - ref.T  # row-major all through: a transpose of the rows cost more than this
-        S.mul_((w > 0).to(S.dtype)[:, None])
+        if dead:
+            S.mul_((w > 0).to(S.dtype)[:, None])
     else:
         S = Z[layout.order] - torch.index_select(ref, 1, layout.codes[layout.order]).T
-        S.mul_((w[layout.order] > 0).to(S.dtype)[:, None])
+        if dead:
+            S.mul_((w[layout.order] > 0).to(S.dtype)[:, None])
     S.mul_(S)
     torch.cumsum(S, 0, out=S)
     n, W = S.shape[0], layout.window

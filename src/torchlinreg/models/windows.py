@@ -155,19 +155,23 @@ class WindowLayout:
         codes = self.codes
         # about a typical row of each group first: merges subtract means, so they must not
         # carry an offset (NOTE [anchors inside]: the median of five of its rows)
-        # five rows of positive weight where the group has any (NOTE [rows of weight zero])
-        live = w[self.order] > 0
-        key = codes[self.order] * 2 + (~live).to(codes.dtype)  # a group's live rows first
-        order = self.order[torch.argsort(key, stable=True)]
         cnt = torch.bincount(codes, minlength=self.G)
-        lives = torch.bincount(codes[self.order][live], minlength=self.G)
         first = torch.cumsum(cnt, 0) - cnt
-        take = torch.where(lives > 0, lives, cnt)
+        live = w[self.order] > 0
+        dead = not bool(live.all())
+        order, take = self.order, cnt
+        if dead:  # five rows of positive weight where the group has any (NOTE [rows of
+            # weight zero]); a sort of all rows, so only where some weigh zero
+            key = codes[self.order] * 2 + (~live).to(codes.dtype)  # a group's live rows first
+            order = self.order[torch.argsort(key, stable=True)]
+            lives = torch.bincount(codes[self.order][live], minlength=self.G)
+            take = torch.where(lives > 0, lives, cnt)
         at = first[:, None] + (take[:, None] * torch.arange(1, 10, 2, device=Z.device)) // 10
         ref = Z[order[at.clamp(max=self.n - 1)]].median(dim=1).values
         B, K = self.B, self.K
         Zs = Z[self.order] - torch.index_select(ref, 0, codes[self.order])
-        Zs.mul_(live.to(Zs.dtype)[:, None])  # rows of weight zero sit on the reference
+        if dead:
+            Zs.mul_(live.to(Zs.dtype)[:, None])  # rows of weight zero sit on the reference
         Zp = Z.new_zeros((B * K, q)).index_copy_(0, self.slot, Zs)
         wp = Z.new_zeros(B * K).index_copy_(0, self.slot, w[self.order])
         return Zp.reshape(B, K, q), wp.reshape(B, K), ref

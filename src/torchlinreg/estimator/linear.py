@@ -9,6 +9,7 @@ DataFrames, or pyarrow Tables; predictions come back as the input's type and dev
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -25,7 +26,7 @@ from ..data import (
     unpack_block,
 )
 from ..distributed.collectives import agree_on_errors, is_distributed
-from ..errors import DataError
+from ..errors import ConvergenceWarning, DataError
 from ..exact.threads import with_fit_threads
 from ..model import LinearModel
 from ..stats.metrics import r2_score
@@ -64,6 +65,38 @@ def _pos_int_or_none(v: Any) -> bool:
 
 def _pos_number_or_none(v: Any) -> bool:
     return v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0)
+
+
+# NOTE [blocks far from the first]
+# An iterative partial_fit keeps the standardization the first block taught it. A block
+# whose columns lie far outside it (the first near 0, later ones near 1e6) is then taken
+# with steps scaled for other data: adam and lbfgs stopped with a DivergenceError that
+# blamed the lr, and gd returned coefficients 40% off with nothing but converged_=False
+# (an iterative hunt). Where a block's column means lie over DRIFT_SDS of the first block's
+# standard deviations away, a ConvergenceWarning says so and what to do.
+DRIFT_SDS = 30.0
+
+
+def _warn_drift(X: Tensor, scaler_state) -> None:
+    from ..stats.covariance import user_stacklevel
+
+    if scaler_state is None or X.shape[0] == 0:
+        return
+    mean = scaler_state["x_mean"].to(X.device, torch.float64)
+    scale = scaler_state["x_scale"].to(X.device, torch.float64)
+    far = ((X.to(torch.float64).mean(0) - mean).abs() / scale).nan_to_num(nan=0.0)
+    worst = float(far.max()) if far.numel() else 0.0
+    if worst > DRIFT_SDS:
+        warnings.warn(
+            ConvergenceWarning(
+                f"this block's column {int(far.argmax())} lies {worst:.3g} standard deviations "
+                "from the first block's mean: partial_fit keeps the first block's "
+                "standardization, so its steps suit other data and the fit may diverge or "
+                "stay far off; fit on all rows at once, or use an exact solver (qr, gram), "
+                "whose partial_fit equals a fit on all rows"
+            ),
+            stacklevel=user_stacklevel(),
+        )
 
 
 class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixin, ParamsMixin):
@@ -300,6 +333,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
                 # Each call sees a new block: its losses do not compare with the last
                 # block's, so the fit returns this epoch's model, not an older "best" one.
                 state = {**state, "stop_reason": None, "best": {}}
+                _warn_drift(Xt, state.get("scaler"))
             epochs = 1 if state is None else int(state["epoch"]) + 1
             self._fit_iterative(Xt, Yt, wt, (), state, max_iter=epochs, tol=None, partial=True)
             if first:

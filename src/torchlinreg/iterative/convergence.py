@@ -180,6 +180,19 @@ def finish(
     # where the gap is unknown, "converged" is the plateau rule's verdict
     unknown = meter.kind == "unknown"
     converged = trainer.converged if unknown else tol is not None and gap <= tol
+    if unknown and trainer.epoch > 0 and best_epoch == 0:
+        # NOTE [no epoch bettered the start]: the plateau rule counted epochs against the
+        # starting model, which an overshooting first step left the best: adam stopped after
+        # 5 epochs with converged_=True and returned the all-zero model (R2 0 where the
+        # exact fit has 1; an iterative hunt). Nothing was learned: say so.
+        raise DivergenceError(
+            f"the {name} solver never bettered its starting model in {trainer.epoch} epochs "
+            f"(loss {trainer.loss_history[0]:.6g} at the start, at best "
+            f"{min(trainer.loss_history[1:], default=math.nan):.6g} after): its steps "
+            "overshoot; use a smaller lr, or the exact solver='qr'",
+            epoch=trainer.epoch,
+            solver=name,
+        )
     if tol is not None and max_iter > 0:
         _warn(trainer, meter, gap, tol, max_iter, converged)
     return IterativeResult(

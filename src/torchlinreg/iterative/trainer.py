@@ -224,7 +224,9 @@ class Trainer(TrainerState):
         """
         weight, bias = self.model_params()
         last = self.loss_history[-1] if self.loss_history else math.inf
-        slack = 64 * torch.finfo(weight.dtype).eps * abs(self.best_loss)
+        # ties in rounding: of the loss itself, or of where it started (a fit at 1e-32)
+        start = abs(self.loss_history[0]) if self.loss_history else 0.0
+        slack = 64 * torch.finfo(weight.dtype).eps * max(abs(self.best_loss), start)
         if last <= self.best_loss + slack:
             return weight.clone(), bias.clone(), self.epoch
         if self._best is None:

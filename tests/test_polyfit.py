@@ -92,3 +92,28 @@ def test_robust_covariance_maps_to_monomials():
     T = np.array([[1.0, -105.0, 105.0**2], [0.0, 1.0, -210.0], [0.0, 0.0, 1.0]])
     assert np.allclose(res.bse, np.sqrt(np.diag(T @ ref.cov_params() @ T.T)), rtol=1e-8)
     assert np.allclose(res.fvalue, ref.fvalue, rtol=1e-8)
+
+
+@pytest.mark.parametrize("far, degree", [(1e6, 3), (1e3, 4), (1e4, 3), (1e5, 2)])
+def test_polyfit_of_clustered_x_and_one_far_point_is_exact(far, degree):
+    # refinement's gradient took float64 powers of t: 5.6e-5 off at (1e6, 3), 3.3e-7 at
+    # (1e3, 4), reported converged (NOTE [the gradient of exact powers] in polyfit.py)
+    from fractions import Fraction
+
+    rng = np.random.default_rng(0)
+    rng.normal(size=50)
+    x = np.r_[np.linspace(0, 1, 20), far]
+    y = rng.normal(size=21)
+    X = [[Fraction(float(v)) ** j for j in range(degree + 1)] for v in x]
+    Y = [Fraction(float(v)) for v in y]
+    p = degree + 1
+    rows = list(zip(X, Y, strict=True))
+    G = [[sum(r[a] * r[b] for r in X) for b in range(p)] + [sum(r[a] * t for r, t in rows)]
+         for a in range(p)]  # fmt: skip
+    for c in range(p):  # Gauss-Jordan in rationals
+        G[c] = [v / G[c][c] for v in G[c]]
+        for r in range(p):
+            if r != c:
+                G[r] = [a - G[r][c] * b for a, b in zip(G[r], G[c], strict=True)]
+    ref = np.array([float(G[a][p]) for a in range(p)])
+    np.testing.assert_allclose(np.asarray(polyfit(x, y, degree).params), ref, rtol=1e-13)

@@ -499,6 +499,12 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
         n = pt.shape[0]
         Ym = as_targets(y, n, name="y")
         w = as_weights(sample_weight, n)
+        k = pt.reshape(n, -1).shape[1]
+        if Ym.values.shape[1] != k:  # broadcast before: R2 0.28 for 0.86 (an inputs hunt)
+            raise DataError(
+                f"y has {Ym.values.shape[1]} target(s), but the model predicts {k}; score "
+                "with the targets it was fitted on"
+            )
         return r2_score(Ym.values, pt.reshape(n, -1), w)
 
     def __sklearn_is_fitted__(self) -> bool:

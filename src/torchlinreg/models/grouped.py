@@ -107,6 +107,11 @@ def grouped_ols(
     """
     if isinstance(groups, str) and hasattr(X, "columns") and groups in list(X.columns):
         X, groups = X.drop(columns=[groups]), X[groups]
+    from ..stats.frames import check_aligned
+
+    check_aligned(
+        X, y=y, sample_weight=sample_weight, groups=groups
+    )  # NOTE [rows matched by index]
     # NaN and infinity are found in the groups' sums (NOTE [no scan for NaN])
     Xm, Ym, w = as_problem(
         X,

@@ -207,6 +207,9 @@ def rolling_ols(
         [nan, 1.0, 2.0, 3.0, 4.0, 5.0]
     """
     index = getattr(X, "index", None)  # a DataFrame's row labels label the windows
+    from ..stats.frames import check_aligned
+
+    check_aligned(X, y=y, sample_weight=sample_weight, groups=groups)  # as statsmodels
     cov_type = "HC0" if cov_type == "HCCM" else cov_type
     if cov_type not in ("nonrobust", *KINDS):
         raise DataError(f"cov_type must be 'nonrobust' or one of {KINDS}; got {cov_type!r}")

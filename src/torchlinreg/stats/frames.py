@@ -210,6 +210,27 @@ def row_index(X, y):
     return None
 
 
+def check_aligned(X, **others) -> None:
+    """Pandas inputs of one fit must share X's row index, as statsmodels requires.
+
+    NOTE [rows matched by index]
+    ``ols`` paired a y Series with X by position whatever their indexes said: y shuffled
+    against X (``y.sample(frac=1)``) was fitted as given, [0.68, 0.09] for [1.13, 1.49],
+    and its residuals labelled with X's index, silently (an inputs hunt). statsmodels raises
+    for it; so does ``ols``, naming the input. (The estimators pair rows by position, as
+    scikit-learn's do.)
+    """
+    if not _is_pandas(X):
+        return
+    for name, value in others.items():
+        # another length is the shape check's to say (one target row per row of X)
+        if _is_pandas(value) and len(value) == len(X) and not value.index.equals(X.index):
+            raise DataError(
+                f"the row index of {name} is not X's: ols pairs rows by index, as statsmodels "
+                f"does; align them first (e.g. {name} = {name}.loc[X.index]) or pass arrays"
+            )
+
+
 class FormulaProblem:
     """A formula's table encoded for :func:`ols`: arrays, names, and what was dropped."""
 

@@ -884,6 +884,14 @@ class OLSResults:
         if flat and d > 1 and X.shape[0] == d:  # one row given as a flat sequence
             X = X.T
         names = self._exog_names
+        labels = getattr(exog, "index", None) if flat else None  # one row as a Series
+        if names is not None and labels is not None and d > 1 and len(labels) == d:
+            labels = [str(v) for v in labels]
+            if labels != list(names):  # taken by position before: 1.94 for 0.38 (a hunt)
+                raise DataError(
+                    f"exog's labels {labels} are not the features the model was fitted on, "
+                    f"{names}; select and order them as in the fit"
+                )
         if names is not None and Xm.columns is not None and not flat and Xm.columns != names:
             raise DataError(
                 f"exog's columns {Xm.columns} are not the features the model was fitted on, "
@@ -967,6 +975,7 @@ def ols(
     if missing not in frames.MISSING:
         raise ValueError(f"missing must be one of {frames.MISSING}; got {missing!r}")
     dropped = 0
+    frames.check_aligned(X, y=y, sample_weight=sample_weight)  # NOTE [rows matched by index]
     if missing == "drop":
         X, y, sample_weight, dropped = frames.drop_incomplete(X, y, sample_weight)
     index = frames.row_index(X, y)

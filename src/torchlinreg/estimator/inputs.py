@@ -171,6 +171,11 @@ class InputMixin:
         if not self.fit_intercept:
             intercept = 0.0
         self.coef_, self.intercept_ = coef, intercept
+        # what partial_fit must find unchanged to continue this fit
+        self._fitted_with = {
+            "fit_intercept": self.fit_intercept,
+            "solver": getattr(self, "solver", None),
+        }
 
 
 def _input_dtype(values, dtype: torch.dtype, upcast: bool) -> torch.dtype:

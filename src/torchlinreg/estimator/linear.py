@@ -263,6 +263,25 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
         self._publish()
         return self
 
+    def _check_continues(self) -> None:
+        """partial_fit continues the fit it finds: parameters that shape the fitted state
+        must not have changed since (``set_params(fit_intercept=False)`` then partial_fit
+        mixed a state with an intercept into a model without one: intercept_ 0 while
+        predict added the old bias, coefficients 899 off; a scikit-learn hunt)."""
+        state = getattr(self, "state_", None)
+        before = getattr(self, "_fitted_with", None)
+        if before is None and state is not None:  # a loaded model: what its state says
+            before = {"fit_intercept": bool(state.fit_intercept)}
+        if before is None or not hasattr(self, "model_"):
+            return
+        now = {key: getattr(self, key) for key in before}
+        changed = [f"{k}={before[k]!r} -> {now[k]!r}" for k in before if before[k] != now[k]]
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)} since the model was fitted: partial_fit continues that "
+                "fit; call fit to start over with the new parameters"
+            )
+
     def _stale_covariance(self) -> None:
         """New rows make a robust covariance of the old ones stale: an update kept it and
         showed the new coefficients with the old rows' HC3 standard errors under "HC3" (an
@@ -313,6 +332,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
             1.0
         """
         self._validate_params()
+        self._check_continues()
         self._stale_covariance()
         if is_sparse(X):
             return self._fit_sparse(X, y, sample_weight, partial=True)
@@ -425,6 +445,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
             1.0
         """
         self._validate_params()
+        self._check_continues()
         self._stale_covariance()
         if self.solver not in EXACT_SOLVERS:
             for b in blocks:
@@ -465,6 +486,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
     def predict(self, X):
         """Predictions, shape ``(n,)`` for a 1-D fitted target else ``(n, k)``, as X's type."""
         check_is_fitted(self)
+        self._take_published()
         if is_sparse(X):
             return self._predict_sparse(X)
         X = self._formula_rows(X)  # a table for a formula fit: the training encoding
@@ -478,6 +500,38 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
         # float32 in, float32 out (as scikit-learn); everything else comes back float64.
         out = out.to(torch.float32 if Xm.values.dtype == torch.float32 else torch.float64)
         return Xm.wrap(out)
+
+    def _take_published(self) -> None:
+        """``coef_`` and ``intercept_`` as the user left them, as scikit-learn predicts.
+
+        NOTE [assigned coefficients]
+        predict read the model it kept, so ``est.coef_ = new`` (or an in-place edit of a
+        float32 fit's copy) changed nothing: [182.7, 91.0] where scikit-learn predicts
+        [1, 1] (a scikit-learn hunt). Where the published values differ from the kept
+        model's, rounded to their dtype, the model takes them.
+        """
+        coef, icpt = getattr(self, "coef_", None), getattr(self, "intercept_", None)
+        if coef is None or icpt is None or not hasattr(self, "model_"):
+            return
+        W, b = self.model_.weight, self.model_.bias
+        c = torch.as_tensor(coef.detach() if isinstance(coef, Tensor) else np.asarray(coef))
+        i = torch.as_tensor(icpt.detach() if isinstance(icpt, Tensor) else np.asarray(icpt))
+        if c.numel() != W.numel() or i.numel() not in (1, b.numel()):
+            raise DataError(
+                f"coef_ has {c.numel()} values and intercept_ {i.numel()}, but the model has "
+                f"{W.numel()} coefficients and {b.numel()} intercepts; assign arrays of "
+                "those shapes"
+            )
+        c, i = c.to("cpu").reshape(W.shape), i.to("cpu").reshape(-1).expand(b.shape)
+        if not self.fit_intercept and not bool((i == 0).all()):
+            raise DataError("intercept_ is not 0, but the model was fitted without one")
+        same = torch.equal(W.detach().cpu().to(c.dtype), c) and (
+            not self.fit_intercept or torch.equal(b.detach().cpu().to(i.dtype), i)
+        )
+        if not same:
+            dtype, device = W.dtype, W.device
+            bias = i.to(device, dtype) if self.fit_intercept else b
+            self.model_ = LinearModel(c.to(device, dtype), bias)
 
     def _predict_sparse(self, X) -> np.ndarray:
         """``X @ coef.T + intercept`` by scipy's sparse product (X is never made dense)."""

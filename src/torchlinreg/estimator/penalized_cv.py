@@ -28,6 +28,7 @@ from ..model import LinearModel
 from ..models.crossval import (
     FoldStates,
     enet_cv_mse,
+    heldout_kwargs,
     ridge_cv_scores,
     ridge_loo_mse,
     split_pairs,
@@ -127,6 +128,9 @@ class _FoldFit:
         if is_distributed():
             kw = self._state_kwargs(self._folds.states[0].dtype)
             self._folds.states = [merge_across_ranks(s, **kw) for s in self._folds.states]
+            if self._folds.heldout is not None:
+                kw = heldout_kwargs(kw)
+                self._folds.heldout = [merge_across_ranks(s, **kw) for s in self._folds.heldout]
         self._finish_folds()
         self._name_columns(feature_names, target_names)
         self._publish()

@@ -71,6 +71,9 @@ class FoldStates:
             raise ValueError(f"cross-validation needs at least 2 folds, got cv={n_folds}")
         self.n_folds, self.seed, self.state_kwargs = n_folds, seed, state_kwargs
         self.states: list[LeastSquaresState] = []
+        # NOTE [held-out R2 about the fold's mean]: without an intercept each fold's rows
+        # also go to a state with one, which only scores the fold
+        self.heldout: list[LeastSquaresState] | None = None
         self.rows_seen = 0
 
     def absorb(
@@ -92,6 +95,12 @@ class FoldStates:
                 LeastSquaresState(X.shape[1], Y.shape[1], device=X.device, **self.state_kwargs)
                 for _ in range(self.n_folds)
             ]
+            if not self.state_kwargs.get("fit_intercept", True):
+                kwargs = heldout_kwargs(self.state_kwargs)
+                self.heldout = [
+                    LeastSquaresState(X.shape[1], Y.shape[1], device=X.device, **kwargs)
+                    for _ in range(self.n_folds)
+                ]
         if groups is not None:
             keys = group_keys(groups)
             if keys.shape != (n,):
@@ -108,6 +117,8 @@ class FoldStates:
             idx = torch.as_tensor(np.flatnonzero(folds == i), device=X.device)
             if idx.numel():
                 state.absorb(X[idx], Y[idx], None if w is None else w[idx])
+                if self.heldout is not None:
+                    self.heldout[i].absorb(X[idx], Y[idx], None if w is None else w[idx])
         self.rows_seen += n
         return self
 
@@ -119,14 +130,30 @@ class FoldStates:
                     f"fold {i} of {self.n_folds} got no rows (or only zero weights): too few "
                     "rows or groups for this many folds; lower cv"
                 )
+        scoring = self.states if self.heldout is None else self.heldout
         return [
-            (LeastSquaresState.merge_all([t for j, t in enumerate(self.states) if j != i]), s)
-            for i, s in enumerate(self.states)
+            (LeastSquaresState.merge_all([t for j, t in enumerate(self.states) if j != i]), h)
+            for i, h in enumerate(scoring)
         ]
 
     def merged(self) -> LeastSquaresState:
         """The state of all rows."""
         return LeastSquaresState.merge_all(self.states)
+
+
+def heldout_kwargs(state_kwargs: dict) -> dict:
+    """The keywords of a state that scores held-out rows: the model's, with an intercept.
+
+    NOTE [held-out R2 about the fold's mean]
+    scikit-learn's r2 scoring centres every fold on its own mean, with or without an
+    intercept in the model. A held-out state without one holds only uncentred sums, and
+    RidgeCV(fit_intercept=False, cv=...) scored folds by the uncentred R2: diabetes best
+    score 0.068 where scikit-learn has -3.63, and alpha_ 0.032 for 0.1 on shifted columns
+    (coefficients 31 apart), silently (a scikit-learn hunt). The held-out side now always
+    keeps the intercept's column: its residual sums stay those of any coefficients (the
+    intercept given as 0), and its total sum is centred.
+    """
+    return {**state_kwargs, "fit_intercept": True}
 
 
 def split_pairs(
@@ -136,11 +163,11 @@ def split_pairs(
     out = []
     for train, test in splits:
         pair = []
-        for idx in (train, test):
+        for idx, kwargs in ((train, state_kwargs), (test, heldout_kwargs(state_kwargs))):
             idx = torch.as_tensor(np.asarray(idx), device=X.device)
             if idx.dtype == torch.bool:
                 idx = idx.nonzero()[:, 0]
-            s = LeastSquaresState(X.shape[1], Y.shape[1], device=X.device, **state_kwargs)
+            s = LeastSquaresState(X.shape[1], Y.shape[1], device=X.device, **kwargs)
             pair.append(s.absorb(X[idx], Y[idx], None if w is None else w[idx]))
         out.append(tuple(pair))
     if not out:
@@ -152,8 +179,8 @@ def heldout_sums(state: LeastSquaresState, coef: np.ndarray, intercept: np.ndarr
     """Weighted residual and total sums of squares on ``state``'s rows, one target.
 
     ``coef`` is ``(n_models, d)`` and ``intercept`` ``(n_models,)``; returns ``(sse
-    (n_models,), sst, W)``, ``sst`` about the rows' own weighted mean (zero without an
-    intercept: then the uncentred sum).
+    (n_models,), sst, W)``, ``sst`` about the rows' own weighted mean (NOTE [held-out R2
+    about the fold's mean]: held-out states keep an intercept).
     """
     summ = state.centred_summary()
     r = summ.r.detach().cpu().double().numpy()

@@ -67,3 +67,18 @@ def test_a_one_row_series_is_taken_by_its_labels():
     np.testing.assert_allclose(res.get_prediction(row).predicted_mean, want, rtol=1e-12)
     with pytest.raises(DataError, match="select and order them as in the fit"):
         res.get_prediction(row[["UNEMP", "GNP"]])
+
+
+def test_numpy_scalar_weights_weight_every_row():
+    X, y = _frame()
+    ref = np.asarray(tlr.ols(X, y, sample_weight=2.0).params)
+    for w in (np.float32(2), np.int64(2), np.array(2.0)):
+        np.testing.assert_allclose(np.asarray(tlr.ols(X, y, sample_weight=w).params), ref,
+                                   rtol=1e-12)  # fmt: skip
+
+
+def test_dates_in_an_object_array_are_not_numbers():
+    days = np.array([[np.datetime64("2024-01-01")], [np.datetime64("2024-01-02")],
+                     [np.datetime64("2024-01-04")]], dtype=object)  # fmt: skip
+    with pytest.raises(DataError, match="datetime64 at row 1: dates and durations"):
+        tlr.ols(days, [1.0, 2.0, 3.5])

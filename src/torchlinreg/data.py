@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,6 +81,18 @@ def _numeric_numpy(arr: np.ndarray, name: str, columns: list[str] | None) -> np.
         )
     if kind in "biuf":
         return arr
+    if kind == "O":
+        # np.datetime64 objects convert to a count of their own unit (minutes since 1970,
+        # say) without a word, though a datetime64 array is refused (an inputs hunt)
+        times = (np.datetime64, np.timedelta64, datetime.date, datetime.timedelta)
+        flat = arr.reshape(-1)
+        hit = next((i for i, v in enumerate(flat) if isinstance(v, times)), None)
+        if hit is not None:
+            row = hit // max(int(np.prod(arr.shape[1:])), 1)
+            raise DataError(
+                f"{name} holds a {type(flat[hit]).__name__} at row {row + 1}: dates and "
+                "durations are not numbers; convert them (e.g. to days since a date) first"
+            )
     if kind in "OUS":
         try:
             return arr.astype(np.float64)
@@ -368,6 +381,12 @@ def as_weights(
     if w is None:
         return None
     if isinstance(w, (int, float)) and not isinstance(w, bool):
+        w = np.full(n_rows, float(w))
+    elif isinstance(w, (np.generic, np.ndarray, Tensor)) and np.ndim(w) == 0:
+        # np.float32(2), a 0-d array or tensor: a scalar as the docs say (refused as "not
+        # 1-D" before; an inputs hunt)
+        if isinstance(w, np.bool_) or (isinstance(w, Tensor) and w.dtype == torch.bool):
+            raise DataError("sample_weight is a boolean; pass numbers")
         w = np.full(n_rows, float(w))
     values, _, _, _ = _to_tensor(w, "sample_weight", dtype, device)
     if values.ndim != 1:

@@ -256,3 +256,33 @@ def check_train_paths(opts: dict[str, Any], data_paths: list[str]) -> None:
         {"data file": data_paths, "checkpoint": [opts["checkpoint"], opts["resume"]]},
     )
     check_not_input(opts["checkpoint"], "checkpoint", {"data file": data_paths})
+
+
+def distinct_output_columns(names: list[str], what: str) -> None:
+    """Refuse an output table whose columns repeat a name (NOTE [output columns]).
+
+    NOTE [output columns]
+    Outputs are tables of named columns, built as name -> values: a repeated name kept one
+    column's values under two headers. `predict --keep y` (y a target) printed the header
+    y,x,y,y2 over three values a row, the kept y replaced by the prediction; a feature named
+    nobs or rsquared overwrote a rolling path's count or R2, and one named intercept the
+    summary's intercept, silently (an outputs hunt). Such names are refused, saying which.
+    """
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise DataError(
+                f"{what} would hold two columns named {n!r}; rename the column, or leave "
+                "it out of --keep"
+            )
+        seen.add(n)
+
+
+def refuse_reserved_features(features: list[str], reserved: set[str], what: str) -> None:
+    """Features whose names an output keeps for its own columns (NOTE [output columns])."""
+    clash = [f for f in features if f in reserved]
+    if clash:
+        raise DataError(
+            f"feature {clash[0]!r} has a name that {what} keeps for one of its own columns; rename "
+            "the column (or leave it out of --features)"
+        )

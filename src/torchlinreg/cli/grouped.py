@@ -43,7 +43,14 @@ from ..files.tables import open_table
 from ..files.tensorfile import load_tensors, save_tensors
 from ..models.groupstate import GroupedMoments
 from ..stats.metrics import StreamingMetrics
-from .checks import check_not_input, check_train_paths, check_writable, choose_columns
+from .checks import (
+    check_not_input,
+    check_train_paths,
+    check_writable,
+    choose_columns,
+    distinct_output_columns,
+    refuse_reserved_features,
+)
 from .output import console, esc, metrics_table, metrics_title, print_json
 from .tableformula import kept_column, pd_numbers, to_frame
 from .text import safe
@@ -77,7 +84,13 @@ def _columns(source, targets, opts) -> tuple[list[str], list[str]]:
     features, targets_l = choose_columns(source, targets, opts["features"], opts["weight_col"])
     extra = [c for c in (opts.get("by"), opts.get("order_by")) if c]
     source._resolve(extra)  # unknown names: close matches
-    features = [f for f in features if f not in extra]
+    # --by is constant within a group: never a feature. The order column is one only where
+    # --features names it (a time trend; it was dropped from an explicit list, silently)
+    given = opts["features"] is not None
+    features = [f for f in features if f != opts.get("by") and (given or f not in extra)]
+    # NOTE [output columns]: the paths' and the summary's own columns
+    own = {"nobs", "rsquared", "const", "intercept", "se_const", *(f"se_{f}" for f in features)}
+    refuse_reserved_features(features, own, "a grouped or rolling fit's output")
     if not features:
         raise DataError("no feature columns besides --by/--order-by; name them with --features")
     return features, targets_l
@@ -533,6 +546,7 @@ def predict(
     keep_cols = [c.strip() for c in keep.split(",") if c.strip()] if keep else []
     source._resolve(keep_cols)
     names = [*keep_cols, model.target]
+    distinct_output_columns(names, "the predictions")  # NOTE [output columns]
     shown = [safe(n) for n in names] if not output and sys.stdout.isatty() else names
     left, rows_read = LeftOut(model, source), 0
     hint = ", or pass --missing keep to predict such rows as empty"

@@ -23,7 +23,7 @@ from ..files.rawblocks import raw_blocks
 from ..files.tables import open_table
 from ..stats.metrics import StreamingMetrics
 from . import grouped
-from .checks import check_not_input, check_writable
+from .checks import check_not_input, check_writable, distinct_output_columns
 from .grouped import is_grouped_model
 from .output import console, esc, metrics_table, metrics_title, print_json
 from .tableformula import encoded_blocks, kept_column, to_frame
@@ -101,6 +101,7 @@ def predict_more(model_path, data, output, delimiter, block_rows, missing, inter
     names = [*keep_cols, *targets]
     if res is not None:
         names += [f"{t}_{c}" for t in targets for c in _INTERVALS]
+    distinct_output_columns(names, "the predictions")  # NOTE [output columns]
     shown = [safe(n) for n in names] if not output and sys.stdout.isatty() else names
     weight = model.model_.weight
 

@@ -31,6 +31,7 @@ from .checks import (
     check_rows_before_reading,
     check_train_paths,
     choose_columns,
+    refuse_reserved_features,
     saved_index,
 )
 from .fitwords import convergence_in_cli_words
@@ -272,6 +273,8 @@ def train(data: str, targets: tuple[str, ...], **opts: Any) -> None:
     source = shard_for_rank(source)
     weight_col = opts["weight_col"]
     features, targets_l = choose_columns(source, targets, opts["features"], weight_col)
+    # NOTE [output columns]: summary --json keys the intercept "intercept"
+    refuse_reserved_features(features, {"intercept"}, "summary --json")
     from . import inference  # train --cluster / --cov-type (robust coefficient tests)
 
     inference.check_options(opts, exact and not penalized, is_distributed(), source)

@@ -160,6 +160,11 @@ def summary_record(model) -> dict[str, Any]:
     """What ``summary --json`` prints: names, coefficients, parameters and training record."""
     features, targets = _names(model, positional=True)
     w, b = model.model_.weight.cpu(), model.model_.bias.cpu()
+    if "intercept" in features:  # NOTE [output columns] in checks.py
+        raise DataError(
+            "the model has a feature named 'intercept', the key summary --json gives the "
+            "intercept; read its coefficients in Python (torchlinreg.load(...).coef_)"
+        )
     return {
         "estimator": type(model).__name__,
         "solver": model.solver,

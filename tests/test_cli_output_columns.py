@@ -1,0 +1,67 @@
+"""Output tables whose columns would repeat a name, from an outputs hunt (2026-11-29).
+
+`predict --keep y` (y a target) printed the header y,x,y,y2 over three values a row; a
+feature named nobs or rsquared overwrote a rolling path's count or R2, one named intercept
+the summary's intercept; an explicit --features naming the --order-by column lost it
+(NOTE [output columns] in cli/checks.py). References: statsmodels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from statsmodels.regression.rolling import RollingOLS
+
+from cli_helpers import cli, write
+
+
+def _data(tmp_path, **extra):
+    rng = np.random.default_rng(0)
+    n = 60
+    frame = pd.DataFrame({"x": rng.normal(size=n), "t": np.arange(n, dtype=float)})
+    frame["y"] = 1 + 2 * frame["x"] + 0.01 * frame["t"] + 0.1 * rng.normal(size=n)
+    frame["y2"] = frame["y"] * 2
+    for name, values in extra.items():
+        frame[name] = values
+    return frame, write(frame, tmp_path / "d.csv")
+
+
+def test_predict_refuses_a_kept_column_named_as_a_prediction(tmp_path, capsys):
+    _, data = _data(tmp_path)
+    model = tmp_path / "m.safetensors"
+    r = cli(capsys, "train", data, "-t", "y", "-t", "y2", "--features", "x", "-o", model, "-q")
+    assert r.code == 0, r.err
+    cli(capsys, "predict", model, data, "--keep", "y,x").assert_one_error_line(
+        2, "two columns named 'y'"
+    )
+    cli(capsys, "predict", model, data, "--keep", "x,x").assert_one_error_line(
+        2, "two columns named 'x'"
+    )
+    r = cli(capsys, "predict", model, data, "--keep", "t")
+    assert r.code == 0, r.err
+
+
+def test_features_named_as_output_columns_are_refused(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    _, data = _data(tmp_path, nobs=rng.normal(size=60), intercept=rng.normal(size=60))
+    for name, how in (
+        ("nobs", ["--window", "10", "--order-by", "t"]),
+        ("intercept", ["--by", "x"]),
+        ("intercept", []),
+    ):
+        r = cli(capsys, "train", data, "-t", "y", "--features", f"x,{name}", *how,
+                "-o", tmp_path / "m")  # fmt: skip
+        r.assert_one_error_line(2, f"feature {name!r} has a name that")
+
+
+def test_an_order_column_named_in_features_is_a_feature(tmp_path, capsys):
+    frame, data = _data(tmp_path)
+    out = tmp_path / "paths.csv"
+    r = cli(capsys, "train", data, "-t", "y", "--features", "x,t", "--window", "20",
+            "--order-by", "t", "-o", out)  # fmt: skip
+    assert r.code == 0, r.err
+    got = pd.read_csv(out)
+    ref = RollingOLS(frame["y"], sm.add_constant(frame[["x", "t"]]), window=20).fit()
+    np.testing.assert_allclose(got[["const", "x", "t"]].to_numpy(), ref.params.to_numpy(),
+                               rtol=1e-8, equal_nan=True)  # fmt: skip

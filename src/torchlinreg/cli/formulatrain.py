@@ -76,7 +76,9 @@ def train_formula(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> 
     source = open_table(data, delimiter=opts["delimiter"], block_rows=opts["block_rows"])
     check_train_paths(opts, source.paths)
     weight_col, missing = opts["weight_col"], opts.get("missing") or "raise"
-    enc = learn_encoding(source, opts["formula"], weight_col, opts["block_rows"])
+    enc = learn_encoding(
+        source, opts["formula"], weight_col, opts["block_rows"], opts.get("numeric_columns", ())
+    )
     est = LinearRegression(
         solver=opts["solver"],
         fit_intercept=enc.fit_intercept,
@@ -150,6 +152,7 @@ def train_columns(data: str, targets: tuple[str, ...], opts: dict[str, Any]) -> 
     formula = f"{quote(targets_l)} ~ {quote(features) or '1'}"
     formula += " - 1" if opts["no_intercept"] else ""
     opts = {**opts, "formula": formula, "features": None, "no_intercept": False}
+    opts["numeric_columns"] = names  # chosen as numbers: text in them is refused
     return train_formula(data, (), opts)
 
 

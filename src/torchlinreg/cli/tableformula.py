@@ -162,11 +162,25 @@ def kept_column(col) -> np.ndarray:
     return col.astype(object).where(col.notna(), None).to_numpy()
 
 
-def learn_encoding(source, formula: str, weight_col: str | None, block_rows: int):
-    """Kinds and levels from the first pass, then the encoding from the first block."""
+def learn_encoding(
+    source, formula: str, weight_col: str | None, block_rows: int, numbers: list[str] = ()
+):
+    """Kinds and levels from the first pass, then the encoding from the first block;
+    ``numbers``: columns named as numeric (-t, --features), which text may not make
+    categorical."""
     import pandas as pd
 
     columns, kinds, levels = learn(source, formula, weight_col, block_rows)
+    for c in numbers:
+        if kinds.get(c) == "text":
+            words = sorted(str(v) for v in levels[c] if _kind_of(pd.Series([str(v)])) == "text")
+            example = f" (e.g. {words[0]!r})" if words else ""
+            raise DataError(
+                f"column {c!r} holds text beside numbers{example}; "
+                "--missing drop leaves out missing values, not words: fix or drop those rows, "
+                f"or write a formula with C({c}) for a categorical column",
+                path=source.path,
+            )
     batch, first_row, path = next(iter(raw_blocks(source, columns, block_rows)))
     proto = to_frame(batch, kinds, path, block_lines(source, path, first_row))
     for c, cats in levels.items():

@@ -34,7 +34,12 @@ from .csvlines import (
 
 DELIMITERS = (",", ";", "\t", "|")
 # Cells read as missing. Kept short and explicit: the localiser and the tests use the same list.
-NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "-NaN", "NULL", "null", "None"]
+# pandas' own (read_csv's defaults): "#N/A" from a spreadsheet or "<NA>" from pandas read as
+# text made a numeric column categorical under --missing drop, silently (a formula hunt)
+NULL_VALUES = [
+    "", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "-NaN", "NULL", "null", "None",
+    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "1.#IND", "1.#QNAN", "<NA>",
+]  # fmt: skip
 _SNIFF_BYTES = 1 << 16
 _GZIP_MAGIC = b"\x1f\x8b"
 

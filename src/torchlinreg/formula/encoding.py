@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import jsonstate
-from .columns import _complete_rows, _raise_missing, _variables, used_names
+from .columns import _complete_rows, _located, _raise_missing, _variables, used_names
 from .safety import check_formula
 
 FORMAT = "torchlinreg.formula"
@@ -199,6 +199,23 @@ class Encoding:
         dropped = len(table) - len(rows)
         if dropped and missing == "raise":
             _raise_missing(table, rows, mm.rhs.model_spec, mm.lhs.model_spec)
+        # NOTE [values outside the levels given]: C(g, levels=[...]) coded a value not in
+        # the list as the reference level and kept its row (formulaic warns that it "casts
+        # to nan", and does not drop it): 600 rows where statsmodels refuses, or fits the
+        # 441 valid ones with another intercept (a formula hunt)
+        outside = ~_complete_rows(table, mm.rhs.model_spec, raise_=False)[rows]
+        keep = None
+        if outside.any():
+            i = int(rows[np.flatnonzero(outside)[0]])
+            if missing == "raise":
+                raise DataError(
+                    f"row {i + 1} (counting from 1) holds a value outside the levels the "
+                    "formula gives C(); pass missing='drop' to leave such rows out, or add "
+                    "the level"
+                )
+            keep = ~outside
+            rows = rows[keep]
+            dropped = len(table) - len(rows)
         enc = cls(
             formula,
             mm.rhs.model_spec,
@@ -211,6 +228,8 @@ class Encoding:
         enc._check_savable()
         X = _matrix(mm.rhs, enc.features)
         Y = _matrix(mm.lhs, enc.targets)
+        if keep is not None:
+            X, Y = X[keep], Y[keep]
         complete = np.zeros(len(table), dtype=bool)
         complete[rows] = True
         return enc, Design(X, Y, rows, df.index[rows], dropped, complete)
@@ -245,6 +264,24 @@ class Encoding:
         part = table.iloc[rows] if len(rows) < len(table) else table
         X = self._encode(self.rhs, part, self.columns, self.features)
         Y = self._encode(self.lhs, part, self.targets, self.targets) if targets else None
+        # NOTE [terms that are not finite]: np.log of a value <= 0 in new rows gave NaN and
+        # inf predictions under numpy's warnings only, and evaluate nulls for every metric
+        # with exit 0 (a formula hunt): such rows count as missing
+        bad = ~np.isfinite(X).all(axis=1)
+        if Y is not None:
+            bad |= ~np.isfinite(Y).all(axis=1)
+        if bad.any():
+            if missing == "raise":
+                i = int(rows[np.flatnonzero(bad)[0]])
+                raise _located(
+                    f"a term of the formula is NaN or infinite at row {i + 1} (counting from "
+                    "1; e.g. the log of a value <= 0); leave such rows out (the CLI: --missing "
+                    "drop), or predict them as NaN (the CLI's predict --missing keep)",
+                    i + 1,
+                )
+            complete[rows[bad]] = False
+            rows, X = rows[~bad], X[~bad]
+            Y = None if Y is None else Y[~bad]
         if missing == "keep":
             X = _spread(X, rows, len(table))
             Y = None if Y is None else _spread(Y, rows, len(table))
@@ -257,7 +294,9 @@ class Encoding:
         if len(part) == 0:
             return np.empty((0, len(keep)))
         try:
-            with warnings.catch_warnings():
+            # numpy's "invalid value in log" is said better by design() (NOTE [terms that
+            # are not finite]): the row, and what to do
+            with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
                 warnings.simplefilter("error", DataMismatchWarning)
                 warnings.simplefilter("ignore", FutureWarning)
                 mm = spec.update(na_action="ignore").get_model_matrix(part, context={})
@@ -266,9 +305,15 @@ class Encoding:
         except Exception as exc:
             raise DataError(f"cannot encode the new rows: {_first_line(exc)}") from None
         if list(mm.columns) != expected:
+            got = list(mm.columns)
+            # the first that differ (two lists cut at 8 could look the same; a formula hunt)
+            pairs = enumerate(zip(got, expected, strict=False))
+            at = next((i for i, (a, b) in pairs if a != b),
+                      min(len(got), len(expected)))  # fmt: skip
             raise DataError(
-                f"the encoding gave columns {list(mm.columns)[:8]}, not the model's "
-                f"{expected[:8]}; the encoding does not match the model"
+                f"the encoding gave columns {got[at : at + 8]} where the model has "
+                f"{expected[at : at + 8]} (from column {at + 1} on; {len(got)} against "
+                f"{len(expected)}); the encoding does not match the model"
             )
         return _matrix(mm, keep)
 

@@ -65,3 +65,27 @@ def test_an_order_column_named_in_features_is_a_feature(tmp_path, capsys):
     ref = RollingOLS(frame["y"], sm.add_constant(frame[["x", "t"]]), window=20).fit()
     np.testing.assert_allclose(got[["const", "x", "t"]].to_numpy(), ref.params.to_numpy(),
                                rtol=1e-8, equal_nan=True)  # fmt: skip
+
+
+def test_a_kept_column_that_changes_type_is_said_for_parquet(tmp_path, capsys):
+    # text in one file, numbers in the next (a folder): "unexpected ValueError ... a bug"
+    frame, data = _data(tmp_path)
+    model = tmp_path / "m.safetensors"
+    assert cli(capsys, "train", data, "-t", "y", "--features", "x", "-o", model, "-q").code == 0
+    folder = tmp_path / "new"
+    folder.mkdir()
+    frame.iloc[:30].assign(id=[f"a{i}" for i in range(30)]).to_csv(folder / "a.csv", index=False)
+    frame.iloc[30:].assign(id=np.arange(30, 60)).to_parquet(folder / "b.parquet")
+    out = tmp_path / "p.parquet"
+    r = cli(capsys, "predict", model, folder, "--keep", "id", "-o", out)
+    assert r.code == 0, r.err  # the numbers cast to the first block's text
+    got = pd.read_parquet(out)
+    assert got["id"].tolist() == [f"a{i}" for i in range(30)] + [str(i) for i in range(30, 60)]
+    assert "not writable" not in r.err
+    # numbers first, then text that no number holds: said, not a crash
+    folder2 = tmp_path / "new2"
+    folder2.mkdir()
+    frame.iloc[:30].assign(id=np.arange(30)).to_parquet(folder2 / "a.parquet")
+    frame.iloc[30:].assign(id=[f"b{i}" for i in range(30)]).to_csv(folder2 / "b.csv", index=False)
+    r = cli(capsys, "predict", model, folder2, "--keep", "id", "-o", tmp_path / "q.parquet")
+    r.assert_one_error_line(2, "column 'id' changes type between blocks")

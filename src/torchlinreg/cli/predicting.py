@@ -107,7 +107,9 @@ def predict_more(model_path, data, output, delimiter, block_rows, missing, inter
 
     def blocks():
         for X, frame in _rows(model, source, keep_cols, missing, block_rows):
-            Xt = torch.from_numpy(X).to(device=weight.device, dtype=weight.dtype)
+            # a frame's array may be read-only: torch warned to the user on every run
+            Xt = torch.as_tensor(np.array(X, copy=not X.flags.writeable))
+            Xt = Xt.to(device=weight.device, dtype=weight.dtype)
             pred = model.model_.predict(Xt).cpu().numpy()
             out = [kept_column(frame[c]) for c in keep_cols]
             out += [pred[:, j] for j in range(len(targets))]

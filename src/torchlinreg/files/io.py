@@ -148,6 +148,23 @@ def _write_parquet_blocks(tmp: str, names: list[str], blocks) -> int:
             table = _as_table(block)
             if writer is None:
                 writer = pq.ParquetWriter(tmp, table.schema)
+            elif table.schema != writer.schema:
+                # a column whose type changes between blocks (a kept id: text in one file,
+                # integers in another; all missing at first): "unexpected ValueError ... a
+                # bug" before (an outputs hunt)
+                try:
+                    table = table.cast(writer.schema)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+                    diff = next(
+                        (f for f, g in zip(writer.schema, table.schema, strict=False) if f != g),
+                        writer.schema[0],
+                    )
+                    raise DataError(
+                        f"column {diff.name!r} changes type between blocks ("
+                        f"{diff.type}, then {table.schema.field(diff.name).type}); a Parquet "
+                        "file keeps one type a column: write CSV (-o out.csv), or give the "
+                        "column one type in every file"
+                    ) from None
             writer.write_table(table)
             rows += table.num_rows
         if writer is None:  # no rows: the columns, empty

@@ -82,3 +82,19 @@ def test_dates_in_an_object_array_are_not_numbers():
                      [np.datetime64("2024-01-04")]], dtype=object)  # fmt: skip
     with pytest.raises(DataError, match="datetime64 at row 1: dates and durations"):
         tlr.ols(days, [1.0, 2.0, 3.5])
+
+
+def test_polars_groups_by_name_and_unsupported_inputs_say_what_to_do():
+    pl = pytest.importorskip("polars")
+    import torch
+
+    rng = np.random.default_rng(0)
+    frame = pl.DataFrame({"x": rng.normal(size=40), "g": np.arange(40) % 2})
+    y = frame["x"].to_numpy() * 2 + 1 + frame["g"].to_numpy() + 0.01 * rng.normal(size=40)
+    by_name = np.asarray(tlr.ols(frame, y, groups="g").params)  # a TypeError before
+    by_array = np.asarray(tlr.ols(frame.drop("g"), y, groups=frame["g"].to_numpy()).params)
+    np.testing.assert_array_equal(by_name, by_array)
+    with pytest.raises(DataError, match="LazyFrame; collect"):
+        tlr.ols(frame.lazy(), y)
+    with pytest.raises(DataError, match="sparse tensor"):
+        tlr.ols(torch.eye(3).to_sparse(), np.ones(3))

@@ -214,6 +214,10 @@ def _to_numpy(X, name: str) -> tuple[np.ndarray, list[str] | None, str]:
 def _to_tensor(X, name: str, dtype, device) -> tuple[Tensor, list[str] | None, str, torch.device]:
     if X is None:
         raise DataError(f"{name} is None; pass an array of numbers")
+    if _module(X) == "polars" and type(X).__name__ == "LazyFrame":  # AttributeError before
+        raise DataError(f"{name} is a polars LazyFrame; collect() it into a DataFrame first")
+    if isinstance(X, Tensor) and X.layout != torch.strided:  # torch's own error before
+        raise DataError(f"{name} is a sparse tensor; pass X.to_dense() or a scipy.sparse matrix")
     if isinstance(X, Tensor):
         if X.is_complex():
             raise DataError(

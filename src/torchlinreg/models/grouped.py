@@ -106,7 +106,9 @@ def grouped_ols(
         [0.9231, 0.9948]
     """
     if isinstance(groups, str) and hasattr(X, "columns") and groups in list(X.columns):
-        X, groups = X.drop(columns=[groups]), X[groups]
+        # pandas' drop takes columns=, polars' the names (a TypeError before)
+        polars = type(X).__module__.split(".")[0] == "polars"
+        X, groups = (X.drop(groups) if polars else X.drop(columns=[groups])), X[groups]
     from ..stats.frames import check_aligned
 
     check_aligned(

@@ -233,7 +233,10 @@ class OLSInfluence:
                 "dffits_internal": np.ravel(self.dffits_internal[0]),
                 "student_resid": np.ravel(self.resid_studentized_external),
                 "dffits": np.ravel(self.dffits[0]),
-            }
+            },
+            # the fitted rows' labels, as statsmodels keeps them: after missing="drop" a
+            # default index 0, 1, 2, ... put the measures on the wrong rows of a join
+            index=getattr(self.results, "_row_index", None),
         )
 
 

@@ -53,3 +53,17 @@ def test_nothing_to_score_is_said():
         regression_metrics(torch.ones(3), torch.ones(3), torch.zeros(3))
     with pytest.raises(ValueError, match="empty"):
         regression_metrics(torch.ones(0), torch.ones(0))
+
+
+def test_a_first_row_of_weight_zero_sets_no_shift():
+    # such a row may hold anything (NOTE [shifts from rows that count]): about 1e50 the
+    # targets near 1e9 would keep no digit
+    rng = np.random.default_rng(1)
+    y = 1e9 + 1e-3 * rng.normal(size=200)
+    p = y + 1e-3 * rng.normal(size=200)
+    w = np.ones(200)
+    y[0], w[0] = 1e50, 0.0
+    acc = StreamingMetrics()
+    acc.update(torch.from_numpy(y), torch.from_numpy(p), torch.from_numpy(w))
+    ref = _exact_r2(y[1:], p[1:], w[1:])
+    assert abs(float(acc.result()["r2"][0]) - ref) < 1e-12 * max(1.0, abs(ref))

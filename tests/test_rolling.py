@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from statsmodels.regression.rolling import RollingOLS, RollingWLS
 
@@ -182,15 +182,28 @@ def test_window_arguments_are_checked():
     expanding=st.booleans(),
     seed=st.integers(0, 2**16),
 )
+@example(n=65, d=3, window=5, expanding=False, seed=8)  # llf 6.8e-4, its terms near 1.4
+@example(n=65, d=3, window=5, expanding=False, seed=4)  # a window said to be off
 def test_any_window_equals_rolling_ols(n, d, window, expanding, seed):
     rng = np.random.default_rng(seed)
     window = min(max(window, d + 2), n)  # statsmodels fails on a window longer than the data
     X = rng.normal(size=(n, d)) * 10 + rng.normal(size=d) * 100
     y = X @ rng.normal(size=d) + rng.normal(size=n)
     kw = {"window": window, "expanding": expanding, "min_nobs": d + 2 if expanding else None}
-    res = torchlinreg.rolling_ols(X, y, **kw)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        res = torchlinreg.rolling_ols(X, y, **kw)
     ref = RollingOLS(y, sm.add_constant(X), **kw).fit()
-    _assert_close(res, ref, names=("params", "bse", "rsquared", "ssr", "llf"))
+    # windows of 5 rows and 3 columns can be nearly exact fits: where the fit says its
+    # moments may be off (it quoted ssr up to 2e-8 on one such window), that is the test
+    said = [w for w in seen if "windows may be off" in str(w.message)]
+    assert len(seen) == len(said), [str(w.message) for w in seen]
+    rtol = 1e-6 if said else 1e-8
+    _assert_close(res, ref, rtol=rtol, names=("params", "bse", "rsquared", "ssr"))
+    # llf sums terms of about 1.4 a row that may cancel to near 0 (6.8e-4 in one window):
+    # its error is measured against those terms, not against the sum
+    nobs = np.asarray(ref.nobs, dtype=float)
+    np.testing.assert_allclose(res.llf, ref.llf, rtol=rtol, atol=rtol * 4 * np.nanmax(nobs))
 
 
 def test_nearly_exact_fits_take_their_ssr_from_the_rows():

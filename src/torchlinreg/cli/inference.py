@@ -104,7 +104,7 @@ def robust_results(est, source, features, targets, weight_col, opts):
         delta, move = cluster_move(res, acc, True)
         if move > RESIDUALS_TOL:
             acc = _cluster_pass(res, blocks, delta)
-            acc.corrected = True
+        acc.corrected = True  # checked: with_cluster_sums need not bound it again
         return res.with_cluster_sums(acc)
     kwds = {"maxlags": opts.get("maxlags")} if cov_type == "HAC" else {}
     rows = Reread(lambda: ((X, Y, w) for X, Y, w, _ in blocks()))

@@ -113,19 +113,17 @@ def constant_columns(spec) -> list[str]:
     level of categorical factors only: they sum to one (NOTE [an implicit constant]);
     empty where there is none."""
     kinds = {str(k): str(getattr(v[0], "value", v[0])) for k, v in spec.encoder_state.items()}
+
+    def every_level(term) -> bool:
+        factors = list(term.factors)
+        return bool(factors) and all(
+            kinds.get(str(f.factor.expr)) == "categorical" and not f.reduced for f in factors
+        )
+
     for structure in spec.structure or ():
         terms = list(structure.scoped_terms)
-        for term in terms:
-            factors = list(term.factors)
-            if (
-                len(terms) == 1
-                and factors
-                and all(
-                    kinds.get(str(f.factor.expr)) == "categorical" and not f.reduced
-                    for f in factors
-                )
-            ):
-                return [str(c) for c in structure.columns]
+        if len(terms) == 1 and every_level(terms[0]):
+            return [str(c) for c in structure.columns]
     return []
 
 

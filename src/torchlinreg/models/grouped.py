@@ -111,9 +111,8 @@ def grouped_ols(
         X, groups = (X.drop(groups) if polars else X.drop(columns=[groups])), X[groups]
     from ..stats.frames import check_aligned
 
-    check_aligned(
-        X, y=y, sample_weight=sample_weight, groups=groups
-    )  # NOTE [rows matched by index]
+    # as statsmodels: NOTE [rows matched by index]
+    check_aligned(X, y=y, sample_weight=sample_weight, groups=groups)
     # NaN and infinity are found in the groups' sums (NOTE [no scan for NaN])
     Xm, Ym, w = as_problem(
         X,

@@ -185,7 +185,7 @@ class StreamingMetrics:
         self._sums: dict[str, Tensor] | None = None
         self._mean: Tensor | None = None
         self._m2: Tensor | None = None
-        # NOTE [metrics about a shift]: the targets are taken about the first row seen
+        # NOTE [metrics about a shift]: the targets are taken about the first row that counts
         self._shift: Tensor | None = None
 
     def update(self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> None:
@@ -201,8 +201,9 @@ class StreamingMetrics:
         if wb == 0:  # rows of weight zero count as rows and add nothing
             self._sums = sums if self._sums is None else self._sums
             return
-        if self._shift is None:
-            self._shift = yt[0].clone()
+        if self._shift is None:  # a row that counts: one of weight zero may hold anything
+            first = 0 if w is None else int(torch.nonzero(w > 0)[0, 0])
+            self._shift = yt[first].clone()
         ys = yt - self._shift  # exact near the shift: offsets cost the merges no digits
         mean_b = _wsum(ys, w) / wb
         m2_b = _wsum((ys - mean_b) ** 2, w)

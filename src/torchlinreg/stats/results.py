@@ -719,7 +719,8 @@ class OLSResults:
         diagnostics hunt). They are now taken in double-double where float64 would cancel
         (``fitstats.residuals``), and the part the parameters' error puts in the columns'
         span is taken off: ``e - A delta``, ``delta = R^-1 R^-T A'We`` with the rows and
-        factor about the offsets where the fit has them (as HC and influence take them).
+        factor about the offsets where the fit has them, or (no intercept) a Householder
+        factor of the rows about a reference column, as HC and influence take them.
         """
         from .fitstats import residuals
 
@@ -727,15 +728,23 @@ class OLSResults:
         Y = torch.as_tensor(_np(self._endog)).to(A).reshape(A.shape[0], -1)
         b = self._b.to(A)
         e = residuals(A, Y, b)
-        if self.aliased or (self._reference is not None and self._shift is None):
-            return e  # columns aliased, or taken about a reference column: as before
+        if self.aliased:
+            return e
+        w = None if self._weights is None else torch.as_tensor(self._weights).to(A)[:, None]
+        ref = None if self._reference is None else self._reference()
+        if ref is not None:
+            # no intercept, offsets dominating: the raw factor cannot resolve delta (copper
+            # + 1e9 was 1e-6 off through it); a Householder factor of the rows about the
+            # reference column can, as the influence measures take it
+            A = about_reference(A, ref)
+            Aw, ew = (A, e) if w is None else (A * w.sqrt(), e * w.sqrt())
+            Q, R = torch.linalg.qr(Aw, mode="reduced")
+            return e - A @ torch.linalg.solve_triangular(R, Q.T @ ew, upper=True)
         factor = self._shifted_factor()
-        R = self._r if factor is None else factor.r
+        R = (self._r if factor is None else factor.r).to(A)
         if factor is not None:
             A[:, 1:] -= factor.shift.to(A)
-        we = e if self._weights is None else e * torch.as_tensor(self._weights).to(A)[:, None]
-        g = A.T @ we
-        R = R.to(A)
+        g = A.T @ (e if w is None else e * w)
         delta = torch.linalg.solve_triangular(
             R, torch.linalg.solve_triangular(R.T, g, upper=False), upper=True
         )

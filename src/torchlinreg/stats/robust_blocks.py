@@ -55,7 +55,8 @@ class ClusterSums:
         self.sum_squares: Tensor | None = None
         # per clustering: each cluster's sum of leverages h_i (G,), where add() was given the
         # fit's factor; None: sums that cannot bound their residuals' move (NOTE [blocks at
-        # the least-squares residuals]). ``corrected``: taken at the least-squares residuals
+        # the least-squares residuals]). ``corrected``: taken at the least-squares residuals,
+        # or found within RESIDUALS_TOL of them (nothing left to say)
         self.leverage: list[Tensor] | None = None
         self.corrected = False
 
@@ -344,7 +345,7 @@ def accumulate(
     if move > RESIDUALS_TOL:
         acc = add_blocks(results, blocks, groups, delta=delta)
         check_rows(results, acc)
-        acc.corrected = True
+    acc.corrected = True  # checked: with_cluster_sums need not bound it again
     return acc
 
 
@@ -439,7 +440,7 @@ def add_blocks(
     if acc.nobs and not _same_shift(acc.shift, shift):
         raise DataError("these cluster sums were taken about other offsets: another fit's")
     acc.shift = shift
-    R = _factor_and_inverse(results)[0]
+    R = results._r if factor is None else factor.r
     for block, labels in zip(blocks, groups, strict=True):
         A, e = whitened_rows(results, block, shift)
         if delta is not None:

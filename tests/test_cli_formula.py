@@ -207,3 +207,65 @@ def test_evaluate_missing_drop_for_a_model_of_plain_columns(capsys, tmp_path):
     kept = holes.dropna()
     resid = kept["TOTEMP"] - fit.predict(sm.add_constant(kept[["GNP", "POP"]]))
     assert r.json["targets"]["TOTEMP"]["mse"] == pytest.approx(float(np.mean(resid**2)), rel=1e-9)
+
+
+def test_a_flag_spelled_true_false_in_one_file_and_1_0_in_another_is_one_bool(capsys, tmp_path):
+    # before: a text column of four levels, three dummies (NOTE [booleans spelled two ways])
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frames = []
+    for i, (yes, no) in enumerate([("True", "False"), ("1", "0")]):
+        x, flag = rng.normal(size=40), rng.integers(0, 2, 40)
+        frame = pd.DataFrame({"x": x, "flag": np.where(flag, yes, no)})
+        frame["y"] = 1 + 2 * x + 3 * flag + 0.1 * rng.normal(size=40)
+        frame.to_csv(folder / f"part{i}.csv", index=False)
+        frames.append(frame.assign(flag=flag))
+    model = tmp_path / "m.safetensors"
+    r = cli(capsys, "train", folder, "--formula", "y ~ x + flag", "-o", model, "-q")
+    assert r.code == 0, r.err
+    ref = smf.ols("y ~ x + flag", pd.concat(frames)).fit()
+    params = tlr.load(model).results_.params
+    assert list(params.index) == ["Intercept", "x", "flag[T.True]"]
+    np.testing.assert_allclose(params.to_numpy(), ref.params.to_numpy(), rtol=1e-10)
+    # the other spelling of the same flag predicts the same
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"x": [0.5, 0.5], "flag": ["1", "TRUE"]}).to_csv(new, index=False)
+    r = cli(capsys, "predict", model, new)
+    assert r.code == 0, r.err
+    values = [float(v) for v in r.out.split()[1:]]
+    assert values[0] == values[1]
+    np.testing.assert_allclose(values[0], ref.params @ [1, 0.5, 1], rtol=1e-10)
+
+
+def test_c_of_an_expression_and_a_parquet_dictionary_column(capsys, tmp_path):
+    # C(age // 10) made the column age categorical first (TypeError); a Parquet dictionary
+    # column was taken for numbers ("unexpected ValueError ... bug" under C())
+    rng = np.random.default_rng(2)
+    n = 80
+    age = np.r_[rng.integers(20, 50, 60), rng.integers(70, 80, 20)]
+    frame = pd.DataFrame({"age": age, "x": rng.normal(size=n)})
+    frame["cat"] = pd.Categorical(rng.choice(["lo", "mid", "hi"], n))
+    frame["y"] = 1 + frame.x + 0.1 * (frame.age // 10) + 0.1 * rng.normal(size=n)
+    data = tmp_path / "d.parquet"
+    frame.to_parquet(data)
+    plain = frame.assign(cat=frame["cat"].astype(str))
+    model = tmp_path / "m.safetensors"
+    for formula in ("y ~ x + C(age // 10)", "y ~ x + C(cat)", "y ~ x + cat"):
+        r = cli(capsys, "train", data, "--formula", formula, "-o", model, "-q")
+        assert r.code == 0, r.err
+        ref = smf.ols(formula, plain).fit()
+        got = tlr.load(model).results_.params
+        np.testing.assert_allclose(got[ref.params.index], ref.params, rtol=1e-10)
+    # levels of an expression come from the first block: a later value is refused, saying
+    # what to do (formulaic's own text said the rows were "cast to nan")
+    r = cli(capsys, "train", data, "--formula", "y ~ x + C(age // 10)", "-o", model,
+            "--block-rows", "16")  # fmt: skip
+    r.assert_one_error_line(2, "values {7} are outside", "levels=[...]", "--block-rows")
+    levels = "C(age // 10, levels=[2, 3, 4, 7])"
+    r = cli(capsys, "train", data, "--formula", f"y ~ x + {levels}", "-o", model,
+            "--block-rows", "16", "-q")  # fmt: skip
+    assert r.code == 0, r.err
+    ref = smf.ols("y ~ x + C(age // 10)", plain).fit()
+    got = tlr.load(model).results_.params.to_numpy()
+    np.testing.assert_allclose(np.sort(got), np.sort(ref.params.to_numpy()), rtol=1e-10)

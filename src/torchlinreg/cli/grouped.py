@@ -52,7 +52,7 @@ from .checks import (
     refuse_reserved_features,
 )
 from .output import console, esc, metrics_table, metrics_title, print_json
-from .tableformula import kept_column, pd_numbers, to_frame
+from .tableformula import kept_column, output_column, pd_numbers, to_frame
 from .text import safe
 
 FORMAT = "torchlinreg-grouped-model"
@@ -570,7 +570,7 @@ def predict(
             left.add_block(rows, pred)
             rows_read += len(pred)
             out = [kept_column(rows.frame[c]) for c in keep_cols] + [pred]
-            yield {n: np.ascontiguousarray(v) for n, v in zip(shown, out, strict=True)}
+            yield {n: output_column(v) for n, v in zip(shown, out, strict=True)}
 
     write_table_blocks(output or "-", shown, blocks())
     if left.total:

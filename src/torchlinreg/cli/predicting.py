@@ -26,7 +26,7 @@ from . import grouped
 from .checks import check_not_input, check_writable, distinct_output_columns
 from .grouped import is_grouped_model
 from .output import console, esc, metrics_table, metrics_title, print_json
-from .tableformula import encoded_blocks, kept_column, to_frame
+from .tableformula import encoded_blocks, kept_column, output_column, to_frame
 from .text import safe
 
 _INTERVALS = ("mean_ci_lower", "mean_ci_upper", "obs_ci_lower", "obs_ci_upper")
@@ -115,7 +115,7 @@ def predict_more(model_path, data, output, delimiter, block_rows, missing, inter
             out += [pred[:, j] for j in range(len(targets))]
             if res is not None:
                 out += _interval_columns(res, X, targets, interval)
-            yield {name: np.ascontiguousarray(v) for name, v in zip(shown, out, strict=True)}
+            yield {name: output_column(v) for name, v in zip(shown, out, strict=True)}
 
     write_table_blocks(output or "-", shown, blocks())
 

@@ -31,7 +31,17 @@ from ..formula.encoding import Design, Encoding
 
 MAX_LEVELS = 100_000
 _TRUE, _FALSE = {"true", "t", "yes"}, {"false", "f", "no"}
-_C_ARG = re.compile(r"\bC\(\s*(?:`([^`]+)`|([A-Za-z_][\w.]*))")
+_ZERO_ONE = ("0", "1")
+_TRUE_1, _FALSE_0 = _TRUE | {"1"}, _FALSE | {"0"}  # a bool column's values (see below)
+
+# NOTE [booleans spelled two ways]
+# One file of a folder wrote a flag as True/False, another as 1/0 (a CSV export and a
+# database dump): each block's kind was right, and merged they made a text column of four
+# levels, "0", "1", "False" and "True", fitted as three dummies where one was meant. A
+# column whose blocks are words of truth and numbers that are all 0 or 1 is read as
+# booleans, as pyarrow reads such a column within one file; 1/0 alone stays a number.
+# C(name) or C(name, ...): a bare column made categorical (C(age // 10) is a number's)
+_C_ARG = re.compile(r"\bC\(\s*(?:`([^`]+)`|([A-Za-z_][\w.]*))\s*[,)]")
 
 
 @dataclass
@@ -69,6 +79,19 @@ def _kind_of(values) -> str:
     return "number" if pd.to_numeric(values, errors="coerce").notna().all() else "text"
 
 
+def _plain_categories(frame):
+    """A Parquet dictionary column (pandas Categorical) as the values it holds: it was
+    taken for a number column ("unexpected ValueError" under C(), "'hi' is not a number"
+    without), and its levels are taken as a CSV's are, from every value of the file."""
+    import pandas as pd
+
+    for c in frame.columns:
+        if isinstance(frame[c].dtype, pd.CategoricalDtype):
+            col = frame[c]
+            frame[c] = col.astype(col.cat.categories.dtype)
+    return frame
+
+
 def _merge_kind(a: str | None, b: str) -> str:
     if a is None or a == b:
         return b
@@ -84,18 +107,29 @@ def learn(source, formula: str, weight_col: str | None, block_rows: int):
     typed: dict[str, str] = {}
     kinds: dict[str, str | None] = dict.fromkeys(columns)
     levels: dict[str, set] = {c: set() for c in columns}
+    seen: dict[str, set[str]] = {c: set() for c in columns}  # kinds of text blocks
+    zero_one = dict.fromkeys(columns, True)  # every number seen as text is 0 or 1
     for batch, _, _ in raw_blocks(source, columns, block_rows):
-        frame = batch.to_pandas()
+        frame = _plain_categories(batch.to_pandas())
         for c in columns:
             col = frame[c].dropna()
             if pd.api.types.is_string_dtype(col.dtype) or col.dtype == object:
-                kinds[c] = _merge_kind(kinds[c], _kind_of(col.astype(str)))
+                text = col.astype(str)
+                kind = _kind_of(text)
+                if kind == "number":
+                    zero_one[c] = zero_one[c] and bool(text.str.strip().isin(_ZERO_ONE).all())
+                seen[c].add(kind)
+                kinds[c] = _merge_kind(kinds[c], kind)
             else:
                 typed[c] = "bool" if pd.api.types.is_bool_dtype(col.dtype) else "number"
                 kinds[c] = typed[c]
             if len(levels[c]) <= MAX_LEVELS:
                 levels[c].update(col.unique().tolist())
     kinds = {c: k or "number" for c, k in kinds.items()}
+    for c in columns:  # NOTE [booleans spelled two ways]
+        if kinds[c] == "text" and seen[c] == {"bool", "number"} and zero_one[c]:
+            kinds[c] = "bool"
+            levels[c] = {False, True}
     for c in columns:
         if kinds[c] == "text" and len(levels[c]) > MAX_LEVELS:
             raise DataError(
@@ -123,7 +157,8 @@ def to_frame(batch, kinds: dict[str, str], path: str, line: Callable[[int], int]
     one-line error naming file, line ``line(i)`` of its row ``i`` and column)."""
     import pandas as pd
 
-    frame = batch.to_pandas()
+    frame = _plain_categories(batch.to_pandas())
+    _exact_kept_integers(batch, kinds, frame)
     for c, kind in kinds.items():
         if c not in frame.columns:
             continue
@@ -137,7 +172,9 @@ def to_frame(batch, kinds: dict[str, str], path: str, line: Callable[[int], int]
             num = pd.to_numeric(col, errors="coerce")
         else:
             low = col.str.lower()
-            num = low.map(lambda v: True if v in _TRUE else False if v in _FALSE else None)
+            num = low.str.strip().map(
+                lambda v: True if v in _TRUE_1 else False if v in _FALSE_0 else None
+            )
         bad = (num.isna() & col.notna()).to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -152,14 +189,44 @@ def to_frame(batch, kinds: dict[str, str], path: str, line: Callable[[int], int]
     return frame
 
 
-def kept_column(col) -> np.ndarray:
-    """A ``--keep`` column for the writer: missing values of text as None (pyarrow reads
-    an object array that starts with NaN as numbers, and then fails on the text)."""
-    import pandas as pd
+# NOTE [kept integers with gaps]
+# pandas reads an integer column with a missing value as float64: a kept id of 2^60 + 1
+# came out of `predict --keep id` as 1.152921504606847e+18 (every id past 2^53 rounded,
+# silently) and a Parquet file got a float column for an integer one. Columns that are
+# only kept (not the model's) keep Arrow's own type, nulls and all, up to the writer.
 
+
+def _exact_kept_integers(batch, kinds: dict[str, str], frame) -> None:
+    import pandas as pd
+    import pyarrow as pa
+
+    for c in frame.columns:
+        if c in kinds:
+            continue
+        column = batch.column(c)
+        if pa.types.is_integer(column.type) and column.null_count:
+            frame[c] = pd.Series(column.to_pandas(types_mapper=pd.ArrowDtype), index=frame.index)
+
+
+def kept_column(col):
+    """A ``--keep`` column for the writer: missing values of text as None (pyarrow reads
+    an object array that starts with NaN as numbers, and then fails on the text); Arrow's
+    integers with gaps as an Arrow array (NOTE [kept integers with gaps])."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(col.dtype, pd.ArrowDtype):
+        return pa.array(col)
     if pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
         return col.to_numpy()
     return col.astype(object).where(col.notna(), None).to_numpy()
+
+
+def output_column(values):
+    """A column for the writer: contiguous numpy, or an Arrow array as it is."""
+    import pyarrow as pa
+
+    return values if isinstance(values, pa.Array) else np.ascontiguousarray(values)
 
 
 def learn_encoding(
@@ -222,7 +289,15 @@ def encoded_blocks(
         except DataError as exc:
             row = getattr(exc, "row", None)
             if row is None:
-                raise DataError(str(exc), path=path) from None
+                hint = ""
+                if targets and "outside a categorical term's levels" in str(exc):
+                    # a bare C(column) has every level of the file (the first pass);
+                    # C(age // 10) has the first block's
+                    hint = (
+                        "; C() of an expression takes its levels from the first block: "
+                        "list them (C(expr, levels=[...])) or raise --block-rows"
+                    )
+                raise DataError(str(exc) + hint, path=path) from None
             message = re.sub(r" at row \d+ \(counting from 1\)", "", str(exc))
             column = getattr(exc, "column", None)
             raise DataError(message, path=path, row=line(row - 1), column=column) from None

@@ -25,14 +25,15 @@ from .tensorfile import FORMAT, FORMAT_VERSION, load_tensors, save_tensors
 def _as_table(columns: dict[str, np.ndarray]):
     import pyarrow as pa
 
-    arrays = {str(k): np.asarray(v) for k, v in columns.items()}
+    # an Arrow array (a kept integer column with gaps) goes in as it is
+    arrays = {str(k): v if isinstance(v, pa.Array) else np.asarray(v) for k, v in columns.items()}
     lengths = {len(a) for a in arrays.values()}
     if len(lengths) > 1:
         raise DataError(
             f"columns have different lengths {sorted(lengths)}; pass equal-length columns"
         )
     for k, a in arrays.items():
-        if a.ndim != 1:
+        if getattr(a, "ndim", 1) != 1:
             raise DataError(f"column {k!r} must be 1-D, got shape {a.shape}")
     return pa.table({k: pa.array(a) for k, a in arrays.items()})
 

@@ -299,7 +299,14 @@ class Encoding:
                 warnings.simplefilter("ignore", FutureWarning)
                 mm = spec.update(na_action="ignore").get_model_matrix(part, context={})
         except DataMismatchWarning as exc:
-            raise DataError(f"new rows do not fit the encoding: {_first_line(exc)}") from None
+            # formulaic's text says the values "are being cast to nan": they are not, the
+            # rows are refused; say which values instead
+            found = re.search(r"\{(.*)\}", str(exc))
+            values = re.sub(r"np\.\w+\((.*?)\)", r"\1", found.group(1)) if found else "?"
+            raise DataError(
+                f"new rows do not fit the encoding: values {{{values}}} are outside a "
+                "categorical term's levels"
+            ) from None
         except Exception as exc:
             raise DataError(f"cannot encode the new rows: {_first_line(exc)}") from None
         if list(mm.columns) != expected:

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 import torch
 from rich.console import Console
 from sklearn import linear_model
@@ -355,3 +356,18 @@ def test_one_target_from_the_command_is_a_1d_target(tmp_path, capsys):
         if solver == "qr":
             np.testing.assert_allclose(m1.coef_, m2.coef_[0], rtol=1e-12)
             assert m1.results_.params.shape == (4,)
+
+
+def test_summary_json_names_two_ranks_apart(tmp_path, capsys):
+    # one key "rank" held scikit-learn's rank_ (1 for a line) and statistics.rank
+    # statsmodels' (2, the constant counted)
+    df = frame()
+    data = write(df, tmp_path / "d.csv")
+    model = tmp_path / "m.safetensors"
+    r = cli(capsys, "train", data, "-t", "apples", "--features", "a,b", "-o", model, "-q")
+    assert r.code == 0, r.err
+    s = cli(capsys, "summary", model, "--json").json
+    assert "rank" not in s
+    ref = sm.OLS(df["apples"], sm.add_constant(df[["a", "b"]])).fit()
+    assert s["statistics"]["rank"] == ref.df_model + 1 == 3
+    assert s["feature_rank"] == torchlinreg.load(model).rank_ == 2

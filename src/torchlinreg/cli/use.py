@@ -182,7 +182,10 @@ def summary_record(model) -> dict[str, Any]:
             t: {"intercept": float(b[j]), **{f: float(w[j, i]) for i, f in enumerate(features)}}
             for j, t in enumerate(targets)
         },
-        "rank": model.rank_,
+        # scikit-learn's rank_, of the features (about their means with an intercept); the
+        # statistics' "rank" is statsmodels', the constant counted: two numbers under one
+        # name read as a contradiction (2 and 1 for one line through the data)
+        "feature_rank": model.rank_,
         "training": getattr(model, "training_", {}),
     }
 

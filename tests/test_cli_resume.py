@@ -176,3 +176,21 @@ def test_damaged_checkpoint_is_a_clean_error(tmp_path, capsys, finished_checkpoi
     bad.write_bytes(raw[: len(raw) // 2])
     r = cli(capsys, "train", data, *_options("sgd"), "--resume", bad, "-o", tmp_path / "m")
     r.assert_one_error_line(2, str(bad))
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [(["--lr", "0.05"], "--lr 0.05 is not what the checkpoint"),
+     (["--batch-size", "16"], "was written with (8)")],
+)  # fmt: skip
+def test_resume_with_another_rate_or_batch_size_says_so(
+    tmp_path, capsys, finished_checkpoint, change, needle
+):
+    # taken from the resumed epoch on (the model differs), said: before, nothing was
+    data, ckpt, model = finished_checkpoint
+    out = tmp_path / "again.safetensors"
+    r = cli(capsys, "train", data, *_options("sgd"), *change, "--resume", ckpt, "-o", out, "-q")
+    assert r.code == 0, r.err
+    assert needle in r.err and "epochs from" in r.err, r.err
+    same = cli(capsys, "train", data, *_options("sgd"), "--resume", ckpt, "-o", out, "-q")
+    assert (same.code, same.err) == (0, "")

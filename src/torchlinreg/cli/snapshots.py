@@ -59,6 +59,10 @@ class Snapshots(Callback):
             save_checkpoint(self.path, self.latest, self.config)
 
 
+def _shown(value) -> str:
+    return "the default" if value is None else repr(value)
+
+
 def resume_state(path: str, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The checkpoint's trainer state and its run config, checked against this run's."""
     state, saved = load_checkpoint(path)
@@ -69,6 +73,21 @@ def resume_state(path: str, config: dict[str, Any]) -> tuple[dict[str, Any], dic
             raise DataError(
                 f"{path}: the checkpoint was written with {key}={saved.get(key)!r}, this run has "
                 f"{config.get(key)!r}; resume with the same settings"
+            )
+    # NOTE [settings a resumed run changes]: a new --lr or --batch-size is taken from the
+    # resumed epoch on (the schedule sets the rate each epoch), which is a way to go on
+    # more gently; but the model file then records one value for a run that used two, and
+    # an unchanged model cannot be expected. Said, as a new --seed is (checkpoints written
+    # before these were kept have neither)
+    for key in ("lr", "batch_size"):
+        if key in saved and saved[key] != config.get(key):
+            flag = "--" + key.replace("_", "-")
+            warnings.warn(
+                f"{flag} {_shown(config.get(key))} is not what the checkpoint {path} was "
+                f"written with ({_shown(saved[key])}): the epochs from {state.get('epoch')} on "
+                "take the new value, so the model is not the one an uninterrupted run gives",
+                UserWarning,
+                stacklevel=2,
             )
     check_fingerprint(path, saved.get("fingerprint"), config.get("fingerprint"))
     if config.get("seed") is not None and config["seed"] != saved.get("seed"):
@@ -148,6 +167,8 @@ def run_config(est, features, targets, weight_col, rows: int | None) -> dict[str
         "alpha": est.alpha,
         "seed": est.random_state,
         "rows": rows,
+        "lr": est.lr,
+        "batch_size": est.batch_size,
     }
 
 

@@ -187,7 +187,7 @@ def test_resume_with_another_rate_or_batch_size_says_so(
     tmp_path, capsys, finished_checkpoint, change, needle
 ):
     # taken from the resumed epoch on (the model differs), said: before, nothing was
-    data, ckpt, model = finished_checkpoint
+    data, ckpt, _ = finished_checkpoint
     out = tmp_path / "again.safetensors"
     r = cli(capsys, "train", data, *_options("sgd"), *change, "--resume", ckpt, "-o", out, "-q")
     assert r.code == 0, r.err

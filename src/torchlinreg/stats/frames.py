@@ -160,19 +160,49 @@ def _is_pandas(a) -> bool:
     return type(a).__module__.partition(".")[0] == "pandas"
 
 
-def drop_incomplete(X, y, sample_weight) -> tuple[Any, Any, Any, int]:
-    """Leave out the rows with NaN in X, y or the weights (statsmodels' missing='drop')."""
+def complete_rows(X, y, sample_weight) -> np.ndarray | None:
+    """The rows without NaN in X, y or the weights (a mask); None where lengths differ."""
     parts = [a for a in (X, y, sample_weight) if a is not None and np.ndim(a) > 0]
     n = len(parts[0])
     keep = np.ones(n, dtype=bool)
     for a in parts:
         if len(a) != n:
-            return X, y, sample_weight, 0  # the validator names the mismatch
+            return None  # the validator names the mismatch
         keep &= ~_nan_rows(a)
-    dropped = int(n - keep.sum())
+    return keep
+
+
+def drop_incomplete(X, y, sample_weight) -> tuple[Any, Any, Any, int]:
+    """Leave out the rows with NaN in X, y or the weights (statsmodels' missing='drop')."""
+    keep = complete_rows(X, y, sample_weight)
+    dropped = 0 if keep is None else int(len(keep) - keep.sum())
     if not dropped:
         return X, y, sample_weight, 0
     return (*(_take(a, keep) for a in (X, y, sample_weight)), dropped)
+
+
+# NOTE [cluster labels of the rows kept]
+# cov_kwds={"groups": ...} holds one label per row of the table the caller has; with a
+# formula the fit's rows are the complete ones only. The formula path passed no cov_kwds
+# at all: HAC's maxlags fell back to the default (standard errors 2x statsmodels' on
+# macrodata with maxlags=0, silently) and cluster refused labels it was given. Labels of
+# the whole table (its length) are taken at the rows kept; labels already of the rows
+# kept are used as they are.
+def rows_of_cov_kwds(cov_kwds: dict | None, kept, table_rows: int) -> dict | None:
+    """``cov_kwds`` with its per-row ``groups`` at the rows ``kept`` (positions or a mask)
+    of a table of ``table_rows`` rows (NOTE [cluster labels of the rows kept])."""
+    if not cov_kwds or cov_kwds.get("groups") is None:
+        return cov_kwds
+    groups = cov_kwds["groups"]
+    n_kept = int(np.sum(kept)) if np.asarray(kept).dtype == bool else len(kept)
+    if n_kept == table_rows:
+        return cov_kwds
+    if isinstance(groups, (tuple, list)) and len(groups) in (1, 2) and np.ndim(groups[0]) >= 1:
+        if all(len(g) == table_rows for g in groups):
+            groups = type(groups)(_take(g, kept) for g in groups)
+    elif np.ndim(groups) >= 1 and len(groups) == table_rows:
+        groups = _take(groups, kept)
+    return {**cov_kwds, "groups": groups}
 
 
 def _nan_rows(a) -> np.ndarray:
@@ -252,6 +282,7 @@ class FormulaProblem:
         self.encoding = enc
         self.index = design.index[rows]
         self.positions = np.asarray(design.rows)[rows]  # of the kept rows, in the table
+        self.table_rows = len(design.complete)
         self.dropped = design.dropped + int(len(design.rows) - rows.sum())
 
     def kwargs(self) -> dict:

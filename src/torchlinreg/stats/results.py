@@ -1010,14 +1010,19 @@ def ols(
         problem = frames.FormulaProblem(
             X, y if data is None else data, sample_weight, missing, given
         )
+        # NOTE [cluster labels of the rows kept]
+        cov_kwds = frames.rows_of_cov_kwds(cov_kwds, problem.positions, problem.table_rows)
         res = ols(problem.X, problem.y, cov_type=cov_type, rcond=rcond, use_t=use_t,
-                  **problem.kwargs())  # fmt: skip
+                  cov_kwds=cov_kwds, **problem.kwargs())  # fmt: skip
         return problem.finish(res)
     if missing not in frames.MISSING:
         raise ValueError(f"missing must be one of {frames.MISSING}; got {missing!r}")
     dropped = 0
     frames.check_aligned(X, y=y, sample_weight=sample_weight)  # NOTE [rows matched by index]
     if missing == "drop":
+        keep = frames.complete_rows(X, y, sample_weight)
+        if keep is not None:
+            cov_kwds = frames.rows_of_cov_kwds(cov_kwds, keep, len(keep))
         X, y, sample_weight, dropped = frames.drop_incomplete(X, y, sample_weight)
     index = frames.row_index(X, y)
     Xm, Ym, w = as_problem(

@@ -31,13 +31,14 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import DataError
+from ..errors import DataError, RankWarning
 from .covariance import _sandwich, q_basis
 
 KERNELS = ("bartlett", "uniform")
@@ -54,6 +55,31 @@ class ClusterCodes:
     def inference_groups(self) -> int:
         """The cluster count that sets the degrees of freedom (the smaller one two-way)."""
         return min(self.n_groups)
+
+
+def unique_labels(col: np.ndarray, j: int, first_row: int = 0) -> tuple[list, np.ndarray]:
+    """A clustering variable's distinct labels (plain Python values) and each row's code
+    into them. A missing label (NaN, None, pd.NA, NaT) is refused naming its row (text
+    labels with one gave numpy's "'<' not supported between 'float' and 'str'");
+    labels of mixed types (1 and "a") are told apart by type and value, unsorted."""
+    import pandas as pd
+
+    missing = (
+        np.isnan(col) if col.dtype.kind in "fc" else
+        np.asarray(pd.isna(col), dtype=bool) if col.dtype.kind in "OMm" else None
+    )  # fmt: skip
+    if missing is not None and missing.any():
+        row = first_row + int(np.flatnonzero(missing)[0])
+        raise DataError(
+            f"clustering variable {j + 1} is missing at row {row + 1} (counting from 1); "
+            "give every observation a cluster or drop the row"
+        )
+    try:
+        uniq, inv = np.unique(col, return_inverse=True)
+    except TypeError:  # mixed types do not sort
+        inv, uniq = pd.factorize(col)
+    labels = [u.item() if isinstance(u, np.generic) else u for u in uniq]
+    return labels, np.asarray(inv).reshape(-1).astype(np.int64)
 
 
 def cluster_codes(groups, nobs: int) -> ClusterCodes:
@@ -84,14 +110,8 @@ def cluster_codes(groups, nobs: int) -> ClusterCodes:
                 f"clustering variable {j + 1} has {col.shape[0]} labels for {nobs} rows; "
                 "give one cluster label per observation"
             )
-        if col.dtype.kind == "f" and np.isnan(col).any():
-            row = int(np.flatnonzero(np.isnan(col))[0])
-            raise DataError(
-                f"clustering variable {j + 1} is missing at row {row + 1} (counting from 1); "
-                "give every observation a cluster or drop the row"
-            )
-        uniq, inv = np.unique(col, return_inverse=True)
-        codes.append(inv.reshape(-1).astype(np.int64))
+        uniq, inv = unique_labels(col, j)
+        codes.append(inv)
         counts.append(len(uniq))
     if len(codes) == 2:  # the intersections, for V_12
         _, inter = np.unique(codes[0] * counts[1] + codes[1], return_inverse=True)
@@ -265,6 +285,17 @@ def normalize_cov_kwds(cov_type: str, cov_kwds: dict | None, nobs: int) -> dict:
         if "groups" not in kw:
             raise ValueError('cov_type="cluster" needs cov_kwds={"groups": labels}')
         kw["groups"] = cluster_codes(kw["groups"], nobs)
+        if kw["groups"].inference_groups < 2:
+            # the scores of one cluster sum to X'e = 0 with an intercept: a covariance of
+            # rounding noise (t ~ 1e16, p = 0) or, corrected by G / (G - 1), NaN; silent
+            # before (a robust-covariance hunt), as in statsmodels
+            warnings.warn(
+                "cov_type='cluster' with one cluster: a clustered covariance needs two "
+                "clusters at least (and many more than the parameters); its standard errors "
+                "are 0 or NaN here, not estimates: cluster on a finer variable, or use HC1",
+                RankWarning,
+                stacklevel=3,
+            )
         kw.setdefault("use_correction", True)
         kw.setdefault("df_correction", True)
     elif cov_type == "HAC":
@@ -274,5 +305,17 @@ def normalize_cov_kwds(cov_type: str, cov_kwds: dict | None, nobs: int) -> dict:
             raise ValueError(f"maxlags must be >= 0; got {maxlags}")
         kw["weights_func"] = str(kw.get("weights_func", "bartlett")).lower()
         kernel_weights(kw["weights_func"], 0)  # checks the name
+        if kw["maxlags"] >= nobs - 1:
+            # lags across the whole sample: as the weights near 1 the estimate shrinks to the
+            # scores' sum, 0 with an intercept (uniform at n - 1: bse 1e-9, p = 0, NaN; the
+            # same from statsmodels, silently)
+            warnings.warn(
+                f"HAC with maxlags={kw['maxlags']} over {nobs} rows spans the whole sample: "
+                "the estimate shrinks toward the scores' sum (0 with an intercept), and its "
+                "standard errors toward 0 or NaN; use maxlags well below the rows (by "
+                f"default {default_maxlags(nobs)})",
+                RankWarning,
+                stacklevel=3,
+            )
         kw.setdefault("use_correction", False)
     return kw

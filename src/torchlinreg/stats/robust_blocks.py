@@ -35,7 +35,7 @@ from ..errors import DataError, RankWarning
 from ..exact.linalg import inverse_and_kappa
 from ..exact.solve import ACCURACY_WARNING
 from .covariance import _RECOMPUTE, LEVERAGE_ONE_FACTOR
-from .robust import ClusterCodes, cluster_covariance_from_sums
+from .robust import ClusterCodes, cluster_covariance_from_sums, unique_labels
 
 HC_TYPES = ("HC0", "HC1", "HC2", "HC3")
 
@@ -61,10 +61,11 @@ class ClusterSums:
         self.corrected = False
 
     def _codes(self, j: int, labels: np.ndarray) -> np.ndarray:
-        uniq, inv = np.unique(labels, return_inverse=True)
+        # labels as plain values: text in an object array (pandas) has no .item()
+        uniq, inv = unique_labels(labels, min(j, 1), self.nobs)
         table = self.labels[j]
-        codes = np.array([table.setdefault(u.item(), len(table)) for u in uniq], dtype=np.int64)
-        return codes[inv.reshape(-1)]
+        codes = np.array([table.setdefault(u, len(table)) for u in uniq], dtype=np.int64)
+        return codes[inv]
 
     def add(self, A: Tensor, e: Tensor, groups, R: Tensor | None = None) -> None:
         """Add one block: whitened rows ``A`` ``(b, q)``, residuals ``e`` ``(b, k)`` and

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from torchlinreg import DataError, Lasso, LassoCV, LinearRegression
+from torchlinreg import DataError, HuberRegressor, Lasso, LassoCV, LinearRegression, RidgeCV
 from torchlinreg.datasets import make_regression
 from torchlinreg.distributed.collectives import count_all_ranks, regression_metrics_all_ranks
 
@@ -87,6 +87,23 @@ def main() -> None:
         res[f"{solver}_loss"] = np.array(m.loss_history_)
         res[f"{solver}_gap"] = np.array([m.optimality_gap_])  # from the merged Gram
 
+    # Rank 0's rows all weigh 0: a part of the data for the iterative solvers too (they
+    # refused the fit on every rank); every rank's weights 0: refused on every rank.
+    zero = np.full(len(yl), 0.0 if rank == 0 else 1.0)
+    m = LinearRegression(solver="lbfgs", random_state=0).fit(Xl, yl, zero)
+    res["zero_rank_coef"], res["zero_rank_icpt"] = m.coef_, np.atleast_1d(m.intercept_)
+    try:
+        LinearRegression(solver="lbfgs").fit(Xl, yl, np.zeros(len(yl)))
+        res["error_all_zero"] = np.frombuffer(b"no error", dtype=np.uint8)
+    except DataError as exc:
+        res["error_all_zero"] = np.frombuffer(str(exc).encode(), dtype=np.uint8)
+
+    # float32 rows on one rank, float64 on the other: trained in float64 on both (gloo
+    # aborted on the collectives' mismatch); coef_ in each rank's own dtype
+    mixed = Xl.astype(np.float32) if rank == 1 else Xl
+    m = LinearRegression(solver="lbfgs", random_state=0).fit(mixed, yl)
+    res["mixed_dtype_coef"] = np.asarray(m.coef_, dtype=np.float32)
+
     # Metrics over every rank's rows (what `train` reports for iterative solvers).
     Xm, Ym, wm = split(rank, world, X, Y, w)
     pred = torch.as_tensor(Ym) + torch.as_tensor(Xm[:, :3]) * 0.1
@@ -107,6 +124,35 @@ def main() -> None:
             res[f"error_{solver}"] = np.frombuffer(b"no error", dtype=np.uint8)
         except DataError as exc:
             res[f"error_{solver}"] = np.frombuffer(str(exc).encode(), dtype=np.uint8)
+
+    # Columns matched by name (NOTE [columns by name across ranks]): rank 1's DataFrame
+    # holds them in another order; both ranks must refuse, exact and iterative.
+    import pandas as pd
+
+    Xl, Yl, _ = split(rank, world, X, Y[:, 0], None)
+    frame = pd.DataFrame(Xl, columns=list("abcdef"))
+    if rank == 1:
+        frame = frame[list("cabdef")]
+    for solver in ("qr", "lbfgs"):
+        try:
+            LinearRegression(solver=solver).fit(frame, Yl)
+            res[f"columns_{solver}"] = np.frombuffer(b"no error", dtype=np.uint8)
+        except DataError as exc:
+            res[f"columns_{solver}"] = np.frombuffer(str(exc).split(" (this")[0].encode(), np.uint8)
+
+    # fit of the CV estimators merges the ranks' folds; what cannot merge is refused
+    m = RidgeCV(alphas=[0.1, 10.0, 1000.0], cv=3).fit(Xl, Yl)
+    res["ridgecv_alpha"], res["ridgecv_coef"] = np.array([m.alpha_]), m.coef_
+    res["ridgecv_n"] = np.array([m.state_.n_samples])
+    m = LassoCV(cv=3, alphas=8, tol=1e-12, max_iter=10_000).fit(Xl, Yl)
+    res["lassocv_fit_alpha"], res["lassocv_fit_coef"] = np.array([m.alpha_]), m.coef_
+    res["lassocv_fit_n"] = np.array([m.state_.n_samples])
+    for name, est in (("ridgecv_loo", RidgeCV()), ("huber", HuberRegressor())):
+        try:
+            est.fit(Xl, Yl)
+            res[f"refused_{name}"] = np.frombuffer(b"no error", dtype=np.uint8)
+        except DataError as exc:
+            res[f"refused_{name}"] = np.frombuffer(str(exc).encode(), dtype=np.uint8)
 
     np.savez(os.path.join(out, f"rank{rank}.npz"), **res)
     # As `train` does (cli/torchrun.py): free the DDP wrappers while the group is alive,

@@ -124,6 +124,44 @@ def test_lasso_and_lasso_cv_on_two_ranks_use_every_rank_rows(ranks):
     np.testing.assert_allclose(ranks[0]["lassocv_coef"], ref.coef_, rtol=1e-8)
 
 
+def test_columns_in_another_order_on_one_rank_are_refused(ranks):
+    # merged by position before: coefficients [2.15, 1.42, 2.32] for [1.01, 2.00, 3.00]
+    for solver in ("qr", "lbfgs"):
+        message = ranks[0][f"columns_{solver}"].tobytes().decode()
+        assert "rank 1's feature columns are not rank 0's" in message, message
+
+
+def test_cv_estimators_fit_on_every_rank_rows_or_refuse(ranks):
+    # RidgeCV/LassoCV.fit fitted each rank's rows alone (alpha_ 10 on one rank, 0.1 on
+    # the other); leave-one-out and Huber cannot merge, and say so
+    from sklearn.linear_model import Lasso as SkLasso
+    from sklearn.linear_model import Ridge as SkRidge
+
+    X, Y, _ = problem(3000, 6, 3, seed=1)
+    assert int(ranks[0]["ridgecv_n"][0]) == int(ranks[0]["lassocv_fit_n"][0]) == 3000
+    ref = SkRidge(alpha=float(ranks[0]["ridgecv_alpha"][0])).fit(X, Y[:, 0])
+    np.testing.assert_allclose(ranks[0]["ridgecv_coef"], ref.coef_, rtol=1e-9)
+    alpha = float(ranks[0]["lassocv_fit_alpha"][0])
+    ref = SkLasso(alpha=alpha, tol=1e-12, max_iter=100_000).fit(X, Y[:, 0])
+    np.testing.assert_allclose(ranks[0]["lassocv_fit_coef"], ref.coef_, rtol=1e-8)
+    assert "leave-one-out" in ranks[0]["refused_ridgecv_loo"].tobytes().decode()
+    assert "every row in one process" in ranks[0]["refused_huber"].tobytes().decode()
+
+
+def test_an_iterative_fit_takes_a_rank_whose_rows_weigh_nothing(ranks):
+    Xi, yi = (np.asarray(a) for a in make_regression(4000, 8, noise=1.0, seed=3)[:2])
+    coef, icpt = _lstsq(Xi[1600:], yi[1600:, None])  # rank 1's rows: the only ones that count
+    np.testing.assert_allclose(ranks[0]["zero_rank_coef"], coef[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ranks[0]["zero_rank_icpt"], icpt, rtol=1e-6, atol=1e-6)
+    assert "zero for every row" in ranks[0]["error_all_zero"].tobytes().decode()
+
+
+def test_an_iterative_fit_with_float32_rows_on_one_rank(ranks):
+    Xi, yi = (np.asarray(a) for a in make_regression(4000, 8, noise=1.0, seed=3)[:2])
+    coef, _ = _lstsq(np.r_[Xi[:1600], Xi[1600:].astype(np.float32)], yi[:, None])
+    np.testing.assert_allclose(ranks[0]["mixed_dtype_coef"], coef[0], rtol=1e-5, atol=1e-5)
+
+
 def test_partial_fit_merges_the_ranks_at_every_call(ranks):
     X, Y, _ = problem(3000, 6, 3, seed=1)
     coef, icpt = _lstsq(X, Y)

@@ -356,3 +356,29 @@ def test_sparse_x_is_refused_where_it_would_be_made_dense():
     row = int(np.searchsorted(bad.indptr, 5, side="right"))
     with pytest.raises(tlr.DataError, match=f"X contains NaN at row {row}, column"):
         tlr.LinearRegression().fit(bad, y)
+
+
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        ({"device": "meta"}, "cannot fit on device 'meta'"),
+        ({"device": "tpu"}, "'device' parameter"),
+        ({"dtype": "float16"}, "'dtype' parameter"),
+        ({"dtype": torch.float16}, "'dtype' parameter"),
+        ({"dtype": "int64"}, "'dtype' parameter"),
+    ],
+)
+@pytest.mark.parametrize("cls", ["LinearRegression", "Ridge", "LassoCV", "HuberRegressor"])
+def test_a_device_or_dtype_torch_cannot_use_is_refused_with_the_parameters(cls, kw, needle):
+    # passed to torch as given: "Tensor.item() cannot be called on meta tensors",
+    # KeyError: 'float16' (a device hunt)
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(ValueError, match=needle):
+        getattr(tlr, cls)(**kw).fit(X, X.sum(1))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the machine has CUDA")
+def test_cuda_where_there_is_none_says_so():
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(ValueError, match="CUDA is not available here"):
+        tlr.LinearRegression(device="cuda").fit(X, X.sum(1))

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..data import check_finite, is_sparse
-from ..distributed.collectives import is_distributed, merge_across_ranks
+from ..distributed.collectives import check_same_columns, is_distributed, merge_across_ranks
 from ..errors import DataError, RankWarning
 from ..exact.refine import estimated_errors
 from ..exact.solve import ACCURACY_WARNING
@@ -134,6 +134,8 @@ class ExactFitMixin:
         if not is_distributed():
             return
         local = getattr(self, "state_", None)
+        # NOTE [columns by name across ranks]
+        check_same_columns(self._feature_list() if local is not None else None)
         dtype = resolve_dtype(self.dtype) or torch.float64
         self.state_ = merge_across_ranks(
             local,

@@ -25,7 +25,13 @@ from ..data import (
     sparse_row_blocks,
     unpack_block,
 )
-from ..distributed.collectives import agree_on_errors, is_distributed
+from ..distributed.collectives import (
+    agree_on_errors,
+    allgather,
+    check_same_columns,
+    count_all_ranks,
+    is_distributed,
+)
 from ..errors import ConvergenceWarning, DataError
 from ..exact.threads import with_fit_threads
 from ..model import LinearModel
@@ -257,7 +263,15 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
                 self._warn_unrefined("a distributed")
         else:
             with agree_on_errors():
-                Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)
+                # a rank whose rows all weigh 0 is a part of the data, as for the exact
+                # solvers (it refused the fit on every rank); all ranks' weights are checked
+                distributed = is_distributed()
+                Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True,
+                                                   block=distributed)  # fmt: skip
+            if distributed:
+                _check_some_weight(wt)
+                Xt, Yt, wt = _widest_dtype_of_ranks(Xt, Yt, wt)
+            check_same_columns(_named(Xm))  # NOTE [columns by name across ranks]
             self._fit_iterative(Xt, Yt, wt, callbacks, resume_from)
             self._set_input_info(Xm, Ym)
         self._publish()
@@ -348,6 +362,9 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
             first = not hasattr(self, "model_")
             with agree_on_errors():
                 Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=first)
+            check_same_columns(_named(Xm))  # NOTE [columns by name across ranks]
+            if is_distributed():
+                Xt, Yt, wt = _widest_dtype_of_ranks(Xt, Yt, wt)
             state = getattr(self, "_trainer_state", None)
             if state is not None:
                 # Each call sees a new block: its losses do not compare with the last
@@ -638,3 +655,33 @@ class Ridge(LinearRegression):
             rcond=rcond,
             positive=positive,
         )
+
+
+def _named(Xm) -> list[str] | None:
+    """A matrix's column names where it has string ones (a DataFrame's)."""
+    columns = Xm.columns
+    return (
+        list(columns) if columns is not None and all(isinstance(c, str) for c in columns) else None
+    )
+
+
+def _check_some_weight(wt: Tensor | None) -> None:
+    """Every rank's rows together hold a positive weight (each rank calls it)."""
+    positive = 1 if wt is None else int((wt > 0).sum())
+    if count_all_ranks(positive) == 0:
+        raise DataError("sample_weight is zero for every row; at least one weight must be positive")
+
+
+_FLOAT_ORDER = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _widest_dtype_of_ranks(Xt: Tensor, Yt: Tensor, wt: Tensor | None):
+    """The rows in the widest float dtype any rank has (each rank calls it): a float32
+    rank beside a float64 one sent its collectives in float32, and gloo aborted the
+    process ("collective mismatch", SIGABRT) where the exact solvers fit."""
+    code = _FLOAT_ORDER.index(Xt.dtype) if Xt.dtype in _FLOAT_ORDER else len(_FLOAT_ORDER) - 1
+    widest = _FLOAT_ORDER[int(max(allgather(torch.tensor([code])))[0])]
+    if Xt.dtype == widest:
+        return Xt, Yt, wt
+    cast = (t if t is None else t.to(widest) for t in (Xt, Yt, wt))
+    return tuple(cast)

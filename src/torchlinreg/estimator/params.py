@@ -42,6 +42,10 @@ class ParamsMixin:
         return self
 
     def _validate_params(self) -> None:
+        if "device" in self._param_names():
+            _check_device(self.device, type(self).__name__)
+        if "dtype" in self._param_names():
+            _check_dtype(self.dtype, type(self).__name__)
         for name, rule in self._parameter_constraints.items():
             value = getattr(self, name)
             if isinstance(rule, tuple) and not callable(rule[0]):
@@ -80,3 +84,47 @@ class ParamsMixin:
         # the exact solvers take scipy.sparse X (in dense row blocks)
         tags.input_tags.sparse = bool(getattr(self, "_is_exact", False))
         return tags
+
+
+# device= and dtype= were passed to torch as given: "meta" failed deep in a fit ("Tensor.item()
+# cannot be called on meta tensors"), "cuda" without CUDA with torch's AssertionError,
+# dtype="float16" with KeyError: 'float16' (a device hunt). Checked with the other parameters.
+def _check_device(device: Any, owner: str) -> None:
+    if device is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"The 'device' parameter of {owner} must be None, 'cpu', 'cuda' or 'cuda:N'. "
+            f"Got {device!r} instead."
+        ) from None
+    if dev.type == "meta":
+        raise ValueError(f"{owner} cannot fit on device 'meta' (tensors without data): use 'cpu'")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"{owner}(device={device!r}): CUDA is not available here; use device='cpu', or "
+            "None (the data's own device)"
+        )
+
+
+def _check_dtype(dtype: Any, owner: str) -> None:
+    if dtype is None:
+        return
+    import numpy as np
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        ok = dtype in (torch.float32, torch.float64)
+    else:
+        try:
+            ok = np.dtype(dtype) in (np.float32, np.float64)
+        except TypeError:
+            ok = False
+    if not ok:
+        raise ValueError(
+            f"The 'dtype' parameter of {owner} must be None, float32 or float64 (a torch or "
+            f"numpy dtype, or its name). Got {dtype!r} instead."
+        )

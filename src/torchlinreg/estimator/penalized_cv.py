@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..data import unpack_block
-from ..distributed.collectives import is_distributed, merge_across_ranks
+from ..distributed.collectives import check_same_columns, is_distributed, merge_across_ranks
 from ..errors import DataError
 from ..exact.state import LeastSquaresState
 from ..exact.threads import with_fit_threads
@@ -82,7 +82,14 @@ class _FoldFit:
                 self._n_folds(), seed=self._seed(), **self._state_kwargs(Xt.dtype)
             )
             self._folds.absorb(Xt, Yt, wt, groups, balanced=True)
+            self._merge_fold_ranks()
             self._finish_folds()
+        elif is_distributed():
+            raise DataError(
+                f"{type(self).__name__} with cv as splits inside a process group: the "
+                "indexes would be each rank's own; pass cv as an int (K folds, merged "
+                "across ranks)"
+            )
         else:
             splits = self.cv.split(X, y, groups) if hasattr(self.cv, "split") else self.cv
             kwargs = self._state_kwargs(Xt.dtype)
@@ -125,16 +132,24 @@ class _FoldFit:
             self._folds.absorb(Xt, Yt, wt)
         if not hasattr(self, "_folds"):
             raise DataError("no blocks to fit; the data source yielded no rows")
-        if is_distributed():
-            kw = self._state_kwargs(self._folds.states[0].dtype)
-            self._folds.states = [merge_across_ranks(s, **kw) for s in self._folds.states]
-            if self._folds.heldout is not None:
-                kw = heldout_kwargs(kw)
-                self._folds.heldout = [merge_across_ranks(s, **kw) for s in self._folds.heldout]
+        self._merge_fold_ranks()
         self._finish_folds()
         self._name_columns(feature_names, target_names)
         self._publish()
         return self
+
+    def _merge_fold_ranks(self) -> None:
+        """Inside a process group, every fold of every rank's rows: a fold's state is the
+        merge of the ranks' parts of it. ``fit`` fitted this rank's rows alone before (a
+        distributed hunt: alpha_ 10 on one rank, 0.1 on the other and in one process)."""
+        if not is_distributed():
+            return
+        check_same_columns(self._feature_list())  # NOTE [columns by name across ranks]
+        kw = self._state_kwargs(self._folds.states[0].dtype)
+        self._folds.states = [merge_across_ranks(s, **kw) for s in self._folds.states]
+        if self._folds.heldout is not None:
+            kw = heldout_kwargs(kw)
+            self._folds.heldout = [merge_across_ranks(s, **kw) for s in self._folds.heldout]
 
     def _finish_folds(self) -> None:
         self.state_ = self._folds.merged()
@@ -369,6 +384,12 @@ class RidgeCV(_FoldFit, LinearRegression):
         """Choose alpha (``cv=None``: leave-one-out, as scikit-learn) and refit; return self."""
         if self.cv is not None or groups is not None:
             return super().fit(X, y, sample_weight, groups)
+        if is_distributed():
+            # leave-one-out takes each row's leverage from all rows; it fitted this rank's
+            raise DataError(
+                "RidgeCV with cv=None (leave-one-out) inside a process group: pass cv=5 (K "
+                "folds, merged across ranks)"
+            )
         self._validate_params()
         self._forget()
         Xm, Ym, Xt, Yt, wt = self._prepare(X, y, sample_weight, reset=True)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..data import is_sparse, unpack_block
+from ..distributed.collectives import is_distributed
 from ..errors import DataError
 from ..exact.threads import with_fit_threads
 from ..model import LinearModel
@@ -88,6 +89,12 @@ class HuberRegressor(LinearRegression):
     def fit(self, X, y, sample_weight=None):
         """Fit on the rows in memory and return ``self``."""
         self._validate_params()
+        if is_distributed():
+            # the Huber loss needs every row in one place; it fitted this rank's alone
+            raise DataError(
+                "HuberRegressor inside a process group would fit this rank's rows only (its "
+                "loss needs every row in one process): gather the rows on one rank"
+            )
         if is_sparse(X):
             X = X.toarray()  # the loss needs every row anyway
         init = self._warm_params()

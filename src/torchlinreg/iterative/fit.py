@@ -337,7 +337,8 @@ def _prepare(X, Y, sample_weight, device, dtype):
         weight = torch.as_tensor(sample_weight, device=X.device).to(dtype).reshape(-1)
         if weight.shape[0] != X.shape[0]:
             raise DataError(f"sample_weight has {weight.shape[0]} values for {X.shape[0]} rows")
-        if bool((weight < 0).any()) or not bool(weight.sum() > 0):
+        # a rank may hold only rows of weight 0 (the estimator checks every rank's sum)
+        if bool((weight < 0).any()) or not (is_distributed() or bool(weight.sum() > 0)):
             raise DataError("sample_weight must be non-negative with a positive sum")
     return X, Y, weight, dtype
 

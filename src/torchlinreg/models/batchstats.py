@@ -66,6 +66,18 @@ class BatchStatistics:
         self.normalized_cov_params = np.where(bad[:, None, None], nan, cov_unscaled)
         self._sum_log_w = np.asarray(sum_log_w, dtype=np.float64)
 
+    def _count_implicit_constant(self, centered_tss: np.ndarray) -> None:
+        """Columns that span the constant without naming it (``C(g) - 1`` in a formula):
+        statsmodels' centred statistics, df_model = rank - 1 and a robust F of NaN, as the
+        single fit gives them (``stats.frames.count_the_constant``). The grouped formula
+        path reported the uncentred R2 (0.113 for 0.011 on fair by religion) and F 32 for
+        3.7, silently (a grouped hunt). ``centered_tss``: each batch's, about its own
+        weighted mean (a fit without an intercept has only the uncentred one)."""
+        self.k_constant = 1
+        self.df_model = self.rank - 1
+        self._implicit_constant = True
+        self.centered_tss = np.where(np.isnan(self.rank), np.nan, centered_tss)
+
     # ---- sums of squares ----------------------------------------------------------------
     @property
     def _tss(self) -> np.ndarray:
@@ -169,6 +181,8 @@ class BatchStatistics:
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.cov_type == "nonrobust":
                 return self.ess / self.df_model / self.scale
+            if getattr(self, "_implicit_constant", False):  # statsmodels' #2444
+                return np.full(len(self.params), np.nan)
             k = self.k_constant
             b = self.params[:, k:]
             cov = self._cov[:, k:, k:]

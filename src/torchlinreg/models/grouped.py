@@ -70,14 +70,35 @@ def _grouped_formula(formula: str, y, groups, *, sample_weight=None, missing="ra
     table = y if table is None else table  # ols(formula, df) as statsmodels' smf.ols
     problem = FormulaProblem(formula, table, sample_weight, missing, {})
     labels = table[groups] if isinstance(groups, str) else groups
+    from ..stats.frames import check_aligned
+
+    check_aligned(table, groups=labels)  # NOTE [rows matched by index]: taken by position
     labels = np.asarray(labels)[problem.positions]
     enc = problem.encoding
     if len(enc.targets) != 1:
         raise DataError("a grouped fit takes one target; fit each target's formula apart")
-    return grouped_ols(
+    res = grouped_ols(
         problem.X, problem.y, groups=labels, fit_intercept=enc.fit_intercept,
         sample_weight=problem.sample_weight, feature_names=enc.features, **kw,
     )  # fmt: skip
+    res.nobs_dropped = problem.dropped
+    if not enc.fit_intercept and enc.constant_columns:  # NOTE [an implicit constant]
+        res._count_implicit_constant(_centred_tss(problem.y, problem.sample_weight, labels, res))
+    return res
+
+
+def _centred_tss(y, w, labels, res) -> np.ndarray:
+    """Each group's ``sum w (y - ybar)^2`` about its own weighted mean, in two passes."""
+    import pandas as pd
+
+    codes = pd.Index(res.groups).get_indexer(labels)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    w = np.ones_like(y) if w is None else np.broadcast_to(np.asarray(w, np.float64), y.shape)
+    size = len(res.groups)
+    sw = np.bincount(codes, w, size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(codes, w * y, size) / sw
+    return np.bincount(codes, w * (y - mean[codes]) ** 2, size)
 
 
 @with_fit_threads
@@ -91,11 +112,13 @@ def grouped_ols(
     cov_type: str = "nonrobust",
     feature_names: Sequence[str] | None = None,
     use_t: bool | None = None,
+    missing: str = "raise",
 ) -> GroupedOLSResults:
     """Fit OLS (or WLS with ``sample_weight``) separately for each group, batched.
 
     ``X`` ``(n, d)`` without a constant, ``y`` ``(n,)``, ``groups`` one label per row (any
-    labels numpy can sort; a column name when ``X`` is a DataFrame). Each group's
+    labels numpy can sort; a column name when ``X`` is a DataFrame). ``missing="drop"``
+    leaves out rows with NaN in X, y or the weights (``nobs_dropped`` counts them). Each group's
     statistics equal a statsmodels ``OLS``/``WLS`` fit of that group's rows
     (NOTE [grouped fit]); rows of a group may be anywhere. Runs where the data lies.
 
@@ -109,10 +132,18 @@ def grouped_ols(
         # pandas' drop takes columns=, polars' the names (a TypeError before)
         polars = type(X).__module__.split(".")[0] == "polars"
         X, groups = (X.drop(groups) if polars else X.drop(columns=[groups])), X[groups]
-    from ..stats.frames import check_aligned
+    from ..stats.frames import MISSING, _take, check_aligned, complete_rows
 
     # as statsmodels: NOTE [rows matched by index]
     check_aligned(X, y=y, sample_weight=sample_weight, groups=groups)
+    if missing not in MISSING:
+        raise ValueError(f"missing must be one of {MISSING}; got {missing!r}")
+    dropped = 0
+    if missing == "drop":  # as the single fit's (it was a TypeError here)
+        keep = complete_rows(X, y, sample_weight)
+        if keep is not None and not keep.all():
+            dropped = int(len(keep) - keep.sum())
+            X, y, sample_weight, groups = (_take(a, keep) for a in (X, y, sample_weight, groups))
     # NaN and infinity are found in the groups' sums (NOTE [no scan for NaN])
     Xm, Ym, w = as_problem(
         X,
@@ -141,12 +172,14 @@ def grouped_ols(
     _warn_out_of_range(fit)
     _warn_inaccurate(fit)
     _warn_exact(fit, Xt.shape[1] + fit_intercept)
-    return GroupedOLSResults(
+    res = GroupedOLSResults(
         fit,
         param_names=(["const"] if fit_intercept else []) + names,
         cov_type=cov_type,
         use_t=use_t,
     )
+    res.nobs_dropped = dropped
+    return res
 
 
 def _warn_out_of_range(fit: GroupedFit) -> None:

@@ -53,6 +53,7 @@ def _encode(groups, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     small = _small_integer_codes(values)
     if small is not None:
         return small
+    _refuse_missing_labels(values)
     try:
         labels, codes = np.unique(values, return_inverse=True)
     except TypeError as exc:  # mixed label types that do not order
@@ -66,6 +67,24 @@ def _encode(groups, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         row = next(i for i, v in enumerate(values) if v is None) + 1
         raise DataError(f"groups has a missing (None) label at row {row}; drop or label the row")
     return labels, codes.reshape(-1), None
+
+
+def _refuse_missing_labels(values: np.ndarray) -> None:
+    """A missing label (None, NaN, pd.NA among text; NaT) named by its row: text labels
+    with NaN met np.unique first, which said they "cannot be ordered", and NaT made a
+    group of its own (a grouped hunt)."""
+    if values.dtype.kind in "Mm":
+        missing = np.isnat(values)
+    elif values.dtype.kind == "O":
+        import pandas as pd
+
+        missing = np.asarray(pd.isna(values), dtype=bool)
+    else:
+        return
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0]) + 1
+        value = values[row - 1]
+        raise DataError(f"groups has a missing ({value}) label at row {row}; drop or label the row")
 
 
 def encode_groups_on(groups, n: int, device) -> tuple[np.ndarray, Tensor, Tensor]:
@@ -130,7 +149,10 @@ def _small_integer_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     counts = np.bincount(shifted, minlength=hi - lo + 1)
     present = counts > 0
     if present.all():  # every value in the range is a label: the offsets are the codes
-        return np.arange(lo, hi + 1).astype(ints.dtype).astype(values.dtype), shifted, counts
+        # offsets in the labels' own type: np.arange(lo, hi + 1) of uint64 labels past 2^63
+        # was float64, and 2^63 + 1 and 2^63 + 2 both came back 2^63 (a grouped hunt)
+        labels = np.arange(hi - lo + 1).astype(ints.dtype) + ints.dtype.type(lo)
+        return labels.astype(values.dtype), shifted, counts
     lookup = np.cumsum(present) - 1
     # offsets cast first (integer arithmetic wraps, so int8 and uint64 come out exact)
     labels = np.flatnonzero(present).astype(ints.dtype) + ints.dtype.type(lo)

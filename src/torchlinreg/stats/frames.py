@@ -305,6 +305,33 @@ class FormulaProblem:
         return label(res, row_index=self.index, encoding=self.encoding)
 
 
+# NOTE [a constant in the columns]
+# ols(X, y, fit_intercept=False) with a column of ones in X (statsmodels' add_constant
+# habit) or dummies that sum to one reported the uncentred R2 (0.113 for 0.011 on fair),
+# its F and df_model: statsmodels detects such a constant (k_constant = 1, centred R2,
+# robust F NaN), and scikit-learn's score is always centred. So does ols now: a constant
+# column always (a pass over X); a constant the columns span together by statsmodels'
+# rank test, where its two SVDs cost at most about a QR's time again
+# (n (p + 1)^2 <= _RANK_TEST_SIZE); beyond, only the summary's "(uncentered)" says it.
+_RANK_TEST_SIZE = 2e8
+
+
+def spans_the_constant(X) -> bool:
+    """Whether the columns of X hold the constant: one constant non-zero column, or (for
+    designs up to ``_RANK_TEST_SIZE``) columns that sum to it (NOTE [a constant in the
+    columns])."""
+    import torch
+
+    A = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, np.float64)
+    if A.ndim != 2 or A.shape[1] == 0 or A.shape[0] < 2:
+        return False
+    if bool(((A.max(0) == A.min(0)) & (A[0] != 0)).any()):
+        return True
+    if A.shape[0] * (A.shape[1] + 1) ** 2 > _RANK_TEST_SIZE:
+        return False
+    return _implicit_constant(A.astype(np.float64, copy=False))
+
+
 def _implicit_constant(X: np.ndarray) -> bool:
     """The columns span the constant (``C(g) - 1``: every level's dummy): statsmodels' test,
     the rank of ``[1 | X]`` equal to the rank of ``X``."""

@@ -1057,6 +1057,8 @@ def ols(
         cov_kwds=cov_kwds,
     )
     res.nobs_dropped = dropped
+    if not fit_intercept and frames.spans_the_constant(X):  # NOTE [a constant in the columns]
+        frames.count_the_constant(res)
     return res if index is None else frames.label(res, row_index=index)
 
 

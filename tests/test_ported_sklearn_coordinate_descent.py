@@ -3,14 +3,14 @@ ElasticNet, LassoCV, ElasticNetCV, lasso_path, enet_path).
 
 Ported (scikit-learn's ``cv=k`` is KFold(k): given as ``KFold(k)`` where the test checks a
 value of scikit-learn's folds; our int folds are hashed by design; ``global_random_seed``
-runs over 0 and 42): ``test_lasso_zero``, ``test_enet_nonfinite_params`` (xfail: bug),
+runs over 0 and 42): ``test_lasso_zero``, ``test_enet_nonfinite_params``,
 ``test_lasso_toy``, ``test_enet_toy``, ``test_lasso_dual_gap`` (atol 1e-12 * primal: ours
 polishes to the exact optimum, where both gaps are rounding), ``test_lasso_cv``,
 ``test_lasso_cv_with_some_model_selection``, ``test_lasso_cv_positive_constraint``,
-``test_lassocv_alphas_validation`` (error type only; xfail: bug),
+``test_lassocv_alphas_validation`` (error type only),
 ``test_lasso_path_return_models_vs_new_return_gives_same_coefficients`` (scikit-learn's
-``lars_path`` as reference), ``test_enet_path`` (single target; xfail: bug, plus a copy with
-``np.min``), ``test_warm_start``, ``test_lasso_positive_constraint``,
+``lars_path`` as reference), ``test_enet_path`` (single target), ``test_warm_start``,
+``test_lasso_positive_constraint``,
 ``test_enet_positive_constraint``, ``test_enet_cv_positive_constraint``,
 ``test_uniform_targets`` (single target), ``test_lasso_readonly_data``,
 ``test_enet_multitarget``, ``test_multioutput_enetcv_error``,
@@ -20,18 +20,18 @@ samples`` and ``test_elasticnet_precompute_gram`` (``precompute`` ignored: they 
 centring X leaves the coefficients), ``test_warm_start_convergence`` (precondition ``> 1``
 sweep: polishing converges in 2 where scikit-learn needs 5),
 ``test_warm_start_convergence_with_regularizer_decrement``, ``test_random_descent``
-(``selection`` ignored, single target), ``test_sparse_dense_descent_paths`` (xfail: bug),
+(``selection`` ignored, single target), ``test_sparse_dense_descent_paths``,
 ``test_enet_path_positive`` (1-D y), ``test_path_unknown_parameter`` (TypeError: fixed
 signature), ``test_enet_copy_X_True`` (no ``check_input``), ``test_lasso_non_float_y``,
 ``test_enet_float_precision`` (single target), ``test_enet_l1_ratio`` (single target, error
-type; xfail: bug), ``test_coef_shape_not_zero``,
-``test_enet_coordinate_descent_raises_convergence`` (our ConvergenceWarning; xfail: bug),
+type), ``test_coef_shape_not_zero``,
+``test_enet_coordinate_descent_raises_convergence`` (our ConvergenceWarning),
 ``test_enet_sample_weight_consistency`` (dense, CSR), ``test_enet_cv_sample_weight_correctness``
 (dense), ``test_enet_cv_grid_search`` (our ElasticNet in GridSearchCV),
 ``test_enet_cv_sample_weight_consistency`` (dense), ``test_enet_alpha_max`` (dense),
 ``test_enet_sample_weight_does_not_overwrite_sample_weight``, ``test_enet_ridge_consistency``
-(one target, scikit-learn's Ridge(svd) as reference; xfail but one case: bug),
-``test_enet_ols_consistency`` (scikit-learn's LinearRegression as reference; xfail: bug),
+(one target, scikit-learn's Ridge(svd) as reference),
+``test_enet_ols_consistency`` (scikit-learn's LinearRegression as reference),
 ``test_sample_weight_invariance`` and the last part of ``test_path_function_deprecated_n_alphas``.
 
 Left out:
@@ -52,6 +52,11 @@ Left out:
 - ``test_path_function_deprecated_n_alphas`` (warning parts): scikit-learn 1.9 deprecation.
 - ``test_lasso_alpha_warning``: no "alpha=0" UserWarning; replaced by a check that
   ``Lasso(alpha=0)`` fits the least-squares line.
+
+The port found eight bugs, each since mended and listed in the README's hostile-data
+table (the ridge case's duality gap, least squares stopping short, negative alphas,
+``alphas_``'s shape for a given grid, sparse paths, X near 1.8e308, ``warm_start`` after
+assigning ``coef_``, and Huber's wide case in ``test_ported_sklearn_huber.py``).
 """
 
 from __future__ import annotations
@@ -89,27 +94,6 @@ SEEDS = [0, 42]
 CSR_CONTAINERS = [sparse.csr_matrix, sparse.csr_array]
 
 # Bugs found by this port (scikit-learn itself on the same data gives the asserted answer)
-BUG_NONFINITE = (
-    "BUG: X near float64 max gives NaN coef_/intercept_ with only a ConvergenceWarning "
-    "('gap nan'); scikit-learn raises ValueError"
-)
-BUG_NEGATIVE_ALPHAS = (
-    "BUG: LassoCV/ElasticNetCV accept negative alphas (Lasso(alpha=-1) is refused): "
-    "alphas=(-0.1, -1, -10) fits alpha_=-0.1 with a negative L1 penalty; scikit-learn raises"
-)
-BUG_ALPHAS_SHAPE = (
-    "BUG: ElasticNetCV(alphas=[...], l1_ratio=[0.5, 0.7]).alphas_ is (2, 3); scikit-learn's "
-    "is the given grid, (3,), so min(clf.alphas_) raises"
-)
-BUG_SPARSE_PATH = (
-    "BUG: enet_path/lasso_path crash on scipy.sparse X (ValueError: setting an array element "
-    "with a sequence) where ElasticNet takes sparse X and scikit-learn's paths do"
-)
-BUG_ASSIGNED_WARM_START = (
-    "BUG (minor): warm_start ignores an assigned coef_ (predict honours it, NOTE [assigned "
-    "coefficients]); scikit-learn starts from [1, 1, 1, 1000] and warns, ours from zero "
-    "(or the previous fit) and converges in one sweep"
-)
 
 
 def ignore_warnings(fn):
@@ -148,7 +132,6 @@ def test_lasso_zero():
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.xfail(strict=True, reason=BUG_NONFINITE)
 def test_enet_nonfinite_params():
     rng = np.random.RandomState(0)
     n_samples = 10
@@ -281,7 +264,6 @@ def test_lasso_cv_positive_constraint():
     assert min(clf_constrained.coef_) >= 0
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_NEGATIVE_ALPHAS)
 @pytest.mark.parametrize(
     "alphas, err_type",
     [
@@ -312,17 +294,7 @@ def test_lasso_path_return_models_vs_new_return_gives_same_coefficients():
     assert_array_almost_equal(coef_path_cont_lasso(alphas), coef_path_cont_lars(alphas), decimal=1)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_ALPHAS_SHAPE)
 def test_enet_path():
-    _enet_path(min)
-
-
-def test_enet_path_np_min():
-    # the same assertions with np.min over our 2-D alphas_ (BUG_ALPHAS_SHAPE aside)
-    _enet_path(np.min)
-
-
-def _enet_path(min):
     X, y, X_test, y_test = build_dataset(n_samples=200, n_features=100, n_informative_features=100)
     max_iter = 150
 
@@ -558,7 +530,6 @@ def test_random_descent(csr_container):
 @pytest.mark.parametrize("path", [enet_path, lasso_path])
 @pytest.mark.parametrize("n_targets", [1, 2])
 @pytest.mark.parametrize("csr_container", CSR_CONTAINERS)
-@pytest.mark.xfail(strict=True, reason=BUG_SPARSE_PATH)
 def test_sparse_dense_descent_paths(path, n_targets, csr_container):
     X, y, _, _ = build_dataset(n_targets=n_targets, n_samples=50, n_features=20)
     csr = csr_container(X)
@@ -660,7 +631,6 @@ def test_coef_shape_not_zero():
     assert est_no_intercept.coef_.shape == (1,)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_ASSIGNED_WARM_START)
 @pytest.mark.parametrize("kwargs", [dict(precompute=True), dict(precompute=False)])
 def test_enet_coordinate_descent_raises_convergence(kwargs):
     reg = Lasso(alpha=1e-10, fit_intercept=False, warm_start=True, max_iter=1, tol=1e-10, **kwargs)

@@ -3,8 +3,9 @@
 Ported: ``test_huber_equals_lr_for_high_epsilon`` (against scikit-learn's LinearRegression),
 ``test_huber_max_iter``, ``test_huber_gradient`` (our ``models.huber.huber_loss_and_grad``,
 scikit-learn's layout ``[w, (b,) s]``; ``fit_intercept`` is an argument there, scikit-learn
-infers it from the length), ``test_huber_sample_weights`` (dense and CSR; split in two,
-the half comparing weights with repeated rows xfail: BUG_HUBER_WIDE),
+infers it from the length), ``test_huber_sample_weights`` (dense and CSR; split in two:
+the half comparing weights with repeated rows, 5 rows x 20 columns, failed until the fit
+tried the raw coordinates too, NOTE [huber in the raw coordinates]),
 ``test_huber_sparse``, ``test_huber_scaling_invariant``, ``test_huber_and_sgd_same_results``
 (against scikit-learn's SGDRegressor), ``test_huber_warm_start``,
 ``test_huber_better_r2_score`` (against scikit-learn's Ridge) and ``test_huber_bool``.
@@ -30,13 +31,6 @@ from torchlinreg.models.huber import huber_loss_and_grad
 torch.set_num_threads(1)
 
 CSR_CONTAINERS = [sparse.csr_matrix, sparse.csr_array]
-
-BUG_HUBER_WIDE = (
-    "BUG: on 5 rows x 20 columns (weights [1,3,1,2,1] or the rows repeated) HuberRegressor stops "
-    "at objective 1.069 (max_iter=10000; 1.072 at 100, coef 3.5 apart between weights and "
-    "repetitions) with a ConvergenceWarning; scikit-learn reaches 0.805 in 87 iterations, "
-    "weights and repetitions within 6.5e-8"
-)
 
 
 def make_regression_with_outliers(n_samples=50, n_features=20):
@@ -101,7 +95,6 @@ def test_huber_sample_weights(csr_container):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.xfail(strict=True, reason=BUG_HUBER_WIDE)
 @pytest.mark.parametrize("csr_container", CSR_CONTAINERS)
 def test_huber_sample_weights_as_repetitions(csr_container):
     # the second half of test_huber_sample_weights (split so the first half runs)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ..errors import DataError
 from ..model import LinearModel
 from ..models.moments import moments
 from ..models.paths import path_from_moments
@@ -115,7 +116,14 @@ class ElasticNet(LinearRegression):
         return False  # never OLS statistics or refinement: the solution is penalised
 
     def _forget(self) -> None:
-        keep = getattr(self, "model_", None) if self.warm_start else None
+        keep = None
+        if self.warm_start:
+            keep = getattr(self, "model_", None)
+            coef = getattr(self, "coef_", None)
+            if coef is not None:  # as scikit-learn: coef_ as it is, assigned or fitted
+                c = coef.detach().cpu() if isinstance(coef, torch.Tensor) else np.asarray(coef)
+                c = torch.atleast_2d(torch.as_tensor(c, dtype=torch.float64))
+                keep = LinearModel(c, torch.zeros(c.shape[0], dtype=torch.float64))
         super()._forget()
         self._warm = keep
 
@@ -140,6 +148,14 @@ class ElasticNet(LinearRegression):
         )
         coef = coefs[:, :, 0]
         intercept = m.y_mean - coef @ m.x_mean if self.fit_intercept else np.zeros(k)
+        if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
+            # X near float64's largest (1.8e308) made its squares inf: NaN coefficients
+            # came back under a ConvergenceWarning about a "gap nan" (a scikit-learn port)
+            raise DataError(
+                f"{type(self).__name__}: the fit's sums of squares leave float64 (values "
+                "near 1e154 or beyond), so its coefficients are not finite; rescale X and y "
+                "(e.g. by a power of ten) and fit again"
+            )
         device = self.state_.device
         self.model_ = LinearModel(
             torch.as_tensor(coef, device=device), torch.as_tensor(intercept, device=device)

@@ -198,8 +198,10 @@ class ElasticNetCV(_FoldFit, ElasticNet):
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "eps": (_real_in(1e-300, np.inf), "a positive real number"),
         "alphas": (
-            lambda v: _pos_int(v) or (hasattr(v, "__len__") and len(v) > 0),
-            "a positive integer or a non-empty array of alphas",
+            # negative alphas were taken (alpha_ -0.1: a negative L1 penalty) where
+            # Lasso(alpha=-1) is refused (a scikit-learn port)
+            lambda v: _pos_int(v) or _nonneg_grid(v),
+            "a positive integer or a non-empty array of non-negative alphas",
         ),
         "fit_intercept": (True, False),
         "max_iter": (_pos_int, "a positive integer"),
@@ -267,7 +269,9 @@ class ElasticNetCV(_FoldFit, ElasticNet):
         i_alpha = int(np.argmin(means[best]))
         self.l1_ratio_, self.alpha_ = float(ratios[best]), float(grids[best][i_alpha])
         one = np.ndim(self.l1_ratio) == 0
-        self.alphas_ = grids[0] if one else np.array(grids)
+        # a given grid is every ratio's: scikit-learn keeps it 1-D (its (n_ratios,
+        # n_alphas) is for grids of its own making)
+        self.alphas_ = grids[0] if one or not _pos_int(self.alphas) else np.array(grids)
         self.mse_path_ = paths[0] if one else np.array(paths)
         self._solve_enet(self.alpha_, self.l1_ratio_)
 
@@ -421,3 +425,14 @@ class RidgeCV(_FoldFit, LinearRegression):
         self.model_ = LinearModel(self.solution_.coef.clone(), self.solution_.intercept.clone())
         self.n_iter_ = 1
         self.loss_history_ = []
+
+
+def _nonneg_grid(v) -> bool:
+    """A non-empty array of finite, non-negative alphas."""
+    if not hasattr(v, "__len__") or len(v) == 0:
+        return False
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return bool(np.isfinite(a).all() and (a >= 0).all())

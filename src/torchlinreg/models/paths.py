@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data import is_sparse, sparse_row_blocks
 from ..errors import ConvergenceWarning, DataError
 from ..exact.state import LeastSquaresState
 from .coordinate import enet_gram
@@ -127,6 +128,15 @@ def enet_path(
         if y is not None:
             raise DataError("pass a LeastSquaresState alone (y=None): it holds the targets")
         state, one_d = X, X.n_targets == 1
+    elif is_sparse(X):  # in dense row blocks, as the estimators take it (a raw numpy error)
+        import torch
+
+        blocks, Ym = sparse_row_blocks(X, y, sample_weight)
+        one_d = Ym.was_1d
+        state = LeastSquaresState(X.shape[1], Ym.values.shape[1], fit_intercept=fit_intercept)
+        for Xb, Yb, wb in blocks:
+            Yb = Yb[:, None] if Yb.ndim == 1 else Yb
+            state.absorb(torch.as_tensor(Xb), Yb.to(torch.float64), wb)
     else:
         import torch
 

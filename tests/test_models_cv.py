@@ -162,3 +162,14 @@ def test_ridge_cv_leave_one_out_resolves_columns_of_far_apart_scales():
     ref = [_brute_force_loo(X, y, a) for a in alphas]
     np.testing.assert_allclose(m.mse_path_, ref, rtol=1e-8)
     assert m.alpha_ == 1e-8
+
+
+def test_a_refit_drops_what_the_earlier_fit_learned():
+    # a RidgeCV refit with cv=None kept the r2_path_ of an earlier cv=3 fit
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = X @ [1.0, 2.0, 3.0] + rng.normal(size=60)
+    m = tlr.RidgeCV(cv=3).fit(X, y)
+    assert hasattr(m, "r2_path_")
+    m.set_params(cv=None).fit(X, y)
+    assert not hasattr(m, "r2_path_") and m.mse_path_.shape == (3,)

@@ -328,6 +328,13 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
         ):
             if hasattr(self, key):
                 delattr(self, key)
+        # and every fitted attribute (scikit-learn's trailing underscore): a RidgeCV refit
+        # with cv=None kept the r2_path_ of an earlier cv=3 fit, stale beside its new
+        # mse_path_
+        params = set(self._param_names())
+        for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            if key not in params:
+                delattr(self, key)
 
     @with_fit_threads
     def partial_fit(self, X, y, sample_weight=None):

@@ -356,6 +356,7 @@ def count_the_constant(res, columns: list[str] | None = None) -> None:
             return  # no way to centre: the uncentred statistics stay, as before
         res._sums["centered_tss"] = tss
     res.k_constant = 1
+    res._implicit_constant = True  # counted, not a parameter: see OLSResults._has_intercept
     res._sums["ess"] = res._sums["centered_tss"] - res._sums["rss"]
     if res.cov_type != "nonrobust":
         nan = np.full_like(res._sums["rss"], np.nan)

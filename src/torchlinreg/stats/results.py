@@ -314,6 +314,14 @@ class OLSResults:
         """Explained (regression) sum of squares, computed directly, not as tss - ssr."""
         return self._out(self._sums["ess"])
 
+    @property
+    def _has_intercept(self) -> bool:
+        """Whether the first parameter is a fitted intercept: ``k_constant`` also counts a
+        constant the columns hold (NOTE [a constant in the columns] in frames.py), which
+        the row passes must not take for one (robust HC from blocks then quoted no bound
+        where 1.4e-9 was off)."""
+        return bool(self.k_constant) and not getattr(self, "_implicit_constant", False)
+
     @cached_property
     def _tss(self) -> np.ndarray:
         return self._sums["centered_tss" if self.k_constant else "uncentered_tss"]

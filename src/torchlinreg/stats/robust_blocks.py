@@ -447,7 +447,7 @@ def add_blocks(
         if delta is not None:
             e = e - A @ delta
         acc.add(A, e, labels, R)
-        if not results.k_constant:  # NOTE [blocks without an intercept]
+        if not results._has_intercept:  # NOTE [blocks without an intercept]
             track_sizes(acc, A.abs() @ results._b.abs(), e)
     return acc
 
@@ -464,7 +464,7 @@ def cluster_from_sums(results, sums: ClusterSums, use_correction: bool):
 
     Sums without a shift are read as add_blocks makes them, about the fit's offsets: a
     merge of parts that did not say (distributed.clusters' gathered sums) keeps none."""
-    if not results.k_constant:
+    if not results._has_intercept:
         _warn_without_intercept(results, sums, "cluster", results._r, sums.nobs)
     factor = results._shifted_factor()
     if factor is None and sums.shift is not None:
@@ -513,7 +513,7 @@ def meat_from_blocks(results, blocks: Iterable, cov_type: str, cov_kwds: dict) -
             if delta is not None:
                 e = e - A @ delta
             acc.add(A, e)
-            if not results.k_constant:  # NOTE [blocks without an intercept]
+            if not results._has_intercept:  # NOTE [blocks without an intercept]
                 acc.track(A.abs() @ results._b.abs(), e)
         check_rows(results, acc)
         return acc

@@ -169,7 +169,7 @@ def test_a_refit_drops_what_the_earlier_fit_learned():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3))
     y = X @ [1.0, 2.0, 3.0] + rng.normal(size=60)
-    m = tlr.RidgeCV(cv=3).fit(X, y)
+    m = RidgeCV(cv=3).fit(X, y)
     assert hasattr(m, "r2_path_")
     m.set_params(cv=None).fit(X, y)
     assert not hasattr(m, "r2_path_") and m.mse_path_.shape == (3,)

@@ -3,6 +3,7 @@ fits (a second pass over the file) and R's diagnostic panels, against statsmodel
 
 from __future__ import annotations
 
+import io
 import json
 from functools import cache
 
@@ -209,3 +210,31 @@ def test_text_cluster_labels_on_several_processes_are_refused_in_one_line():
     with pytest.raises(DataError, match="on several processes cluster labels must be numbers"):
         check_options(opts, exact=True, distributed=True, source=Source())
     check_options(opts, exact=True, distributed=False, source=Source())  # one process: fine
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [(["--cluster", "firm"], "cluster"), (["--cov-type", "HAC", "--maxlags", "2"], "HAC"),
+     (["--cov-type", "HC3"], None)],
+)  # fmt: skip
+def test_a_covariance_the_file_does_not_keep_is_said_at_train_and_predict(
+    tmp_path, capsys, args, said
+):
+    # predict --interval gave the OLS intervals of a HAC or clustered model, 66-79% off
+    # the robust ones, without a word (a predictions hunt); HC0..HC3 are kept and used
+    code, out = _train(tmp_path, capsys, "--features", "value,capital", *args, "-q")
+    assert code == 0, out.err
+    assert ("printed here, not kept" in out.err) == (said is not None), out.err
+    new = tmp_path / "new.csv"
+    _grunfeld()[["value", "capital"]].head(3).to_csv(new, index=False)
+    code = run(["predict", str(tmp_path / "m.safetensors"), str(new), "--interval", "0.9"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert ("which its file does not keep" in out.err) == (said is not None), out.err
+    if said is None:  # HC3's intervals are statsmodels' HC3 ones
+        frame = pd.read_csv(io.StringIO(out.out))
+        exog = sm.add_constant(_grunfeld()[["value", "capital"]].head(3).to_numpy())
+        d = _grunfeld()
+        fit = sm.OLS(d["invest"], sm.add_constant(d[["value", "capital"]].to_numpy()))
+        ref = fit.fit(cov_type="HC3").get_prediction(exog).summary_frame(alpha=0.1)
+        assert_allclose(frame["invest_mean_ci_lower"], ref["mean_ci_lower"], rtol=1e-9)

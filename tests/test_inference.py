@@ -329,3 +329,26 @@ def test_results_from_a_state_absorbed_in_blocks():
     for refine in (False, True):
         res = OLSResults.from_fit(Xt, yt, wt, True, state, state.solve(), refine=refine)
         _compare(res, _statsmodels(X, y, w, True, "nonrobust"), X_new, True)
+
+
+def test_one_row_as_a_series_is_one_row_and_alpha_outside_zero_one_is_refused():
+    # a predictions hunt: one identical row per feature, labelled by them; conf_int(1.5)
+    # gave intervals whose lower end lay above the upper
+    import statsmodels.api as sm
+
+    import torchlinreg as tlr
+
+    d = sm.datasets.stackloss.load_pandas().data
+    X, y = d[["AIRFLOW", "WATERTEMP", "ACIDCONC"]], d["STACKLOSS"]
+    res = tlr.ols(X, y)
+    one = res.get_prediction(X.iloc[5]).summary_frame()
+    ref = sm.OLS(y, sm.add_constant(X)).fit().get_prediction(sm.add_constant(X).iloc[5:6])
+    assert list(one.index) == [5]
+    np.testing.assert_allclose(one["mean_se"], ref.summary_frame()["mean_se"], rtol=1e-10)
+    for alpha in (1.5, 0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="alpha must lie between 0 and 1"):
+            res.conf_int(alpha)
+        with pytest.raises(ValueError, match="alpha must lie between 0 and 1"):
+            res.get_prediction(X.iloc[:2]).summary_frame(alpha=alpha)
+        with pytest.raises(ValueError, match="alpha must lie between 0 and 1"):
+            tlr.ols(X, y, groups=d["AIRFLOW"] > 60).conf_int(alpha)

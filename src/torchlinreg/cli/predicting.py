@@ -11,6 +11,7 @@ copies columns through. Memory stays at one block.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -79,6 +80,15 @@ def _interval_results(model):
     if not hasattr(model, "state_") or np.any(np.asarray(model.alpha) != 0):
         raise DataError(
             "--interval needs an exact model without a penalty (solver qr or gram, alpha 0)"
+        )
+    printed = getattr(model, "training_", {}).get("cov_type")
+    if printed in ("HAC", "cluster") and model.results_.cov_type == "nonrobust":
+        # NOTE [covariances printed, not kept] in train.py
+        warnings.warn(
+            f"the model was trained with {printed} standard errors, which its file does not "
+            "keep: these intervals are from the nonrobust (OLS) covariance",
+            UserWarning,
+            stacklevel=2,
         )
     return model.results_
 

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import special, stats
 
 from ..exact.threads import threads_for_a_fit
+from ..stats.levels import check_alpha
 
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 
@@ -172,7 +173,7 @@ class BatchStatistics:
 
     def conf_int(self, alpha: float = 0.05) -> np.ndarray:
         """Confidence intervals ``(G, p, 2)``: params -+ q_{1-alpha/2} bse."""
-        q = self._q(1 - alpha / 2)
+        q = self._q(1 - check_alpha(alpha) / 2)
         return np.stack([self.params - q * self.bse, self.params + q * self.bse], axis=2)
 
     @cached_property

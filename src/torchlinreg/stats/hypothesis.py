@@ -29,6 +29,7 @@ from scipy import stats
 
 from ..errors import DataError, DegenerateWarning, InvalidTestWarning
 from .constraints import linear_constraints
+from .levels import two_sided
 
 OLSResults = Any  # results.py imports this module: a loose type avoids a cycle
 
@@ -48,7 +49,7 @@ class ContrastResults:
         if self.distribution not in ("t", "norm"):
             raise ValueError("conf_int is defined for t tests only")
         dist = stats.t(self.df_denom) if self.distribution == "t" else stats.norm()
-        q = dist.ppf(1 - alpha / 2)
+        q = two_sided(dist, alpha)
         return np.stack([self.effect - q * self.sd, self.effect + q * self.sd], axis=1)
 
     def summary(self) -> str:

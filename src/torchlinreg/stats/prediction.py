@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .levels import two_sided
+
 # NOTE [prediction variances as sums of squares]
 # The variance of a predicted mean is a' V a. Formed from an explicit V (R^-1 R^-T, or the
 # robust sandwich) it cancels: each of its q^2 terms is as large as |a|^2 |V| while the sum
@@ -142,7 +144,7 @@ class PredictionResults:
 
     def conf_int(self, obs: bool = False, alpha: float = 0.05) -> np.ndarray:
         """Intervals ``(m, 2[, k])`` for the mean (or for a new observation with obs=True)."""
-        q = self.dist.ppf(1 - alpha / 2)
+        q = two_sided(self.dist, alpha)
         se = self.se_obs if obs else self.se_mean
         return np.stack([self.predicted - q * se, self.predicted + q * se], axis=1)
 

@@ -40,6 +40,7 @@ from . import hypothesis
 from .covariance import about_reference, hc_covariance, project_out, user_stacklevel
 from .fitstats import as_tensor, results_from_fit, results_from_state
 from .hypothesis import ContrastResults, wald_statistics
+from .levels import two_sided
 from .prediction import PredictionResults, prediction
 from .robust import normalize_cov_kwds, robust_covariance
 
@@ -567,7 +568,7 @@ class OLSResults:
 
     def conf_int(self, alpha: float = 0.05) -> np.ndarray:
         """Confidence intervals ``(p, 2)`` (or ``(p, 2, k)``): params -+ t_{1-alpha/2} bse."""
-        q = self._dist.ppf(1 - alpha / 2)
+        q = two_sided(self._dist, alpha)
         return np.stack([self.params - q * self.bse, self.params + q * self.bse], axis=1)
 
     @cached_property
@@ -953,6 +954,10 @@ class OLSResults:
                 + "; pass one column per feature, without a constant"
             )
         labels = getattr(exog, "index", None) if Xm.kind == "pandas" else None
+        if flat and X.shape[0] == 1 and labels is not None and len(labels) != 1:
+            # one row as a Series: its index names the features, not rows (the frame had
+            # one identical row per feature, labelled by them; statsmodels' too)
+            labels = [getattr(exog, "name", None) or 0]
         return X, labels
 
     def summary(self, alpha: float = 0.05) -> str:

@@ -152,3 +152,20 @@ def test_a_state_record_with_a_bad_version_is_refused_in_one_line(tmp_path, vers
     save_tensors(str(tmp_path / "bad.safetensors"), tensors, meta)
     with pytest.raises(torchlinreg.ModelFileError, match="version"):
         torchlinreg.load(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize("solver", ["gram", "qr"])
+def test_a_loaded_float32_model_states_its_saved_coefficients(tmp_path, solver):
+    # the loaded state's own solve: params 8.3e-5 from the model's coef_ (gram, diabetes),
+    # where the saved coefficients, refined from the rows, are 2e-7 from statsmodels'
+    import statsmodels.api as sm
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    ref = sm.OLS(y, sm.add_constant(X)).fit().params
+    m = torchlinreg.LinearRegression(solver=solver, dtype=torch.float32).fit(X, y)
+    torchlinreg.save(m, tmp_path / "m.safetensors")
+    loaded = torchlinreg.load(tmp_path / "m.safetensors")
+    params = np.asarray(loaded.results_.params)
+    np.testing.assert_allclose(params, ref, rtol=1e-6)
+    np.testing.assert_allclose(params, np.r_[loaded.intercept_, loaded.coef_], rtol=1e-7)

@@ -10,7 +10,6 @@ Loading never executes code: safetensors holds only tensors and strings.
 from __future__ import annotations
 
 import dataclasses
-
 import warnings
 from pathlib import Path
 from typing import Any

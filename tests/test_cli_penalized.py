@@ -80,3 +80,21 @@ def test_ols_inference_options_are_refused_for_penalized_fits(tmp_path, capsys):
         r = cli(capsys, *base, "--alpha", "0.05", *extra, "-o", model)
         r.assert_one_error_line(2, "exact solver")
     assert not model.exists()
+
+
+def test_an_update_of_a_cv_model_says_alpha_was_chosen_on_the_first_rows(tmp_path, capsys):
+    # the record went on quoting the first rows' best CV error as the updated model's
+    df = frame(400)
+    first, more = write(df[:200], tmp_path / "a.csv"), write(df[200:], tmp_path / "b.csv")
+    model, updated = tmp_path / "m.safetensors", tmp_path / "u.safetensors"
+    r = cli(capsys, "train", first, "-t", "apples", "--features", "a,b,c", "--solver", "lasso",
+            "--cv", "4", "-o", model, "-q")  # fmt: skip
+    assert r.code == 0, r.err
+    r = cli(capsys, "train", "--update", model, more, "-o", updated, "-q")
+    assert r.code == 0, r.err
+    assert "chosen by 4-fold cross-validation on the first 200 rows" in r.err, r.err
+    penalty = cli(capsys, "summary", updated, "--json").json["training"]["penalty"]
+    assert "cv_best_mse" not in penalty and penalty["cv_rows"] == 200
+    X, y = df[FEATURES].to_numpy(), df["apples"].to_numpy()
+    ref = sk.Lasso(alpha=penalty["alpha"], tol=1e-12, max_iter=100_000).fit(X, y)
+    np.testing.assert_allclose(torchlinreg.load(updated).coef_, ref.coef_, rtol=1e-7, atol=1e-9)

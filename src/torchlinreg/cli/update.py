@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from typing import Any
 
 import click
@@ -138,6 +139,20 @@ def _update_locked(data: str, targets: tuple[str, ...], opts: dict[str, Any]) ->
     metrics = est.state_metrics()
     seconds = round(time.perf_counter() - started, 4)
     old = dict(est.training_)
+    penalty = old.get("penalty")
+    if isinstance(penalty, dict) and "cv_folds" in penalty:
+        # alpha was chosen on the first rows: kept, not chosen again, while the record went
+        # on quoting the old rows' best CV error as this model's (a leftover)
+        first = penalty.get("cv_rows", old.get("rows"))
+        old["penalty"] = {k: v for k, v in penalty.items() if k != "cv_best_mse"}
+        old["penalty"]["cv_rows"] = first
+        warnings.warn(
+            f"alpha {penalty.get('alpha')} was chosen by {penalty['cv_folds']}-fold "
+            f"cross-validation on the first {first} rows and is kept for the new ones, not "
+            "chosen again; train on all rows with --cv to choose it again",
+            UserWarning,
+            stacklevel=2,
+        )
     summary = {
         **old,
         "rows": int(old.get("rows") or 0) + new_rows,

@@ -352,3 +352,26 @@ def test_one_row_as_a_series_is_one_row_and_alpha_outside_zero_one_is_refused():
             res.get_prediction(X.iloc[:2]).summary_frame(alpha=alpha)
         with pytest.raises(ValueError, match="alpha must lie between 0 and 1"):
             tlr.ols(X, y, groups=d["AIRFLOW"] > 60).conf_int(alpha)
+
+
+def test_nested_comparisons_refuse_other_weights_and_a_swapped_order():
+    # OLS against WLS of the same rows: F 21215, p 0 (statsmodels too); swapped: df -1
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+
+    import torchlinreg as tlr
+    from torchlinreg.errors import DataError
+    from torchlinreg.stats.hypothesis import anova_lm
+
+    d = sm.datasets.fair.load_pandas().data
+    small, big = "affairs ~ age", "affairs ~ age + yrs_married"
+    wls = tlr.ols(small, data=d, sample_weight=d["educ"])
+    full = tlr.ols(big, data=d)
+    for call in (full.compare_f_test, full.compare_lr_test, lambda m: anova_lm(m, full)):
+        with pytest.raises(DataError, match="not fitted on the same targets and weights"):
+            call(wls)
+    restricted = tlr.ols(small, data=d)
+    with pytest.raises(DataError, match=r"larger\.compare_f_test"):
+        restricted.compare_f_test(full)
+    ref = smf.ols(big, d).fit().compare_f_test(smf.ols(small, d).fit())
+    np.testing.assert_allclose(full.compare_f_test(restricted), ref, rtol=1e-9)

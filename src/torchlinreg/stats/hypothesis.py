@@ -195,6 +195,16 @@ def _check_nested(full: OLSResults, restricted: OLSResults) -> float:
             f"the models were fitted on {full.nobs} and {restricted.nobs} rows; nested "
             "models must be fitted on the same rows"
         )
+    # the same rows, targets and weights leave y'Wy the same to rounding: an OLS fit
+    # against a WLS one of the same rows gave F = 21215, p = 0 (statsmodels' too), silently
+    a = np.asarray(full._sums["uncentered_tss"], dtype=np.float64)
+    b = np.asarray(restricted._sums["uncentered_tss"], dtype=np.float64)
+    if a.shape != b.shape or not np.allclose(a, b, rtol=1e-9, atol=0):
+        raise DataError(
+            "the models were not fitted on the same targets and weights (their sums y'Wy "
+            f"differ: {np.ravel(a)[:3]} and {np.ravel(b)[:3]}); fit both on the same rows, "
+            "targets and sample_weight"
+        )
     if full.cov_type != "nonrobust" or restricted.cov_type != "nonrobust":
         warnings.warn(
             "F and LR tests between models assume homoscedastic, uncorrelated errors; with a "
@@ -205,9 +215,19 @@ def _check_nested(full: OLSResults, restricted: OLSResults) -> float:
     return restricted.df_resid - full.df_resid
 
 
+def _check_larger(full: OLSResults, restricted: OLSResults, df_diff: float) -> None:
+    if not df_diff > 0:  # statsmodels gives df_diff -1 and p NaN
+        raise DataError(
+            f"the restricted model has {restricted.df_model:g} parameters beside the "
+            f"constant and the full one {full.df_model:g}: call it on the larger model, "
+            "larger.compare_f_test(smaller)"
+        )
+
+
 def compare_f_test(full: OLSResults, restricted: OLSResults):
     """``(F, p-value, df_diff)`` for the restricted model nested in ``full``."""
     df_diff = _check_nested(full, restricted)
+    _check_larger(full, restricted, df_diff)
     ssr_f, ssr_r = full._sums["rss"], restricted._sums["rss"]
     with np.errstate(divide="ignore", invalid="ignore"):
         f = (ssr_r - ssr_f) / df_diff / ssr_f * full.df_resid
@@ -218,6 +238,7 @@ def compare_f_test(full: OLSResults, restricted: OLSResults):
 def compare_lr_test(full: OLSResults, restricted: OLSResults):
     """``(LR, p-value, df_diff)``: ``-2 (llf_restricted - llf_full)`` against chi2."""
     df_diff = _check_nested(full, restricted)
+    _check_larger(full, restricted, df_diff)
     lr = -2.0 * (np.asarray(restricted.llf) - np.asarray(full.llf))
     return lr, stats.chi2.sf(lr, df_diff), df_diff
 

@@ -152,3 +152,15 @@ def test_a_constant_in_the_columns_gives_statsmodels_centred_statistics(weighted
     for name in ("rsquared", "rsquared_adj", "fvalue", "f_pvalue", "df_model", "ess"):
         assert_allclose(getattr(res, name), getattr(ref, name), rtol=1e-9, err_msg=name)
     assert res.k_constant == ref.k_constant == 1
+
+
+def test_the_estimator_counts_a_constant_in_the_columns_too():
+    # LinearRegression(fit_intercept=False).results_ on an add_constant design: the
+    # uncentred R2 where ols() and statsmodels centre (NOTE [a constant in the columns])
+    fair = sm.datasets.fair.load_pandas().data
+    X = sm.add_constant(fair[["age", "yrs_married"]].to_numpy())
+    y = fair["affairs"].to_numpy()
+    res = tlr.LinearRegression(fit_intercept=False).fit(X, y).results_
+    ref = sm.OLS(y, X).fit()
+    for name in ("rsquared", "rsquared_adj", "fvalue", "df_model"):
+        assert_allclose(getattr(res, name), getattr(ref, name), rtol=1e-9, err_msg=name)

@@ -35,6 +35,7 @@ from ..distributed.collectives import (
 from ..errors import ConvergenceWarning, DataError
 from ..exact.threads import with_fit_threads
 from ..model import LinearModel
+from ..stats.frames import count_the_constant, spans_the_constant
 from ..stats.metrics import r2_score
 from ..stats.results import OLSResults
 from .exact_fit import EXACT_SOLVERS, ExactFitMixin
@@ -258,6 +259,8 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
                     target_names=self._target_names,
                 )
                 self._adopt_refined(self._results)
+                if not self.fit_intercept and spans_the_constant(Xt):
+                    count_the_constant(self._results)  # NOTE [a constant in the columns]
                 self._results = self._label_results(self._results)
             else:
                 self._warn_unrefined("a distributed")

@@ -157,3 +157,43 @@ def test_the_summary_says_wls_for_a_weighted_fit(weighted):
         text = res.summary()
         assert text.splitlines()[0].strip() == title and other not in text
         assert res.to_dict()["weighted"] is weighted
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e170, 1e200])
+def test_weights_near_the_top_of_float64_keep_r2_and_f(scale):
+    # sum w (y - s) near 1e175 was squared: R2 and F NaN under no warning (a weights hunt)
+    import warnings
+
+    import statsmodels.api as sm
+
+    import torchlinreg as tlr
+
+    d = sm.datasets.longley.load_pandas().data
+    X, y = d.drop(columns="TOTEMP").to_numpy(), d["TOTEMP"].to_numpy()
+    w = np.random.default_rng(0).uniform(0.5, 2, len(y))
+    ref = sm.WLS(y, sm.add_constant(X), weights=w).fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = tlr.ols(X, y, sample_weight=w * scale)
+        for name in ("rsquared", "rsquared_adj", "fvalue", "f_pvalue"):
+            np.testing.assert_allclose(getattr(res, name), getattr(ref, name), rtol=1e-9)
+
+
+def test_partial_fit_keeps_a_first_block_of_weight_zero():
+    # an error said the block was refused while it had been absorbed
+    import statsmodels.api as sm
+
+    import torchlinreg as tlr
+
+    d = sm.datasets.fair.load_pandas().data
+    y, X = d["affairs"].to_numpy(), d[["rate_marriage", "age", "yrs_married"]].to_numpy()
+    w = np.random.default_rng(1).uniform(0.1, 10, len(y))
+    w[:700] = 0
+    m = tlr.LinearRegression()
+    with pytest.warns(UserWarning, match="no row so far has a positive sample_weight"):
+        m.partial_fit(X[:700], y[:700], w[:700])
+    assert not hasattr(m, "coef_")
+    m.partial_fit(X[700:], y[700:], w[700:])
+    ref = sm.WLS(y, sm.add_constant(X), weights=w).fit()
+    np.testing.assert_allclose(np.r_[m.intercept_, m.coef_], ref.params, rtol=1e-10)
+    assert m.results_.nobs == ref.nobs

@@ -365,6 +365,16 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
             with agree_on_errors():
                 self._absorb(X, y, sample_weight)
             self._merge_ranks()
+            if not self.state_.sum_weights > 0:
+                # a first block of weight zero only: kept, as a later block may bring weight
+                # (the error said the block was refused, while it had been absorbed)
+                warnings.warn(
+                    "partial_fit: no row so far has a positive sample_weight; the rows are "
+                    "kept, and the model is solved once a block brings weight",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                return self
             self._solve_state()
             self._warn_unrefined("an updated (partial_fit)")
             self.n_iter_ = n_iter + 1

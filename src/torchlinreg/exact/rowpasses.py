@@ -135,7 +135,11 @@ def finish_sums(s: dict[str, DD], fit_intercept: bool) -> dict[str, Tensor]:
     sw = s["sw"][0] + s["sw"][1]
 
     def about_mean(sq: DD, first: DD) -> Tensor:
-        v = dd_sub(sq, dd_div_d(dd_mul(first, first), sw.expand_as(first[0])))
+        # first * (first / sw), not first^2 / sw: with weights near 1e170 the sum
+        # sum w (y - s) is near 1e175 and its square overflowed, so R2 and F came out NaN
+        # under no warning (a weights hunt) where the mean's product stays in range
+        mean = dd_div_d(first, sw.expand_as(first[0]))
+        v = dd_sub(sq, dd_mul(first, mean))
         return v[0] + v[1]
 
     centered = about_mean(s["syy"], s["sy"])

@@ -382,3 +382,52 @@ def test_cuda_where_there_is_none_says_so():
     X = np.random.default_rng(0).normal(size=(20, 2))
     with pytest.raises(ValueError, match="CUDA is not available here"):
         tlr.LinearRegression(device="cuda").fit(X, X.sum(1))
+
+
+def test_later_blocks_and_score_take_named_targets_as_the_fit_did():
+    # a block whose y columns came in another order went into the other target's sums
+    # (coefficients 464 off), and score took them by position (-3,986,968.8 for 0.594)
+    import pandas as pd
+    import statsmodels.api as sm
+
+    d = sm.datasets.macrodata.load_pandas().data
+    X = d[["realcons", "realinv", "unemp"]]
+    Y = pd.DataFrame({"gdp": d["realgdp"], "tb": d["tbilrate"]})
+    for est in (tlr.LinearRegression(), tlr.LinearRegression(solver="gram"), tlr.Ridge(alpha=1.0)):
+        est.partial_fit(X[:100], Y[:100])
+        with pytest.raises(tlr.DataError, match="target names should match"):
+            est.partial_fit(X[100:], Y[100:][["tb", "gdp"]])
+        with pytest.raises(tlr.DataError, match="target names should match"):
+            est.partial_fit(X[100:], Y[100:].rename(columns={"gdp": "other"}))
+        est.partial_fit(X[100:], Y[100:])
+        with pytest.raises(tlr.DataError, match="target names should match"):
+            est.score(X, Y[["tb", "gdp"]])
+        one = type(est)(**est.get_params()).fit(X, Y)
+        np.testing.assert_allclose(est.coef_, one.coef_, rtol=1e-9)
+
+
+def test_t_test_of_several_targets_shows_every_target():
+    import statsmodels.api as sm
+
+    d = sm.datasets.macrodata.load_pandas().data
+    res = tlr.ols(d[["realinv", "unemp"]], d[["realgdp", "tbilrate"]])
+    text = str(res.t_test("realinv = 0.5*unemp"))
+    assert "target realgdp" in text and "target tbilrate" in text
+    ref = sm.OLS(d["tbilrate"], sm.add_constant(d[["realinv", "unemp"]])).fit()
+    assert f"{float(ref.t_test('realinv = 0.5*unemp').pvalue):.6g}" in text
+
+
+@pytest.mark.parametrize("name", ["LassoCV", "ElasticNetCV", "HuberRegressor", "Lasso", "RidgeCV"])
+def test_intercept_shape_of_a_column_target_is_scikit_learns(name):
+    import warnings
+
+    import sklearn.linear_model as sk
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3))
+    y = (X @ [1.0, 2.0, 3.0] + rng.normal(size=50))[:, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, ref = getattr(tlr, name)().fit(X, y), getattr(sk, name)().fit(X, y)
+    assert np.shape(ours.intercept_) == np.shape(ref.intercept_)
+    assert np.shape(ours.coef_) == np.shape(ref.coef_)

@@ -139,6 +139,10 @@ def _update_locked(data: str, targets: tuple[str, ...], opts: dict[str, Any]) ->
     metrics = est.state_metrics()
     seconds = round(time.perf_counter() - started, 4)
     old = dict(est.training_)
+    # the update drops a robust covariance (its residuals are gone): the record said HC2 of
+    # a model now nonrobust (a several-targets hunt)
+    old.pop("cov_type", None)
+    old.pop("cov_type_kept", None)
     penalty = old.get("penalty")
     if isinstance(penalty, dict) and "cv_folds" in penalty:
         # alpha was chosen on the first rows: kept, not chosen again, while the record went

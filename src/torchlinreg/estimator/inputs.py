@@ -81,6 +81,7 @@ class InputMixin:
         Xm, Ym, w = as_problem(X, y, sample_weight, allow_all_zero=block, check_finite=check_finite)
         if not reset:
             self._check_features(Xm)
+            self._check_targets_named(Ym)
         device = self._compute_device(Xm)
         dtype = self._compute_dtype(Xm)
         Xt = Xm.values.to(device=device, dtype=_input_dtype(Xm.values, dtype, upcast))
@@ -100,6 +101,20 @@ class InputMixin:
             raise DataError(
                 f"X has {d} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
+            )
+
+    def _check_targets_named(self, Ym: Matrix) -> None:
+        """Named targets of a later block (or of ``score``) as the fit's: a block whose y
+        columns came in another order was added to the other target's sums, silently
+        (coefficients 464 off; a several-targets hunt), where reordered X is refused."""
+        names = getattr(self, "_target_names", None)
+        if names is None or Ym.columns is None or len(names) < 2:
+            return
+        got = [str(c) for c in Ym.columns]
+        if got != [str(n) for n in names]:
+            raise DataError(
+                f"the target names should match those of the fit: expected {list(names)}, got "
+                f"{got}; select and order the target columns as in fit"
             )
 
     def _set_input_info(self, Xm: Matrix, Ym: Matrix) -> None:
@@ -150,6 +165,9 @@ class InputMixin:
     # scalar for a 1-D y, (k,) otherwise, and the float 0.0 without an intercept. Both come
     # in X's float dtype. Checked against scikit-learn for every combination in the tests.
     _ravel_one_target = False
+    # y (n, 1) taken as (n,) altogether, intercept_ a scalar too (scikit-learn's LassoCV,
+    # ElasticNetCV and HuberRegressor ravel y; its Ridge and Lasso keep intercept_ (1,))
+    _ravel_y = False
 
     def _one_d_output(self) -> bool:
         return self._y_was_1d or (self._ravel_one_target and self.model_.n_targets == 1)
@@ -166,7 +184,7 @@ class InputMixin:
             coef, intercept = coef.cpu().numpy(), intercept.cpu().numpy()
         if self._one_d_output():
             coef = coef[0]
-        if self._y_was_1d:
+        if self._y_was_1d or (self._ravel_y and self.model_.n_targets == 1):
             intercept = intercept[0]  # a numpy scalar (or 0-d tensor), as scikit-learn's
         if not self.fit_intercept:
             intercept = 0.0

@@ -596,6 +596,7 @@ class LinearRegression(ExactFitMixin, FormulaMixin, IterativeFitMixin, InputMixi
                 f"y has {Ym.values.shape[1]} target(s), but the model predicts {k}; score "
                 "with the targets it was fitted on"
             )
+        self._check_targets_named(Ym)  # reordered columns scored -3,986,968.8 for 0.5941
         return r2_score(Ym.values, pt.reshape(n, -1), w)
 
     def __sklearn_is_fitted__(self) -> bool:

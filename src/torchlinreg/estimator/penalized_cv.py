@@ -195,6 +195,7 @@ class ElasticNetCV(_FoldFit, ElasticNet):
         ((20, 5), True)
     """
 
+    _ravel_y = True  # as scikit-learn's: intercept_ a scalar for y (n, 1)
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "eps": (_real_in(1e-300, np.inf), "a positive real number"),
         "alphas": (

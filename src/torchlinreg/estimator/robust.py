@@ -41,6 +41,7 @@ class HuberRegressor(LinearRegression):
     """
 
     _ravel_one_target = True
+    _ravel_y = True  # as scikit-learn's: intercept_ a scalar for y (n, 1)
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "epsilon": (_real_in(1.0, np.inf), "a real number >= 1.0"),
         "max_iter": (_pos_int, "a positive integer"),

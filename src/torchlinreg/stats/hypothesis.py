@@ -57,15 +57,19 @@ class ContrastResults:
         if self.distribution in ("t", "norm"):
             head = "t" if self.distribution == "t" else "z"
             rows = [f"{'':6}{'coef':>12}{'std err':>12}{head:>10}{'P>|' + head + '|':>10}"]
-            eff, sd, tv, pv = (
-                np.atleast_1d(a) for a in (self.effect, self.sd, self.tvalue, self.pvalue)
-            )
-            for i in range(eff.shape[0]):
-                cells = (eff[i], sd[i], tv[i], pv[i])
-                rows.append(
-                    f"c{i:<5}" + "".join(f"{np.asarray(c).ravel()[0]:>12.6g}" for c in cells)
-                )
-            return "\n".join(rows)
+            arrays = [np.atleast_1d(a) for a in (self.effect, self.sd, self.tvalue, self.pvalue)]
+            # several targets: a block each (only the first target's row was shown before,
+            # unlabelled; a several-targets hunt)
+            k = arrays[0].shape[1] if arrays[0].ndim == 2 else 1
+            names = getattr(self, "target_names", None) or [str(t) for t in range(k)]
+            blocks = []
+            for t in range(k):
+                lines = list(rows) if k == 1 else [f"target {names[t]}", *rows]
+                for i in range(arrays[0].shape[0]):
+                    cells = [a[i, t] if a.ndim == 2 else a[i] for a in arrays]
+                    lines.append(f"c{i:<5}" + "".join(f"{float(c):>12.6g}" for c in cells))
+                blocks.append("\n".join(lines))
+            return "\n\n".join(blocks)
         name = "F" if self.distribution == "F" else "chi2"
         return f"<{name} test: {name}={self.statistic}, p={self.pvalue}, df_denom={self.df_denom}>"
 
@@ -112,6 +116,7 @@ def t_test(res: OLSResults, r_matrix, use_t: bool | None = None) -> ContrastResu
         statistic=_squeeze(res, tvalue),
         pvalue=_squeeze(res, 2 * dist.sf(np.abs(tvalue))),
         df_denom=df,
+        target_names=None if res._squeeze else [str(t) for t in res.target_names],
     )
 
 

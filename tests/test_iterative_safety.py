@@ -323,3 +323,23 @@ def test_lbfgs_on_float32_rows_fits_instead_of_diverging(standardize):
     assert m.converged_ and m.optimality_gap_ <= 1e-6
     exact = tlr.LinearRegression().fit(X, y).coef_
     np.testing.assert_allclose(m.coef_, exact, rtol=2e-2)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "lbfgs"])
+def test_blocks_of_dataframes_in_another_column_order_are_refused(solver):
+    # fitted by position: coefficients [0.137, 0.080, 4.46] for [0.115, 0.218, 0.780],
+    # reported converged (an iterative hunt); the names are kept for predict
+    import statsmodels.api as sm
+
+    g = sm.datasets.grunfeld.load_pandas().data
+    X, y = g[["value", "capital", "year"]].astype(float), g["invest"]
+    blocks = [(X[i : i + 50], y[i : i + 50]) for i in range(0, len(y), 50)]
+    m = tlr.LinearRegression(solver=solver, random_state=0).fit_blocks(blocks)
+    assert list(m.feature_names_in_) == ["value", "capital", "year"]
+    swapped = [(b[0][["capital", "value", "year"]], b[1]) if i % 2 else b
+               for i, b in enumerate(blocks)]  # fmt: skip
+    with pytest.raises(tlr.DataError, match="block 2 has the columns"):
+        tlr.LinearRegression(solver=solver, random_state=0).fit_blocks(swapped)
+    if solver == "sgd":  # a factory streams: checked block by block
+        with pytest.raises(tlr.DataError, match="a block's feature columns are"):
+            tlr.LinearRegression(solver=solver, random_state=0).fit_blocks(lambda: iter(swapped))

@@ -36,10 +36,11 @@ def convergence_message(w: ConvergenceWarning) -> str:
             "targets, where no Gram is formed, and no --alpha for a bound); for a fit you can "
             "trust use the exact --solver qr"
         )
+    other = "" if w.solver == "lbfgs" else "or use --solver lbfgs, "  # not to lbfgs itself
     return (
         f"the {w.solver} solver stopped after {w.epochs} epochs at an optimality gap of "
         f"{w.gap:.3g} (the exact fit's R2 minus this fit's), above its target {w.tol:g}; "
-        "train for more --epochs, or use --solver lbfgs, or the exact --solver qr"
+        f"train for more --epochs, {other}or the exact --solver qr"
     )
 
 

@@ -24,9 +24,27 @@ def resolve_dtype(dtype: Any) -> torch.dtype | None:
 
 
 def concat(parts: list[Any]) -> Any:
-    """Row-concatenate blocks of one kind (tensors or array-likes); None stays None."""
+    """Row-concatenate blocks of one kind (tensors or array-likes); None stays None.
+
+    pandas blocks stay pandas, their columns checked to be the first block's (gathered as
+    arrays before, a block of DataFrame columns in another order was fitted by position:
+    coefficients [0.137, 0.080, 4.46] for [0.115, 0.218, 0.780], reported converged; and
+    the names were lost, so predict took reordered columns too; an iterative hunt)."""
     if parts[0] is None:
         return None
+    if _is_pandas(parts[0]):
+        import pandas as pd
+
+        first = list(getattr(parts[0], "columns", [getattr(parts[0], "name", None)]))
+        for i, part in enumerate(parts[1:], start=2):
+            names = list(getattr(part, "columns", [getattr(part, "name", None)]))
+            if _is_pandas(part) and names != first and hasattr(parts[0], "columns"):
+                raise DataError(
+                    f"block {i} has the columns {names}, the first block {first}; give every "
+                    "block the same columns in the same order"
+                )
+        if all(_is_pandas(p) for p in parts):
+            return pd.concat(parts, ignore_index=True)
     if isinstance(parts[0], Tensor):
         return torch.cat([torch.as_tensor(p) for p in parts])
     return np.concatenate([np.asarray(p) for p in parts])
@@ -201,3 +219,7 @@ def _input_dtype(values, dtype: torch.dtype, upcast: bool) -> torch.dtype:
     if not upcast and values.dtype == torch.float32 and dtype == torch.float64:
         return torch.float32
     return dtype
+
+
+def _is_pandas(value) -> bool:
+    return type(value).__module__.split(".")[0] == "pandas" and hasattr(value, "iloc")

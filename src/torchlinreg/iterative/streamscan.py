@@ -70,6 +70,15 @@ def _tensors(block: Any, layout: _Layout | None, device, dtype):
                 f"had {layout.X.values.shape[1]} and {layout.Y.values.shape[1]}; every block "
                 "must have the same columns"
             )
+        for what, now, first in (("feature", Xm, layout.X), ("target", Ym, layout.Y)):
+            named = now.columns is not None and first.columns is not None
+            if named and [str(c) for c in now.columns] != [str(c) for c in first.columns]:
+                # taken by position before: a wrong model, reported converged
+                raise DataError(
+                    f"a block's {what} columns are {list(now.columns)}, the first block's "
+                    f"{list(first.columns)}; give every block the same columns in the same "
+                    "order"
+                )
         device, dtype = layout.device, layout.dtype
     wt = as_weights(w, n)
     to = {"device": device, "dtype": dtype}

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import DataError, ModelFileError
-from ..stats.frames import _formula_weights, count_the_constant, label
+from ..stats.frames import _formula_weights, check_aligned, count_the_constant, label
 
 
 class FormulaMixin:
@@ -44,6 +44,7 @@ class FormulaMixin:
 
         if missing not in MISSING:
             raise ValueError(f"missing must be one of {MISSING}; got {missing!r}")
+        check_aligned(data, sample_weight=sample_weight)  # NOTE [rows matched by index]
         enc, design = Encoding.fit(formula, data, missing=missing)
         w, keep = _formula_weights(sample_weight, design, missing)
         index = design.index[keep]
@@ -55,6 +56,8 @@ class FormulaMixin:
             else pd.DataFrame(Y, columns=enc.targets, index=index)
         )
         self.fit_intercept = enc.fit_intercept
+        if not enc.fit_intercept and not enc.constant_columns:
+            enc.constant_columns = _columns_summing_to_one(design.X[keep], enc.features)
         self.fit(X, y, w)
         self.formula_encoding_ = enc
         self.nobs_dropped_ = design.dropped + int((~keep).sum())
@@ -100,7 +103,9 @@ class FormulaMixin:
 
 def _is_table(X) -> bool:
     module = type(X).__module__.partition(".")[0]
-    return isinstance(X, dict) or (module in ("pandas", "polars", "pyarrow") and X.ndim == 2)
+    if module in ("polars", "pyarrow"):  # their tables have no ndim (an AttributeError)
+        return hasattr(X, "columns") or hasattr(X, "column_names")
+    return isinstance(X, dict) or (module == "pandas" and X.ndim == 2)
 
 
 def keep_offsets_covariance(estimator, shifted, shift) -> None:
@@ -218,3 +223,24 @@ def restore_encoding(estimator, path: str, record: Any) -> None:
             "model's features; the file was edited or damaged; re-train and save again"
         )
     estimator.formula_encoding_ = enc
+
+
+def _columns_summing_to_one(X, names: list[str]) -> list[str]:
+    """Columns that hold the constant as their sum, found from the rows (``ra + rna - 1``
+    of two 0/1 columns, a column of ones): in memory the rank test counted such a constant,
+    a model file knew only categorical terms coded with every level, so a loaded model
+    reported the uncentred R2 (0.109 for 0.018), F 260 for 59, silently (a formula hunt).
+    Kept where the least-squares combination is ones on a set of columns; else none."""
+    import numpy as np
+
+    from ..stats.frames import spans_the_constant
+
+    if X.shape[1] == 0 or not spans_the_constant(X):
+        return []
+    c = np.linalg.lstsq(X, np.ones(X.shape[0]), rcond=None)[0]
+    picked = np.abs(c) > 1e-8
+    if not picked.any() or not np.allclose(c[picked], 1.0, rtol=0, atol=1e-8):
+        return []
+    if not np.allclose(X[:, picked].sum(1), 1.0, rtol=0, atol=1e-12):
+        return []
+    return [names[j] for j in np.flatnonzero(picked)]

@@ -35,8 +35,8 @@ def used_names(parsed) -> list[str]:
         elif method == "python":
             for quoted in re.findall(r"`([^`]+)`", factor.expr):
                 names[quoted] = None
-            try:
-                tree = ast.parse(re.sub(r"`[^`]*`", "_", factor.expr), mode="eval")
+            try:  # a quoted name, collected above, stands as a name that is not a column
+                tree = ast.parse(re.sub(r"`[^`]*`", _QUOTED, factor.expr), mode="eval")
             except SyntaxError:
                 continue
             called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
@@ -47,9 +47,12 @@ def used_names(parsed) -> list[str]:
                     for arg in [*n.args[1:], *(k.value for k in n.keywords)]:
                         called |= {id(m) for m in ast.walk(arg)}
             for node in ast.walk(tree):
-                if isinstance(node, ast.Name) and id(node) not in called:
+                if isinstance(node, ast.Name) and id(node) not in called and node.id != _QUOTED:
                     names[node.id] = None
     return list(names)
+
+
+_QUOTED = "__torchlinreg_quoted__"  # was "_": then collected as a column named "_"
 
 
 _C_OF_COLUMN = re.compile(r"^C\(\s*(?:`([^`]+)`|([A-Za-z_][\w.]*))\s*[,)]")

@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 from dataclasses import dataclass
@@ -297,7 +298,14 @@ class Encoding:
             with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
                 warnings.simplefilter("error", DataMismatchWarning)
                 warnings.simplefilter("ignore", FutureWarning)
-                mm = spec.update(na_action="ignore").get_model_matrix(part, context={})
+                # formulaic writes what it meets into the spec's states (a text column's
+                # levels over a number's): on copies, a refused batch cannot change the model
+                # (after one, valid rows were refused as "unseen in training", and saved so)
+                mm = spec.update(
+                    na_action="ignore",
+                    encoder_state=copy.deepcopy(spec.encoder_state),
+                    transform_state=copy.deepcopy(spec.transform_state),
+                ).get_model_matrix(part, context={})
         except DataMismatchWarning as exc:
             # formulaic's text says the values "are being cast to nan": they are not, the
             # rows are refused; say which values instead
@@ -415,8 +423,15 @@ def _spread(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
 
 def _check_columns(table, specs) -> None:
     for spec in specs:
-        wanted = [str(v) for v in spec.required_variables if getattr(v, "source", "data") == "data"]
-        wanted += [v for v in used_names(spec.formula) if v not in wanted]
+        used = used_names(spec.formula)
+        # formulaic reads `capital.stock` as the attribute of a variable `capital`: such a
+        # prefix of a quoted name is not a column (prediction refused the table it was fitted on)
+        required = [
+            str(v) for v in spec.required_variables
+            if getattr(v, "source", "data") == "data"
+            and not any(u.startswith(f"{v}.") for u in used)
+        ]  # fmt: skip
+        wanted = required + [v for v in used if v not in required]
         lacking = [v for v in wanted if v not in table.columns]
         if lacking:
             raise DataError(

@@ -153,11 +153,15 @@ for _name in ("fittedvalues", "resid", "wresid", "resid_pearson"):
 def _is_table(a) -> bool:
     """A table of named columns (not rows already encoded as the model's columns)."""
     module = type(a).__module__.partition(".")[0]
-    return isinstance(a, dict) or (module in ("pandas", "polars", "pyarrow") and a.ndim == 2)
+    if module in ("polars", "pyarrow"):  # their tables have no ndim (an AttributeError)
+        return hasattr(a, "columns") or hasattr(a, "column_names")
+    return isinstance(a, dict) or (module == "pandas" and a.ndim == 2)
 
 
 def _is_pandas(a) -> bool:
-    return type(a).__module__.partition(".")[0] == "pandas"
+    # a Series or DataFrame: pandas' arrays (ArrowStringArray, from .values of a text
+    # column in pandas 3) have no index and take rows as numpy does
+    return type(a).__module__.partition(".")[0] == "pandas" and hasattr(a, "iloc")
 
 
 def complete_rows(X, y, sample_weight) -> np.ndarray | None:
@@ -274,6 +278,7 @@ class FormulaProblem:
             raise ValueError(f"missing must be one of {MISSING}; got {missing!r}")
         if data is None:
             raise DataError("a formula needs data=: a table whose columns the formula names")
+        check_aligned(data, sample_weight=sample_weight)  # NOTE [rows matched by index]
         enc, design = Encoding.fit(formula, data, missing=missing)
         self.sample_weight, rows = _formula_weights(sample_weight, design, missing)
         self.X = design.X[rows]
@@ -329,7 +334,14 @@ def spans_the_constant(X) -> bool:
     # the normal equations of columns scaled to one size (the rank test's two SVDs cost
     # 1.1 s at 1M x 12, against 0.13 s for the whole fit); only what it cannot rule out
     # goes to the rank test
-    G = A.T @ A
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        G = A.T @ A
+    diag = np.diag(G)
+    if not (np.isfinite(G).all() and (diag > 1e-250).all()):
+        # squares beyond float64's range (columns near 1e160 or 1e-200): scaled first
+        top = np.abs(A).max(axis=0)
+        A = A / np.where(top > 0, top, 1.0)
+        G = A.T @ A
     size = np.sqrt(np.diag(G))
     size = np.where(size > 0, size, 1.0)
     s = (np.ones(A.shape[0]) @ A) / size  # a product: numpy's reductions are slower

@@ -1023,7 +1023,8 @@ def ols(
         problem = frames.FormulaProblem(
             X, y if data is None else data, sample_weight, missing, given
         )
-        # NOTE [cluster labels of the rows kept]
+        # NOTE [cluster labels of the rows kept]; labels by the table's index, as the rows
+        frames.check_aligned(y if data is None else data, groups=(cov_kwds or {}).get("groups"))
         cov_kwds = frames.rows_of_cov_kwds(cov_kwds, problem.positions, problem.table_rows)
         res = ols(problem.X, problem.y, cov_type=cov_type, rcond=rcond, use_t=use_t,
                   cov_kwds=cov_kwds, **problem.kwargs())  # fmt: skip
@@ -1031,7 +1032,10 @@ def ols(
     if missing not in frames.MISSING:
         raise ValueError(f"missing must be one of {frames.MISSING}; got {missing!r}")
     dropped = 0
-    frames.check_aligned(X, y=y, sample_weight=sample_weight)  # NOTE [rows matched by index]
+    groups = (cov_kwds or {}).get("groups")  # cluster labels by X's index too
+    frames.check_aligned(
+        X, y=y, sample_weight=sample_weight, groups=groups
+    )  # NOTE [rows matched by index]
     if missing == "drop":
         keep = frames.complete_rows(X, y, sample_weight)
         if keep is not None:

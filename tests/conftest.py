@@ -27,3 +27,25 @@ def passes(monkeypatch):
 
     monkeypatch.setattr(rowpasses.RowPasses, "__call__", counted)
     return made
+
+
+# statsmodels' bundled data sets (no network), one copy a module (a test that edits one copies it)
+@pytest.fixture(scope="module")
+def grunfeld():
+    import statsmodels.api as sm
+
+    return sm.datasets.grunfeld.load_pandas().data
+
+
+@pytest.fixture(scope="module")
+def fair():
+    import statsmodels.api as sm
+
+    return sm.datasets.fair.load_pandas().data
+
+
+@pytest.fixture(scope="module")
+def macrodata():
+    import statsmodels.api as sm
+
+    return sm.datasets.macrodata.load_pandas().data

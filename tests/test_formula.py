@@ -23,16 +23,6 @@ RTOL = 1e-8
 
 
 @pytest.fixture(scope="module")
-def grunfeld():
-    return sm.datasets.grunfeld.load_pandas().data
-
-
-@pytest.fixture(scope="module")
-def fair():
-    return sm.datasets.fair.load_pandas().data
-
-
-@pytest.fixture(scope="module")
 def co2():
     data = sm.datasets.co2.load_pandas().data
     t = np.arange(len(data), dtype=np.float64) / 52.0

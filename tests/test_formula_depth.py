@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
 import torchlinreg as tlr
 from torchlinreg.errors import DataError
-
-
-@pytest.fixture(scope="module")
-def fair():
-    return sm.datasets.fair.load_pandas().data
-
-
-@pytest.fixture(scope="module")
-def grunfeld():
-    return sm.datasets.grunfeld.load_pandas().data
 
 
 def test_a_refused_batch_leaves_the_model_as_it_was(fair, tmp_path):

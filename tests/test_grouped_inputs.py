@@ -15,11 +15,6 @@ from torchlinreg.errors import DataError
 STATS = ("params", "bse", "rsquared", "rsquared_adj", "fvalue", "f_pvalue", "df_model", "llf")
 
 
-@pytest.fixture(scope="module")
-def fair():
-    return sm.datasets.fair.load_pandas().data
-
-
 @pytest.mark.parametrize("cov_type", ["nonrobust", "HC1"])
 def test_dummies_that_sum_to_one_are_a_constant_in_every_group(fair, cov_type):
     # the grouped formula path reported the uncentred R2 (0.113 for 0.011) and F 32 for 3.7

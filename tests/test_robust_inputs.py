@@ -15,16 +15,6 @@ from torchlinreg.errors import DataError, RankWarning
 MACRO = "realinv ~ realgdp + realcons + tbilrate + unemp"
 
 
-@pytest.fixture(scope="module")
-def macrodata():
-    return sm.datasets.macrodata.load_pandas().data
-
-
-@pytest.fixture(scope="module")
-def grunfeld():
-    return sm.datasets.grunfeld.load_pandas().data
-
-
 @pytest.mark.parametrize("maxlags", [0, 2, 8])
 def test_a_formula_passes_hac_lags_on(macrodata, maxlags):
     # the formula path dropped cov_kwds: maxlags=0 gave the default 4, bse 2.03x off

@@ -449,6 +449,22 @@ def as_problem(
     return Xm, Ym, w
 
 
+def missing_labels(values: np.ndarray) -> np.ndarray:
+    """Which labels are missing (NaN, None, pd.NA, NaT) in a 1-D array of group or
+    cluster labels of any kind; np.unique met them first and said text with a NaN "cannot
+    be ordered", and NaT made a group of its own."""
+    kind = values.dtype.kind
+    if kind in "fc":
+        return np.isnan(values)
+    if kind in "Mm":
+        return np.isnat(values)
+    if kind == "O":
+        import pandas as pd
+
+        return np.asarray(pd.isna(values), dtype=bool)
+    return np.zeros(values.shape, dtype=bool)
+
+
 def is_sparse(X) -> bool:
     """A scipy.sparse matrix or array (recognised without importing scipy)."""
     return _module(X) == "scipy" and hasattr(X, "tocsr") and hasattr(X, "nnz")

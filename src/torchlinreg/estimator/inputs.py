@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..data import Matrix, as_problem
 from ..errors import DataError, not_fitted_error
+from ..stats.frames import _is_pandas
 
 
 def resolve_dtype(dtype: Any) -> torch.dtype | None:
@@ -32,19 +33,18 @@ def concat(parts: list[Any]) -> Any:
     the names were lost, so predict took reordered columns too; an iterative hunt)."""
     if parts[0] is None:
         return None
-    if _is_pandas(parts[0]):
+    if all(_is_pandas(p) for p in parts):
         import pandas as pd
 
-        first = list(getattr(parts[0], "columns", [getattr(parts[0], "name", None)]))
-        for i, part in enumerate(parts[1:], start=2):
-            names = list(getattr(part, "columns", [getattr(part, "name", None)]))
-            if _is_pandas(part) and names != first and hasattr(parts[0], "columns"):
-                raise DataError(
-                    f"block {i} has the columns {names}, the first block {first}; give every "
-                    "block the same columns in the same order"
-                )
-        if all(_is_pandas(p) for p in parts):
-            return pd.concat(parts, ignore_index=True)
+        if hasattr(parts[0], "columns"):  # DataFrames: the same columns, in order
+            first = list(parts[0].columns)
+            for i, part in enumerate(parts[1:], start=2):
+                if list(part.columns) != first:
+                    raise DataError(
+                        f"block {i} has the columns {list(part.columns)}, the first block "
+                        f"{first}; give every block the same columns in the same order"
+                    )
+        return pd.concat(parts, ignore_index=True)
     if isinstance(parts[0], Tensor):
         return torch.cat([torch.as_tensor(p) for p in parts])
     return np.concatenate([np.asarray(p) for p in parts])
@@ -219,7 +219,3 @@ def _input_dtype(values, dtype: torch.dtype, upcast: bool) -> torch.dtype:
     if not upcast and values.dtype == torch.float32 and dtype == torch.float64:
         return torch.float32
     return dtype
-
-
-def _is_pandas(value) -> bool:
-    return type(value).__module__.split(".")[0] == "pandas" and hasattr(value, "iloc")

@@ -702,7 +702,4 @@ def _widest_dtype_of_ranks(Xt: Tensor, Yt: Tensor, wt: Tensor | None):
     process ("collective mismatch", SIGABRT) where the exact solvers fit."""
     code = _FLOAT_ORDER.index(Xt.dtype) if Xt.dtype in _FLOAT_ORDER else len(_FLOAT_ORDER) - 1
     widest = _FLOAT_ORDER[int(max(allgather(torch.tensor([code])))[0])]
-    if Xt.dtype == widest:
-        return Xt, Yt, wt
-    cast = (t if t is None else t.to(widest) for t in (Xt, Yt, wt))
-    return tuple(cast)
+    return Xt.to(widest), Yt.to(widest), None if wt is None else wt.to(widest)

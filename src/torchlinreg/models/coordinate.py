@@ -128,9 +128,8 @@ def enet_gram(
     if l1 == 0 and l2 > 0 and n_iter:
         # a ridge's exact solution is one solve away: within tol the gap still left the
         # coefficients 3e-5 (relative) from it at a heavy penalty, where scikit-learn's
-        # sweeps were closer
-        # (the gap cannot tell them apart there: it is rounding noise in both, so the
-        # solve is taken where it meets the bound)
+        # sweeps were closer. The gap, rounding noise for both there, cannot tell them
+        # apart: the solve is taken wherever it meets the bound
         coef, Qw, gap = _polished(Q, q, yy, coef, Qw, gap, l1, l2, positive, accept=bound)
     if warn and not gap <= bound:
         warnings.warn(

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data import missing_labels
 from ..errors import DataError
 
 # elements of one padded slab (64 MiB of float64): bounds the extra memory of a reduction
@@ -53,38 +54,20 @@ def _encode(groups, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     small = _small_integer_codes(values)
     if small is not None:
         return small
-    _refuse_missing_labels(values)
+    missing = missing_labels(values)
+    if missing.any():
+        i = int(np.flatnonzero(missing)[0])
+        shown = "NaN" if values.dtype.kind in "fc" else values[i]
+        raise DataError(
+            f"groups has a missing ({shown}) label at row {i + 1}; drop or label the row"
+        )
     try:
         labels, codes = np.unique(values, return_inverse=True)
     except TypeError as exc:  # mixed label types that do not order
         raise DataError(
             f"groups' labels cannot be ordered ({exc}); use labels of one type"
         ) from exc
-    if labels.dtype.kind == "f" and np.isnan(labels).any():
-        row = int(np.flatnonzero(np.isnan(values))[0]) + 1
-        raise DataError(f"groups has a missing (NaN) label at row {row}; drop or label the row")
-    if labels.dtype == object and any(v is None for v in labels):
-        row = next(i for i, v in enumerate(values) if v is None) + 1
-        raise DataError(f"groups has a missing (None) label at row {row}; drop or label the row")
     return labels, codes.reshape(-1), None
-
-
-def _refuse_missing_labels(values: np.ndarray) -> None:
-    """A missing label (None, NaN, pd.NA among text; NaT) named by its row: text labels
-    with NaN met np.unique first, which said they "cannot be ordered", and NaT made a
-    group of its own (a grouped hunt)."""
-    if values.dtype.kind in "Mm":
-        missing = np.isnat(values)
-    elif values.dtype.kind == "O":
-        import pandas as pd
-
-        missing = np.asarray(pd.isna(values), dtype=bool)
-    else:
-        return
-    if missing.any():
-        row = int(np.flatnonzero(missing)[0]) + 1
-        value = values[row - 1]
-        raise DataError(f"groups has a missing ({value}) label at row {row}; drop or label the row")
 
 
 def encode_groups_on(groups, n: int, device) -> tuple[np.ndarray, Tensor, Tensor]:

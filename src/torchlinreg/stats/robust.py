@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data import missing_labels
 from ..errors import DataError, RankWarning
 from .covariance import _sandwich, q_basis
 
@@ -64,11 +65,8 @@ def unique_labels(col: np.ndarray, j: int, first_row: int = 0) -> tuple[list, np
     labels of mixed types (1 and "a") are told apart by type and value, unsorted."""
     import pandas as pd
 
-    missing = (
-        np.isnan(col) if col.dtype.kind in "fc" else
-        np.asarray(pd.isna(col), dtype=bool) if col.dtype.kind in "OMm" else None
-    )  # fmt: skip
-    if missing is not None and missing.any():
+    missing = missing_labels(col)
+    if missing.any():
         row = first_row + int(np.flatnonzero(missing)[0])
         raise DataError(
             f"clustering variable {j + 1} is missing at row {row + 1} (counting from 1); "
